@@ -1,0 +1,210 @@
+// Command mockas runs the mock OAuth 2.1 authorization server and OpenID
+// Connect identity provider of package mockas. It only wires flags to the
+// library; see the package documentation for the endpoints.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mcp-proxy/mcp-proxy/mockas"
+)
+
+// listFlag is a repeatable string flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, " ") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+func main() {
+	if err := run(os.Args[1:], os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "mockas:", err)
+		os.Exit(2)
+	}
+}
+
+func run(args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("mockas", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		issuer        = fs.String("issuer", "", "issuer `URL`, such as https://auth.provider.com or https://idp.example.com/tenant1 (required); every endpoint lives under it")
+		listen        = fs.String("listen", ":8443", "`address` to listen on")
+		tlsCert       = fs.String("tls-cert", "", "TLS certificate chain `file` (PEM); with -tls-key. Without both, plain http is allowed only on a loopback -listen address")
+		tlsKey        = fs.String("tls-key", "", "TLS private key `file` (PEM)")
+		caFile        = fs.String("ca-file", "", "extra root certificates (PEM `file`) trusted when fetching Client ID Metadata Documents, added to the system roots")
+		allowLoopback = fs.Bool("allow-loopback", false, "let Client ID Metadata Document hosts resolve to loopback addresses (development only)")
+		disableCIMD   = fs.Bool("disable-cimd", false, "turn off Client ID Metadata Documents: https URL client ids become unknown clients")
+		scopes        = fs.String("scopes", "", "comma-separated `scopes` clients may request besides openid, email and profile; empty accepts any scope")
+		controlSecret = fs.String("control-secret", "", "shared `secret` guarding the test-control API under /.test/ (default $MOCKAS_CONTROL_SECRET; empty disables the API)")
+		accessTTL     = fs.Duration("access-token-ttl", mockas.DefaultAccessTokenTTL, "access token and ID token lifetime")
+		refreshTTL    = fs.Duration("refresh-token-ttl", mockas.DefaultRefreshTokenTTL, "refresh token lifetime")
+		codeTTL       = fs.Duration("code-ttl", mockas.DefaultCodeTTL, "authorization code lifetime")
+		signingAlg    = fs.String("signing-alg", "RS256", "JWS `algorithm` of access and ID tokens: RS256 or ES256")
+		logLevel      = fs.String("log-level", "info", "log `level`: debug, info, warn or error")
+		trustHosts    listFlag
+		clients       listFlag
+		users         listFlag
+	)
+	fs.Var(&trustHosts, "trust-host", "host `name` allowed to resolve to private or loopback addresses when fetching Client ID Metadata Documents, such as the stack's client.example.net (repeatable)")
+	fs.Var(&clients, "client", "pre-registered client as a `spec`: id=ID,secret=S,redirect=URI[,redirect=URI][,name=NAME]; omit secret for a public client (repeatable)")
+	fs.Var(&users, "user", "user `name:password` that can sign in (repeatable); replaces the default users alice:alice-password and bob:bob-password")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, `Usage: mockas -issuer URL [flags]
+
+mockas is a mock OAuth 2.1 authorization server and OpenID Connect identity
+provider for tests and local trials: PKCE S256 only, exact redirect URIs,
+single-use codes, refresh token rotation, Client ID Metadata Documents,
+JWT access tokens, login and consent pages.
+
+Example:
+  mockas -issuer https://auth.provider.com -tls-cert cert.pem -tls-key key.pem \
+    -client id=mcp-proxy,secret=s3cret,redirect=https://mcp.example.com/.auth/callback
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if *issuer == "" {
+		fs.Usage()
+		return errors.New("-issuer is required")
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("-log-level: %v", err)
+	}
+	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	cfg := mockas.Config{
+		Issuer:           *issuer,
+		DisableCIMD:      *disableCIMD,
+		AccessTokenTTL:   *accessTTL,
+		RefreshTokenTTL:  *refreshTTL,
+		CodeTTL:          *codeTTL,
+		SigningAlgorithm: *signingAlg,
+		TrustedHosts:     trustHosts,
+		AllowLoopback:    *allowLoopback,
+		ControlSecret:    *controlSecret,
+		Logger:           logger,
+	}
+	if cfg.ControlSecret == "" {
+		cfg.ControlSecret = os.Getenv("MOCKAS_CONTROL_SECRET")
+	}
+	if *scopes != "" {
+		for sc := range strings.SplitSeq(*scopes, ",") {
+			if sc = strings.TrimSpace(sc); sc != "" {
+				cfg.ScopesSupported = append(cfg.ScopesSupported, sc)
+			}
+		}
+	}
+	for _, v := range clients {
+		c, err := mockas.ParseClientFlag(v)
+		if err != nil {
+			return fmt.Errorf("-client: %v", err)
+		}
+		cfg.Clients = append(cfg.Clients, c)
+	}
+	for _, v := range users {
+		u, err := mockas.ParseUserFlag(v)
+		if err != nil {
+			return fmt.Errorf("-user: %v", err)
+		}
+		cfg.Users = append(cfg.Users, u)
+	}
+	if *caFile != "" {
+		pem, err := os.ReadFile(*caFile)
+		if err != nil {
+			return fmt.Errorf("-ca-file: %v", err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("-ca-file %s: no PEM certificates found", *caFile)
+		}
+		cfg.RootCAs = pool
+	}
+
+	var tlsConfig *tls.Config
+	switch {
+	case *tlsCert != "" && *tlsKey != "":
+		pair, err := tls.LoadX509KeyPair(*tlsCert, *tlsKey)
+		if err != nil {
+			return fmt.Errorf("-tls-cert/-tls-key: %v", err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+	case *tlsCert != "" || *tlsKey != "":
+		return errors.New("-tls-cert and -tls-key go together")
+	case !loopbackAddr(*listen):
+		return fmt.Errorf("no -tls-cert/-tls-key: plain http is allowed only on a loopback -listen address (such as 127.0.0.1:8443), not %q", *listen)
+	}
+
+	srv, err := mockas.New(cfg)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsConfig}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() {
+		if tlsConfig != nil {
+			errc <- hs.ServeTLS(ln, "", "")
+		} else {
+			errc <- hs.Serve(ln)
+		}
+	}()
+	if tlsConfig == nil {
+		logger.Warn("mockas_plain_http", "listen", ln.Addr().String(), "issuer", srv.Issuer(),
+			"warning", "serving plain http for a local trial: no TLS certificate was given, and the session cookie is Secure, so only browsers that treat loopback as secure keep the login")
+	}
+	logger.Info("mockas_listening", "listen", ln.Addr().String(), "issuer", srv.Issuer(), "tls", tlsConfig != nil)
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("mockas_shutting_down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return hs.Shutdown(sctx)
+}
+
+// loopbackAddr reports whether a listen address binds only loopback.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,82 @@
+// Package mockas is a mock OAuth 2.1 authorization server that is also an
+// OpenID Connect identity provider. The conformance harness runs the proxy
+// against it in two roles, one issuer per [Server]: the remote MCP server's
+// authorization server (https://auth.provider.com) and the operator's
+// identity provider (https://idp.example.com).
+//
+// It behaves like the strictest real server, because a mock that accepts
+// anything lets a broken proxy pass: PKCE S256 only (plain and missing are
+// refused), exact redirect URI match, single-use codes whose replay revokes
+// what they issued, refresh token rotation with reuse detection, resource
+// indicators checked at every step, Client ID Metadata Documents fetched
+// through an SSRF guard and validated to the letter, and every parameter at
+// most once.
+//
+// # Endpoints
+//
+// {issuer} is Config.Issuer; {path} is its path ("" when it has none).
+//
+//	GET  /.well-known/oauth-authorization-server{path}   RFC 8414 metadata
+//	GET  /.well-known/openid-configuration{path}         the same document (OIDC discovery)
+//	GET  {path}/.well-known/openid-configuration         the same document (OIDC discovery)
+//	GET  {issuer}/authorize   authorization request → login page, consent page or redirect
+//	POST {issuer}/login       login form
+//	GET  {issuer}/consent?flow=ID, POST {issuer}/consent   consent page and decision
+//	GET|POST {issuer}/logout  ends the browser's login session
+//	POST {issuer}/token       authorization_code and refresh_token grants
+//	POST {issuer}/revoke      RFC 7009 revocation
+//	GET  {issuer}/jwks        JSON Web Key Set, public keys only
+//	GET|POST {issuer}/userinfo  OIDC UserInfo (bearer access token with openid scope)
+//	GET  /healthz             200 "ok"
+//	GET|DELETE /.test/events  recorded events (control API, guarded by Config.ControlSecret)
+//
+// # Forms
+//
+// The login page's form posts to {issuer}/login with the fields username,
+// password, flow (hidden) and csrf_token (hidden); its button reads "Sign
+// in". A wrong password renders the form again with status 401. The consent
+// page's form posts to {issuer}/consent with flow and csrf_token (hidden)
+// and one of two buttons: name="decision" value="approve" ("Allow") or
+// value="deny" ("Deny"). The forms are bound to the browser by the login
+// session cookie (__Host-mockas_session_<8 hex digits of the issuer's
+// SHA-256>, Secure, HttpOnly, SameSite=Lax, Path=/), which /authorize sets,
+// so a headless client needs a cookie jar. Pages send X-Frame-Options: DENY
+// and a Content-Security-Policy with frame-ancestors 'none' and no scripts.
+//
+// An error found before the client and its redirect URI are validated is an
+// HTML page with status 400 whose elements #error and #error_description
+// carry the OAuth error code and text; later errors redirect with error,
+// error_description, state and iss.
+//
+// # Events
+//
+// Each request records a [control.Event] with Kind, Method, Host, Path and
+// Status; secrets appear only as [control.Fingerprint]s.
+//
+//	metadata    Detail: document (oauth-authorization-server | openid-configuration)
+//	authorize   Params: the request's parameters. Detail: outcome (login_page, consent_page,
+//	            code_issued), flow, sub, code (fingerprint), error, error_description
+//	login       Params: flow, username, client_id. Detail: sub, outcome, error
+//	consent     Params: flow, decision, client_id. Detail: sub, scope, outcome (consent_page,
+//	            login_page, code_issued, denied), code, error
+//	cimd_fetch  Host, Path of the document; Params: url. Status: the HTTP status (0 when no
+//	            response). Detail: error, or client_name and cache_seconds
+//	token       Params: grant_type, client_id, resource, scope, redirect_uri and fingerprints of
+//	            code, code_verifier, refresh_token, client_secret. Detail: auth_method, and
+//	            access_token, refresh_token, id_token (fingerprints), jti, sub, aud, scope; or
+//	            error, error_description
+//	revoke      Params: token (fingerprint), token_type_hint, client_id. Detail: revoked, jti, error
+//	jwks        Detail: keys (how many)
+//	userinfo    Authorization: the token's fingerprint. Detail: sub, jti, or error
+//	logout      Detail: sub
+//
+// # Tokens
+//
+// Access tokens are JWTs (RFC 9068, typ at+jwt) with iss, sub, aud (the
+// authorized resource, else the client id), exp, iat, nbf, jti, scope,
+// client_id and auth_time. ID tokens carry iss, sub, aud (the client id),
+// exp, iat, auth_time, nonce, at_hash, azp, and email (email scope) and
+// name (profile scope). Both are signed with the current key of
+// [Server.JWKS]; [Server.RotateKey] adds a key and keeps the old ones
+// published.
+package mockas
