@@ -1,0 +1,653 @@
+package mockmcp
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mcp-proxy/mcp-proxy/internal/control"
+	"github.com/modelcontextprotocol/go-sdk/auth"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/modelcontextprotocol/go-sdk/oauthex"
+)
+
+// Event kinds this server records.
+const (
+	// KindMCP is a request to the MCP endpoint (the path of ResourceURL).
+	KindMCP = "mcp"
+	// KindPRM is a request under /.well-known/oauth-protected-resource,
+	// answered or not.
+	KindPRM = "prm"
+	// KindOther is a request to any other path (404), such as a client
+	// probing for authorization server metadata on the resource's host.
+	KindOther = "other"
+)
+
+// Detail keys of recorded events. Values never hold a token.
+const (
+	DetailMCPMethod          = "mcp_method"           // JSON-RPC method(s) of a POST body, comma-separated for a batch
+	DetailToolName           = "tool_name"            // params.name of a tools/call
+	DetailMCPSessionID       = "mcp_session_id"       // Mcp-Session-Id request header
+	DetailMCPProtocolVersion = "mcp_protocol_version" // MCP-Protocol-Version request header
+	DetailLastEventID        = "last_event_id"        // Last-Event-ID request header
+	DetailMCPMethodHeader    = "mcp_method_header"    // Mcp-Method request header (2026-07-28)
+	DetailMCPNameHeader      = "mcp_name_header"      // Mcp-Name request header (2026-07-28)
+	DetailAssignedSessionID  = "assigned_session_id"  // Mcp-Session-Id the response assigned
+	DetailBodyInspected      = "body_inspected"       // "false" when a POST body exceeded 1 MiB and was not parsed
+	DetailSub                = "sub"                  // verified token's sub
+	DetailJTI                = "jti"                  // verified token's jti
+	DetailIss                = "iss"                  // verified token's iss
+	DetailClientID           = "client_id"            // verified token's client_id
+	DetailScope              = "scope"                // verified token's scope
+	DetailError              = "error"                // error code answered: invalid_token, invalid_request, insufficient_scope, ...
+	DetailErrorDescription   = "error_description"    // why the request was refused
+	DetailWWWAuthenticate    = "www_authenticate"     // the challenge sent, if any
+)
+
+const (
+	wellKnownPRM = "/.well-known/oauth-protected-resource"
+	// maxInspectedBody bounds how much of a POST body is read to learn the
+	// JSON-RPC method; the rest still reaches the SDK untouched.
+	maxInspectedBody = 1 << 20
+	// maxSeenTokenIDs bounds the jtis remembered for Faults.RevokeSeen.
+	maxSeenTokenIDs = 10000
+)
+
+// Server is the mock MCP server: an OAuth-protected resource server speaking
+// MCP over Streamable HTTP. It is an http.Handler; see the package comment
+// for its endpoints.
+type Server struct {
+	cfg  Config
+	log  *slog.Logger
+	now  func() time.Time
+	rec  *control.Recorder
+	host string // canonical host[:port] of ResourceURL
+
+	mcpPath         string
+	prmPath         string // where metadata is served; "" when none
+	prmURL          string // named in challenges; "" when none
+	prmHandler      http.Handler
+	challengeScopes []string
+	verifier        *verifier // nil with NoAuth
+	mcpHandler      http.Handler
+	control         http.Handler
+
+	mu       sync.Mutex
+	faults   Faults
+	revoked  map[string]bool
+	seenJTIs map[string]bool
+}
+
+// New checks cfg and returns a server. It makes no network calls: the
+// authorization servers' keys are fetched on the first token check.
+func New(cfg Config) (*Server, error) {
+	resource, err := cfg.validate()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		now:      cfg.Now,
+		rec:      &control.Recorder{},
+		host:     canonicalHost(resource.Scheme, resource.Host),
+		revoked:  map[string]bool{},
+		seenJTIs: map[string]bool{},
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.mcpPath = resource.Path
+	if s.mcpPath == "" {
+		s.mcpPath = "/"
+	}
+	origin := resource.Scheme + "://" + resource.Host
+	s.challengeScopes = cfg.ChallengeScopes
+	if s.challengeScopes == nil {
+		s.challengeScopes = cfg.ScopesSupported
+	}
+
+	if !cfg.NoAuth {
+		audiences := []string{cfg.ResourceURL}
+		var prmResource string
+		switch cfg.PRM {
+		case PRMPathSuffixed:
+			// RFC 9728 §3.1: a terminating slash after the host is removed.
+			s.prmPath = wellKnownPRM
+			if resource.Path != "/" {
+				s.prmPath += resource.Path
+			}
+			prmResource = cfg.ResourceURL
+		case PRMRoot:
+			s.prmPath = wellKnownPRM
+			prmResource = origin
+			if origin != cfg.ResourceURL {
+				audiences = append(audiences, origin)
+			}
+		}
+		if s.prmPath != "" {
+			s.prmURL = origin + (&url.URL{Path: s.prmPath}).EscapedPath()
+			name := cfg.ResourceName
+			if name == "" {
+				name = "Mock MCP server"
+			}
+			s.prmHandler = auth.ProtectedResourceMetadataHandler(&oauthex.ProtectedResourceMetadata{
+				Resource:               prmResource,
+				AuthorizationServers:   slices.Clone(cfg.AuthorizationServers),
+				ScopesSupported:        slices.Clone(cfg.ScopesSupported),
+				BearerMethodsSupported: []string{"header"},
+				ResourceName:           name,
+			})
+		}
+		client := cfg.HTTPClient
+		if client == nil {
+			client = http.DefaultClient
+		}
+		s.verifier = &verifier{issuers: map[string]*keySource{}, audiences: audiences, now: s.now}
+		for _, iss := range cfg.AuthorizationServers {
+			s.verifier.issuers[iss] = &keySource{issuer: iss, client: client, now: s.now, log: s.log}
+		}
+	}
+
+	mcpSrv := s.newMCPServer()
+	sdk := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return mcpSrv }, &mcp.StreamableHTTPOptions{
+		// In the harness every request arrives over loopback (127.0.0.1 or a
+		// published container port) carrying a real-looking Host such as
+		// remote-mcp.provider.com, which the SDK's DNS-rebinding guard would
+		// refuse with 403. The proxy in front validates Host and Origin, and
+		// this server checks Host against ResourceURL itself (AllowAnyHost).
+		DisableLocalhostProtection: true,
+		// Resumability, so a proxy's Last-Event-ID relay can be tested.
+		EventStore: mcp.NewMemoryEventStore(nil),
+		Logger:     s.log.With("component", "mcp_sdk"),
+	})
+	if cfg.NoAuth {
+		s.mcpHandler = sdk
+	} else {
+		// The SDK learns who is calling only through auth.RequireBearerToken.
+		// The token was already verified; this hands the result over, so that
+		// tools see it and the SDK binds each session to its user (a request
+		// with another user's token on the session gets 403).
+		s.mcpHandler = auth.RequireBearerToken(func(ctx context.Context, _ string, _ *http.Request) (*auth.TokenInfo, error) {
+			id, _ := ctx.Value(identityCtxKey{}).(*Identity)
+			if id == nil {
+				return nil, fmt.Errorf("%w: the token was not verified", auth.ErrInvalidToken)
+			}
+			return &auth.TokenInfo{
+				Scopes: id.Scopes,
+				UserID: id.Issuer + " " + id.Subject,
+				Extra:  map[string]any{identityKey: id},
+				// Expiration stays zero: exp was checked against Config.Now,
+				// and the SDK would check it again against the wall clock.
+			}, nil
+		}, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})(sdk)
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle(control.PathPrefix+"events", control.EventsHandler(s.rec))
+	mux.HandleFunc(control.PathPrefix+"faults", s.serveFaults)
+	s.control = control.Guard(cfg.ControlSecret, mux)
+	return s, nil
+}
+
+type identityCtxKey struct{}
+
+// Recorder returns the recorder holding every request the server received
+// (except /healthz and the control API).
+func (s *Server) Recorder() *control.Recorder { return s.rec }
+
+// ResourceMetadataURL returns the protected resource metadata URL that the
+// challenge names, or "" when there is none (PRMAbsent, NoAuth).
+func (s *Server) ResourceMetadataURL() string { return s.prmURL }
+
+// ServeHTTP routes a request; see the package comment for the endpoints.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch p := r.URL.Path; {
+	case p == "/healthz":
+		control.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	case strings.HasPrefix(p, control.PathPrefix):
+		s.control.ServeHTTP(w, r)
+	default:
+		s.serveRecorded(w, r)
+	}
+}
+
+func (s *Server) kindOf(p string) string {
+	switch {
+	case p == s.mcpPath:
+		return KindMCP
+	case p == wellKnownPRM || strings.HasPrefix(p, wellKnownPRM+"/"):
+		return KindPRM
+	}
+	return KindOther
+}
+
+func (s *Server) serveRecorded(w http.ResponseWriter, r *http.Request) {
+	ev := &control.Event{
+		Time:   s.now(),
+		Kind:   s.kindOf(r.URL.Path),
+		Method: r.Method,
+		Host:   r.Host,
+		Path:   r.URL.Path,
+		Detail: map[string]string{},
+	}
+	if h := r.Header.Get("Authorization"); h != "" {
+		ev.Authorization = fingerprintAuthorization(h)
+	}
+	sessionID := r.Header.Get("Mcp-Session-Id")
+	rw := &recordingWriter{ResponseWriter: w}
+	rw.onHeader = func(status int, hdr http.Header) {
+		ev.Status = status
+		if sid := hdr.Get("Mcp-Session-Id"); sid != "" && sid != sessionID {
+			ev.Detail[DetailAssignedSessionID] = sid
+		}
+		if len(ev.Detail) == 0 {
+			ev.Detail = nil
+		}
+		s.rec.Record(*ev)
+		s.logEvent(r.Context(), ev)
+	}
+	defer rw.finish()
+
+	if ev.Kind != KindOther && !s.hostOK(r.Host) {
+		s.refuse(rw, ev, http.StatusMisdirectedRequest, "misdirected_request",
+			fmt.Sprintf("this server is %s; the request named host %s", s.cfg.ResourceURL, r.Host), "")
+		return
+	}
+	switch ev.Kind {
+	case KindPRM:
+		if s.prmHandler != nil && r.URL.Path == s.prmPath {
+			s.prmHandler.ServeHTTP(rw, r)
+			return
+		}
+		s.refuse(rw, ev, http.StatusNotFound, "not_found", "no protected resource metadata at "+r.URL.Path, "")
+	case KindMCP:
+		s.serveMCP(rw, r, ev)
+	default:
+		s.refuse(rw, ev, http.StatusNotFound, "not_found", "nothing at "+r.URL.Path+"; the MCP endpoint is "+s.mcpPath, "")
+	}
+}
+
+func (s *Server) serveMCP(w http.ResponseWriter, r *http.Request, ev *control.Event) {
+	for key, header := range map[string]string{
+		DetailMCPSessionID:       "Mcp-Session-Id",
+		DetailMCPProtocolVersion: "MCP-Protocol-Version",
+		DetailLastEventID:        "Last-Event-ID",
+		DetailMCPMethodHeader:    "Mcp-Method",
+		DetailMCPNameHeader:      "Mcp-Name",
+	} {
+		if v := r.Header.Get(header); v != "" {
+			ev.Detail[key] = v
+		}
+	}
+	var calls []rpcCall
+	inspected := true
+	if r.Method == http.MethodPost && r.Body != nil {
+		calls, inspected = inspectBody(r)
+		var methods []string
+		for _, c := range calls {
+			if c.Method != "" {
+				methods = append(methods, c.Method)
+			}
+			if c.Method == "tools/call" && c.Tool != "" {
+				ev.Detail[DetailToolName] = c.Tool
+			}
+		}
+		if len(methods) > 0 {
+			ev.Detail[DetailMCPMethod] = strings.Join(methods, ",")
+		}
+		if !inspected {
+			ev.Detail[DetailBodyInspected] = "false"
+		}
+	}
+	if s.cfg.NoAuth {
+		s.mcpHandler.ServeHTTP(w, r)
+		return
+	}
+
+	tok, fail := s.extractToken(r)
+	if fail != nil {
+		s.challenge(w, ev, fail)
+		return
+	}
+	id, err := s.verifier.verify(r.Context(), tok)
+	var te *tokenError
+	switch {
+	case errors.As(err, &te):
+		s.challenge(w, ev, &authFailure{status: http.StatusUnauthorized, code: "invalid_token", desc: te.Description})
+		return
+	case err != nil:
+		s.refuse(w, ev, http.StatusServiceUnavailable, "temporarily_unavailable", "cannot verify the token now: "+err.Error(), "")
+		return
+	}
+	id.Fingerprint = control.Fingerprint(tok)
+	ev.Detail[DetailSub] = id.Subject
+	ev.Detail[DetailJTI] = id.TokenID
+	ev.Detail[DetailIss] = id.Issuer
+	ev.Detail[DetailClientID] = id.ClientID
+	ev.Detail[DetailScope] = strings.Join(id.Scopes, " ")
+
+	s.mu.Lock()
+	revoked := s.revoked[id.TokenID]
+	if !revoked && len(s.seenJTIs) < maxSeenTokenIDs {
+		s.seenJTIs[id.TokenID] = true
+	}
+	faultStatus := s.faults.MCPStatus
+	s.mu.Unlock()
+	if revoked {
+		s.challenge(w, ev, &authFailure{status: http.StatusUnauthorized, code: "invalid_token", desc: "the token was revoked (test fault)"})
+		return
+	}
+	if len(s.cfg.ToolScopes) > 0 {
+		if !inspected {
+			s.refuse(w, ev, http.StatusRequestEntityTooLarge, "request_too_large",
+				fmt.Sprintf("this server checks tool scopes and reads at most %d bytes of a request", maxInspectedBody), "")
+			return
+		}
+		for _, c := range calls {
+			need, ok := s.cfg.ToolScopes[c.Tool]
+			if c.Method != "tools/call" || !ok || id.hasScopes(need) {
+				continue
+			}
+			scopes := slices.Clone(s.challengeScopes)
+			for _, sc := range need {
+				if !slices.Contains(scopes, sc) {
+					scopes = append(scopes, sc)
+				}
+			}
+			s.challenge(w, ev, &authFailure{
+				status: http.StatusForbidden, code: "insufficient_scope", scopes: scopes,
+				desc: fmt.Sprintf("tool %s needs scope %s; the token has scope [%s]", c.Tool, strings.Join(need, " "), strings.Join(id.Scopes, " ")),
+			})
+			return
+		}
+	}
+	if faultStatus != 0 {
+		s.refuse(w, ev, faultStatus, "test_fault", fmt.Sprintf("the control API set mcp_status %d", faultStatus), "")
+		return
+	}
+	s.mcpHandler.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityCtxKey{}, id)))
+}
+
+// authFailure is a refused request that gets a Bearer challenge.
+type authFailure struct {
+	status int
+	code   string // "" for a request without credentials (RFC 6750 section 3.1)
+	desc   string
+	scopes []string // nil = the challenge scopes
+}
+
+// extractToken takes the bearer token from the Authorization header, the one
+// method this server supports (RFC 6750 §2.1; MCP forbids the query).
+func (s *Server) extractToken(r *http.Request) (string, *authFailure) {
+	if r.URL.Query().Has("access_token") {
+		return "", &authFailure{status: http.StatusBadRequest, code: "invalid_request",
+			desc: "access tokens in the URI query are not accepted; send Authorization: Bearer (RFC 6750 section 2.1, MCP authorization)"}
+	}
+	vals := r.Header.Values("Authorization")
+	switch {
+	case len(vals) == 0:
+		return "", &authFailure{status: http.StatusUnauthorized, desc: "no access token"}
+	case len(vals) > 1:
+		return "", &authFailure{status: http.StatusBadRequest, code: "invalid_request", desc: "more than one Authorization header"}
+	}
+	scheme, cred, _ := strings.Cut(vals[0], " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		// An unsupported method counts as no credentials: no error code.
+		return "", &authFailure{status: http.StatusUnauthorized, desc: "the Authorization scheme is not Bearer"}
+	}
+	cred = strings.TrimLeft(cred, " ")
+	if !isToken68(cred) {
+		return "", &authFailure{status: http.StatusBadRequest, code: "invalid_request",
+			desc: "the Bearer credentials are malformed: want one b64token (RFC 6750 section 2.1)"}
+	}
+	return cred, nil
+}
+
+// isToken68 matches the b64token of RFC 6750 §2.1.
+func isToken68(s string) bool {
+	if s == "" {
+		return false
+	}
+	i := 0
+	for ; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/') {
+			break
+		}
+	}
+	if i == 0 {
+		return false
+	}
+	for ; i < len(s); i++ {
+		if s[i] != '=' {
+			return false
+		}
+	}
+	return true
+}
+
+// challenge answers with a Bearer challenge (RFC 6750 §3, RFC 9728 §5.1).
+func (s *Server) challenge(w http.ResponseWriter, ev *control.Event, f *authFailure) {
+	scopes := f.scopes
+	if scopes == nil {
+		scopes = s.challengeScopes
+	}
+	desc := headerSafe(f.desc)
+	var params []string
+	if f.code != "" {
+		params = append(params, `error="`+f.code+`"`, `error_description="`+desc+`"`)
+	}
+	if s.prmURL != "" {
+		params = append(params, `resource_metadata="`+s.prmURL+`"`)
+	}
+	if len(scopes) > 0 {
+		params = append(params, `scope="`+strings.Join(scopes, " ")+`"`)
+	}
+	value := "Bearer"
+	if len(params) > 0 {
+		value += " " + strings.Join(params, ", ")
+	}
+	bodyCode := f.code
+	if bodyCode == "" {
+		bodyCode = "unauthorized"
+		desc = "a bearer token is required (" + desc + ")"
+		if s.prmURL != "" {
+			desc += "; see resource_metadata in WWW-Authenticate"
+		}
+	}
+	s.refuse(w, ev, f.status, bodyCode, desc, value)
+}
+
+// refuse answers with a JSON error body {"error","error_description"}, and a
+// WWW-Authenticate header when challenge is not empty.
+func (s *Server) refuse(w http.ResponseWriter, ev *control.Event, status int, code, desc, challenge string) {
+	ev.Detail[DetailError] = code
+	ev.Detail[DetailErrorDescription] = desc
+	if challenge != "" {
+		ev.Detail[DetailWWWAuthenticate] = challenge
+		w.Header().Set("WWW-Authenticate", challenge)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": desc})
+}
+
+// headerSafe keeps only the characters RFC 6750 §3 allows in
+// error_description: printable ASCII without '"' and '\'.
+func headerSafe(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		switch {
+		case c == '"':
+			b[i] = '\''
+		case c == '\\' || c < 0x20 || c > 0x7e:
+			b[i] = '?'
+		}
+	}
+	return string(b)
+}
+
+func (s *Server) hostOK(host string) bool {
+	if s.cfg.AllowAnyHost {
+		return true
+	}
+	return canonicalHost(s.scheme(), host) == s.host
+}
+
+func (s *Server) scheme() string {
+	scheme, _, _ := strings.Cut(s.cfg.ResourceURL, ":")
+	return scheme
+}
+
+// canonicalHost lower-cases host and drops the scheme's default port.
+func canonicalHost(scheme, host string) string {
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	if scheme == "https" {
+		host = strings.TrimSuffix(host, ":443")
+	} else {
+		host = strings.TrimSuffix(host, ":80")
+	}
+	return host
+}
+
+// fingerprintAuthorization fingerprints the bearer token, or the whole
+// header value for another scheme, so nothing secret is ever stored.
+func fingerprintAuthorization(h string) string {
+	if tok := bearerToken(h); tok != "" {
+		return control.Fingerprint(tok)
+	}
+	return control.Fingerprint(h)
+}
+
+type rpcCall struct {
+	Method string
+	Tool   string
+}
+
+// inspectBody reads up to maxInspectedBody bytes of a POST body to learn its
+// JSON-RPC method(s), and puts the body back for the SDK. inspected is false
+// when the body was larger and was not parsed.
+func inspectBody(r *http.Request) (calls []rpcCall, inspected bool) {
+	buf, _ := io.ReadAll(io.LimitReader(r.Body, maxInspectedBody+1))
+	r.Body = readCloser{io.MultiReader(bytes.NewReader(buf), r.Body), r.Body}
+	if len(buf) > maxInspectedBody {
+		return nil, false
+	}
+	type msg struct {
+		Method string          `json:"method"`
+		Params json.RawMessage `json:"params"`
+	}
+	var msgs []msg
+	trimmed := bytes.TrimSpace(buf)
+	if len(trimmed) > 0 && trimmed[0] == '[' {
+		_ = json.Unmarshal(trimmed, &msgs)
+	} else {
+		var m msg
+		if json.Unmarshal(trimmed, &m) == nil {
+			msgs = []msg{m}
+		}
+	}
+	for _, m := range msgs {
+		c := rpcCall{Method: m.Method}
+		if m.Method == "tools/call" {
+			var p struct {
+				Name string `json:"name"`
+			}
+			_ = json.Unmarshal(m.Params, &p)
+			c.Tool = p.Name
+		}
+		calls = append(calls, c)
+	}
+	return calls, true
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
+}
+
+func (s *Server) logEvent(ctx context.Context, ev *control.Event) {
+	level := slog.LevelInfo
+	if ev.Status >= 500 {
+		level = slog.LevelWarn
+	}
+	attrs := []slog.Attr{
+		slog.String("kind", ev.Kind),
+		slog.String("method", ev.Method),
+		slog.String("host", ev.Host),
+		slog.String("path", ev.Path),
+		slog.Int("status", ev.Status),
+	}
+	if ev.Authorization != "" {
+		attrs = append(attrs, slog.String("authorization", ev.Authorization))
+	}
+	keys := make([]string, 0, len(ev.Detail))
+	for k := range ev.Detail {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		attrs = append(attrs, slog.String(k, ev.Detail[k]))
+	}
+	s.log.LogAttrs(ctx, level, "request", attrs...)
+}
+
+// recordingWriter notes the status when the response starts and keeps
+// flushing working, so server-sent events stream unbuffered.
+type recordingWriter struct {
+	http.ResponseWriter
+	onHeader func(status int, hdr http.Header)
+	once     sync.Once
+}
+
+func (w *recordingWriter) started(status int) {
+	w.once.Do(func() { w.onHeader(status, w.ResponseWriter.Header()) })
+}
+
+func (w *recordingWriter) WriteHeader(status int) {
+	if status >= 200 {
+		w.started(status)
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *recordingWriter) Write(b []byte) (int, error) {
+	w.started(http.StatusOK)
+	return w.ResponseWriter.Write(b)
+}
+
+// Flush implements http.Flusher.
+func (w *recordingWriter) Flush() {
+	w.started(http.StatusOK)
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+// FlushError lets http.ResponseController report flush failures.
+func (w *recordingWriter) FlushError() error {
+	w.started(http.StatusOK)
+	return http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (w *recordingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// finish records a response that wrote nothing (net/http then sends 200).
+func (w *recordingWriter) finish() { w.started(http.StatusOK) }
+
+var _ http.Flusher = (*recordingWriter)(nil)

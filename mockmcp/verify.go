@@ -1,0 +1,258 @@
+package mockmcp
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+)
+
+// clockSkew is the tolerance on exp, nbf and iat: the AS and this server run
+// on different clocks in the container stack.
+const clockSkew = 30 * time.Second
+
+// allowedAlgs are the JWS algorithms a token may use. "none" and the HMAC
+// family are never accepted: a resource server holds no shared secret, and
+// accepting HS256 with a public key as the secret is a classic forgery.
+var allowedAlgs = []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.PS256}
+
+// tokenError is a token that was refused: 401 error="invalid_token" with
+// Description as error_description (RFC 6750 §3.1).
+type tokenError struct{ Description string }
+
+func (e *tokenError) Error() string { return "invalid_token: " + e.Description }
+
+func invalid(format string, args ...any) error {
+	return &tokenError{Description: fmt.Sprintf(format, args...)}
+}
+
+// Identity is what a verified access token says (RFC 9068 §2.2).
+type Identity struct {
+	Issuer    string
+	Subject   string
+	Audience  []string
+	ClientID  string
+	TokenID   string
+	Scopes    []string
+	ExpiresAt time.Time
+	// Fingerprint is control.Fingerprint of the token.
+	Fingerprint string
+}
+
+// hasScopes reports whether every scope in want was granted.
+func (id *Identity) hasScopes(want []string) bool {
+	for _, s := range want {
+		if !slices.Contains(id.Scopes, s) {
+			return false
+		}
+	}
+	return true
+}
+
+// accessTokenClaims are the RFC 9068 claims beyond the registered ones.
+type accessTokenClaims struct {
+	ClientID string `json:"client_id"`
+	// Scope is a space-separated list (RFC 9068 §2.2.3, RFC 8693 §4.2).
+	Scope *string `json:"scope"`
+}
+
+// rawPayload keeps the verified claims set as bytes, so that a malformed
+// claim is reported as such and not as a bad signature.
+type rawPayload []byte
+
+func (p *rawPayload) UnmarshalJSON(b []byte) error {
+	*p = append((*p)[:0], b...)
+	return nil
+}
+
+// verifier checks JWT access tokens per RFC 9068 and RFC 6750.
+type verifier struct {
+	issuers   map[string]*keySource
+	audiences []string // any one of them must be in "aud"
+	now       func() time.Time
+}
+
+// verify returns the token's identity, a *tokenError for a token that must
+// be refused, or a *keyFetchError when the issuer's keys are unavailable.
+func (v *verifier) verify(ctx context.Context, raw string) (*Identity, error) {
+	parts := strings.Split(raw, ".")
+	switch {
+	case len(parts) == 5:
+		return nil, invalid("the token is an encrypted JWT (JWE); this server accepts signed JWT access tokens (RFC 9068) only")
+	case len(parts) != 3:
+		return nil, invalid("the token is not a JWT: want three base64url parts separated by dots (RFC 7519), got %d part(s)", len(parts))
+	}
+	hb, err := base64.RawURLEncoding.DecodeString(parts[0])
+	var hdr struct {
+		Alg  string   `json:"alg"`
+		Kid  string   `json:"kid"`
+		Typ  string   `json:"typ"`
+		Crit []string `json:"crit"`
+	}
+	if err != nil || json.Unmarshal(hb, &hdr) != nil {
+		return nil, invalid("the token's JOSE header is not base64url-encoded JSON")
+	}
+	if !slices.Contains(allowedAlgs, jose.SignatureAlgorithm(hdr.Alg)) {
+		return nil, invalid("alg %s is not accepted; this server accepts %s", quoteOrEmpty(hdr.Alg), algList())
+	}
+	if t := strings.ToLower(hdr.Typ); t != "at+jwt" && t != "application/at+jwt" {
+		return nil, invalid("typ %s is not at+jwt: not a JWT access token (RFC 9068 section 4)", quoteOrEmpty(hdr.Typ))
+	}
+	if len(hdr.Crit) > 0 {
+		return nil, invalid("critical header parameters %v are not understood (RFC 7515 section 4.1.11)", hdr.Crit)
+	}
+	tok, err := jwt.ParseSigned(raw, allowedAlgs)
+	if err != nil {
+		return nil, invalid("the token is not a valid JWS compact serialization: %v", trimJoseErr(err))
+	}
+
+	// The unverified iss only picks which AS's keys to try; it is trusted
+	// once a key of that same AS verifies the signature.
+	var unverified jwt.Claims
+	if err := tok.UnsafeClaimsWithoutVerification(&unverified); err != nil {
+		return nil, invalid("the token's claims are not a JSON object: %v", trimJoseErr(err))
+	}
+	if unverified.Issuer == "" {
+		return nil, invalid("the token has no iss claim")
+	}
+	src, ok := v.issuers[unverified.Issuer]
+	if !ok {
+		return nil, invalid("issuer %s is not an authorization server of this resource (trusted: %s)", unverified.Issuer, strings.Join(v.issuerList(), " "))
+	}
+	keys, err := src.lookup(ctx, hdr.Kid)
+	if errors.Is(err, errUnknownKey) {
+		if hdr.Kid == "" {
+			return nil, invalid("the token has no kid and the JWKS of %s has no keys", src.issuer)
+		}
+		return nil, invalid("no key with kid %s in the JWKS of %s", hdr.Kid, src.issuer)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var payload rawPayload
+	verified := false
+	for _, key := range keys {
+		if key.Algorithm != "" && key.Algorithm != hdr.Alg {
+			continue
+		}
+		if err := tok.Claims(key.Key, &payload); err == nil {
+			verified = true
+			break
+		}
+	}
+	if !verified {
+		if hdr.Kid == "" {
+			return nil, invalid("the signature does not verify with any %s key of %s (the token has no kid)", hdr.Alg, src.issuer)
+		}
+		return nil, invalid("the signature does not verify with the %s key %s of %s", hdr.Alg, hdr.Kid, src.issuer)
+	}
+	var claims jwt.Claims
+	var extra accessTokenClaims
+	if err := json.Unmarshal(payload, &claims); err != nil {
+		return nil, invalid("the token's registered claims are malformed: %v", err)
+	}
+	if err := json.Unmarshal(payload, &extra); err != nil {
+		return nil, invalid("the token's client_id or scope claim is malformed: %v", err)
+	}
+	if claims.Issuer != src.issuer {
+		// Cannot differ from the unverified read, but never trust that.
+		return nil, invalid("issuer %s is not %s", claims.Issuer, src.issuer)
+	}
+	if err := v.checkClaims(&claims, &extra); err != nil {
+		return nil, err
+	}
+	id := &Identity{
+		Issuer:    claims.Issuer,
+		Subject:   claims.Subject,
+		Audience:  []string(claims.Audience),
+		ClientID:  extra.ClientID,
+		TokenID:   claims.ID,
+		Scopes:    []string{},
+		ExpiresAt: claims.Expiry.Time(),
+	}
+	if extra.Scope != nil {
+		id.Scopes = strings.Fields(*extra.Scope)
+	}
+	return id, nil
+}
+
+// checkClaims checks audience, validity window and the claims RFC 9068 §2.2
+// requires.
+func (v *verifier) checkClaims(c *jwt.Claims, extra *accessTokenClaims) error {
+	audOK := false
+	for _, want := range v.audiences {
+		if c.Audience.Contains(want) {
+			audOK = true
+			break
+		}
+	}
+	if !audOK {
+		return invalid("audience [%s] does not include this resource %s (RFC 8707, RFC 9068 section 4)", strings.Join(c.Audience, " "), strings.Join(v.audiences, " or "))
+	}
+	now := v.now()
+	if c.Expiry == nil {
+		return invalid("the token has no exp claim (RFC 9068 section 2.2)")
+	}
+	if exp := c.Expiry.Time(); now.After(exp.Add(clockSkew)) {
+		return invalid("the token expired at %s (now %s, allowed clock skew %s)", stamp(exp), stamp(now), clockSkew)
+	}
+	if c.NotBefore != nil {
+		if nbf := c.NotBefore.Time(); now.Add(clockSkew).Before(nbf) {
+			return invalid("the token is not valid before %s (now %s, allowed clock skew %s)", stamp(nbf), stamp(now), clockSkew)
+		}
+	}
+	if c.IssuedAt == nil {
+		return invalid("the token has no iat claim (RFC 9068 section 2.2)")
+	}
+	if iat := c.IssuedAt.Time(); now.Add(clockSkew).Before(iat) {
+		return invalid("the token was issued in the future, at %s (now %s, allowed clock skew %s)", stamp(iat), stamp(now), clockSkew)
+	}
+	switch {
+	case c.Subject == "":
+		return invalid("the token has no sub claim (RFC 9068 section 2.2)")
+	case extra.ClientID == "":
+		return invalid("the token has no client_id claim (RFC 9068 section 2.2)")
+	case c.ID == "":
+		return invalid("the token has no jti claim (RFC 9068 section 2.2)")
+	}
+	return nil
+}
+
+func (v *verifier) issuerList() []string {
+	out := make([]string, 0, len(v.issuers))
+	for iss := range v.issuers {
+		out = append(out, iss)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+func algList() string {
+	names := make([]string, len(allowedAlgs))
+	for i, a := range allowedAlgs {
+		names[i] = string(a)
+	}
+	return strings.Join(names, ", ")
+}
+
+// quoteOrEmpty names a header value without double quotes, which a
+// challenge's error_description cannot carry.
+func quoteOrEmpty(s string) string {
+	if s == "" {
+		return "(absent)"
+	}
+	return "'" + s + "'"
+}
+
+func trimJoseErr(err error) string {
+	return strings.TrimPrefix(err.Error(), "go-jose/go-jose: ")
+}
