@@ -1,0 +1,222 @@
+// Package clientid resolves the client ids of MCP clients that connect to
+// the proxy. A client id that is an https URL names a Client ID Metadata
+// Document (draft-ietf-oauth-client-id-metadata-document): the proxy
+// fetches it, SSRF-safely, and checks it before it trusts a single field.
+package clientid
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// MaxDocumentSize is the largest document the proxy reads (the draft's
+// suggested bound of 5 KB).
+const MaxDocumentSize = 5 * 1024
+
+// Cache bounds: documents are cached as their Cache-Control allows, but at
+// least minCache (so a flood of authorizations does not mean a flood of
+// fetches) and at most maxCache (so a changed document is seen within a day).
+const (
+	minCache = time.Minute
+	maxCache = 24 * time.Hour
+)
+
+// Client is a resolved MCP client.
+type Client struct {
+	ID           string
+	Name         string
+	URI          string
+	RedirectURIs []string
+}
+
+// Host returns the host of the client id URL, which the consent page shows
+// so the user can tell who is asking.
+func (c *Client) Host() string {
+	u, err := url.Parse(c.ID)
+	if err != nil {
+		return c.ID
+	}
+	return u.Host
+}
+
+// Error is a client id that cannot be used, with the reason.
+type Error struct {
+	ClientID string
+	Reason   string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("client %s: %s", e.ClientID, e.Reason) }
+
+// Resolver fetches and caches client metadata documents.
+type Resolver struct {
+	// HTTP fetches documents. It must apply the SSRF guard and must not
+	// follow redirects.
+	HTTP *http.Client
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+
+	mu    sync.Mutex
+	cache map[string]cachedClient
+}
+
+type cachedClient struct {
+	c       *Client
+	expires time.Time
+}
+
+func (r *Resolver) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+// CheckURL reports why id cannot be a client id URL, or nil (draft §3).
+func CheckURL(id string) error {
+	u, err := url.Parse(id)
+	switch {
+	case err != nil:
+		return &Error{id, "is not a URL"}
+	case u.Scheme != "https":
+		return &Error{id, "a client id URL must use https"}
+	case u.Host == "":
+		return &Error{id, "a client id URL needs a host"}
+	case u.User != nil:
+		return &Error{id, "a client id URL must not carry user information"}
+	case u.Fragment != "" || strings.Contains(id, "#"):
+		return &Error{id, "a client id URL must not have a fragment"}
+	case u.Path == "" || u.Path == "/":
+		return &Error{id, "a client id URL needs a path"}
+	}
+	for seg := range strings.SplitSeq(u.Path, "/") {
+		if seg == "." || seg == ".." {
+			return &Error{id, "a client id URL must not have dot segments"}
+		}
+	}
+	return nil
+}
+
+// Resolve returns the client named by id, fetching its metadata document
+// unless a fresh copy is cached. Failures are never cached.
+func (r *Resolver) Resolve(ctx context.Context, id string) (*Client, error) {
+	if err := CheckURL(id); err != nil {
+		return nil, err
+	}
+	now := r.now()
+	r.mu.Lock()
+	if c, ok := r.cache[id]; ok && now.Before(c.expires) {
+		r.mu.Unlock()
+		return c.c, nil
+	}
+	r.mu.Unlock()
+
+	c, ttl, err := r.fetch(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if ttl > 0 {
+		r.mu.Lock()
+		if r.cache == nil {
+			r.cache = make(map[string]cachedClient)
+		}
+		r.cache[id] = cachedClient{c: c, expires: now.Add(ttl)}
+		r.mu.Unlock()
+	}
+	return c, nil
+}
+
+func (r *Resolver) fetch(ctx context.Context, id string) (*Client, time.Duration, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, id, nil)
+	if err != nil {
+		return nil, 0, &Error{id, err.Error()}
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := r.HTTP.Do(req)
+	if err != nil {
+		return nil, 0, &Error{id, "its metadata document could not be fetched: " + unwrapURLError(err)}
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		reason := fmt.Sprintf("fetching its metadata document answered %s, not 200", resp.Status)
+		if loc := resp.Header.Get("Location"); loc != "" {
+			reason += " (a redirect to " + loc + "; client id URLs are not followed)"
+		}
+		return nil, 0, &Error{id, reason}
+	}
+	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if mt != "application/json" && !strings.HasSuffix(mt, "+json") {
+		return nil, 0, &Error{id, fmt.Sprintf("its metadata document has content type %q, not application/json", mt)}
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxDocumentSize+1))
+	if err != nil {
+		return nil, 0, &Error{id, "reading its metadata document: " + err.Error()}
+	}
+	if len(body) > MaxDocumentSize {
+		return nil, 0, &Error{id, fmt.Sprintf("its metadata document is larger than %d bytes", MaxDocumentSize)}
+	}
+	var doc struct {
+		ClientID                string   `json:"client_id"`
+		ClientName              string   `json:"client_name"`
+		ClientURI               string   `json:"client_uri"`
+		RedirectURIs            []string `json:"redirect_uris"`
+		TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method"`
+		ClientSecret            *string  `json:"client_secret"`
+		ClientSecretExpiresAt   *int64   `json:"client_secret_expires_at"`
+	}
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return nil, 0, &Error{id, "its metadata document is not a JSON object: " + err.Error()}
+	}
+	switch {
+	case doc.ClientID != id:
+		return nil, 0, &Error{id, fmt.Sprintf("its metadata document names client_id %q, which differs from its URL", doc.ClientID)}
+	case doc.ClientSecret != nil || doc.ClientSecretExpiresAt != nil:
+		return nil, 0, &Error{id, "its metadata document carries a client secret, which a published document must not"}
+	case slices.Contains([]string{"client_secret_basic", "client_secret_post", "client_secret_jwt"}, doc.TokenEndpointAuthMethod):
+		return nil, 0, &Error{id, fmt.Sprintf("its metadata document asks for token_endpoint_auth_method %q, a shared secret", doc.TokenEndpointAuthMethod)}
+	case doc.TokenEndpointAuthMethod != "" && doc.TokenEndpointAuthMethod != "none":
+		return nil, 0, &Error{id, fmt.Sprintf("token_endpoint_auth_method %q is not supported; the proxy accepts public clients (none) with PKCE", doc.TokenEndpointAuthMethod)}
+	case len(doc.RedirectURIs) == 0:
+		return nil, 0, &Error{id, "its metadata document has no redirect_uris"}
+	}
+	name := doc.ClientName
+	if name == "" {
+		name = (&Client{ID: id}).Host()
+	}
+	return &Client{ID: id, Name: name, URI: doc.ClientURI, RedirectURIs: doc.RedirectURIs}, cacheTTL(resp.Header), nil
+}
+
+// cacheTTL reads Cache-Control (RFC 9111) and bounds it.
+func cacheTTL(h http.Header) time.Duration {
+	ttl := minCache
+	for d := range strings.SplitSeq(h.Get("Cache-Control"), ",") {
+		d = strings.TrimSpace(strings.ToLower(d))
+		switch {
+		case d == "no-store" || d == "no-cache":
+			return 0
+		case strings.HasPrefix(d, "max-age="):
+			if n, err := strconv.Atoi(strings.TrimPrefix(d, "max-age=")); err == nil {
+				ttl = time.Duration(n) * time.Second
+			}
+		}
+	}
+	return min(max(ttl, minCache), maxCache)
+}
+
+func unwrapURLError(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err.Error()
+	}
+	return err.Error()
+}

@@ -1,0 +1,153 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// writeTLS creates empty certificate files so validation finds them; the
+// contents are checked when the server starts, not here.
+func writeTLS(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, f := range []string{"c.pem", "k.pem"} {
+		if err := os.WriteFile(filepath.Join(dir, f), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func env(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+const head = `tls: {cert_file: c.pem, key_file: k.pem}
+identity_provider:
+  issuer: https://idp.test
+  client_id: proxy
+  client_secret: ${SECRET}
+`
+
+func TestLoadValid(t *testing.T) {
+	dir := writeTLS(t)
+	src := head + `routes:
+  - from: https://MCP.test
+    to: https://upstream.test/base
+    mcp:
+      server: {}
+`
+	cfg, err := Load(filepath.Join(dir, "config.yaml"), []byte(src), env(map[string]string{"SECRET": "s3"}))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if got, want := cfg.IdentityProvider.ClientSecret, "s3"; got != want {
+		t.Errorf("client_secret = %q, want %q", got, want)
+	}
+	r := cfg.Routes[0]
+	if got, want := r.Host(), "mcp.test"; got != want {
+		t.Errorf("Host() = %q, want %q", got, want)
+	}
+	if got, want := r.ToURL().String(), "https://upstream.test/base"; got != want {
+		t.Errorf("ToURL() = %q, want %q", got, want)
+	}
+	if got, want := cfg.ListenAddr(), ":443"; got != want {
+		t.Errorf("ListenAddr() = %q, want %q", got, want)
+	}
+	if got, want := cfg.Path("c.pem"), filepath.Join(dir, "c.pem"); got != want {
+		t.Errorf("Path() = %q, want %q", got, want)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	dir := writeTLS(t)
+	tests := []struct {
+		name string
+		src  string
+		env  map[string]string
+		want []string
+	}{
+		{
+			name: "every mistake at once, in file order",
+			src: head + `routes:
+  - from: mcp.test
+    mcp:
+      sever: {}
+  - from: https://a.test/path
+    to: http://upstream.test
+    mcp: {server: {}}
+    extra: 1
+`,
+			env: map[string]string{"SECRET": "x"},
+			want: []string{
+				`config.yaml:7:5: routes[0].to: missing; name the remote MCP server, such as https://remote-mcp.provider.com`,
+				`config.yaml:7:11: routes[0].from: "mcp.test" is not an absolute URL; write it as https://mcp.test`,
+				`config.yaml:9:7: routes[0].mcp.sever: unknown field; did you mean "server"?`,
+				`config.yaml:10:11: routes[1].from: "https://a.test/path" has a path or query; from names only the host, such as https://a.test`,
+				`config.yaml:11:9: routes[1].to: "http://upstream.test" uses plain http to a host that is not loopback; use https (plain http is only for localhost, 127.0.0.1 and [::1])`,
+				`config.yaml:13:5: routes[1].extra: unknown field; known fields here: from, to, mcp`,
+			},
+		},
+		{
+			name: "unset environment variable",
+			src:  head + "routes: [{from: https://a.test, to: https://b.test, mcp: {server: {}}}]\n",
+			want: []string{`config.yaml:5:18: identity_provider.client_secret: environment variable SECRET is not set`},
+		},
+		{
+			name: "duplicate host and wrong shapes",
+			src: head + `listen: 443
+routes:
+  - {from: https://a.test, to: https://b.test, mcp: {server: {}}}
+  - {from: https://A.test, to: https://b.test, mcp: {server: []}}
+`,
+			env: map[string]string{"SECRET": "x"},
+			want: []string{
+				`config.yaml:6:9: listen: "443" is not a host:port address, such as :443`,
+				`config.yaml:9:12: routes[1].from: host a.test is already the from of routes[0]; each route needs its own host`,
+				`config.yaml:9:62: routes[1].mcp.server: must be a mapping of fields, not a list`,
+			},
+		},
+		{
+			name: "missing everything",
+			src:  "{}\n",
+			want: []string{
+				`config.yaml:1:1: tls: missing; name the certificate and key the proxy serves, as tls.cert_file and tls.key_file`,
+				`config.yaml:1:1: identity_provider: missing; users sign in through an OpenID Connect provider: set issuer, client_id and client_secret`,
+				`config.yaml:1:1: routes: no routes; add one with from, to and mcp.server`,
+			},
+		},
+		{
+			name: "not yaml",
+			src:  "routes: [\n",
+			want: []string{`config.yaml:1:1: not valid YAML: did not find expected node content`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Load(filepath.Join(dir, "config.yaml"), []byte(tt.src), env(tt.env))
+			if err == nil {
+				t.Fatal("Load succeeded, want errors")
+			}
+			var got []string
+			for _, e := range Errors(err) {
+				e.File = filepath.Base(e.File)
+				got = append(got, e.Error())
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("errors (-want +got):\n%s\nfull error:\n%v", diff, err)
+			}
+		})
+	}
+}
+
+func TestMissingTLSFileNamesIt(t *testing.T) {
+	src := strings.Replace(head, "c.pem", "nope.pem", 1) + "routes: [{from: https://a.test, to: https://b.test, mcp: {server: {}}}]\n"
+	_, err := Load(filepath.Join(writeTLS(t), "config.yaml"), []byte(src), env(map[string]string{"SECRET": "x"}))
+	if err == nil || !strings.Contains(err.Error(), "tls.cert_file: cannot read nope.pem: no such file or directory") {
+		t.Fatalf("err = %v, want it to name the unreadable certificate", err)
+	}
+}

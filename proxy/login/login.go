@@ -1,0 +1,110 @@
+// Package login signs users in at the operator's OpenID Connect identity
+// provider (authorization code flow with PKCE and a nonce), with
+// coreos/go-oidc verifying the ID token.
+package login
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+)
+
+// Identity is the signed-in user.
+type Identity struct {
+	Subject string
+	Email   string
+	Name    string
+}
+
+// Provider is one identity provider.
+type Provider struct {
+	Issuer       string
+	ClientID     string
+	ClientSecret string
+	Scopes       []string
+	// HTTP reaches the provider (a host named in configuration).
+	HTTP *http.Client
+	// Now is the clock for ID token checks; nil means time.Now.
+	Now func() time.Time
+
+	mu sync.Mutex
+	p  *oidc.Provider
+}
+
+// discover reads the provider's discovery document once; a failure is
+// retried on the next sign-in, so a provider that is briefly down at start
+// does not stop the proxy.
+func (p *Provider) discover(ctx context.Context) (*oidc.Provider, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.p != nil {
+		return p.p, nil
+	}
+	op, err := oidc.NewProvider(oidc.ClientContext(ctx, p.HTTP), p.Issuer)
+	if err != nil {
+		return nil, fmt.Errorf("identity provider %s: %w", p.Issuer, err)
+	}
+	p.p = op
+	return op, nil
+}
+
+func (p *Provider) config(op *oidc.Provider, redirectURL string) *oauth2.Config {
+	return &oauth2.Config{
+		ClientID:     p.ClientID,
+		ClientSecret: p.ClientSecret,
+		Endpoint:     op.Endpoint(),
+		RedirectURL:  redirectURL,
+		Scopes:       p.Scopes,
+	}
+}
+
+// AuthURL returns where to send the browser to sign in.
+func (p *Provider) AuthURL(ctx context.Context, redirectURL, state, nonce, verifier string) (string, error) {
+	op, err := p.discover(ctx)
+	if err != nil {
+		return "", err
+	}
+	return p.config(op, redirectURL).AuthCodeURL(state, oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)), nil
+}
+
+// Finish redeems the code and verifies the ID token: signature, issuer,
+// audience, expiry and nonce.
+func (p *Provider) Finish(ctx context.Context, redirectURL, code, verifier, nonce string) (*Identity, error) {
+	op, err := p.discover(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := p.config(op, redirectURL).Exchange(oidc.ClientContext(ctx, p.HTTP), code, oauth2.VerifierOption(verifier))
+	if err != nil {
+		return nil, fmt.Errorf("redeeming the sign-in code: %w", err)
+	}
+	raw, ok := tok.Extra("id_token").(string)
+	if !ok || raw == "" {
+		return nil, errors.New("the identity provider returned no id_token")
+	}
+	now := p.Now
+	if now == nil {
+		now = time.Now
+	}
+	idt, err := op.Verifier(&oidc.Config{ClientID: p.ClientID, Now: now}).Verify(ctx, raw)
+	if err != nil {
+		return nil, fmt.Errorf("verifying the ID token: %w", err)
+	}
+	if idt.Nonce != nonce {
+		return nil, errors.New("the ID token's nonce does not match this sign-in")
+	}
+	var claims struct {
+		Email string `json:"email"`
+		Name  string `json:"name"`
+	}
+	if err := idt.Claims(&claims); err != nil {
+		return nil, fmt.Errorf("reading ID token claims: %w", err)
+	}
+	return &Identity{Subject: idt.Subject, Email: claims.Email, Name: claims.Name}, nil
+}

@@ -1,0 +1,60 @@
+package proxy
+
+import (
+	"bytes"
+	"html/template"
+	"net/http"
+)
+
+// Pages are plain, self-contained HTML: no script, no external style or font,
+// readable by a person and submittable by a headless client.
+const pageHead = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{.Title}}</title>
+<style>body{font-family:system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem;line-height:1.5}
+dt{font-weight:600}dd{margin:0 0 .75rem 0;word-break:break-all}button{font-size:1rem;padding:.5rem 1.25rem;margin-right:.5rem}
+.muted{color:#555;font-size:.9rem}</style></head><body>`
+
+var consentTemplate = template.Must(template.New("consent").Parse(pageHead + `
+<h1>Allow {{.ClientName}}?</h1>
+<p>{{.User}}, the MCP client <strong>{{.ClientName}}</strong> from <strong>{{.ClientHost}}</strong>
+wants to use the MCP server at <strong>{{.Host}}</strong> as you. The proxy will sign in to
+<strong>{{.Remote}}</strong> for it with your consent there.</p>
+<dl>
+<dt>Client id</dt><dd>{{.ClientID}}</dd>
+<dt>It will receive its answer at</dt><dd>{{.RedirectURI}}</dd>
+{{if .Scopes}}<dt>Scopes</dt><dd>{{range .Scopes}}{{.}} {{end}}</dd>{{end}}
+</dl>
+<form method="post" action="{{.Action}}">
+<input type="hidden" name="request" value="{{.Request}}">
+<input type="hidden" name="csrf" value="{{.CSRF}}">
+<button type="submit" name="decision" value="approve">Allow</button>
+<button type="submit" name="decision" value="deny">Deny</button>
+</form>
+<p class="muted">Only allow clients you started yourself. You can be asked again if you connect a new client.</p>
+</body></html>`))
+
+var errorTemplate = template.Must(template.New("error").Parse(pageHead + `
+<h1>{{.Title}}</h1>
+<p id="message">{{.Message}}</p>
+<p class="muted">Error code <code id="code">{{.Code}}</code>, request id <code id="request-id">{{.RequestID}}</code>.
+Give the request id to the operator of {{.Host}}: it finds the matching line in the proxy's log.</p>
+</body></html>`))
+
+// renderPage writes an HTML page with headers that keep it out of frames
+// and caches.
+func renderPage(w http.ResponseWriter, status int, t *template.Template, data map[string]any) {
+	var buf bytes.Buffer
+	if err := t.Execute(&buf, data); err != nil {
+		http.Error(w, "page rendering failed", http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
+	h.Set("Referrer-Policy", "no-referrer")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}

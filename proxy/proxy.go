@@ -1,0 +1,288 @@
+// Package proxy is the reference MCP proxy as a library: it answers for the
+// hosts of its routes, authorizes MCP clients itself (it is their OAuth 2.1
+// authorization server and resource server), acts as an OAuth client towards
+// each remote MCP server, and forwards requests with the remote server's
+// token in place of the client's.
+//
+// cmd/mcp-proxy wires it to flags; the conformance harness embeds it.
+package proxy
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/mcp-proxy/mcp-proxy/internal/netguard"
+	"github.com/mcp-proxy/mcp-proxy/proxy/apierror"
+	"github.com/mcp-proxy/mcp-proxy/proxy/clientid"
+	"github.com/mcp-proxy/mcp-proxy/proxy/config"
+	"github.com/mcp-proxy/mcp-proxy/proxy/login"
+	"github.com/mcp-proxy/mcp-proxy/proxy/store"
+	"github.com/mcp-proxy/mcp-proxy/proxy/upstream"
+)
+
+// Lifetimes of what the proxy issues and keeps. Named here so the docs and
+// the code say the same thing.
+const (
+	// SessionTTL is how long a browser stays signed in on a route host.
+	SessionTTL = 8 * time.Hour
+	// FlowTTL bounds a pending authorization: sign-in, consent and the
+	// remote authorization server's consent must finish within it.
+	FlowTTL = 10 * time.Minute
+	// CodeTTL is the life of a code issued to an MCP client.
+	CodeTTL = 2 * time.Minute
+	// AccessTokenTTL is the life of an access token issued to an MCP client.
+	AccessTokenTTL = time.Hour
+	// RefreshTokenTTL is the life of a refresh token issued to an MCP
+	// client; each use replaces it.
+	RefreshTokenTTL = 30 * 24 * time.Hour
+	// RefreshSkew is how long before its expiry an upstream token is
+	// refreshed, so a request never carries a token that expires in flight.
+	RefreshSkew = time.Minute
+	// responseHeaderTimeout bounds the wait for the remote server's response
+	// headers; a streamed body that follows has no timeout.
+	responseHeaderTimeout = 2 * time.Minute
+)
+
+// Options are the settings that are not part of the configuration file:
+// how the proxy reaches the network and what it trusts. Zero values are the
+// production defaults.
+type Options struct {
+	// Logger receives JSON logs. Nil means slog.Default().
+	Logger *slog.Logger
+	// Resolver resolves outbound host names. Nil means the system's DNS.
+	Resolver netguard.Resolver
+	// Dial makes outbound TCP connections to checked addresses. Nil means
+	// a net.Dialer.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// RootCAs are the roots trusted for outbound TLS. Nil means the system
+	// roots.
+	RootCAs *x509.CertPool
+	// TrustedHosts may resolve to private or loopback addresses even though
+	// the configuration does not name them (the -allow-private-host flag).
+	TrustedHosts []string
+	// AllowLoopback lets any host resolve to loopback (for trying the
+	// proxy on one machine).
+	AllowLoopback bool
+	// Now is the clock. Nil means time.Now.
+	Now func() time.Time
+}
+
+// Proxy is a running configuration.
+type Proxy struct {
+	cfg    *config.Config
+	log    *slog.Logger
+	now    func() time.Time
+	routes map[string]*route
+	tlsCfg *tls.Config
+
+	guard     *netguard.Guard
+	hc        *http.Client // metadata, token and document fetches: no redirects
+	transport *http.Transport
+
+	discovery *upstream.Discoverer
+	clients   *clientid.Resolver
+	idp       *login.Provider
+	csrfKey   []byte
+
+	sessions      store.TTLMap[string, *store.Session]
+	logins        store.TTLMap[string, *loginState]
+	requests      store.TTLMap[string, *store.AuthRequest]
+	codes         store.TTLMap[store.Hash, *store.Code]
+	accessTokens  store.TTLMap[store.Hash, *store.AccessToken]
+	refreshTokens store.TTLMap[store.Hash, *store.RefreshToken]
+	pending       store.TTLMap[string, *store.PendingUpstream]
+	consents      store.TTLMap[string, struct{}]
+	tokens        store.Tokens
+	refreshes     singleflight.Group
+
+	stop chan struct{}
+}
+
+// New builds a proxy for cfg. It loads the TLS certificate; it does not
+// contact any remote server.
+func New(cfg *config.Config, opts Options) (*Proxy, error) {
+	p := &Proxy{
+		cfg:    cfg,
+		log:    opts.Logger,
+		now:    opts.Now,
+		routes: make(map[string]*route),
+		tokens: &store.MemoryTokens{},
+		stop:   make(chan struct{}),
+	}
+	if p.log == nil {
+		p.log = slog.Default()
+	}
+	if p.now == nil {
+		p.now = time.Now
+	}
+	cert, err := tls.LoadX509KeyPair(cfg.Path(cfg.TLS.CertFile), cfg.Path(cfg.TLS.KeyFile))
+	if err != nil {
+		return nil, fmt.Errorf("tls: loading %s and %s: %w", cfg.TLS.CertFile, cfg.TLS.KeyFile, err)
+	}
+	p.tlsCfg = &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		MinVersion:   tls.VersionTLS12,
+		NextProtos:   []string{"h2", "http/1.1"},
+	}
+
+	p.guard = &netguard.Guard{Resolver: opts.Resolver, AllowLoopback: opts.AllowLoopback, Dial: opts.Dial}
+	p.guard.Trust(opts.TrustedHosts...)
+	if u, err := url.Parse(cfg.IdentityProvider.Issuer); err == nil {
+		p.guard.Trust(u.Hostname())
+	}
+	p.transport = netguard.NewTransport(p.guard.DialContext, netguard.TransportOptions{RootCAs: opts.RootCAs})
+	p.transport.ResponseHeaderTimeout = responseHeaderTimeout
+	p.hc = &http.Client{Transport: p.transport, CheckRedirect: netguard.NoRedirects, Timeout: 30 * time.Second}
+
+	p.discovery = &upstream.Discoverer{HTTP: p.hc, Now: p.now}
+	p.clients = &clientid.Resolver{HTTP: p.hc, Now: p.now}
+	p.idp = &login.Provider{
+		Issuer:       cfg.IdentityProvider.Issuer,
+		ClientID:     cfg.IdentityProvider.ClientID,
+		ClientSecret: cfg.IdentityProvider.ClientSecret,
+		Scopes:       cfg.IDPScopes(),
+		HTTP:         p.hc,
+		Now:          p.now,
+	}
+	p.csrfKey = make([]byte, 32)
+	_, _ = rand.Read(p.csrfKey)
+
+	for i := range cfg.Routes {
+		rc := &cfg.Routes[i]
+		p.guard.Trust(rc.ToURL().Hostname())
+		rt := newRoute(p, rc)
+		p.routes[rt.host] = rt
+	}
+	go p.sweep()
+	return p, nil
+}
+
+// Close stops background work.
+func (p *Proxy) Close() error {
+	select {
+	case <-p.stop:
+	default:
+		close(p.stop)
+	}
+	p.transport.CloseIdleConnections()
+	return nil
+}
+
+// sweep frees expired state once a minute.
+func (p *Proxy) sweep() {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-t.C:
+			now := p.now()
+			p.sessions.Sweep(now)
+			p.logins.Sweep(now)
+			p.requests.Sweep(now)
+			p.codes.Sweep(now)
+			p.accessTokens.Sweep(now)
+			p.refreshTokens.Sweep(now)
+			p.pending.Sweep(now)
+		}
+	}
+}
+
+// TLSConfig returns the server TLS configuration for the routes' hosts.
+func (p *Proxy) TLSConfig() *tls.Config { return p.tlsCfg }
+
+// Handler returns the proxy's HTTP handler.
+func (p *Proxy) Handler() http.Handler { return apierror.WithRequestID(p) }
+
+// ServeHTTP dispatches on the Host header to a route. A host that names no
+// route gets an error and nothing else: no metadata or client document is
+// ever rendered for a host the operator did not configure.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rt := p.routes[hostKey(r.Host)]
+	if rt == nil {
+		apierror.Write(w, r, p.log, apierror.New(apierror.CodeUnknownHost, http.StatusNotFound,
+			"no route answers for host %q; check the from of your routes", r.Host))
+		return
+	}
+	rt.ServeHTTP(w, r)
+}
+
+// hostKey lower-cases a Host header and drops the default https port.
+func hostKey(h string) string {
+	h = strings.ToLower(h)
+	return strings.TrimSuffix(h, ":443")
+}
+
+// Serve accepts connections on ln, terminates TLS and serves until ctx is
+// done, then shuts down gracefully.
+func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           p.Handler(),
+		TLSConfig:         p.tlsCfg,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelWarn),
+		// No WriteTimeout: server-sent event streams stay open as long as
+		// the remote server keeps them open.
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ServeTLS(ln, "", "") }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		err := srv.Shutdown(sctx)
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = srv.Close()
+		}
+		return err
+	}
+}
+
+// random returns n random bytes, base64url-encoded.
+func random(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// csrfToken binds a form to a session and a request.
+func (p *Proxy) csrfToken(sessionID, requestID string) string {
+	m := hmac.New(sha256.New, p.csrfKey)
+	m.Write([]byte(sessionID + "\x00" + requestID))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+func (p *Proxy) checkCSRF(sessionID, requestID, got string) bool {
+	return hmac.Equal([]byte(p.csrfToken(sessionID, requestID)), []byte(got))
+}
+
+// newReverseProxy forwards to the route's remote server.
+func (p *Proxy) newReverseProxy(rt *route) *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
+		Rewrite:        rt.rewrite,
+		Transport:      p.transport,
+		ModifyResponse: rt.modifyResponse,
+		ErrorHandler:   rt.forwardError,
+		ErrorLog:       slog.NewLogLogger(p.log.Handler(), slog.LevelWarn),
+	}
+}

@@ -1,0 +1,335 @@
+package proxy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+
+	"github.com/modelcontextprotocol/go-sdk/oauthex"
+
+	"github.com/mcp-proxy/mcp-proxy/proxy/apierror"
+	"github.com/mcp-proxy/mcp-proxy/proxy/config"
+	"github.com/mcp-proxy/mcp-proxy/proxy/store"
+)
+
+// The proxy's own paths on every route host. Everything else is forwarded.
+const (
+	pathPRM         = "/.well-known/oauth-protected-resource"
+	pathASM         = "/.well-known/oauth-authorization-server"
+	pathPrefix      = "/.mcp-proxy/"
+	pathAuthorize   = "/.mcp-proxy/authorize"
+	pathToken       = "/.mcp-proxy/token"
+	pathConsent     = "/.mcp-proxy/consent"
+	pathLoginCB     = "/.mcp-proxy/login/callback"
+	pathUpstreamCB  = "/.mcp-proxy/upstream/callback"
+	pathClientMeta  = "/.mcp-proxy/client-metadata.json"
+	bindingPerUser  = "per_user"
+	sessionCookie   = "__Host-mcp-proxy-session"
+	loginCookie     = "__Host-mcp-proxy-login"
+	metadataMaxAge  = "public, max-age=3600"
+	upstreamAuthHdr = "Authorization"
+)
+
+// route is one configured route with everything derived from it once.
+type route struct {
+	p      *Proxy
+	cfg    *config.Route
+	host   string   // lower-case host[:port] of from
+	origin string   // https://host
+	to     *url.URL // the remote server
+	// The route's own URLs at the proxy.
+	issuer, cimdURL, upstreamCallback, loginCallback string
+	rp                                               *httputil.ReverseProxy
+	log                                              *slog.Logger
+}
+
+func newRoute(p *Proxy, rc *config.Route) *route {
+	from := rc.FromURL()
+	rt := &route{
+		p:      p,
+		cfg:    rc,
+		host:   hostKey(from.Host),
+		origin: from.Scheme + "://" + from.Host,
+		to:     rc.ToURL(),
+	}
+	rt.issuer = rt.origin
+	rt.cimdURL = rt.origin + pathClientMeta
+	rt.upstreamCallback = rt.origin + pathUpstreamCB
+	rt.loginCallback = rt.origin + pathLoginCB
+	rt.log = p.log.With(slog.String("route", rt.host))
+	rt.rp = p.newReverseProxy(rt)
+	return rt
+}
+
+func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	path := r.URL.Path
+	if !strings.HasPrefix(path, "/.") {
+		rt.forward(w, r)
+		return
+	}
+	switch {
+	case path == pathPRM || strings.HasPrefix(path, pathPRM+"/"):
+		rt.protectedResourceMetadata(w, r)
+	case path == pathASM:
+		rt.authorizationServerMetadata(w, r)
+	case path == pathClientMeta:
+		rt.clientMetadata(w, r)
+	case path == pathAuthorize:
+		rt.authorize(w, r)
+	case path == pathToken:
+		rt.token(w, r)
+	case path == pathConsent:
+		rt.consent(w, r)
+	case path == pathLoginCB:
+		rt.loginCallbackHandler(w, r)
+	case path == pathUpstreamCB:
+		rt.upstreamCallbackHandler(w, r)
+	case strings.HasPrefix(path, pathPrefix):
+		apierror.Write(w, r, rt.log, apierror.New(apierror.CodeNotFound, http.StatusNotFound, "%s is not an endpoint of the proxy", path))
+	default:
+		rt.forward(w, r)
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, cacheControl string, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", cacheControl)
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func onlyGET(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return true
+	}
+	if r.Method == http.MethodOptions {
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		w.Header().Set("Access-Control-Allow-Methods", "GET")
+		w.WriteHeader(http.StatusNoContent)
+		return false
+	}
+	w.Header().Set("Allow", "GET")
+	http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+	return false
+}
+
+// protectedResourceMetadata serves RFC 9728 metadata for the resource at
+// the path after the well-known prefix: /.well-known/oauth-protected-resource/mcp
+// describes https://host/mcp, and the bare prefix describes https://host.
+func (rt *route) protectedResourceMetadata(w http.ResponseWriter, r *http.Request) {
+	if !onlyGET(w, r) {
+		return
+	}
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+	writeJSON(w, http.StatusOK, metadataMaxAge, &oauthex.ProtectedResourceMetadata{
+		Resource:               rt.origin + strings.TrimPrefix(r.URL.Path, pathPRM),
+		AuthorizationServers:   []string{rt.issuer},
+		BearerMethodsSupported: []string{"header"},
+		ResourceName:           "MCP server at " + rt.host + " (through mcp-proxy)",
+	})
+}
+
+// authorizationServerMetadata serves RFC 8414 metadata: the proxy is the
+// MCP client's authorization server.
+func (rt *route) authorizationServerMetadata(w http.ResponseWriter, r *http.Request) {
+	if !onlyGET(w, r) {
+		return
+	}
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+	writeJSON(w, http.StatusOK, metadataMaxAge, &oauthex.AuthServerMeta{
+		Issuer:                                     rt.issuer,
+		AuthorizationEndpoint:                      rt.origin + pathAuthorize,
+		TokenEndpoint:                              rt.origin + pathToken,
+		ResponseTypesSupported:                     []string{"code"},
+		GrantTypesSupported:                        []string{"authorization_code", "refresh_token"},
+		CodeChallengeMethodsSupported:              []string{"S256"},
+		TokenEndpointAuthMethodsSupported:          []string{"none"},
+		ClientIDMetadataDocumentSupported:          true,
+		AuthorizationResponseIssParameterSupported: true,
+	})
+}
+
+// clientMetadata serves the route's own Client ID Metadata Document: the
+// proxy's client id at the remote authorization server is this URL.
+func (rt *route) clientMetadata(w http.ResponseWriter, r *http.Request) {
+	if !onlyGET(w, r) {
+		return
+	}
+	writeJSON(w, http.StatusOK, metadataMaxAge, map[string]any{
+		"client_id":                  rt.cimdURL,
+		"client_name":                "mcp-proxy for " + rt.host,
+		"client_uri":                 rt.origin,
+		"redirect_uris":              []string{rt.upstreamCallback},
+		"grant_types":                []string{"authorization_code", "refresh_token"},
+		"response_types":             []string{"code"},
+		"token_endpoint_auth_method": "none",
+	})
+}
+
+// challenge answers 401 with the challenge that points an MCP client at the
+// proxy's protected resource metadata for the requested path.
+func (rt *route) challenge(w http.ResponseWriter, r *http.Request, errCode, desc string) {
+	h := fmt.Sprintf(`Bearer resource_metadata="%s%s%s"`, rt.origin, pathPRM, r.URL.Path)
+	if r.URL.Path == "/" {
+		h = fmt.Sprintf(`Bearer resource_metadata="%s%s"`, rt.origin, pathPRM)
+	}
+	msg := "this MCP server needs authorization: run the OAuth flow that the WWW-Authenticate header points to"
+	if errCode != "" {
+		h += fmt.Sprintf(`, error="%s", error_description="%s"`, errCode, desc)
+		msg = desc
+	}
+	apierror.Write(w, r, rt.log, &apierror.Error{
+		Code: apierror.CodeUnauthorized, Status: http.StatusUnauthorized, Message: msg,
+		Header: http.Header{"Www-Authenticate": {h}},
+	})
+}
+
+// bearer returns the bearer token of r, or "".
+func bearer(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}
+
+type ctxKey int
+
+const upstreamTokenKey ctxKey = iota
+
+// forward is the hot path: check the MCP client's token, find the upstream
+// token by the grant's precomputed binding key, inject it, forward.
+func (rt *route) forward(w http.ResponseWriter, r *http.Request) {
+	tok := bearer(r)
+	if tok == "" {
+		rt.challenge(w, r, "", "")
+		return
+	}
+	now := rt.p.now()
+	at, ok := rt.p.accessTokens.Get(store.HashOf(tok), now)
+	if !ok || at.Grant.Route != rt.host {
+		rt.challenge(w, r, "invalid_token", "the token is unknown or expired; authorize again")
+		return
+	}
+	g := at.Grant
+	var ut *store.UpstreamToken
+	if g.BindingKey != "" {
+		var err error
+		ut, err = rt.p.upstreamToken(r.Context(), rt, g.BindingKey)
+		if err != nil {
+			apierror.Write(w, r, rt.log, err)
+			return
+		}
+		if ut == nil {
+			rt.challenge(w, r, "invalid_token", "the remote server's authorization is missing or was withdrawn; authorize again")
+			return
+		}
+	}
+	ctx := context.WithValue(r.Context(), upstreamTokenKey, ut)
+	rt.rp.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// rewrite builds the outbound request: the remote server's URL, the
+// upstream token in place of the client's, no proxy cookies.
+func (rt *route) rewrite(pr *httputil.ProxyRequest) {
+	pr.SetURL(rt.to)
+	pr.Out.Host = "" // the remote server's own host
+	pr.Out.Header.Del(upstreamAuthHdr)
+	if ut, _ := pr.In.Context().Value(upstreamTokenKey).(*store.UpstreamToken); ut != nil {
+		pr.Out.Header.Set(upstreamAuthHdr, "Bearer "+ut.AccessToken)
+	}
+	stripProxyCookies(pr.Out.Header)
+}
+
+// stripProxyCookies removes the proxy's own cookies from a request that
+// leaves for the remote server.
+func stripProxyCookies(h http.Header) {
+	cs := h.Values("Cookie")
+	if len(cs) == 0 {
+		return
+	}
+	h.Del("Cookie")
+	for _, line := range cs {
+		var keep []string
+		for c := range strings.SplitSeq(line, ";") {
+			if name, _, _ := strings.Cut(strings.TrimSpace(c), "="); strings.HasPrefix(name, "__Host-mcp-proxy") {
+				continue
+			}
+			keep = append(keep, strings.TrimSpace(c))
+		}
+		if len(keep) > 0 {
+			h.Add("Cookie", strings.Join(keep, "; "))
+		}
+	}
+}
+
+// modifyResponse handles an upstream 401 to a request that carried an
+// upstream token: the remote server no longer accepts it, so the proxy drops
+// it and asks the MCP client to authorize again, which leads the user back
+// through the remote consent.
+func (rt *route) modifyResponse(resp *http.Response) error {
+	if resp.StatusCode != http.StatusUnauthorized {
+		return nil
+	}
+	ut, _ := resp.Request.Context().Value(upstreamTokenKey).(*store.UpstreamToken)
+	if ut == nil {
+		return nil
+	}
+	_ = rt.p.tokens.Delete(resp.Request.Context(), ut.Key)
+	rt.log.Info("the remote server refused the upstream token; dropped it",
+		slog.String("event", "token_rejected"), slog.String("user", ut.Subject),
+		slog.String("binding", bindingPerUser), slog.String("request_id", apierror.RequestID(resp.Request.Context())))
+	return errUpstreamRejected
+}
+
+var errUpstreamRejected = errors.New("the remote server refused the upstream token")
+
+// forwardError answers a failed forward: 502 when the remote server could
+// not be reached, 504 when it did not answer in time.
+func (rt *route) forwardError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, errUpstreamRejected) {
+		rt.challenge(w, r, "invalid_token", "the remote server no longer accepts the proxy's token for you; authorize again")
+		return
+	}
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		return // the client went away; nothing to answer
+	}
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+		apierror.Write(w, r, rt.log, apierror.Wrap(err, apierror.CodeUpstreamTimeout, http.StatusGatewayTimeout,
+			"the remote MCP server %s did not answer in time", rt.to.Host))
+		return
+	}
+	apierror.Write(w, r, rt.log, apierror.Wrap(err, apierror.CodeUpstreamUnreachable, http.StatusBadGateway,
+		"the remote MCP server %s could not be reached", rt.to.Host))
+}
+
+// upstreamFor maps a downstream URL on this route to the remote server.
+func (rt *route) upstreamFor(downstream string) string {
+	u := *rt.to
+	path := "/"
+	if d, err := url.Parse(downstream); err == nil && d.Path != "" {
+		path = d.Path
+	}
+	u.Path = strings.TrimSuffix(rt.to.Path, "/") + path
+	if u.Path != "/" {
+		u.Path = strings.TrimSuffix(u.Path, "/")
+	}
+	if u.Path == "/" && rt.to.Path == "" {
+		u.Path = ""
+	}
+	return u.String()
+}
+
+// bindingKey names the upstream token of one user on one route for one
+// remote endpoint (per_user binding).
+func (rt *route) bindingKey(subject, upstreamURL string) string {
+	return bindingPerUser + "\x00" + rt.host + "\x00" + subject + "\x00" + upstreamURL
+}

@@ -1,0 +1,142 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/mcp-proxy/mcp-proxy/proxy/upstream"
+)
+
+// Session is a user signed in through the identity provider, in one
+// browser, on one route host.
+type Session struct {
+	ID      string
+	Subject string // the identity provider's sub
+	Email   string
+	Name    string
+	Expires time.Time
+}
+
+// AuthRequest is a downstream authorization request (an MCP client asking
+// the proxy for a code) while the user signs in, consents and the proxy
+// gets the upstream token.
+type AuthRequest struct {
+	ID            string
+	Route         string // the route's host
+	ClientID      string
+	ClientName    string
+	RedirectURI   string
+	State         string // the MCP client's state, returned as is
+	CodeChallenge string // S256
+	Resource      string // the downstream resource (RFC 8707), on the route's host
+	Scope         string
+	// Upstream is the remote MCP endpoint that Resource maps to.
+	Upstream string
+	Expires  time.Time
+}
+
+// Code is an authorization code issued to an MCP client, stored by hash.
+type Code struct {
+	Request AuthRequest
+	Subject string
+	// BindingKey names the upstream token the grant will use; empty when
+	// the remote server needs no authorization.
+	BindingKey string
+	Expires    time.Time
+}
+
+// Grant is what the proxy issued to one MCP client for one user: the
+// downstream access and refresh tokens point at it.
+type Grant struct {
+	ID       string
+	Route    string
+	Subject  string
+	ClientID string
+	Resource string
+	Scope    string
+	// BindingKey names the upstream token this grant's requests use. It is
+	// computed once, when the grant is made, so the request path needs no
+	// work to find it.
+	BindingKey string
+	// Upstream is the remote MCP endpoint the grant's resource maps to.
+	Upstream string
+	Created  time.Time
+}
+
+// AccessToken is a downstream access token, stored by hash.
+type AccessToken struct {
+	Grant   *Grant
+	Expires time.Time
+}
+
+// RefreshToken is a downstream refresh token, stored by hash. Each use
+// replaces it with a new one.
+type RefreshToken struct {
+	Grant   *Grant
+	Expires time.Time
+}
+
+// PendingUpstream is an upstream authorization in flight, keyed by its
+// state: it ties the remote authorization server's callback to the user and
+// to the downstream request that is waiting for it.
+type PendingUpstream struct {
+	State       string
+	Route       string
+	Subject     string
+	RequestID   string // the AuthRequest waiting for this consent
+	BindingKey  string
+	Upstream    string
+	Verifier    string // PKCE
+	Grant       upstream.Grant
+	RedirectURL string
+	Expires     time.Time
+}
+
+// UpstreamToken is a token from a remote authorization server, with what
+// is needed to refresh it.
+type UpstreamToken struct {
+	Key          string
+	AccessToken  string
+	RefreshToken string
+	TokenType    string
+	Expiry       time.Time // zero: the server did not say
+	Grant        upstream.Grant
+	Subject      string // the user the token was acquired for
+	Acquired     time.Time
+}
+
+// Tokens stores upstream tokens by binding key.
+type Tokens interface {
+	// Get returns the token under key, or nil if there is none.
+	Get(ctx context.Context, key string) (*UpstreamToken, error)
+	// Put stores tok under tok.Key, replacing what was there.
+	Put(ctx context.Context, tok *UpstreamToken) error
+	// Delete removes the token under key.
+	Delete(ctx context.Context, key string) error
+}
+
+// MemoryTokens keeps upstream tokens in process memory; they are gone when
+// the process stops.
+type MemoryTokens struct {
+	m TTLMap[string, *UpstreamToken]
+}
+
+var _ Tokens = (*MemoryTokens)(nil)
+
+// Get implements Tokens.
+func (s *MemoryTokens) Get(_ context.Context, key string) (*UpstreamToken, error) {
+	t, _ := s.m.Get(key, time.Time{})
+	return t, nil
+}
+
+// Put implements Tokens.
+func (s *MemoryTokens) Put(_ context.Context, tok *UpstreamToken) error {
+	s.m.Put(tok.Key, tok, time.Time{})
+	return nil
+}
+
+// Delete implements Tokens.
+func (s *MemoryTokens) Delete(_ context.Context, key string) error {
+	s.m.Delete(key)
+	return nil
+}

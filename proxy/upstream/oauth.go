@@ -1,0 +1,144 @@
+package upstream
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"golang.org/x/oauth2"
+)
+
+// Grant is what the proxy needs to get and renew tokens from one remote
+// authorization server for one resource. It is stored with the tokens, so a
+// refresh needs no new discovery.
+type Grant struct {
+	Issuer   string   `json:"issuer"`
+	AuthURL  string   `json:"auth_url"`
+	TokenURL string   `json:"token_url"`
+	ClientID string   `json:"client_id"`
+	Resource string   `json:"resource"`
+	Scopes   []string `json:"scopes,omitempty"`
+	// IssRequired is true when the server advertises RFC 9207 iss in
+	// authorization responses, which makes iss mandatory at the callback.
+	IssRequired bool `json:"iss_required,omitempty"`
+}
+
+func (g *Grant) config(redirectURL string) *oauth2.Config {
+	return &oauth2.Config{
+		ClientID:    g.ClientID,
+		RedirectURL: redirectURL,
+		Scopes:      g.Scopes,
+		Endpoint: oauth2.Endpoint{
+			AuthURL:  g.AuthURL,
+			TokenURL: g.TokenURL,
+			// A public client (token_endpoint_auth_method none) sends its
+			// client_id in the form body.
+			AuthStyle: oauth2.AuthStyleInParams,
+		},
+	}
+}
+
+// AuthCodeURL returns the authorization request URL: PKCE S256 from
+// verifier, the state, and the resource indicator (RFC 8707).
+func (g *Grant) AuthCodeURL(redirectURL, state, verifier string) string {
+	return g.config(redirectURL).AuthCodeURL(state,
+		oauth2.S256ChallengeOption(verifier),
+		oauth2.SetAuthURLParam("resource", g.Resource),
+	)
+}
+
+// Exchange redeems an authorization code with golang.org/x/oauth2, sending
+// the PKCE verifier and the resource indicator.
+func (g *Grant) Exchange(ctx context.Context, hc *http.Client, redirectURL, code, verifier string) (*oauth2.Token, error) {
+	ctx = context.WithValue(ctx, oauth2.HTTPClient, hc)
+	return g.config(redirectURL).Exchange(ctx, code,
+		oauth2.VerifierOption(verifier),
+		oauth2.SetAuthURLParam("resource", g.Resource),
+	)
+}
+
+// maxTokenResponse bounds a token endpoint's answer.
+const maxTokenResponse = 1 << 20
+
+// Refresh redeems a refresh token (RFC 6749 §6) with the resource indicator
+// (RFC 8707 §2.2). golang.org/x/oauth2 cannot add parameters to a refresh
+// request, so this one request is written here; its answer is parsed into
+// the same types x/oauth2 uses. A refusal is an *oauth2.RetrieveError.
+// now is the time the request is sent, from which expires_in counts.
+func (g *Grant) Refresh(ctx context.Context, hc *http.Client, refreshToken string, now time.Time) (*oauth2.Token, error) {
+	form := url.Values{
+		"grant_type":    {"refresh_token"},
+		"refresh_token": {refreshToken},
+		"client_id":     {g.ClientID},
+	}
+	if g.Resource != "" {
+		form.Set("resource", g.Resource)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, g.TokenURL, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxTokenResponse))
+	if err != nil {
+		return nil, fmt.Errorf("reading the token response: %w", err)
+	}
+	var tr struct {
+		AccessToken  string `json:"access_token"`
+		TokenType    string `json:"token_type"`
+		RefreshToken string `json:"refresh_token"`
+		ExpiresIn    int64  `json:"expires_in"`
+		Scope        string `json:"scope"`
+		Error        string `json:"error"`
+		Description  string `json:"error_description"`
+		URI          string `json:"error_uri"`
+	}
+	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	jsonErr := json.Unmarshal(body, &tr)
+	if resp.StatusCode < 200 || resp.StatusCode > 299 || tr.Error != "" {
+		return nil, &oauth2.RetrieveError{Response: resp, Body: body, ErrorCode: tr.Error, ErrorDescription: tr.Description, ErrorURI: tr.URI}
+	}
+	if mt != "application/json" || jsonErr != nil {
+		return nil, fmt.Errorf("token endpoint %s answered %q, not a JSON token response", g.TokenURL, mt)
+	}
+	if tr.AccessToken == "" {
+		return nil, errors.New("token response has no access_token")
+	}
+	tok := &oauth2.Token{AccessToken: tr.AccessToken, TokenType: tr.TokenType, RefreshToken: tr.RefreshToken}
+	if tr.ExpiresIn > 0 {
+		tok.ExpiresIn = tr.ExpiresIn
+		tok.Expiry = now.Add(time.Duration(tr.ExpiresIn) * time.Second)
+	}
+	if tok.RefreshToken == "" {
+		// RFC 6749 §6: the server may keep the old refresh token valid.
+		tok.RefreshToken = refreshToken
+	}
+	if tr.Scope != "" {
+		tok = tok.WithExtra(map[string]any{"scope": tr.Scope})
+	}
+	return tok, nil
+}
+
+// IsRefused reports whether err is the authorization server refusing a grant
+// (a 4xx OAuth error): the token must be dropped and the user asked again.
+// Anything else (5xx, network) is a failure to reach it: the token is kept.
+func IsRefused(err error) bool {
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) && re.Response != nil {
+		return re.Response.StatusCode >= 400 && re.Response.StatusCode < 500
+	}
+	return false
+}
