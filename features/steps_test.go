@@ -15,6 +15,7 @@ import (
 	"github.com/cucumber/godog"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/mcp-proxy/mcp-proxy/internal/actors"
 	"github.com/mcp-proxy/mcp-proxy/internal/control"
 	"github.com/mcp-proxy/mcp-proxy/internal/docexamples"
 	"github.com/mcp-proxy/mcp-proxy/internal/stack"
@@ -36,7 +37,7 @@ type world struct {
 	stdout, stderr string
 	exit           int
 
-	actors   map[string]*mcpActor
+	actors   map[string]*actors.MCPClient
 	lastTool *mcp.CallToolResult
 	// tokenRequests is the number of token requests the remote
 	// authorization server had received at a marked point.
@@ -84,7 +85,7 @@ func (w *world) stack() (stack.Stack, error) {
 func (w *world) close() error {
 	var errs []error
 	for _, a := range w.actors {
-		a.close()
+		a.Close()
 	}
 	if w.st != nil {
 		if d := w.st.RefusedDials(); len(d) > 0 {
@@ -217,7 +218,7 @@ func (w *world) connects(ctx context.Context, user, endpoint string) error {
 	}
 	ctx, cancel := stepContext(ctx)
 	defer cancel()
-	return a.connect(ctx, endpoint)
+	return a.Connect(ctx, endpoint)
 }
 
 func (w *world) signedIn(user, host string) error {
@@ -225,8 +226,8 @@ func (w *world) signedIn(user, host string) error {
 	if err != nil {
 		return err
 	}
-	if !a.browser.Did("sign-in", host) {
-		return fmt.Errorf("%s did not sign in at %s; the browser saw: %s", user, host, a.history())
+	if !a.Browser.Did("sign-in", host) {
+		return fmt.Errorf("%s did not sign in at %s; the browser saw: %s", user, host, a.History())
 	}
 	return nil
 }
@@ -236,8 +237,8 @@ func (w *world) approved(user, host string) error {
 	if err != nil {
 		return err
 	}
-	if !a.browser.Did("approve", host) {
-		return fmt.Errorf("%s approved nothing at %s; the browser saw: %s", user, host, a.history())
+	if !a.Browser.Did("approve", host) {
+		return fmt.Errorf("%s approved nothing at %s; the browser saw: %s", user, host, a.History())
 	}
 	return nil
 }
@@ -304,7 +305,7 @@ func (w *world) call(ctx context.Context, user, tool string, args map[string]any
 	}
 	ctx, cancel := stepContext(ctx)
 	defer cancel()
-	res, err := a.call(ctx, tool, args)
+	res, err := a.Call(ctx, tool, args)
 	if err != nil {
 		return err
 	}
@@ -332,7 +333,7 @@ func (w *world) whoami() (*whoami, error) {
 		return nil, errors.New("no tool was called")
 	}
 	if w.lastTool.IsError {
-		return nil, fmt.Errorf("the tool failed: %s", toolText(w.lastTool))
+		return nil, fmt.Errorf("the tool failed: %s", actors.ToolText(w.lastTool))
 	}
 	var out whoami
 	b, err := json.Marshal(w.lastTool.StructuredContent)
@@ -343,16 +344,6 @@ func (w *world) whoami() (*whoami, error) {
 		return nil, fmt.Errorf("whoami answered %s: %v", b, err)
 	}
 	return &out, nil
-}
-
-func toolText(r *mcp.CallToolResult) string {
-	var parts []string
-	for _, c := range r.Content {
-		if t, ok := c.(*mcp.TextContent); ok {
-			parts = append(parts, t.Text)
-		}
-	}
-	return strings.Join(parts, "\n")
 }
 
 func (w *world) toolAnswersIdentity(subject, audience string) error {
@@ -373,7 +364,7 @@ func (w *world) toolAnswersText(text string) error {
 	if w.lastTool == nil {
 		return errors.New("no tool was called")
 	}
-	if got := toolText(w.lastTool); got != text || w.lastTool.IsError {
+	if got := actors.ToolText(w.lastTool); got != text || w.lastTool.IsError {
 		return fmt.Errorf("the tool answered %q (error: %v), want %q", got, w.lastTool.IsError, text)
 	}
 	return nil
@@ -424,7 +415,7 @@ func (w *world) clientToken(ctx context.Context, user string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return a.tokenFingerprint(ctx)
+	return a.TokenFingerprint(ctx)
 }
 
 func (w *world) upstreamTokenIsNotClients(ctx context.Context, user string) error {
@@ -503,4 +494,23 @@ func (w *world) commandFailsWithDocumented(id string) error {
 		return fmt.Errorf("the command printed:\n%s\nthe docs say:\n%s", got, want)
 	}
 	return nil
+}
+
+func (w *world) actor(user string) (*actors.MCPClient, error) {
+	if a, ok := w.actors[user]; ok {
+		return a, nil
+	}
+	if w.st == nil {
+		return nil, errors.New("no stack is running")
+	}
+	name := user + "-client"
+	a, err := actors.NewMCPClient(w.st.Transport(), user, name, w.st.ClientMetadataURL(name), w.st.ClientRedirectURL(name))
+	if err != nil {
+		return nil, err
+	}
+	if w.actors == nil {
+		w.actors = make(map[string]*actors.MCPClient)
+	}
+	w.actors[user] = a
+	return a, nil
 }

@@ -349,3 +349,19 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// Names are every hostname the stack serves.
+var Names = []string{ProxyHost, UpstreamHost, ASHost, IdPHost, ClientHost}
+
+// CAPEM returns the run's CA certificate, for a person's browser or MCP
+// client to trust.
+func (s *Local) CAPEM() []byte { return s.ca.CertPEM() }
+
+// Certificate issues a server certificate for names from the run's CA.
+func (s *Local) Certificate(names ...string) (tls.Certificate, error) {
+	leaf, err := s.ca.Issue(names...)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return leaf.TLS, nil
+}

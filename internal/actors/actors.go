@@ -1,0 +1,143 @@
+// Package actors are the people and programs around the proxy in a
+// scenario or a demo: a user with a browser and an MCP client. The MCP
+// client is the official MCP Go SDK client with its OAuth handler
+// (auth.NewAuthorizationCodeHandler); the handler opens the user's headless
+// browser, which signs in and consents as a person would.
+package actors
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/modelcontextprotocol/go-sdk/auth"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcp-proxy/mcp-proxy/internal/browser"
+	"github.com/mcp-proxy/mcp-proxy/internal/control"
+)
+
+// Passwords are the mock servers' default accounts (mockas.DefaultUsers).
+var Passwords = map[string]string{"alice": "alice-password", "bob": "bob-password"}
+
+// MCPClient is a user with an MCP client.
+type MCPClient struct {
+	User string
+	// Name is the MCP client's name; it picks its metadata document.
+	Name    string
+	Browser *browser.Browser
+
+	metadataURL, redirectURL string
+	transport                http.RoundTripper
+	handler                  *auth.AuthorizationCodeHandler
+	session                  *mcp.ClientSession
+}
+
+// NewMCPClient returns user's MCP client called name, whose Client ID
+// Metadata Document is at metadataURL and whose redirect URI is
+// redirectURL. transport reaches every host involved.
+func NewMCPClient(transport http.RoundTripper, user, name, metadataURL, redirectURL string) (*MCPClient, error) {
+	pw, ok := Passwords[user]
+	if !ok {
+		return nil, fmt.Errorf("no account named %q at the mock servers", user)
+	}
+	return &MCPClient{
+		User: user, Name: name, Browser: browser.New(transport, user, pw),
+		metadataURL: metadataURL, redirectURL: redirectURL, transport: transport,
+	}, nil
+}
+
+// Connect opens an MCP session with endpoint, running the OAuth flow when
+// the server asks for it.
+func (c *MCPClient) Connect(ctx context.Context, endpoint string) error {
+	h, err := auth.NewAuthorizationCodeHandler(&auth.AuthorizationCodeHandlerConfig{
+		ClientIDMetadataDocumentConfig: &auth.ClientIDMetadataDocumentConfig{URL: c.metadataURL},
+		RedirectURL:                    c.redirectURL,
+		AuthorizationCodeFetcher: func(ctx context.Context, args *auth.AuthorizationArgs) (*auth.AuthorizationResult, error) {
+			u, err := c.Browser.Navigate(ctx, args.URL, c.redirectURL)
+			if err != nil {
+				return nil, err
+			}
+			q := u.Query()
+			if e := q.Get("error"); e != "" {
+				return nil, fmt.Errorf("authorization refused: %s: %s", e, q.Get("error_description"))
+			}
+			return &auth.AuthorizationResult{Code: q.Get("code"), State: q.Get("state"), Iss: q.Get("iss")}, nil
+		},
+		Client: &http.Client{Transport: c.transport},
+	})
+	if err != nil {
+		return err
+	}
+	c.handler = h
+	client := mcp.NewClient(&mcp.Implementation{Name: c.Name, Version: "1.0.0"}, nil)
+	sess, err := client.Connect(ctx, &mcp.StreamableClientTransport{
+		Endpoint:     endpoint,
+		HTTPClient:   &http.Client{Transport: c.transport},
+		OAuthHandler: h,
+		MaxRetries:   -1,
+	}, nil)
+	if err != nil {
+		return fmt.Errorf("%s's MCP client could not connect to %s: %w (browser: %s)", c.User, endpoint, err, c.History())
+	}
+	c.session = sess
+	return nil
+}
+
+// Call calls a tool.
+func (c *MCPClient) Call(ctx context.Context, tool string, args map[string]any) (*mcp.CallToolResult, error) {
+	if c.session == nil {
+		return nil, fmt.Errorf("%s's MCP client is not connected", c.User)
+	}
+	res, err := c.session.CallTool(ctx, &mcp.CallToolParams{Name: tool, Arguments: args})
+	if err != nil {
+		return nil, fmt.Errorf("tools/call %s: %w", tool, err)
+	}
+	return res, nil
+}
+
+// TokenFingerprint is the fingerprint of the access token the MCP client
+// holds.
+func (c *MCPClient) TokenFingerprint(ctx context.Context) (string, error) {
+	if c.handler == nil {
+		return "", fmt.Errorf("%s's MCP client never authorized", c.User)
+	}
+	ts, err := c.handler.TokenSource(ctx)
+	if err != nil || ts == nil {
+		return "", fmt.Errorf("%s's MCP client has no token: %v", c.User, err)
+	}
+	tok, err := ts.Token()
+	if err != nil {
+		return "", err
+	}
+	return control.Fingerprint(tok.AccessToken), nil
+}
+
+// History describes the pages the user's browser went through.
+func (c *MCPClient) History() string {
+	var b strings.Builder
+	for _, v := range c.Browser.Visits() {
+		fmt.Fprintf(&b, "\n  %s %s%s → %d %s", v.Method, v.URL.Host, v.URL.Path, v.Status, v.Action)
+	}
+	return b.String()
+}
+
+// Close ends the MCP session.
+func (c *MCPClient) Close() {
+	if c.session != nil {
+		_ = c.session.Close()
+		c.session = nil
+	}
+}
+
+// ToolText joins the text content of a tool result.
+func ToolText(r *mcp.CallToolResult) string {
+	var parts []string
+	for _, c := range r.Content {
+		if t, ok := c.(*mcp.TextContent); ok {
+			parts = append(parts, t.Text)
+		}
+	}
+	return strings.Join(parts, "\n")
+}
