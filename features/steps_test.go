@@ -44,7 +44,14 @@ type world struct {
 	tokenRequests int
 }
 
+// moreSteps lets other files of this package add their own steps: each
+// appends a registrar in an init function.
+var moreSteps []func(*world, *godog.ScenarioContext)
+
 func (w *world) register(sc *godog.ScenarioContext) {
+	for _, add := range moreSteps {
+		add(w, sc)
+	}
 	sc.Step(`^the operator configuration "([^"]+)"$`, w.operatorConfiguration)
 	sc.Step(`^the proxy is running$`, w.proxyIsRunning)
 	sc.Step(`^an MCP client posts "([^"]+)" to "([^"]+)" without a token$`, w.postWithoutToken)
