@@ -264,3 +264,49 @@ func NewTransport(dial func(ctx context.Context, network, addr string) (net.Conn
 // NoRedirects is an http.Client CheckRedirect that returns the redirect
 // response itself: metadata and client documents must not redirect.
 func NoRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// StaticResolver answers for the host:port pairs it maps, like curl's
+// --resolve, and asks Fallback (nil: the system resolver) for the rest. The
+// guard still checks what it returns.
+type StaticResolver struct {
+	Map      map[string][]netip.AddrPort // "host:port" → addresses
+	Fallback Resolver
+}
+
+// ParseResolve reads one "host:port:addr" mapping (addr may be an IPv6
+// address in brackets) into r.
+func (r *StaticResolver) ParseResolve(s string) error {
+	host, rest, ok := strings.Cut(s, ":")
+	port, addr, ok2 := strings.Cut(rest, ":")
+	if !ok || !ok2 || host == "" {
+		return fmt.Errorf("%q is not host:port:address", s)
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return fmt.Errorf("%q: bad port %q", s, port)
+	}
+	var ap netip.AddrPort
+	if a, err := netip.ParseAddr(strings.Trim(addr, "[]")); err == nil {
+		ap = netip.AddrPortFrom(a, uint16(p))
+	} else if ap, err = netip.ParseAddrPort(addr); err != nil {
+		return fmt.Errorf("%q: %q is not an IP address or address:port", s, addr)
+	}
+	if r.Map == nil {
+		r.Map = make(map[string][]netip.AddrPort)
+	}
+	k := net.JoinHostPort(normalizeHost(host), port)
+	r.Map[k] = append(r.Map[k], ap)
+	return nil
+}
+
+// Resolve implements [Resolver].
+func (r *StaticResolver) Resolve(ctx context.Context, host string, port uint16) ([]netip.AddrPort, error) {
+	if a, ok := r.Map[net.JoinHostPort(normalizeHost(host), strconv.Itoa(int(port)))]; ok {
+		return a, nil
+	}
+	fb := r.Fallback
+	if fb == nil {
+		fb = SystemResolver{}
+	}
+	return fb.Resolve(ctx, host, port)
+}

@@ -18,6 +18,7 @@ import (
 	"runtime/debug"
 	"strings"
 
+	"github.com/mcp-proxy/mcp-proxy/internal/netguard"
 	"github.com/mcp-proxy/mcp-proxy/proxy"
 	"github.com/mcp-proxy/mcp-proxy/proxy/config"
 )
@@ -168,6 +169,8 @@ func serve(ctx context.Context, args []string, env Env) int {
 	caFile := fs.String("ca-file", "", "also trust the CA certificates in this PEM `file` for outbound HTTPS\n(remote servers, authorization servers, the identity provider, MCP clients' metadata)")
 	var private stringList
 	fs.Var(&private, "allow-private-host", "let this `host` resolve to a private or loopback address although the\nconfiguration does not name it (repeatable); hosts in the configuration are always allowed")
+	var resolve stringList
+	fs.Var(&resolve, "resolve", "connect to `host:port:address` instead of what DNS says for host:port, like curl's\n--resolve (repeatable); the SSRF rules still apply to the address")
 	allowLoopback := fs.Bool("allow-loopback", false, "let any host resolve to a loopback address (for trying the proxy on one machine)")
 	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
@@ -189,6 +192,16 @@ func serve(ctx context.Context, args []string, env Env) int {
 	opts.Logger = log
 	opts.TrustedHosts = append(append([]string(nil), opts.TrustedHosts...), private...)
 	opts.AllowLoopback = opts.AllowLoopback || *allowLoopback
+	if len(resolve) > 0 {
+		sr := &netguard.StaticResolver{Fallback: opts.Resolver}
+		for _, r := range resolve {
+			if err := sr.ParseResolve(r); err != nil {
+				fmt.Fprintf(env.Stderr, "mcp-proxy serve: -resolve %v\n", err)
+				return ExitUsage
+			}
+		}
+		opts.Resolver = sr
+	}
 	if *caFile != "" {
 		pem, err := os.ReadFile(env.path(*caFile))
 		if err != nil {
