@@ -24,16 +24,17 @@ var authorizeParams = []string{
 // resolveClient finds a client: a pre-registered id, else, when Client ID
 // Metadata Documents are on and the id is an https URL, its document.
 func (s *Server) resolveClient(ctx context.Context, id string) (*clientInfo, error) {
-	if c := s.clients[id]; c != nil {
+	if c := s.lookupClient(id); c != nil {
 		return c, nil
 	}
 	lower := strings.ToLower(id)
+	cimd := s.Settings().CIMD
 	switch {
-	case strings.HasPrefix(lower, "https://") && s.cimd:
+	case strings.HasPrefix(lower, "https://") && cimd:
 		return s.cimdClient(ctx, id)
 	case strings.HasPrefix(lower, "https://"):
 		return nil, fmt.Errorf("client_id %q is not registered, and this server does not accept Client ID Metadata Documents (client_id_metadata_document_supported is off)", id)
-	case strings.HasPrefix(lower, "http://") && s.cimd:
+	case strings.HasPrefix(lower, "http://") && cimd:
 		return nil, fmt.Errorf("client_id %q is not registered, and a client metadata document URL must use https", id)
 	}
 	return nil, fmt.Errorf("client_id %q is not registered with this server", id)
@@ -140,7 +141,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		fl.sessionID = sid
 	}
 	s.mu.Lock()
-	s.st.sweep(now, s.refreshTTL)
+	s.st.sweep(now, s.Settings().RefreshTokenTTL)
 	s.st.flows[fl.id] = &fl
 	s.mu.Unlock()
 	ev.Detail["flow"] = fl.id
@@ -612,7 +613,7 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, ev *control.Even
 	s.st.codes[hashSecret(code)] = &authCode{
 		client: fl.client, redirectURI: fl.redirectURI, challenge: fl.challenge,
 		resource: fl.resource, nonce: fl.nonce, sub: sub, scopes: fl.scopes,
-		authTime: authTime, expires: now.Add(s.codeTTL),
+		authTime: authTime, expires: now.Add(s.Settings().CodeTTL),
 	}
 	delete(s.st.flows, fl.id)
 	s.mu.Unlock()

@@ -26,10 +26,10 @@ func add(name, value string) func(url.Values) {
 }
 
 // durable is the part of the state a refused request must leave alone.
-type durable struct{ Flows, Codes, Refresh, Access, Families, Consents, CIMD int }
+type durable struct{ Flows, Codes, Refresh, Access, Families, Consents, CIMD, Registered int }
 
 func durableOf(st stats) durable {
-	return durable{st.Flows, st.Codes, st.Refresh, st.Access, st.Families, st.Consents, st.CIMD}
+	return durable{st.Flows, st.Codes, st.Refresh, st.Access, st.Families, st.Consents, st.CIMD, st.Registered}
 }
 
 // TestAuthorizeRefusals sends one bad authorization request per case and
@@ -240,7 +240,7 @@ func TestMetadata(t *testing.T) {
 		"scopes_supported":                               []any{"files:read", "openid", "email", "profile"},
 		"response_types_supported":                       []any{"code"},
 		"response_modes_supported":                       []any{"query"},
-		"grant_types_supported":                          []any{"authorization_code", "refresh_token"},
+		"grant_types_supported":                          []any{"authorization_code", "refresh_token", "client_credentials"},
 		"code_challenge_methods_supported":               []any{"S256"},
 		"token_endpoint_auth_methods_supported":          []any{"none", "client_secret_basic", "client_secret_post"},
 		"revocation_endpoint_auth_methods_supported":     []any{"none", "client_secret_basic", "client_secret_post"},

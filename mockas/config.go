@@ -78,8 +78,13 @@ type Config struct {
 	// DisableCIMD turns off Client ID Metadata Documents: an https URL
 	// client_id is then an unknown client, and the metadata no longer
 	// advertises client_id_metadata_document_supported. The zero value
-	// supports and advertises them.
+	// supports and advertises them. [Settings].CIMD switches it at run time.
 	DisableCIMD bool
+	// EnableDCR turns on dynamic client registration (RFC 7591) at
+	// {issuer}/register and advertises it as registration_endpoint. The zero
+	// value leaves it off: /register answers 404 and the metadata has no
+	// registration_endpoint. [Settings].DCR switches it at run time.
+	EnableDCR bool
 	// ScopesSupported are the scopes a client may request, advertised in the
 	// metadata together with openid, email and profile, which are always
 	// supported. Nil means any syntactically valid scope is accepted; when
@@ -92,6 +97,7 @@ type Config struct {
 	// fresh one with a fresh lifetime). Zero means 24 hours.
 	RefreshTokenTTL time.Duration
 	// CodeTTL is the lifetime of authorization codes. Zero means one minute.
+	// The three lifetimes can change at run time: [Server.SetSettings].
 	CodeTTL time.Duration
 	// SigningAlgorithm is the JWS algorithm of access tokens and ID tokens:
 	// "RS256" or "ES256". Empty means RS256, which every OIDC relying party
@@ -117,8 +123,8 @@ type Config struct {
 	// Documents. Nil means the system roots.
 	RootCAs *x509.CertPool
 	// ControlSecret guards the test-control API under /.test/ (sent as
-	// "Authorization: Bearer <secret>"). Empty disables the control API: it
-	// answers 404.
+	// "Authorization: Bearer <secret>"; the package documentation lists its
+	// endpoints). Empty disables the control API: it answers 404.
 	ControlSecret string
 	// Now is the clock of every expiry and every issued token. Nil means
 	// time.Now. Tests advance a fake clock instead of sleeping.

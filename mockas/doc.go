@@ -23,12 +23,45 @@
 //	POST {issuer}/login       login form
 //	GET  {issuer}/consent?flow=ID, POST {issuer}/consent   consent page and decision
 //	GET|POST {issuer}/logout  ends the browser's login session
-//	POST {issuer}/token       authorization_code and refresh_token grants
+//	POST {issuer}/token       authorization_code, refresh_token and client_credentials grants
 //	POST {issuer}/revoke      RFC 7009 revocation
+//	POST {issuer}/register    RFC 7591 dynamic client registration (only while switched on)
 //	GET  {issuer}/jwks        JSON Web Key Set, public keys only
 //	GET|POST {issuer}/userinfo  OIDC UserInfo (bearer access token with openid scope)
 //	GET  /healthz             200 "ok"
-//	GET|DELETE /.test/events  recorded events (control API, guarded by Config.ControlSecret)
+//
+// # Test-control API
+//
+// Under /.test/, guarded by Config.ControlSecret (sent as "Authorization:
+// Bearer <secret>"; an empty secret makes every path 404). No control
+// request is recorded as an event, and no fault rule applies to one.
+//
+//	GET|DELETE   /.test/events       recorded events (?kind=), or forget them
+//	GET|POST|DELETE /.test/faults    fault rules of package internal/faults (status, drop, delay)
+//	GET|PATCH    /.test/settings     lifetimes and switches ([Settings]); PATCH names only what changes
+//	POST         /.test/rotate-key   [Server.RotateKey]
+//	POST         /.test/revoke-user  {"subject":"alice"}: [Server.RevokeUser]; 404 for an unknown subject
+//	GET          /.test/counters     events recorded so far, by kind
+//
+// # Clients
+//
+// A client is pre-registered ([Config.Clients]), a Client ID Metadata
+// Document URL (while [Settings].CIMD is on), or registered at /register
+// (while [Settings].DCR is on). Registration is open (no initial access
+// token); client ids it issues start with "dcr-". It applies the RFC 7591
+// defaults: token_endpoint_auth_method client_secret_basic, grant_types
+// authorization_code (so no refresh token unless refresh_token is
+// registered too), response_types code. Supported are the methods none,
+// client_secret_basic and client_secret_post (a registered client must use
+// the method it registered) and the grants authorization_code,
+// refresh_token and client_credentials. Registration errors are
+// invalid_redirect_uri and invalid_client_metadata.
+//
+// The client_credentials grant (RFC 6749 §4.4) is for confidential clients
+// only (else unauthorized_client). Its access token has sub = client_id,
+// aud = the resource parameter (else the client id), the requested scope
+// (openid, email and profile are refused: there is no user), and no
+// auth_time; there is no refresh token.
 //
 // # Forms
 //
@@ -69,6 +102,12 @@
 //	jwks        Detail: keys (how many)
 //	userinfo    Authorization: the token's fingerprint. Detail: sub, jti, or error
 //	logout      Detail: sub
+//	register    Params: client_name, token_endpoint_auth_method, redirect_uris (space-separated),
+//	            grant_types, response_types, scope, as sent. Detail: client_id and
+//	            client_secret (fingerprint), or error, error_description
+//	fault       a request a fault rule answered or dropped instead of the server. Status: the
+//	            injected status (0 when dropped). Detail: outcome (status, dropped, or
+//	            abandoned when the client gave up during an injected delay)
 //
 // # Tokens
 //

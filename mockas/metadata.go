@@ -15,6 +15,7 @@ type Metadata struct {
 	JWKSURI                                    string   `json:"jwks_uri"`
 	UserinfoEndpoint                           string   `json:"userinfo_endpoint"`
 	RevocationEndpoint                         string   `json:"revocation_endpoint"`
+	RegistrationEndpoint                       string   `json:"registration_endpoint,omitempty"`
 	ScopesSupported                            []string `json:"scopes_supported"`
 	ResponseTypesSupported                     []string `json:"response_types_supported"`
 	ResponseModesSupported                     []string `json:"response_modes_supported"`
@@ -30,9 +31,17 @@ type Metadata struct {
 	PromptValuesSupported                      []string `json:"prompt_values_supported"`
 }
 
-// Metadata returns the server's metadata document.
+// Metadata returns the server's metadata document. It follows the
+// run-time [Settings]: registration_endpoint only while dynamic client
+// registration is on, client_id_metadata_document_supported only while
+// Client ID Metadata Documents are.
 func (s *Server) Metadata() Metadata {
 	auth := []string{"none", "client_secret_basic", "client_secret_post"}
+	set := s.Settings()
+	var registration string
+	if set.DCR {
+		registration = s.endpoint("/register")
+	}
 	return Metadata{
 		Issuer:                                 s.issuer,
 		AuthorizationEndpoint:                  s.endpoint("/authorize"),
@@ -40,14 +49,15 @@ func (s *Server) Metadata() Metadata {
 		JWKSURI:                                s.endpoint("/jwks"),
 		UserinfoEndpoint:                       s.endpoint("/userinfo"),
 		RevocationEndpoint:                     s.endpoint("/revoke"),
+		RegistrationEndpoint:                   registration,
 		ScopesSupported:                        append([]string(nil), s.advertised...),
 		ResponseTypesSupported:                 []string{"code"},
 		ResponseModesSupported:                 []string{"query"},
-		GrantTypesSupported:                    []string{"authorization_code", "refresh_token"},
+		GrantTypesSupported:                    []string{"authorization_code", "refresh_token", "client_credentials"},
 		CodeChallengeMethodsSupported:          []string{"S256"},
 		TokenEndpointAuthMethodsSupported:      auth,
 		RevocationEndpointAuthMethodsSupported: auth,
-		ClientIDMetadataDocumentSupported:      s.cimd,
+		ClientIDMetadataDocumentSupported:      set.CIMD,
 		// RFC 9207 §3: every authorization response carries iss.
 		AuthorizationResponseIssParameterSupported: true,
 		SubjectTypesSupported:                      []string{"public"},

@@ -1,12 +1,14 @@
 package mockas
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -17,6 +19,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/mcp-proxy/mcp-proxy/internal/control"
+	"github.com/mcp-proxy/mcp-proxy/internal/faults"
 	"github.com/mcp-proxy/mcp-proxy/internal/netguard"
 )
 
@@ -33,17 +36,21 @@ type Server struct {
 	clients    map[string]*clientInfo
 	scopes     map[string]bool // nil: any valid scope
 	advertised []string        // scopes_supported
-	cimd       bool
-	hint       []User // accounts the login page lists: the defaults only
-
-	accessTTL, refreshTTL, codeTTL time.Duration
-	alg                            jose.SignatureAlgorithm
+	hint       []User          // accounts the login page lists: the defaults only
+	alg        jose.SignatureAlgorithm
 
 	now      func() time.Time
 	log      *slog.Logger
 	rec      *control.Recorder
 	control  http.Handler
+	faults   *faults.Injector
+	handler  http.Handler // route behind the fault injector
 	cimdHTTP *http.Client
+
+	// setMu guards set, what the control API changes at run time. It may be
+	// taken while mu is held, never the other way round.
+	setMu sync.RWMutex
+	set   Settings
 
 	// redirectMatch compares a registered redirect URI with the one a request
 	// names. It is exact string comparison (RFC 9700 §4.1.3, OAuth 2.1
@@ -69,6 +76,27 @@ type clientInfo struct {
 	CIMD bool
 	// NoRefresh is true when the client's grant_types omit refresh_token.
 	NoRefresh bool
+	// GrantTypes are the grants a dynamically registered client registered;
+	// nil means every grant its kind (public or confidential) allows.
+	GrantTypes []string
+	// AuthMethod is the token_endpoint_auth_method a dynamically registered
+	// client registered and must use; empty means any its kind allows.
+	AuthMethod string
+}
+
+// allows reports whether the client may use the grant type gt.
+func (c *clientInfo) allows(gt string) bool {
+	return c.GrantTypes == nil || slices.Contains(c.GrantTypes, gt)
+}
+
+// lookupClient finds a pre-registered or dynamically registered client.
+func (s *Server) lookupClient(id string) *clientInfo {
+	if c := s.clients[id]; c != nil {
+		return c
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.st.registered[id]
 }
 
 // New validates cfg and returns a server with a fresh signing key.
@@ -78,19 +106,23 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("mockas: %w", err)
 	}
 	s := &Server{
-		issuer:        cfg.Issuer,
-		issuerURL:     u,
-		prefix:        u.Path,
-		users:         map[string]*User{},
-		usersBySub:    map[string]*User{},
-		clients:       map[string]*clientInfo{},
-		cimd:          !cfg.DisableCIMD,
-		accessTTL:     orDefault(cfg.AccessTokenTTL, DefaultAccessTokenTTL),
-		refreshTTL:    orDefault(cfg.RefreshTokenTTL, DefaultRefreshTokenTTL),
-		codeTTL:       orDefault(cfg.CodeTTL, DefaultCodeTTL),
+		issuer:     cfg.Issuer,
+		issuerURL:  u,
+		prefix:     u.Path,
+		users:      map[string]*User{},
+		usersBySub: map[string]*User{},
+		clients:    map[string]*clientInfo{},
+		set: Settings{
+			AccessTokenTTL:  orDefault(cfg.AccessTokenTTL, DefaultAccessTokenTTL),
+			RefreshTokenTTL: orDefault(cfg.RefreshTokenTTL, DefaultRefreshTokenTTL),
+			CodeTTL:         orDefault(cfg.CodeTTL, DefaultCodeTTL),
+			CIMD:            !cfg.DisableCIMD,
+			DCR:             cfg.EnableDCR,
+		},
 		now:           cfg.Now,
 		log:           cfg.Logger,
 		rec:           &control.Recorder{},
+		faults:        &faults.Injector{},
 		redirectMatch: func(registered, requested string) bool { return registered == requested },
 		st:            newState(),
 	}
@@ -198,9 +230,8 @@ func New(cfg Config) (*Server, error) {
 		Timeout:       cimdFetchTimeout,
 	}
 
-	mux := http.NewServeMux()
-	mux.Handle(control.PathPrefix+"events", control.EventsHandler(s.rec))
-	s.control = control.Guard(cfg.ControlSecret, mux)
+	s.control = control.Guard(cfg.ControlSecret, s.controlMux())
+	s.handler = s.faults.Wrap(http.HandlerFunc(s.route))
 
 	if err := s.RotateKey(); err != nil {
 		return nil, err
@@ -220,16 +251,111 @@ func (s *Server) Issuer() string { return s.issuer }
 
 // Recorder returns the recorder of everything the server received and did.
 // Event kinds: metadata, authorize, login, consent, cimd_fetch, token,
-// revoke, jwks, userinfo, logout.
+// revoke, jwks, userinfo, logout, register, fault. Control API requests are
+// never recorded.
 func (s *Server) Recorder() *control.Recorder { return s.rec }
+
+// Faults returns the fault injector that sits in front of every endpoint
+// except the control API, the same one /.test/faults drives.
+func (s *Server) Faults() *faults.Injector { return s.faults }
 
 // endpoint returns the URL of an endpoint under the issuer, such as
 // endpoint("/token").
 func (s *Server) endpoint(p string) string { return s.issuer + p }
 
-// ServeHTTP routes a request. The endpoints are listed in the package
-// documentation.
+// reachedKey marks, in a request's context, whether the request got past
+// the fault injector.
+type reachedKey struct{}
+
+// ServeHTTP routes a request through the fault injector. The endpoints are
+// listed in the package documentation. A request that a fault rule answered
+// or dropped is recorded as a fault event.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, control.PathPrefix) {
+		s.handler.ServeHTTP(w, r)
+		return
+	}
+	reached := new(bool)
+	fault := func(outcome string, status int) {
+		ev := newEvent(r, "fault")
+		ev.Detail["outcome"] = outcome
+		s.record(r.Context(), ev, status)
+	}
+	// An HTTP/1 drop is recorded as soon as the connection is hijacked, before
+	// the injector closes it, so a client that sees the drop finds the event.
+	fw := &faultWriter{ResponseWriter: w, hijacked: func() {
+		if !*reached {
+			fault("dropped", 0)
+		}
+	}}
+	defer func() {
+		if *reached || fw.dropped {
+			return
+		}
+		// The injector answered, aborted an HTTP/2 stream (a panic with
+		// http.ErrAbortHandler, passed on below once recorded), or the
+		// client left during an injected delay.
+		v := recover()
+		switch {
+		case v == http.ErrAbortHandler:
+			fault("dropped", 0)
+		case fw.status != 0:
+			fault("status", fw.status)
+		default:
+			fault("abandoned", 0)
+		}
+		if v != nil {
+			panic(v)
+		}
+	}()
+	s.handler.ServeHTTP(fw, r.WithContext(context.WithValue(r.Context(), reachedKey{}, reached)))
+}
+
+// faultWriter notes what the fault injector did with a response.
+type faultWriter struct {
+	http.ResponseWriter
+	status   int
+	dropped  bool
+	hijacked func() // called once the connection is taken over
+}
+
+func (w *faultWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *faultWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Hijack lets a drop rule close an HTTP/1 connection; on HTTP/2 it fails,
+// and the injector aborts the stream instead.
+func (w *faultWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	hj, ok := w.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, http.ErrNotSupported
+	}
+	c, rw, err := hj.Hijack()
+	if err == nil {
+		w.dropped = true
+		w.hijacked()
+	}
+	return c, rw, err
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (w *faultWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// route serves a request that the fault injector let through.
+func (s *Server) route(w http.ResponseWriter, r *http.Request) {
+	if p, ok := r.Context().Value(reachedKey{}).(*bool); ok {
+		*p = true
+	}
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	p := r.URL.Path
 	switch {
@@ -258,6 +384,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.handleJWKS(w, r)
 	case p == s.prefix+"/userinfo":
 		s.handleUserinfo(w, r)
+	case p == s.prefix+"/register":
+		s.handleRegister(w, r)
 	default:
 		http.NotFound(w, r)
 	}

@@ -18,6 +18,8 @@ type state struct {
 	families map[string]*family
 	access   map[string]*accessRecord // by jti
 	cimd     map[string]*cimdEntry    // by client id URL
+	// registered are the clients of dynamic registration, by client id.
+	registered map[string]*clientInfo
 }
 
 func newState() state {
@@ -30,6 +32,8 @@ func newState() state {
 		families: map[string]*family{},
 		access:   map[string]*accessRecord{},
 		cimd:     map[string]*cimdEntry{},
+
+		registered: map[string]*clientInfo{},
 	}
 }
 
@@ -84,6 +88,9 @@ type family struct {
 	authTime   time.Time
 	revoked    bool
 	revokedWhy string
+	// clientCredentials marks a grant of the client_credentials grant
+	// type: its subject is the client, and it has no refresh token.
+	clientCredentials bool
 }
 
 // refreshRecord is one refresh token of a family.
@@ -168,7 +175,7 @@ func randomID() string { return rand.Text() }
 // stats counts what the state holds; tests use it to prove that a refused
 // request stored nothing.
 type stats struct {
-	Flows, Sessions, Codes, UsedCodes, Refresh, Access, Families, Consents, CIMD int
+	Flows, Sessions, Codes, UsedCodes, Refresh, Access, Families, Consents, CIMD, Registered int
 }
 
 func (s *Server) stats() stats {
@@ -177,6 +184,7 @@ func (s *Server) stats() stats {
 	st := stats{
 		Flows: len(s.st.flows), Sessions: len(s.st.sessions), Codes: len(s.st.codes),
 		Refresh: len(s.st.refresh), Access: len(s.st.access), Families: len(s.st.families), CIMD: len(s.st.cimd),
+		Registered: len(s.st.registered),
 	}
 	for _, c := range s.st.codes {
 		if c.used {

@@ -127,7 +127,7 @@ func (s *Server) authenticateClient(r *http.Request, form url.Values) (*clientIn
 			return unauthorized("no client_id and no client authentication")
 		}
 	}
-	if c := s.clients[id]; c != nil {
+	if c := s.lookupClient(id); c != nil {
 		switch {
 		case c.Secret == "" && method != "none":
 			return unauthorized("client %q is a public client (token_endpoint_auth_method none) and must not send a client secret, but it used %s", id, method)
@@ -137,10 +137,12 @@ func (s *Server) authenticateClient(r *http.Request, form url.Values) (*clientIn
 			return unauthorized("client %q is confidential and must authenticate with client_secret_basic or client_secret_post", id)
 		case subtle.ConstantTimeCompare([]byte(secret), []byte(c.Secret)) != 1:
 			return unauthorized("the client secret of %q is wrong (%s)", id, method)
+		case c.AuthMethod != "" && c.AuthMethod != method:
+			return unauthorized("client %q registered token_endpoint_auth_method %s, but it used %s", id, c.AuthMethod, method)
 		}
 		return c, method, nil
 	}
-	if s.cimd && strings.HasPrefix(strings.ToLower(id), "https://") {
+	if s.Settings().CIMD && strings.HasPrefix(strings.ToLower(id), "https://") {
 		if method != "none" {
 			return unauthorized("client %q is identified by a client metadata document, so it is public and must not send a client secret, but it used %s", id, method)
 		}
@@ -152,8 +154,8 @@ func (s *Server) authenticateClient(r *http.Request, form url.Values) (*clientIn
 }
 
 // handleToken is the token endpoint (RFC 6749 §3.2) for the
-// authorization_code (with PKCE, RFC 7636 §4.6) and refresh_token (with
-// rotation, OAuth 2.1 §4.3.1) grants. A refused request stores nothing,
+// authorization_code (with PKCE, RFC 7636 §4.6), refresh_token (with
+// rotation, OAuth 2.1 §4.3.1) and client_credentials (RFC 6749 §4.4) grants. A refused request stores nothing,
 // except that a replayed code or rotated refresh token revokes its grant.
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
@@ -193,10 +195,12 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		resp, iss, e = s.grantCode(form, client, now)
 	case "refresh_token":
 		resp, iss, e = s.grantRefresh(form, client, now)
+	case "client_credentials":
+		resp, iss, e = s.grantClientCredentials(form, client, now)
 	case "":
 		e = errf("invalid_request", "grant_type is missing")
 	default:
-		e = errf("unsupported_grant_type", "grant_type %q is not supported (authorization_code, refresh_token)", gt)
+		e = errf("unsupported_grant_type", "grant_type %q is not supported (authorization_code, refresh_token, client_credentials)", gt)
 	}
 	if e != nil {
 		fail(e)
@@ -229,7 +233,7 @@ func (s *Server) grantCode(form url.Values, c *clientInfo, now time.Time) (*toke
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.st.sweep(now, s.refreshTTL)
+	s.st.sweep(now, s.Settings().RefreshTokenTTL)
 	ac := s.st.codes[hashSecret(code)]
 	if ac == nil {
 		return nil, nil, errf("invalid_grant", "the authorization code is unknown")
@@ -291,7 +295,7 @@ func (s *Server) grantRefresh(form url.Values, c *clientInfo, now time.Time) (*t
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.st.sweep(now, s.refreshTTL)
+	s.st.sweep(now, s.Settings().RefreshTokenTTL)
 	rec := s.st.refresh[hashSecret(rt)]
 	if rec == nil {
 		return nil, nil, errf("invalid_grant", "the refresh token is unknown or expired")
@@ -337,6 +341,46 @@ func (s *Server) grantRefresh(form url.Values, c *clientInfo, now time.Time) (*t
 	return resp, iss, nil
 }
 
+// grantClientCredentials issues an access token to a confidential client
+// for itself (RFC 6749 §4.4): sub is the client id, aud the requested
+// resource (else the client id), and there is no refresh token (§4.4.3).
+// OpenID scopes are refused: they need a signed-in user.
+func (s *Server) grantClientCredentials(form url.Values, c *clientInfo, now time.Time) (*tokenResponse, *issued, *oauthError) {
+	switch {
+	case c.Secret == "":
+		return nil, nil, errf("unauthorized_client", "client %q is a public client; the client_credentials grant is only for confidential clients, which authenticate (RFC 6749 §4.4)", c.ID)
+	case !c.allows("client_credentials"):
+		return nil, nil, errf("unauthorized_client", "client %q did not register the client_credentials grant type (its grant_types are %q)", c.ID, c.GrantTypes)
+	}
+	scopes, e := s.parseScopes(form.Get("scope"))
+	if e != nil {
+		return nil, nil, e
+	}
+	for _, sc := range scopes {
+		if slices.Contains(oidcScopes, sc) {
+			return nil, nil, errf("invalid_scope", "scope %q needs a signed-in user, and the client_credentials grant has none", sc)
+		}
+	}
+	resource := ""
+	if res, ok := form["resource"]; ok {
+		if e := s.checkResource(res[0]); e != nil {
+			return nil, nil, e
+		}
+		resource = res[0]
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.st.sweep(now, s.Settings().RefreshTokenTTL)
+	famID := randomID()
+	fam := &family{client: c, sub: c.ID, resource: resource, scopes: scopes, clientCredentials: true}
+	resp, iss, err := s.issueLocked(famID, fam, scopes, "", now)
+	if err != nil {
+		return nil, nil, err
+	}
+	s.st.families[famID] = fam
+	return resp, iss, nil
+}
+
 // validVerifier checks RFC 7636 §4.1: 43 to 128 characters of
 // [A-Z] / [a-z] / [0-9] / "-" / "." / "_" / "~".
 func validVerifier(v string) bool {
@@ -353,7 +397,7 @@ func validVerifier(v string) bool {
 }
 
 // issueLocked mints an access token (RFC 9068), a refresh token unless the
-// client opted out of the grant, and an ID token when openid was granted.
+// client opted out of the grant or the grant is client_credentials, and an ID token when openid was granted.
 // It stores them under the family famID; s.mu must be held.
 func (s *Server) issueLocked(famID string, fam *family, scopes []string, nonce string, now time.Time) (*tokenResponse, *issued, *oauthError) {
 	jti := randomID()
@@ -362,18 +406,23 @@ func (s *Server) issueLocked(famID string, fam *family, scopes []string, nonce s
 		aud = fam.client.ID
 	}
 	scope := strings.Join(scopes, " ")
-	exp := now.Add(s.accessTTL)
+	set := s.Settings()
+	exp := now.Add(set.AccessTokenTTL)
+	var authTime int64
+	if !fam.authTime.IsZero() {
+		authTime = fam.authTime.Unix()
+	}
 	at, err := s.signAccess(accessClaims{
 		Claims: jwt.Claims{
 			Issuer: s.issuer, Subject: fam.sub, Audience: jwt.Audience{aud},
 			Expiry: numericDate(exp), IssuedAt: numericDate(now), NotBefore: numericDate(now), ID: jti,
 		},
-		Scope: scope, ClientID: fam.client.ID, AuthTime: fam.authTime.Unix(),
+		Scope: scope, ClientID: fam.client.ID, AuthTime: authTime,
 	})
 	if err != nil {
 		return nil, nil, &oauthError{Code: "server_error", Description: "signing the access token failed: " + err.Error(), Status: http.StatusInternalServerError}
 	}
-	resp := &tokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: int64(s.accessTTL / time.Second), Scope: scope}
+	resp := &tokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: int64(set.AccessTokenTTL / time.Second), Scope: scope}
 	if slices.Contains(scopes, "openid") {
 		u := s.usersBySub[fam.sub]
 		c := idClaims{
@@ -397,9 +446,9 @@ func (s *Server) issueLocked(famID string, fam *family, scopes []string, nonce s
 		}
 	}
 	s.st.access[jti] = &accessRecord{family: famID, expires: exp}
-	if !fam.client.NoRefresh {
+	if !fam.client.NoRefresh && !fam.clientCredentials {
 		resp.RefreshToken = randomToken()
-		s.st.refresh[hashSecret(resp.RefreshToken)] = &refreshRecord{family: famID, expires: now.Add(s.refreshTTL)}
+		s.st.refresh[hashSecret(resp.RefreshToken)] = &refreshRecord{family: famID, expires: now.Add(set.RefreshTokenTTL)}
 	}
 	return resp, &issued{jti: jti, sub: fam.sub, aud: aud}, nil
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -58,6 +59,29 @@ func ParsePRMLocation(s string) (PRMLocation, error) {
 	return 0, fmt.Errorf("unknown protected resource metadata location %q: want path, root or absent", s)
 }
 
+// MarshalText writes the flag spelling, so JSON carries "path", "root" or
+// "absent".
+func (l PRMLocation) MarshalText() ([]byte, error) {
+	switch l {
+	case PRMPathSuffixed, PRMRoot, PRMAbsent:
+		return []byte(l.String()), nil
+	}
+	return nil, fmt.Errorf("unknown protected resource metadata location %d", int(l))
+}
+
+// UnmarshalText parses the flag spelling; the empty string is not accepted.
+func (l *PRMLocation) UnmarshalText(b []byte) error {
+	if len(b) == 0 {
+		return errors.New(`empty protected resource metadata location: want path, root or absent`)
+	}
+	v, err := ParsePRMLocation(string(b))
+	if err != nil {
+		return err
+	}
+	*l = v
+	return nil
+}
+
 // Config configures a [Server]. Zero values are the documented defaults.
 type Config struct {
 	// ResourceURL is the server's resource identifier (RFC 8707, RFC 9728),
@@ -77,25 +101,29 @@ type Config struct {
 	// checks no token, serves no protected resource metadata, and whoami
 	// answers with empty identity fields. An Authorization header that still
 	// arrives is recorded as a fingerprint, so a scenario can prove that none
-	// was sent.
+	// was sent. It is the startup value of [Settings.NoAuth], which the
+	// control API can switch; switching it off needs AuthorizationServers.
 	NoAuth bool
 
 	// PRM says where protected resource metadata is served and which URL the
-	// challenge names. The zero value is [PRMPathSuffixed].
+	// challenge names. The zero value is [PRMPathSuffixed]. It is the startup
+	// value of [Settings.PRM].
 	PRM PRMLocation
 
 	// ScopesSupported is advertised as scopes_supported in the metadata.
 	ScopesSupported []string
 
 	// ChallengeScopes are sent as scope="..." in the 401 challenge. Nil means
-	// ScopesSupported; an empty, non-nil slice sends no scope parameter.
+	// ScopesSupported; an empty, non-nil slice sends no scope parameter. It
+	// is the startup value of [Settings.ChallengeScopes].
 	ChallengeScopes []string
 
 	// ToolScopes names, per tool, the scopes a token must carry to call it.
 	// A tools/call for such a tool with a token that lacks one of them gets
 	// 403 with error="insufficient_scope" and scope="..." listing
 	// ChallengeScopes and the tool's scopes (MCP authorization, scope
-	// step-up). Nil means every valid token may call every tool.
+	// step-up). Nil means every valid token may call every tool. It is the
+	// startup value of [Settings.ToolScopes].
 	ToolScopes map[string][]string
 
 	// ResourceName is published as resource_name in the metadata. Empty
@@ -145,35 +173,66 @@ func (cfg *Config) validate() (*url.URL, error) {
 			errs = append(errs, err)
 		}
 	}
-	switch cfg.PRM {
-	case PRMPathSuffixed, PRMRoot, PRMAbsent:
-	default:
-		errs = append(errs, fmt.Errorf("PRM: unknown location %d", int(cfg.PRM)))
-	}
-	for _, list := range []struct {
-		name   string
-		scopes []string
-	}{{"ScopesSupported", cfg.ScopesSupported}, {"ChallengeScopes", cfg.ChallengeScopes}} {
-		for _, sc := range list.scopes {
-			if err := checkScopeToken(sc); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", list.name, err))
-			}
+	for _, sc := range cfg.ScopesSupported {
+		if err := checkScopeToken(sc); err != nil {
+			errs = append(errs, fmt.Errorf("ScopesSupported: %w", err))
 		}
 	}
-	for tool, scopes := range cfg.ToolScopes {
-		if len(scopes) == 0 {
-			errs = append(errs, fmt.Errorf("ToolScopes[%q]: no scopes listed", tool))
-		}
-		for _, sc := range scopes {
-			if err := checkScopeToken(sc); err != nil {
-				errs = append(errs, fmt.Errorf("ToolScopes[%q]: %w", tool, err))
-			}
-		}
-	}
+	errs = append(errs, checkSettings(Settings{
+		PRM:             cfg.PRM,
+		ChallengeScopes: cfg.ChallengeScopes,
+		ToolScopes:      cfg.ToolScopes,
+		NoAuth:          cfg.NoAuth,
+	}, len(cfg.AuthorizationServers) > 0, "")...)
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("mockmcp: invalid configuration: %w", errors.Join(errs...))
 	}
 	return resource, nil
+}
+
+// checkSettings returns every problem of st. haveAS says whether the server
+// has authorization servers, without which it can only run without auth.
+// prefix names the fields: "" for Config field names, "json" for the JSON
+// names of the control API.
+func checkSettings(st Settings, haveAS bool, prefix string) []error {
+	name := func(goName, jsonName string) string {
+		if prefix == "json" {
+			return jsonName
+		}
+		return goName
+	}
+	var errs []error
+	switch st.PRM {
+	case PRMPathSuffixed, PRMRoot, PRMAbsent:
+	default:
+		errs = append(errs, fmt.Errorf("%s: unknown location %d", name("PRM", "prm"), int(st.PRM)))
+	}
+	if !st.NoAuth && !haveAS && prefix == "json" {
+		errs = append(errs, errors.New("no_auth: false needs authorization servers, and this server was started without any (-as)"))
+	}
+	for _, sc := range st.ChallengeScopes {
+		if err := checkScopeToken(sc); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name("ChallengeScopes", "challenge_scopes"), err))
+		}
+	}
+	tools := make([]string, 0, len(st.ToolScopes))
+	for tool := range st.ToolScopes {
+		tools = append(tools, tool)
+	}
+	slices.Sort(tools)
+	for _, tool := range tools {
+		scopes := st.ToolScopes[tool]
+		field := fmt.Sprintf("%s[%q]", name("ToolScopes", "tool_scopes"), tool)
+		if len(scopes) == 0 {
+			errs = append(errs, fmt.Errorf("%s: no scopes listed", field))
+		}
+		for _, sc := range scopes {
+			if err := checkScopeToken(sc); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", field, err))
+			}
+		}
+	}
+	return errs
 }
 
 // checkURL accepts an absolute https URL, or http for a loopback host, in

@@ -12,20 +12,39 @@
 //   - The path of Config.ResourceURL (e.g. /mcp): MCP, stateful Streamable
 //     HTTP (POST, GET stream, DELETE; sessions; resumption with
 //     Last-Event-ID). Every request needs a valid bearer token unless
-//     Config.NoAuth.
+//     Settings.NoAuth.
 //   - /.well-known/oauth-protected-resource/mcp (PRMPathSuffixed, default) or
 //     /.well-known/oauth-protected-resource (PRMRoot): protected resource
 //     metadata with resource, authorization_servers, scopes_supported,
 //     bearer_methods_supported ["header"] and resource_name. "resource" is
 //     Config.ResourceURL for the path-suffixed document and the origin of it
 //     (no trailing slash) for the root one. Every other well-known path, and
-//     both with PRMAbsent or NoAuth, answer 404.
+//     both with PRMAbsent or NoAuth, answer 404. Settings.PRM picks the
+//     location; it can change while the server runs.
 //   - GET /healthz: 200 {"status":"ok"}, not recorded.
-//   - /.test/events (GET, ?kind=; DELETE) and /.test/faults (GET, PUT,
-//     DELETE; see [Faults]): the control API, guarded by
-//     Config.ControlSecret (Authorization: Bearer <secret>), 404 when the
-//     secret is empty, not recorded.
+//   - /.test/...: the control API, below.
 //   - Anything else: 404, recorded as kind "other".
+//
+// # Control API
+//
+// Guarded by Config.ControlSecret (Authorization: Bearer <secret>), 404
+// when the secret is empty, never recorded and never faulted:
+//   - /.test/events: GET the recorded events (?kind=), DELETE forgets them.
+//   - /.test/counters: GET, per kind, how many events are recorded.
+//   - /.test/faults: the rules of package internal/faults (POST one rule
+//     {"path","method","count","status","drop","delay"}, GET, DELETE); see
+//     [Server.Faults].
+//   - /.test/settings: GET, PATCH (JSON [Settings]; fields left out keep
+//     their value, unknown fields are refused), DELETE (startup settings).
+//   - /.test/tokens: GET the revoked and the seen token ids ([TokenIDs]),
+//     POST adds revocations ([Revocation]), PUT replaces them, DELETE
+//     clears them.
+//
+// Fault rules apply to every request but the control API, /healthz
+// included. A request a rule answered or dropped is still recorded, with
+// [DetailInjectedFault] saying what happened.
+//
+// # Host check
 //
 // The MCP endpoint and the metadata answer 421 Misdirected Request when the
 // Host header does not name ResourceURL's host (unless Config.AllowAnyHost):
@@ -56,7 +75,7 @@
 //   - exp is present and not past, nbf (if present) not future, iat present
 //     and not future, each with 30 s of clock skew, by Config.Now;
 //   - sub, client_id and jti are present (RFC 9068 §2.2);
-//   - its jti is not revoked through [Faults].
+//   - its jti is not revoked through /.test/tokens ([Server.Revoke]).
 //
 // A verified token's issuer and subject become the SDK's session user: a
 // request on a session with another user's token gets the SDK's 403.
@@ -73,7 +92,7 @@
 //	401 WWW-Authenticate: Bearer error="invalid_token", error_description="<reason>", resource_metadata="<PRM URL>", scope="<challenge scopes>"
 //
 // For a malformed request, the same with 400 and error="invalid_request".
-// For a tools/call of a tool listed in Config.ToolScopes whose scopes the
+// For a tools/call of a tool listed in Settings.ToolScopes whose scopes the
 // token lacks, the same with 403, error="insufficient_scope" and scope
 // listing the challenge scopes plus the tool's. resource_metadata is absent
 // with PRMAbsent and scope when there are no challenge scopes. The body is
@@ -85,21 +104,27 @@
 //
 //   - whoami (no arguments): [WhoAmI] as structured output and as JSON text.
 //   - echo {"text"}: returns the text.
-//   - slow {"steps","interval_ms"}: takes steps in real time, sending a
-//     progress notification after each when the call has a progress token;
-//     it holds a response stream open for a proxy to relay.
+//   - slow {"steps","interval_ms"}: takes steps (default 3, up to 1000),
+//     waiting interval_ms (default 100, 0 for none, up to 60000) of real time
+//     before each, and sends a progress notification after each when the
+//     call has a progress token. The answer is an SSE stream on which the
+//     priming event and each notification are flushed as they happen; it
+//     holds a response stream open for a proxy to relay.
 //
 // # Events
 //
 // Every request except /healthz and the control API is recorded as a
 // [control.Event] when its response starts (so an open SSE stream is
-// already visible): Kind [KindMCP], [KindPRM] or [KindOther]; Method, Host,
+// already visible), or when it ends without an answer (a dropped
+// connection, a client that gave up): Kind [KindMCP], [KindPRM] or
+// [KindOther]; Method, Host,
 // Path, Status; Authorization is the fingerprint of the bearer token (of the
 // whole header value for another scheme), never the token. Detail holds the
 // Detail* keys of this package, such as mcp_method, tool_name,
 // mcp_session_id, sub, jti, iss, error and error_description.
 //
 // Logs use log/slog: one "request" line per recorded event with the same
-// keys, plus jwks_fetched, jwks_fetch_failed, jwks_stale and faults_set.
+// keys, plus jwks_fetched, jwks_fetch_failed, jwks_stale, settings_changed,
+// settings_reset, tokens_revoked and revocations_cleared.
 // They never contain a token.
 package mockmcp

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -201,9 +202,14 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	return e
 }
 
-// serve starts h on a loopback HTTPS listener with a certificate for name,
-// and maps name:443 to it.
-func (e *env) serve(name string, h http.Handler) {
+// serve starts h on a loopback HTTPS listener (HTTP/1.1) with a
+// certificate for name, and maps name:443 to it.
+func (e *env) serve(name string, h http.Handler) { e.serveProto(name, h, false) }
+
+// serveProto is serve, offering HTTP/2 when http2 is set. Serving a name
+// again moves it to the new listener; idle connections are closed so the
+// next request dials it.
+func (e *env) serveProto(name string, h http.Handler, http2 bool) {
 	e.t.Helper()
 	leaf, err := e.ca.Issue(name)
 	if err != nil {
@@ -211,7 +217,9 @@ func (e *env) serve(name string, h http.Handler) {
 	}
 	ts := httptest.NewUnstartedServer(h)
 	ts.TLS = &tls.Config{Certificates: []tls.Certificate{leaf.TLS}}
+	ts.EnableHTTP2 = http2
 	ts.StartTLS()
+	e.client.CloseIdleConnections()
 	e.t.Cleanup(ts.Close)
 	ap, err := netip.ParseAddrPort(ts.Listener.Addr().String())
 	if err != nil {
@@ -343,6 +351,39 @@ func (e *env) events(kind string) []control.Event {
 		e.t.Fatal(err)
 	}
 	return evs
+}
+
+// control sends a control API request with the secret and returns the
+// status and body. body "" sends none.
+func (e *env) control(method, path, body string) (int, []byte) {
+	e.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, "https://"+resourceHost+path, rd)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+controlSecret)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, b := e.do(req)
+	return resp.StatusCode, b
+}
+
+// eventually waits, without sleeping, until cond holds; it fails the test
+// after 10 seconds.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		runtime.Gosched()
+	}
 }
 
 func mustJSON(t *testing.T, v any) string {

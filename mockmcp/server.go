@@ -13,9 +13,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mcp-proxy/mcp-proxy/internal/control"
+	"github.com/mcp-proxy/mcp-proxy/internal/faults"
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
@@ -52,6 +54,20 @@ const (
 	DetailError              = "error"                // error code answered: invalid_token, invalid_request, insufficient_scope, ...
 	DetailErrorDescription   = "error_description"    // why the request was refused
 	DetailWWWAuthenticate    = "www_authenticate"     // the challenge sent, if any
+	DetailInjectedFault      = "injected_fault"       // a /.test/faults rule answered: FaultStatus, FaultDropped or FaultAbandoned
+)
+
+// Values of [DetailInjectedFault]. A delay rule that lets the request
+// through leaves no mark; the request is recorded as usual.
+const (
+	// FaultStatus: the rule answered with its status.
+	FaultStatus = "status"
+	// FaultDropped: the rule dropped the connection; the event has no
+	// status.
+	FaultDropped = "dropped"
+	// FaultAbandoned: the client gave up during the rule's delay; the event
+	// has no status.
+	FaultAbandoned = "abandoned"
 )
 
 const (
@@ -59,33 +75,50 @@ const (
 	// maxInspectedBody bounds how much of a POST body is read to learn the
 	// JSON-RPC method; the rest still reaches the SDK untouched.
 	maxInspectedBody = 1 << 20
-	// maxSeenTokenIDs bounds the jtis remembered for Faults.RevokeSeen.
+	// maxSeenTokenIDs bounds the jtis remembered for Revocation.Seen.
 	maxSeenTokenIDs = 10000
 )
+
+// prmSite is one place protected resource metadata can be served from.
+type prmSite struct {
+	path     string       // URL path it is served at
+	url      string       // named in challenges
+	handler  http.Handler // serves the document
+	audience string       // an audience accepted besides ResourceURL; "" = none
+}
 
 // Server is the mock MCP server: an OAuth-protected resource server speaking
 // MCP over Streamable HTTP. It is an http.Handler; see the package comment
 // for its endpoints.
 type Server struct {
-	cfg  Config
-	log  *slog.Logger
-	now  func() time.Time
-	rec  *control.Recorder
-	host string // canonical host[:port] of ResourceURL
+	cfg    Config
+	log    *slog.Logger
+	now    func() time.Time
+	rec    *control.Recorder
+	faults *faults.Injector
+	host   string // canonical host[:port] of ResourceURL
 
-	mcpPath         string
-	prmPath         string // where metadata is served; "" when none
-	prmURL          string // named in challenges; "" when none
-	prmHandler      http.Handler
-	challengeScopes []string
-	verifier        *verifier // nil with NoAuth
-	mcpHandler      http.Handler
-	control         http.Handler
+	mcpPath  string
+	prm      map[PRMLocation]prmSite // PRMPathSuffixed and PRMRoot
+	verifier *verifier               // nil without AuthorizationServers
+	sdk      http.Handler            // the SDK, for NoAuth
+	sdkAuth  http.Handler            // the SDK behind auth.RequireBearerToken, for verified requests
+	healthz  http.Handler            // /healthz, behind the fault injector
+	reached  http.Handler            // recorded requests, behind the fault injector
+	control  http.Handler
+
+	initial    Settings
+	settings   atomic.Pointer[Settings] // never modified once stored
+	settingsMu sync.Mutex               // serializes read-modify-write of settings
 
 	mu       sync.Mutex
-	faults   Faults
 	revoked  map[string]bool
 	seenJTIs map[string]bool
+
+	// stepHook, when set, is called by the slow tool at its start (step 0)
+	// and after each step's progress notification. Tests use it to hold the
+	// tool while they read the stream.
+	stepHook atomic.Pointer[func(ctx context.Context, step int)]
 }
 
 // New checks cfg and returns a server. It makes no network calls: the
@@ -100,7 +133,9 @@ func New(cfg Config) (*Server, error) {
 		log:      cfg.Logger,
 		now:      cfg.Now,
 		rec:      &control.Recorder{},
+		faults:   &faults.Injector{},
 		host:     canonicalHost(resource.Scheme, resource.Host),
+		prm:      map[PRMLocation]prmSite{},
 		revoked:  map[string]bool{},
 		seenJTIs: map[string]bool{},
 	}
@@ -114,56 +149,62 @@ func New(cfg Config) (*Server, error) {
 	if s.mcpPath == "" {
 		s.mcpPath = "/"
 	}
+	challengeScopes := cfg.ChallengeScopes
+	if challengeScopes == nil {
+		challengeScopes = cfg.ScopesSupported
+	}
+	s.initial = Settings{PRM: cfg.PRM, ChallengeScopes: challengeScopes, ToolScopes: cfg.ToolScopes, NoAuth: cfg.NoAuth}.clone()
+	st := s.initial.clone()
+	s.settings.Store(&st)
+
 	origin := resource.Scheme + "://" + resource.Host
-	s.challengeScopes = cfg.ChallengeScopes
-	if s.challengeScopes == nil {
-		s.challengeScopes = cfg.ScopesSupported
+	name := cfg.ResourceName
+	if name == "" {
+		name = "Mock MCP server"
+	}
+	// RFC 9728 §3.1: a terminating slash after the host is removed.
+	pathSuffixed := wellKnownPRM
+	if resource.Path != "/" {
+		pathSuffixed += resource.Path
+	}
+	for loc, site := range map[PRMLocation]prmSite{
+		PRMPathSuffixed: {path: pathSuffixed},
+		// With the metadata at the root, "resource" is the origin, so a
+		// client following RFC 8707 asks the AS for a token for the origin:
+		// that audience is accepted too.
+		PRMRoot: {path: wellKnownPRM, audience: origin},
+	} {
+		prmResource := cfg.ResourceURL
+		if loc == PRMRoot {
+			prmResource = origin
+		}
+		if site.audience == cfg.ResourceURL {
+			site.audience = ""
+		}
+		site.url = origin + (&url.URL{Path: site.path}).EscapedPath()
+		site.handler = auth.ProtectedResourceMetadataHandler(&oauthex.ProtectedResourceMetadata{
+			Resource:               prmResource,
+			AuthorizationServers:   slices.Clone(cfg.AuthorizationServers),
+			ScopesSupported:        slices.Clone(cfg.ScopesSupported),
+			BearerMethodsSupported: []string{"header"},
+			ResourceName:           name,
+		})
+		s.prm[loc] = site
 	}
 
-	if !cfg.NoAuth {
-		audiences := []string{cfg.ResourceURL}
-		var prmResource string
-		switch cfg.PRM {
-		case PRMPathSuffixed:
-			// RFC 9728 §3.1: a terminating slash after the host is removed.
-			s.prmPath = wellKnownPRM
-			if resource.Path != "/" {
-				s.prmPath += resource.Path
-			}
-			prmResource = cfg.ResourceURL
-		case PRMRoot:
-			s.prmPath = wellKnownPRM
-			prmResource = origin
-			if origin != cfg.ResourceURL {
-				audiences = append(audiences, origin)
-			}
-		}
-		if s.prmPath != "" {
-			s.prmURL = origin + (&url.URL{Path: s.prmPath}).EscapedPath()
-			name := cfg.ResourceName
-			if name == "" {
-				name = "Mock MCP server"
-			}
-			s.prmHandler = auth.ProtectedResourceMetadataHandler(&oauthex.ProtectedResourceMetadata{
-				Resource:               prmResource,
-				AuthorizationServers:   slices.Clone(cfg.AuthorizationServers),
-				ScopesSupported:        slices.Clone(cfg.ScopesSupported),
-				BearerMethodsSupported: []string{"header"},
-				ResourceName:           name,
-			})
-		}
+	if len(cfg.AuthorizationServers) > 0 {
 		client := cfg.HTTPClient
 		if client == nil {
 			client = http.DefaultClient
 		}
-		s.verifier = &verifier{issuers: map[string]*keySource{}, audiences: audiences, now: s.now}
+		s.verifier = &verifier{issuers: map[string]*keySource{}, audiences: []string{cfg.ResourceURL}, now: s.now}
 		for _, iss := range cfg.AuthorizationServers {
 			s.verifier.issuers[iss] = &keySource{issuer: iss, client: client, now: s.now, log: s.log}
 		}
 	}
 
 	mcpSrv := s.newMCPServer()
-	sdk := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return mcpSrv }, &mcp.StreamableHTTPOptions{
+	s.sdk = mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return mcpSrv }, &mcp.StreamableHTTPOptions{
 		// In the harness every request arrives over loopback (127.0.0.1 or a
 		// published container port) carrying a real-looking Host such as
 		// remote-mcp.provider.com, which the SDK's DNS-rebinding guard would
@@ -174,31 +215,35 @@ func New(cfg Config) (*Server, error) {
 		EventStore: mcp.NewMemoryEventStore(nil),
 		Logger:     s.log.With("component", "mcp_sdk"),
 	})
-	if cfg.NoAuth {
-		s.mcpHandler = sdk
-	} else {
-		// The SDK learns who is calling only through auth.RequireBearerToken.
-		// The token was already verified; this hands the result over, so that
-		// tools see it and the SDK binds each session to its user (a request
-		// with another user's token on the session gets 403).
-		s.mcpHandler = auth.RequireBearerToken(func(ctx context.Context, _ string, _ *http.Request) (*auth.TokenInfo, error) {
-			id, _ := ctx.Value(identityCtxKey{}).(*Identity)
-			if id == nil {
-				return nil, fmt.Errorf("%w: the token was not verified", auth.ErrInvalidToken)
-			}
-			return &auth.TokenInfo{
-				Scopes: id.Scopes,
-				UserID: id.Issuer + " " + id.Subject,
-				Extra:  map[string]any{identityKey: id},
-				// Expiration stays zero: exp was checked against Config.Now,
-				// and the SDK would check it again against the wall clock.
-			}, nil
-		}, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})(sdk)
-	}
+	// The SDK learns who is calling only through auth.RequireBearerToken.
+	// The token was already verified; this hands the result over, so that
+	// tools see it and the SDK binds each session to its user (a request
+	// with another user's token on the session gets 403).
+	s.sdkAuth = auth.RequireBearerToken(func(ctx context.Context, _ string, _ *http.Request) (*auth.TokenInfo, error) {
+		id, _ := ctx.Value(identityCtxKey{}).(*Identity)
+		if id == nil {
+			return nil, fmt.Errorf("%w: the token was not verified", auth.ErrInvalidToken)
+		}
+		return &auth.TokenInfo{
+			Scopes: id.Scopes,
+			UserID: id.Issuer + " " + id.Subject,
+			Extra:  map[string]any{identityKey: id},
+			// Expiration stays zero: exp was checked against Config.Now,
+			// and the SDK would check it again against the wall clock.
+		}, nil
+	}, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})(s.sdk)
+
+	s.healthz = s.faults.Wrap(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		control.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	}))
+	s.reached = s.faults.Wrap(http.HandlerFunc(s.serveReached))
 
 	mux := http.NewServeMux()
 	mux.Handle(control.PathPrefix+"events", control.EventsHandler(s.rec))
-	mux.HandleFunc(control.PathPrefix+"faults", s.serveFaults)
+	mux.HandleFunc(control.PathPrefix+"counters", s.serveCounters)
+	mux.Handle(control.PathPrefix+"faults", s.faults.ControlHandler())
+	mux.HandleFunc(control.PathPrefix+"settings", s.serveSettings)
+	mux.HandleFunc(control.PathPrefix+"tokens", s.serveTokens)
 	s.control = control.Guard(cfg.ControlSecret, mux)
 	return s, nil
 }
@@ -210,16 +255,24 @@ type identityCtxKey struct{}
 func (s *Server) Recorder() *control.Recorder { return s.rec }
 
 // ResourceMetadataURL returns the protected resource metadata URL that the
-// challenge names, or "" when there is none (PRMAbsent, NoAuth).
-func (s *Server) ResourceMetadataURL() string { return s.prmURL }
+// challenge names under the current settings, or "" when there is none
+// (PRMAbsent, NoAuth).
+func (s *Server) ResourceMetadataURL() string { return s.prmURL(s.settings.Load()) }
+
+func (s *Server) prmURL(st *Settings) string {
+	if st.NoAuth {
+		return ""
+	}
+	return s.prm[st.PRM].url // "" for PRMAbsent
+}
 
 // ServeHTTP routes a request; see the package comment for the endpoints.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch p := r.URL.Path; {
-	case p == "/healthz":
-		control.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	case strings.HasPrefix(p, control.PathPrefix):
 		s.control.ServeHTTP(w, r)
+	case p == "/healthz":
+		s.healthz.ServeHTTP(w, r)
 	default:
 		s.serveRecorded(w, r)
 	}
@@ -235,6 +288,20 @@ func (s *Server) kindOf(p string) string {
 	return KindOther
 }
 
+// request is one recorded request on its way through the fault injector.
+type request struct {
+	ev        *control.Event
+	st        *Settings // the settings when the request arrived
+	calls     []rpcCall // the JSON-RPC messages of an MCP POST
+	inspected bool      // false when the body was too large to parse
+	reached   bool      // no fault rule answered it
+	panicked  bool      // the handler (or a drop rule) aborted it
+}
+
+type requestCtxKey struct{}
+
+// serveRecorded records the request, then passes it through the fault
+// injector, so that requests a fault rule answered are recorded too.
 func (s *Server) serveRecorded(w http.ResponseWriter, r *http.Request) {
 	ev := &control.Event{
 		Time:   s.now(),
@@ -247,10 +314,23 @@ func (s *Server) serveRecorded(w http.ResponseWriter, r *http.Request) {
 	if h := r.Header.Get("Authorization"); h != "" {
 		ev.Authorization = fingerprintAuthorization(h)
 	}
+	req := &request{ev: ev, st: s.settings.Load(), inspected: true}
+	if ev.Kind == KindMCP {
+		req.calls, req.inspected = s.noteMCPRequest(r, ev)
+	}
 	sessionID := r.Header.Get("Mcp-Session-Id")
 	rw := &recordingWriter{ResponseWriter: w}
 	rw.onHeader = func(status int, hdr http.Header) {
 		ev.Status = status
+		switch {
+		case req.reached:
+		case req.panicked:
+			ev.Detail[DetailInjectedFault] = FaultDropped
+		case status == 0:
+			ev.Detail[DetailInjectedFault] = FaultAbandoned
+		default:
+			ev.Detail[DetailInjectedFault] = FaultStatus
+		}
 		if sid := hdr.Get("Mcp-Session-Id"); sid != "" && sid != sessionID {
 			ev.Detail[DetailAssignedSessionID] = sid
 		}
@@ -260,28 +340,26 @@ func (s *Server) serveRecorded(w http.ResponseWriter, r *http.Request) {
 		s.rec.Record(*ev)
 		s.logEvent(r.Context(), ev)
 	}
-	defer rw.finish()
-
-	if ev.Kind != KindOther && !s.hostOK(r.Host) {
-		s.refuse(rw, ev, http.StatusMisdirectedRequest, "misdirected_request",
-			fmt.Sprintf("this server is %s; the request named host %s", s.cfg.ResourceURL, r.Host), "")
-		return
-	}
-	switch ev.Kind {
-	case KindPRM:
-		if s.prmHandler != nil && r.URL.Path == s.prmPath {
-			s.prmHandler.ServeHTTP(rw, r)
-			return
+	defer func() {
+		if p := recover(); p != nil {
+			// A drop rule aborts the handler: record the request without a
+			// status, then let net/http cut the connection.
+			req.panicked = true
+			rw.started(0)
+			panic(p)
 		}
-		s.refuse(rw, ev, http.StatusNotFound, "not_found", "no protected resource metadata at "+r.URL.Path, "")
-	case KindMCP:
-		s.serveMCP(rw, r, ev)
-	default:
-		s.refuse(rw, ev, http.StatusNotFound, "not_found", "nothing at "+r.URL.Path+"; the MCP endpoint is "+s.mcpPath, "")
-	}
+		if req.reached {
+			rw.started(http.StatusOK) // net/http answers 200 to a handler that wrote nothing
+		} else {
+			rw.started(0)
+		}
+	}()
+	s.reached.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), requestCtxKey{}, req)))
 }
 
-func (s *Server) serveMCP(w http.ResponseWriter, r *http.Request, ev *control.Event) {
+// noteMCPRequest puts the MCP headers and the JSON-RPC methods of a POST
+// body into the event.
+func (s *Server) noteMCPRequest(r *http.Request, ev *control.Event) (calls []rpcCall, inspected bool) {
 	for key, header := range map[string]string{
 		DetailMCPSessionID:       "Mcp-Session-Id",
 		DetailMCPProtocolVersion: "MCP-Protocol-Version",
@@ -293,41 +371,72 @@ func (s *Server) serveMCP(w http.ResponseWriter, r *http.Request, ev *control.Ev
 			ev.Detail[key] = v
 		}
 	}
-	var calls []rpcCall
-	inspected := true
-	if r.Method == http.MethodPost && r.Body != nil {
-		calls, inspected = inspectBody(r)
-		var methods []string
-		for _, c := range calls {
-			if c.Method != "" {
-				methods = append(methods, c.Method)
-			}
-			if c.Method == "tools/call" && c.Tool != "" {
-				ev.Detail[DetailToolName] = c.Tool
-			}
+	if r.Method != http.MethodPost || r.Body == nil {
+		return nil, true
+	}
+	calls, inspected = inspectBody(r)
+	var methods []string
+	for _, c := range calls {
+		if c.Method != "" {
+			methods = append(methods, c.Method)
 		}
-		if len(methods) > 0 {
-			ev.Detail[DetailMCPMethod] = strings.Join(methods, ",")
-		}
-		if !inspected {
-			ev.Detail[DetailBodyInspected] = "false"
+		if c.Method == "tools/call" && c.Tool != "" {
+			ev.Detail[DetailToolName] = c.Tool
 		}
 	}
-	if s.cfg.NoAuth {
-		s.mcpHandler.ServeHTTP(w, r)
+	if len(methods) > 0 {
+		ev.Detail[DetailMCPMethod] = strings.Join(methods, ",")
+	}
+	if !inspected {
+		ev.Detail[DetailBodyInspected] = "false"
+	}
+	return calls, inspected
+}
+
+// serveReached handles a recorded request that no fault rule answered.
+func (s *Server) serveReached(w http.ResponseWriter, r *http.Request) {
+	req := r.Context().Value(requestCtxKey{}).(*request)
+	req.reached = true
+	ev := req.ev
+	if ev.Kind != KindOther && !s.hostOK(r.Host) {
+		s.refuse(w, ev, http.StatusMisdirectedRequest, "misdirected_request",
+			fmt.Sprintf("this server is %s; the request named host %s", s.cfg.ResourceURL, r.Host), "")
 		return
 	}
+	switch ev.Kind {
+	case KindPRM:
+		if site, ok := s.prm[req.st.PRM]; ok && !req.st.NoAuth && r.URL.Path == site.path {
+			site.handler.ServeHTTP(w, r)
+			return
+		}
+		s.refuse(w, ev, http.StatusNotFound, "not_found", "no protected resource metadata at "+r.URL.Path, "")
+	case KindMCP:
+		s.serveMCP(w, r, req)
+	default:
+		s.refuse(w, ev, http.StatusNotFound, "not_found", "nothing at "+r.URL.Path+"; the MCP endpoint is "+s.mcpPath, "")
+	}
+}
 
+func (s *Server) serveMCP(w http.ResponseWriter, r *http.Request, req *request) {
+	ev, st := req.ev, req.st
+	if st.NoAuth {
+		s.sdk.ServeHTTP(w, r)
+		return
+	}
 	tok, fail := s.extractToken(r)
 	if fail != nil {
-		s.challenge(w, ev, fail)
+		s.challenge(w, req, fail)
 		return
 	}
-	id, err := s.verifier.verify(r.Context(), tok)
+	var also []string
+	if a := s.prm[st.PRM].audience; a != "" {
+		also = append(also, a)
+	}
+	id, err := s.verifier.verify(r.Context(), tok, also...)
 	var te *tokenError
 	switch {
 	case errors.As(err, &te):
-		s.challenge(w, ev, &authFailure{status: http.StatusUnauthorized, code: "invalid_token", desc: te.Description})
+		s.challenge(w, req, &authFailure{status: http.StatusUnauthorized, code: "invalid_token", desc: te.Description})
 		return
 	case err != nil:
 		s.refuse(w, ev, http.StatusServiceUnavailable, "temporarily_unavailable", "cannot verify the token now: "+err.Error(), "")
@@ -345,41 +454,36 @@ func (s *Server) serveMCP(w http.ResponseWriter, r *http.Request, ev *control.Ev
 	if !revoked && len(s.seenJTIs) < maxSeenTokenIDs {
 		s.seenJTIs[id.TokenID] = true
 	}
-	faultStatus := s.faults.MCPStatus
 	s.mu.Unlock()
 	if revoked {
-		s.challenge(w, ev, &authFailure{status: http.StatusUnauthorized, code: "invalid_token", desc: "the token was revoked (test fault)"})
+		s.challenge(w, req, &authFailure{status: http.StatusUnauthorized, code: "invalid_token", desc: "the token was revoked (test control API)"})
 		return
 	}
-	if len(s.cfg.ToolScopes) > 0 {
-		if !inspected {
+	if len(st.ToolScopes) > 0 {
+		if !req.inspected {
 			s.refuse(w, ev, http.StatusRequestEntityTooLarge, "request_too_large",
 				fmt.Sprintf("this server checks tool scopes and reads at most %d bytes of a request", maxInspectedBody), "")
 			return
 		}
-		for _, c := range calls {
-			need, ok := s.cfg.ToolScopes[c.Tool]
+		for _, c := range req.calls {
+			need, ok := st.ToolScopes[c.Tool]
 			if c.Method != "tools/call" || !ok || id.hasScopes(need) {
 				continue
 			}
-			scopes := slices.Clone(s.challengeScopes)
+			scopes := slices.Clone(st.ChallengeScopes)
 			for _, sc := range need {
 				if !slices.Contains(scopes, sc) {
 					scopes = append(scopes, sc)
 				}
 			}
-			s.challenge(w, ev, &authFailure{
+			s.challenge(w, req, &authFailure{
 				status: http.StatusForbidden, code: "insufficient_scope", scopes: scopes,
 				desc: fmt.Sprintf("tool %s needs scope %s; the token has scope [%s]", c.Tool, strings.Join(need, " "), strings.Join(id.Scopes, " ")),
 			})
 			return
 		}
 	}
-	if faultStatus != 0 {
-		s.refuse(w, ev, faultStatus, "test_fault", fmt.Sprintf("the control API set mcp_status %d", faultStatus), "")
-		return
-	}
-	s.mcpHandler.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityCtxKey{}, id)))
+	s.sdkAuth.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityCtxKey{}, id)))
 }
 
 // authFailure is a refused request that gets a Bearer challenge.
@@ -442,18 +546,19 @@ func isToken68(s string) bool {
 }
 
 // challenge answers with a Bearer challenge (RFC 6750 §3, RFC 9728 §5.1).
-func (s *Server) challenge(w http.ResponseWriter, ev *control.Event, f *authFailure) {
+func (s *Server) challenge(w http.ResponseWriter, req *request, f *authFailure) {
 	scopes := f.scopes
 	if scopes == nil {
-		scopes = s.challengeScopes
+		scopes = req.st.ChallengeScopes
 	}
+	prmURL := s.prmURL(req.st)
 	desc := headerSafe(f.desc)
 	var params []string
 	if f.code != "" {
 		params = append(params, `error="`+f.code+`"`, `error_description="`+desc+`"`)
 	}
-	if s.prmURL != "" {
-		params = append(params, `resource_metadata="`+s.prmURL+`"`)
+	if prmURL != "" {
+		params = append(params, `resource_metadata="`+prmURL+`"`)
 	}
 	if len(scopes) > 0 {
 		params = append(params, `scope="`+strings.Join(scopes, " ")+`"`)
@@ -466,15 +571,13 @@ func (s *Server) challenge(w http.ResponseWriter, ev *control.Event, f *authFail
 	if bodyCode == "" {
 		bodyCode = "unauthorized"
 		desc = "a bearer token is required (" + desc + ")"
-		if s.prmURL != "" {
+		if prmURL != "" {
 			desc += "; see resource_metadata in WWW-Authenticate"
 		}
 	}
-	s.refuse(w, ev, f.status, bodyCode, desc, value)
+	s.refuse(w, req.ev, f.status, bodyCode, desc, value)
 }
 
-// refuse answers with a JSON error body {"error","error_description"}, and a
-// WWW-Authenticate header when challenge is not empty.
 func (s *Server) refuse(w http.ResponseWriter, ev *control.Event, status int, code, desc, challenge string) {
 	ev.Detail[DetailError] = code
 	ev.Detail[DetailErrorDescription] = desc
@@ -646,8 +749,5 @@ func (w *recordingWriter) FlushError() error {
 
 // Unwrap lets http.ResponseController reach the connection's writer.
 func (w *recordingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// finish records a response that wrote nothing (net/http then sends 200).
-func (w *recordingWriter) finish() { w.started(http.StatusOK) }
 
 var _ http.Flusher = (*recordingWriter)(nil)

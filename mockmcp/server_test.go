@@ -1,7 +1,6 @@
 package mockmcp
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -685,117 +684,6 @@ func TestSessionBoundToUser(t *testing.T) {
 	resp, b := e.post("Bearer "+mint(t, e.key, c), body, "Mcp-Session-Id", cs.ID(), "MCP-Protocol-Version", "2025-11-25")
 	if resp.StatusCode != http.StatusForbidden {
 		t.Errorf("another user's token on the session: %d %s, want 403", resp.StatusCode, b)
-	}
-}
-
-func TestFaults(t *testing.T) {
-	e := newEnv(t)
-	tok := e.valid()
-	if resp, _ := e.post("Bearer "+tok, initializeBody); resp.StatusCode != 200 {
-		t.Fatalf("initialize: %d", resp.StatusCode)
-	}
-	ctl := &control.Client{BaseURL: "https://" + resourceHost, Secret: controlSecret, HTTP: e.client}
-	var got Faults
-	if err := ctl.Do(context.Background(), http.MethodPut, "https://"+resourceHost+"/.test/faults", strings.NewReader(`{"revoke_seen":true}`), &got); err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(Faults{RevokedTokenIDs: []string{"jti-1"}}, got); diff != "" {
-		t.Errorf("faults (-want +got):\n%s", diff)
-	}
-	resp, b := e.post("Bearer "+tok, initializeBody)
-	if err := checkRefused(resp, b, invalidToken("the token was revoked (test fault)")); err != nil {
-		t.Error(err)
-	}
-	c := e.claims()
-	c["jti"] = "jti-2"
-	fresh := mint(t, e.key, c)
-	if resp, _ := e.post("Bearer "+fresh, initializeBody); resp.StatusCode != 200 {
-		t.Errorf("a new token after revocation: %d", resp.StatusCode)
-	}
-	if err := ctl.Do(context.Background(), http.MethodPut, "https://"+resourceHost+"/.test/faults", strings.NewReader(`{"mcp_status":503}`), nil); err != nil {
-		t.Fatal(err)
-	}
-	if resp, b := e.post("Bearer "+tok, initializeBody); resp.StatusCode != 503 {
-		t.Errorf("replacing faults clears revocations, so the token reaches the mcp_status fault: %d %s", resp.StatusCode, b)
-	}
-	if resp, b := e.post("Bearer "+fresh, initializeBody); resp.StatusCode != 503 || !strings.Contains(string(b), "test_fault") {
-		t.Errorf("mcp_status fault: %d %s", resp.StatusCode, b)
-	}
-	if err := ctl.Do(context.Background(), http.MethodPut, "https://"+resourceHost+"/.test/faults", strings.NewReader(`{"mcp_stauts":503}`), nil); err == nil {
-		t.Errorf("a misspelt fault was accepted")
-	}
-	if err := ctl.Do(context.Background(), http.MethodDelete, "https://"+resourceHost+"/.test/faults", nil, nil); err != nil {
-		t.Fatal(err)
-	}
-	if resp, _ := e.post("Bearer "+fresh, initializeBody); resp.StatusCode != 200 {
-		t.Errorf("after DELETE faults: %d", resp.StatusCode)
-	}
-}
-
-// TestStreamsAreFlushed: the recording writer keeps SSE unbuffered. The slow
-// tool waits a minute before its only step, yet the stream's priming event
-// and the recorded event are visible at once.
-func TestStreamsAreFlushed(t *testing.T) {
-	e := newEnv(t)
-	tok := e.valid()
-	// Raw requests, not the SDK client: its standalone GET stream would hang
-	// Connect if flushing were broken, instead of failing here.
-	resp, b := e.post("Bearer "+tok, initializeBody)
-	sid := resp.Header.Get("Mcp-Session-Id")
-	if resp.StatusCode != http.StatusOK || sid == "" {
-		t.Fatalf("initialize: %d, session %q: %s", resp.StatusCode, sid, b)
-	}
-	resp, b = e.post("Bearer "+tok, `{"jsonrpc":"2.0","method":"notifications/initialized"}`, "Mcp-Session-Id", sid, "MCP-Protocol-Version", "2025-11-25")
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("initialized: %d %s", resp.StatusCode, b)
-	}
-	// Unflushed, the priming event would wait a minute for the tool.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	body := `{"jsonrpc":"2.0","id":11,"method":"tools/call","params":{"name":"slow","arguments":{"steps":1,"interval_ms":60000},"_meta":{"progressToken":"p"}}}`
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, resourceURL, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+tok)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json, text/event-stream")
-	req.Header.Set("Mcp-Session-Id", sid)
-	req.Header.Set("MCP-Protocol-Version", "2025-11-25")
-	// Whatever happens below, cancel the call before the servers close, so
-	// the tool returns and no handler outlives the test.
-	t.Cleanup(func() {
-		cancelBody := `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":11,"reason":"test done"}}`
-		r, _ := http.NewRequest(http.MethodPost, resourceURL, strings.NewReader(cancelBody))
-		r.Header.Set("Authorization", "Bearer "+tok)
-		r.Header.Set("Content-Type", "application/json")
-		r.Header.Set("Accept", "application/json, text/event-stream")
-		r.Header.Set("Mcp-Session-Id", sid)
-		r.Header.Set("MCP-Protocol-Version", "2025-11-25")
-		if resp, err := e.client.Do(r); err != nil || resp.StatusCode != http.StatusAccepted {
-			t.Errorf("cancel: %v %v", resp, err)
-		} else {
-			resp.Body.Close()
-		}
-	})
-	resp, err := e.client.Do(req)
-	if err != nil {
-		t.Fatalf("tools/call slow: %v (unflushed headers?)", err)
-	}
-	defer resp.Body.Close()
-	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != 200 || ct != "text/event-stream" {
-		t.Fatalf("status %d type %q", resp.StatusCode, ct)
-	}
-	// The priming event: "event: prime" or "id: ...", before any result.
-	line, err := bufio.NewReader(resp.Body).ReadString('\n')
-	if err != nil || !(strings.HasPrefix(line, "id: ") || strings.HasPrefix(line, "event: prime")) {
-		t.Fatalf("first line of the stream %q (%v), want the priming event", line, err)
-	}
-	var found bool
-	for _, ev := range e.srv.Recorder().Events() {
-		if ev.Detail[DetailToolName] == "slow" && ev.Status == 200 {
-			found = true
-		}
-	}
-	if !found {
-		t.Errorf("the open stream was not recorded yet")
 	}
 }
 

@@ -43,9 +43,20 @@ type EchoInput struct {
 
 // SlowInput is the input of the slow tool.
 type SlowInput struct {
-	Steps      int `json:"steps,omitempty" jsonschema:"how many steps to take (default 3, at most 1000)"`
-	IntervalMS int `json:"interval_ms,omitempty" jsonschema:"milliseconds between steps (default 100, at most 60000)"`
+	// Steps is how many steps to take; 0 means 3.
+	Steps int `json:"steps,omitempty" jsonschema:"how many steps to take, each followed by a progress notification (default 3, 1..1000)"`
+	// IntervalMS is the wait before each step in milliseconds; nil means
+	// 100, and 0 does not wait at all.
+	IntervalMS *int `json:"interval_ms,omitempty" jsonschema:"milliseconds to wait before each step (default 100, 0..60000; 0 does not wait)"`
 }
+
+// Limits and defaults of the slow tool's arguments.
+const (
+	slowDefaultSteps    = 3
+	slowMaxSteps        = 1000
+	slowDefaultInterval = 100
+	slowMaxInterval     = 60000
+)
 
 // identityKey is the TokenInfo.Extra key under which the verified *Identity
 // reaches tool handlers.
@@ -67,8 +78,10 @@ func (s *Server) newMCPServer() *mcp.Server {
 	})
 	mcp.AddTool(srv, &mcp.Tool{
 		Name: "slow",
-		Description: "Takes a number of steps with a pause between them, sending a progress notification " +
-			"after each when the call carries a progress token, then returns. It keeps a response stream open.",
+		Description: "Takes a number of steps, waiting interval_ms before each, and sends a progress notification " +
+			"after each step when the call carries a progress token (_meta.progressToken), then returns. " +
+			"Over Streamable HTTP the answer is a server-sent event stream that stays open meanwhile, " +
+			"each notification sent as it happens.",
 	}, s.slow)
 	return srv
 }
@@ -78,17 +91,15 @@ func (s *Server) whoami(_ context.Context, req *mcp.CallToolRequest, _ any) (*mc
 	if req.Extra != nil {
 		out.TokenFingerprint = control.Fingerprint(bearerToken(req.Extra.Header.Get("Authorization")))
 	}
-	if s.cfg.NoAuth {
-		out.Note = "no token was required: this server runs without authorization"
-		return nil, out, nil
-	}
 	var id *Identity
 	if req.Extra != nil && req.Extra.TokenInfo != nil {
 		id, _ = req.Extra.TokenInfo.Extra[identityKey].(*Identity)
 	}
 	if id == nil {
-		// Cannot happen: every request was verified before reaching the SDK.
-		return nil, out, fmt.Errorf("no verified token reached the tool")
+		// Only requests served in NoAuth mode reach a tool without a
+		// verified token.
+		out.Note = "no token was required: this server runs without authorization"
+		return nil, out, nil
 	}
 	out.TokenRequired = true
 	out.Subject = id.Subject
@@ -103,20 +114,23 @@ func (s *Server) whoami(_ context.Context, req *mcp.CallToolRequest, _ any) (*mc
 }
 
 func (s *Server) slow(ctx context.Context, req *mcp.CallToolRequest, in SlowInput) (*mcp.CallToolResult, any, error) {
-	steps, interval := in.Steps, in.IntervalMS
-	if steps <= 0 {
-		steps = 3
+	steps, interval := in.Steps, slowDefaultInterval
+	if steps == 0 {
+		steps = slowDefaultSteps
 	}
-	if in.IntervalMS == 0 {
-		interval = 100
+	if in.IntervalMS != nil {
+		interval = *in.IntervalMS
 	}
-	if steps > 1000 || interval < 0 || interval > 60000 {
-		return nil, nil, fmt.Errorf("steps must be 1..1000 and interval_ms 0..60000")
+	if steps < 0 || steps > slowMaxSteps || interval < 0 || interval > slowMaxInterval {
+		return nil, nil, fmt.Errorf("steps must be 1..%d and interval_ms 0..%d; got steps %d, interval_ms %d",
+			slowMaxSteps, slowMaxInterval, steps, interval)
 	}
 	token := req.Params.GetProgressToken()
-	// Real time on purpose: the tool exists to hold a stream open for a
-	// proxy to relay; the fake clock of Config.Now cannot do that.
-	t := time.NewTimer(time.Duration(interval) * time.Millisecond)
+	s.step(ctx, 0)
+	// Real time on purpose, and only here: the tool exists to hold a stream
+	// open for a proxy to relay, which the fake clock of Config.Now cannot.
+	wait := time.Duration(interval) * time.Millisecond
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	for i := 1; i <= steps; i++ {
 		select {
@@ -125,18 +139,30 @@ func (s *Server) slow(ctx context.Context, req *mcp.CallToolRequest, in SlowInpu
 		case <-t.C:
 		}
 		if token != nil {
-			_ = req.Session.NotifyProgress(ctx, &mcp.ProgressNotificationParams{
+			// ctx relates the notification to this request, so the SDK sends
+			// it on this request's stream, flushed at once.
+			if err := req.Session.NotifyProgress(ctx, &mcp.ProgressNotificationParams{
 				ProgressToken: token,
 				Progress:      float64(i),
 				Total:         float64(steps),
 				Message:       fmt.Sprintf("step %d of %d", i, steps),
-			})
+			}); err != nil {
+				s.log.Warn("progress_not_sent", "step", i, "error", err.Error())
+			}
 		}
-		t.Reset(time.Duration(interval) * time.Millisecond)
+		s.step(ctx, i)
+		t.Reset(wait)
 	}
 	return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{
 		Text: fmt.Sprintf("slow: took %d steps of %d ms", steps, interval),
 	}}}, nil, nil
+}
+
+// step calls the test hook, if any.
+func (s *Server) step(ctx context.Context, i int) {
+	if h := s.stepHook.Load(); h != nil {
+		(*h)(ctx, i)
+	}
 }
 
 // bearerToken returns the credentials of a Bearer Authorization header, or

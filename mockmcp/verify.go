@@ -75,13 +75,14 @@ func (p *rawPayload) UnmarshalJSON(b []byte) error {
 // verifier checks JWT access tokens per RFC 9068 and RFC 6750.
 type verifier struct {
 	issuers   map[string]*keySource
-	audiences []string // any one of them must be in "aud"
+	audiences []string // any one of them must be in "aud" (more may be passed to verify)
 	now       func() time.Time
 }
 
 // verify returns the token's identity, a *tokenError for a token that must
 // be refused, or a *keyFetchError when the issuer's keys are unavailable.
-func (v *verifier) verify(ctx context.Context, raw string) (*Identity, error) {
+// The token's aud must name one of v.audiences or also.
+func (v *verifier) verify(ctx context.Context, raw string, also ...string) (*Identity, error) {
 	parts := strings.Split(raw, ".")
 	switch {
 	case len(parts) == 5:
@@ -165,7 +166,7 @@ func (v *verifier) verify(ctx context.Context, raw string) (*Identity, error) {
 		// Cannot differ from the unverified read, but never trust that.
 		return nil, invalid("issuer %s is not %s", claims.Issuer, src.issuer)
 	}
-	if err := v.checkClaims(&claims, &extra); err != nil {
+	if err := v.checkClaims(&claims, &extra, append(slices.Clip(v.audiences), also...)); err != nil {
 		return nil, err
 	}
 	id := &Identity{
@@ -185,16 +186,16 @@ func (v *verifier) verify(ctx context.Context, raw string) (*Identity, error) {
 
 // checkClaims checks audience, validity window and the claims RFC 9068 §2.2
 // requires.
-func (v *verifier) checkClaims(c *jwt.Claims, extra *accessTokenClaims) error {
+func (v *verifier) checkClaims(c *jwt.Claims, extra *accessTokenClaims, audiences []string) error {
 	audOK := false
-	for _, want := range v.audiences {
+	for _, want := range audiences {
 		if c.Audience.Contains(want) {
 			audOK = true
 			break
 		}
 	}
 	if !audOK {
-		return invalid("audience [%s] does not include this resource %s (RFC 8707, RFC 9068 section 4)", strings.Join(c.Audience, " "), strings.Join(v.audiences, " or "))
+		return invalid("audience [%s] does not include this resource %s (RFC 8707, RFC 9068 section 4)", strings.Join(c.Audience, " "), strings.Join(audiences, " or "))
 	}
 	now := v.now()
 	if c.Expiry == nil {

@@ -1,5 +1,6 @@
 // Command mockmcp runs the mock MCP server of the conformance harness: an
-// OAuth-protected MCP server (package mockmcp) on HTTPS.
+// OAuth-protected MCP server (package mockmcp) on HTTPS. It only wires flags
+// to the library; see the package documentation for the endpoints.
 //
 //	mockmcp -resource https://remote-mcp.provider.com/mcp -as https://auth.provider.com \
 //	        -tls-cert cert.pem -tls-key key.pem -ca-file ca.pem
@@ -27,7 +28,10 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:], os.Stderr); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stderr, nil)
+	stop()
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0)
 		}
@@ -42,71 +46,88 @@ type listFlag []string
 func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
-func run(args []string, stderr io.Writer) error {
+// options are the parsed flags.
+type options struct {
+	resource, prm, scopes, challengeScopes, resourceName *string
+	listen, tlsCert, tlsKey, caFile, controlSecret       *string
+	noAuth, allowAnyHost, jsonLogs                       *bool
+	issuers, toolScopes                                  listFlag
+	challengeScopesSet                                   bool
+}
+
+// newFlagSet declares every flag with the text -h prints for it.
+func newFlagSet(stderr io.Writer) (*flag.FlagSet, *options) {
 	fs := flag.NewFlagSet("mockmcp", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var (
-		resource        = fs.String("resource", "", "the server's resource URL, such as https://remote-mcp.provider.com/mcp (required); MCP is served at its path and tokens must name it in aud")
-		noAuth          = fs.Bool("no-auth", false, "run as an internal upstream that needs no OAuth: no token check, no protected resource metadata")
-		prm             = fs.String("prm", "path", "where protected resource metadata is served: path (/.well-known/oauth-protected-resource/<path>), root (/.well-known/oauth-protected-resource, resource = origin) or absent")
-		scopes          = fs.String("scopes", "", "comma-separated scopes advertised as scopes_supported and, unless -challenge-scopes is given, sent in the 401 challenge")
-		challengeScopes = fs.String("challenge-scopes", "", "comma-separated scopes for the 401 challenge's scope parameter; given empty, the challenge has no scope")
-		resourceName    = fs.String("resource-name", "", "resource_name in the metadata (default \"Mock MCP server\")")
-		allowAnyHost    = fs.Bool("allow-any-host", false, "accept any Host header; by default a Host that does not name the resource URL's host gets 421")
-		listen          = fs.String("listen", ":8443", "address to listen on")
-		tlsCert         = fs.String("tls-cert", "", "TLS certificate file (PEM); required unless -listen is a loopback address, where plain http is allowed")
-		tlsKey          = fs.String("tls-key", "", "TLS private key file (PEM), with -tls-cert")
-		caFile          = fs.String("ca-file", "", "PEM file of CA certificates trusted, besides the system roots, when fetching the authorization servers' metadata and keys")
-		controlSecret   = fs.String("control-secret", "", "shared secret guarding the test-control API under /.test/ (default $MOCKMCP_CONTROL_SECRET; empty turns the API off)")
-		jsonLogs        = fs.Bool("log-json", true, "log JSON lines to stderr (false: text)")
-	)
-	var issuers, toolScopes listFlag
-	fs.Var(&issuers, "as", "issuer URL of an authorization server whose tokens are accepted (repeatable; required unless -no-auth)")
-	fs.Var(&toolScopes, "tool-scope", "TOOL=SCOPE[,SCOPE...]: scopes a token needs to call TOOL, else 403 insufficient_scope (repeatable)")
+	o := &options{
+		resource:        fs.String("resource", "", "the server's resource `URL`, such as https://remote-mcp.provider.com/mcp (required); MCP is served at its path and tokens must name it in aud"),
+		noAuth:          fs.Bool("no-auth", false, "start as an internal upstream that needs no OAuth: no token check, no protected resource metadata (PATCH /.test/settings no_auth switches it)"),
+		prm:             fs.String("prm", "path", "`location` of the protected resource metadata at start: path (/.well-known/oauth-protected-resource/<path>, resource = -resource), root (/.well-known/oauth-protected-resource, resource = its origin) or absent (none, and no resource_metadata in the challenge); PATCH /.test/settings prm switches it"),
+		scopes:          fs.String("scopes", "", "comma-separated `scopes` advertised as scopes_supported and, unless -challenge-scopes is given, sent in the 401 challenge"),
+		challengeScopes: fs.String("challenge-scopes", "", "comma-separated `scopes` for the challenge's scope parameter; given empty, the challenge has no scope (PATCH /.test/settings challenge_scopes changes them)"),
+		resourceName:    fs.String("resource-name", "", "`name` published as resource_name in the metadata (default \"Mock MCP server\")"),
+		allowAnyHost:    fs.Bool("allow-any-host", false, "accept any Host header; by default a Host that does not name the resource URL's host gets 421"),
+		listen:          fs.String("listen", ":8443", "`address` to listen on"),
+		tlsCert:         fs.String("tls-cert", "", "TLS certificate chain `file` (PEM), with -tls-key; without both, plain http is allowed only on a loopback -listen address"),
+		tlsKey:          fs.String("tls-key", "", "TLS private key `file` (PEM), with -tls-cert"),
+		caFile:          fs.String("ca-file", "", "PEM `file` of CA certificates trusted, besides the system roots, when fetching the authorization servers' metadata and keys"),
+		controlSecret:   fs.String("control-secret", "", "shared `secret` guarding the test-control API under /.test/, sent as Authorization: Bearer SECRET (default $MOCKMCP_CONTROL_SECRET; empty turns the API off)"),
+		jsonLogs:        fs.Bool("log-json", true, "log JSON lines to standard error (false: text)"),
+	}
+	fs.Var(&o.issuers, "as", "issuer `URL` of an authorization server whose tokens are accepted (repeatable; required unless -no-auth)")
+	fs.Var(&o.toolScopes, "tool-scope", "scopes a token needs to call a tool, as `TOOL=SCOPE[,SCOPE...]`; a call without them gets 403 insufficient_scope (repeatable; PATCH /.test/settings tool_scopes changes them)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: mockmcp -resource URL -as ISSUER [flags]\n\nThe conformance harness's mock MCP server: an OAuth-protected resource server on Streamable HTTP.\nEndpoints: the resource path (MCP), /.well-known/oauth-protected-resource[/path], /healthz, /.test/events, /.test/faults.\n\nFlags:\n")
+		fmt.Fprintf(stderr, `Usage: mockmcp -resource URL -as ISSUER [flags]
+
+mockmcp is the conformance harness's mock MCP server: an OAuth-protected
+resource server on Streamable HTTP (official MCP Go SDK). It verifies bearer
+JWTs against each -as issuer's JWKS with audience = -resource, and offers
+the tools whoami, echo and slow.
+
+Endpoints: the resource path (MCP), /.well-known/oauth-protected-resource
+[/path] (metadata), /healthz. With -control-secret, a test-control API
+under /.test/: events, counters, faults, settings, tokens; see
+docs/test-doubles.md.
+
+Example:
+  mockmcp -resource https://remote-mcp.provider.com/mcp -as https://auth.provider.com \
+    -scopes mcp:read,mcp:write -tls-cert cert.pem -tls-key key.pem -ca-file ca.pem \
+    -control-secret s3cret
+
+Flags:
+`)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
+	return fs, o
+}
 
-	var handler slog.Handler = slog.NewJSONHandler(stderr, nil)
-	if !*jsonLogs {
-		handler = slog.NewTextHandler(stderr, nil)
-	}
-	log := slog.New(handler)
-
-	loc, err := mockmcp.ParsePRMLocation(*prm)
+// config turns the flags into the server's configuration.
+func config(o *options, log *slog.Logger) (mockmcp.Config, error) {
+	loc, err := mockmcp.ParsePRMLocation(*o.prm)
 	if err != nil {
-		return err
+		return mockmcp.Config{}, fmt.Errorf("-prm: %w", err)
 	}
 	cfg := mockmcp.Config{
-		ResourceURL:          *resource,
-		AuthorizationServers: issuers,
-		NoAuth:               *noAuth,
+		ResourceURL:          *o.resource,
+		AuthorizationServers: o.issuers,
+		NoAuth:               *o.noAuth,
 		PRM:                  loc,
-		ScopesSupported:      splitList(*scopes),
-		ResourceName:         *resourceName,
-		AllowAnyHost:         *allowAnyHost,
-		ControlSecret:        *controlSecret,
+		ScopesSupported:      splitList(*o.scopes),
+		ResourceName:         *o.resourceName,
+		AllowAnyHost:         *o.allowAnyHost,
+		ControlSecret:        *o.controlSecret,
 		Logger:               log,
 	}
-	fs.Visit(func(f *flag.Flag) {
-		if f.Name == "challenge-scopes" {
-			cfg.ChallengeScopes = append([]string{}, splitList(*challengeScopes)...)
-		}
-	})
+	if o.challengeScopesSet {
+		cfg.ChallengeScopes = append([]string{}, splitList(*o.challengeScopes)...)
+	}
 	if cfg.ControlSecret == "" {
 		cfg.ControlSecret = os.Getenv("MOCKMCP_CONTROL_SECRET")
 	}
-	for _, ts := range toolScopes {
+	for _, ts := range o.toolScopes {
 		tool, list, ok := strings.Cut(ts, "=")
-		if !ok || tool == "" || list == "" {
-			return fmt.Errorf("-tool-scope %q: want TOOL=SCOPE[,SCOPE...]", ts)
+		if !ok || tool == "" || len(splitList(list)) == 0 {
+			return mockmcp.Config{}, fmt.Errorf("-tool-scope %q: want TOOL=SCOPE[,SCOPE...]", ts)
 		}
 		if cfg.ToolScopes == nil {
 			cfg.ToolScopes = map[string][]string{}
@@ -115,16 +136,16 @@ func run(args []string, stderr io.Writer) error {
 	}
 
 	var roots *x509.CertPool
-	if *caFile != "" {
-		pem, err := os.ReadFile(*caFile)
+	if *o.caFile != "" {
+		pem, err := os.ReadFile(*o.caFile)
 		if err != nil {
-			return fmt.Errorf("-ca-file: %w", err)
+			return mockmcp.Config{}, fmt.Errorf("-ca-file: %w", err)
 		}
 		if roots, err = x509.SystemCertPool(); err != nil {
 			roots = x509.NewCertPool()
 		}
 		if !roots.AppendCertsFromPEM(pem) {
-			return fmt.Errorf("-ca-file %s: no PEM certificates", *caFile)
+			return mockmcp.Config{}, fmt.Errorf("-ca-file %s: no PEM certificates", *o.caFile)
 		}
 	}
 	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
@@ -132,53 +153,79 @@ func run(args []string, stderr io.Writer) error {
 		Transport: netguard.NewTransport(dialer.DialContext, netguard.TransportOptions{RootCAs: roots}),
 		Timeout:   15 * time.Second,
 	}
+	return cfg, nil
+}
 
+// run serves until ctx ends. ready, when not nil, learns the address the
+// server listens on.
+func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr string)) error {
+	fs, o := newFlagSet(stderr)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	fs.Visit(func(f *flag.Flag) { o.challengeScopesSet = o.challengeScopesSet || f.Name == "challenge-scopes" })
+
+	var handler slog.Handler = slog.NewJSONHandler(stderr, nil)
+	if !*o.jsonLogs {
+		handler = slog.NewTextHandler(stderr, nil)
+	}
+	log := slog.New(handler)
+
+	cfg, err := config(o, log)
+	if err != nil {
+		return err
+	}
 	srv, err := mockmcp.New(cfg)
 	if err != nil {
 		return err
 	}
 
-	useTLS := *tlsCert != "" || *tlsKey != ""
-	if useTLS && (*tlsCert == "" || *tlsKey == "") {
-		return errors.New("-tls-cert and -tls-key go together")
-	}
-	if !useTLS {
-		host, _, err := net.SplitHostPort(*listen)
+	var tlsConfig *tls.Config
+	switch {
+	case *o.tlsCert != "" && *o.tlsKey != "":
+		pair, err := tls.LoadX509KeyPair(*o.tlsCert, *o.tlsKey)
 		if err != nil {
-			return fmt.Errorf("-listen %q: %w", *listen, err)
+			return fmt.Errorf("-tls-cert/-tls-key: %w", err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
+	case *o.tlsCert != "" || *o.tlsKey != "":
+		return errors.New("-tls-cert and -tls-key go together")
+	default:
+		host, _, err := net.SplitHostPort(*o.listen)
+		if err != nil {
+			return fmt.Errorf("-listen %q: %w", *o.listen, err)
 		}
 		if !isLoopback(host) {
-			return fmt.Errorf("-listen %s is not a loopback address: -tls-cert and -tls-key are required (plain http is only for loopback)", *listen)
+			return fmt.Errorf("-listen %s is not a loopback address: -tls-cert and -tls-key are required (plain http is only for loopback)", *o.listen)
 		}
-		log.Warn("plain_http", "listen", *listen, "reason", "no -tls-cert: serving plain http on loopback, for trying things on one machine only")
+		log.Warn("plain_http", "listen", *o.listen, "reason", "no -tls-cert: serving plain http on loopback, for trying things on one machine only")
 	}
 
 	hs := &http.Server{
-		Addr:              *listen,
 		Handler:           srv,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		// No WriteTimeout: server-sent event streams stay open.
-		TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12},
-		ErrorLog:  slog.NewLogLogger(handler, slog.LevelWarn),
+		ErrorLog: slog.NewLogLogger(handler, slog.LevelWarn),
 	}
-	ln, err := net.Listen("tcp", *listen)
+	ln, err := net.Listen("tcp", *o.listen)
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	if tlsConfig != nil {
+		ln = tls.NewListener(ln, tlsConfig)
+	}
 	errc := make(chan error, 1)
-	go func() {
-		if useTLS {
-			errc <- hs.ServeTLS(ln, *tlsCert, *tlsKey)
-		} else {
-			errc <- hs.Serve(ln)
-		}
-	}()
-	log.Info("listening", "listen", ln.Addr().String(), "resource", cfg.ResourceURL, "tls", useTLS,
-		"no_auth", cfg.NoAuth, "prm", loc.String(), "resource_metadata", srv.ResourceMetadataURL(),
+	go func() { errc <- hs.Serve(ln) }()
+	log.Info("listening", "listen", ln.Addr().String(), "resource", cfg.ResourceURL, "tls", tlsConfig != nil,
+		"no_auth", cfg.NoAuth, "prm", cfg.PRM.String(), "resource_metadata", srv.ResourceMetadataURL(),
 		"control_api", cfg.ControlSecret != "")
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
 	select {
 	case err := <-errc:
 		return err
