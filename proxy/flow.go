@@ -12,9 +12,13 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
+
+	"golang.org/x/oauth2"
 
 	"github.com/mcp-proxy/mcp-proxy/proxy/apierror"
 	"github.com/mcp-proxy/mcp-proxy/proxy/clientid"
+	"github.com/mcp-proxy/mcp-proxy/proxy/config"
 	"github.com/mcp-proxy/mcp-proxy/proxy/login"
 	"github.com/mcp-proxy/mcp-proxy/proxy/store"
 	"github.com/mcp-proxy/mcp-proxy/proxy/upstream"
@@ -23,6 +27,7 @@ import (
 // loginState is a sign-in at the identity provider in flight.
 type loginState struct {
 	requestID string
+	returnTo  string // a path on the route host, when no request waits
 	verifier  string
 	nonce     string
 	binding   string // hash of the browser's login cookie
@@ -42,23 +47,30 @@ func (rt *route) authorize(w http.ResponseWriter, r *http.Request) {
 	clientID := q.Get("client_id")
 	if clientID == "" {
 		rt.errorPage(w, r, apierror.New(apierror.CodeInvalidRequest, http.StatusBadRequest,
-			"the authorization request has no client_id; the MCP client must send one"))
+			"The authorization request has no client_id; the MCP client must send one."))
 		return
+	}
+	if allowed := rt.p.cfg.AllowedClientIDDomains; len(allowed) > 0 {
+		if u, err := url.Parse(clientID); err == nil && !config.DomainAllowed(u.Hostname(), allowed) {
+			rt.errorPage(w, r, apierror.New(apierror.CodeClientNotAllowed, http.StatusForbidden,
+				"The MCP client %s is not allowed here: its host %s is not in allowed_client_id_domains.", clientID, u.Hostname()))
+			return
+		}
 	}
 	client, err := rt.p.clients.Resolve(r.Context(), clientID)
 	if err != nil {
-		var ce *clientid.Error
 		msg := err.Error()
+		var ce *clientid.Error
 		if errors.As(err, &ce) {
-			msg = "the MCP client cannot be used: " + ce.Error()
+			msg = "The MCP client cannot be used: " + ce.Error()
 		}
-		rt.errorPage(w, r, apierror.Wrap(err, apierror.CodeInvalidRequest, http.StatusBadRequest, "%s", msg))
+		rt.errorPage(w, r, apierror.Wrap(err, apierror.CodeInvalidClient, http.StatusBadRequest, "%s", msg))
 		return
 	}
 	redirectURI := q.Get("redirect_uri")
 	if !slices.Contains(client.RedirectURIs, redirectURI) {
 		rt.errorPage(w, r, apierror.New(apierror.CodeInvalidRequest, http.StatusBadRequest,
-			"redirect_uri %q is not one of the redirect_uris the MCP client %s publishes", redirectURI, client.ID))
+			"Redirect_uri %q is not one of the redirect_uris the MCP client %s publishes.", redirectURI, client.ID))
 		return
 	}
 	// From here on the redirect URI is trusted: errors go back to the client.
@@ -143,14 +155,20 @@ func hashString(s string) string {
 
 // startLogin sends the browser to the identity provider. A cookie binds the
 // sign-in to this browser, so a sign-in started elsewhere cannot be finished
-// here.
-func (rt *route) startLogin(w http.ResponseWriter, r *http.Request, ar *store.AuthRequest) {
+// here. After sign-in the browser resumes ar, or goes to returnTo when ar is
+// nil.
+func (rt *route) startLogin(w http.ResponseWriter, r *http.Request, ar *store.AuthRequest, returnTo ...string) {
 	state, binding := random(24), random(24)
-	ls := &loginState{requestID: ar.ID, verifier: random(32), nonce: random(16), binding: hashString(binding)}
+	ls := &loginState{verifier: random(32), nonce: random(16), binding: hashString(binding)}
+	if ar != nil {
+		ls.requestID = ar.ID
+	} else if len(returnTo) > 0 {
+		ls.returnTo = returnTo[0]
+	}
 	authURL, err := rt.p.idp.AuthURL(r.Context(), rt.loginCallback, state, ls.nonce, ls.verifier)
 	if err != nil {
 		rt.errorPage(w, r, apierror.Wrap(err, apierror.CodeLoginFailed, http.StatusBadGateway,
-			"the identity provider %s could not be reached to sign you in", rt.p.cfg.IdentityProvider.Issuer))
+			"The identity provider %s could not be reached to sign you in.", rt.p.cfg.IdentityProvider.Issuer))
 		return
 	}
 	rt.p.logins.Put(state, ls, rt.p.now().Add(FlowTTL))
@@ -165,34 +183,38 @@ func (rt *route) loginCallbackHandler(w http.ResponseWriter, r *http.Request) {
 	ls, ok := rt.p.logins.Take(q.Get("state"), rt.p.now())
 	if !ok {
 		rt.errorPage(w, r, apierror.New(apierror.CodeLoginFailed, http.StatusBadRequest,
-			"this sign-in is unknown, already used or expired; start again from your MCP client"))
+			"This sign-in is unknown, already used or expired; start again from your MCP client."))
 		return
 	}
 	c, err := r.Cookie(loginCookie)
 	if err != nil || subtle.ConstantTimeCompare([]byte(hashString(c.Value)), []byte(ls.binding)) != 1 {
 		rt.errorPage(w, r, apierror.New(apierror.CodeLoginFailed, http.StatusBadRequest,
-			"this sign-in was started in another browser; start again from your MCP client"))
+			"This sign-in was started in another browser; start again from your MCP client."))
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: "", Path: "/", Secure: true, HttpOnly: true, MaxAge: -1})
 	if e := q.Get("error"); e != "" {
 		rt.errorPage(w, r, apierror.New(apierror.CodeLoginFailed, http.StatusForbidden,
-			"the identity provider did not sign you in: %s %s", e, q.Get("error_description")))
+			"The identity provider did not sign you in: %s %s.", e, q.Get("error_description")))
 		return
 	}
 	id, err := rt.p.idp.Finish(r.Context(), rt.loginCallback, q.Get("code"), ls.verifier, ls.nonce)
 	if err != nil {
 		rt.errorPage(w, r, apierror.Wrap(err, apierror.CodeLoginFailed, http.StatusBadGateway,
-			"signing in at %s failed; try again, and if it keeps failing the proxy log has the cause", rt.p.cfg.IdentityProvider.Issuer))
+			"Signing in at %s failed; try again, and if it keeps failing the proxy log has the cause.", rt.p.cfg.IdentityProvider.Issuer))
 		return
 	}
 	sess := rt.newSession(w, id)
 	rt.log.Info("user signed in", slog.String("event", "login_succeeded"), slog.String("user", id.Subject),
 		slog.String("request_id", apierror.RequestID(r.Context())))
+	if ls.returnTo != "" {
+		http.Redirect(w, r, ls.returnTo, http.StatusSeeOther)
+		return
+	}
 	ar, ok := rt.p.requests.Get(ls.requestID, rt.p.now())
 	if !ok {
 		rt.errorPage(w, r, apierror.New(apierror.CodeInvalidRequest, http.StatusBadRequest,
-			"you are signed in, but the MCP client's authorization request expired; start again from your MCP client"))
+			"You are signed in, but the MCP client's authorization request expired; start again from your MCP client."))
 		return
 	}
 	rt.continueAuthorize(w, r, ar, sess)
@@ -216,23 +238,23 @@ func (rt *route) consent(w http.ResponseWriter, r *http.Request) {
 	sess := rt.session(r)
 	if sess == nil {
 		rt.errorPage(w, r, apierror.New(apierror.CodeInvalidRequest, http.StatusForbidden,
-			"your session ended before you decided; start again from your MCP client"))
+			"Your session ended before you decided; start again from your MCP client."))
 		return
 	}
 	if err := r.ParseForm(); err != nil {
-		rt.errorPage(w, r, apierror.Wrap(err, apierror.CodeInvalidRequest, http.StatusBadRequest, "the consent form could not be read"))
+		rt.errorPage(w, r, apierror.Wrap(err, apierror.CodeInvalidRequest, http.StatusBadRequest, "The consent form could not be read."))
 		return
 	}
 	reqID := r.PostForm.Get("request")
 	if !rt.p.checkCSRF(sess.ID, reqID, r.PostForm.Get("csrf")) {
 		rt.errorPage(w, r, apierror.New(apierror.CodeInvalidRequest, http.StatusForbidden,
-			"the consent form did not come from this session; start again from your MCP client"))
+			"The consent form did not come from this session; start again from your MCP client."))
 		return
 	}
 	ar, ok := rt.p.requests.Get(reqID, rt.p.now())
 	if !ok {
 		rt.errorPage(w, r, apierror.New(apierror.CodeInvalidRequest, http.StatusBadRequest,
-			"the MCP client's authorization request expired; start again from your MCP client"))
+			"The MCP client's authorization request expired; start again from your MCP client."))
 		return
 	}
 	if r.PostForm.Get("decision") != "approve" {
@@ -246,49 +268,40 @@ func (rt *route) consent(w http.ResponseWriter, r *http.Request) {
 
 // toUpstream makes sure the user has an upstream token for the request's
 // remote endpoint, sending the browser to the remote authorization server
-// when there is none, then issues the code.
+// when there is none (or when the remote server asked for more scope), then
+// issues the code.
 func (rt *route) toUpstream(w http.ResponseWriter, r *http.Request, ar *store.AuthRequest, sess *store.Session) {
 	key := rt.bindingKey(sess.Subject, ar.Upstream)
-	if tok, err := rt.p.tokens.Get(r.Context(), key); err == nil && tok != nil {
+	existing, err := rt.p.tokens.Get(r.Context(), key)
+	if err != nil {
+		rt.errorPage(w, r, apierror.Wrap(err, apierror.CodeInternal, http.StatusServiceUnavailable, "The token store could not be read; try again shortly."))
+		return
+	}
+	if existing != nil && !needsMoreScope(existing) {
 		rt.issueCode(w, r, ar, sess.Subject, key)
 		return
 	}
-	d, hit, err := rt.p.discovery.Discover(r.Context(), ar.Upstream)
-	if err != nil {
-		rt.log.Warn("discovery failed", slog.String("event", "discovery_failed"), slog.String("upstream", ar.Upstream),
-			slog.String("error", err.Error()), slog.String("request_id", apierror.RequestID(r.Context())))
-		rt.errorPage(w, r, apierror.Wrap(err, apierror.CodeDiscoveryFailed, http.StatusBadGateway,
-			"the proxy could not learn how to authorize to the remote MCP server: %v", err))
+	grant, noAuth, e := rt.planUpstream(r, ar, sess.Subject)
+	if e != nil {
+		rt.errorPage(w, r, e)
 		return
 	}
-	rt.log.Debug("discovery", slog.String("event", "discovery_done"), slog.Bool("cache_hit", hit), slog.String("upstream", ar.Upstream))
-	if d.NoAuth {
+	if noAuth {
 		rt.issueCode(w, r, ar, sess.Subject, "")
 		return
 	}
-	if !d.SupportsCIMD() {
-		rt.p.discovery.Invalidate(ar.Upstream)
-		rt.errorPage(w, r, apierror.New(apierror.CodeUpstreamAuthorization, http.StatusBadGateway,
-			"the remote authorization server %s does not support Client ID Metadata Documents, and the route configures no other way to register", d.Issuer))
-		return
+	if existing != nil {
+		grant.Scopes = unionScopes(grant.Scopes, existing.Scopes, existing.NeedScopes)
 	}
 	pend := &store.PendingUpstream{
-		State:      random(32),
-		Route:      rt.host,
-		Subject:    sess.Subject,
-		RequestID:  ar.ID,
-		BindingKey: key,
-		Upstream:   ar.Upstream,
-		Verifier:   random(48),
-		Grant: upstream.Grant{
-			Issuer:      d.Issuer,
-			AuthURL:     d.AS.AuthorizationEndpoint,
-			TokenURL:    d.AS.TokenEndpoint,
-			ClientID:    rt.cimdURL,
-			Resource:    d.Resource,
-			Scopes:      d.Scopes,
-			IssRequired: d.AS.AuthorizationResponseIssParameterSupported,
-		},
+		State:       random(32),
+		Route:       rt.host,
+		Subject:     sess.Subject,
+		RequestID:   ar.ID,
+		BindingKey:  key,
+		Upstream:    ar.Upstream,
+		Verifier:    random(48),
+		Grant:       *grant,
 		RedirectURL: rt.upstreamCallback,
 		Expires:     rt.p.now().Add(FlowTTL),
 	}
@@ -296,42 +309,183 @@ func (rt *route) toUpstream(w http.ResponseWriter, r *http.Request, ar *store.Au
 	http.Redirect(w, r, pend.Grant.AuthCodeURL(pend.RedirectURL, pend.State, pend.Verifier), http.StatusFound)
 }
 
+// needsMoreScope reports whether the remote server asked for scopes the
+// token does not have.
+func needsMoreScope(t *store.UpstreamToken) bool {
+	for _, s := range t.NeedScopes {
+		if !slices.Contains(t.Scopes, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func unionScopes(lists ...[]string) []string {
+	var out []string
+	for _, l := range lists {
+		for _, s := range l {
+			if !slices.Contains(out, s) {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+// planUpstream decides how the proxy authorizes to the remote endpoint:
+// on one code path, static endpoints, or discovery followed by the client
+// identity in order: the pre-registered client, the route's own Client ID
+// Metadata Document, dynamic registration (when allowed), else an error
+// that names what is missing.
+func (rt *route) planUpstream(r *http.Request, ar *store.AuthRequest, subject string) (*upstream.Grant, bool, *apierror.Error) {
+	srv := rt.cfg.Server()
+	pre := srv.UpstreamOAuth2
+	var g upstream.Grant
+	if pre != nil && pre.Endpoint != nil {
+		g = upstream.Grant{AuthURL: pre.Endpoint.AuthURL, TokenURL: pre.Endpoint.TokenURL, ClientID: pre.ClientID,
+			Resource: ar.Upstream, Scopes: pre.Scopes, Method: "static"}
+		return &g, false, nil
+	}
+	d, hit, err := rt.p.discovery.Discover(r.Context(), ar.Upstream, srv.AuthorizationServerURL)
+	if err != nil {
+		step := ""
+		var de *upstream.Error
+		if errors.As(err, &de) {
+			step = de.Step
+		}
+		rt.log.Warn("discovery failed", slog.String("event", "discovery_failed"), slog.String("upstream", ar.Upstream),
+			slog.String("step", step), slog.String("error", err.Error()), slog.String("request_id", apierror.RequestID(r.Context())))
+		return nil, false, apierror.Wrap(err, apierror.CodeDiscoveryFailed, http.StatusBadGateway, "%s", err.Error())
+	}
+	cache := "miss"
+	if hit {
+		cache = "hit"
+	}
+	rt.log.Info("discovery", slog.String("event", "discovery_completed"), slog.String("upstream", ar.Upstream),
+		slog.String("cache", cache), slog.String("request_id", apierror.RequestID(r.Context())))
+	if d.NoAuth {
+		return nil, true, nil
+	}
+	g = upstream.Grant{
+		Issuer:        d.Issuer,
+		AuthURL:       d.AS.AuthorizationEndpoint,
+		TokenURL:      d.AS.TokenEndpoint,
+		RevocationURL: d.AS.RevocationEndpoint,
+		Resource:      d.Resource,
+		Scopes:        d.Scopes,
+		IssRequired:   d.AS.AuthorizationResponseIssParameterSupported,
+	}
+	switch {
+	case pre != nil:
+		g.ClientID, g.Method = pre.ClientID, "preregistered"
+		g.SecretInBody = pre.ClientSecret != "" && !slices.Contains(d.AS.TokenEndpointAuthMethodsSupported, "client_secret_basic") &&
+			slices.Contains(d.AS.TokenEndpointAuthMethodsSupported, "client_secret_post")
+	case d.SupportsCIMD():
+		g.ClientID, g.Method = rt.cimdURL, "cimd"
+	case srv.DynamicClientRegistration && d.AS.RegistrationEndpoint != "":
+		reg, err := rt.p.registration(r.Context(), rt, d)
+		if err != nil {
+			rt.p.discovery.Invalidate(ar.Upstream)
+			rt.authFailed(r, subject, apierror.CodeRegistrationUnavailable, d.Issuer, err)
+			return nil, false, apierror.Wrap(err, apierror.CodeRegistrationUnavailable, http.StatusBadGateway,
+				"The remote authorization server %s refused the proxy's dynamic registration: %v", d.Issuer, err)
+		}
+		g.ClientID, g.Method = reg.clientID, "dcr"
+		g.SecretInBody = reg.secretInBody
+	default:
+		rt.p.discovery.Invalidate(ar.Upstream)
+		e := apierror.New(apierror.CodeRegistrationUnavailable, http.StatusBadGateway,
+			"The remote authorization server %s does not accept Client ID Metadata Documents, and this route allows no other way to register. Register the proxy there and set mcp.server.upstream_oauth2.client_id, or set mcp.server.dynamic_client_registration: true if it offers dynamic registration.", d.Issuer)
+		rt.authFailed(r, subject, e.Code, d.Issuer, nil)
+		return nil, false, e
+	}
+	switch {
+	case pre != nil && len(pre.Scopes) > 0:
+		g.Scopes = pre.Scopes
+	case srv.PassScopes && ar.Scope != "":
+		g.Scopes = strings.Fields(ar.Scope)
+	}
+	return &g, false, nil
+}
+
+// authFailed logs a failed upstream authorization.
+func (rt *route) authFailed(r *http.Request, subject string, code apierror.Code, issuer string, err error) {
+	attrs := []any{slog.String("event", "authorization_failed"), slog.String("user", subject),
+		slog.String("error_code", string(code)), slog.String("issuer", issuer),
+		slog.String("request_id", apierror.RequestID(r.Context()))}
+	if err != nil {
+		attrs = append(attrs, slog.String("cause", err.Error()))
+	}
+	rt.log.Warn("upstream authorization failed", attrs...)
+}
+
+// clientSecret returns the secret of the client a grant uses: from the
+// configuration for a registered client, from the registration for a
+// dynamically registered one, none for a Client ID Metadata Document.
+func (rt *route) clientSecret(g *upstream.Grant) string {
+	switch g.Method {
+	case "preregistered", "static":
+		if pre := rt.cfg.Server().UpstreamOAuth2; pre != nil && pre.ClientID == g.ClientID {
+			return pre.ClientSecret
+		}
+	case "dcr":
+		if reg, ok := rt.p.registrations.Get(registrationKey(rt, g.Issuer), time.Time{}); ok && reg.clientID == g.ClientID {
+			return reg.secret
+		}
+	}
+	return ""
+}
+
 // upstreamCallbackHandler is where the remote authorization server sends
 // the browser back. It checks state (single use, unexpired), that the same
 // user is signed in, and iss (RFC 9207) before it redeems the code.
 func (rt *route) upstreamCallbackHandler(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	pend, ok := rt.p.pending.Take(q.Get("state"), rt.p.now())
+	// The state is read first and consumed only once the answer is known to
+	// belong to this browser's user: a link opened by someone else must not
+	// destroy the authorization of the user it belongs to.
+	pend, ok := rt.p.pending.Get(q.Get("state"), rt.p.now())
 	if !ok {
-		rt.errorPage(w, r, apierror.New(apierror.CodeUpstreamAuthorization, http.StatusBadRequest,
-			"this answer from the remote authorization server has an unknown, used or expired state; start again from your MCP client"))
+		rt.errorPage(w, r, apierror.New(apierror.CodeStateInvalid, http.StatusBadRequest,
+			"This answer from the remote authorization server has an unknown, already used or expired state, so the proxy did not use it. Start again from your MCP client."))
 		return
 	}
 	sess := rt.session(r)
 	if sess == nil || sess.Subject != pend.Subject {
-		rt.errorPage(w, r, apierror.New(apierror.CodeUpstreamAuthorization, http.StatusForbidden,
-			"this consent was started by another user or in another browser; start again from your MCP client"))
+		rt.errorPage(w, r, apierror.New(apierror.CodeWrongUser, http.StatusForbidden,
+			"This answer from the remote authorization server belongs to an authorization started by another user or in another browser, so the proxy did not use it. Start again from your MCP client."))
 		return
 	}
-	fail := func(err error, status int, format string, args ...any) {
+	if _, ok := rt.p.pending.Take(pend.State, rt.p.now()); !ok {
+		rt.errorPage(w, r, apierror.New(apierror.CodeStateInvalid, http.StatusBadRequest,
+			"This answer from the remote authorization server has an unknown, already used or expired state, so the proxy did not use it. Start again from your MCP client."))
+		return
+	}
+	fail := func(err error, code apierror.Code, status int, format string, args ...any) {
 		rt.p.discovery.Invalidate(pend.Upstream)
-		rt.log.Warn("upstream authorization failed", slog.String("event", "authorization_failed"),
-			slog.String("user", pend.Subject), slog.String("issuer", pend.Grant.Issuer),
-			slog.String("request_id", apierror.RequestID(r.Context())), slog.Any("error", err))
-		rt.errorPage(w, r, apierror.Wrap(err, apierror.CodeUpstreamAuthorization, status, format, args...))
+		rt.authFailed(r, pend.Subject, code, pend.Grant.Issuer, err)
+		rt.errorPage(w, r, apierror.Wrap(err, code, status, format, args...))
 	}
 	iss := q.Get("iss")
-	if (pend.Grant.IssRequired || iss != "") && iss != pend.Grant.Issuer {
-		fail(nil, http.StatusBadRequest, "the answer names issuer %q, but the authorization was sent to %q; it was not accepted", iss, pend.Grant.Issuer)
+	if pend.Grant.Issuer != "" && (pend.Grant.IssRequired || iss != "") && iss != pend.Grant.Issuer {
+		fail(nil, apierror.CodeIssuerMismatch, http.StatusBadRequest,
+			"The answer names issuer %q, but the proxy sent the authorization to %s, so it did not use it (RFC 9207). Start again from your MCP client.", iss, pend.Grant.Issuer)
 		return
 	}
 	if e := q.Get("error"); e != "" {
-		fail(nil, http.StatusForbidden, "the remote authorization server %s did not grant access: %s %s", pend.Grant.Issuer, e, q.Get("error_description"))
+		fail(nil, apierror.CodeUpstreamAuthorization, http.StatusForbidden,
+			"The remote authorization server %s did not grant access: %s %s", pend.Grant.Issuer, e, q.Get("error_description"))
 		return
 	}
-	tok, err := pend.Grant.Exchange(r.Context(), rt.p.hc, pend.RedirectURL, q.Get("code"), pend.Verifier)
+	tok, err := pend.Grant.Exchange(r.Context(), rt.p.hc, pend.RedirectURL, q.Get("code"), pend.Verifier, rt.clientSecret(&pend.Grant))
 	if err != nil {
-		fail(err, http.StatusBadGateway, "the remote authorization server %s did not exchange the code: %v", pend.Grant.Issuer, err)
+		if upstream.IsRefused(err) {
+			fail(err, apierror.CodeUpstreamAuthorization, http.StatusBadGateway,
+				"The remote authorization server %s refused to exchange the code: %v", pend.Grant.Issuer, err)
+		} else {
+			fail(err, apierror.CodeASUnreachable, http.StatusBadGateway,
+				"The remote authorization server %s could not be reached to exchange the code. Try again shortly.", pend.Grant.Issuer)
+		}
 		return
 	}
 	ut := &store.UpstreamToken{
@@ -343,9 +497,13 @@ func (rt *route) upstreamCallbackHandler(w http.ResponseWriter, r *http.Request)
 		Grant:        pend.Grant,
 		Subject:      pend.Subject,
 		Acquired:     rt.p.now(),
+		Scopes:       grantedScopes(tok, pend.Grant.Scopes),
+	}
+	if prev, _ := rt.p.tokens.Get(r.Context(), pend.BindingKey); prev != nil {
+		ut.StepUps = prev.StepUps // a step-up keeps counting until an answer succeeds
 	}
 	if err := rt.p.tokens.Put(r.Context(), ut); err != nil {
-		fail(err, http.StatusServiceUnavailable, "the token could not be stored")
+		fail(err, apierror.CodeInternal, http.StatusServiceUnavailable, "The token could not be stored; try again shortly.")
 		return
 	}
 	rt.log.Info("upstream token acquired", slog.String("event", "token_acquired"), slog.String("user", pend.Subject),
@@ -354,7 +512,7 @@ func (rt *route) upstreamCallbackHandler(w http.ResponseWriter, r *http.Request)
 	ar, ok := rt.p.requests.Get(pend.RequestID, rt.p.now())
 	if !ok {
 		rt.errorPage(w, r, apierror.New(apierror.CodeInvalidRequest, http.StatusBadRequest,
-			"the remote server is connected, but the MCP client's authorization request expired; start again from your MCP client"))
+			"The remote server is connected, but the MCP client's authorization request expired; start again from your MCP client."))
 		return
 	}
 	rt.issueCode(w, r, ar, pend.Subject, pend.BindingKey)
@@ -406,7 +564,7 @@ func (rt *route) redirectError(w http.ResponseWriter, r *http.Request, redirectU
 func (p *Proxy) upstreamToken(ctx context.Context, rt *route, key string) (*store.UpstreamToken, error) {
 	t, err := p.tokens.Get(ctx, key)
 	if err != nil {
-		return nil, apierror.Wrap(err, apierror.CodeInternal, http.StatusServiceUnavailable, "the token store could not be read")
+		return nil, apierror.Wrap(err, apierror.CodeInternal, http.StatusServiceUnavailable, "The token store could not be read.")
 	}
 	if t == nil || t.Expiry.IsZero() || p.now().Add(RefreshSkew).Before(t.Expiry) {
 		return t, nil
@@ -427,7 +585,7 @@ func (p *Proxy) upstreamToken(ctx context.Context, rt *route, key string) (*stor
 			_ = p.tokens.Delete(ctx, key)
 			return (*store.UpstreamToken)(nil), nil
 		}
-		tok, err := cur.Grant.Refresh(context.WithoutCancel(ctx), p.hc, cur.RefreshToken, p.now())
+		tok, err := cur.Grant.Refresh(context.WithoutCancel(ctx), p.hc, cur.RefreshToken, rt.clientSecret(&cur.Grant), p.now())
 		if err != nil {
 			if upstream.IsRefused(err) {
 				_ = p.tokens.Delete(ctx, key)
@@ -436,16 +594,19 @@ func (p *Proxy) upstreamToken(ctx context.Context, rt *route, key string) (*stor
 					slog.String("binding", bindingPerUser), slog.Any("error", err))
 				return (*store.UpstreamToken)(nil), nil
 			}
-			return nil, apierror.Wrap(err, apierror.CodeUpstreamAuthorization, http.StatusBadGateway,
-				"the remote authorization server %s could not be reached to refresh your token; try again shortly", cur.Grant.Issuer)
+			rt.log.Warn("token refresh failed", slog.String("event", "token_refresh_failed"), slog.String("user", cur.Subject),
+				slog.String("binding", bindingPerUser), slog.Any("error", err))
+			return nil, apierror.Wrap(err, apierror.CodeASUnreachable, http.StatusBadGateway,
+				"The remote authorization server %s could not be reached to refresh your token. The token is kept; try again shortly.", asName(&cur.Grant))
 		}
 		next := *cur
 		next.AccessToken, next.RefreshToken, next.Expiry = tok.AccessToken, tok.RefreshToken, tok.Expiry
+		next.Scopes = grantedScopes(tok, cur.Scopes)
 		if tok.TokenType != "" {
 			next.TokenType = tok.TokenType
 		}
 		if err := p.tokens.Put(ctx, &next); err != nil {
-			return nil, apierror.Wrap(err, apierror.CodeInternal, http.StatusServiceUnavailable, "the refreshed token could not be stored")
+			return nil, apierror.Wrap(err, apierror.CodeInternal, http.StatusServiceUnavailable, "The refreshed token could not be stored.")
 		}
 		rt.log.Info("upstream token refreshed", slog.String("event", "token_refreshed"), slog.String("user", cur.Subject),
 			slog.String("binding", bindingPerUser))
@@ -455,6 +616,27 @@ func (p *Proxy) upstreamToken(ctx context.Context, rt *route, key string) (*stor
 		return nil, err
 	}
 	return v.(*store.UpstreamToken), nil
+}
+
+// grantedScopes returns the scope of a token response, or the scopes asked
+// for when the response names none (RFC 6749 §5.1).
+func grantedScopes(tok *oauth2.Token, asked []string) []string {
+	if s, ok := tok.Extra("scope").(string); ok && s != "" {
+		return strings.Fields(s)
+	}
+	return asked
+}
+
+// asName names the authorization server of a grant in messages: its
+// issuer, or the origin of its token endpoint for static endpoints.
+func asName(g *upstream.Grant) string {
+	if g.Issuer != "" {
+		return g.Issuer
+	}
+	if u, err := url.Parse(g.TokenURL); err == nil {
+		return u.Scheme + "://" + u.Host
+	}
+	return g.TokenURL
 }
 
 // errorPage shows a failure in the browser, with the request id.

@@ -34,6 +34,20 @@ wants to use the MCP server at <strong>{{.Host}}</strong> as you. The proxy will
 <p class="muted">Only allow clients you started yourself. You can be asked again if you connect a new client.</p>
 </body></html>`))
 
+var connectionsTemplate = template.Must(template.New("connections").Parse(pageHead + `
+<h1>Your connections through {{.Host}}</h1>
+<p>Signed in as {{.User}}. These remote servers accept the proxy on your behalf. Disconnecting one
+revokes the proxy's tokens there; you will be asked to consent again the next time you use it.</p>
+{{if .Connections}}<ul>{{range .Connections}}
+<li><strong>{{.Upstream}}</strong> (authorized by {{.Issuer}}{{if .Scopes}}, scopes: {{range .Scopes}}{{.}} {{end}}{{end}})
+<form method="post" action="{{$.Action}}">
+<input type="hidden" name="connection" value="{{.ID}}">
+<input type="hidden" name="csrf" value="{{$.CSRF}}">
+<button type="submit" name="decision" value="disconnect">Disconnect</button>
+</form></li>{{end}}
+</ul>{{else}}<p id="none">You have no connections.</p>{{end}}
+</body></html>`))
+
 var errorTemplate = template.Must(template.New("error").Parse(pageHead + `
 <h1>{{.Title}}</h1>
 <p id="message">{{.Message}}</p>

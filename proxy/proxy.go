@@ -21,7 +21,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
-	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -110,6 +110,8 @@ type Proxy struct {
 	consents      store.TTLMap[string, struct{}]
 	tokens        store.Tokens
 	refreshes     singleflight.Group
+	registrations store.TTLMap[string, *registration]
+	registering   singleflight.Group
 
 	stop chan struct{}
 }
@@ -143,14 +145,11 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 
 	p.guard = &netguard.Guard{Resolver: opts.Resolver, AllowLoopback: opts.AllowLoopback, Dial: opts.Dial}
 	p.guard.Trust(opts.TrustedHosts...)
-	if u, err := url.Parse(cfg.IdentityProvider.Issuer); err == nil {
-		p.guard.Trust(u.Hostname())
-	}
 	p.transport = netguard.NewTransport(p.guard.DialContext, netguard.TransportOptions{RootCAs: opts.RootCAs})
 	p.transport.ResponseHeaderTimeout = responseHeaderTimeout
 	p.hc = &http.Client{Transport: p.transport, CheckRedirect: netguard.NoRedirects, Timeout: 30 * time.Second}
 
-	p.discovery = &upstream.Discoverer{HTTP: p.hc, Now: p.now}
+	p.discovery = &upstream.Discoverer{HTTP: p.hc, Now: p.now, AllowHost: p.allowMetadataHost}
 	p.clients = &clientid.Resolver{HTTP: p.hc, Now: p.now}
 	p.idp = &login.Provider{
 		Issuer:       cfg.IdentityProvider.Issuer,
@@ -165,12 +164,26 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 
 	for i := range cfg.Routes {
 		rc := &cfg.Routes[i]
-		p.guard.Trust(rc.ToURL().Hostname())
 		rt := newRoute(p, rc)
 		p.routes[rt.host] = rt
 	}
+	for _, h := range cfg.NamedHosts() {
+		p.guard.Trust(h)
+	}
 	go p.sweep()
 	return p, nil
+}
+
+// allowMetadataHost vets a host that a remote document named: hosts of the
+// configuration always pass; others must match allowed_metadata_domains
+// when it is set. (Where the host resolves is the guard's business, at
+// dial time.)
+func (p *Proxy) allowMetadataHost(host string) error {
+	allowed := p.cfg.AllowedMetadataDomains
+	if len(allowed) == 0 || slices.Contains(p.cfg.NamedHosts(), strings.ToLower(host)) || config.DomainAllowed(host, allowed) {
+		return nil
+	}
+	return fmt.Errorf("its host %s is not in allowed_metadata_domains", host)
 }
 
 // Close stops background work.
@@ -218,7 +231,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt := p.routes[hostKey(r.Host)]
 	if rt == nil {
 		apierror.Write(w, r, p.log, apierror.New(apierror.CodeUnknownHost, http.StatusNotFound,
-			"no route answers for host %q; check the from of your routes", r.Host))
+			"No route answers for host %q; check the from of your routes.", r.Host))
 		return
 	}
 	rt.ServeHTTP(w, r)

@@ -30,6 +30,8 @@ const (
 	pathLoginCB     = "/.mcp-proxy/login/callback"
 	pathUpstreamCB  = "/.mcp-proxy/upstream/callback"
 	pathClientMeta  = "/.mcp-proxy/client-metadata.json"
+	pathConnections = "/.mcp-proxy/connections"
+	pathDisconnect  = "/.mcp-proxy/connections/disconnect"
 	bindingPerUser  = "per_user"
 	sessionCookie   = "__Host-mcp-proxy-session"
 	loginCookie     = "__Host-mcp-proxy-login"
@@ -48,6 +50,7 @@ type route struct {
 	issuer, cimdURL, upstreamCallback, loginCallback string
 	rp                                               *httputil.ReverseProxy
 	log                                              *slog.Logger
+	maxBody                                          int64
 }
 
 func newRoute(p *Proxy, rc *config.Route) *route {
@@ -65,6 +68,7 @@ func newRoute(p *Proxy, rc *config.Route) *route {
 	rt.loginCallback = rt.origin + pathLoginCB
 	rt.log = p.log.With(slog.String("route", rt.host))
 	rt.rp = p.newReverseProxy(rt)
+	rt.maxBody = rc.MaxRequestBytes()
 	return rt
 }
 
@@ -91,6 +95,10 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rt.loginCallbackHandler(w, r)
 	case path == pathUpstreamCB:
 		rt.upstreamCallbackHandler(w, r)
+	case path == pathConnections:
+		rt.connections(w, r)
+	case path == pathDisconnect:
+		rt.disconnect(w, r)
 	case strings.HasPrefix(path, pathPrefix):
 		apierror.Write(w, r, rt.log, apierror.New(apierror.CodeNotFound, http.StatusNotFound, "%s is not an endpoint of the proxy", path))
 	default:
@@ -173,14 +181,19 @@ func (rt *route) clientMetadata(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// prmURL is the proxy's protected resource metadata URL for a path.
+func (rt *route) prmURL(path string) string {
+	if path == "/" || path == "" {
+		return rt.origin + pathPRM
+	}
+	return rt.origin + pathPRM + path
+}
+
 // challenge answers 401 with the challenge that points an MCP client at the
 // proxy's protected resource metadata for the requested path.
 func (rt *route) challenge(w http.ResponseWriter, r *http.Request, errCode, desc string) {
-	h := fmt.Sprintf(`Bearer resource_metadata="%s%s%s"`, rt.origin, pathPRM, r.URL.Path)
-	if r.URL.Path == "/" {
-		h = fmt.Sprintf(`Bearer resource_metadata="%s%s"`, rt.origin, pathPRM)
-	}
-	msg := "this MCP server needs authorization: run the OAuth flow that the WWW-Authenticate header points to"
+	h := fmt.Sprintf(`Bearer resource_metadata="%s"`, rt.prmURL(r.URL.Path))
+	msg := "This MCP server needs authorization: run the OAuth flow that the WWW-Authenticate header points to."
 	if errCode != "" {
 		h += fmt.Sprintf(`, error="%s", error_description="%s"`, errCode, desc)
 		msg = desc
@@ -207,6 +220,18 @@ const upstreamTokenKey ctxKey = iota
 // forward is the hot path: check the MCP client's token, find the upstream
 // token by the grant's precomputed binding key, inject it, forward.
 func (rt *route) forward(w http.ResponseWriter, r *http.Request) {
+	if o := r.Header.Get("Origin"); o != "" && !rt.originAllowed(o) {
+		apierror.Write(w, r, rt.log, apierror.New(apierror.CodeOriginNotAllowed, http.StatusForbidden,
+			"Requests from web pages of %s are not allowed on this route. Add the origin to mcp.server.allowed_origins if it is an MCP client you trust.", o))
+		return
+	}
+	if r.ContentLength > rt.maxBody {
+		rt.tooLarge(w, r)
+		return
+	}
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = http.MaxBytesReader(w, r.Body, rt.maxBody)
+	}
 	tok := bearer(r)
 	if tok == "" {
 		rt.challenge(w, r, "", "")
@@ -234,6 +259,23 @@ func (rt *route) forward(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := context.WithValue(r.Context(), upstreamTokenKey, ut)
 	rt.rp.ServeHTTP(w, r.WithContext(ctx))
+}
+
+func (rt *route) originAllowed(o string) bool {
+	if strings.EqualFold(o, rt.origin) {
+		return true
+	}
+	for _, a := range rt.cfg.Server().AllowedOrigins {
+		if strings.EqualFold(strings.TrimSuffix(a, "/"), o) {
+			return true
+		}
+	}
+	return false
+}
+
+func (rt *route) tooLarge(w http.ResponseWriter, r *http.Request) {
+	apierror.Write(w, r, rt.log, apierror.New(apierror.CodeRequestTooLarge, http.StatusRequestEntityTooLarge,
+		"The request body is larger than this route accepts (%d bytes; mcp.server.max_request_bytes).", rt.maxBody))
 }
 
 // rewrite builds the outbound request: the remote server's URL, the
@@ -270,45 +312,113 @@ func stripProxyCookies(h http.Header) {
 	}
 }
 
-// modifyResponse handles an upstream 401 to a request that carried an
-// upstream token: the remote server no longer accepts it, so the proxy drops
-// it and asks the MCP client to authorize again, which leads the user back
-// through the remote consent.
+// maxStepUps bounds how often in a row the proxy sends a user to consent
+// to more scope for one binding key (MCP authorization: clients SHOULD cap
+// step-up retries).
+const maxStepUps = 3
+
+// modifyResponse reacts to the remote server's verdict on the upstream
+// token. A 401 means it no longer accepts the token: the proxy drops it
+// and asks the MCP client to authorize again, which leads the user back
+// through the remote consent. A 403 with error="insufficient_scope" starts
+// a step-up: the proxy notes the scopes the remote server wants and sends
+// the MCP client its own insufficient_scope challenge, so the next
+// authorization asks the user for them (bounded by maxStepUps).
 func (rt *route) modifyResponse(resp *http.Response) error {
-	if resp.StatusCode != http.StatusUnauthorized {
-		return nil
-	}
 	ut, _ := resp.Request.Context().Value(upstreamTokenKey).(*store.UpstreamToken)
 	if ut == nil {
 		return nil
 	}
-	_ = rt.p.tokens.Delete(resp.Request.Context(), ut.Key)
-	rt.log.Info("the remote server refused the upstream token; dropped it",
-		slog.String("event", "token_rejected"), slog.String("user", ut.Subject),
-		slog.String("binding", bindingPerUser), slog.String("request_id", apierror.RequestID(resp.Request.Context())))
-	return errUpstreamRejected
+	ctx := resp.Request.Context()
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized:
+		_ = rt.p.tokens.Delete(ctx, ut.Key)
+		rt.log.Info("the remote server refused the upstream token; dropped it",
+			slog.String("event", "token_rejected"), slog.String("user", ut.Subject),
+			slog.String("binding", bindingPerUser), slog.String("request_id", apierror.RequestID(ctx)))
+		return errUpstreamRejected
+	case resp.StatusCode == http.StatusForbidden:
+		scopes, ok := insufficientScope(resp.Header)
+		if !ok {
+			return nil
+		}
+		next := *ut
+		next.NeedScopes = unionScopes(ut.Scopes, ut.NeedScopes, scopes)
+		next.StepUps++
+		_ = rt.p.tokens.Put(ctx, &next)
+		rt.log.Info("the remote server asked for more scope", slog.String("event", "scope_step_up"),
+			slog.String("user", ut.Subject), slog.String("binding", bindingPerUser), slog.Any("scopes", next.NeedScopes),
+			slog.Int("attempt", next.StepUps), slog.String("request_id", apierror.RequestID(ctx)))
+		if next.StepUps > maxStepUps {
+			return errScopeExhausted
+		}
+		return &stepUpError{scopes: next.NeedScopes}
+	case ut.StepUps > 0 && resp.StatusCode < 400:
+		next := *ut
+		next.StepUps, next.NeedScopes = 0, nil
+		_ = rt.p.tokens.Put(ctx, &next)
+	}
+	return nil
 }
 
-var errUpstreamRejected = errors.New("the remote server refused the upstream token")
+// insufficientScope reads an RFC 6750 insufficient_scope challenge.
+func insufficientScope(h http.Header) ([]string, bool) {
+	cs, err := oauthex.ParseWWWAuthenticate(h.Values("WWW-Authenticate"))
+	if err != nil {
+		return nil, false
+	}
+	for _, c := range cs {
+		if c.Scheme == "bearer" && c.Params["error"] == "insufficient_scope" {
+			return strings.Fields(c.Params["scope"]), true
+		}
+	}
+	return nil, false
+}
+
+type stepUpError struct{ scopes []string }
+
+func (e *stepUpError) Error() string { return "the remote server needs scope " + strings.Join(e.scopes, " ") }
+
+var (
+	errUpstreamRejected = errors.New("the remote server refused the upstream token")
+	errScopeExhausted   = errors.New("the remote server keeps asking for more scope")
+)
 
 // forwardError answers a failed forward: 502 when the remote server could
-// not be reached, 504 when it did not answer in time.
+// not be reached, 504 when it did not answer in time, and the challenges of
+// modifyResponse.
 func (rt *route) forwardError(w http.ResponseWriter, r *http.Request, err error) {
-	if errors.Is(err, errUpstreamRejected) {
+	var su *stepUpError
+	var mb *http.MaxBytesError
+	switch {
+	case errors.Is(err, errUpstreamRejected):
 		rt.challenge(w, r, "invalid_token", "the remote server no longer accepts the proxy's token for you; authorize again")
 		return
-	}
-	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+	case errors.As(err, &su):
+		h := fmt.Sprintf(`Bearer error="insufficient_scope", scope="%s", resource_metadata="%s", error_description="the remote server needs more scope; authorize again"`,
+			strings.Join(su.scopes, " "), rt.prmURL(r.URL.Path))
+		apierror.Write(w, r, rt.log, &apierror.Error{Code: apierror.CodeInsufficientScope, Status: http.StatusForbidden,
+			Message: "The remote MCP server needs more scope (" + strings.Join(su.scopes, " ") + "); authorize again to consent to it.",
+			Header:  http.Header{"Www-Authenticate": {h}}})
+		return
+	case errors.Is(err, errScopeExhausted):
+		apierror.Write(w, r, rt.log, apierror.New(apierror.CodeScopeExhausted, http.StatusForbidden,
+			"The remote MCP server %s kept asking for more scope after %d consents; the proxy stopped asking. Check the scopes the remote server and its authorization server expect.", rt.to.Host, maxStepUps))
+		return
+	case errors.As(err, &mb):
+		rt.tooLarge(w, r)
+		return
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		return // the client went away; nothing to answer
 	}
 	var ne net.Error
 	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
 		apierror.Write(w, r, rt.log, apierror.Wrap(err, apierror.CodeUpstreamTimeout, http.StatusGatewayTimeout,
-			"the remote MCP server %s did not answer in time", rt.to.Host))
+			"The remote MCP server %s did not answer in time.", rt.to.Host))
 		return
 	}
 	apierror.Write(w, r, rt.log, apierror.Wrap(err, apierror.CodeUpstreamUnreachable, http.StatusBadGateway,
-		"the remote MCP server %s could not be reached", rt.to.Host))
+		"The remote MCP server %s could not be reached.", rt.to.Host))
 }
 
 // upstreamFor maps a downstream URL on this route to the remote server.

@@ -22,33 +22,68 @@ import (
 // Code is a stable error code. Codes never change meaning once published.
 type Code string
 
-// The catalog. docs/troubleshooting.md lists each code with its meaning.
+// The catalog. Every code is listed by Catalog, and docs/troubleshooting.md
+// carries the same table (a test keeps them equal).
 const (
-	// CodeUnauthorized: the MCP client sent no token, or one the proxy did
-	// not issue or that has expired. The client should run the OAuth flow.
-	CodeUnauthorized Code = "unauthorized"
-	// CodeUnknownHost: no route answers for the request's Host.
-	CodeUnknownHost Code = "unknown_host"
-	// CodeNotFound: the path is not one the proxy serves on this route.
-	CodeNotFound Code = "not_found"
-	// CodeUpstreamUnreachable: the remote MCP server could not be reached.
-	CodeUpstreamUnreachable Code = "upstream_unreachable"
-	// CodeUpstreamTimeout: the remote MCP server did not answer in time.
-	CodeUpstreamTimeout Code = "upstream_timeout"
-	// CodeDiscoveryFailed: the proxy could not learn how to authorize to
-	// the remote MCP server.
-	CodeDiscoveryFailed Code = "upstream_discovery_failed"
-	// CodeUpstreamAuthorization: the remote authorization server refused or
-	// failed the proxy's authorization or token request.
-	CodeUpstreamAuthorization Code = "upstream_authorization_failed"
-	// CodeInvalidRequest: a request to one of the proxy's own endpoints was
-	// malformed.
-	CodeInvalidRequest Code = "invalid_request"
-	// CodeLoginFailed: signing in at the identity provider failed.
-	CodeLoginFailed Code = "login_failed"
-	// CodeInternal: a bug or an unexpected failure; the log has the cause.
-	CodeInternal Code = "internal_error"
+	CodeUnauthorized            Code = "unauthorized"
+	CodeUnknownHost             Code = "unknown_host"
+	CodeNotFound                Code = "not_found"
+	CodeMethodNotAllowed        Code = "method_not_allowed"
+	CodeOriginNotAllowed        Code = "origin_not_allowed"
+	CodeRequestTooLarge         Code = "request_too_large"
+	CodeInvalidRequest          Code = "invalid_request"
+	CodeInvalidClient           Code = "invalid_client"
+	CodeClientNotAllowed        Code = "client_not_allowed"
+	CodeLoginFailed             Code = "login_failed"
+	CodeStateInvalid            Code = "authorization_state_invalid"
+	CodeWrongUser               Code = "authorization_wrong_user"
+	CodeIssuerMismatch          Code = "authorization_issuer_mismatch"
+	CodeDiscoveryFailed         Code = "upstream_discovery_failed"
+	CodeRegistrationUnavailable Code = "upstream_registration_unavailable"
+	CodeUpstreamAuthorization   Code = "upstream_authorization_failed"
+	CodeASUnreachable           Code = "authorization_server_unreachable"
+	CodeInsufficientScope       Code = "insufficient_scope"
+	CodeScopeExhausted          Code = "upstream_scope_exhausted"
+	CodeUpstreamUnreachable     Code = "upstream_unreachable"
+	CodeUpstreamTimeout         Code = "upstream_timeout"
+	CodeInternal                Code = "internal_error"
 )
+
+// Entry describes one code of the catalog.
+type Entry struct {
+	Code    Code
+	Status  int // the usual HTTP status; some codes vary, see Meaning
+	Meaning string
+}
+
+// Catalog lists every error code with its meaning, in the order of the
+// docs' table.
+func Catalog() []Entry {
+	return []Entry{
+		{CodeUnauthorized, 401, "The MCP client sent no token, or one the proxy did not issue or that expired, or the remote server's authorization for the user is gone. The client runs the OAuth flow that the WWW-Authenticate header points to."},
+		{CodeUnknownHost, 404, "No route answers for the request's Host. Check the from of your routes."},
+		{CodeNotFound, 404, "The path under /.mcp-proxy/ is not an endpoint of the proxy."},
+		{CodeMethodNotAllowed, 405, "The proxy endpoint does not take that HTTP method."},
+		{CodeOriginNotAllowed, 403, "A web page from another origin called the route. Add its origin to mcp.server.allowed_origins if it is a client you trust."},
+		{CodeRequestTooLarge, 413, "The request body is larger than mcp.server.max_request_bytes."},
+		{CodeInvalidRequest, 400, "A request to the proxy's own endpoints was malformed, or a flow expired; start again from the MCP client."},
+		{CodeInvalidClient, 400, "The MCP client's client id or metadata document cannot be used; the message says why."},
+		{CodeClientNotAllowed, 403, "The MCP client's client id host is not in allowed_client_id_domains."},
+		{CodeLoginFailed, 502, "Signing in at the identity provider failed or could not start; the message says which."},
+		{CodeStateInvalid, 400, "An answer from the remote authorization server has an unknown, used or expired state: a replayed or stale link."},
+		{CodeWrongUser, 403, "An answer from the remote authorization server arrived in the browser of another user or of no signed-in user."},
+		{CodeIssuerMismatch, 400, "An answer from the remote authorization server names another issuer than the one the proxy asked (RFC 9207): it is refused."},
+		{CodeDiscoveryFailed, 502, "The proxy could not learn how to authorize to the remote MCP server; the message names the step and what to set."},
+		{CodeRegistrationUnavailable, 502, "The remote authorization server accepts no registration this route allows; pre-register the proxy or allow dynamic registration."},
+		{CodeUpstreamAuthorization, 502, "The remote authorization server refused the proxy's authorization or code exchange, or the user denied consent there."},
+		{CodeASUnreachable, 502, "The remote authorization server could not be reached; a stored token is kept."},
+		{CodeInsufficientScope, 403, "The remote MCP server needs more scope than the user consented to; the MCP client authorizes again and the user is asked for it."},
+		{CodeScopeExhausted, 403, "The remote MCP server kept asking for more scope after the proxy asked the user several times; the remote server or its authorization server is misconfigured."},
+		{CodeUpstreamUnreachable, 502, "The remote MCP server could not be reached."},
+		{CodeUpstreamTimeout, 504, "The remote MCP server did not start answering in time."},
+		{CodeInternal, 500, "An unexpected failure; the log line with the request id has the cause."},
+	}
+}
 
 // Error is an error with its place in the catalog.
 type Error struct {

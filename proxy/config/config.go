@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -36,6 +37,21 @@ type Config struct {
 
 	// Routes are the remote MCP servers the proxy fronts, one per host.
 	Routes []Route `yaml:"routes"`
+
+	// AllowedClientIDDomains limits which MCP clients may connect: a client
+	// whose client id is a metadata document URL must have its host in
+	// this list. Entries are host names or "*.example.com" wildcards (which
+	// match subdomains, not example.com itself). Empty: any https host that
+	// resolves to a public address.
+	AllowedClientIDDomains []string `yaml:"allowed_client_id_domains"`
+
+	// AllowedMetadataDomains limits where the proxy goes when a remote
+	// server names a URL: the resource_metadata of a challenge, the
+	// authorization_servers of protected resource metadata, the endpoints of
+	// authorization server metadata. Same syntax as
+	// allowed_client_id_domains. Hosts named in this file are always
+	// allowed. Empty: any host that resolves to a public address.
+	AllowedMetadataDomains []string `yaml:"allowed_metadata_domains"`
 
 	// dir is the directory of the configuration file; relative paths are
 	// read from it.
@@ -93,9 +109,89 @@ type MCP struct {
 	Server *MCPServer `yaml:"server"`
 }
 
-// MCPServer holds the options of an MCP server route. It has none yet: an
-// empty block means full auto-discovery.
-type MCPServer struct{}
+// MCPServer holds the options of an MCP server route. An empty block means
+// full auto-discovery: the proxy learns everything from the remote server
+// and registers with its Client ID Metadata Document.
+type MCPServer struct {
+	// UpstreamOAuth2 is a client registered for the proxy at the remote
+	// authorization server. Omit it for auto-discovery.
+	UpstreamOAuth2 *UpstreamOAuth2 `yaml:"upstream_oauth2"`
+
+	// AuthorizationServerURL is the issuer of the remote authorization
+	// server, used when the remote MCP server publishes no protected
+	// resource metadata. Tokens are then requested for the remote server's
+	// URL.
+	AuthorizationServerURL string `yaml:"authorization_server_url"`
+
+	// DynamicClientRegistration lets the proxy register the route at the
+	// remote authorization server (RFC 7591) when that server does not
+	// accept Client ID Metadata Documents. Default false.
+	DynamicClientRegistration bool `yaml:"dynamic_client_registration"`
+
+	// PassScopes sends the scopes the MCP client asked the proxy for on to
+	// the remote authorization server, instead of the scopes the remote
+	// server advertises. upstream_oauth2.scopes, when set, wins. Default
+	// false.
+	PassScopes bool `yaml:"pass_scopes"`
+
+	// AllowedOrigins are the web origins (scheme://host[:port]) whose
+	// browser-based MCP clients may call the route. Requests with another
+	// Origin header are refused with 403. Requests without an Origin header
+	// (MCP clients that are not web pages) are not affected. The route's
+	// own origin is always allowed.
+	AllowedOrigins []string `yaml:"allowed_origins"`
+
+	// MaxRequestBytes bounds the body of a request to the remote server.
+	// Default 4194304 (4 MiB).
+	MaxRequestBytes int64 `yaml:"max_request_bytes"`
+}
+
+// UpstreamOAuth2 is a pre-registered client at the remote authorization
+// server.
+type UpstreamOAuth2 struct {
+	// ClientID is the client id the remote authorization server issued for
+	// the proxy. Its redirect URI must be
+	// https://<from host>/.mcp-proxy/upstream/callback.
+	ClientID string `yaml:"client_id"`
+
+	// ClientSecret makes the client confidential. Write it as ${NAME} to
+	// read it from the environment. Empty: a public client.
+	ClientSecret string `yaml:"client_secret"`
+
+	// Endpoint names the authorization server's endpoints directly. When
+	// both are set, the proxy discovers nothing.
+	Endpoint *Endpoint `yaml:"endpoint"`
+
+	// Scopes to request, replacing whatever the remote server advertises.
+	Scopes []string `yaml:"scopes"`
+}
+
+// Endpoint is a remote authorization server's endpoints.
+type Endpoint struct {
+	// AuthURL is the authorization endpoint.
+	AuthURL string `yaml:"auth_url"`
+	// TokenURL is the token endpoint.
+	TokenURL string `yaml:"token_url"`
+}
+
+// DefaultMaxRequestBytes is max_request_bytes when it is not set.
+const DefaultMaxRequestBytes = 4 << 20
+
+// MaxRequestBytes returns the route's request size limit or its default.
+func (r *Route) MaxRequestBytes() int64 {
+	if r.MCP != nil && r.MCP.Server != nil && r.MCP.Server.MaxRequestBytes > 0 {
+		return r.MCP.Server.MaxRequestBytes
+	}
+	return DefaultMaxRequestBytes
+}
+
+// Server returns the route's MCP server options (never nil once valid).
+func (r *Route) Server() *MCPServer {
+	if r.MCP == nil || r.MCP.Server == nil {
+		return &MCPServer{}
+	}
+	return r.MCP.Server
+}
 
 // FromURL returns the parsed From. It is set once the configuration is valid.
 func (r *Route) FromURL() *url.URL { return r.from }
@@ -122,6 +218,33 @@ func (c *Config) Path(p string) string {
 		return p
 	}
 	return filepath.Join(c.dir, p)
+}
+
+// NamedHosts returns the lower-case host names this configuration names:
+// routes' from and to, the identity provider, configured authorization
+// servers and endpoints. The proxy trusts them wherever they resolve.
+func (c *Config) NamedHosts() []string {
+	var out []string
+	add := func(raw string) {
+		if u, err := url.Parse(raw); err == nil && u.Hostname() != "" {
+			h := strings.ToLower(u.Hostname())
+			if !slices.Contains(out, h) {
+				out = append(out, h)
+			}
+		}
+	}
+	add(c.IdentityProvider.Issuer)
+	for _, r := range c.Routes {
+		add(r.From)
+		add(r.To)
+		s := r.Server()
+		add(s.AuthorizationServerURL)
+		if u := s.UpstreamOAuth2; u != nil && u.Endpoint != nil {
+			add(u.Endpoint.AuthURL)
+			add(u.Endpoint.TokenURL)
+		}
+	}
+	return out
 }
 
 // IDPScopes returns the sign-in scopes or their default.
@@ -215,6 +338,9 @@ func validate(c *Config, d *decoder) {
 		}
 	}
 
+	validateDomains(c.AllowedClientIDDomains, "allowed_client_id_domains", d)
+	validateDomains(c.AllowedMetadataDomains, "allowed_metadata_domains", d)
+
 	if len(c.Routes) == 0 {
 		d.errorf(d.pos("routes"), "routes", "no routes; add one with from, to and mcp.server")
 	}
@@ -243,6 +369,9 @@ func validate(c *Config, d *decoder) {
 		} else {
 			r.to = u
 		}
+		if r.MCP != nil && r.MCP.Server != nil {
+			validateServer(r.MCP.Server, p+".mcp.server", d)
+		}
 		switch {
 		case r.MCP == nil && !d.failedUnder(p+".mcp"):
 			d.errorf(at, p+".mcp", "missing; this proxy serves MCP routes: add mcp: {server: {}} for auto-discovery")
@@ -250,6 +379,87 @@ func validate(c *Config, d *decoder) {
 			d.errorf(d.pos(p+".mcp"), p+".mcp.server", "missing; add server: {} for auto-discovery")
 		}
 	}
+}
+
+func validateServer(s *MCPServer, p string, d *decoder) {
+	if u := s.UpstreamOAuth2; u != nil {
+		up := p + ".upstream_oauth2"
+		if u.ClientID == "" && !d.failed(up+".client_id") {
+			d.errorf(d.pos(up), up+".client_id", "missing; set the client id the remote authorization server issued, or remove upstream_oauth2 for auto-discovery")
+		}
+		if e := u.Endpoint; e != nil {
+			ep := up + ".endpoint"
+			for _, f := range []struct{ name, value string }{{"auth_url", e.AuthURL}, {"token_url", e.TokenURL}} {
+				switch {
+				case f.value == "" && !d.failed(ep+"."+f.name):
+					d.errorf(d.pos(ep), ep+"."+f.name, "missing; static endpoints need both auth_url and token_url")
+				case f.value != "":
+					if _, msg := parseServiceURL(f.value); msg != "" {
+						d.errorf(d.pos(ep+"."+f.name), ep+"."+f.name, "%s", msg)
+					}
+				}
+			}
+		}
+		for i, sc := range u.Scopes {
+			if strings.TrimSpace(sc) == "" || strings.ContainsAny(sc, " \"\\") {
+				sp := fmt.Sprintf("%s.scopes[%d]", up, i)
+				d.errorf(d.pos(sp), sp, "%q is not a scope; write one scope per list entry", sc)
+			}
+		}
+		if s.DynamicClientRegistration {
+			d.errorf(d.pos(p+".dynamic_client_registration"), p+".dynamic_client_registration",
+				"has no effect with upstream_oauth2.client_id: the proxy uses the registered client; remove one of them")
+		}
+	}
+	if s.AuthorizationServerURL != "" {
+		if _, msg := parseServiceURL(s.AuthorizationServerURL); msg != "" {
+			d.errorf(d.pos(p+".authorization_server_url"), p+".authorization_server_url", "%s", msg)
+		}
+	}
+	for i, o := range s.AllowedOrigins {
+		op := fmt.Sprintf("%s.allowed_origins[%d]", p, i)
+		u, err := url.Parse(o)
+		if err != nil || u.Scheme == "" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			d.errorf(d.pos(op), op, "%q is not an origin; write scheme://host[:port], such as https://app.example.com", o)
+		}
+	}
+	if s.MaxRequestBytes < 0 {
+		d.errorf(d.pos(p+".max_request_bytes"), p+".max_request_bytes", "%d is negative; omit it for the default of %d", s.MaxRequestBytes, DefaultMaxRequestBytes)
+	}
+}
+
+func validateDomains(list []string, p string, d *decoder) {
+	for i, h := range list {
+		hp := fmt.Sprintf("%s[%d]", p, i)
+		if msg := checkDomainPattern(h); msg != "" {
+			d.errorf(d.pos(hp), hp, "%s", msg)
+		}
+	}
+}
+
+// checkDomainPattern checks an allowlist entry: a host name or *.suffix.
+func checkDomainPattern(h string) string {
+	name := strings.TrimPrefix(h, "*.")
+	if name == "" || strings.ContainsAny(name, "*/:@ ") || strings.HasPrefix(name, ".") || strings.HasSuffix(name, ".") {
+		return fmt.Sprintf("%q is not a host name or a *.example.com wildcard", h)
+	}
+	return ""
+}
+
+// DomainAllowed reports whether host matches one of the patterns.
+func DomainAllowed(host string, patterns []string) bool {
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	for _, p := range patterns {
+		p = strings.ToLower(p)
+		if suffix, ok := strings.CutPrefix(p, "*."); ok {
+			if strings.HasSuffix(host, "."+suffix) {
+				return true
+			}
+		} else if host == p {
+			return true
+		}
+	}
+	return false
 }
 
 // parseFrom checks a route's from: an absolute https URL with a host and

@@ -151,3 +151,53 @@ func TestMissingTLSFileNamesIt(t *testing.T) {
 		t.Fatalf("err = %v, want it to name the unreadable certificate", err)
 	}
 }
+
+func TestServerOptionsValidation(t *testing.T) {
+	dir := writeTLS(t)
+	src := head + `allowed_client_id_domains: ["*.ok.test", "bad host"]
+allowed_metadata_domains: ["*"]
+routes:
+  - from: https://a.test
+    to: https://b.test
+    mcp:
+      server:
+        upstream_oauth2:
+          endpoint: {auth_url: http://as.test/authorize}
+          scopes: ["a b"]
+        dynamic_client_registration: true
+        authorization_server_url: ftp://as.test
+        allowed_origins: [app.test]
+        max_request_bytes: -1
+`
+	_, err := Load(filepath.Join(dir, "config.yaml"), []byte(src), env(map[string]string{"SECRET": "x"}))
+	var got []string
+	for _, e := range Errors(err) {
+		got = append(got, e.Path+": "+e.Msg)
+	}
+	want := []string{
+		`allowed_client_id_domains[1]: "bad host" is not a host name or a *.example.com wildcard`,
+		`allowed_metadata_domains[0]: "*" is not a host name or a *.example.com wildcard`,
+		`routes[0].mcp.server.upstream_oauth2.client_id: missing; set the client id the remote authorization server issued, or remove upstream_oauth2 for auto-discovery`,
+		`routes[0].mcp.server.upstream_oauth2.endpoint.token_url: missing; static endpoints need both auth_url and token_url`,
+		`routes[0].mcp.server.upstream_oauth2.endpoint.auth_url: "http://as.test/authorize" uses plain http to a host that is not loopback; use https (plain http is only for localhost, 127.0.0.1 and [::1])`,
+		`routes[0].mcp.server.upstream_oauth2.scopes[0]: "a b" is not a scope; write one scope per list entry`,
+		`routes[0].mcp.server.dynamic_client_registration: has no effect with upstream_oauth2.client_id: the proxy uses the registered client; remove one of them`,
+		`routes[0].mcp.server.authorization_server_url: "ftp://as.test" has scheme "ftp"; use https`,
+		`routes[0].mcp.server.allowed_origins[0]: "app.test" is not an origin; write scheme://host[:port], such as https://app.example.com`,
+		`routes[0].mcp.server.max_request_bytes: -1 is negative; omit it for the default of 4194304`,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("errors (-want +got):\n%s", diff)
+	}
+}
+
+func TestDomainAllowed(t *testing.T) {
+	for _, tc := range []struct {
+		host string
+		ok   bool
+	}{{"a.example.com", true}, {"example.com", false}, {"exact.test", true}, {"EXACT.test.", true}, {"evil-example.com", false}} {
+		if got := DomainAllowed(tc.host, []string{"*.example.com", "exact.test"}); got != tc.ok {
+			t.Errorf("DomainAllowed(%q) = %v, want %v", tc.host, got, tc.ok)
+		}
+	}
+}

@@ -86,6 +86,16 @@ func (t *TTLMap[K, V]) DeleteFunc(del func(K, V) bool) {
 	}
 }
 
+// Range calls fn for every entry, expired or not, under the read lock:
+// fn must not call back into the map.
+func (t *TTLMap[K, V]) Range(fn func(K, V)) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	for k, e := range t.m {
+		fn(k, e.v)
+	}
+}
+
 // Len returns the number of entries, expired or not.
 func (t *TTLMap[K, V]) Len() int {
 	t.mu.RLock()

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/mcp-proxy/mcp-proxy/proxy/upstream"
@@ -103,6 +104,14 @@ type UpstreamToken struct {
 	Grant        upstream.Grant
 	Subject      string // the user the token was acquired for
 	Acquired     time.Time
+	// Scopes were granted (the token response's scope, else those asked for).
+	Scopes []string
+	// NeedScopes are the scopes the remote server asked for in a 403
+	// insufficient_scope challenge; the next authorization asks for them.
+	NeedScopes []string
+	// StepUps counts insufficient_scope challenges since the last answer
+	// that was not one; it bounds the step-up loop.
+	StepUps int
 }
 
 // Tokens stores upstream tokens by binding key.
@@ -113,6 +122,8 @@ type Tokens interface {
 	Put(ctx context.Context, tok *UpstreamToken) error
 	// Delete removes the token under key.
 	Delete(ctx context.Context, key string) error
+	// List returns the tokens whose keys start with prefix.
+	List(ctx context.Context, prefix string) ([]*UpstreamToken, error)
 }
 
 // MemoryTokens keeps upstream tokens in process memory; they are gone when
@@ -139,4 +150,15 @@ func (s *MemoryTokens) Put(_ context.Context, tok *UpstreamToken) error {
 func (s *MemoryTokens) Delete(_ context.Context, key string) error {
 	s.m.Delete(key)
 	return nil
+}
+
+// List implements Tokens.
+func (s *MemoryTokens) List(_ context.Context, prefix string) ([]*UpstreamToken, error) {
+	var out []*UpstreamToken
+	s.m.Range(func(k string, t *UpstreamToken) {
+		if strings.HasPrefix(k, prefix) {
+			out = append(out, t)
+		}
+	})
+	return out, nil
 }

@@ -6,10 +6,13 @@ package upstream
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -54,30 +57,28 @@ func (d *Discovery) SupportsCIMD() bool { return d.AS != nil && d.AS.ClientIDMet
 // Error is a discovery failure with the steps that were tried, so that the
 // message tells an operator exactly where the chain broke.
 type Error struct {
-	URL   string
-	Step  string // "protected resource metadata", "authorization server metadata", ...
-	Tried []string
-	Err   error
+	URL  string
+	Step string // "protected resource metadata", "authorization server metadata", ...
+	Err  error
 }
 
-func (e *Error) Error() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "discovery for %s failed at %s: %v", e.URL, e.Step, e.Err)
-	if len(e.Tried) > 0 {
-		b.WriteString(" (tried: " + strings.Join(e.Tried, "; ") + ")")
-	}
-	return b.String()
-}
+// Error returns the operator-facing message, which names the step's
+// problem and what to do.
+func (e *Error) Error() string { return e.Err.Error() }
 
 func (e *Error) Unwrap() error { return e.Err }
 
 // Discoverer runs discovery and caches its results.
 type Discoverer struct {
 	// HTTP fetches metadata. It must enforce the SSRF guard and must not
-	// follow redirects to other hosts.
+	// follow redirects.
 	HTTP *http.Client
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// AllowHost, when set, vets every host that a remote document names
+	// (a resource_metadata hint, an authorization server, an endpoint)
+	// before the proxy uses it; an error refuses the host.
+	AllowHost func(host string) error
 
 	mu    sync.Mutex
 	cache map[string]cached
@@ -100,19 +101,26 @@ func (c *Discoverer) now() time.Time {
 func (c *Discoverer) Invalidate(url string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	delete(c.cache, url)
+	for k := range c.cache {
+		if k == url || strings.HasPrefix(k, url+"\x00") {
+			delete(c.cache, k)
+		}
+	}
 }
 
 // Discover returns the discovery for the remote MCP endpoint url, from the
-// cache when it is fresh. The bool reports a cache hit.
-func (c *Discoverer) Discover(ctx context.Context, url string) (*Discovery, bool, error) {
+// cache when it is fresh. fallbackIssuer, when set, is the authorization
+// server to use if the remote server publishes no protected resource
+// metadata. The bool reports a cache hit.
+func (c *Discoverer) Discover(ctx context.Context, url, fallbackIssuer string) (*Discovery, bool, error) {
+	key := url + "\x00" + fallbackIssuer
 	c.mu.Lock()
-	if e, ok := c.cache[url]; ok && c.now().Before(e.expires) {
+	if e, ok := c.cache[key]; ok && c.now().Before(e.expires) {
 		c.mu.Unlock()
 		return e.d, true, nil
 	}
 	c.mu.Unlock()
-	d, err := c.discover(ctx, url)
+	d, err := c.discover(ctx, url, fallbackIssuer)
 	if err != nil {
 		c.Invalidate(url)
 		return nil, false, err
@@ -121,16 +129,43 @@ func (c *Discoverer) Discover(ctx context.Context, url string) (*Discovery, bool
 	if c.cache == nil {
 		c.cache = make(map[string]cached)
 	}
-	c.cache[url] = cached{d: d, expires: c.now().Add(DiscoveryTTL)}
+	c.cache[key] = cached{d: d, expires: c.now().Add(DiscoveryTTL)}
 	c.mu.Unlock()
 	return d, false, nil
 }
 
-func (c *Discoverer) discover(ctx context.Context, mcpURL string) (*Discovery, error) {
+func (c *Discoverer) allow(rawURL, what string) error {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("%s %q is not an absolute URL", what, rawURL)
+	}
+	if u.Scheme != "https" && !isLoopback(u.Hostname()) {
+		return fmt.Errorf("%s %s does not use https", what, rawURL)
+	}
+	if c.AllowHost != nil {
+		if err := c.AllowHost(u.Hostname()); err != nil {
+			return fmt.Errorf("%s %s: %w", what, rawURL, err)
+		}
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(strings.Trim(host, "[]"))
+	return err == nil && ip.IsLoopback()
+}
+
+func (c *Discoverer) discover(ctx context.Context, mcpURL, fallbackIssuer string) (*Discovery, error) {
 	d := &Discovery{URL: mcpURL}
+	fail := func(step, format string, args ...any) error {
+		return &Error{URL: mcpURL, Step: step, Err: sentencef(format, args...)}
+	}
 	status, challenges, err := c.probe(ctx, mcpURL)
 	if err != nil {
-		return nil, &Error{URL: mcpURL, Step: "the first request to the remote MCP server", Err: err}
+		return nil, fail("the first request to the remote MCP server", "The remote MCP server %s could not be reached: %v", mcpURL, unwrapURLError(err))
 	}
 	hint := ""
 	for _, ch := range challenges {
@@ -144,43 +179,79 @@ func (c *Discoverer) discover(ctx context.Context, mcpURL string) (*Discovery, e
 			d.Scopes = strings.Fields(s)
 		}
 	}
+	if hint != "" {
+		if err := c.allow(hint, "the resource_metadata the remote server named,"); err != nil {
+			return nil, fail(stepPRM, "The proxy refused %v", err)
+		}
+	}
 
 	prm, prmURL, tried, err := c.protectedResourceMetadata(ctx, hint, mcpURL)
-	if err != nil {
-		if status != http.StatusUnauthorized && hint == "" {
-			// No challenge and no metadata: the remote server needs no OAuth.
-			d.NoAuth = true
-			return d, nil
+	var missing *noMetadataError
+	switch {
+	case err == nil:
+		d.Resource, d.MetadataURL = prm.Resource, prmURL
+		if len(d.Scopes) == 0 {
+			d.Scopes = prm.ScopesSupported
 		}
-		return nil, &Error{URL: mcpURL, Step: "protected resource metadata", Tried: tried, Err: err}
+		if len(prm.AuthorizationServers) == 0 {
+			return nil, fail(stepPRM, "The protected resource metadata at %s names no authorization_servers.", prmURL)
+		}
+		d.Issuer = prm.AuthorizationServers[0]
+		if err := c.allow(d.Issuer, "the authorization server"); err != nil {
+			return nil, fail(stepPRM, "The proxy refused %v", err)
+		}
+	case errors.As(err, &missing) && fallbackIssuer != "":
+		d.Resource, d.Issuer = mcpURL, fallbackIssuer
+	case errors.As(err, &missing) && status != http.StatusUnauthorized:
+		d.NoAuth = true // no challenge and no metadata: the server needs no OAuth
+		return d, nil
+	case errors.As(err, &missing):
+		return nil, fail(stepPRM, "The remote MCP server %s asks for authorization but publishes no protected resource metadata (tried %s). Set mcp.server.authorization_server_url to its authorization server.", mcpURL, joinAnd(tried))
+	default:
+		return nil, fail(stepPRM, "%v", err)
 	}
-	d.Resource = prm.Resource
-	d.MetadataURL = prmURL
-	if len(d.Scopes) == 0 {
-		d.Scopes = prm.ScopesSupported
-	}
-	if len(prm.AuthorizationServers) == 0 {
-		return nil, &Error{URL: mcpURL, Step: "protected resource metadata", Tried: tried,
-			Err: fmt.Errorf("%s names no authorization_servers", prmURL)}
-	}
-	d.Issuer = prm.AuthorizationServers[0]
+
 	asm, err := auth.GetAuthServerMetadata(ctx, d.Issuer, c.HTTP)
 	if err == nil && asm == nil {
-		err = fmt.Errorf("no metadata at the RFC 8414 or OpenID Connect well-known locations of %s", d.Issuer)
+		err = fmt.Errorf("no metadata at its RFC 8414 or OpenID Connect well-known locations")
 	}
 	if err != nil {
-		return nil, &Error{URL: mcpURL, Step: "authorization server metadata", Err: err}
+		return nil, fail(stepASM, "The authorization server %s is unusable: %v", d.Issuer, unwrapURLError(err))
 	}
 	if !slices.Contains(asm.CodeChallengeMethodsSupported, "S256") {
-		return nil, &Error{URL: mcpURL, Step: "authorization server metadata",
-			Err: fmt.Errorf("%s does not support PKCE with S256 (code_challenge_methods_supported: %v)", d.Issuer, asm.CodeChallengeMethodsSupported)}
+		return nil, fail(stepASM, "The authorization server %s does not support PKCE with S256 (code_challenge_methods_supported: %v); the proxy will not authorize without it.", d.Issuer, asm.CodeChallengeMethodsSupported)
 	}
 	if asm.AuthorizationEndpoint == "" || asm.TokenEndpoint == "" {
-		return nil, &Error{URL: mcpURL, Step: "authorization server metadata",
-			Err: fmt.Errorf("%s has no authorization_endpoint or token_endpoint", d.Issuer)}
+		return nil, fail(stepASM, "The authorization server %s publishes no authorization_endpoint or token_endpoint.", d.Issuer)
+	}
+	for _, e := range []struct{ name, url string }{
+		{"authorization_endpoint", asm.AuthorizationEndpoint}, {"token_endpoint", asm.TokenEndpoint},
+		{"registration_endpoint", asm.RegistrationEndpoint}, {"revocation_endpoint", asm.RevocationEndpoint},
+	} {
+		if e.url == "" {
+			continue
+		}
+		if err := c.allow(e.url, "the "+e.name); err != nil {
+			return nil, fail(stepASM, "The proxy refused %v", err)
+		}
 	}
 	d.AS = asm
 	return d, nil
+}
+
+const (
+	stepPRM = "protected resource metadata"
+	stepASM = "authorization server metadata"
+)
+
+func joinAnd(s []string) string {
+	switch len(s) {
+	case 0:
+		return "nothing"
+	case 1:
+		return s[0]
+	}
+	return strings.Join(s[:len(s)-1], ", ") + " and " + s[len(s)-1]
 }
 
 // probe sends one unauthenticated GET to the MCP endpoint and returns the
@@ -206,9 +277,16 @@ func (c *Discoverer) probe(ctx context.Context, mcpURL string) (int, []oauthex.C
 	return resp.StatusCode, challenges, nil
 }
 
+// noMetadataError says that no location had protected resource metadata
+// (each answered 404 or another 4xx).
+type noMetadataError struct{}
+
+func (*noMetadataError) Error() string { return "no protected resource metadata" }
+
 // protectedResourceMetadata tries the challenge's resource_metadata, then the
 // path-suffixed and root well-known locations (RFC 9728 §3), and checks that
 // the document's resource is the one its location promises (RFC 9728 §3.3).
+// It returns the locations it tried.
 func (c *Discoverer) protectedResourceMetadata(ctx context.Context, hint, mcpURL string) (*oauthex.ProtectedResourceMetadata, string, []string, error) {
 	u, err := url.Parse(mcpURL)
 	if err != nil {
@@ -226,28 +304,63 @@ func (c *Discoverer) protectedResourceMetadata(ctx context.Context, hint, mcpURL
 	cands = append(cands, candidate{origin + "/.well-known/oauth-protected-resource", origin})
 
 	var tried []string
-	var last error
 	for _, cand := range cands {
-		prm, err := oauthex.GetProtectedResourceMetadata(ctx, cand.url, cand.resource, c.HTTP)
-		if err == nil {
-			return prm, cand.url, tried, nil
+		tried = append(tried, cand.url)
+		prm, status, err := c.fetchPRM(ctx, cand.url)
+		if status >= 400 && status < 500 {
+			continue // not here; try the next location
 		}
-		last = err
-		tried = append(tried, fmt.Sprintf("%s: %v", cand.url, trimPrefix(err)))
+		if err != nil {
+			return nil, "", tried, sentencef("The protected resource metadata at %s could not be read: %v", cand.url, err)
+		}
+		if prm.Resource != cand.resource {
+			return nil, "", tried, sentencef("The protected resource metadata at %s describes %q, not %s; the proxy does not use it.", cand.url, prm.Resource, cand.resource)
+		}
+		return prm, cand.url, tried, nil
 	}
-	return nil, "", tried, fmt.Errorf("no usable protected resource metadata: %w", last)
+	return nil, "", tried, &noMetadataError{}
 }
 
-// trimPrefix drops the SDK's function-call prefix from an error for a
-// shorter message.
-func trimPrefix(err error) string {
-	s := err.Error()
-	if i := strings.Index(s, "): "); strings.HasPrefix(s, "GetProtectedResourceMetadata(") && i > 0 {
-		return s[i+3:]
+// maxMetadata bounds a metadata document.
+const maxMetadata = 1 << 20
+
+func (c *Discoverer) fetchPRM(ctx context.Context, u string) (*oauthex.ProtectedResourceMetadata, int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, 0, err
 	}
-	return s
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return nil, 0, errors.New(unwrapURLError(err))
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, resp.StatusCode, fmt.Errorf("it answered %s", resp.Status)
+	}
+	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "application/json" {
+		return nil, resp.StatusCode, fmt.Errorf("content type %q is not application/json", mt)
+	}
+	var prm oauthex.ProtectedResourceMetadata
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxMetadata)).Decode(&prm); err != nil {
+		return nil, resp.StatusCode, fmt.Errorf("it is not a JSON metadata document: %v", err)
+	}
+	return &prm, resp.StatusCode, nil
 }
 
-// ErrNoCIMD is returned when the remote authorization server does not accept
-// Client ID Metadata Document URLs and no other registration is configured.
-var ErrNoCIMD = errors.New("the remote authorization server does not support Client ID Metadata Documents")
+func unwrapURLError(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err.Error()
+	}
+	return err.Error()
+}
+
+// sentencef formats an operator-facing message: a full sentence, shown as
+// is on error pages and in JSON error bodies.
+func sentencef(format string, args ...any) error { return sentence(fmt.Sprintf(format, args...)) }
+
+// sentence is an error whose text is a message for people.
+type sentence string
+
+func (s sentence) Error() string { return string(s) }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/oauthex"
 	"golang.org/x/oauth2"
 )
 
@@ -28,40 +29,52 @@ type Grant struct {
 	// IssRequired is true when the server advertises RFC 9207 iss in
 	// authorization responses, which makes iss mandatory at the callback.
 	IssRequired bool `json:"iss_required,omitempty"`
+	// RevocationURL is the RFC 7009 revocation endpoint, if any.
+	RevocationURL string `json:"revocation_url,omitempty"`
+	// Method says how the proxy got its client id: "cimd",
+	// "preregistered", "dcr" or "static".
+	Method string `json:"method"`
+	// SecretInBody sends a confidential client's secret in the form body
+	// (client_secret_post) instead of HTTP Basic (client_secret_basic).
+	SecretInBody bool `json:"secret_in_body,omitempty"`
 }
 
-func (g *Grant) config(redirectURL string) *oauth2.Config {
+// config builds the x/oauth2 configuration. secret is the client secret
+// of a confidential client, read from configuration at each use rather
+// than stored with the tokens.
+func (g *Grant) config(redirectURL, secret string) *oauth2.Config {
+	style := oauth2.AuthStyleInParams // a public client sends its client_id in the body
+	if secret != "" && !g.SecretInBody {
+		style = oauth2.AuthStyleInHeader
+	}
 	return &oauth2.Config{
-		ClientID:    g.ClientID,
-		RedirectURL: redirectURL,
-		Scopes:      g.Scopes,
-		Endpoint: oauth2.Endpoint{
-			AuthURL:  g.AuthURL,
-			TokenURL: g.TokenURL,
-			// A public client (token_endpoint_auth_method none) sends its
-			// client_id in the form body.
-			AuthStyle: oauth2.AuthStyleInParams,
-		},
+		ClientID:     g.ClientID,
+		ClientSecret: secret,
+		RedirectURL:  redirectURL,
+		Scopes:       g.Scopes,
+		Endpoint:     oauth2.Endpoint{AuthURL: g.AuthURL, TokenURL: g.TokenURL, AuthStyle: style},
 	}
 }
 
 // AuthCodeURL returns the authorization request URL: PKCE S256 from
 // verifier, the state, and the resource indicator (RFC 8707).
 func (g *Grant) AuthCodeURL(redirectURL, state, verifier string) string {
-	return g.config(redirectURL).AuthCodeURL(state,
-		oauth2.S256ChallengeOption(verifier),
-		oauth2.SetAuthURLParam("resource", g.Resource),
-	)
+	opts := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(verifier)}
+	if g.Resource != "" {
+		opts = append(opts, oauth2.SetAuthURLParam("resource", g.Resource))
+	}
+	return g.config(redirectURL, "").AuthCodeURL(state, opts...)
 }
 
 // Exchange redeems an authorization code with golang.org/x/oauth2, sending
 // the PKCE verifier and the resource indicator.
-func (g *Grant) Exchange(ctx context.Context, hc *http.Client, redirectURL, code, verifier string) (*oauth2.Token, error) {
+func (g *Grant) Exchange(ctx context.Context, hc *http.Client, redirectURL, code, verifier, secret string) (*oauth2.Token, error) {
 	ctx = context.WithValue(ctx, oauth2.HTTPClient, hc)
-	return g.config(redirectURL).Exchange(ctx, code,
-		oauth2.VerifierOption(verifier),
-		oauth2.SetAuthURLParam("resource", g.Resource),
-	)
+	opts := []oauth2.AuthCodeOption{oauth2.VerifierOption(verifier)}
+	if g.Resource != "" {
+		opts = append(opts, oauth2.SetAuthURLParam("resource", g.Resource))
+	}
+	return g.config(redirectURL, secret).Exchange(ctx, code, opts...)
 }
 
 // maxTokenResponse bounds a token endpoint's answer.
@@ -72,22 +85,15 @@ const maxTokenResponse = 1 << 20
 // request, so this one request is written here; its answer is parsed into
 // the same types x/oauth2 uses. A refusal is an *oauth2.RetrieveError.
 // now is the time the request is sent, from which expires_in counts.
-func (g *Grant) Refresh(ctx context.Context, hc *http.Client, refreshToken string, now time.Time) (*oauth2.Token, error) {
+func (g *Grant) Refresh(ctx context.Context, hc *http.Client, refreshToken, secret string, now time.Time) (*oauth2.Token, error) {
 	form := url.Values{
 		"grant_type":    {"refresh_token"},
 		"refresh_token": {refreshToken},
-		"client_id":     {g.ClientID},
 	}
 	if g.Resource != "" {
 		form.Set("resource", g.Resource)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, g.TokenURL, strings.NewReader(form.Encode()))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
-	resp, err := hc.Do(req)
+	resp, err := g.post(ctx, hc, g.TokenURL, form, secret)
 	if err != nil {
 		return nil, err
 	}
@@ -130,6 +136,65 @@ func (g *Grant) Refresh(ctx context.Context, hc *http.Client, refreshToken strin
 		tok = tok.WithExtra(map[string]any{"scope": tr.Scope})
 	}
 	return tok, nil
+}
+
+// post sends a form to an endpoint of the authorization server with the
+// client's authentication: client_id in the body for a public client, the
+// secret in HTTP Basic or the body for a confidential one.
+func (g *Grant) post(ctx context.Context, hc *http.Client, endpoint string, form url.Values, secret string) (*http.Response, error) {
+	var basic bool
+	switch {
+	case secret == "":
+		form.Set("client_id", g.ClientID)
+	case g.SecretInBody:
+		form.Set("client_id", g.ClientID)
+		form.Set("client_secret", secret)
+	default:
+		basic = true
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	if basic {
+		req.SetBasicAuth(url.QueryEscape(g.ClientID), url.QueryEscape(secret))
+	}
+	return hc.Do(req)
+}
+
+// Revoke revokes token at the authorization server (RFC 7009). hint is
+// "refresh_token" or "access_token". A server without a revocation
+// endpoint is not an error: there is nothing to call.
+func (g *Grant) Revoke(ctx context.Context, hc *http.Client, token, hint, secret string) error {
+	if g.RevocationURL == "" || token == "" {
+		return nil
+	}
+	resp, err := g.post(ctx, hc, g.RevocationURL, url.Values{"token": {token}, "token_type_hint": {hint}}, secret)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("revocation at %s answered %s", g.RevocationURL, resp.Status)
+	}
+	return nil
+}
+
+// Register registers a public client for redirectURL at a registration
+// endpoint (RFC 7591) with the MCP Go SDK's client.
+func Register(ctx context.Context, hc *http.Client, endpoint, clientName, clientURI, redirectURL string) (*oauthex.ClientRegistrationResponse, error) {
+	return oauthex.RegisterClient(ctx, endpoint, &oauthex.ClientRegistrationMetadata{
+		RedirectURIs:            []string{redirectURL},
+		TokenEndpointAuthMethod: "none",
+		GrantTypes:              []string{"authorization_code", "refresh_token"},
+		ResponseTypes:           []string{"code"},
+		ClientName:              clientName,
+		ClientURI:               clientURI,
+		ApplicationType:         "web",
+	}, hc)
 }
 
 // IsRefused reports whether err is the authorization server refusing a grant

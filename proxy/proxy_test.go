@@ -1,0 +1,259 @@
+package proxy
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mcp-proxy/mcp-proxy/internal/testca"
+	"github.com/mcp-proxy/mcp-proxy/proxy/config"
+	"github.com/mcp-proxy/mcp-proxy/proxy/store"
+)
+
+// newTestProxy builds a proxy for one route on mcp.test with a fake clock.
+func newTestProxy(t *testing.T, extra string) (*Proxy, *time.Time) {
+	t.Helper()
+	dir := t.TempDir()
+	ca, err := testca.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := ca.Issue("mcp.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := leaf.WriteFiles(filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem")); err != nil {
+		t.Fatal(err)
+	}
+	src := `tls: {cert_file: c.pem, key_file: k.pem}
+identity_provider: {issuer: https://idp.test, client_id: p, client_secret: s}
+routes:
+  - from: https://mcp.test
+    to: https://upstream.test
+    mcp:
+      server: {` + extra + `}
+`
+	if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.LoadFile(dir, "config.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	p, err := New(cfg, Options{Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p, &now
+}
+
+func do(p *Proxy, r *http.Request) *httptest.ResponseRecorder {
+	rec := httptest.NewRecorder()
+	p.Handler().ServeHTTP(rec, r)
+	return rec
+}
+
+func challengeOf(verifier string) string {
+	sum := sha256.Sum256([]byte(verifier))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+const (
+	testClient   = "https://client.test/app.json"
+	testRedirect = "https://client.test/cb"
+	testVerifier = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFG"
+)
+
+// seedCode stores a code as the end of an authorization would.
+func seedCode(p *Proxy, code string, now time.Time) {
+	p.codes.Put(store.HashOf(code), &store.Code{
+		Request: store.AuthRequest{Route: "mcp.test", ClientID: testClient, RedirectURI: testRedirect,
+			CodeChallenge: challengeOf(testVerifier), Resource: "https://mcp.test/mcp", Upstream: "https://upstream.test/mcp"},
+		Subject: "alice", BindingKey: "k", Expires: now.Add(CodeTTL),
+	}, now.Add(CodeTTL))
+}
+
+func tokenRequest(form url.Values) *http.Request {
+	r := httptest.NewRequest(http.MethodPost, "https://mcp.test/.mcp-proxy/token", strings.NewReader(form.Encode()))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return r
+}
+
+func good() url.Values {
+	return url.Values{"grant_type": {"authorization_code"}, "code": {"the-code"}, "client_id": {testClient},
+		"redirect_uri": {testRedirect}, "code_verifier": {testVerifier}, "resource": {"https://mcp.test/mcp"}}
+}
+
+// TestTokenEndpointRefusals: each bad request gets its precise OAuth error,
+// and the code survives it: a refused request consumes nothing.
+func TestTokenEndpointRefusals(t *testing.T) {
+	p, now := newTestProxy(t, "")
+	seedCode(p, "the-code", *now)
+	tests := []struct {
+		name   string
+		change func(url.Values)
+		status int
+		code   string
+		desc   string
+	}{
+		{"no grant type", func(v url.Values) { v.Del("grant_type") }, 400, "invalid_request", "grant_type is missing"},
+		{"unsupported grant", func(v url.Values) { v.Set("grant_type", "password") }, 400, "unsupported_grant_type", "grant_type must be authorization_code or refresh_token"},
+		{"unknown code", func(v url.Values) { v.Set("code", "nope") }, 400, "invalid_grant", "the code is unknown, already used or expired"},
+		{"another client", func(v url.Values) { v.Set("client_id", "https://client.test/other.json") }, 400, "invalid_grant", "the code was issued to another client_id"},
+		{"redirect mismatch", func(v url.Values) { v.Set("redirect_uri", testRedirect+"/") }, 400, "invalid_grant", "redirect_uri differs from the one in the authorization request"},
+		{"no verifier", func(v url.Values) { v.Del("code_verifier") }, 400, "invalid_grant", "code_verifier does not match the code_challenge (PKCE S256)"},
+		{"wrong verifier", func(v url.Values) { v.Set("code_verifier", strings.Repeat("x", 43)) }, 400, "invalid_grant", "code_verifier does not match the code_challenge (PKCE S256)"},
+		{"plain verifier equal to the challenge", func(v url.Values) { v.Set("code_verifier", challengeOf(testVerifier)) }, 400, "invalid_grant", "code_verifier does not match the code_challenge (PKCE S256)"},
+		{"another resource", func(v url.Values) { v.Set("resource", "https://mcp.test/other") }, 400, "invalid_target", "resource differs from the one in the authorization request"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := good()
+			tt.change(f)
+			rec := do(p, tokenRequest(f))
+			var body tokenError
+			_ = json.Unmarshal(rec.Body.Bytes(), &body)
+			if rec.Code != tt.status || body.Error != tt.code || body.Description != tt.desc {
+				t.Errorf("got %d %q %q, want %d %q %q", rec.Code, body.Error, body.Description, tt.status, tt.code, tt.desc)
+			}
+			if body.RequestID == "" || body.RequestID != rec.Header().Get("X-Request-Id") {
+				t.Errorf("request_id %q, header %q", body.RequestID, rec.Header().Get("X-Request-Id"))
+			}
+		})
+	}
+	// The good request still works: nothing above consumed the code.
+	rec := do(p, tokenRequest(good()))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("the good request after the refusals: %d %s", rec.Code, rec.Body)
+	}
+	var tr tokenResponse
+	if err := json.Unmarshal(rec.Body.Bytes(), &tr); err != nil || tr.AccessToken == "" || tr.RefreshToken == "" || tr.TokenType != "Bearer" {
+		t.Fatalf("token response %s (%v)", rec.Body, err)
+	}
+	if cc := rec.Header().Get("Cache-Control"); cc != "no-store" {
+		t.Errorf("Cache-Control = %q, want no-store", cc)
+	}
+	// Single use.
+	rec = do(p, tokenRequest(good()))
+	if !strings.Contains(rec.Body.String(), "the code is unknown, already used or expired") {
+		t.Errorf("a reused code: %d %s", rec.Code, rec.Body)
+	}
+
+	// The access token names the grant; the refresh token rotates.
+	at, ok := p.accessTokens.Get(store.HashOf(tr.AccessToken), *now)
+	if !ok || at.Grant.Subject != "alice" || at.Grant.BindingKey != "k" {
+		t.Fatalf("access token grant: %+v %v", at, ok)
+	}
+	refresh := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tr.RefreshToken}, "client_id": {testClient}}
+	rec = do(p, tokenRequest(refresh))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("refresh: %d %s", rec.Code, rec.Body)
+	}
+	rec = do(p, tokenRequest(refresh))
+	if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "invalid_grant") {
+		t.Errorf("a rotated refresh token was accepted again: %d %s", rec.Code, rec.Body)
+	}
+}
+
+func TestCodeExpires(t *testing.T) {
+	p, now := newTestProxy(t, "")
+	seedCode(p, "the-code", *now)
+	*now = now.Add(CodeTTL)
+	rec := do(p, tokenRequest(good()))
+	if !strings.Contains(rec.Body.String(), "the code is unknown, already used or expired") {
+		t.Errorf("an expired code: %d %s", rec.Code, rec.Body)
+	}
+}
+
+func TestDownstreamChallengeAndUnknownHost(t *testing.T) {
+	p, _ := newTestProxy(t, "")
+	rec := do(p, httptest.NewRequest(http.MethodPost, "https://mcp.test/mcp", strings.NewReader("{}")))
+	if rec.Code != http.StatusUnauthorized {
+		t.Fatalf("no token: %d", rec.Code)
+	}
+	if got, want := rec.Header().Get("WWW-Authenticate"), `Bearer resource_metadata="https://mcp.test/.well-known/oauth-protected-resource/mcp"`; got != want {
+		t.Errorf("challenge = %s, want %s", got, want)
+	}
+	r := httptest.NewRequest(http.MethodPost, "https://mcp.test/mcp", nil)
+	r.Header.Set("Authorization", "Bearer forged")
+	rec = do(p, r)
+	if rec.Code != http.StatusUnauthorized || !strings.Contains(rec.Header().Get("WWW-Authenticate"), `error="invalid_token"`) {
+		t.Errorf("forged token: %d %s", rec.Code, rec.Header().Get("WWW-Authenticate"))
+	}
+	for _, path := range []string{"/.mcp-proxy/client-metadata.json", "/.well-known/oauth-protected-resource", "/mcp"} {
+		r := httptest.NewRequest(http.MethodGet, "https://mcp.test"+path, nil)
+		r.Host = "evil.test"
+		rec = do(p, r)
+		body, _ := io.ReadAll(rec.Body)
+		if rec.Code != http.StatusNotFound || !strings.Contains(string(body), `"unknown_host"`) || strings.Contains(string(body), "client_id") {
+			t.Errorf("Host evil.test %s: %d %s", path, rec.Code, body)
+		}
+	}
+}
+
+func TestOriginAndSizeLimits(t *testing.T) {
+	p, _ := newTestProxy(t, "allowed_origins: [https://app.test], max_request_bytes: 10")
+	for _, tc := range []struct {
+		origin string
+		body   string
+		status int
+	}{
+		{"https://evil.test", "{}", http.StatusForbidden},
+		{"https://app.test", "{}", http.StatusUnauthorized}, // allowed; then the token check
+		{"https://mcp.test", "{}", http.StatusUnauthorized},
+		{"", strings.Repeat("x", 11), http.StatusRequestEntityTooLarge},
+	} {
+		r := httptest.NewRequest(http.MethodPost, "https://mcp.test/mcp", strings.NewReader(tc.body))
+		if tc.origin != "" {
+			r.Header.Set("Origin", tc.origin)
+		}
+		if rec := do(p, r); rec.Code != tc.status {
+			t.Errorf("Origin %q, %d bytes: %d, want %d (%s)", tc.origin, len(tc.body), rec.Code, tc.status, rec.Body)
+		}
+	}
+}
+
+func TestMetadataDocuments(t *testing.T) {
+	p, _ := newTestProxy(t, "")
+	get := func(path string) map[string]any {
+		rec := do(p, httptest.NewRequest(http.MethodGet, "https://mcp.test"+path, nil))
+		var m map[string]any
+		if err := json.Unmarshal(rec.Body.Bytes(), &m); err != nil || rec.Code != 200 {
+			t.Fatalf("%s: %d %s", path, rec.Code, rec.Body)
+		}
+		return m
+	}
+	if got := get("/.well-known/oauth-protected-resource/mcp")["resource"]; got != "https://mcp.test/mcp" {
+		t.Errorf("path PRM resource = %v", got)
+	}
+	if got := get("/.well-known/oauth-protected-resource")["resource"]; got != "https://mcp.test" {
+		t.Errorf("root PRM resource = %v", got)
+	}
+	asm := get("/.well-known/oauth-authorization-server")
+	if asm["issuer"] != "https://mcp.test" || asm["client_id_metadata_document_supported"] != true ||
+		asm["authorization_response_iss_parameter_supported"] != true {
+		t.Errorf("AS metadata = %v", asm)
+	}
+	if m, _ := asm["code_challenge_methods_supported"].([]any); len(m) != 1 || m[0] != "S256" {
+		t.Errorf("code_challenge_methods_supported = %v, want [S256]", asm["code_challenge_methods_supported"])
+	}
+	cimd := get("/.mcp-proxy/client-metadata.json")
+	if cimd["client_id"] != "https://mcp.test/.mcp-proxy/client-metadata.json" || cimd["token_endpoint_auth_method"] != "none" {
+		t.Errorf("CIMD = %v", cimd)
+	}
+	if r, _ := cimd["redirect_uris"].([]any); len(r) != 1 || r[0] != "https://mcp.test/.mcp-proxy/upstream/callback" {
+		t.Errorf("CIMD redirect_uris = %v", cimd["redirect_uris"])
+	}
+}

@@ -1,0 +1,329 @@
+package upstream
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mcp-proxy/mcp-proxy/internal/netguard"
+	"github.com/mcp-proxy/mcp-proxy/internal/testca"
+)
+
+// world is a set of fake servers under real-looking names, all served by
+// one TLS listener; it records every request it receives.
+type world struct {
+	t       *testing.T
+	mu      sync.Mutex
+	routes  map[string]http.HandlerFunc // "host/path" → handler
+	seen    []string
+	dialed  []string
+	client  *http.Client
+	addr    netip.AddrPort
+	private map[string]netip.AddrPort
+}
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	ca, err := testca.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"mcp.test", "as.test", "other.test", "evil.test"}
+	leaf, err := ca.Issue(names...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &world{t: t, routes: make(map[string]http.HandlerFunc), private: make(map[string]netip.AddrPort)}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		key := r.Host + r.URL.Path
+		w.mu.Lock()
+		w.seen = append(w.seen, key)
+		h := w.routes[key]
+		w.mu.Unlock()
+		if h == nil {
+			http.NotFound(rw, r)
+			return
+		}
+		h(rw, r)
+	}))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{leaf.TLS}}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	w.addr = netip.MustParseAddrPort(srv.Listener.Addr().String())
+	g := &netguard.Guard{Resolver: w, Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		w.mu.Lock()
+		w.dialed = append(w.dialed, addr)
+		w.mu.Unlock()
+		if !netip.MustParseAddrPort(addr).Addr().IsLoopback() {
+			return nil, fmt.Errorf("test: refusing to dial %s", addr)
+		}
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}}
+	g.Trust("mcp.test", "as.test", "other.test") // stand-ins for configured or flagged hosts
+	w.client = &http.Client{
+		Transport:     netguard.NewTransport(g.DialContext, netguard.TransportOptions{RootCAs: ca.Pool()}),
+		CheckRedirect: netguard.NoRedirects,
+	}
+	return w
+}
+
+// Resolve maps every test name to the one listener, except names mapped
+// to private addresses.
+func (w *world) Resolve(_ context.Context, host string, _ uint16) ([]netip.AddrPort, error) {
+	if a, ok := w.private[host]; ok {
+		return []netip.AddrPort{a}, nil
+	}
+	if strings.HasSuffix(host, ".test") {
+		return []netip.AddrPort{w.addr}, nil
+	}
+	return nil, errors.New("unknown host")
+}
+
+func (w *world) handle(hostPath string, h http.HandlerFunc) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.routes[hostPath] = h
+}
+
+func (w *world) json(hostPath string, v any) {
+	w.handle(hostPath, func(rw http.ResponseWriter, _ *http.Request) {
+		rw.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(rw).Encode(v)
+	})
+}
+
+func (w *world) saw(hostPath string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, s := range w.seen {
+		if s == hostPath {
+			return true
+		}
+	}
+	return false
+}
+
+// challenge makes the MCP endpoint answer 401 with the given header.
+func (w *world) challenge(header string) {
+	w.handle("mcp.test/mcp", func(rw http.ResponseWriter, _ *http.Request) {
+		if header != "" {
+			rw.Header().Set("WWW-Authenticate", header)
+		}
+		rw.WriteHeader(http.StatusUnauthorized)
+	})
+}
+
+func asMeta(issuer string) map[string]any {
+	return map[string]any{
+		"issuer":                                issuer,
+		"authorization_endpoint":                issuer + "/authorize",
+		"token_endpoint":                        issuer + "/token",
+		"response_types_supported":              []string{"code"},
+		"code_challenge_methods_supported":      []string{"S256"},
+		"client_id_metadata_document_supported": true,
+	}
+}
+
+func TestDiscover(t *testing.T) {
+	const mcpURL = "https://mcp.test/mcp"
+	tests := []struct {
+		name       string
+		setup      func(w *world)
+		fallback   string
+		allow      func(string) error
+		want       func(t *testing.T, d *Discovery)
+		wantErr    string
+		mustNotSee []string
+	}{
+		{
+			name: "metadata from the challenge's resource_metadata",
+			setup: func(w *world) {
+				w.challenge(`Bearer resource_metadata="https://mcp.test/custom/prm.json", scope="read write"`)
+				w.json("mcp.test/custom/prm.json", map[string]any{"resource": mcpURL, "authorization_servers": []string{"https://as.test"}, "scopes_supported": []string{"x"}})
+				w.json("as.test/.well-known/oauth-authorization-server", asMeta("https://as.test"))
+			},
+			want: func(t *testing.T, d *Discovery) {
+				if d.MetadataURL != "https://mcp.test/custom/prm.json" || d.Resource != mcpURL || d.Issuer != "https://as.test" {
+					t.Errorf("got %+v", d)
+				}
+				if strings.Join(d.Scopes, " ") != "read write" {
+					t.Errorf("scopes = %v, want the challenge's", d.Scopes)
+				}
+				if !d.SupportsCIMD() {
+					t.Error("CIMD support not read")
+				}
+			},
+		},
+		{
+			name: "path-suffixed metadata, scopes_supported, OIDC discovery",
+			setup: func(w *world) {
+				w.challenge(`Bearer`)
+				w.json("mcp.test/.well-known/oauth-protected-resource/mcp", map[string]any{"resource": mcpURL, "authorization_servers": []string{"https://as.test/tenant"}, "scopes_supported": []string{"x"}})
+				w.json("as.test/.well-known/openid-configuration/tenant", asMeta("https://as.test/tenant"))
+			},
+			want: func(t *testing.T, d *Discovery) {
+				if d.Issuer != "https://as.test/tenant" || strings.Join(d.Scopes, " ") != "x" {
+					t.Errorf("got %+v", d)
+				}
+			},
+		},
+		{
+			name: "root metadata describes the origin",
+			setup: func(w *world) {
+				w.challenge(`Bearer`)
+				w.json("mcp.test/.well-known/oauth-protected-resource", map[string]any{"resource": "https://mcp.test", "authorization_servers": []string{"https://as.test"}})
+				w.json("as.test/.well-known/oauth-authorization-server", asMeta("https://as.test"))
+			},
+			want: func(t *testing.T, d *Discovery) {
+				if d.Resource != "https://mcp.test" {
+					t.Errorf("resource = %q, want the origin", d.Resource)
+				}
+			},
+		},
+		{
+			name:    "no metadata but a challenge",
+			setup:   func(w *world) { w.challenge(`Bearer`) },
+			wantErr: "The remote MCP server https://mcp.test/mcp asks for authorization but publishes no protected resource metadata (tried https://mcp.test/.well-known/oauth-protected-resource/mcp and https://mcp.test/.well-known/oauth-protected-resource). Set mcp.server.authorization_server_url to its authorization server.",
+		},
+		{
+			name:  "no metadata and no challenge: no OAuth",
+			setup: func(w *world) { w.handle("mcp.test/mcp", func(rw http.ResponseWriter, _ *http.Request) { rw.WriteHeader(http.StatusBadRequest) }) },
+			want: func(t *testing.T, d *Discovery) {
+				if !d.NoAuth {
+					t.Errorf("got %+v, want NoAuth", d)
+				}
+			},
+		},
+		{
+			name:     "no metadata, configured authorization server",
+			fallback: "https://as.test",
+			setup: func(w *world) {
+				w.challenge(`Bearer`)
+				w.json("as.test/.well-known/oauth-authorization-server", asMeta("https://as.test"))
+			},
+			want: func(t *testing.T, d *Discovery) {
+				if d.Resource != mcpURL || d.Issuer != "https://as.test" {
+					t.Errorf("got %+v", d)
+				}
+			},
+		},
+		{
+			name: "metadata for another resource is not used",
+			setup: func(w *world) {
+				w.challenge(`Bearer`)
+				w.json("mcp.test/.well-known/oauth-protected-resource/mcp", map[string]any{"resource": "https://evil.test/mcp", "authorization_servers": []string{"https://as.test"}})
+				w.json("as.test/.well-known/oauth-authorization-server", asMeta("https://as.test"))
+			},
+			wantErr:    `The protected resource metadata at https://mcp.test/.well-known/oauth-protected-resource/mcp describes "https://evil.test/mcp", not https://mcp.test/mcp; the proxy does not use it.`,
+			mustNotSee: []string{"as.test/.well-known/oauth-authorization-server"},
+		},
+		{
+			name: "issuer mismatch",
+			setup: func(w *world) {
+				w.challenge(`Bearer`)
+				w.json("mcp.test/.well-known/oauth-protected-resource/mcp", map[string]any{"resource": mcpURL, "authorization_servers": []string{"https://as.test"}})
+				w.json("as.test/.well-known/oauth-authorization-server", asMeta("https://other.test"))
+			},
+			wantErr: `The authorization server https://as.test is unusable: metadata issuer "https://other.test" does not match issuer URL "https://as.test"`,
+		},
+		{
+			name: "no PKCE S256",
+			setup: func(w *world) {
+				w.challenge(`Bearer`)
+				w.json("mcp.test/.well-known/oauth-protected-resource/mcp", map[string]any{"resource": mcpURL, "authorization_servers": []string{"https://as.test"}})
+				m := asMeta("https://as.test")
+				m["code_challenge_methods_supported"] = []string{"plain"}
+				w.json("as.test/.well-known/oauth-authorization-server", m)
+			},
+			wantErr: "The authorization server https://as.test does not support PKCE with S256 (code_challenge_methods_supported: [plain]); the proxy will not authorize without it.",
+		},
+		{
+			name: "authorization server outside the allowlist",
+			allow: func(h string) error {
+				if h == "mcp.test" {
+					return nil
+				}
+				return fmt.Errorf("its host %s is not in allowed_metadata_domains", h)
+			},
+			setup: func(w *world) {
+				w.challenge(`Bearer`)
+				w.json("mcp.test/.well-known/oauth-protected-resource/mcp", map[string]any{"resource": mcpURL, "authorization_servers": []string{"https://other.test"}})
+			},
+			wantErr:    "The proxy refused the authorization server https://other.test: its host other.test is not in allowed_metadata_domains",
+			mustNotSee: []string{"other.test/.well-known/oauth-authorization-server"},
+		},
+		{
+			name: "a hint that resolves to a private address is refused before any dial",
+			setup: func(w *world) {
+				w.private["evil.test"] = netip.MustParseAddrPort("10.0.0.7:443")
+				w.challenge(`Bearer resource_metadata="https://evil.test/prm"`)
+			},
+			wantErr: "The protected resource metadata at https://evil.test/prm could not be read: refused to connect to evil.test: it resolves to 10.0.0.7, a private address, and it is not a host named in the configuration",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(t)
+			tt.setup(w)
+			c := &Discoverer{HTTP: w.client, AllowHost: tt.allow}
+			d, hit, err := c.Discover(context.Background(), mcpURL, tt.fallback)
+			if tt.wantErr != "" {
+				if err == nil || err.Error() != tt.wantErr {
+					t.Fatalf("err =\n  %v\nwant\n  %s", err, tt.wantErr)
+				}
+			} else {
+				if err != nil {
+					t.Fatalf("Discover: %v", err)
+				}
+				if hit {
+					t.Error("the first discovery was a cache hit")
+				}
+				tt.want(t, d)
+			}
+			for _, p := range tt.mustNotSee {
+				if w.saw(p) {
+					t.Errorf("%s was fetched", p)
+				}
+			}
+			for _, a := range w.dialed {
+				if !netip.MustParseAddrPort(a).Addr().IsLoopback() {
+					t.Errorf("dialed %s: the guard let a private address through", a)
+				}
+			}
+		})
+	}
+}
+
+func TestDiscoverCache(t *testing.T) {
+	w := newWorld(t)
+	w.challenge(`Bearer`)
+	w.json("mcp.test/.well-known/oauth-protected-resource/mcp", map[string]any{"resource": "https://mcp.test/mcp", "authorization_servers": []string{"https://as.test"}})
+	w.json("as.test/.well-known/oauth-authorization-server", asMeta("https://as.test"))
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	c := &Discoverer{HTTP: w.client, Now: func() time.Time { return now }}
+	ctx := context.Background()
+	if _, hit, err := c.Discover(ctx, "https://mcp.test/mcp", ""); err != nil || hit {
+		t.Fatalf("first: hit %v, err %v", hit, err)
+	}
+	if _, hit, _ := c.Discover(ctx, "https://mcp.test/mcp", ""); !hit {
+		t.Error("second discovery within the TTL was not a cache hit")
+	}
+	now = now.Add(DiscoveryTTL)
+	if _, hit, _ := c.Discover(ctx, "https://mcp.test/mcp", ""); hit {
+		t.Error("a discovery older than DiscoveryTTL was reused")
+	}
+	c.Invalidate("https://mcp.test/mcp")
+	if _, hit, _ := c.Discover(ctx, "https://mcp.test/mcp", ""); hit {
+		t.Error("an invalidated discovery was reused")
+	}
+}
