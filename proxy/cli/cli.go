@@ -51,6 +51,8 @@ const (
 Usage:
   mcp-proxy serve    -config FILE [flags]   serve the routes of FILE
   mcp-proxy validate -config FILE           check FILE and print every problem
+  mcp-proxy discover [flags] URL            walk discovery for a remote MCP server and print a verdict
+  mcp-proxy audit verify FILE               check the hash chain of an audit log
   mcp-proxy version                         print the version
 
 Run "mcp-proxy COMMAND -h" for the flags of a command.
@@ -78,6 +80,10 @@ func Run(ctx context.Context, args []string, env Env) int {
 		return serve(ctx, args[1:], env)
 	case "validate":
 		return validate(args[1:], env)
+	case "discover":
+		return discover(ctx, args[1:], env)
+	case "audit":
+		return auditCommand(args[1:], env)
 	case "version", "-version", "--version":
 		fmt.Fprintln(env.Stdout, Version())
 		return ExitOK

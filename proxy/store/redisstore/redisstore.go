@@ -1,0 +1,440 @@
+// Package redisstore is the store for several proxy replicas: they share
+// tokens through one Redis (6.2 or newer), and the refresh lock is a lease
+// in Redis, so exactly one replica refreshes a token.
+//
+// Layout: a value lives at "<prefix>:<ns>:<key>" with Redis's own expiry
+// (PX); a lease lives at "<prefix>:!lock:<name>" and a marker that records
+// how values are sealed at "<prefix>:!meta:seal" ('!' cannot appear in a
+// namespace, so neither collides with a value).
+//
+// Sealing: with Options.Key set (every replica must have the same key
+// file), values are sealed with AES-256-GCM, with ns+"\x00"+key as
+// additional data, so a value copied to another key does not open; Redis,
+// its dumps and its replication stream then never hold a token in the
+// clear. Without a key, values are stored as given, for a Redis that is
+// itself trusted with secrets. The marker makes the choice stick: Open
+// refuses a key that differs from the one the prefix was first used with,
+// and refuses to mix sealed and unsealed replicas.
+//
+// Leases (Lock): SET name token NX PX ttl, retried with capped, jittered
+// exponential backoff (2ms doubling to 100ms) until it succeeds or the
+// context is done. unlock deletes the lease with a Lua compare-and-delete
+// on the random token, so a replica whose lease expired cannot release the
+// lease another replica took since. A lease is only as safe as its ttl:
+// the holder must finish well within it (the proxy's refresh is bounded by
+// its HTTP timeout).
+//
+// Every failure to use Redis (refused connection, timeout, a server error,
+// a closed client) wraps store.ErrUnavailable, so the proxy answers 503.
+package redisstore
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
+
+	"github.com/mcp-proxy/mcp-proxy/proxy/store"
+)
+
+// DefaultPrefix is the key prefix when Options.Prefix is empty.
+const DefaultPrefix = "mcp-proxy"
+
+// Value formats: the first byte of every stored value.
+const (
+	formatPlain  = 0
+	formatSealed = 1
+)
+
+const (
+	markerPlain  = "plain v1"
+	markerSealed = "mcp-proxy redisstore: this value opens with the right key"
+)
+
+// Options configure Open. The zero value of each field is its default.
+type Options struct {
+	// Prefix starts every key this store writes, so several deployments
+	// can share one Redis. Empty means DefaultPrefix.
+	Prefix string
+	// Key, when set, seals values with AES-256-GCM (store.KeySize bytes,
+	// from store.LoadKeyFile). Every replica sharing the prefix needs the
+	// same key. Nil stores values unsealed.
+	Key []byte
+	// Now converts absolute expiry times to Redis's relative PX. Nil means
+	// time.Now.
+	Now func() time.Time
+}
+
+// Store is a store.Backend in Redis.
+type Store struct {
+	rdb    *redis.Client
+	addr   string // for errors; never the URL (it may hold a password)
+	prefix string
+	sealer *store.Sealer
+	now    func() time.Time
+
+	closeOnce sync.Once
+}
+
+var _ store.Backend = (*Store)(nil)
+
+// unlockScript deletes a lease only if it still holds this holder's token.
+var unlockScript = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end return 0`)
+
+// Open connects to the Redis at rawURL (redis://[user:password@]host:port[/db]
+// or rediss:// for TLS), checks that it answers and is 6.2 or newer, and
+// checks the sealing marker. It fails with an error naming the address
+// (never the password) when Redis cannot be reached.
+func Open(ctx context.Context, rawURL string, o Options) (*Store, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") {
+		return nil, errors.New("redisstore: the Redis URL must be redis://[user:password@]host:port[/db] or rediss://... for TLS")
+	}
+	ro, err := redis.ParseURL(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: Redis URL %s: %v", u.Redacted(), err)
+	}
+	ro.DisableIdentity = true
+	// Fail fast when Redis is down: a request waits for one redial and
+	// one retry (which covers a pooled connection that a Redis restart
+	// closed), not go-redis's default of 5 dials times 4 attempts.
+	if ro.MaxRetries == 0 {
+		ro.MaxRetries = 1
+	}
+	ro.DialerRetries = 2
+	if ro.DialTimeout == 0 {
+		ro.DialTimeout = 2 * time.Second
+	}
+	ro.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+	if o.Prefix == "" {
+		o.Prefix = DefaultPrefix
+	}
+	if strings.ContainsAny(o.Prefix, " \t\r\n") {
+		return nil, fmt.Errorf("redisstore: prefix %q: use no white space", o.Prefix)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	s := &Store{rdb: redis.NewClient(ro), addr: ro.Addr, prefix: o.Prefix, now: o.Now}
+	if o.Key != nil {
+		if s.sealer, err = store.NewSealer(o.Key); err != nil {
+			s.rdb.Close()
+			return nil, fmt.Errorf("redisstore: %w", err)
+		}
+	}
+	if err := s.checkServer(ctx); err != nil {
+		s.rdb.Close()
+		return nil, err
+	}
+	if err := s.checkMarker(ctx); err != nil {
+		s.rdb.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) checkServer(ctx context.Context) error {
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redisstore: Redis at %s does not answer: %w: %w; check that it runs and that the URL's address, user and password are right",
+			s.addr, store.ErrUnavailable, err)
+	}
+	info, err := s.rdb.Info(ctx, "server").Result()
+	if err != nil {
+		return fmt.Errorf("redisstore: Redis at %s: INFO server: %w: %w", s.addr, store.ErrUnavailable, err)
+	}
+	for line := range strings.SplitSeq(info, "\n") {
+		v, ok := strings.CutPrefix(strings.TrimSpace(line), "redis_version:")
+		if !ok {
+			continue
+		}
+		parts := strings.SplitN(v, ".", 3)
+		major, _ := strconv.Atoi(parts[0])
+		minor := 0
+		if len(parts) > 1 {
+			minor, _ = strconv.Atoi(parts[1])
+		}
+		if major < 6 || major == 6 && minor < 2 {
+			return fmt.Errorf("redisstore: Redis at %s is version %s; mcp-proxy needs 6.2 or newer (GETDEL)", s.addr, v)
+		}
+	}
+	return nil
+}
+
+func (s *Store) checkMarker(ctx context.Context) error {
+	k := s.prefix + ":!meta:seal"
+	want := s.encode("!meta", "seal", []byte(markerPlain))
+	if s.sealer != nil {
+		want = s.encode("!meta", "seal", []byte(markerSealed))
+	}
+	if err := s.rdb.SetNX(ctx, k, want, 0).Err(); err != nil {
+		return s.fail("open", "", err)
+	}
+	got, err := s.rdb.Get(ctx, k).Bytes()
+	if err != nil {
+		return s.fail("open", "", err)
+	}
+	switch {
+	case len(got) > 0 && got[0] == formatSealed && s.sealer == nil:
+		return fmt.Errorf("redisstore: prefix %q at %s holds sealed values: give this replica the key file the others use", s.prefix, s.addr)
+	case len(got) > 0 && got[0] == formatPlain && s.sealer != nil:
+		return fmt.Errorf("redisstore: prefix %q at %s holds unsealed values: give every replica the key file, with a new prefix (the old values are not migrated)", s.prefix, s.addr)
+	case s.sealer != nil:
+		if v, err := s.decode("!meta", "seal", got); err != nil || string(v) != markerSealed {
+			return fmt.Errorf("redisstore: prefix %q at %s was written with another key file: give every replica the same key file", s.prefix, s.addr)
+		}
+	}
+	return nil
+}
+
+func (s *Store) redisKey(ns, key string) string { return s.prefix + ":" + ns + ":" + key }
+
+func (s *Store) encode(ns, key string, v []byte) []byte {
+	if s.sealer == nil {
+		out := make([]byte, 0, 1+len(v))
+		return append(append(out, formatPlain), v...)
+	}
+	out := make([]byte, 1, 1+s.sealer.Overhead()+len(v))
+	out[0] = formatSealed
+	return s.sealer.Seal(out, v, []byte(ns+"\x00"+key))
+}
+
+func (s *Store) decode(ns, key string, raw []byte) ([]byte, error) {
+	switch {
+	case len(raw) == 0:
+		return nil, fmt.Errorf("redisstore: a value in namespace %s is empty: it was not written by mcp-proxy", ns)
+	case raw[0] == formatPlain && s.sealer == nil:
+		return raw[1:], nil
+	case raw[0] == formatSealed && s.sealer != nil:
+		v, err := s.sealer.Open(nil, raw[1:], []byte(ns+"\x00"+key))
+		if err != nil {
+			return nil, fmt.Errorf("redisstore: a value in namespace %s: %w", ns, err)
+		}
+		if v == nil {
+			v = []byte{}
+		}
+		return v, nil
+	default:
+		return nil, fmt.Errorf("redisstore: a value in namespace %s: %w (format %d)", ns, store.ErrUnsealable, raw[0])
+	}
+}
+
+// fail wraps an error from Redis: every one means the storage cannot be
+// used as it should.
+func (s *Store) fail(op, ns string, err error) error {
+	if ns != "" {
+		op += " " + ns
+	}
+	return fmt.Errorf("redisstore: %s: Redis at %s: %w: %w", op, s.addr, store.ErrUnavailable, err)
+}
+
+func notFound(op, ns string) error {
+	return fmt.Errorf("redisstore: %s %s: %w", op, ns, store.ErrNotFound)
+}
+
+// Get implements store.Backend.
+func (s *Store) Get(ctx context.Context, ns, key string) ([]byte, error) {
+	if err := store.CheckNamespace(ns); err != nil {
+		return nil, err
+	}
+	raw, err := s.rdb.Get(ctx, s.redisKey(ns, key)).Bytes()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return nil, notFound("get", ns)
+	case err != nil:
+		return nil, s.fail("get", ns, err)
+	}
+	return s.decode(ns, key, raw)
+}
+
+// Put implements store.Backend.
+func (s *Store) Put(ctx context.Context, ns, key string, value []byte, expires time.Time) error {
+	if err := store.CheckNamespace(ns); err != nil {
+		return err
+	}
+	if err := store.CheckKey(key); err != nil {
+		return err
+	}
+	var ttl time.Duration
+	if !expires.IsZero() {
+		ttl = expires.Sub(s.now())
+		if ttl <= 0 {
+			return s.Delete(ctx, ns, key)
+		}
+		// PX counts milliseconds; round up so a value never expires early.
+		ttl = (ttl + time.Millisecond - 1).Truncate(time.Millisecond)
+	}
+	if err := s.rdb.Set(ctx, s.redisKey(ns, key), s.encode(ns, key, value), ttl).Err(); err != nil {
+		return s.fail("put", ns, err)
+	}
+	return nil
+}
+
+// Take implements store.Backend with GETDEL: of concurrent Takes across all
+// replicas, Redis gives the value to exactly one. A value that does not
+// open is consumed all the same (it cannot be put back atomically); Open's
+// marker check keeps a replica with the wrong key from starting.
+func (s *Store) Take(ctx context.Context, ns, key string) ([]byte, error) {
+	if err := store.CheckNamespace(ns); err != nil {
+		return nil, err
+	}
+	raw, err := s.rdb.GetDel(ctx, s.redisKey(ns, key)).Bytes()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return nil, notFound("take", ns)
+	case err != nil:
+		return nil, s.fail("take", ns, err)
+	}
+	return s.decode(ns, key, raw)
+}
+
+// Delete implements store.Backend.
+func (s *Store) Delete(ctx context.Context, ns, key string) error {
+	if err := store.CheckNamespace(ns); err != nil {
+		return err
+	}
+	if err := s.rdb.Del(ctx, s.redisKey(ns, key)).Err(); err != nil {
+		return s.fail("delete", ns, err)
+	}
+	return nil
+}
+
+// globEscape makes s match only itself in a SCAN MATCH pattern.
+func globEscape(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '*', '?', '[', ']', '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// Scan implements store.Backend with SCAN MATCH (the prefix escaped) and
+// MGET, 100 keys a round trip. Redis may return a key twice during a scan;
+// Scan visits it once.
+func (s *Store) Scan(ctx context.Context, ns, prefix string, fn func(key string, value []byte) error) error {
+	if err := store.CheckNamespace(ns); err != nil {
+		return err
+	}
+	base := s.redisKey(ns, "")
+	pattern := globEscape(base+prefix) + "*"
+	seen := make(map[string]struct{})
+	var cursor uint64
+	for {
+		keys, next, err := s.rdb.Scan(ctx, cursor, pattern, 100).Result()
+		if err != nil {
+			return s.fail("scan", ns, err)
+		}
+		fresh := keys[:0]
+		for _, k := range keys {
+			if _, dup := seen[k]; !dup {
+				seen[k] = struct{}{}
+				fresh = append(fresh, k)
+			}
+		}
+		if len(fresh) > 0 {
+			vals, err := s.rdb.MGet(ctx, fresh...).Result()
+			if err != nil {
+				return s.fail("scan", ns, err)
+			}
+			for i, v := range vals {
+				str, ok := v.(string)
+				if !ok { // expired or deleted since SCAN saw it
+					continue
+				}
+				key := strings.TrimPrefix(fresh[i], base)
+				val, err := s.decode(ns, key, []byte(str))
+				if err != nil {
+					return err
+				}
+				if err := fn(key, val); err != nil {
+					return err
+				}
+			}
+		}
+		if next == 0 {
+			return nil
+		}
+		cursor = next
+	}
+}
+
+// Lock implements store.Backend with a lease in Redis, exclusive across
+// every replica sharing the prefix.
+func (s *Store) Lock(ctx context.Context, name string, ttl time.Duration) (func(), error) {
+	if err := store.CheckTTL(ttl); err != nil {
+		return nil, err
+	}
+	k := s.prefix + ":!lock:" + name
+	tok := make([]byte, 16)
+	_, _ = crand.Read(tok)
+	token := hex.EncodeToString(tok)
+	wait := 2 * time.Millisecond
+	for {
+		ok, err := s.rdb.SetNX(ctx, k, token, ttl).Result()
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return nil, fmt.Errorf("redisstore: lock: held by another holder until it unlocks or its ttl passes: %w", ctx.Err())
+		case err != nil:
+			return nil, s.fail("lock", "", err)
+		case ok:
+			return func() { s.unlock(k, token) }, nil
+		}
+		// Jitter spreads replicas that wait for the same lease.
+		d := wait/2 + rand.N(wait)
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("redisstore: lock: held by another holder until it unlocks or its ttl passes: %w", ctx.Err())
+		case <-t.C:
+		}
+		wait = min(2*wait, 100*time.Millisecond)
+	}
+}
+
+// unlock releases the lease if it is still ours. It runs on its own
+// deadline (the caller's context may be done); if Redis cannot be reached,
+// the lease expires by its ttl.
+func (s *Store) unlock(k, token string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = unlockScript.Run(ctx, s.rdb, []string{k}, token).Err()
+}
+
+// SetClientLogger sends the go-redis client's own messages (failed dials,
+// pool events) to log, at warn level with event "redis_client", instead of
+// the standard logger. It is process-wide, as go-redis's logger is; call it
+// once at start.
+func SetClientLogger(log *slog.Logger) { redis.SetLogger(clientLogger{log}) }
+
+type clientLogger struct{ log *slog.Logger }
+
+func (l clientLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, fmt.Sprintf(format, v...), slog.String("event", "redis_client"))
+}
+
+// Prefix returns the key prefix.
+func (s *Store) Prefix() string { return s.prefix }
+
+// Close implements store.Backend.
+func (s *Store) Close() error {
+	var err error
+	s.closeOnce.Do(func() { err = s.rdb.Close() })
+	return err
+}
