@@ -5,17 +5,24 @@
 #                      with the race detector, and the scenarios
 #   make demo          run the whole stack on this machine and walk one user through it
 #   make build         build the binaries into bin/
+#   make site          build the docs site into site/public from the latest conformance
+#                      results (running the scenarios first when there are none)
+#   make site-test     check the built site in headless chromium (links, badges, console)
+#   make docs          regenerate the tables in docs/ that the code owns
 
 SHELL        := /bin/bash
 GO           ?= go
 BUILD        ?= $(CURDIR)/build
-# STACK picks the stack the scenarios run against: local (in-process).
-STACK        ?= local
+# STACK picks the stack the scenarios run against: auto (containers when a
+# Docker engine answers, else local), local (in-process) or containers.
+STACK        ?= auto
+# REPORTS is where a conformance run writes its reports.
+REPORTS      ?= $(BUILD)/conformance
 STATICCHECK  := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # GOTESTFLAGS is passed to go test for the scenarios (make test adds -race).
 GOTESTFLAGS  ?=
 
-.PHONY: all build conformance test lint fmt-check vet staticcheck unit demo clean
+.PHONY: all build conformance test lint fmt-check vet staticcheck unit demo clean site site-test docs
 
 all: build
 
@@ -23,19 +30,30 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./cmd/...
 
 # The scenarios write cucumber JSON, JUnit XML, the results manifest and a
-# summary under build/conformance; the last line is "N passed, N failed".
+# summary under $(REPORTS) (build/conformance); the last lines say which
+# stack ran and "N passed, N failed".
 conformance:
-	@mkdir -p $(BUILD)/conformance
-	@rm -f $(BUILD)/conformance/summary.txt
+	@mkdir -p $(REPORTS)
+	@rm -f $(REPORTS)/summary.txt
 	@status=0; \
-	$(GO) test $(GOTESTFLAGS) -count=1 -v -run '^TestConformance$$' ./features \
-		-args -stack=$(STACK) -build-dir=$(BUILD)/conformance || status=$$?; \
-	if [ -s $(BUILD)/conformance/summary.txt ]; then cat $(BUILD)/conformance/summary.txt; \
+	$(GO) test $(GOTESTFLAGS) -count=1 -timeout=30m -v -run '^TestConformance$$' ./features \
+		-args -stack=$(STACK) -build-dir=$(REPORTS) || status=$$?; \
+	if [ -s $(REPORTS)/summary.txt ]; then \
+		echo "conformance: ran on the $$(sed -n 's/^ *"stack": "\([a-z]*\)".*/\1/p' $(REPORTS)/manifest.json | head -1) stack (STACK=$(STACK))"; \
+		cat $(REPORTS)/summary.txt; \
 	else echo "0 passed, 0 failed: the run ended before writing its results"; status=1; fi; \
 	exit $$status
 
+# The scenarios run on the stack make conformance picks and, when that was
+# the container stack, on the in-process stack too (reports in
+# build/conformance-local).
 test: lint unit
 	$(MAKE) conformance GOTESTFLAGS=-race
+	@if grep -q '"stack": "containers"' $(REPORTS)/manifest.json; then \
+		$(MAKE) conformance STACK=local GOTESTFLAGS=-race REPORTS=$(BUILD)/conformance-local; \
+	else echo "make test: the scenarios ran on the local stack only (STACK=$(STACK); containers need a Docker engine)"; fi
+	$(MAKE) site
+	$(MAKE) site-test
 
 lint: fmt-check vet staticcheck
 
@@ -50,10 +68,33 @@ staticcheck:
 
 # Unit tests of every package; the scenarios run in the conformance target.
 unit:
-	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v '/features$$')
+	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v -e '/features$$' -e '/internal/sitetest$$')
+	$(GO) test -race -count=1 -run '^TestHarness' ./features
 
 demo:
 	$(GO) run ./cmd/mcp-stack $(DEMOFLAGS)
 
+# The docs site (Hugo, a tool of site/go.mod; D2 renders the diagrams). Its
+# generated inputs go to site/generated, the site to site/public; an example
+# that no passing scenario ran fails the build.
+site:
+	@if [ ! -s $(REPORTS)/manifest.json ]; then \
+		echo "site: no conformance results in $(REPORTS); running the scenarios first"; \
+		$(MAKE) conformance || exit $$?; \
+	fi
+	@start=$$(date +%s); \
+	$(GO) run ./internal/docgen/cmd/docgen site -manifest $(REPORTS)/manifest.json -out site/generated && \
+	$(GO) -C site tool hugo --cleanDestinationDir --destination public && \
+	echo "site: built site/public in $$(( $$(date +%s) - start ))s"
+
+# The browser test of the built site (Debian's chromium, headless, via
+# chromedp), and the build's refusal of unverified examples and broken links.
+site-test:
+	$(GO) test -count=1 -v ./internal/sitetest \
+		-args -public=$(CURDIR)/site/public -screenshots=$(BUILD)/site/screenshots
+
+docs:
+	$(GO) run ./internal/docgen/cmd/docgen tables
+
 clean:
-	rm -rf $(BUILD) bin
+	rm -rf $(BUILD) bin site/public site/generated

@@ -4,19 +4,26 @@
 // manifest under the build directory.
 //
 //	go test ./features -run TestConformance -args -stack local -build-dir build/conformance
+//
+// -stack (or $STACK) is local, containers or auto (the default): containers
+// when a Docker engine answers, else local.
 package features
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	gherkin "github.com/cucumber/gherkin/go/v42"
 	"github.com/cucumber/godog"
 
 	"github.com/mcp-proxy/mcp-proxy/internal/docexamples"
@@ -25,7 +32,7 @@ import (
 )
 
 var (
-	stackFlag = flag.String("stack", envOr("STACK", "local"), "the stack to run against: local (in-process)")
+	stackFlag = flag.String("stack", envOr("STACK", "auto"), "the stack to run against: local (in-process), containers (Docker), or auto: containers when a Docker engine answers, else local")
 	buildDir  = flag.String("build-dir", envOr("BUILD_DIR", "../build/conformance"), "where reports and the results manifest go")
 	tagsFlag  = flag.String("tags", os.Getenv("TAGS"), "a godog tag expression selecting scenarios")
 )
@@ -44,7 +51,7 @@ func TestConformance(t *testing.T) {
 	if err != nil {
 		t.Fatalf("loading the docs' examples: %v", err)
 	}
-	newStack, err := stackFactory(*stackFlag)
+	mode, why, err := chooseStack(*stackFlag)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +62,29 @@ func TestConformance(t *testing.T) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	fmt.Printf("conformance: stack %s (%s); reports in %s\n", *stackFlag, stackDescription(*stackFlag), dir)
+	fmt.Printf("conformance: stack %s (%s; %s); reports in %s\n", mode, stackDescription(mode), why, dir)
+	newStack, cleanup, err := stackFactory(mode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := cleanup(); err != nil {
+			t.Errorf("removing the %s stack: %v", mode, err)
+		}
+	}()
+	// A scenario that only one stack can run is tagged for it; the other
+	// stack leaves it out through the tag filter, and says so.
+	tags, left := *tagsFlag, 0
+	switch mode {
+	case "local":
+		if tags, left = withoutTag(tags, containersOnlyTag); left > 0 {
+			fmt.Printf("conformance: the local stack leaves out %d scenario(s) tagged %s: they run real containers (STACK=containers runs them)\n", left, containersOnlyTag)
+		}
+	case "containers":
+		if tags, left = withoutTag(tags, localOnlyTag); left > 0 {
+			fmt.Printf("conformance: the container stack leaves out %d scenario(s) tagged %s: they need the in-process stack (STACK=local runs them)\n", left, localOnlyTag)
+		}
+	}
 
 	rec := &results.Recorder{}
 	suite := godog.TestSuite{
@@ -66,7 +95,7 @@ func TestConformance(t *testing.T) {
 		Options: &godog.Options{
 			Format:      "pretty,cucumber:" + filepath.Join(dir, "cucumber.json") + ",junit:" + filepath.Join(dir, "junit.xml"),
 			Paths:       []string{"."},
-			Tags:        *tagsFlag,
+			Tags:        tags,
 			Strict:      true,
 			NoColors:    true,
 			Concurrency: 1,
@@ -75,7 +104,7 @@ func TestConformance(t *testing.T) {
 	}
 	status := suite.Run()
 
-	m := rec.Manifest(*stackFlag, func(id string) string {
+	m := rec.Manifest(mode, func(id string) string {
 		if e, err := docs.Get(id); err == nil {
 			return e.Page
 		}
@@ -94,19 +123,147 @@ func TestConformance(t *testing.T) {
 }
 
 func stackDescription(mode string) string {
-	if mode == "local" {
+	switch mode {
+	case "local":
 		return "in-process: every component on 127.0.0.1, names mapped by the harness"
+	case "containers":
+		return "Docker: a FROM scratch image per component on a network of its own, ports published on 127.0.0.1"
 	}
 	return mode
 }
 
-func stackFactory(mode string) (func() (stack.Stack, error), error) {
+// chooseStack resolves the -stack flag: auto picks containers when a Docker
+// engine answers, else local, and says why; containers fails, never skips,
+// when no engine answers.
+func chooseStack(flagValue string) (mode, why string, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	switch flagValue {
+	case "local":
+		return "local", "chosen with STACK=local", nil
+	case "containers":
+		engine, err := stack.DockerEngine(ctx)
+		if err != nil {
+			return "", "", fmt.Errorf("STACK=containers, but no Docker engine answers: %v", err)
+		}
+		return "containers", "chosen with STACK=containers; " + engine, nil
+	case "auto", "":
+		engine, err := stack.DockerEngine(ctx)
+		if err != nil {
+			return "local", fmt.Sprintf("auto: no Docker engine answers (%v)", err), nil
+		}
+		return "containers", "auto: a Docker engine answers: " + engine, nil
+	}
+	return "", "", fmt.Errorf("unknown stack %q: use local, containers or auto", flagValue)
+}
+
+// stackFactory returns how to start one scenario's stack, and how to
+// remove what the run shares at its end.
+func stackFactory(mode string) (func() (stack.Stack, error), func() error, error) {
 	switch mode {
 	case "local":
-		return func() (stack.Stack, error) { return stack.NewLocal() }, nil
-	default:
-		return nil, fmt.Errorf("unknown stack %q: use local", mode)
+		return func() (stack.Stack, error) { return stack.NewLocal() }, func() error { return nil }, nil
+	case "containers":
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+		defer cancel()
+		info, err := stack.PrepareContainers(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		fmt.Printf("conformance: %s\n", info)
+		cleanup := func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			return stack.CleanupContainers(ctx)
+		}
+		return func() (stack.Stack, error) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			return stack.NewContainers(ctx)
+		}, cleanup, nil
 	}
+	return nil, nil, fmt.Errorf("unknown stack %q: use local, containers or auto", mode)
+}
+
+// containersOnlyTag marks scenarios that only make sense on the container
+// stack, such as running the docs' docker run line; localOnlyTag those
+// that need what only the in-process stack offers (proxy replicas on one
+// Redis).
+const (
+	containersOnlyTag = "@containers"
+	localOnlyTag      = "@local"
+)
+
+// withoutTag adds "not tag" to a godog tag expression (comma-separated
+// alternatives of &&-joined tags) and counts the scenarios it leaves out
+// of those the expression selected.
+func withoutTag(expr, tag string) (string, int) {
+	var terms []string
+	for _, term := range strings.Split(expr, ",") {
+		if term = strings.TrimSpace(term); term != "" {
+			terms = append(terms, term+" && ~"+tag)
+		}
+	}
+	out := "~" + tag
+	if len(terms) > 0 {
+		out = strings.Join(terms, ",")
+	}
+	left := 0
+	for _, tags := range scenarioTags(".") {
+		if matchTags(expr, tags) && !matchTags(out, tags) {
+			left++
+		}
+	}
+	return out, left
+}
+
+// scenarioTags lists the tags of every scenario (every example row of an
+// outline) of the feature files in dir.
+func scenarioTags(dir string) [][]string {
+	files, _ := filepath.Glob(filepath.Join(dir, "*.feature"))
+	var out [][]string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		n := 0
+		newID := func() string { n++; return strconv.Itoa(n) }
+		doc, err := gherkin.ParseGherkinDocument(bytes.NewReader(b), newID)
+		if err != nil {
+			continue
+		}
+		for _, p := range gherkin.Pickles(*doc, f, newID) {
+			var tags []string
+			for _, tg := range p.Tags {
+				tags = append(tags, tg.Name)
+			}
+			out = append(out, tags)
+		}
+	}
+	return out
+}
+
+// matchTags applies a godog tag expression as godog does.
+func matchTags(expr string, tags []string) bool {
+	if strings.TrimSpace(expr) == "" {
+		return true
+	}
+	for _, term := range strings.Split(expr, ",") {
+		ok := true
+		for _, tag := range strings.Split(term, "&&") {
+			tag = strings.TrimSpace(tag)
+			want := !strings.HasPrefix(tag, "~")
+			tag = "@" + strings.TrimPrefix(strings.TrimPrefix(tag, "~"), "@")
+			if slices.Contains(tags, tag) != want {
+				ok = false
+			}
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
 }
 
 // initScenario wires one scenario: a fresh world and stack, the steps, and

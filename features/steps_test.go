@@ -9,6 +9,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/mcp-proxy/mcp-proxy/internal/actors"
+	"github.com/mcp-proxy/mcp-proxy/internal/browser"
 	"github.com/mcp-proxy/mcp-proxy/internal/control"
 	"github.com/mcp-proxy/mcp-proxy/internal/docexamples"
 	"github.com/mcp-proxy/mcp-proxy/internal/stack"
@@ -37,8 +40,17 @@ type world struct {
 	stdout, stderr string
 	exit           int
 
-	actors   map[string]*actors.MCPClient
-	lastTool *mcp.CallToolResult
+	actors map[string]*actors.MCPClient
+	// page is the last error page a browser stopped at.
+	page *browser.PageError
+	// metricMarks are metric values before the last marked step.
+	metricMarks map[string]float64
+	// Marks: how many events a double had recorded at a point.
+	tokenMark, mcpMark int
+	// The last connections listing.
+	connections                     *connectionList
+	connectionsUser, connectionsURL string
+	lastTool                        *mcp.CallToolResult
 	// tokenRequests is the number of token requests the remote
 	// authorization server had received at a marked point.
 	tokenRequests int
@@ -328,6 +340,7 @@ func (w *world) call(ctx context.Context, user, tool string, args map[string]any
 // whoami reads the last tool result as the mock server's whoami answer.
 type whoami struct {
 	Subject          string   `json:"subject"`
+	Scopes           []string `json:"scopes"`
 	Audience         []string `json:"audience"`
 	ClientID         string   `json:"client_id"`
 	TokenID          string   `json:"token_id"`
@@ -503,21 +516,42 @@ func (w *world) commandFailsWithDocumented(id string) error {
 	return nil
 }
 
-func (w *world) actor(user string) (*actors.MCPClient, error) {
-	if a, ok := w.actors[user]; ok {
+func (w *world) actor(user string) (*actors.MCPClient, error) { return w.client(user, "") }
+
+// client returns user's MCP client called name ("" for the user's first
+// client). A user's clients share one browser, as they would on one
+// machine.
+func (w *world) client(user, name string) (*actors.MCPClient, error) {
+	key := user + "/" + name
+	if a, ok := w.actors[key]; ok {
 		return a, nil
 	}
 	if w.st == nil {
 		return nil, errors.New("no stack is running")
 	}
-	name := user + "-client"
-	a, err := actors.NewMCPClient(w.st.Transport(), user, name, w.st.ClientMetadataURL(name), w.st.ClientRedirectURL(name))
+	clientName := user + "-client"
+	if name != "" {
+		clientName = user + "-" + name
+	}
+	a, err := actors.NewMCPClient(w.st.Transport(), user, clientName, w.st.ClientMetadataURL(clientName), w.st.ClientRedirectURL(clientName))
 	if err != nil {
 		return nil, err
 	}
 	if w.actors == nil {
 		w.actors = make(map[string]*actors.MCPClient)
 	}
-	w.actors[user] = a
+	for k, other := range w.actors {
+		if strings.HasPrefix(k, user+"/") {
+			a.Browser = other.Browser
+			break
+		}
+	}
+	w.actors[key] = a
 	return a, nil
+}
+
+// docPage returns the Markdown of a docs page by name.
+func docPage(_ *world, name string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(docsDir, name+".md"))
+	return string(b), err
 }

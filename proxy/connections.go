@@ -3,6 +3,7 @@ package proxy
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mcp-proxy/mcp-proxy/proxy/apierror"
+	"github.com/mcp-proxy/mcp-proxy/proxy/config"
 	"github.com/mcp-proxy/mcp-proxy/proxy/store"
 )
 
@@ -18,8 +20,10 @@ import (
 type Connection struct {
 	// ID names the connection in a disconnect request. It is derived from
 	// the binding key and reveals nothing else.
-	ID       string    `json:"id"`
-	Upstream string    `json:"upstream"`
+	ID       string `json:"id"`
+	Upstream string `json:"upstream"`
+	// Client is the MCP client whose authorization made the connection.
+	Client   string    `json:"client,omitempty"`
 	Issuer   string    `json:"issuer,omitempty"`
 	Scopes   []string  `json:"scopes"`
 	Acquired time.Time `json:"acquired"`
@@ -34,7 +38,10 @@ func connectionID(key string) string {
 
 // userTokens returns the signed-in user's upstream tokens on this route.
 func (rt *route) userTokens(r *http.Request, subject string) ([]*store.UpstreamToken, error) {
-	toks, err := rt.p.tokens.List(r.Context(), rt.bindingKey(subject, ""))
+	if rt.binding == config.BindingServiceAccount {
+		return nil, nil // the route's one token is not a user's connection
+	}
+	toks, err := rt.p.st.upstreamTokens(r.Context(), rt.userKeyPrefix(subject))
 	if err != nil {
 		return nil, err
 	}
@@ -46,22 +53,26 @@ func (rt *route) userTokens(r *http.Request, subject string) ([]*store.UpstreamT
 // button for each, or JSON for Accept: application/json.
 func (rt *route) connections(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
-		apierror.Write(w, r, rt.log, apierror.New(apierror.CodeMethodNotAllowed, http.StatusMethodNotAllowed, "Use GET to list connections."))
+		rt.writeError(w, r, apierror.New(apierror.CodeMethodNotAllowed, http.StatusMethodNotAllowed, "Use GET to list connections."))
 		return
 	}
-	sess := rt.session(r)
+	sess, err := rt.session(r)
+	if err != nil {
+		rt.writeError(w, r, storageError(err))
+		return
+	}
 	if sess == nil {
 		rt.startLogin(w, r, nil, pathConnections)
 		return
 	}
 	toks, err := rt.userTokens(r, sess.Subject)
 	if err != nil {
-		apierror.Write(w, r, rt.log, apierror.Wrap(err, apierror.CodeInternal, http.StatusServiceUnavailable, "The token store could not be read; try again shortly."))
+		rt.writeError(w, r, storageError(err))
 		return
 	}
 	conns := make([]Connection, 0, len(toks))
 	for _, t := range toks {
-		conns = append(conns, Connection{ID: connectionID(t.Key), Upstream: t.Grant.Resource, Issuer: asName(&t.Grant),
+		conns = append(conns, Connection{ID: connectionID(t.Key), Upstream: t.Grant.Resource, Client: t.Client, Issuer: asName(&t.Grant),
 			Scopes: append([]string{}, t.Scopes...), Acquired: t.Acquired, Expires: t.Expiry})
 	}
 	if strings.Contains(r.Header.Get("Accept"), "application/json") {
@@ -79,25 +90,29 @@ func (rt *route) connections(w http.ResponseWriter, r *http.Request) {
 // (RFC 7009) and deletes them. The user consents again on next use.
 func (rt *route) disconnect(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
-		apierror.Write(w, r, rt.log, apierror.New(apierror.CodeMethodNotAllowed, http.StatusMethodNotAllowed, "Use POST to disconnect."))
+		rt.writeError(w, r, apierror.New(apierror.CodeMethodNotAllowed, http.StatusMethodNotAllowed, "Use POST to disconnect."))
 		return
 	}
-	sess := rt.session(r)
+	sess, err := rt.session(r)
+	if err != nil {
+		rt.writeError(w, r, storageError(err))
+		return
+	}
 	if sess == nil {
-		apierror.Write(w, r, rt.log, apierror.New(apierror.CodeUnauthorized, http.StatusUnauthorized,
+		rt.writeError(w, r, apierror.New(apierror.CodeUnauthorized, http.StatusUnauthorized,
 			"Sign in first: open %s%s.", rt.origin, pathConnections))
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
 	if err := r.ParseForm(); err != nil || !rt.p.checkCSRF(sess.ID, pathDisconnect, r.PostForm.Get("csrf")) {
-		apierror.Write(w, r, rt.log, apierror.New(apierror.CodeInvalidRequest, http.StatusForbidden,
+		rt.writeError(w, r, apierror.New(apierror.CodeInvalidRequest, http.StatusForbidden,
 			"The disconnect form did not come from this session; reload %s%s and try again.", rt.origin, pathConnections))
 		return
 	}
 	id := r.PostForm.Get("connection")
 	toks, err := rt.userTokens(r, sess.Subject)
 	if err != nil {
-		apierror.Write(w, r, rt.log, apierror.Wrap(err, apierror.CodeInternal, http.StatusServiceUnavailable, "The token store could not be read; try again shortly."))
+		rt.writeError(w, r, storageError(err))
 		return
 	}
 	var tok *store.UpstreamToken
@@ -107,7 +122,7 @@ func (rt *route) disconnect(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if tok == nil {
-		apierror.Write(w, r, rt.log, apierror.New(apierror.CodeNotFound, http.StatusNotFound,
+		rt.writeError(w, r, apierror.New(apierror.CodeNotFound, http.StatusNotFound,
 			"You have no connection %q on %s; it may be disconnected already.", id, rt.host))
 		return
 	}
@@ -121,13 +136,14 @@ func (rt *route) disconnect(w http.ResponseWriter, r *http.Request) {
 				slog.String("user", sess.Subject), slog.Any("error", err), slog.String("request_id", apierror.RequestID(r.Context())))
 		}
 	}
-	if err := rt.p.tokens.Delete(r.Context(), tok.Key); err != nil {
-		apierror.Write(w, r, rt.log, apierror.Wrap(err, apierror.CodeInternal, http.StatusServiceUnavailable, "The token could not be deleted; try again shortly."))
+	if err := rt.p.st.del(r.Context(), nsUpstream, tok.Key); err != nil {
+		rt.writeError(w, r, storageError(err))
 		return
 	}
 	rt.log.Info("user disconnected a remote server", slog.String("event", "connection_removed"), slog.String("user", sess.Subject),
-		slog.String("binding", bindingPerUser), slog.String("upstream", tok.Grant.Resource), slog.Bool("revoked_upstream", revoked),
+		slog.String("binding", rt.binding), slog.String("upstream", tok.Grant.Resource), slog.Bool("revoked_upstream", revoked),
 		slog.String("request_id", apierror.RequestID(r.Context())))
+	rt.audit(r.Context(), sess.Subject, tok.Key, "connection_removed", "allowed", map[string]string{"revoked_upstream": fmt.Sprint(revoked)})
 	if strings.Contains(r.Header.Get("Accept"), "application/json") {
 		writeJSON(w, http.StatusOK, "No-store.", map[string]any{"disconnected": id, "revoked_upstream": revoked})
 		return

@@ -20,18 +20,10 @@ import (
 	"github.com/mcp-proxy/mcp-proxy/proxy/clientid"
 	"github.com/mcp-proxy/mcp-proxy/proxy/config"
 	"github.com/mcp-proxy/mcp-proxy/proxy/login"
+	"github.com/mcp-proxy/mcp-proxy/proxy/metrics"
 	"github.com/mcp-proxy/mcp-proxy/proxy/store"
 	"github.com/mcp-proxy/mcp-proxy/proxy/upstream"
 )
-
-// loginState is a sign-in at the identity provider in flight.
-type loginState struct {
-	requestID string
-	returnTo  string // a path on the route host, when no request waits
-	verifier  string
-	nonce     string
-	binding   string // hash of the browser's login cookie
-}
 
 // authorize is the downstream authorization endpoint. The MCP client's
 // browser arrives here; it leaves with a code for the MCP client once the
@@ -105,10 +97,22 @@ func (rt *route) authorize(w http.ResponseWriter, r *http.Request) {
 		Resource:      resource,
 		Scope:         q.Get("scope"),
 		Upstream:      rt.upstreamFor(resource),
+		Created:       rt.p.now(),
 		Expires:       rt.p.now().Add(FlowTTL),
 	}
-	rt.p.requests.Put(ar.ID, ar, ar.Expires)
-	rt.continueAuthorize(w, r, ar, rt.session(r))
+	if rt.binding == config.BindingPerSession {
+		ar.BindingSession = random(12)
+	}
+	if err := rt.p.st.put(r.Context(), nsRequests, secretKey(ar.ID), ar, ar.Expires); err != nil {
+		rt.errorPage(w, r, storageError(err))
+		return
+	}
+	sess, err := rt.session(r)
+	if err != nil {
+		rt.errorPage(w, r, storageError(err))
+		return
+	}
+	rt.continueAuthorize(w, r, ar, sess)
 }
 
 // ownsResource reports whether a resource indicator names this route.
@@ -124,7 +128,12 @@ func (rt *route) continueAuthorize(w http.ResponseWriter, r *http.Request, ar *s
 		rt.startLogin(w, r, ar)
 		return
 	}
-	if _, ok := rt.p.consents.Get(rt.consentKey(sess.Subject, ar.ClientID), rt.p.now()); !ok {
+	c, err := getRecord[store.Consent](r.Context(), rt.p.st, nsConsents, rt.consentKey(sess.Subject, ar.ClientID))
+	if err != nil {
+		rt.errorPage(w, r, storageError(err))
+		return
+	}
+	if c == nil {
 		rt.consentPage(w, r, ar, sess)
 		return
 	}
@@ -136,16 +145,20 @@ func (rt *route) consentKey(subject, clientID string) string {
 }
 
 // session returns the signed-in session of the browser, or nil.
-func (rt *route) session(r *http.Request) *store.Session {
+func (rt *route) session(r *http.Request) (*store.Session, error) {
 	c, err := r.Cookie(sessionCookie)
 	if err != nil {
-		return nil
+		return nil, nil
 	}
-	s, ok := rt.p.sessions.Get(c.Value, rt.p.now())
-	if !ok {
-		return nil
+	s, err := getRecord[store.Session](r.Context(), rt.p.st, nsSessions, secretKey(c.Value))
+	if err != nil || s == nil {
+		return nil, err
 	}
-	return s
+	if !rt.p.now().Before(s.Expires) {
+		return nil, nil
+	}
+	s.ID = c.Value
+	return s, nil
 }
 
 func hashString(s string) string {
@@ -159,19 +172,22 @@ func hashString(s string) string {
 // nil.
 func (rt *route) startLogin(w http.ResponseWriter, r *http.Request, ar *store.AuthRequest, returnTo ...string) {
 	state, binding := random(24), random(24)
-	ls := &loginState{verifier: random(32), nonce: random(16), binding: hashString(binding)}
+	ls := &store.LoginState{Verifier: random(32), Nonce: random(16), Binding: hashString(binding)}
 	if ar != nil {
-		ls.requestID = ar.ID
+		ls.RequestID = ar.ID
 	} else if len(returnTo) > 0 {
-		ls.returnTo = returnTo[0]
+		ls.ReturnTo = returnTo[0]
 	}
-	authURL, err := rt.p.idp.AuthURL(r.Context(), rt.loginCallback, state, ls.nonce, ls.verifier)
+	authURL, err := rt.p.idp.AuthURL(r.Context(), rt.loginCallback, state, ls.Nonce, ls.Verifier)
 	if err != nil {
 		rt.errorPage(w, r, apierror.Wrap(err, apierror.CodeLoginFailed, http.StatusBadGateway,
 			"The identity provider %s could not be reached to sign you in.", rt.p.cfg.IdentityProvider.Issuer))
 		return
 	}
-	rt.p.logins.Put(state, ls, rt.p.now().Add(FlowTTL))
+	if err := rt.p.st.put(r.Context(), nsLogins, secretKey(state), ls, rt.p.now().Add(FlowTTL)); err != nil {
+		rt.errorPage(w, r, storageError(err))
+		return
+	}
 	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: binding, Path: "/", Secure: true, HttpOnly: true,
 		SameSite: http.SameSiteLaxMode, MaxAge: int(FlowTTL.Seconds())})
 	http.Redirect(w, r, authURL, http.StatusFound)
@@ -180,14 +196,18 @@ func (rt *route) startLogin(w http.ResponseWriter, r *http.Request, ar *store.Au
 // loginCallbackHandler finishes a sign-in and resumes the authorization.
 func (rt *route) loginCallbackHandler(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	ls, ok := rt.p.logins.Take(q.Get("state"), rt.p.now())
-	if !ok {
+	ls, err := takeRecord[store.LoginState](r.Context(), rt.p.st, nsLogins, secretKey(q.Get("state")))
+	if err != nil {
+		rt.errorPage(w, r, storageError(err))
+		return
+	}
+	if ls == nil {
 		rt.errorPage(w, r, apierror.New(apierror.CodeLoginFailed, http.StatusBadRequest,
 			"This sign-in is unknown, already used or expired; start again from your MCP client."))
 		return
 	}
 	c, err := r.Cookie(loginCookie)
-	if err != nil || subtle.ConstantTimeCompare([]byte(hashString(c.Value)), []byte(ls.binding)) != 1 {
+	if err != nil || subtle.ConstantTimeCompare([]byte(hashString(c.Value)), []byte(ls.Binding)) != 1 {
 		rt.errorPage(w, r, apierror.New(apierror.CodeLoginFailed, http.StatusBadRequest,
 			"This sign-in was started in another browser; start again from your MCP client."))
 		return
@@ -198,21 +218,29 @@ func (rt *route) loginCallbackHandler(w http.ResponseWriter, r *http.Request) {
 			"The identity provider did not sign you in: %s %s.", e, q.Get("error_description")))
 		return
 	}
-	id, err := rt.p.idp.Finish(r.Context(), rt.loginCallback, q.Get("code"), ls.verifier, ls.nonce)
+	id, err := rt.p.idp.Finish(r.Context(), rt.loginCallback, q.Get("code"), ls.Verifier, ls.Nonce)
 	if err != nil {
 		rt.errorPage(w, r, apierror.Wrap(err, apierror.CodeLoginFailed, http.StatusBadGateway,
 			"Signing in at %s failed; try again, and if it keeps failing the proxy log has the cause.", rt.p.cfg.IdentityProvider.Issuer))
 		return
 	}
-	sess := rt.newSession(w, id)
-	rt.log.Info("user signed in", slog.String("event", "login_succeeded"), slog.String("user", id.Subject),
-		slog.String("request_id", apierror.RequestID(r.Context())))
-	if ls.returnTo != "" {
-		http.Redirect(w, r, ls.returnTo, http.StatusSeeOther)
+	sess, err := rt.newSession(r.Context(), w, id)
+	if err != nil {
+		rt.errorPage(w, r, storageError(err))
 		return
 	}
-	ar, ok := rt.p.requests.Get(ls.requestID, rt.p.now())
-	if !ok {
+	rt.log.Info("user signed in", slog.String("event", "login_succeeded"), slog.String("user", id.Subject),
+		slog.String("request_id", apierror.RequestID(r.Context())))
+	if ls.ReturnTo != "" {
+		http.Redirect(w, r, ls.ReturnTo, http.StatusSeeOther)
+		return
+	}
+	ar, err := getRecord[store.AuthRequest](r.Context(), rt.p.st, nsRequests, secretKey(ls.RequestID))
+	if err != nil {
+		rt.errorPage(w, r, storageError(err))
+		return
+	}
+	if ar == nil {
 		rt.errorPage(w, r, apierror.New(apierror.CodeInvalidRequest, http.StatusBadRequest,
 			"You are signed in, but the MCP client's authorization request expired; start again from your MCP client."))
 		return
@@ -220,12 +248,16 @@ func (rt *route) loginCallbackHandler(w http.ResponseWriter, r *http.Request) {
 	rt.continueAuthorize(w, r, ar, sess)
 }
 
-func (rt *route) newSession(w http.ResponseWriter, id *login.Identity) *store.Session {
-	s := &store.Session{ID: random(32), Subject: id.Subject, Email: id.Email, Name: id.Name, Expires: rt.p.now().Add(SessionTTL)}
-	rt.p.sessions.Put(s.ID, s, s.Expires)
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: s.ID, Path: "/", Secure: true, HttpOnly: true,
+func (rt *route) newSession(ctx context.Context, w http.ResponseWriter, id *login.Identity) (*store.Session, error) {
+	s := &store.Session{Subject: id.Subject, Email: id.Email, Name: id.Name, Expires: rt.p.now().Add(SessionTTL)}
+	sid := random(32)
+	if err := rt.p.st.put(ctx, nsSessions, secretKey(sid), s, s.Expires); err != nil {
+		return nil, err
+	}
+	s.ID = sid
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: sid, Path: "/", Secure: true, HttpOnly: true,
 		SameSite: http.SameSiteLaxMode, MaxAge: int(SessionTTL.Seconds())})
-	return s
+	return s, nil
 }
 
 // consent records the user's decision about an MCP client.
@@ -235,7 +267,11 @@ func (rt *route) consent(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	sess := rt.session(r)
+	sess, err := rt.session(r)
+	if err != nil {
+		rt.errorPage(w, r, storageError(err))
+		return
+	}
 	if sess == nil {
 		rt.errorPage(w, r, apierror.New(apierror.CodeInvalidRequest, http.StatusForbidden,
 			"Your session ended before you decided; start again from your MCP client."))
@@ -251,18 +287,26 @@ func (rt *route) consent(w http.ResponseWriter, r *http.Request) {
 			"The consent form did not come from this session; start again from your MCP client."))
 		return
 	}
-	ar, ok := rt.p.requests.Get(reqID, rt.p.now())
-	if !ok {
+	ar, err := getRecord[store.AuthRequest](r.Context(), rt.p.st, nsRequests, secretKey(reqID))
+	if err != nil {
+		rt.errorPage(w, r, storageError(err))
+		return
+	}
+	if ar == nil {
 		rt.errorPage(w, r, apierror.New(apierror.CodeInvalidRequest, http.StatusBadRequest,
 			"The MCP client's authorization request expired; start again from your MCP client."))
 		return
 	}
 	if r.PostForm.Get("decision") != "approve" {
-		rt.p.requests.Delete(ar.ID)
+		_ = rt.p.st.del(r.Context(), nsRequests, secretKey(ar.ID))
+		rt.p.metrics.AuthorizationFlow(rt.host, metrics.AuthDenied, rt.p.now().Sub(ar.Created))
 		rt.redirectError(w, r, ar.RedirectURI, ar.State, "access_denied", "the user denied access")
 		return
 	}
-	rt.p.consents.Put(rt.consentKey(sess.Subject, ar.ClientID), struct{}{}, rt.p.now().Add(RefreshTokenTTL))
+	if err := rt.p.st.put(r.Context(), nsConsents, rt.consentKey(sess.Subject, ar.ClientID), &store.Consent{Time: rt.p.now()}, rt.p.now().Add(RefreshTokenTTL)); err != nil {
+		rt.errorPage(w, r, storageError(err))
+		return
+	}
 	rt.toUpstream(w, r, ar, sess)
 }
 
@@ -271,10 +315,10 @@ func (rt *route) consent(w http.ResponseWriter, r *http.Request) {
 // when there is none (or when the remote server asked for more scope), then
 // issues the code.
 func (rt *route) toUpstream(w http.ResponseWriter, r *http.Request, ar *store.AuthRequest, sess *store.Session) {
-	key := rt.bindingKey(sess.Subject, ar.Upstream)
-	existing, err := rt.p.tokens.Get(r.Context(), key)
+	key := rt.bindingKey(sess.Subject, ar.BindingSession, ar.Upstream)
+	existing, err := getRecord[store.UpstreamToken](r.Context(), rt.p.st, nsUpstream, key)
 	if err != nil {
-		rt.errorPage(w, r, apierror.Wrap(err, apierror.CodeInternal, http.StatusServiceUnavailable, "The token store could not be read; try again shortly."))
+		rt.errorPage(w, r, storageError(err))
 		return
 	}
 	if existing != nil && !needsMoreScope(existing) {
@@ -283,12 +327,31 @@ func (rt *route) toUpstream(w http.ResponseWriter, r *http.Request, ar *store.Au
 	}
 	grant, noAuth, e := rt.planUpstream(r, ar, sess.Subject)
 	if e != nil {
+		rt.p.metrics.AuthorizationFlow(rt.host, metrics.AuthFailed, rt.p.now().Sub(ar.Created))
 		rt.errorPage(w, r, e)
 		return
 	}
 	if noAuth {
 		rt.issueCode(w, r, ar, sess.Subject, "")
 		return
+	}
+	if rt.binding == config.BindingServiceAccount {
+		sa := rt.cfg.Server().ServiceAccount
+		if sa.ClientCredentials {
+			if err := rt.clientCredentials(r.Context(), grant, key, sess.Subject); err != nil {
+				rt.p.metrics.AuthorizationFlow(rt.host, metrics.AuthFailed, rt.p.now().Sub(ar.Created))
+				rt.errorPage(w, r, err)
+				return
+			}
+			rt.issueCode(w, r, ar, sess.Subject, key)
+			return
+		}
+		if sess.Subject != sa.Admin {
+			rt.authFailed(r, sess.Subject, apierror.CodeServiceAccountMissing, grant.Issuer, nil)
+			rt.errorPage(w, r, apierror.New(apierror.CodeServiceAccountMissing, http.StatusServiceUnavailable,
+				"This route uses one shared connection to %s, which its administrator %s has not set up yet. Ask them to connect once.", ar.Upstream, sa.Admin))
+			return
+		}
 	}
 	if existing != nil {
 		grant.Scopes = unionScopes(grant.Scopes, existing.Scopes, existing.NeedScopes)
@@ -297,6 +360,7 @@ func (rt *route) toUpstream(w http.ResponseWriter, r *http.Request, ar *store.Au
 		State:       random(32),
 		Route:       rt.host,
 		Subject:     sess.Subject,
+		Client:      ar.ClientID,
 		RequestID:   ar.ID,
 		BindingKey:  key,
 		Upstream:    ar.Upstream,
@@ -305,7 +369,10 @@ func (rt *route) toUpstream(w http.ResponseWriter, r *http.Request, ar *store.Au
 		RedirectURL: rt.upstreamCallback,
 		Expires:     rt.p.now().Add(FlowTTL),
 	}
-	rt.p.pending.Put(pend.State, pend, pend.Expires)
+	if err := rt.p.st.put(r.Context(), nsPending, secretKey(pend.State), pend, pend.Expires); err != nil {
+		rt.errorPage(w, r, storageError(err))
+		return
+	}
 	http.Redirect(w, r, pend.Grant.AuthCodeURL(pend.RedirectURL, pend.State, pend.Verifier), http.StatusFound)
 }
 
@@ -360,6 +427,9 @@ func (rt *route) planUpstream(r *http.Request, ar *store.AuthRequest, subject st
 	cache := "miss"
 	if hit {
 		cache = "hit"
+		rt.p.metrics.DiscoveryCache(metrics.DiscoveryHit)
+	} else {
+		rt.p.metrics.DiscoveryCache(metrics.DiscoveryMiss)
 	}
 	rt.log.Info("discovery", slog.String("event", "discovery_completed"), slog.String("upstream", ar.Upstream),
 		slog.String("cache", cache), slog.String("request_id", apierror.RequestID(r.Context())))
@@ -390,8 +460,8 @@ func (rt *route) planUpstream(r *http.Request, ar *store.AuthRequest, subject st
 			return nil, false, apierror.Wrap(err, apierror.CodeRegistrationUnavailable, http.StatusBadGateway,
 				"The remote authorization server %s refused the proxy's dynamic registration: %v", d.Issuer, err)
 		}
-		g.ClientID, g.Method = reg.clientID, "dcr"
-		g.SecretInBody = reg.secretInBody
+		g.ClientID, g.Method = reg.ClientID, "dcr"
+		g.SecretInBody = reg.SecretInBody
 	default:
 		rt.p.discovery.Invalidate(ar.Upstream)
 		e := apierror.New(apierror.CodeRegistrationUnavailable, http.StatusBadGateway,
@@ -429,8 +499,9 @@ func (rt *route) clientSecret(g *upstream.Grant) string {
 			return pre.ClientSecret
 		}
 	case "dcr":
-		if reg, ok := rt.p.registrations.Get(registrationKey(rt, g.Issuer), time.Time{}); ok && reg.clientID == g.ClientID {
-			return reg.secret
+		reg, err := getRecord[store.Registration](context.Background(), rt.p.st, nsRegistrations, registrationKey(rt, g.Issuer))
+		if err == nil && reg != nil && reg.ClientID == g.ClientID {
+			return reg.Secret
 		}
 	}
 	return ""
@@ -444,19 +515,27 @@ func (rt *route) upstreamCallbackHandler(w http.ResponseWriter, r *http.Request)
 	// The state is read first and consumed only once the answer is known to
 	// belong to this browser's user: a link opened by someone else must not
 	// destroy the authorization of the user it belongs to.
-	pend, ok := rt.p.pending.Get(q.Get("state"), rt.p.now())
-	if !ok {
+	pend, err := getRecord[store.PendingUpstream](r.Context(), rt.p.st, nsPending, secretKey(q.Get("state")))
+	if err != nil {
+		rt.errorPage(w, r, storageError(err))
+		return
+	}
+	if pend == nil || !rt.p.now().Before(pend.Expires) {
 		rt.errorPage(w, r, apierror.New(apierror.CodeStateInvalid, http.StatusBadRequest,
 			"This answer from the remote authorization server has an unknown, already used or expired state, so the proxy did not use it. Start again from your MCP client."))
 		return
 	}
-	sess := rt.session(r)
+	sess, err := rt.session(r)
+	if err != nil {
+		rt.errorPage(w, r, storageError(err))
+		return
+	}
 	if sess == nil || sess.Subject != pend.Subject {
 		rt.errorPage(w, r, apierror.New(apierror.CodeWrongUser, http.StatusForbidden,
 			"This answer from the remote authorization server belongs to an authorization started by another user or in another browser, so the proxy did not use it. Start again from your MCP client."))
 		return
 	}
-	if _, ok := rt.p.pending.Take(pend.State, rt.p.now()); !ok {
+	if taken, err := takeRecord[store.PendingUpstream](r.Context(), rt.p.st, nsPending, secretKey(pend.State)); err != nil || taken == nil {
 		rt.errorPage(w, r, apierror.New(apierror.CodeStateInvalid, http.StatusBadRequest,
 			"This answer from the remote authorization server has an unknown, already used or expired state, so the proxy did not use it. Start again from your MCP client."))
 		return
@@ -496,21 +575,28 @@ func (rt *route) upstreamCallbackHandler(w http.ResponseWriter, r *http.Request)
 		Expiry:       tok.Expiry,
 		Grant:        pend.Grant,
 		Subject:      pend.Subject,
+		Client:       pend.Client,
 		Acquired:     rt.p.now(),
 		Scopes:       grantedScopes(tok, pend.Grant.Scopes),
 	}
-	if prev, _ := rt.p.tokens.Get(r.Context(), pend.BindingKey); prev != nil {
+	if prev, _ := getRecord[store.UpstreamToken](r.Context(), rt.p.st, nsUpstream, pend.BindingKey); prev != nil {
 		ut.StepUps = prev.StepUps // a step-up keeps counting until an answer succeeds
 	}
-	if err := rt.p.tokens.Put(r.Context(), ut); err != nil {
-		fail(err, apierror.CodeInternal, http.StatusServiceUnavailable, "The token could not be stored; try again shortly.")
+	if err := rt.p.st.put(r.Context(), nsUpstream, ut.Key, ut, time.Time{}); err != nil {
+		rt.errorPage(w, r, storageError(err))
 		return
 	}
+	rt.p.metrics.Registration(metrics.RegistrationMethod(registrationMetric(pend.Grant.Method)))
 	rt.log.Info("upstream token acquired", slog.String("event", "token_acquired"), slog.String("user", pend.Subject),
-		slog.String("binding", bindingPerUser), slog.String("issuer", pend.Grant.Issuer),
+		slog.String("binding", rt.binding), slog.String("issuer", pend.Grant.Issuer),
 		slog.String("request_id", apierror.RequestID(r.Context())))
-	ar, ok := rt.p.requests.Get(pend.RequestID, rt.p.now())
-	if !ok {
+	rt.audit(r.Context(), pend.Subject, ut.Key, "token_acquired", "allowed", nil)
+	ar, err := getRecord[store.AuthRequest](r.Context(), rt.p.st, nsRequests, secretKey(pend.RequestID))
+	if err != nil {
+		rt.errorPage(w, r, storageError(err))
+		return
+	}
+	if ar == nil {
 		rt.errorPage(w, r, apierror.New(apierror.CodeInvalidRequest, http.StatusBadRequest,
 			"The remote server is connected, but the MCP client's authorization request expired; start again from your MCP client."))
 		return
@@ -521,10 +607,14 @@ func (rt *route) upstreamCallbackHandler(w http.ResponseWriter, r *http.Request)
 // issueCode ends a downstream authorization: a code for the MCP client, with
 // iss (RFC 9207).
 func (rt *route) issueCode(w http.ResponseWriter, r *http.Request, ar *store.AuthRequest, subject, bindingKey string) {
-	rt.p.requests.Delete(ar.ID)
 	code := random(32)
 	c := &store.Code{Request: *ar, Subject: subject, BindingKey: bindingKey, Expires: rt.p.now().Add(CodeTTL)}
-	rt.p.codes.Put(store.HashOf(code), c, c.Expires)
+	if err := rt.p.st.put(r.Context(), nsCodes, secretKey(code), c, c.Expires); err != nil {
+		rt.errorPage(w, r, storageError(err))
+		return
+	}
+	_ = rt.p.st.del(r.Context(), nsRequests, secretKey(ar.ID))
+	rt.p.metrics.AuthorizationFlow(rt.host, metrics.AuthGranted, rt.p.now().Sub(ar.Created))
 	u, _ := url.Parse(ar.RedirectURI)
 	v := u.Query()
 	v.Set("code", code)
@@ -556,46 +646,75 @@ func (rt *route) redirectError(w http.ResponseWriter, r *http.Request, redirectU
 	http.Redirect(w, r, u.String(), http.StatusFound)
 }
 
+// refreshLease bounds how long one replica may hold a binding key's refresh
+// lock; a refresh takes one token request.
+const refreshLease = 30 * time.Second
+
 // upstreamToken returns the upstream token under key, refreshed when it
-// expires within RefreshSkew. One refresh runs at a time per key; callers
-// that arrive meanwhile share its result. A refused refresh drops the
-// token (nil, nil: the user must consent again); an unreachable
-// authorization server keeps it and answers 502.
+// expires within RefreshSkew. One refresh runs at a time per key: callers
+// in this process share its result, and a lease in the store keeps other
+// replicas out. A refused refresh drops the token (nil, nil: the user must
+// consent again); an unreachable authorization server keeps it and answers
+// 502.
 func (p *Proxy) upstreamToken(ctx context.Context, rt *route, key string) (*store.UpstreamToken, error) {
-	t, err := p.tokens.Get(ctx, key)
+	t, err := hotRecord[store.UpstreamToken](ctx, p.st, nsUpstream, key)
 	if err != nil {
-		return nil, apierror.Wrap(err, apierror.CodeInternal, http.StatusServiceUnavailable, "The token store could not be read.")
+		return nil, storageError(err)
 	}
-	if t == nil || t.Expiry.IsZero() || p.now().Add(RefreshSkew).Before(t.Expiry) {
+	if t == nil {
+		p.metrics.TokenCache(rt.host, metrics.CacheMiss)
+		return nil, nil
+	}
+	if t.Expiry.IsZero() || p.now().Add(RefreshSkew).Before(t.Expiry) {
+		p.metrics.TokenCache(rt.host, metrics.CacheHit)
 		return t, nil
 	}
+	p.metrics.TokenCache(rt.host, metrics.CacheRefresh)
 	v, err, _ := p.refreshes.Do(key, func() (any, error) {
-		// Another caller may have refreshed while this one waited.
-		cur, err := p.tokens.Get(context.WithoutCancel(ctx), key)
-		if err != nil || cur == nil {
-			return cur, err
+		ctx := context.WithoutCancel(ctx)
+		unlock, err := p.st.b.Lock(ctx, "refresh:"+secretKey(key), refreshLease)
+		if err != nil {
+			return nil, storageError(err)
 		}
-		if p.now().Add(RefreshSkew).Before(cur.Expiry) {
+		defer unlock()
+		// Another caller or replica may have refreshed while this one
+		// waited for the lease: a token other than the one read above is
+		// that refresh's result, and is used as it is.
+		cur, err := getRecord[store.UpstreamToken](ctx, p.st, nsUpstream, key)
+		if err != nil {
+			return nil, storageError(err)
+		}
+		if cur == nil || cur.AccessToken != t.AccessToken || p.now().Add(RefreshSkew).Before(cur.Expiry) {
 			return cur, nil
+		}
+		if rt.binding == config.BindingServiceAccount && rt.cfg.Server().ServiceAccount.ClientCredentials {
+			if e := rt.clientCredentials(ctx, &cur.Grant, key, cur.Subject); e != nil {
+				return nil, e
+			}
+			return getRecord[store.UpstreamToken](ctx, p.st, nsUpstream, key)
 		}
 		if cur.RefreshToken == "" {
 			if p.now().Before(cur.Expiry) {
 				return cur, nil // no way to renew; use it while it lasts
 			}
-			_ = p.tokens.Delete(ctx, key)
-			return (*store.UpstreamToken)(nil), nil
+			return (*store.UpstreamToken)(nil), p.st.del(ctx, nsUpstream, key)
 		}
-		tok, err := cur.Grant.Refresh(context.WithoutCancel(ctx), p.hc, cur.RefreshToken, rt.clientSecret(&cur.Grant), p.now())
+		tok, err := cur.Grant.Refresh(ctx, p.hc, cur.RefreshToken, rt.clientSecret(&cur.Grant), p.now())
 		if err != nil {
 			if upstream.IsRefused(err) {
-				_ = p.tokens.Delete(ctx, key)
+				if err := p.st.del(ctx, nsUpstream, key); err != nil {
+					return nil, storageError(err)
+				}
+				p.metrics.Refresh(rt.host, metrics.RefreshRefused)
 				rt.log.Info("the remote authorization server refused the refresh; the user must consent again",
 					slog.String("event", "token_refresh_refused"), slog.String("user", cur.Subject),
-					slog.String("binding", bindingPerUser), slog.Any("error", err))
+					slog.String("binding", rt.binding), slog.String("request_id", apierror.RequestID(ctx)), slog.Any("error", err))
+				rt.audit(ctx, cur.Subject, key, "token_refresh_refused", "denied", nil)
 				return (*store.UpstreamToken)(nil), nil
 			}
+			p.metrics.Refresh(rt.host, metrics.RefreshFailed)
 			rt.log.Warn("token refresh failed", slog.String("event", "token_refresh_failed"), slog.String("user", cur.Subject),
-				slog.String("binding", bindingPerUser), slog.Any("error", err))
+				slog.String("binding", rt.binding), slog.String("request_id", apierror.RequestID(ctx)), slog.Any("error", err))
 			return nil, apierror.Wrap(err, apierror.CodeASUnreachable, http.StatusBadGateway,
 				"The remote authorization server %s could not be reached to refresh your token. The token is kept; try again shortly.", asName(&cur.Grant))
 		}
@@ -605,17 +724,50 @@ func (p *Proxy) upstreamToken(ctx context.Context, rt *route, key string) (*stor
 		if tok.TokenType != "" {
 			next.TokenType = tok.TokenType
 		}
-		if err := p.tokens.Put(ctx, &next); err != nil {
-			return nil, apierror.Wrap(err, apierror.CodeInternal, http.StatusServiceUnavailable, "The refreshed token could not be stored.")
+		if err := p.st.put(ctx, nsUpstream, key, &next, time.Time{}); err != nil {
+			return nil, storageError(err)
 		}
+		p.metrics.Refresh(rt.host, metrics.RefreshSuccess)
 		rt.log.Info("upstream token refreshed", slog.String("event", "token_refreshed"), slog.String("user", cur.Subject),
-			slog.String("binding", bindingPerUser))
+			slog.String("binding", rt.binding), slog.String("request_id", apierror.RequestID(ctx)))
+		rt.audit(ctx, cur.Subject, key, "token_refreshed", "allowed", nil)
 		return &next, nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	return v.(*store.UpstreamToken), nil
+}
+
+// clientCredentials gets a service account route's shared token with the
+// client credentials grant (RFC 6749 §4.4) and stores it under key.
+func (rt *route) clientCredentials(ctx context.Context, g *upstream.Grant, key, actor string) *apierror.Error {
+	tok, err := g.ClientCredentials(ctx, rt.p.hc, rt.clientSecret(g), rt.p.now())
+	if err != nil {
+		code := apierror.CodeASUnreachable
+		msg := "The remote authorization server %s could not be reached for the route's shared token; try again shortly."
+		if upstream.IsRefused(err) {
+			code, msg = apierror.CodeUpstreamAuthorization, "The remote authorization server %s refused the route's client credentials."
+		}
+		return apierror.Wrap(err, code, http.StatusBadGateway, msg, asName(g))
+	}
+	ut := &store.UpstreamToken{Key: key, AccessToken: tok.AccessToken, TokenType: tok.TokenType, Expiry: tok.Expiry,
+		Grant: *g, Subject: actor, Acquired: rt.p.now(), Scopes: grantedScopes(tok, g.Scopes)}
+	if err := rt.p.st.put(ctx, nsUpstream, key, ut, time.Time{}); err != nil {
+		return storageError(err)
+	}
+	rt.log.Info("upstream token acquired", slog.String("event", "token_acquired"), slog.String("user", actor),
+		slog.String("binding", rt.binding), slog.String("issuer", g.Issuer), slog.String("request_id", apierror.RequestID(ctx)))
+	rt.audit(ctx, actor, key, "token_acquired", "allowed", map[string]string{"grant": "client_credentials"})
+	return nil
+}
+
+// registrationMetric names a grant's registration method for the metric.
+func registrationMetric(method string) string {
+	if method == "static" {
+		return "preregistered"
+	}
+	return method
 }
 
 // grantedScopes returns the scope of a token response, or the scopes asked
@@ -641,6 +793,7 @@ func asName(g *upstream.Grant) string {
 
 // errorPage shows a failure in the browser, with the request id.
 func (rt *route) errorPage(w http.ResponseWriter, r *http.Request, e *apierror.Error) {
+	rt.p.metrics.Error(rt.host, e.Code)
 	level := slog.LevelInfo
 	if e.Status >= 500 {
 		level = slog.LevelError

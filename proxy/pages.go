@@ -39,7 +39,7 @@ var connectionsTemplate = template.Must(template.New("connections").Parse(pageHe
 <p>Signed in as {{.User}}. These remote servers accept the proxy on your behalf. Disconnecting one
 revokes the proxy's tokens there; you will be asked to consent again the next time you use it.</p>
 {{if .Connections}}<ul>{{range .Connections}}
-<li><strong>{{.Upstream}}</strong> (authorized by {{.Issuer}}{{if .Scopes}}, scopes: {{range .Scopes}}{{.}} {{end}}{{end}})
+<li><strong>{{.Upstream}}</strong>{{if .Client}} for the MCP client {{.Client}}{{end}} (authorized by {{.Issuer}}{{if .Scopes}}, scopes: {{range .Scopes}}{{.}} {{end}}{{end}})
 <form method="post" action="{{$.Action}}">
 <input type="hidden" name="connection" value="{{.ID}}">
 <input type="hidden" name="csrf" value="{{$.CSRF}}">

@@ -23,15 +23,18 @@ import (
 	"net/http/httputil"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/singleflight"
 
 	"github.com/mcp-proxy/mcp-proxy/internal/netguard"
 	"github.com/mcp-proxy/mcp-proxy/proxy/apierror"
+	"github.com/mcp-proxy/mcp-proxy/proxy/audit"
 	"github.com/mcp-proxy/mcp-proxy/proxy/clientid"
 	"github.com/mcp-proxy/mcp-proxy/proxy/config"
 	"github.com/mcp-proxy/mcp-proxy/proxy/login"
+	"github.com/mcp-proxy/mcp-proxy/proxy/metrics"
 	"github.com/mcp-proxy/mcp-proxy/proxy/store"
 	"github.com/mcp-proxy/mcp-proxy/proxy/upstream"
 )
@@ -81,6 +84,8 @@ type Options struct {
 	AllowLoopback bool
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
+	// Backend replaces the store the configuration names (tests).
+	Backend store.Backend
 }
 
 // Proxy is a running configuration.
@@ -100,32 +105,31 @@ type Proxy struct {
 	idp       *login.Provider
 	csrfKey   []byte
 
-	sessions      store.TTLMap[string, *store.Session]
-	logins        store.TTLMap[string, *loginState]
-	requests      store.TTLMap[string, *store.AuthRequest]
-	codes         store.TTLMap[store.Hash, *store.Code]
-	accessTokens  store.TTLMap[store.Hash, *store.AccessToken]
-	refreshTokens store.TTLMap[store.Hash, *store.RefreshToken]
-	pending       store.TTLMap[string, *store.PendingUpstream]
-	consents      store.TTLMap[string, struct{}]
-	tokens        store.Tokens
-	refreshes     singleflight.Group
-	registrations store.TTLMap[string, *registration]
-	registering   singleflight.Group
+	st          *state
+	refreshes   singleflight.Group
+	registering singleflight.Group
+	metrics     *metrics.Metrics
+	audit       *audit.Log
 
 	stop chan struct{}
+
+	// streams cancels the long-lived GET streams in flight, which a
+	// graceful shutdown would otherwise wait out: their clients reconnect
+	// (to the next process) and resume.
+	streamsMu sync.Mutex
+	streams   map[*http.Request]context.CancelFunc
 }
 
 // New builds a proxy for cfg. It loads the TLS certificate; it does not
 // contact any remote server.
 func New(cfg *config.Config, opts Options) (*Proxy, error) {
 	p := &Proxy{
-		cfg:    cfg,
-		log:    opts.Logger,
-		now:    opts.Now,
-		routes: make(map[string]*route),
-		tokens: &store.MemoryTokens{},
-		stop:   make(chan struct{}),
+		cfg:     cfg,
+		log:     opts.Logger,
+		now:     opts.Now,
+		routes:  make(map[string]*route),
+		stop:    make(chan struct{}),
+		metrics: metrics.New(),
 	}
 	if p.log == nil {
 		p.log = slog.Default()
@@ -136,6 +140,19 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 	cert, err := tls.LoadX509KeyPair(cfg.Path(cfg.TLS.CertFile), cfg.Path(cfg.TLS.KeyFile))
 	if err != nil {
 		return nil, fmt.Errorf("tls: loading %s and %s: %w", cfg.TLS.CertFile, cfg.TLS.KeyFile, err)
+	}
+	b := opts.Backend
+	if b == nil {
+		if b, err = openBackend(context.Background(), cfg, p.now); err != nil {
+			return nil, err
+		}
+	}
+	p.st = &state{b: b, now: p.now}
+	if cfg.Audit.File != "" {
+		if p.audit, err = audit.OpenFile(cfg.Path(cfg.Audit.File)); err != nil {
+			b.Close()
+			return nil, fmt.Errorf("audit.file: %w", err)
+		}
 	}
 	p.tlsCfg = &tls.Config{
 		Certificates: []tls.Certificate{cert},
@@ -194,7 +211,30 @@ func (p *Proxy) Close() error {
 		close(p.stop)
 	}
 	p.transport.CloseIdleConnections()
+	var errs []error
+	if p.audit != nil {
+		errs = append(errs, p.audit.Close())
+	}
+	errs = append(errs, p.st.b.Close())
+	return errors.Join(errs...)
+}
+
+// Metrics returns the proxy's metrics.
+func (p *Proxy) Metrics() *metrics.Metrics { return p.metrics }
+
+// Ready reports whether the proxy can serve: its store answers.
+func (p *Proxy) Ready(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if _, err := p.st.b.Get(ctx, nsSessions, "readiness-probe"); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("the token store does not answer: %w", err)
+	}
 	return nil
+}
+
+// storageFailure answers a request whose store operation failed.
+func (p *Proxy) storageFailure(w http.ResponseWriter, r *http.Request, rt *route, err error) {
+	rt.writeError(w, r, storageError(err))
 }
 
 // sweep frees expired state once a minute.
@@ -206,14 +246,11 @@ func (p *Proxy) sweep() {
 		case <-p.stop:
 			return
 		case <-t.C:
-			now := p.now()
-			p.sessions.Sweep(now)
-			p.logins.Sweep(now)
-			p.requests.Sweep(now)
-			p.codes.Sweep(now)
-			p.accessTokens.Sweep(now)
-			p.refreshTokens.Sweep(now)
-			p.pending.Sweep(now)
+			if sw, ok := p.st.b.(store.Sweeper); ok {
+				if _, err := sw.Sweep(context.Background()); err != nil {
+					p.log.Warn("sweeping expired records failed", slog.String("event", "store_sweep_failed"), slog.Any("error", err))
+				}
+			}
 		}
 	}
 }
@@ -261,6 +298,11 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
+		p.streamsMu.Lock()
+		for _, cancel := range p.streams {
+			cancel()
+		}
+		p.streamsMu.Unlock()
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		err := srv.Shutdown(sctx)
@@ -268,6 +310,23 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 			err = srv.Close()
 		}
 		return err
+	}
+}
+
+// trackStream registers a long-lived GET stream for cancellation at
+// shutdown; the returned func unregisters it.
+func (p *Proxy) trackStream(r *http.Request, cancel context.CancelFunc) func() {
+	p.streamsMu.Lock()
+	if p.streams == nil {
+		p.streams = make(map[*http.Request]context.CancelFunc)
+	}
+	p.streams[r] = cancel
+	p.streamsMu.Unlock()
+	return func() {
+		p.streamsMu.Lock()
+		delete(p.streams, r)
+		p.streamsMu.Unlock()
+		cancel()
 	}
 }
 

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -51,7 +52,8 @@ routes:
 		t.Fatal(err)
 	}
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	p, err := New(cfg, Options{Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }})
+	p, err := New(cfg, Options{Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return now },
+		Backend: store.NewMemoryClock(func() time.Time { return now })})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,12 +79,16 @@ const (
 )
 
 // seedCode stores a code as the end of an authorization would.
-func seedCode(p *Proxy, code string, now time.Time) {
-	p.codes.Put(store.HashOf(code), &store.Code{
+func seedCode(t *testing.T, p *Proxy, code string, now time.Time) {
+	t.Helper()
+	err := p.st.put(context.Background(), nsCodes, secretKey(code), &store.Code{
 		Request: store.AuthRequest{Route: "mcp.test", ClientID: testClient, RedirectURI: testRedirect,
 			CodeChallenge: challengeOf(testVerifier), Resource: "https://mcp.test/mcp", Upstream: "https://upstream.test/mcp"},
 		Subject: "alice", BindingKey: "k", Expires: now.Add(CodeTTL),
 	}, now.Add(CodeTTL))
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 func tokenRequest(form url.Values) *http.Request {
@@ -100,7 +106,7 @@ func good() url.Values {
 // and the code survives it: a refused request consumes nothing.
 func TestTokenEndpointRefusals(t *testing.T) {
 	p, now := newTestProxy(t, "")
-	seedCode(p, "the-code", *now)
+	seedCode(t, p, "the-code", *now)
 	tests := []struct {
 		name   string
 		change func(url.Values)
@@ -152,9 +158,9 @@ func TestTokenEndpointRefusals(t *testing.T) {
 	}
 
 	// The access token names the grant; the refresh token rotates.
-	at, ok := p.accessTokens.Get(store.HashOf(tr.AccessToken), *now)
-	if !ok || at.Grant.Subject != "alice" || at.Grant.BindingKey != "k" {
-		t.Fatalf("access token grant: %+v %v", at, ok)
+	at, err := getRecord[store.AccessToken](context.Background(), p.st, nsAccess, secretKey(tr.AccessToken))
+	if err != nil || at == nil || at.Grant.Subject != "alice" || at.Grant.BindingKey != "k" {
+		t.Fatalf("access token grant: %+v %v", at, err)
 	}
 	refresh := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tr.RefreshToken}, "client_id": {testClient}}
 	rec = do(p, tokenRequest(refresh))
@@ -169,7 +175,7 @@ func TestTokenEndpointRefusals(t *testing.T) {
 
 func TestCodeExpires(t *testing.T) {
 	p, now := newTestProxy(t, "")
-	seedCode(p, "the-code", *now)
+	seedCode(t, p, "the-code", *now)
 	*now = now.Add(CodeTTL)
 	rec := do(p, tokenRequest(good()))
 	if !strings.Contains(rec.Body.String(), "the code is unknown, already used or expired") {

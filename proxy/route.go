@@ -11,10 +11,12 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
 
 	"github.com/mcp-proxy/mcp-proxy/proxy/apierror"
+	"github.com/mcp-proxy/mcp-proxy/proxy/audit"
 	"github.com/mcp-proxy/mcp-proxy/proxy/config"
 	"github.com/mcp-proxy/mcp-proxy/proxy/store"
 )
@@ -32,7 +34,6 @@ const (
 	pathClientMeta  = "/.mcp-proxy/client-metadata.json"
 	pathConnections = "/.mcp-proxy/connections"
 	pathDisconnect  = "/.mcp-proxy/connections/disconnect"
-	bindingPerUser  = "per_user"
 	sessionCookie   = "__Host-mcp-proxy-session"
 	loginCookie     = "__Host-mcp-proxy-login"
 	metadataMaxAge  = "public, max-age=3600"
@@ -51,6 +52,7 @@ type route struct {
 	rp                                               *httputil.ReverseProxy
 	log                                              *slog.Logger
 	maxBody                                          int64
+	binding                                          string // per_user, per_session or service_account
 }
 
 func newRoute(p *Proxy, rc *config.Route) *route {
@@ -69,6 +71,7 @@ func newRoute(p *Proxy, rc *config.Route) *route {
 	rt.log = p.log.With(slog.String("route", rt.host))
 	rt.rp = p.newReverseProxy(rt)
 	rt.maxBody = rc.MaxRequestBytes()
+	rt.binding = rc.Server().Binding()
 	return rt
 }
 
@@ -100,7 +103,7 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case path == pathDisconnect:
 		rt.disconnect(w, r)
 	case strings.HasPrefix(path, pathPrefix):
-		apierror.Write(w, r, rt.log, apierror.New(apierror.CodeNotFound, http.StatusNotFound, "%s is not an endpoint of the proxy", path))
+		rt.writeError(w, r, apierror.New(apierror.CodeNotFound, http.StatusNotFound, "%s is not an endpoint of the proxy", path))
 	default:
 		rt.forward(w, r)
 	}
@@ -198,7 +201,7 @@ func (rt *route) challenge(w http.ResponseWriter, r *http.Request, errCode, desc
 		h += fmt.Sprintf(`, error="%s", error_description="%s"`, errCode, desc)
 		msg = desc
 	}
-	apierror.Write(w, r, rt.log, &apierror.Error{
+	rt.writeError(w, r, &apierror.Error{
 		Code: apierror.CodeUnauthorized, Status: http.StatusUnauthorized, Message: msg,
 		Header: http.Header{"Www-Authenticate": {h}},
 	})
@@ -217,11 +220,18 @@ type ctxKey int
 
 const upstreamTokenKey ctxKey = iota
 
+// forwarded rides the context of a forwarded request: the upstream token it
+// carries (nil for a remote server without OAuth) and when it started.
+type forwarded struct {
+	ut    *store.UpstreamToken
+	start time.Time
+}
+
 // forward is the hot path: check the MCP client's token, find the upstream
 // token by the grant's precomputed binding key, inject it, forward.
 func (rt *route) forward(w http.ResponseWriter, r *http.Request) {
 	if o := r.Header.Get("Origin"); o != "" && !rt.originAllowed(o) {
-		apierror.Write(w, r, rt.log, apierror.New(apierror.CodeOriginNotAllowed, http.StatusForbidden,
+		rt.writeError(w, r, apierror.New(apierror.CodeOriginNotAllowed, http.StatusForbidden,
 			"Requests from web pages of %s are not allowed on this route. Add the origin to mcp.server.allowed_origins if it is an MCP client you trust.", o))
 		return
 	}
@@ -238,8 +248,12 @@ func (rt *route) forward(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := rt.p.now()
-	at, ok := rt.p.accessTokens.Get(store.HashOf(tok), now)
-	if !ok || at.Grant.Route != rt.host {
+	at, err := hotRecord[store.AccessToken](r.Context(), rt.p.st, nsAccess, secretKey(tok))
+	if err != nil {
+		rt.p.storageFailure(w, r, rt, err)
+		return
+	}
+	if at == nil || !now.Before(at.Expires) || at.Grant.Route != rt.host {
 		rt.challenge(w, r, "invalid_token", "the token is unknown or expired; authorize again")
 		return
 	}
@@ -249,7 +263,7 @@ func (rt *route) forward(w http.ResponseWriter, r *http.Request) {
 		var err error
 		ut, err = rt.p.upstreamToken(r.Context(), rt, g.BindingKey)
 		if err != nil {
-			apierror.Write(w, r, rt.log, err)
+			rt.writeError(w, r, err)
 			return
 		}
 		if ut == nil {
@@ -257,7 +271,21 @@ func (rt *route) forward(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	ctx := context.WithValue(r.Context(), upstreamTokenKey, ut)
+	if ut != nil && rt.binding == config.BindingServiceAccount {
+		// Every use of a shared token is audited with the acting user; a
+		// request that cannot be audited is not forwarded.
+		if err := rt.auditErr(r.Context(), g.Subject, g.BindingKey, "upstream_request", "allowed", nil); err != nil {
+			rt.writeError(w, r, apierror.Wrap(err, apierror.CodeInternal, http.StatusServiceUnavailable,
+				"The audit log cannot be written, so the shared connection is not used. Try again shortly."))
+			return
+		}
+	}
+	ctx := context.WithValue(r.Context(), upstreamTokenKey, &forwarded{ut: ut, start: now})
+	if r.Method == http.MethodGet {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer rt.p.trackStream(r, cancel)()
+	}
 	rt.rp.ServeHTTP(w, r.WithContext(ctx))
 }
 
@@ -274,7 +302,7 @@ func (rt *route) originAllowed(o string) bool {
 }
 
 func (rt *route) tooLarge(w http.ResponseWriter, r *http.Request) {
-	apierror.Write(w, r, rt.log, apierror.New(apierror.CodeRequestTooLarge, http.StatusRequestEntityTooLarge,
+	rt.writeError(w, r, apierror.New(apierror.CodeRequestTooLarge, http.StatusRequestEntityTooLarge,
 		"The request body is larger than this route accepts (%d bytes; mcp.server.max_request_bytes).", rt.maxBody))
 }
 
@@ -284,8 +312,8 @@ func (rt *route) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetURL(rt.to)
 	pr.Out.Host = "" // the remote server's own host
 	pr.Out.Header.Del(upstreamAuthHdr)
-	if ut, _ := pr.In.Context().Value(upstreamTokenKey).(*store.UpstreamToken); ut != nil {
-		pr.Out.Header.Set(upstreamAuthHdr, "Bearer "+ut.AccessToken)
+	if f, _ := pr.In.Context().Value(upstreamTokenKey).(*forwarded); f != nil && f.ut != nil {
+		pr.Out.Header.Set(upstreamAuthHdr, "Bearer "+f.ut.AccessToken)
 	}
 	stripProxyCookies(pr.Out.Header)
 }
@@ -325,17 +353,22 @@ const maxStepUps = 3
 // the MCP client its own insufficient_scope challenge, so the next
 // authorization asks the user for them (bounded by maxStepUps).
 func (rt *route) modifyResponse(resp *http.Response) error {
-	ut, _ := resp.Request.Context().Value(upstreamTokenKey).(*store.UpstreamToken)
+	f, _ := resp.Request.Context().Value(upstreamTokenKey).(*forwarded)
+	if f == nil {
+		return nil
+	}
+	rt.p.metrics.UpstreamRequest(rt.host, resp.StatusCode, rt.p.now().Sub(f.start))
+	ut := f.ut
 	if ut == nil {
 		return nil
 	}
 	ctx := resp.Request.Context()
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized:
-		_ = rt.p.tokens.Delete(ctx, ut.Key)
+		_ = rt.p.st.del(ctx, nsUpstream, ut.Key)
 		rt.log.Info("the remote server refused the upstream token; dropped it",
 			slog.String("event", "token_rejected"), slog.String("user", ut.Subject),
-			slog.String("binding", bindingPerUser), slog.String("request_id", apierror.RequestID(ctx)))
+			slog.String("binding", rt.binding), slog.String("request_id", apierror.RequestID(ctx)))
 		return errUpstreamRejected
 	case resp.StatusCode == http.StatusForbidden:
 		scopes, ok := insufficientScope(resp.Header)
@@ -345,9 +378,9 @@ func (rt *route) modifyResponse(resp *http.Response) error {
 		next := *ut
 		next.NeedScopes = unionScopes(ut.Scopes, ut.NeedScopes, scopes)
 		next.StepUps++
-		_ = rt.p.tokens.Put(ctx, &next)
+		_ = rt.p.st.put(ctx, nsUpstream, ut.Key, &next, time.Time{})
 		rt.log.Info("the remote server asked for more scope", slog.String("event", "scope_step_up"),
-			slog.String("user", ut.Subject), slog.String("binding", bindingPerUser), slog.Any("scopes", next.NeedScopes),
+			slog.String("user", ut.Subject), slog.String("binding", rt.binding), slog.Any("scopes", next.NeedScopes),
 			slog.Int("attempt", next.StepUps), slog.String("request_id", apierror.RequestID(ctx)))
 		if next.StepUps > maxStepUps {
 			return errScopeExhausted
@@ -356,7 +389,7 @@ func (rt *route) modifyResponse(resp *http.Response) error {
 	case ut.StepUps > 0 && resp.StatusCode < 400:
 		next := *ut
 		next.StepUps, next.NeedScopes = 0, nil
-		_ = rt.p.tokens.Put(ctx, &next)
+		_ = rt.p.st.put(ctx, nsUpstream, ut.Key, &next, time.Time{})
 	}
 	return nil
 }
@@ -377,7 +410,9 @@ func insufficientScope(h http.Header) ([]string, bool) {
 
 type stepUpError struct{ scopes []string }
 
-func (e *stepUpError) Error() string { return "the remote server needs scope " + strings.Join(e.scopes, " ") }
+func (e *stepUpError) Error() string {
+	return "the remote server needs scope " + strings.Join(e.scopes, " ")
+}
 
 var (
 	errUpstreamRejected = errors.New("the remote server refused the upstream token")
@@ -388,6 +423,12 @@ var (
 // not be reached, 504 when it did not answer in time, and the challenges of
 // modifyResponse.
 func (rt *route) forwardError(w http.ResponseWriter, r *http.Request, err error) {
+	if f, _ := r.Context().Value(upstreamTokenKey).(*forwarded); f != nil && !errors.Is(err, errUpstreamRejected) {
+		var su *stepUpError
+		if !errors.As(err, &su) && !errors.Is(err, errScopeExhausted) {
+			rt.p.metrics.UpstreamRequest(rt.host, 0, rt.p.now().Sub(f.start))
+		}
+	}
 	var su *stepUpError
 	var mb *http.MaxBytesError
 	switch {
@@ -397,12 +438,12 @@ func (rt *route) forwardError(w http.ResponseWriter, r *http.Request, err error)
 	case errors.As(err, &su):
 		h := fmt.Sprintf(`Bearer error="insufficient_scope", scope="%s", resource_metadata="%s", error_description="the remote server needs more scope; authorize again"`,
 			strings.Join(su.scopes, " "), rt.prmURL(r.URL.Path))
-		apierror.Write(w, r, rt.log, &apierror.Error{Code: apierror.CodeInsufficientScope, Status: http.StatusForbidden,
+		rt.writeError(w, r, &apierror.Error{Code: apierror.CodeInsufficientScope, Status: http.StatusForbidden,
 			Message: "The remote MCP server needs more scope (" + strings.Join(su.scopes, " ") + "); authorize again to consent to it.",
 			Header:  http.Header{"Www-Authenticate": {h}}})
 		return
 	case errors.Is(err, errScopeExhausted):
-		apierror.Write(w, r, rt.log, apierror.New(apierror.CodeScopeExhausted, http.StatusForbidden,
+		rt.writeError(w, r, apierror.New(apierror.CodeScopeExhausted, http.StatusForbidden,
 			"The remote MCP server %s kept asking for more scope after %d consents; the proxy stopped asking. Check the scopes the remote server and its authorization server expect.", rt.to.Host, maxStepUps))
 		return
 	case errors.As(err, &mb):
@@ -413,11 +454,11 @@ func (rt *route) forwardError(w http.ResponseWriter, r *http.Request, err error)
 	}
 	var ne net.Error
 	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
-		apierror.Write(w, r, rt.log, apierror.Wrap(err, apierror.CodeUpstreamTimeout, http.StatusGatewayTimeout,
+		rt.writeError(w, r, apierror.Wrap(err, apierror.CodeUpstreamTimeout, http.StatusGatewayTimeout,
 			"The remote MCP server %s did not answer in time.", rt.to.Host))
 		return
 	}
-	apierror.Write(w, r, rt.log, apierror.Wrap(err, apierror.CodeUpstreamUnreachable, http.StatusBadGateway,
+	rt.writeError(w, r, apierror.Wrap(err, apierror.CodeUpstreamUnreachable, http.StatusBadGateway,
 		"The remote MCP server %s could not be reached.", rt.to.Host))
 }
 
@@ -438,8 +479,53 @@ func (rt *route) upstreamFor(downstream string) string {
 	return u.String()
 }
 
-// bindingKey names the upstream token of one user on one route for one
-// remote endpoint (per_user binding).
-func (rt *route) bindingKey(subject, upstreamURL string) string {
-	return bindingPerUser + "\x00" + rt.host + "\x00" + subject + "\x00" + upstreamURL
+// bindingKey names the upstream token a grant uses, by the route's
+// binding mode: per_user (route, user, remote endpoint), per_session (also
+// the MCP client's authorization) or service_account (route and remote
+// endpoint only).
+func (rt *route) bindingKey(subject, session, upstreamURL string) string {
+	switch rt.binding {
+	case config.BindingServiceAccount:
+		return rt.binding + "\x00" + rt.host + "\x00" + keyPart(upstreamURL)
+	case config.BindingPerSession:
+		return rt.binding + "\x00" + rt.host + "\x00" + keyPart(subject) + "\x00" + keyPart(session) + "\x00" + keyPart(upstreamURL)
+	default:
+		return rt.binding + "\x00" + rt.host + "\x00" + keyPart(subject) + "\x00" + keyPart(upstreamURL)
+	}
+}
+
+// userKeyPrefix starts the binding keys of one user's tokens on the route
+// (none under service_account, where tokens belong to the route).
+func (rt *route) userKeyPrefix(subject string) string {
+	return rt.binding + "\x00" + rt.host + "\x00" + keyPart(subject) + "\x00"
+}
+
+// writeError answers with an error of the catalog, counting it.
+func (rt *route) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var e *apierror.Error
+	if errors.As(err, &e) {
+		rt.p.metrics.Error(rt.host, e.Code)
+	} else {
+		rt.p.metrics.Error(rt.host, apierror.CodeInternal)
+	}
+	apierror.Write(w, r, rt.log, err)
+}
+
+// audit writes one audit record when an audit log is configured; a failure
+// is logged.
+func (rt *route) audit(ctx context.Context, user, bindingKey, action, decision string, detail map[string]string) {
+	if err := rt.auditErr(ctx, user, bindingKey, action, decision, detail); err != nil {
+		rt.log.Error("the audit log could not be written", slog.String("event", "audit_failed"),
+			slog.String("action", action), slog.String("request_id", apierror.RequestID(ctx)), slog.Any("error", err))
+	}
+}
+
+func (rt *route) auditErr(ctx context.Context, user, bindingKey, action, decision string, detail map[string]string) error {
+	if rt.p.audit == nil {
+		return nil
+	}
+	return rt.p.audit.Append(audit.Record{
+		Time: rt.p.now(), User: user, Route: rt.host, Binding: rt.binding, BindingKeyID: audit.KeyID(bindingKey),
+		Action: action, Decision: decision, RequestID: apierror.RequestID(ctx), Detail: detail,
+	})
 }

@@ -57,17 +57,21 @@ func (rt *route) token(w http.ResponseWriter, r *http.Request) {
 			fail(http.StatusUnauthorized, "invalid_client", "the proxy's clients are public: send no client secret")
 			return
 		}
-		clientID, _ = url.PathUnescape(user)
+		clientID, _ = url.QueryUnescape(user)
 	}
 	now := rt.p.now()
 	switch f.Get("grant_type") {
 	case "authorization_code":
 		// Checks read the code; only a request that passes them consumes it,
 		// so a malformed request does not destroy a good code.
-		key := store.HashOf(f.Get("code"))
-		c, ok := rt.p.codes.Get(key, now)
+		key := secretKey(f.Get("code"))
+		c, err := getRecord[store.Code](r.Context(), rt.p.st, nsCodes, key)
+		if err != nil {
+			rt.p.storageFailure(w, r, rt, err)
+			return
+		}
 		switch {
-		case !ok:
+		case c == nil || !now.Before(c.Expires):
 			fail(http.StatusBadRequest, "invalid_grant", "the code is unknown, already used or expired")
 			return
 		case c.Request.Route != rt.host:
@@ -87,7 +91,7 @@ func (rt *route) token(w http.ResponseWriter, r *http.Request) {
 			fail(http.StatusBadRequest, "invalid_target", "resource differs from the one in the authorization request")
 			return
 		}
-		if _, ok := rt.p.codes.Take(key, now); !ok {
+		if taken, err := takeRecord[store.Code](r.Context(), rt.p.st, nsCodes, key); err != nil || taken == nil {
 			fail(http.StatusBadRequest, "invalid_grant", "the code is unknown, already used or expired")
 			return
 		}
@@ -102,23 +106,27 @@ func (rt *route) token(w http.ResponseWriter, r *http.Request) {
 			Upstream:   c.Request.Upstream,
 			Created:    now,
 		}
-		rt.issueTokens(w, g)
+		rt.issueTokens(w, r, g)
 	case "refresh_token":
-		key := store.HashOf(f.Get("refresh_token"))
-		old, ok := rt.p.refreshTokens.Get(key, now)
+		key := secretKey(f.Get("refresh_token"))
+		old, err := getRecord[store.RefreshToken](r.Context(), rt.p.st, nsRefresh, key)
+		if err != nil {
+			rt.p.storageFailure(w, r, rt, err)
+			return
+		}
 		switch {
-		case !ok:
+		case old == nil || !now.Before(old.Expires):
 			fail(http.StatusBadRequest, "invalid_grant", "the refresh token is unknown, already used or expired")
 			return
 		case old.Grant.Route != rt.host || clientID != old.Grant.ClientID:
 			fail(http.StatusBadRequest, "invalid_grant", "the refresh token was issued to another client or host")
 			return
 		}
-		if _, ok := rt.p.refreshTokens.Take(key, now); !ok {
+		if taken, err := takeRecord[store.RefreshToken](r.Context(), rt.p.st, nsRefresh, key); err != nil || taken == nil {
 			fail(http.StatusBadRequest, "invalid_grant", "the refresh token is unknown, already used or expired")
 			return
 		}
-		rt.issueTokens(w, old.Grant)
+		rt.issueTokens(w, r, old.Grant)
 	case "":
 		fail(http.StatusBadRequest, "invalid_request", "grant_type is missing")
 	default:
@@ -126,11 +134,18 @@ func (rt *route) token(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (rt *route) issueTokens(w http.ResponseWriter, g *store.Grant) {
+func (rt *route) issueTokens(w http.ResponseWriter, r *http.Request, g *store.Grant) {
 	now := rt.p.now()
 	access, refresh := "mcpp_at_"+random(32), "mcpp_rt_"+random(32)
-	rt.p.accessTokens.Put(store.HashOf(access), &store.AccessToken{Grant: g, Expires: now.Add(AccessTokenTTL)}, now.Add(AccessTokenTTL))
-	rt.p.refreshTokens.Put(store.HashOf(refresh), &store.RefreshToken{Grant: g, Expires: now.Add(RefreshTokenTTL)}, now.Add(RefreshTokenTTL))
+	ctx := r.Context()
+	if err := rt.p.st.put(ctx, nsAccess, secretKey(access), &store.AccessToken{Grant: g, Expires: now.Add(AccessTokenTTL)}, now.Add(AccessTokenTTL)); err != nil {
+		rt.p.storageFailure(w, r, rt, err)
+		return
+	}
+	if err := rt.p.st.put(ctx, nsRefresh, secretKey(refresh), &store.RefreshToken{Grant: g, Expires: now.Add(RefreshTokenTTL)}, now.Add(RefreshTokenTTL)); err != nil {
+		rt.p.storageFailure(w, r, rt, err)
+		return
+	}
 	writeJSON(w, http.StatusOK, "no-store", tokenResponse{
 		AccessToken:  access,
 		TokenType:    "Bearer",

@@ -7,6 +7,7 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -32,7 +33,20 @@ type MCPClient struct {
 	transport                http.RoundTripper
 	handler                  *auth.AuthorizationCodeHandler
 	session                  *mcp.ClientSession
+
+	// PageError is the last page the user's browser could not get past.
+	PageError *browser.PageError
+	// StopAt, when set, makes the browser stop at the first URL with this
+	// prefix during authorization, which then fails; Stopped is that URL.
+	StopAt  string
+	Stopped string
+	// Scopes, when set, are the scopes the MCP client asks for, whatever
+	// the server advertises.
+	Scopes []string
 }
+
+// ErrStopped is the authorization failure of a browser told to stop.
+var ErrStopped = errors.New("the browser stopped where it was told to")
 
 // NewMCPClient returns user's MCP client called name, whose Client ID
 // Metadata Document is at metadataURL and whose redirect URI is
@@ -51,12 +65,24 @@ func NewMCPClient(transport http.RoundTripper, user, name, metadataURL, redirect
 // Connect opens an MCP session with endpoint, running the OAuth flow when
 // the server asks for it.
 func (c *MCPClient) Connect(ctx context.Context, endpoint string) error {
-	h, err := auth.NewAuthorizationCodeHandler(&auth.AuthorizationCodeHandlerConfig{
+	cfg := &auth.AuthorizationCodeHandlerConfig{
 		ClientIDMetadataDocumentConfig: &auth.ClientIDMetadataDocumentConfig{URL: c.metadataURL},
 		RedirectURL:                    c.redirectURL,
 		AuthorizationCodeFetcher: func(ctx context.Context, args *auth.AuthorizationArgs) (*auth.AuthorizationResult, error) {
-			u, err := c.Browser.Navigate(ctx, args.URL, c.redirectURL)
+			stop := c.redirectURL
+			if c.StopAt != "" {
+				stop = c.StopAt
+			}
+			u, err := c.Browser.Navigate(ctx, args.URL, stop)
+			if err == nil && c.StopAt != "" {
+				c.Stopped = u.String()
+				return nil, ErrStopped
+			}
 			if err != nil {
+				var pe *browser.PageError
+				if errors.As(err, &pe) {
+					c.PageError = pe
+				}
 				return nil, err
 			}
 			q := u.Query()
@@ -66,7 +92,11 @@ func (c *MCPClient) Connect(ctx context.Context, endpoint string) error {
 			return &auth.AuthorizationResult{Code: q.Get("code"), State: q.Get("state"), Iss: q.Get("iss")}, nil
 		},
 		Client: &http.Client{Transport: c.transport},
-	})
+	}
+	if c.Scopes != nil {
+		cfg.ScopeFilter = func([]string) []string { return c.Scopes }
+	}
+	h, err := auth.NewAuthorizationCodeHandler(cfg)
 	if err != nil {
 		return err
 	}
@@ -76,7 +106,8 @@ func (c *MCPClient) Connect(ctx context.Context, endpoint string) error {
 		Endpoint:     endpoint,
 		HTTPClient:   &http.Client{Transport: c.transport},
 		OAuthHandler: h,
-		MaxRetries:   -1,
+		// The SDK's default retries: a stream broken by a restarted proxy is
+		// resumed, as a real client would.
 	}, nil)
 	if err != nil {
 		return fmt.Errorf("%s's MCP client could not connect to %s: %w (browser: %s)", c.User, endpoint, err, c.History())
@@ -84,6 +115,43 @@ func (c *MCPClient) Connect(ctx context.Context, endpoint string) error {
 	c.session = sess
 	return nil
 }
+
+// Token returns the access token the MCP client holds (issued by the
+// proxy), for a scenario that sends a request by hand.
+func (c *MCPClient) Token(ctx context.Context) (string, error) {
+	if c.handler == nil {
+		return "", fmt.Errorf("%s's MCP client never authorized", c.User)
+	}
+	ts, err := c.handler.TokenSource(ctx)
+	if err != nil || ts == nil {
+		return "", fmt.Errorf("%s's MCP client has no token: %v", c.User, err)
+	}
+	tok, err := ts.Token()
+	if err != nil {
+		return "", err
+	}
+	return tok.AccessToken, nil
+}
+
+// SessionID is the MCP session id of the connection, and ProtocolVersion
+// the negotiated protocol version, for requests sent by hand.
+func (c *MCPClient) SessionID() string {
+	if c.session == nil {
+		return ""
+	}
+	return c.session.ID()
+}
+
+// ProtocolVersion is the negotiated MCP protocol version.
+func (c *MCPClient) ProtocolVersion() string {
+	if c.session == nil || c.session.InitializeResult() == nil {
+		return ""
+	}
+	return c.session.InitializeResult().ProtocolVersion
+}
+
+// RedirectURL is where the MCP client receives authorization answers.
+func (c *MCPClient) RedirectURL() string { return c.redirectURL }
 
 // Call calls a tool.
 func (c *MCPClient) Call(ctx context.Context, tool string, args map[string]any) (*mcp.CallToolResult, error) {
@@ -100,18 +168,11 @@ func (c *MCPClient) Call(ctx context.Context, tool string, args map[string]any) 
 // TokenFingerprint is the fingerprint of the access token the MCP client
 // holds.
 func (c *MCPClient) TokenFingerprint(ctx context.Context) (string, error) {
-	if c.handler == nil {
-		return "", fmt.Errorf("%s's MCP client never authorized", c.User)
-	}
-	ts, err := c.handler.TokenSource(ctx)
-	if err != nil || ts == nil {
-		return "", fmt.Errorf("%s's MCP client has no token: %v", c.User, err)
-	}
-	tok, err := ts.Token()
+	tok, err := c.Token(ctx)
 	if err != nil {
 		return "", err
 	}
-	return control.Fingerprint(tok.AccessToken), nil
+	return control.Fingerprint(tok), nil
 }
 
 // History describes the pages the user's browser went through.

@@ -91,6 +91,38 @@ type PageError struct {
 	URL    string
 	Status int
 	Text   string
+	// Body is the page's HTML.
+	Body []byte
+}
+
+// Element returns the text of the element with the given id on the page,
+// or "".
+func (e *PageError) Element(id string) string {
+	doc, err := html.Parse(strings.NewReader(string(e.Body)))
+	if err != nil {
+		return ""
+	}
+	var found *html.Node
+	var walk func(n *html.Node)
+	walk = func(n *html.Node) {
+		if found != nil {
+			return
+		}
+		if n.Type == html.ElementNode {
+			if v, ok := attr(n, "id"); ok && v == id {
+				found = n
+				return
+			}
+		}
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			walk(c)
+		}
+	}
+	walk(doc)
+	if found == nil {
+		return ""
+	}
+	return pageText(found, nil)
 }
 
 func (e *PageError) Error() string {
@@ -144,11 +176,11 @@ func (b *Browser) Navigate(ctx context.Context, start, stop string) (*url.URL, e
 func (b *Browser) act(ctx context.Context, at *url.URL, status int, body []byte) (*http.Request, string, error) {
 	doc, err := html.Parse(strings.NewReader(string(body)))
 	if err != nil || status != http.StatusOK {
-		return nil, "", &PageError{URL: at.String(), Status: status, Text: pageText(doc, body)}
+		return nil, "", &PageError{URL: at.String(), Status: status, Text: pageText(doc, body), Body: body}
 	}
 	f := findForm(doc)
 	if f == nil {
-		return nil, "", &PageError{URL: at.String(), Status: status, Text: "no form on the page: " + pageText(doc, body)}
+		return nil, "", &PageError{URL: at.String(), Status: status, Text: "no form on the page: " + pageText(doc, body), Body: body}
 	}
 	values := url.Values{}
 	for _, in := range f.inputs {
@@ -171,7 +203,7 @@ func (b *Browser) act(ctx context.Context, at *url.URL, status int, body []byte)
 		}
 		btn := f.button(want)
 		if btn == nil {
-			return nil, "", &PageError{URL: at.String(), Status: status, Text: fmt.Sprintf("a form without a %q button: %s", want, pageText(doc, body))}
+			return nil, "", &PageError{URL: at.String(), Status: status, Text: fmt.Sprintf("a form without a %q button: %s", want, pageText(doc, body)), Body: body}
 		}
 		values.Set(btn.name, btn.value)
 	}
@@ -222,23 +254,29 @@ func attr(n *html.Node, key string) (string, bool) {
 	return "", false
 }
 
+// findForm returns the page's first form.
 func findForm(doc *html.Node) *form {
-	var f *form
+	if fs := findForms(doc); len(fs) > 0 {
+		return fs[0]
+	}
+	return nil
+}
+
+// findForms returns every form of the page, in order.
+func findForms(doc *html.Node) []*form {
+	var forms []*form
 	var walk func(n *html.Node, in *form)
 	walk = func(n *html.Node, in *form) {
 		if n.Type == html.ElementNode {
 			switch n.Data {
 			case "form":
-				if f != nil {
-					return // the first form only
-				}
 				action, _ := attr(n, "action")
 				method, _ := attr(n, "method")
 				if method == "" {
 					method = "get"
 				}
-				f = &form{action: action, method: method}
-				in = f
+				in = &form{action: action, method: method}
+				forms = append(forms, in)
 			case "input":
 				if in != nil {
 					name, _ := attr(n, "name")
@@ -273,7 +311,7 @@ func findForm(doc *html.Node) *form {
 		}
 	}
 	walk(doc, nil)
-	return f
+	return forms
 }
 
 // pageText returns a short readable summary of a page for error messages.
@@ -302,4 +340,97 @@ func pageText(doc *html.Node, body []byte) string {
 		s = s[:600] + "…"
 	}
 	return s
+}
+
+// Page is a page the browser loaded.
+type Page struct {
+	URL    *url.URL
+	Status int
+	Body   []byte
+}
+
+// Get loads u with the given Accept header, following redirects, and
+// returns the final page.
+func (b *Browser) Get(ctx context.Context, u, accept string) (*Page, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	if accept != "" {
+		req.Header.Set("Accept", accept)
+	}
+	return b.follow(req)
+}
+
+// follow sends req and follows redirects (GET) to a page that is not one.
+func (b *Browser) follow(req *http.Request) (*Page, error) {
+	for range maxSteps {
+		resp, err := b.client.Do(req)
+		if err != nil {
+			return nil, fmt.Errorf("browser: %s %s: %w", req.Method, req.URL, err)
+		}
+		body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		resp.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		loc := resp.Header.Get("Location")
+		if resp.StatusCode/100 != 3 || loc == "" {
+			b.record(Visit{Method: req.Method, URL: req.URL, Status: resp.StatusCode, Action: "view"})
+			return &Page{URL: req.URL, Status: resp.StatusCode, Body: body}, nil
+		}
+		b.record(Visit{Method: req.Method, URL: req.URL, Status: resp.StatusCode, Action: "redirect"})
+		next, err := req.URL.Parse(loc)
+		if err != nil {
+			return nil, err
+		}
+		accept := req.Header.Get("Accept")
+		if req, err = http.NewRequestWithContext(req.Context(), http.MethodGet, next.String(), nil); err != nil {
+			return nil, err
+		}
+		if accept != "" {
+			req.Header.Set("Accept", accept)
+		}
+	}
+	return nil, errors.New("browser: too many redirects")
+}
+
+// Click loads the page at u and submits the form holding the submit button
+// with value button (the nth such form, counting from 0), as a person
+// clicking it would, then follows redirects to the resulting page.
+func (b *Browser) Click(ctx context.Context, u, button string, nth int) (*Page, error) {
+	page, err := b.Get(ctx, u, "text/html")
+	if err != nil {
+		return nil, err
+	}
+	doc, err := html.Parse(strings.NewReader(string(page.Body)))
+	if err != nil {
+		return nil, err
+	}
+	var forms []*form
+	for _, f := range findForms(doc) {
+		if f.button(button) != nil {
+			forms = append(forms, f)
+		}
+	}
+	if nth >= len(forms) {
+		return nil, &PageError{URL: u, Status: page.Status, Text: fmt.Sprintf("no form with a %q button number %d: %s", button, nth, pageText(doc, page.Body)), Body: page.Body}
+	}
+	f := forms[nth]
+	values := url.Values{}
+	for _, in := range f.inputs {
+		values.Set(in.name, in.value)
+	}
+	btn := f.button(button)
+	values.Set(btn.name, btn.value)
+	target, err := page.URL.Parse(f.action)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, strings.ToUpper(f.method), target.String(), strings.NewReader(values.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return b.follow(req)
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,13 +12,14 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/mcp-proxy/mcp-proxy/internal/clientmeta"
 	"github.com/mcp-proxy/mcp-proxy/internal/control"
 	"github.com/mcp-proxy/mcp-proxy/internal/hostmap"
 	"github.com/mcp-proxy/mcp-proxy/internal/netguard"
@@ -41,12 +41,45 @@ type Local struct {
 	secret    string // the control API secret
 	idpSecret string
 
-	servers []*http.Server
+	services map[string]*service // the doubles and the client host, by name
 
-	mu        sync.Mutex
-	proxyLog  syncBuffer
-	stopProxy context.CancelFunc
-	proxyDone chan int
+	mu         sync.Mutex
+	proxyLog   syncBuffer
+	proxyGate  gate
+	stopProxy  context.CancelFunc
+	proxyDone  chan int
+	proxyAddr  netip.AddrPort // the proxy's last address, kept across restarts
+	proxyClose func()         // closes the proxy's listener
+	adminAddr  string         // the proxy's admin listener, once it serves
+	routeHosts []string       // the from hosts of the configuration, served by the proxy
+	replicas   []*replica     // more proxies on the same configuration
+	redis      *exec.Cmd      // a Redis server, when a scenario asked for one
+	redisMu    sync.Mutex
+	redisURL   string
+}
+
+// adminListen makes the proxy's admin listener take an ephemeral port, so
+// that several proxies can run at once.
+const adminListen = "127.0.0.1:0"
+
+// AdminURL returns the base URL of the running proxy's admin listener.
+func (s *Local) AdminURL() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.adminAddr == "" {
+		return ""
+	}
+	return "http://" + s.adminAddr
+}
+
+// service is one in-process server of the stack. newHandler makes a fresh
+// instance, as a restarted process would be.
+type service struct {
+	host       string
+	newHandler func() (http.Handler, error)
+	addr       netip.AddrPort
+	srv        *http.Server
+	gate       gate
 }
 
 var _ Stack = (*Local)(nil)
@@ -68,6 +101,7 @@ func NewLocal() (_ *Local, err error) {
 		dir:       dir,
 		secret:    "control-" + randomHex(),
 		idpSecret: "idp-secret-" + randomHex(),
+		services:  make(map[string]*service),
 	}
 	defer func() {
 		if err != nil {
@@ -77,23 +111,21 @@ func NewLocal() (_ *Local, err error) {
 	s.transport = netguard.NewTransport(s.hosts.DialContext, netguard.TransportOptions{RootCAs: ca.Pool()})
 	quiet := slog.New(slog.DiscardHandler)
 
-	as, err := mockas.New(mockas.Config{
+	asConfig := mockas.Config{
 		Issuer:        "https://" + ASHost,
 		Resolver:      s.hosts,
 		Dial:          s.hosts.DialContext,
-		TrustedHosts:  []string{ProxyHost},
+		TrustedHosts:  []string{ProxyHost, InnerProxyHost},
 		RootCAs:       ca.Pool(),
 		ControlSecret: s.secret,
 		Logger:        quiet,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("stack: authorization server: %w", err)
+		Clients:       UpstreamClients(),
 	}
-	idp, err := mockas.New(mockas.Config{
+	idpConfig := mockas.Config{
 		Issuer: "https://" + IdPHost,
 		Clients: []mockas.Client{{
 			ID: "mcp-proxy", Secret: s.idpSecret, Name: "mcp-proxy",
-			RedirectURIs: []string{"https://" + ProxyHost + "/.mcp-proxy/login/callback"},
+			RedirectURIs: []string{"https://" + ProxyHost + "/.mcp-proxy/login/callback", "https://" + InnerProxyHost + "/.mcp-proxy/login/callback"},
 		}},
 		DisableCIMD:   true,
 		Resolver:      s.hosts,
@@ -101,73 +133,83 @@ func NewLocal() (_ *Local, err error) {
 		RootCAs:       ca.Pool(),
 		ControlSecret: s.secret,
 		Logger:        quiet,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("stack: identity provider: %w", err)
 	}
-	mcp, err := mockmcp.New(mockmcp.Config{
+	mcpConfig := mockmcp.Config{
 		ResourceURL:          UpstreamResource,
 		AuthorizationServers: []string{"https://" + ASHost},
 		HTTPClient:           &http.Client{Transport: s.transport, Timeout: 10 * time.Second},
 		ControlSecret:        s.secret,
 		Logger:               quiet,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("stack: MCP server: %w", err)
 	}
-	for host, h := range map[string]http.Handler{
-		ASHost:       as,
-		IdPHost:      idp,
-		UpstreamHost: mcp,
-		ClientHost:   http.HandlerFunc(s.clientMetadata),
+	for host, newHandler := range map[string]func() (http.Handler, error){
+		ASHost: func() (http.Handler, error) {
+			h, err := mockas.New(asConfig)
+			if err != nil {
+				return nil, fmt.Errorf("stack: authorization server: %w", err)
+			}
+			return h, nil
+		},
+		IdPHost: func() (http.Handler, error) {
+			h, err := mockas.New(idpConfig)
+			if err != nil {
+				return nil, fmt.Errorf("stack: identity provider: %w", err)
+			}
+			return h, nil
+		},
+		UpstreamHost: func() (http.Handler, error) {
+			h, err := mockmcp.New(mcpConfig)
+			if err != nil {
+				return nil, fmt.Errorf("stack: MCP server: %w", err)
+			}
+			return h, nil
+		},
+		ClientHost: func() (http.Handler, error) { return clientmeta.Handler(ClientHost), nil },
 	} {
-		if err := s.serve(host, h); err != nil {
+		svc := &service{host: host, newHandler: newHandler}
+		s.services[host] = svc
+		if err := s.serve(svc); err != nil {
 			return nil, err
 		}
 	}
 	return s, nil
 }
 
-func (s *Local) serve(host string, h http.Handler) error {
-	leaf, err := s.ca.Issue(host)
+// serve starts svc with a fresh handler, on its previous address when it
+// had one and that is still free.
+func (s *Local) serve(svc *service) error {
+	h, err := svc.newHandler()
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	leaf, err := s.ca.Issue(svc.host)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{
+	ln, err := listenAgain(svc.addr)
+	if err != nil {
+		return err
+	}
+	svc.srv = &http.Server{
 		Handler:           h,
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{leaf.TLS}, NextProtos: []string{"h2", "http/1.1"}},
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(slog.DiscardHandler, slog.LevelError),
 	}
-	s.servers = append(s.servers, srv)
-	s.hosts.Set(host, 443, netip.MustParseAddrPort(ln.Addr().String()))
-	go srv.ServeTLS(ln, "", "")
+	svc.addr = netip.MustParseAddrPort(ln.Addr().String())
+	s.hosts.Set(svc.host, 443, svc.addr)
+	go svc.srv.ServeTLS(svc.gate.listener(ln), "", "")
 	return nil
 }
 
-// clientMetadata publishes MCP clients' metadata documents:
-// /NAME/client-metadata.json.
-func (s *Local) clientMetadata(w http.ResponseWriter, r *http.Request) {
-	name, ok := strings.CutSuffix(strings.TrimPrefix(r.URL.Path, "/"), "/client-metadata.json")
-	if !ok || name == "" || strings.Contains(name, "/") {
-		http.NotFound(w, r)
-		return
+// listenAgain listens on 127.0.0.1 at addr's port when addr is valid and
+// the port is free, else on an ephemeral port.
+func listenAgain(addr netip.AddrPort) (net.Listener, error) {
+	if addr.IsValid() {
+		if ln, err := net.Listen("tcp", addr.String()); err == nil {
+			return ln, nil
+		}
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "max-age=300")
-	_ = json.NewEncoder(w).Encode(map[string]any{
-		"client_id":                  s.ClientMetadataURL(name),
-		"client_name":                "MCP client " + name,
-		"client_uri":                 "https://" + ClientHost + "/" + name,
-		"redirect_uris":              []string{s.ClientRedirectURL(name)},
-		"grant_types":                []string{"authorization_code", "refresh_token"},
-		"response_types":             []string{"code"},
-		"token_endpoint_auth_method": "none",
-	})
+	return net.Listen("tcp", "127.0.0.1:0")
 }
 
 // Mode implements Stack.
@@ -178,12 +220,12 @@ func (s *Local) Transport() http.RoundTripper { return s.transport }
 
 // ClientMetadataURL implements Stack.
 func (s *Local) ClientMetadataURL(name string) string {
-	return "https://" + ClientHost + "/" + name + "/client-metadata.json"
+	return clientmeta.MetadataURL(ClientHost, name)
 }
 
 // ClientRedirectURL implements Stack.
 func (s *Local) ClientRedirectURL(name string) string {
-	return "https://" + ClientHost + "/" + name + "/callback"
+	return clientmeta.RedirectURL(ClientHost, name)
 }
 
 func (s *Local) control(host string) *control.Client {
@@ -205,46 +247,81 @@ func (s *Local) RefusedDials() []string { return s.hosts.RefusedDials() }
 // WriteConfig implements Stack: the configuration goes in verbatim; the
 // certificate and key it names are issued for its routes' hosts.
 func (s *Local) WriteConfig(config string) error {
-	if err := os.WriteFile(filepath.Join(s.dir, "config.yaml"), []byte(config), 0o600); err != nil {
-		return err
-	}
-	var shape struct {
-		TLS struct {
-			CertFile string `yaml:"cert_file"`
-			KeyFile  string `yaml:"key_file"`
-		} `yaml:"tls"`
-		Routes []struct {
-			From string `yaml:"from"`
-		} `yaml:"routes"`
-	}
-	_ = yaml.Unmarshal([]byte(config), &shape) // a broken file is the proxy's to report
-	if shape.TLS.CertFile == "" || shape.TLS.KeyFile == "" {
-		return nil
-	}
+	s.mu.Lock()
+	s.routeHosts = routeHosts(readShape(config))
+	s.mu.Unlock()
+	return writeConfig(s.ca, s.dir, config)
+}
+
+// configShape is what the stack reads from an operator configuration: the
+// files to issue and where the proxy listens.
+type configShape struct {
+	Listen string `yaml:"listen"`
+	TLS    struct {
+		CertFile string `yaml:"cert_file"`
+		KeyFile  string `yaml:"key_file"`
+	} `yaml:"tls"`
+	Routes []struct {
+		From string `yaml:"from"`
+	} `yaml:"routes"`
+}
+
+// routeHosts are the hosts the proxy answers for: ProxyHost and every
+// route's from.
+func routeHosts(shape configShape) []string {
 	names := []string{ProxyHost}
 	for _, r := range shape.Routes {
 		if u, err := url.Parse(r.From); err == nil && u.Hostname() != "" && u.Hostname() != ProxyHost {
 			names = append(names, u.Hostname())
 		}
 	}
-	leaf, err := s.ca.Issue(names...)
+	return names
+}
+
+func readShape(config string) configShape {
+	var shape configShape
+	_ = yaml.Unmarshal([]byte(config), &shape) // a broken file is the proxy's to report
+	return shape
+}
+
+// writeConfig writes config as dir/config.yaml and issues from ca the
+// certificate and key it names, for its routes' hosts.
+func writeConfig(ca *testca.CA, dir, config string) error {
+	if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(config), 0o600); err != nil {
+		return err
+	}
+	shape := readShape(config)
+	if shape.TLS.CertFile == "" || shape.TLS.KeyFile == "" {
+		return nil
+	}
+	names := routeHosts(shape)
+	leaf, err := ca.Issue(names...)
 	if err != nil {
 		return err
 	}
-	return leaf.WriteFiles(s.path(shape.TLS.CertFile), s.path(shape.TLS.KeyFile))
-}
-
-func (s *Local) path(p string) string {
-	if filepath.IsAbs(p) {
-		return p
+	path := func(p string) string {
+		if filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(dir, p)
 	}
-	return filepath.Join(s.dir, p)
+	return leaf.WriteFiles(path(shape.TLS.CertFile), path(shape.TLS.KeyFile))
 }
 
 func (s *Local) env() func(string) (string, bool) {
 	return func(k string) (string, bool) {
 		if k == IdPClientSecretEnv {
 			return s.idpSecret, true
+		}
+		if k == UpstreamClientSecretEnv {
+			return UpstreamClientSecret, true
+		}
+		if k == RedisURLEnv {
+			// Not s.mu: StartProxy holds it while the proxy reads its
+			// configuration.
+			s.redisMu.Lock()
+			defer s.redisMu.Unlock()
+			return s.redisURL, s.redisURL != ""
 		}
 		return "", false
 	}
@@ -270,20 +347,27 @@ func (s *Local) StartProxy(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	raw, err := listenAgain(s.proxyAddr)
 	if err != nil {
 		return err
 	}
+	ln := s.proxyGate.listener(raw)
 	runCtx, cancel := context.WithCancel(context.Background())
 	ready := make(chan struct{})
 	done := make(chan int, 1)
 	env := cli.Env{
 		Stdout: &s.proxyLog, Stderr: &s.proxyLog, Dir: s.dir, LookupEnv: s.env(),
-		Listen:  func(string, string) (net.Listener, error) { return ln, nil },
-		Network: proxy.Options{Resolver: s.hosts, Dial: s.hosts.DialContext},
-		Ready:   func(*proxy.Proxy, net.Addr) { close(ready) },
+		Listen: func(network, addr string) (net.Listener, error) {
+			if addr == adminListen {
+				return net.Listen(network, addr)
+			}
+			return ln, nil
+		},
+		Network:    proxy.Options{Resolver: s.hosts, Dial: s.hosts.DialContext},
+		Ready:      func(*proxy.Proxy, net.Addr) { close(ready) },
+		AdminReady: func(a net.Addr) { s.adminAddr = a.String() },
 	}
-	args := append([]string{"serve", "-config", "config.yaml"}, flags...)
+	args := append([]string{"serve", "-config", "config.yaml", "-admin-listen", adminListen}, flags...)
 	go func() { done <- cli.Run(runCtx, args, env) }()
 	select {
 	case <-ready:
@@ -293,17 +377,146 @@ func (s *Local) StartProxy(ctx context.Context) error {
 		return fmt.Errorf("mcp-proxy serve exited with %d:\n%s", code, s.proxyLog.String())
 	case <-ctx.Done():
 		cancel()
+		ln.Close()
+		<-done
 		return ctx.Err()
 	}
-	s.hosts.Set(ProxyHost, 443, netip.MustParseAddrPort(ln.Addr().String()))
-	s.stopProxy, s.proxyDone = cancel, done
+	s.proxyAddr = netip.MustParseAddrPort(raw.Addr().String())
+	for _, h := range s.routeHosts {
+		s.hosts.Set(h, 443, s.proxyAddr)
+	}
+	s.stopProxy, s.proxyDone, s.proxyClose = cancel, done, func() { ln.Close() }
 	return nil
 }
 
+// haltProxy stops the proxy, if it runs. The caller holds s.mu.
+func (s *Local) haltProxy() {
+	if s.stopProxy == nil {
+		return
+	}
+	// Idle client connections go first, so the proxy's graceful shutdown
+	// has no HTTP/2 connection to wait out; a paused proxy is let go.
+	s.transport.CloseIdleConnections()
+	s.proxyGate.resume()
+	s.stopProxy()
+	<-s.proxyDone
+	s.proxyClose()
+	s.stopProxy, s.proxyDone, s.proxyClose = nil, nil, nil
+}
+
+func (s *Local) service(name string) (*service, error) {
+	svc, ok := s.services[name]
+	if !ok {
+		return nil, fmt.Errorf("stack: %q: %w", name, ErrUnknownService)
+	}
+	return svc, nil
+}
+
+// StopService implements Stack: the service shuts down as the doubles do
+// on SIGTERM (open connections get five seconds, as docker stop gives a
+// container), and new connections are refused.
+func (s *Local) StopService(ctx context.Context, name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if name == ProxyHost {
+		if s.stopProxy == nil {
+			return errors.New("stack: the proxy is not running")
+		}
+		s.haltProxy()
+		return nil
+	}
+	svc, err := s.service(name)
+	if err != nil {
+		return err
+	}
+	if svc.srv == nil {
+		return fmt.Errorf("stack: %s is not running", name)
+	}
+	svc.gate.resume()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := svc.srv.Shutdown(ctx); err != nil {
+		svc.srv.Close()
+	}
+	svc.srv = nil
+	return nil
+}
+
+// StartService implements Stack: a fresh instance of the service, on its
+// old address when that is still free.
+func (s *Local) StartService(ctx context.Context, name string) error {
+	if name == ProxyHost {
+		return s.StartProxy(ctx)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	svc, err := s.service(name)
+	if err != nil {
+		return err
+	}
+	if svc.srv != nil {
+		return fmt.Errorf("stack: %s is already running", name)
+	}
+	return s.serve(svc)
+}
+
+// PauseService implements Stack: the service accepts no more connections
+// (the kernel still queues them) and its open connections stall.
+func (s *Local) PauseService(_ context.Context, name string) error {
+	g, err := s.gateOf(name)
+	if err != nil {
+		return err
+	}
+	g.pause()
+	return nil
+}
+
+// UnpauseService implements Stack.
+func (s *Local) UnpauseService(_ context.Context, name string) error {
+	g, err := s.gateOf(name)
+	if err != nil {
+		return err
+	}
+	g.resume()
+	return nil
+}
+
+func (s *Local) gateOf(name string) (*gate, error) {
+	if name == ProxyHost {
+		return &s.proxyGate, nil
+	}
+	svc, err := s.service(name)
+	if err != nil {
+		return nil, err
+	}
+	return &svc.gate, nil
+}
+
+// RestartService implements Stack.
+func (s *Local) RestartService(ctx context.Context, name string) error {
+	if err := s.StopService(ctx, name); err != nil {
+		return err
+	}
+	return s.StartService(ctx, name)
+}
+
+// RestartProxy implements Stack.
+func (s *Local) RestartProxy(ctx context.Context) error { return s.RestartService(ctx, ProxyHost) }
+
 // RunProxy implements Stack.
+// Commands that reach the network (discover) get the stack's trust flags
+// after the command name, as StartProxy gives them to serve.
 func (s *Local) RunProxy(ctx context.Context, args ...string) (string, string, int) {
 	var stdout, stderr bytes.Buffer
-	code := cli.Run(ctx, args, cli.Env{Stdout: &stdout, Stderr: &stderr, Dir: s.dir, LookupEnv: s.env()})
+	if len(args) > 0 && args[0] == "discover" {
+		flags, err := s.trustFlags()
+		if err != nil {
+			return "", err.Error(), 1
+		}
+		args = append(append([]string{args[0]}, flags...), args[1:]...)
+	}
+	code := cli.Run(ctx, args, cli.Env{Stdout: &stdout, Stderr: &stderr, Dir: s.dir, LookupEnv: s.env(),
+		Network: proxy.Options{Resolver: s.hosts, Dial: s.hosts.DialContext}})
 	return stdout.String(), stderr.String(), code
 }
 
@@ -318,18 +531,114 @@ func (s *Local) Close() error {
 		s.transport.CloseIdleConnections()
 	}
 	s.mu.Lock()
-	if s.stopProxy != nil {
-		s.stopProxy()
-		<-s.proxyDone
-		s.stopProxy = nil
-	}
-	s.mu.Unlock()
+	s.haltProxy()
+	s.stopExtras()
 	// The doubles stop at once: a scenario is over, and waiting for their
 	// open streams to drain would only slow the run.
-	for _, srv := range s.servers {
-		srv.Close()
+	for _, svc := range s.services {
+		svc.gate.resume()
+		if svc.srv != nil {
+			svc.srv.Close()
+			svc.srv = nil
+		}
 	}
+	s.mu.Unlock()
 	return os.RemoveAll(s.dir)
+}
+
+// gate freezes a service as a paused process is frozen: while it is shut,
+// the listener hands out no new connection (the kernel still completes
+// TCP handshakes into its backlog) and open connections neither read nor
+// write. The zero value is open.
+type gate struct {
+	mu   sync.Mutex
+	shut chan struct{} // non-nil while paused; closed on resume
+}
+
+func (g *gate) pause() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.shut == nil {
+		g.shut = make(chan struct{})
+	}
+}
+
+func (g *gate) resume() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.shut != nil {
+		close(g.shut)
+		g.shut = nil
+	}
+}
+
+// wait returns when the gate is open or done is closed.
+func (g *gate) wait(done <-chan struct{}) {
+	g.mu.Lock()
+	shut := g.shut
+	g.mu.Unlock()
+	if shut == nil {
+		return
+	}
+	select {
+	case <-shut:
+	case <-done:
+	}
+}
+
+func (g *gate) listener(ln net.Listener) net.Listener {
+	return &gatedListener{Listener: ln, g: g, done: make(chan struct{})}
+}
+
+type gatedListener struct {
+	net.Listener
+	g    *gate
+	once sync.Once
+	done chan struct{}
+}
+
+func (l *gatedListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	l.g.wait(l.done)
+	select {
+	case <-l.done:
+		c.Close()
+		return nil, net.ErrClosed
+	default:
+	}
+	return &gatedConn{Conn: c, g: l.g, done: make(chan struct{})}, nil
+}
+
+func (l *gatedListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return l.Listener.Close()
+}
+
+type gatedConn struct {
+	net.Conn
+	g    *gate
+	once sync.Once
+	done chan struct{}
+}
+
+func (c *gatedConn) Read(p []byte) (int, error) {
+	c.g.wait(c.done)
+	n, err := c.Conn.Read(p)
+	c.g.wait(c.done) // what arrived during a pause is read after it
+	return n, err
+}
+
+func (c *gatedConn) Write(p []byte) (int, error) {
+	c.g.wait(c.done)
+	return c.Conn.Write(p)
+}
+
+func (c *gatedConn) Close() error {
+	c.once.Do(func() { close(c.done) })
+	return c.Conn.Close()
 }
 
 // syncBuffer is a bytes.Buffer safe for concurrent writes and reads.

@@ -11,9 +11,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"net/http"
 
 	"github.com/mcp-proxy/mcp-proxy/internal/control"
+	"github.com/mcp-proxy/mcp-proxy/mockas"
 )
 
 // The hostnames the docs use and what serves them.
@@ -24,6 +26,32 @@ const (
 	IdPHost      = "idp.example.com"         // the operator's identity provider: mockas
 	ClientHost   = "client.example.net"      // MCP clients' metadata documents: the harness
 )
+
+// InnerProxyHost is the second route host of the docs' multi-hop example:
+// another mcp-proxy route behind the first.
+const InnerProxyHost = "mcp-internal.example.com"
+
+// The clients registered for the proxy at the remote authorization server,
+// as the Troubleshooting page's pre-registration examples name them.
+const (
+	UpstreamPublicClient       = "mcp-proxy-public"
+	UpstreamConfidentialClient = "mcp-proxy-confidential"
+	// UpstreamClientSecretEnv is the variable the confidential example
+	// reads its secret from.
+	UpstreamClientSecretEnv = "UPSTREAM_CLIENT_SECRET"
+	// UpstreamClientSecret is that secret in the stack (a test value).
+	UpstreamClientSecret = "upstream-secret-for-the-conformance-stack"
+)
+
+// UpstreamClients are the pre-registered clients of the remote
+// authorization server: both redirect to the proxy's upstream callback.
+func UpstreamClients() []mockas.Client {
+	cb := []string{"https://" + ProxyHost + "/.mcp-proxy/upstream/callback"}
+	return []mockas.Client{
+		{ID: UpstreamPublicClient, Name: "mcp-proxy (public)", RedirectURIs: cb},
+		{ID: UpstreamConfidentialClient, Secret: UpstreamClientSecret, Name: "mcp-proxy (confidential)", RedirectURIs: cb},
+	}
+}
 
 // UpstreamResource is the remote MCP server's resource identifier.
 const UpstreamResource = "https://" + UpstreamHost + "/mcp"
@@ -65,9 +93,40 @@ type Stack interface {
 	// scenario fails when there is one.
 	RefusedDials() []string
 
+	// Faults. A service is named by the hostname it serves (Names);
+	// ProxyHost names the proxy. Each operation returns an error wrapping
+	// ErrNeedsContainers where a stack cannot perform it faithfully.
+	//
+	// StopService stops the service as a stopped process: connections to it
+	// are refused until StartService.
+	StopService(ctx context.Context, name string) error
+	// StartService starts a stopped service again: a new process with the
+	// same settings, which has forgotten what it held in memory (a mock
+	// server's grants and signing keys). The proxy keeps its working
+	// directory, so a file store survives.
+	StartService(ctx context.Context, name string) error
+	// PauseService freezes the service as a paused process: connections
+	// are still accepted by the kernel, but nothing is read or answered
+	// until UnpauseService.
+	PauseService(ctx context.Context, name string) error
+	// UnpauseService lets a paused service go on where it stopped.
+	UnpauseService(ctx context.Context, name string) error
+	// RestartService stops and starts the service.
+	RestartService(ctx context.Context, name string) error
+	// RestartProxy stops the proxy and starts it again with the same
+	// configuration and working directory (RestartService(ctx, ProxyHost)).
+	RestartProxy(ctx context.Context) error
+
 	// Close stops everything and removes what the stack created.
 	Close() error
 }
+
+// ErrNeedsContainers is wrapped by the errors of operations that only the
+// container stack can perform faithfully.
+var ErrNeedsContainers = errors.New("this needs the container stack (STACK=containers)")
+
+// ErrUnknownService is wrapped when a fault names no service of the stack.
+var ErrUnknownService = errors.New("no service of the stack has this name")
 
 func randomHex() string {
 	var b [12]byte

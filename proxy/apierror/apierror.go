@@ -44,6 +44,8 @@ const (
 	CodeASUnreachable           Code = "authorization_server_unreachable"
 	CodeInsufficientScope       Code = "insufficient_scope"
 	CodeScopeExhausted          Code = "upstream_scope_exhausted"
+	CodeServiceAccountMissing   Code = "service_account_not_connected"
+	CodeStorageUnavailable      Code = "storage_unavailable"
 	CodeUpstreamUnreachable     Code = "upstream_unreachable"
 	CodeUpstreamTimeout         Code = "upstream_timeout"
 	CodeInternal                Code = "internal_error"
@@ -79,6 +81,8 @@ func Catalog() []Entry {
 		{CodeASUnreachable, 502, "The remote authorization server could not be reached; a stored token is kept."},
 		{CodeInsufficientScope, 403, "The remote MCP server needs more scope than the user consented to; the MCP client authorizes again and the user is asked for it."},
 		{CodeScopeExhausted, 403, "The remote MCP server kept asking for more scope after the proxy asked the user several times; the remote server or its authorization server is misconfigured."},
+		{CodeServiceAccountMissing, 503, "A service_account route has no shared token yet, and the user is not its administrator; the administrator connects once."},
+		{CodeStorageUnavailable, 503, "The token store (file or Redis) cannot be reached; nothing was changed."},
 		{CodeUpstreamUnreachable, 502, "The remote MCP server could not be reached."},
 		{CodeUpstreamTimeout, 504, "The remote MCP server did not start answering in time."},
 		{CodeInternal, 500, "An unexpected failure; the log line with the request id has the cause."},

@@ -13,14 +13,17 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	"github.com/mcp-proxy/mcp-proxy/internal/netguard"
 	"github.com/mcp-proxy/mcp-proxy/proxy"
 	"github.com/mcp-proxy/mcp-proxy/proxy/config"
+	"github.com/mcp-proxy/mcp-proxy/proxy/metrics"
 )
 
 // Env is what a command runs with. The zero value plus Stdout and Stderr is
@@ -39,6 +42,9 @@ type Env struct {
 	Network proxy.Options
 	// Ready, when set, is called with the proxy once it serves.
 	Ready func(*proxy.Proxy, net.Addr)
+	// AdminReady, when set, is called with the admin listener's address
+	// once it serves.
+	AdminReady func(net.Addr)
 }
 
 // Exit codes.
@@ -179,6 +185,7 @@ func serve(ctx context.Context, args []string, env Env) int {
 	fs.Var(&resolve, "resolve", "connect to `host:port:address` instead of what DNS says for host:port, like curl's\n--resolve (repeatable); the SSRF rules still apply to the address")
 	allowLoopback := fs.Bool("allow-loopback", false, "let any host resolve to a loopback address (for trying the proxy on one machine)")
 	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn or error")
+	adminListen := fs.String("admin-listen", "", "serve /metrics, /healthz and /readyz on this `address` instead of the configuration's\nadmin.listen (default 127.0.0.1:9464; off turns it off)")
 	if err := fs.Parse(args); err != nil {
 		return flagExit(err)
 	}
@@ -228,6 +235,10 @@ func serve(ctx context.Context, args []string, env Env) int {
 		}
 		opts.RootCAs = pool
 	}
+	listenFn := env.Listen
+	if listenFn == nil {
+		listenFn = net.Listen
+	}
 	p, err := proxy.New(cfg, opts)
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "mcp-proxy serve: %v\n", err)
@@ -239,14 +250,36 @@ func serve(ctx context.Context, args []string, env Env) int {
 	if *listen != "" {
 		addr = *listen
 	}
-	listenFn := env.Listen
-	if listenFn == nil {
-		listenFn = net.Listen
-	}
 	ln, err := listenFn("tcp", addr)
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "mcp-proxy serve: listen on %s: %v\n", addr, err)
 		return ExitFailed
+	}
+	adminAddr := cfg.AdminListen()
+	if *adminListen != "" {
+		adminAddr = *adminListen
+		if adminAddr == "off" {
+			adminAddr = ""
+		}
+	}
+	if adminAddr != "" {
+		aln, err := listenFn("tcp", adminAddr)
+		if err != nil {
+			ln.Close()
+			fmt.Fprintf(env.Stderr, "mcp-proxy serve: admin listener on %s: %v (set admin.listen, or -admin-listen off)\n", adminAddr, err)
+			return ExitFailed
+		}
+		p.Metrics().BuildInfo(Version())
+		admin := &http.Server{
+			Handler:           metrics.AdminHandler(p.Metrics(), func() error { return p.Ready(ctx) }),
+			ReadHeaderTimeout: 10 * time.Second,
+		}
+		go admin.Serve(aln)
+		defer admin.Close()
+		log.Info("admin listener", slog.String("event", "admin_started"), slog.String("listen", aln.Addr().String()))
+		if env.AdminReady != nil {
+			env.AdminReady(aln.Addr())
+		}
 	}
 	routes := make([]string, 0, len(cfg.Routes))
 	for _, r := range cfg.Routes {

@@ -38,6 +38,16 @@ type Config struct {
 	// Routes are the remote MCP servers the proxy fronts, one per host.
 	Routes []Route `yaml:"routes"`
 
+	// Storage is where the proxy keeps its tokens and sessions.
+	Storage Storage `yaml:"storage"`
+
+	// Audit is the tamper-evident audit log. Required by service_account
+	// routes.
+	Audit Audit `yaml:"audit"`
+
+	// Admin is the listener for metrics and health checks.
+	Admin Admin `yaml:"admin"`
+
 	// AllowedClientIDDomains limits which MCP clients may connect: a client
 	// whose client id is a metadata document URL must have its host in
 	// this list. Entries are host names or "*.example.com" wildcards (which
@@ -56,6 +66,94 @@ type Config struct {
 	// dir is the directory of the configuration file; relative paths are
 	// read from it.
 	dir string
+}
+
+// Storage selects the token store.
+type Storage struct {
+	// Type is memory, file or redis. Default file: tokens survive a
+	// restart. memory forgets everything when the process stops.
+	Type string `yaml:"type"`
+
+	// Path is the file store's database file. Default mcp-proxy.db beside
+	// the configuration file.
+	Path string `yaml:"path"`
+
+	// KeyFile holds the 32-byte key that seals stored records
+	// (AES-256-GCM). The file store creates it with mode 0600 on first
+	// start (default mcp-proxy.key beside the configuration file) and
+	// refuses one that others can read. With redis it is optional: set it
+	// to seal values in Redis too.
+	KeyFile string `yaml:"key_file"`
+
+	// RedisURL is the Redis server of the redis store, such as
+	// redis://:${REDIS_PASSWORD}@redis.internal:6379/0. Several proxies
+	// sharing it share tokens.
+	RedisURL string `yaml:"redis_url"`
+
+	// Prefix starts every Redis key. Default mcp-proxy.
+	Prefix string `yaml:"prefix"`
+}
+
+// Audit configures the audit log.
+type Audit struct {
+	// File is the audit log: JSON lines, each chained to the previous by
+	// hash. Empty: no audit log.
+	File string `yaml:"file"`
+}
+
+// Admin configures the admin listener.
+type Admin struct {
+	// Listen is the address of /metrics, /healthz and /readyz. Default
+	// 127.0.0.1:9464; "off" turns the listener off.
+	Listen string `yaml:"listen"`
+}
+
+// Storage types.
+const (
+	StorageMemory = "memory"
+	StorageFile   = "file"
+	StorageRedis  = "redis"
+)
+
+// DefaultAdminListen is admin.listen when it is not set.
+const DefaultAdminListen = "127.0.0.1:9464"
+
+// StorageType returns storage.type or its default.
+func (c *Config) StorageType() string {
+	if c.Storage.Type == "" {
+		return StorageFile
+	}
+	return c.Storage.Type
+}
+
+// StoragePath returns the file store's path, resolved.
+func (c *Config) StoragePath() string {
+	if c.Storage.Path == "" {
+		return c.Path("mcp-proxy.db")
+	}
+	return c.Path(c.Storage.Path)
+}
+
+// StorageKeyFile returns the key file, resolved; "" for redis without one.
+func (c *Config) StorageKeyFile() string {
+	switch {
+	case c.Storage.KeyFile != "":
+		return c.Path(c.Storage.KeyFile)
+	case c.StorageType() == StorageFile:
+		return c.Path("mcp-proxy.key")
+	}
+	return ""
+}
+
+// AdminListen returns admin.listen or its default; "" when it is off.
+func (c *Config) AdminListen() string {
+	switch c.Admin.Listen {
+	case "":
+		return DefaultAdminListen
+	case "off":
+		return ""
+	}
+	return c.Admin.Listen
 }
 
 // TLS names a certificate and its key, as PEM files.
@@ -128,6 +226,16 @@ type MCPServer struct {
 	// accept Client ID Metadata Documents. Default false.
 	DynamicClientRegistration bool `yaml:"dynamic_client_registration"`
 
+	// UpstreamTokenBinding decides whose remote token a request carries:
+	// per_user (default: one per user, shared by their MCP clients),
+	// per_session (one per MCP client authorization) or service_account
+	// (one for the route, shared by everyone; needs audit.file).
+	UpstreamTokenBinding string `yaml:"upstream_token_binding"`
+
+	// ServiceAccount says where a service_account route's shared token
+	// comes from.
+	ServiceAccount *ServiceAccount `yaml:"service_account"`
+
 	// PassScopes sends the scopes the MCP client asked the proxy for on to
 	// the remote authorization server, instead of the scopes the remote
 	// server advertises. upstream_oauth2.scopes, when set, wins. Default
@@ -144,6 +252,32 @@ type MCPServer struct {
 	// MaxRequestBytes bounds the body of a request to the remote server.
 	// Default 4194304 (4 MiB).
 	MaxRequestBytes int64 `yaml:"max_request_bytes"`
+}
+
+// Binding modes.
+const (
+	BindingPerUser        = "per_user"
+	BindingPerSession     = "per_session"
+	BindingServiceAccount = "service_account"
+)
+
+// Binding returns the route's binding mode or its default.
+func (s *MCPServer) Binding() string {
+	if s.UpstreamTokenBinding == "" {
+		return BindingPerUser
+	}
+	return s.UpstreamTokenBinding
+}
+
+// ServiceAccount is the source of a service_account route's token.
+type ServiceAccount struct {
+	// Admin is the subject (at your identity provider) of the one user who
+	// may consent at the remote server for everyone.
+	Admin string `yaml:"admin"`
+
+	// ClientCredentials gets the token with the client credentials grant,
+	// as upstream_oauth2.client_id with its client_secret, without a user.
+	ClientCredentials bool `yaml:"client_credentials"`
 }
 
 // UpstreamOAuth2 is a pre-registered client at the remote authorization
@@ -289,6 +423,7 @@ func load(name, dir string, data []byte, lookupEnv func(string) (string, bool)) 
 	}
 	d.decode(root, &cfg)
 	cfg.dir = dir
+	d.hasAudit = cfg.Audit.File != ""
 	validate(&cfg, d)
 	if len(d.errs) > 0 {
 		d.errs.sort()
@@ -338,6 +473,28 @@ func validate(c *Config, d *decoder) {
 		}
 	}
 
+	switch c.StorageType() {
+	case StorageMemory, StorageFile:
+		if c.Storage.RedisURL != "" || c.Storage.Prefix != "" {
+			d.errorf(d.pos("storage"), "storage", "redis_url and prefix only apply to type: redis")
+		}
+	case StorageRedis:
+		if c.Storage.RedisURL == "" && !d.failed("storage.redis_url") {
+			d.errorf(d.pos("storage"), "storage.redis_url", "missing; the redis store needs the server's URL, such as redis://redis.internal:6379/0")
+		} else if u, err := url.Parse(c.Storage.RedisURL); c.Storage.RedisURL != "" && (err != nil || (u.Scheme != "redis" && u.Scheme != "rediss")) {
+			d.errorf(d.pos("storage.redis_url"), "storage.redis_url", "%q is not a redis:// or rediss:// URL", redactURL(c.Storage.RedisURL))
+		}
+		if c.Storage.Path != "" {
+			d.errorf(d.pos("storage.path"), "storage.path", "only applies to type: file")
+		}
+	default:
+		d.errorf(d.pos("storage.type"), "storage.type", "%q is not a store; use memory, file or redis", c.Storage.Type)
+	}
+	if a := c.Admin.Listen; a != "" && a != "off" {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			d.errorf(d.pos("admin.listen"), "admin.listen", "%q is not a host:port address, such as 127.0.0.1:9464 (or off)", a)
+		}
+	}
 	validateDomains(c.AllowedClientIDDomains, "allowed_client_id_domains", d)
 	validateDomains(c.AllowedMetadataDomains, "allowed_metadata_domains", d)
 
@@ -411,6 +568,28 @@ func validateServer(s *MCPServer, p string, d *decoder) {
 				"has no effect with upstream_oauth2.client_id: the proxy uses the registered client; remove one of them")
 		}
 	}
+	bp := p + ".upstream_token_binding"
+	switch s.UpstreamTokenBinding {
+	case "", BindingPerUser, BindingPerSession:
+		if s.ServiceAccount != nil {
+			d.errorf(d.pos(p+".service_account"), p+".service_account", "only applies with upstream_token_binding: service_account")
+		}
+	case BindingServiceAccount:
+		if !d.hasAudit {
+			d.errorf(d.pos(bp), bp, "service_account shares one remote token among all users, so every use must be audited; set audit.file")
+		}
+		sa := s.ServiceAccount
+		switch {
+		case sa == nil || (sa.Admin == "" && !sa.ClientCredentials):
+			d.errorf(d.pos(bp), p+".service_account", "missing; say where the shared token comes from: service_account.admin (a user who consents once for everyone) or service_account.client_credentials: true")
+		case sa.Admin != "" && sa.ClientCredentials:
+			d.errorf(d.pos(p+".service_account"), p+".service_account", "admin and client_credentials are two sources of the shared token; set one")
+		case sa.ClientCredentials && (s.UpstreamOAuth2 == nil || s.UpstreamOAuth2.ClientSecret == ""):
+			d.errorf(d.pos(p+".service_account.client_credentials"), p+".service_account.client_credentials", "needs upstream_oauth2.client_id and client_secret: the client credentials grant authenticates the proxy's registered client")
+		}
+	default:
+		d.errorf(d.pos(bp), bp, "%q is not a binding mode; use per_user, per_session or service_account", s.UpstreamTokenBinding)
+	}
 	if s.AuthorizationServerURL != "" {
 		if _, msg := parseServiceURL(s.AuthorizationServerURL); msg != "" {
 			d.errorf(d.pos(p+".authorization_server_url"), p+".authorization_server_url", "%s", msg)
@@ -460,6 +639,14 @@ func DomainAllowed(host string, patterns []string) bool {
 		}
 	}
 	return false
+}
+
+// redactURL hides a URL's password.
+func redactURL(s string) string {
+	if u, err := url.Parse(s); err == nil && u.User != nil {
+		return u.Redacted()
+	}
+	return s
 }
 
 // parseFrom checks a route's from: an absolute https URL with a host and

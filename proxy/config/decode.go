@@ -76,6 +76,7 @@ type decoder struct {
 	nodes     map[string]*yaml.Node // field path → its value node
 	errs      ErrorList
 	errPaths  map[string]bool
+	hasAudit  bool // audit.file is set, for the rules that need it
 }
 
 func (d *decoder) parse(data []byte) (*yaml.Node, error) {

@@ -1,8 +1,6 @@
 package store
 
 import (
-	"context"
-	"strings"
 	"time"
 
 	"github.com/mcp-proxy/mcp-proxy/proxy/upstream"
@@ -33,7 +31,33 @@ type AuthRequest struct {
 	Scope         string
 	// Upstream is the remote MCP endpoint that Resource maps to.
 	Upstream string
-	Expires  time.Time
+	// BindingSession names this authorization in per_session binding keys.
+	BindingSession string
+	Created        time.Time
+	Expires        time.Time
+}
+
+// LoginState is a sign-in at the identity provider in flight, stored under
+// the hash of its state.
+type LoginState struct {
+	RequestID string // the AuthRequest waiting for the sign-in
+	ReturnTo  string // or a path on the route host, when none waits
+	Verifier  string // PKCE
+	Nonce     string
+	Binding   string // hash of the browser's login cookie
+}
+
+// Consent records that a user approved an MCP client on a route.
+type Consent struct {
+	Time time.Time
+}
+
+// Registration is a client the proxy registered dynamically (RFC 7591) for
+// one route at one authorization server; every user of the route shares it.
+type Registration struct {
+	ClientID     string
+	Secret       string
+	SecretInBody bool
 }
 
 // Code is an authorization code issued to an MCP client, stored by hash.
@@ -82,6 +106,7 @@ type RefreshToken struct {
 // to the downstream request that is waiting for it.
 type PendingUpstream struct {
 	State       string
+	Client      string // the MCP client waiting for this consent
 	Route       string
 	Subject     string
 	RequestID   string // the AuthRequest waiting for this consent
@@ -103,6 +128,7 @@ type UpstreamToken struct {
 	Expiry       time.Time // zero: the server did not say
 	Grant        upstream.Grant
 	Subject      string // the user the token was acquired for
+	Client       string // the MCP client whose authorization acquired it
 	Acquired     time.Time
 	// Scopes were granted (the token response's scope, else those asked for).
 	Scopes []string
@@ -112,53 +138,4 @@ type UpstreamToken struct {
 	// StepUps counts insufficient_scope challenges since the last answer
 	// that was not one; it bounds the step-up loop.
 	StepUps int
-}
-
-// Tokens stores upstream tokens by binding key.
-type Tokens interface {
-	// Get returns the token under key, or nil if there is none.
-	Get(ctx context.Context, key string) (*UpstreamToken, error)
-	// Put stores tok under tok.Key, replacing what was there.
-	Put(ctx context.Context, tok *UpstreamToken) error
-	// Delete removes the token under key.
-	Delete(ctx context.Context, key string) error
-	// List returns the tokens whose keys start with prefix.
-	List(ctx context.Context, prefix string) ([]*UpstreamToken, error)
-}
-
-// MemoryTokens keeps upstream tokens in process memory; they are gone when
-// the process stops.
-type MemoryTokens struct {
-	m TTLMap[string, *UpstreamToken]
-}
-
-var _ Tokens = (*MemoryTokens)(nil)
-
-// Get implements Tokens.
-func (s *MemoryTokens) Get(_ context.Context, key string) (*UpstreamToken, error) {
-	t, _ := s.m.Get(key, time.Time{})
-	return t, nil
-}
-
-// Put implements Tokens.
-func (s *MemoryTokens) Put(_ context.Context, tok *UpstreamToken) error {
-	s.m.Put(tok.Key, tok, time.Time{})
-	return nil
-}
-
-// Delete implements Tokens.
-func (s *MemoryTokens) Delete(_ context.Context, key string) error {
-	s.m.Delete(key)
-	return nil
-}
-
-// List implements Tokens.
-func (s *MemoryTokens) List(_ context.Context, prefix string) ([]*UpstreamToken, error) {
-	var out []*UpstreamToken
-	s.m.Range(func(k string, t *UpstreamToken) {
-		if strings.HasPrefix(k, prefix) {
-			out = append(out, t)
-		}
-	})
-	return out, nil
 }

@@ -196,8 +196,10 @@ func TestDiscover(t *testing.T) {
 			wantErr: "The remote MCP server https://mcp.test/mcp asks for authorization but publishes no protected resource metadata (tried https://mcp.test/.well-known/oauth-protected-resource/mcp and https://mcp.test/.well-known/oauth-protected-resource). Set mcp.server.authorization_server_url to its authorization server.",
 		},
 		{
-			name:  "no metadata and no challenge: no OAuth",
-			setup: func(w *world) { w.handle("mcp.test/mcp", func(rw http.ResponseWriter, _ *http.Request) { rw.WriteHeader(http.StatusBadRequest) }) },
+			name: "no metadata and no challenge: no OAuth",
+			setup: func(w *world) {
+				w.handle("mcp.test/mcp", func(rw http.ResponseWriter, _ *http.Request) { rw.WriteHeader(http.StatusBadRequest) })
+			},
 			want: func(t *testing.T, d *Discovery) {
 				if !d.NoAuth {
 					t.Errorf("got %+v, want NoAuth", d)

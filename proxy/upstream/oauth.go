@@ -97,6 +97,13 @@ func (g *Grant) Refresh(ctx context.Context, hc *http.Client, refreshToken, secr
 	if err != nil {
 		return nil, err
 	}
+	return readToken(resp, g.TokenURL, refreshToken, now)
+}
+
+// readToken parses a token endpoint's answer (RFC 6749 §5.1, §5.2) into
+// x/oauth2's types. keepRefresh is kept as the refresh token when the
+// answer carries none (RFC 6749 §6).
+func readToken(resp *http.Response, tokenURL, keepRefresh string, now time.Time) (*oauth2.Token, error) {
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxTokenResponse))
 	if err != nil {
@@ -118,7 +125,7 @@ func (g *Grant) Refresh(ctx context.Context, hc *http.Client, refreshToken, secr
 		return nil, &oauth2.RetrieveError{Response: resp, Body: body, ErrorCode: tr.Error, ErrorDescription: tr.Description, ErrorURI: tr.URI}
 	}
 	if mt != "application/json" || jsonErr != nil {
-		return nil, fmt.Errorf("token endpoint %s answered %q, not a JSON token response", g.TokenURL, mt)
+		return nil, fmt.Errorf("token endpoint %s answered %q, not a JSON token response", tokenURL, mt)
 	}
 	if tr.AccessToken == "" {
 		return nil, errors.New("token response has no access_token")
@@ -129,8 +136,7 @@ func (g *Grant) Refresh(ctx context.Context, hc *http.Client, refreshToken, secr
 		tok.Expiry = now.Add(time.Duration(tr.ExpiresIn) * time.Second)
 	}
 	if tok.RefreshToken == "" {
-		// RFC 6749 §6: the server may keep the old refresh token valid.
-		tok.RefreshToken = refreshToken
+		tok.RefreshToken = keepRefresh
 	}
 	if tr.Scope != "" {
 		tok = tok.WithExtra(map[string]any{"scope": tr.Scope})
@@ -195,6 +201,23 @@ func Register(ctx context.Context, hc *http.Client, endpoint, clientName, client
 		ClientURI:               clientURI,
 		ApplicationType:         "web",
 	}, hc)
+}
+
+// ClientCredentials gets a token for the client itself (RFC 6749 §4.4),
+// with the resource indicator. Used by service account routes.
+func (g *Grant) ClientCredentials(ctx context.Context, hc *http.Client, secret string, now time.Time) (*oauth2.Token, error) {
+	form := url.Values{"grant_type": {"client_credentials"}}
+	if len(g.Scopes) > 0 {
+		form.Set("scope", strings.Join(g.Scopes, " "))
+	}
+	if g.Resource != "" {
+		form.Set("resource", g.Resource)
+	}
+	resp, err := g.post(ctx, hc, g.TokenURL, form, secret)
+	if err != nil {
+		return nil, err
+	}
+	return readToken(resp, g.TokenURL, "", now)
 }
 
 // IsRefused reports whether err is the authorization server refusing a grant

@@ -1,0 +1,52 @@
+@doc:advanced
+Feature: Advanced topics: multi-hop, scope pass-through, connections, cache invalidation
+
+  Scenario: A route in front of another mcp-proxy route reaches the remote server through both
+    Given the operator configuration "advanced-multi-hop"
+    And the proxy is running
+    When alice connects an MCP client to "https://mcp.example.com/mcp"
+    And alice's MCP client calls the tool "whoami"
+    Then the tool answers with the subject "alice" and the audience "https://remote-mcp.provider.com/mcp"
+    And the token that reached the remote MCP server was issued by "auth.provider.com"
+    And alice approved the MCP client at "mcp.example.com"
+    And alice approved the MCP client at "mcp-internal.example.com"
+    And alice approved the proxy at "auth.provider.com"
+
+  Scenario: With pass_scopes the scopes the MCP client asked for reach the remote authorization server
+    Given the operator configuration "advanced-pass-scopes"
+    And the proxy is running
+    And alice's MCP client asks for the scopes "files:read files:write"
+    When alice connects an MCP client to "https://mcp.example.com/mcp"
+    And alice's MCP client calls the tool "whoami"
+    Then the tool answers with the scopes "files:read files:write"
+
+  Scenario: Without pass_scopes they do not
+    Given the operator configuration "quickstart-minimal"
+    And the proxy is running
+    And alice's MCP client asks for the scopes "files:read files:write"
+    When alice connects an MCP client to "https://mcp.example.com/mcp"
+    And alice's MCP client calls the tool "whoami"
+    Then the tool answers with the scopes ""
+
+  Scenario: A user lists and disconnects a connection; the tokens are revoked upstream
+    Given the operator configuration "quickstart-minimal"
+    And the proxy is running
+    And alice has connected an MCP client to "https://mcp.example.com/mcp"
+    When alice lists her connections at "https://mcp.example.com/.mcp-proxy/connections"
+    Then she sees 1 connection to "https://remote-mcp.provider.com/mcp"
+    When alice disconnects it
+    Then "auth.provider.com" received revocations of the refresh token and the access token
+    And alice lists her connections at "https://mcp.example.com/.mcp-proxy/connections"
+    And she sees 0 connections to "https://remote-mcp.provider.com/mcp"
+    When alice's MCP client calls the tool "whoami"
+    Then the tool answers with the subject "alice" and the audience "https://remote-mcp.provider.com/mcp"
+    And alice was sent to "auth.provider.com" twice
+
+  Scenario: A failed code exchange drops the discovery cache
+    Given the operator configuration "quickstart-minimal"
+    And the proxy is running
+    And alice has connected an MCP client to "https://mcp.example.com/mcp"
+    When the remote authorization server answers the next request to "/token" with status 500
+    And bob connects an MCP client to "https://mcp.example.com/mcp", trying again if the first attempt fails
+    Then the code exchange for bob failed once
+    And the first discovery after that failure was a cache miss

@@ -1,0 +1,47 @@
+package docgen
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/mcp-proxy/mcp-proxy/proxy"
+	"github.com/mcp-proxy/mcp-proxy/proxy/apierror"
+	"github.com/mcp-proxy/mcp-proxy/proxy/metrics"
+)
+
+// ErrorCodes renders the error catalog (apierror.Catalog).
+func ErrorCodes(string) (string, error) {
+	var b strings.Builder
+	b.WriteString("| Code | HTTP status | Meaning |\n|---|---|---|\n")
+	for _, e := range apierror.Catalog() {
+		fmt.Fprintf(&b, "| `%s` | %d | %s |\n", e.Code, e.Status, e.Meaning)
+	}
+	return b.String(), nil
+}
+
+// MetricsTable renders the metrics catalog (metrics.Catalog).
+func MetricsTable(string) (string, error) {
+	var b strings.Builder
+	b.WriteString("| Metric | Type | Labels | Meaning |\n|---|---|---|---|\n")
+	for _, d := range metrics.Catalog() {
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", d.Name, d.Type, codeList(d.Labels), d.Help)
+	}
+	return b.String(), nil
+}
+
+// LogEvents renders the log events (proxy.Events).
+func LogEvents(string) (string, error) {
+	var b strings.Builder
+	b.WriteString("| Event | Level | Keys | Meaning |\n|---|---|---|---|\n")
+	for _, e := range proxy.Events() {
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", e.Event, e.Level, codeList(e.Keys), e.Meaning)
+	}
+	return b.String(), nil
+}
+
+func codeList(s []string) string {
+	if len(s) == 0 {
+		return "—"
+	}
+	return "`" + strings.Join(s, "`, `") + "`"
+}

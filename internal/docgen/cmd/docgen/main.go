@@ -1,0 +1,128 @@
+// Command docgen keeps the generated parts of the docs in step with the code
+// and prepares the docs site's generated inputs.
+//
+//	docgen tables            rewrite the generated tables of docs/ (make docs)
+//	docgen tables -check     fail when a generated table disagrees with the code
+//	docgen site              write site/generated from the results manifest, the
+//	                         feature files and the diagrams' sources (make site)
+//
+// Run it from the repository root.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/mcp-proxy/mcp-proxy/internal/docexamples"
+	"github.com/mcp-proxy/mcp-proxy/internal/docgen"
+	"github.com/mcp-proxy/mcp-proxy/internal/results"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+	}
+	var err error
+	switch os.Args[1] {
+	case "tables":
+		err = tables(os.Args[2:])
+	case "site":
+		err = site(os.Args[2:])
+	default:
+		usage()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "docgen:", err)
+		os.Exit(1)
+	}
+}
+
+func usage() {
+	fmt.Fprint(os.Stderr, `Usage:
+  docgen tables [-check]   rewrite (or check) the generated tables of docs/
+  docgen site [flags]      write the site's generated inputs; -h lists the flags
+`)
+	os.Exit(2)
+}
+
+func tables(args []string) error {
+	fs := flag.NewFlagSet("tables", flag.ExitOnError)
+	check := fs.Bool("check", false, "only check: fail when a generated table disagrees with the code")
+	docs := fs.String("docs", "docs", "the docs `directory`")
+	_ = fs.Parse(args)
+	if *check {
+		return docgen.Check(docgen.Generators, ".", *docs)
+	}
+	return docgen.Update(docgen.Generators, ".", *docs)
+}
+
+func site(args []string) error {
+	fs := flag.NewFlagSet("site", flag.ExitOnError)
+	manifest := fs.String("manifest", filepath.Join("build", "conformance", "manifest.json"), "the results `file` of make conformance")
+	docsDir := fs.String("docs", "docs", "the docs `directory`")
+	features := fs.String("features", "features", "the feature files' `directory`")
+	out := fs.String("out", filepath.Join("site", "generated"), "the `directory` to write (emptied first)")
+	d2 := fs.String("d2", "go -C site tool d2", "the `command` that renders a D2 file to SVG; the source and target paths are appended")
+	_ = fs.Parse(args)
+
+	m, err := results.Read(*manifest)
+	if err != nil {
+		return fmt.Errorf("%w (run make conformance first)", err)
+	}
+	docs, err := docexamples.Load(*docsDir)
+	if err != nil {
+		return err
+	}
+	// The manifest names feature files as features/NAME.feature, from the
+	// repository root, wherever -features points.
+	feats, err := docgen.LoadFeatures(*features, "features")
+	if err != nil {
+		return err
+	}
+	sum, err := docgen.WriteSite(*out, docgen.SiteInput{Manifest: m, Docs: docs, DocsDir: *docsDir, Features: feats})
+	if err != nil {
+		return err
+	}
+	diagrams, err := docgen.RenderDiagrams(filepath.Join(*docsDir, "diagrams"), filepath.Join(*out, "assets", "diagrams"), func(src, dst string) error {
+		return runD2(*d2, src, dst)
+	})
+	if err != nil {
+		return err
+	}
+	p := m.Provenance
+	dirty := ""
+	if p.Dirty {
+		dirty = " (uncommitted changes)"
+	}
+	fmt.Printf("docgen: %d of %d documented examples verified, by %d scenarios of %d feature files on the %s stack at %.7s%s; %d diagrams\n",
+		sum.Verified, sum.Examples, sum.Scenarios, sum.Features, p.Stack, p.Commit, dirty, len(diagrams))
+	if head, err := exec.Command("git", "rev-parse", "HEAD").Output(); err == nil && strings.TrimSpace(string(head)) != p.Commit {
+		fmt.Printf("docgen: note: the results are from commit %.7s, HEAD is %.7s; run make conformance for fresh ones\n", p.Commit, head)
+	}
+	return nil
+}
+
+// runD2 renders src to dst. Paths are made absolute because the command may
+// change its directory (go -C site).
+func runD2(command, src, dst string) error {
+	absSrc, err := filepath.Abs(src)
+	if err != nil {
+		return err
+	}
+	absDst, err := filepath.Abs(dst)
+	if err != nil {
+		return err
+	}
+	argv := append(strings.Fields(command), "--pad=20", absSrc, absDst)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	// d2 reports progress on stderr; keep it only when it fails.
+	outb, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s: %w\n%s", strings.Join(argv, " "), err, outb)
+	}
+	return nil
+}

@@ -1,0 +1,377 @@
+package docgen
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/mcp-proxy/mcp-proxy/internal/docexamples"
+	"github.com/mcp-proxy/mcp-proxy/internal/results"
+)
+
+// TestDocsAgreeWithCode is the check of every generated table in docs/:
+// the configuration reference against proxy/config's structs, the feature
+// file list against features/. It fails when a page and the code disagree;
+// make docs rewrites the pages.
+func TestDocsAgreeWithCode(t *testing.T) {
+	if err := Check(Generators, "../..", "../../docs"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The test's own configuration tree: every shape the walker must handle.
+
+// testRoot is a configuration file.
+type testRoot struct {
+	// Name is what the thing is called. Default "demo".
+	Name string `yaml:"name"`
+	// Enabled turns it on.
+	Enabled bool `yaml:"enabled"`
+	// Retries is how often it tries again. Default: 3.
+	Retries int `yaml:"retries"`
+	// Timeout bounds one try. Default 10s.
+	Timeout time.Duration `yaml:"timeout"`
+	// Child is a nested block.
+	Child testChild `yaml:"child"`
+	// Optional is a block that may be absent.
+	Optional *testChild `yaml:"optional"`
+	// Items are repeated blocks.
+	Items []testItem `yaml:"items"`
+	// Named are blocks by name.
+	Named map[string]*testItem `yaml:"named"`
+	// Tags are plain values.
+	Tags []string `yaml:"tags"`
+	// Inline is skipped: the decoder reads no inline fields.
+	testInline `yaml:",inline"`
+	// Skipped is not part of the file.
+	Skipped string `yaml:"-"`
+	// NoTag is not part of the file either: the decoder needs a yaml name.
+	NoTag  string
+	hidden string
+}
+
+// testChild is nested.
+type testChild struct {
+	// Path is a file; a | in a description is escaped, and so is <this>.
+	Path string `yaml:"path"`
+}
+
+// testItem is an element.
+type testItem struct {
+	// ID names the element. Defaults to "x.y". A second sentence stays.
+	ID string `yaml:"id"`
+}
+
+type testInline struct {
+	// Flat would sit at the level of its parent.
+	Flat string `yaml:"flat"`
+}
+
+func thisPackage(pkg string) (string, bool) {
+	if pkg == ModulePath+"/internal/docgen" {
+		return ".", true
+	}
+	return "", false
+}
+
+func TestOptionsWalksEveryShape(t *testing.T) {
+	_ = testRoot{hidden: ""}
+	got, err := Options(reflect.TypeFor[testRoot](), thisPackage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Option{
+		{"name", "string", "`demo`", "Name is what the thing is called."},
+		{"enabled", "boolean", "`false`", "Turns it on."},
+		{"retries", "integer", "`3`", "Retries is how often it tries again."},
+		{"timeout", "duration", "`10s`", "Bounds one try."},
+		{"child", "object", "", "A nested block."},
+		{"child.path", "string", "", "A file; a | in a description is escaped, and so is <this>."},
+		{"optional", "object", "", "A block that may be absent."},
+		{"optional.path", "string", "", "A file; a | in a description is escaped, and so is <this>."},
+		{"items", "list of objects", "", "Items are repeated blocks."},
+		{"items[].id", "string", "`x.y`", "Names the element. A second sentence stays."},
+		{"named", "map of string to object", "", "Named are blocks by name."},
+		{"named.<name>.id", "string", "`x.y`", "Names the element. A second sentence stays."},
+		{"tags", "list of strings", "", "Tags are plain values."},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Options (-want +got):\n%s", diff)
+	}
+	table := OptionTable(got)
+	for _, s := range []string{
+		"| `name` | string | `demo` | Name is what the thing is called. |",
+		"| `child.path` | string | — | A file; a \\| in a description is escaped, and so is &lt;this&gt;. |",
+		"| `named.<name>.id` | string | `x.y` |",
+	} {
+		if !strings.Contains(table, s) {
+			t.Errorf("the table lacks %q:\n%s", s, table)
+		}
+	}
+}
+
+// testUndocumented has a field without a doc comment.
+type testUndocumented struct {
+	Bare string `yaml:"bare"`
+}
+
+func TestOptionsNeedsDocComments(t *testing.T) {
+	_, err := Options(reflect.TypeFor[testUndocumented](), thisPackage)
+	if err == nil || !strings.Contains(err.Error(), "testUndocumented.Bare has no doc comment") {
+		t.Errorf("err = %v, want one about the missing doc comment", err)
+	}
+}
+
+func TestSplitDefault(t *testing.T) {
+	for _, tc := range []struct{ doc, desc, def string }{
+		{`Listen is the address. Default ":443".`, "Listen is the address.", "`:443`"},
+		{"Scopes are requested. Default: openid, email, profile.", "Scopes are requested.", "openid, email, profile"},
+		{`Path is "a. b". Default "x. y". More.`, `Path is "a. b". More.`, "`x. y`"},
+		{"No default here.", "No default here.", ""},
+	} {
+		desc, def := splitDefault(tc.doc)
+		if desc != tc.desc || def != tc.def {
+			t.Errorf("splitDefault(%q) = %q, %q; want %q, %q", tc.doc, desc, def, tc.desc, tc.def)
+		}
+	}
+}
+
+func TestCheckAndUpdate(t *testing.T) {
+	dir := t.TempDir()
+	page := filepath.Join(dir, "page.md")
+	gens := map[string]Generator{"numbers": func(string) (string, error) { return "| n |\n|---|\n| 1 |\n", nil }}
+	stale := "# Page\n\n<!-- BEGIN GENERATED numbers: run make docs -->\n| n |\n|---|\n| 2 |\n<!-- END GENERATED numbers -->\n\nAfter.\n"
+	if err := os.WriteFile(page, []byte(stale), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := Check(gens, ".", dir)
+	if err == nil || !strings.Contains(err.Error(), "page.md:3: the generated block numbers disagrees with the code; run make docs") ||
+		!strings.Contains(err.Error(), "  - | 2 |") || !strings.Contains(err.Error(), "  + | 1 |") {
+		t.Fatalf("Check of a stale block: %v", err)
+	}
+	if err := Update(gens, ".", dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := Check(gens, ".", dir); err != nil {
+		t.Fatalf("Check after Update: %v", err)
+	}
+	b, _ := os.ReadFile(page)
+	want := "# Page\n\n<!-- BEGIN GENERATED numbers: run make docs -->\n\n| n |\n|---|\n| 1 |\n\n<!-- END GENERATED numbers -->\n\nAfter.\n"
+	if string(b) != want {
+		t.Errorf("after Update:\n%s\nwant:\n%s", b, want)
+	}
+
+	// A generator no page shows, and a block no generator makes.
+	gens["missing"] = gens["numbers"]
+	if err := Check(gens, ".", dir); err == nil || !strings.Contains(err.Error(), "no page under") {
+		t.Errorf("Check with an unused generator: %v", err)
+	}
+	delete(gens, "missing")
+	if err := os.WriteFile(filepath.Join(dir, "other.md"), []byte("<!-- BEGIN GENERATED nope -->\n<!-- END GENERATED nope -->\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := Check(gens, ".", dir); err == nil || !strings.Contains(err.Error(), `no generator called "nope"`) {
+		t.Errorf("Check with an unknown generator: %v", err)
+	}
+}
+
+func TestFindBlocksRefusesBrokenMarkers(t *testing.T) {
+	for _, src := range []string{
+		"<!-- BEGIN GENERATED a -->\n",
+		"<!-- END GENERATED a -->\n",
+		"<!-- BEGIN GENERATED a -->\n<!-- BEGIN GENERATED b -->\n",
+		"<!-- GENERATED a -->\n",
+	} {
+		if _, err := FindBlocks("p.md", []byte(src)); err == nil {
+			t.Errorf("FindBlocks(%q) succeeded", src)
+		}
+	}
+}
+
+const testFeature = `@doc:quickstart
+Feature: Demo: a feature
+  Its description, with ` + "`code`" + `.
+    Indented more.
+
+  Background:
+    Given a stack
+
+  Scenario: The first one
+    When something happens
+    Then it shows
+
+  Scenario: Not yet run
+    When nothing happens
+
+  Scenario Outline: Many <n>
+    Given the number <n>
+
+    Examples:
+      | n |
+      | 1 |
+      | 2 |
+`
+
+func TestParseFeature(t *testing.T) {
+	f, err := ParseFeature("features/demo.feature", []byte(testFeature))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Name != "Demo: a feature" || f.Slug != "demo" || f.Description != "Its description, with `code`.\n  Indented more." {
+		t.Errorf("feature = %q %q %q", f.Name, f.Slug, f.Description)
+	}
+	var anchors []string
+	for _, s := range f.Scenarios {
+		anchors = append(anchors, s.Anchor)
+	}
+	if diff := cmp.Diff([]string{"scenario-the-first-one", "scenario-not-yet-run", "scenario-many-n"}, anchors); diff != "" {
+		t.Errorf("anchors (-want +got):\n%s", diff)
+	}
+	dup := testFeature + "\n  Scenario: The first one\n    Then it is ambiguous\n"
+	if _, err := ParseFeature("features/demo.feature", []byte(dup)); err == nil || !strings.Contains(err.Error(), `"The first one" is already used on line 9`) {
+		t.Errorf("ParseFeature with a duplicate scenario name: %v", err)
+	}
+	if got := f.Scenarios[2].Examples; len(got) != 1 || len(got[0]) != 3 {
+		t.Errorf("outline examples = %v", got)
+	}
+	if len(f.Background) != 1 || f.Background[0].Keyword != "Given" {
+		t.Errorf("background = %+v", f.Background)
+	}
+}
+
+func siteInput(t *testing.T) SiteInput {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "quickstart.md"), []byte("```yaml {id=\"ex-a\"}\na: 1\n```\n\n```yaml {id=\"ex-b\"}\nb: 1\n```\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	docs, err := docexamples.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := ParseFeature("features/demo.feature", []byte(testFeature))
+	if err != nil {
+		t.Fatal(err)
+	}
+	passed := func(text string) results.Step { return results.Step{Text: text, Status: "passed"} }
+	m := &results.Manifest{
+		Provenance: results.Provenance{Commit: "0123456789abcdef", Stack: "local", Passed: 3, Failed: 1},
+		Examples: map[string]results.ExampleResult{
+			"ex-a": {Page: "quickstart", Status: "passed", Scenarios: []results.ScenarioRef{{Name: "The first one", Feature: "features/demo.feature", Status: "passed"}}},
+		},
+		Scenarios: []results.Scenario{
+			{Name: "The first one", Feature: "features/demo.feature", Status: "passed", Examples: []string{"ex-a"},
+				Steps: []results.Step{passed("a stack"), passed("something happens"), passed("it shows")}},
+			{Name: "Many <n>", Feature: "features/demo.feature", Status: "passed"},
+			{Name: "Many <n>", Feature: "features/demo.feature", Status: "failed", Error: "boom"},
+		},
+	}
+	return SiteInput{Manifest: m, Docs: docs, DocsDir: dir, Features: []*Feature{f}}
+}
+
+func TestWriteSite(t *testing.T) {
+	in := siteInput(t)
+	out := filepath.Join(t.TempDir(), "generated")
+	sum, err := WriteSite(out, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Examples != 2 || sum.Verified != 1 || sum.Features != 1 || sum.Scenarios != 3 {
+		t.Errorf("summary = %+v", sum)
+	}
+	var data SiteData
+	readJSON(t, filepath.Join(out, "data", "results.json"), &data)
+	wantEx := SiteExample{Page: "quickstart.md", Status: "passed", Scenarios: []SiteScenario{{
+		Name: "The first one", Status: "passed", FeaturePage: "/features/demo", Anchor: "scenario-the-first-one",
+	}}}
+	if diff := cmp.Diff(wantEx, data.Examples["ex-a"]); diff != "" {
+		t.Errorf("ex-a (-want +got):\n%s", diff)
+	}
+	if _, ok := data.Examples["ex-b"]; ok {
+		t.Error("ex-b, which no scenario ran, is in the data: the site would not fail on it")
+	}
+	if data.Provenance.Short != "0123456" {
+		t.Errorf("short commit = %q", data.Provenance.Short)
+	}
+
+	var page struct {
+		Title  string `json:"title"`
+		Params struct {
+			Feature featureView `json:"feature"`
+		} `json:"params"`
+	}
+	raw, err := os.ReadFile(filepath.Join(out, "content", "features", "demo.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	front, body, _ := strings.Cut(string(raw), "\n}\n")
+	if err := json.Unmarshal([]byte(front+"\n}"), &page); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(body, "Its description") {
+		t.Errorf("the page's body lacks the description: %q", body)
+	}
+	fv := page.Params.Feature
+	var statuses []string
+	for _, s := range fv.Scenarios {
+		statuses = append(statuses, s.Status)
+	}
+	if diff := cmp.Diff([]string{"passed", NotRun, "failed"}, statuses); diff != "" {
+		t.Errorf("scenario statuses (-want +got):\n%s", diff)
+	}
+	if fv.Status != "failed" || fv.Passed != 1 || fv.Failed != 1 || fv.NotRun != 1 {
+		t.Errorf("feature status = %s %d/%d/%d", fv.Status, fv.Passed, fv.Failed, fv.NotRun)
+	}
+	first := fv.Scenarios[0]
+	if len(first.Steps) != 3 || !first.Steps[0].Background || first.Steps[2].Status != "passed" {
+		t.Errorf("first scenario's steps = %+v", first.Steps)
+	}
+	if len(first.ExampleLinks) != 1 || first.ExampleLinks[0] != (exampleLink{ID: "ex-a", Page: "quickstart.md"}) {
+		t.Errorf("first scenario's examples = %+v", first.ExampleLinks)
+	}
+	if _, err := os.Stat(filepath.Join(out, "content", "features", "_index.md")); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestSiteDataRefusesStaleResults(t *testing.T) {
+	in := siteInput(t)
+	in.Manifest.Examples["ex-a"] = results.ExampleResult{Status: "passed", Scenarios: []results.ScenarioRef{{Name: "Renamed since", Feature: "features/demo.feature", Status: "passed"}}}
+	in.Manifest.Examples["gone"] = results.ExampleResult{Status: "passed"}
+	_, _, err := BuildSiteData(in)
+	if err == nil || !strings.Contains(err.Error(), `scenario "Renamed since"`) || !strings.Contains(err.Error(), `example "gone"`) {
+		t.Errorf("BuildSiteData with stale results: %v", err)
+	}
+}
+
+func TestRenderDiagrams(t *testing.T) {
+	src, out := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "a.d2"), []byte("a -> b\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var calls []string
+	names, err := RenderDiagrams(src, out, func(s, d string) error {
+		calls = append(calls, filepath.Base(s)+">"+filepath.Base(d))
+		return nil
+	})
+	if err != nil || len(names) != 1 || names[0] != "a.svg" || len(calls) != 1 || calls[0] != "a.d2>a.svg" {
+		t.Errorf("RenderDiagrams = %v, %v (calls %v)", names, err, calls)
+	}
+}
+
+func readJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatal(err)
+	}
+}

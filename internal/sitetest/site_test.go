@@ -1,0 +1,490 @@
+// Package sitetest checks the built operator docs site (site/public, made by
+// make site) in a real browser: Debian's chromium, headless, driven by
+// chromedp. It builds nothing itself.
+//
+//	make site && make site-test
+//
+// Every page loads with no console error, no failed request and no request
+// leaving the local server; every documented example carries its verified
+// badge; every internal link and #anchor resolves; every feature page shows
+// each scenario's status. Screenshots of the Quick Start page and of the
+// troubleshooting page go to build/site/screenshots.
+package sitetest
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+
+	"github.com/mcp-proxy/mcp-proxy/internal/docexamples"
+	"github.com/mcp-proxy/mcp-proxy/internal/docgen"
+)
+
+var (
+	publicDir = flag.String("public", "../../site/public", "the built site (make site)")
+	shotsDir  = flag.String("screenshots", "../../build/site/screenshots", "where the screenshots go")
+	docsDir   = flag.String("docs", "../../docs", "the docs the site was built from")
+	featDir   = flag.String("features", "../../features", "the feature files the site was built from")
+)
+
+// Screenshots: the page path and the file name.
+var screenshots = []struct{ page, file string }{
+	{"/quickstart/", "quickstart.png"},
+	{"/troubleshooting/", "troubleshooting.png"},
+}
+
+// chromium finds Debian's chromium; $CHROMIUM names another binary.
+func chromium() (string, error) {
+	if p := os.Getenv("CHROMIUM"); p != "" {
+		return p, nil
+	}
+	for _, name := range []string{"chromium", "chromium-browser"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p, nil
+		}
+	}
+	return "", errors.New("chromium is not installed: run apt-get install chromium (.ci/run installs it), or set CHROMIUM to a Chromium binary")
+}
+
+// pageReport is what one page showed the browser.
+type pageReport struct {
+	Title    string    `json:"title"`
+	H1       int       `json:"h1"`
+	IDs      []string  `json:"ids"`
+	Links    []string  `json:"links"`
+	Examples []example `json:"examples"`
+	// Scenarios are the scenario sections of a feature page.
+	Scenarios []scenarioSection `json:"scenarios"`
+	// Blocks counts the code blocks outside examples.
+	Blocks int `json:"blocks"`
+}
+
+type example struct {
+	ID        string `json:"id"`
+	Badge     bool   `json:"badge"`
+	Scenarios int    `json:"scenarios"`
+	Text      string `json:"text"`
+}
+
+type scenarioSection struct {
+	ID     string `json:"id"`
+	Status string `json:"status"`
+	Shown  string `json:"shown"`
+}
+
+const inspect = `(() => {
+  const q = (s, r) => [...(r || document).querySelectorAll(s)];
+  return {
+    title: document.title,
+    h1: q('h1').length,
+    ids: q('[id]').map(e => e.id),
+    links: q('a[href]').map(a => a.href).concat(q('img[src]').map(i => i.src)),
+    examples: q('[data-example-id]').map(e => ({
+      id: e.dataset.exampleId,
+      badge: !!e.querySelector('.badge.verified'),
+      scenarios: q('.badge.verified a.scenario', e).length,
+      text: (e.querySelector('.badge') || {innerText: ''}).innerText.trim(),
+    })),
+    scenarios: q('section.scenario').map(s => ({
+      id: s.id,
+      status: s.dataset.status || '',
+      shown: ((s.querySelector('.meta .status') || {innerText: ''}).innerText || '').trim(),
+    })),
+    blocks: q('pre').filter(p => !p.closest('[data-example-id]')).length,
+  };
+})()`
+
+// waitImages waits until every image has loaded or failed.
+const waitImages = `Promise.all([...document.images].map(i => i.complete ? 0 :
+  new Promise(r => { i.addEventListener('load', r); i.addEventListener('error', r); }))).then(() => true)`
+
+func TestSite(t *testing.T) {
+	public, err := filepath.Abs(*publicDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(public, "index.html")); err != nil {
+		t.Fatalf("no built site at %s: run make site first (%v)", public, err)
+	}
+	bin, err := chromium()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The site, on a loopback port, recording what it could not serve.
+	var mu sync.Mutex
+	var notFound []string
+	files := http.FileServer(http.Dir(public))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+			files.ServeHTTP(rec, r)
+			if rec.status >= 400 {
+				mu.Lock()
+				notFound = append(notFound, fmt.Sprintf("%s %d", r.URL.Path, rec.status))
+				mu.Unlock()
+			}
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	go srv.Serve(ln)
+	defer srv.Close()
+	base := "http://" + ln.Addr().String()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(bin),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.Flag("disable-default-apps", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		// No name resolves but the site's loopback address: a page that
+		// tries to fetch anything from the network fails to.
+		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 900),
+	}
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	defer cancelAlloc()
+	bctx, cancelBrowser := chromedp.NewContext(allocCtx)
+	defer cancelBrowser()
+
+	// What the browser reports, attributed to the page being visited.
+	var current string
+	problems := make(map[string][]string)
+	note := func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		problems[current] = append(problems[current], fmt.Sprintf(format, args...))
+	}
+	if err := chromedp.Do(bctx); err != nil { // start the browser
+		t.Fatalf("starting %s: %v", bin, err)
+	}
+	err = chromedp.Listen(bctx, func(ev any) {
+		switch e := ev.(type) {
+		case *runtime.EventConsoleAPICalled:
+			if e.Type == runtime.ConsoleAPICalledTypeError || e.Type == runtime.ConsoleAPICalledTypeAssert {
+				note("console %s: %s", e.Type, consoleText(e.Args))
+			}
+		case *runtime.EventExceptionThrown:
+			d := e.ExceptionDetails
+			msg := d.Text
+			if d.Exception != nil && d.Exception.Description != "" {
+				msg += " " + d.Exception.Description
+			}
+			note("exception at %s:%d: %s", d.URL, d.LineNumber, msg)
+		case *log.EventEntryAdded:
+			if e.Entry.Level == log.EntryLevelError {
+				note("browser log (%s): %s %s", e.Entry.Source, e.Entry.Text, e.Entry.URL)
+			}
+		case *network.EventRequestWillBeSent:
+			u, err := url.Parse(e.Request.URL)
+			if err == nil && u.Scheme != "data" && u.Host != ln.Addr().String() {
+				note("request outside the site: %s", e.Request.URL)
+			}
+		case *network.EventResponseReceived:
+			if e.Response.Status >= 400 {
+				note("%s answered %d", e.Response.URL, e.Response.Status)
+			}
+		case *network.EventLoadingFailed:
+			note("loading failed: %s (%s)", e.ErrorText, e.Type)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Every page of the site, and whatever the pages link.
+	queue := htmlPages(t, public)
+	seen := make(map[string]bool)
+	for _, p := range queue {
+		seen[p] = true
+	}
+	reports := make(map[string]*pageReport)
+	type anchor struct{ from, page, frag string }
+	var anchors []anchor
+	var nonPages []string
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		mu.Lock()
+		current = p
+		mu.Unlock()
+		pctx, cancelPage := context.WithTimeout(bctx, 30*time.Second)
+		if err := chromedp.Do(pctx, chromedp.Navigate(base+p)); err != nil {
+			cancelPage()
+			t.Errorf("%s: did not load: %v", p, err)
+			continue
+		}
+		if _, err := chromedp.Run(pctx, chromedp.Evaluate[bool](waitImages, chromedp.EvalAwaitPromise)); err != nil {
+			t.Errorf("%s: waiting for images: %v", p, err)
+		}
+		rep, err := chromedp.Run(pctx, chromedp.Evaluate[*pageReport](inspect))
+		if err != nil {
+			cancelPage()
+			t.Errorf("%s: inspecting: %v", p, err)
+			continue
+		}
+		reports[p] = rep
+		for _, s := range screenshots {
+			if s.page == p {
+				shot(t, pctx, filepath.Join(*shotsDir, s.file))
+			}
+		}
+		cancelPage()
+		for _, l := range rep.Links {
+			u, err := url.Parse(l)
+			if err != nil {
+				t.Errorf("%s: bad link %q", p, l)
+				continue
+			}
+			if u.Host != ln.Addr().String() {
+				continue // an external link: not followed
+			}
+			target := u.Path
+			if u.Fragment != "" {
+				anchors = append(anchors, anchor{p, target, u.Fragment})
+			}
+			if seen[target] {
+				continue
+			}
+			seen[target] = true
+			if strings.HasSuffix(target, "/") || strings.HasSuffix(target, ".html") {
+				queue = append(queue, target)
+			} else {
+				nonPages = append(nonPages, target)
+			}
+		}
+	}
+	mu.Lock()
+	current = ""
+	mu.Unlock()
+
+	// Give late events (a console error after load) a moment to arrive.
+	time.Sleep(200 * time.Millisecond)
+	mu.Lock()
+	pages := make([]string, 0, len(problems))
+	for p := range problems {
+		pages = append(pages, p)
+	}
+	sort.Strings(pages)
+	for _, p := range pages {
+		for _, msg := range problems[p] {
+			t.Errorf("%s: %s", p, msg)
+		}
+	}
+	for _, nf := range notFound {
+		t.Errorf("the site could not serve %s", nf)
+	}
+	mu.Unlock()
+
+	// Links to files that are not pages (diagrams) must be served.
+	for _, f := range nonPages {
+		resp, err := http.Get(base + f)
+		if err != nil {
+			t.Errorf("fetching %s: %v", f, err)
+			continue
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("link to %s: status %d", f, resp.StatusCode)
+		}
+	}
+
+	// Every #anchor names an element of its page.
+	for _, a := range anchors {
+		rep := reports[a.page]
+		if rep == nil {
+			t.Errorf("%s links %s#%s, which is not a page", a.from, a.page, a.frag)
+			continue
+		}
+		frag, _ := url.PathUnescape(a.frag)
+		if !slices.Contains(rep.IDs, frag) {
+			t.Errorf("%s links %s#%s: no element has that id", a.from, a.page, a.frag)
+		}
+	}
+
+	// Every page has a title and one h1.
+	var all []string
+	for p := range reports {
+		all = append(all, p)
+	}
+	sort.Strings(all)
+	for _, p := range all {
+		rep := reports[p]
+		if strings.TrimSpace(rep.Title) == "" {
+			t.Errorf("%s has no title", p)
+		}
+		if rep.H1 != 1 {
+			t.Errorf("%s has %d h1 headings, want 1", p, rep.H1)
+		}
+	}
+
+	// Every documented example is on the site exactly once, with its badge.
+	docs, err := docexamples.Load(*docsDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	onSite := make(map[string][]string)
+	verified := 0
+	for _, p := range all {
+		for _, e := range reports[p].Examples {
+			onSite[e.ID] = append(onSite[e.ID], p)
+			switch {
+			case !e.Badge:
+				t.Errorf("%s: example %q has no verified badge", p, e.ID)
+			case e.Scenarios == 0:
+				t.Errorf("%s: example %q: its badge names no scenario: %q", p, e.ID, e.Text)
+			case !strings.Contains(e.Text, "verified by"):
+				t.Errorf("%s: example %q: badge %q does not say what verified it", p, e.ID, e.Text)
+			default:
+				verified++
+			}
+		}
+	}
+	for _, id := range docs.IDs() {
+		if n := len(onSite[id]); n != 1 {
+			e, _ := docs.Get(id)
+			t.Errorf("example %q (%s:%d) is on %d pages of the site %v, want 1", id, e.File, e.Line, n, onSite[id])
+		}
+	}
+	for id, ps := range onSite {
+		if _, err := docs.Get(id); err != nil {
+			t.Errorf("%v: example %q is not in the docs: the site is older than the docs; run make site", ps, id)
+		}
+	}
+
+	// Every scenario of every feature file is on its page, with its status.
+	feats, err := docgen.LoadFeatures(*featDir, "features")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range feats {
+		p := "/features/" + f.Slug + "/"
+		rep := reports[p]
+		if rep == nil {
+			t.Errorf("feature file %s has no page %s", f.File, p)
+			continue
+		}
+		shown := make(map[string]scenarioSection)
+		for _, s := range rep.Scenarios {
+			shown[s.ID] = s
+		}
+		for _, s := range f.Scenarios {
+			sec, ok := shown[s.Anchor]
+			switch {
+			case !ok:
+				t.Errorf("%s: scenario %q is not on the page", p, s.Name)
+			case !slices.Contains([]string{"passed", "failed", docgen.NotRun}, sec.Status) || sec.Shown != sec.Status:
+				t.Errorf("%s: scenario %q shows status %q (data %q)", p, s.Name, sec.Shown, sec.Status)
+			}
+		}
+	}
+
+	t.Logf("%d pages, %d verified examples (%d in the docs), %d feature pages; screenshots in %s", len(reports), verified, len(docs.IDs()), len(feats), *shotsDir)
+	if reports["/troubleshooting/"] == nil {
+		// TODO(issue 7): the troubleshooting screenshot appears once
+		// docs/troubleshooting.md exists.
+		t.Logf("no /troubleshooting/ page yet: no troubleshooting screenshot")
+	}
+}
+
+func shot(t *testing.T, ctx context.Context, file string) {
+	t.Helper()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Errorf("screenshot %s: %v", file, err)
+		return
+	}
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	abs, _ := filepath.Abs(file)
+	t.Logf("screenshot: %s", abs)
+}
+
+// htmlPages lists the site's pages as URL paths: /, /quickstart/, ...
+func htmlPages(t *testing.T, public string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(public, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".html") {
+			return err
+		}
+		rel, err := filepath.Rel(public, p)
+		if err != nil {
+			return err
+		}
+		u := "/" + filepath.ToSlash(rel)
+		if path.Base(u) == "index.html" {
+			u = strings.TrimSuffix(u, "index.html")
+		}
+		out = append(out, u)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func consoleText(args []*runtime.RemoteObject) string {
+	var parts []string
+	for _, a := range args {
+		switch {
+		case len(a.Value) > 0:
+			parts = append(parts, string(a.Value))
+		case a.Description != "":
+			parts = append(parts, a.Description)
+		default:
+			parts = append(parts, string(a.Type))
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}

@@ -1,0 +1,221 @@
+package stack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/mcp-proxy/mcp-proxy/internal/netguard"
+	"github.com/mcp-proxy/mcp-proxy/proxy"
+	"github.com/mcp-proxy/mcp-proxy/proxy/cli"
+)
+
+// Replicas is what a stack offers for scenarios with several proxy
+// replicas sharing one Redis. The in-process stack has it; a scenario that
+// needs it is tagged @local.
+type Replicas interface {
+	// StartRedis starts a Redis server for the run; the proxy's environment
+	// then has REDIS_URL pointing at it.
+	StartRedis(ctx context.Context) error
+	// StartReplica starts one more proxy with the same configuration and
+	// returns its number (the first proxy is 1).
+	StartReplica(ctx context.Context) (int, error)
+	// UseReplica sends new connections to mcp.example.com (and the other
+	// route hosts) to replica n.
+	UseReplica(n int) error
+	// ReplicaTransport reaches the stack like Transport, except that the
+	// route hosts are always replica n.
+	ReplicaTransport(n int) (http.RoundTripper, error)
+}
+
+// Files reads the files a proxy writes in its working directory.
+type Files interface {
+	// ProxyFile returns the content of a file of the proxy's working
+	// directory, such as its audit log.
+	ProxyFile(name string) ([]byte, error)
+}
+
+// AdminReader is a stack whose proxy's admin listener a scenario can read.
+type AdminReader interface {
+	// AdminURL is the base URL of the running proxy's admin listener.
+	AdminURL() string
+}
+
+var (
+	_ Replicas    = (*Local)(nil)
+	_ AdminReader = (*Local)(nil)
+)
+
+// RedisURLEnv is the variable the docs' Redis example reads its URL from.
+const RedisURLEnv = "REDIS_URL"
+
+type replica struct {
+	addr netip.AddrPort
+	stop context.CancelFunc
+	done chan int
+}
+
+// StartRedis implements Replicas: a real redis-server on a free loopback
+// port, with no persistence, stopped when the stack closes.
+func (s *Local) StartRedis(ctx context.Context) error {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return errors.New("stack: redis-server is not installed (apt-get install -y redis-server)")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	dir := filepath.Join(s.dir, "redis")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("stack: start redis-server: %w", err)
+	}
+	s.mu.Lock()
+	s.redis = cmd
+	s.mu.Unlock()
+	s.redisMu.Lock()
+	s.redisURL = fmt.Sprintf("redis://127.0.0.1:%d/0", port)
+	s.redisMu.Unlock()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("stack: redis-server did not answer on port %d", port)
+		}
+		t := time.NewTimer(20 * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
+}
+
+// StartReplica implements Replicas.
+func (s *Local) StartReplica(ctx context.Context) (int, error) {
+	flags, err := s.trustFlags()
+	if err != nil {
+		return 0, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	ready := make(chan struct{})
+	done := make(chan int, 1)
+	env := cli.Env{
+		Stdout: &s.proxyLog, Stderr: &s.proxyLog, Dir: s.dir, LookupEnv: s.env(),
+		Listen: func(network, addr string) (net.Listener, error) {
+			if addr == adminListen {
+				return net.Listen(network, addr)
+			}
+			return ln, nil
+		},
+		Network: proxy.Options{Resolver: s.hosts, Dial: s.hosts.DialContext},
+		Ready:   func(*proxy.Proxy, net.Addr) { close(ready) },
+	}
+	args := append([]string{"serve", "-config", "config.yaml", "-admin-listen", adminListen}, flags...)
+	go func() { done <- cli.Run(runCtx, args, env) }()
+	select {
+	case <-ready:
+	case code := <-done:
+		cancel()
+		ln.Close()
+		return 0, fmt.Errorf("mcp-proxy serve (replica) exited with %d:\n%s", code, s.proxyLog.String())
+	case <-ctx.Done():
+		cancel()
+		<-done
+		return 0, ctx.Err()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.replicas = append(s.replicas, &replica{addr: netip.MustParseAddrPort(ln.Addr().String()), stop: cancel, done: done})
+	return len(s.replicas) + 1, nil
+}
+
+// UseReplica implements Replicas.
+func (s *Local) UseReplica(n int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var addr netip.AddrPort
+	switch {
+	case n == 1:
+		addr = s.proxyAddr
+	case n >= 2 && n-2 < len(s.replicas):
+		addr = s.replicas[n-2].addr
+	default:
+		return fmt.Errorf("stack: there is no proxy replica %d", n)
+	}
+	for _, h := range s.routeHosts {
+		s.hosts.Set(h, 443, addr)
+	}
+	s.transport.CloseIdleConnections() // new connections go to the replica
+	return nil
+}
+
+// ReplicaTransport implements Replicas.
+func (s *Local) ReplicaTransport(n int) (http.RoundTripper, error) {
+	s.mu.Lock()
+	var addr netip.AddrPort
+	switch {
+	case n == 1:
+		addr = s.proxyAddr
+	case n >= 2 && n-2 < len(s.replicas):
+		addr = s.replicas[n-2].addr
+	}
+	hosts := append([]string(nil), s.routeHosts...)
+	s.mu.Unlock()
+	if !addr.IsValid() {
+		return nil, fmt.Errorf("stack: there is no proxy replica %d", n)
+	}
+	dial := func(ctx context.Context, network, a string) (net.Conn, error) {
+		host, _, _ := net.SplitHostPort(a)
+		for _, h := range hosts {
+			if h == host {
+				return (&net.Dialer{}).DialContext(ctx, network, addr.String())
+			}
+		}
+		return s.hosts.DialContext(ctx, network, a)
+	}
+	return netguard.NewTransport(dial, netguard.TransportOptions{RootCAs: s.ca.Pool()}), nil
+}
+
+// ProxyFile implements Files.
+func (s *Local) ProxyFile(name string) ([]byte, error) {
+	return os.ReadFile(filepath.Join(s.dir, filepath.Clean("/"+name)))
+}
+
+var _ Files = (*Local)(nil)
+
+// stopExtras stops the replicas and Redis. The caller holds s.mu.
+func (s *Local) stopExtras() {
+	for _, r := range s.replicas {
+		r.stop()
+		<-r.done
+	}
+	s.replicas = nil
+	if s.redis != nil {
+		_ = s.redis.Process.Kill()
+		_ = s.redis.Wait()
+		s.redis = nil
+	}
+}
