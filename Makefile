@@ -22,7 +22,7 @@ STATICCHECK  := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # GOTESTFLAGS is passed to go test for the scenarios (make test adds -race).
 GOTESTFLAGS  ?=
 
-.PHONY: all build conformance test lint fmt-check vet staticcheck unit demo clean site site-test docs
+.PHONY: all build conformance test lint fmt-check vet staticcheck unit demo bench clean site site-test docs
 
 all: build
 
@@ -73,6 +73,20 @@ unit:
 
 demo:
 	$(GO) run ./cmd/mcp-stack $(DEMOFLAGS)
+
+# Proxied vs direct, in one run: the MCP Go SDK client calling mockmcp's echo
+# tool directly, through a bare reverse-proxy hop that only adds the bearer
+# header, and through mcp-proxy (Quick Start configuration, warm path).
+# The last lines give each as a ratio of direct (time per call, CPU per call).
+BENCHFLAGS ?= -benchtime 2000x -count 5
+bench:
+	@mkdir -p $(BUILD)
+	$(GO) test -run '^$$' -bench . $(BENCHFLAGS) ./internal/bench | tee $(BUILD)/bench.txt
+	@awk '/^BenchmarkEcho\// { split($$1, n, "/"); sub(/-[0-9]+$$/, "", n[2]); t[n[2]] += $$3; c[n[2]] += $$5; k[n[2]]++ } \
+	END { for (x in t) { t[x] /= k[x]; c[x] /= k[x] } \
+	      printf "bench: mean of %d runs: direct %.0f us/call, %.0f cpu-us/call\n", k["direct"], t["direct"]/1000, c["direct"]; \
+	      printf "bench: bare hop   %.2fx time, +%.0f cpu-us/call\n", t["bare-hop"]/t["direct"], c["bare-hop"]-c["direct"]; \
+	      printf "bench: mcp-proxy  %.2fx time, +%.0f cpu-us/call (throughput %.2fx of direct)\n", t["proxied"]/t["direct"], c["proxied"]-c["direct"], t["direct"]/t["proxied"] }' $(BUILD)/bench.txt
 
 # The docs site (Hugo, a tool of site/go.mod; D2 renders the diagrams). Its
 # generated inputs go to site/generated, the site to site/public; an example

@@ -199,5 +199,9 @@ func storageError(err error) *apierror.Error {
 		"The proxy's token store cannot be reached; nothing was changed. Try again shortly.")
 }
 
+// keyEscaper escapes the separator of binding keys, and the escape
+// character itself, so that distinct values never make equal keys.
+var keyEscaper = strings.NewReplacer("\\", "\\\\", "\x00", "\\0")
+
 // keyPart escapes a value for use inside a binding key.
-func keyPart(s string) string { return strings.ReplaceAll(s, "\x00", "") }
+func keyPart(s string) string { return keyEscaper.Replace(s) }

@@ -150,6 +150,9 @@ func (c *MCPClient) ProtocolVersion() string {
 	return c.session.InitializeResult().ProtocolVersion
 }
 
+// Session is the MCP session, once connected.
+func (c *MCPClient) Session() *mcp.ClientSession { return c.session }
+
 // RedirectURL is where the MCP client receives authorization answers.
 func (c *MCPClient) RedirectURL() string { return c.redirectURL }
 

@@ -219,3 +219,16 @@ func (s *Local) stopExtras() {
 		s.redis = nil
 	}
 }
+
+// Serve adds a server of the caller's under another hostname of the stack
+// (benchmarks use it for a baseline hop). It stops with the stack.
+func (s *Local) Serve(host string, h http.Handler) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, dup := s.services[host]; dup {
+		return fmt.Errorf("stack: %s is served already", host)
+	}
+	svc := &service{host: host, newHandler: func() (http.Handler, error) { return h, nil }}
+	s.services[host] = svc
+	return s.serve(svc)
+}
