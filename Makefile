@@ -96,8 +96,12 @@ site:
 		echo "site: no conformance results in $(REPORTS); running the scenarios first"; \
 		$(MAKE) conformance || exit $$?; \
 	fi
-	@start=$$(date +%s); \
-	$(GO) run ./internal/docgen/cmd/docgen site -manifest $(REPORTS)/manifest.json -out site/generated && \
+	@start=$$(date +%s); manifests=$(REPORTS)/manifest.json; \
+	if [ "$(REPORTS)" = "$(BUILD)/conformance" ] && [ -s $(BUILD)/conformance-local/manifest.json ] && \
+	   [ $(BUILD)/conformance-local/manifest.json -nt $(REPORTS)/manifest.json ]; then \
+		manifests=$$manifests,$(BUILD)/conformance-local/manifest.json; fi; \
+	echo "site: results from $$manifests"; \
+	$(GO) run ./internal/docgen/cmd/docgen site -manifest $$manifests -out site/generated && \
 	$(GO) -C site tool hugo --cleanDestinationDir --destination public && \
 	echo "site: built site/public in $$(( $$(date +%s) - start ))s"
 

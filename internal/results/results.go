@@ -173,3 +173,69 @@ func gitState(dir string) (string, bool) {
 	status, _ := exec.Command("git", "-C", dir, "status", "--porcelain", "--untracked-files=no").Output()
 	return strings.TrimSpace(string(out)), len(strings.TrimSpace(string(status))) > 0
 }
+
+// Merge joins the manifests of runs of the same commit on several stacks
+// into one: a scenario that ran on several stacks passed only if it passed
+// on each, and an example's status is recomputed from the merged
+// scenarios. The provenance names every stack, joined with "+".
+func Merge(ms ...*Manifest) *Manifest {
+	if len(ms) == 1 {
+		return ms[0]
+	}
+	out := &Manifest{Examples: make(map[string]ExampleResult)}
+	index := map[string]int{}
+	var stacks []string
+	pages := map[string]string{}
+	for _, m := range ms {
+		stacks = append(stacks, m.Provenance.Stack)
+		if out.Provenance.Time.Before(m.Provenance.Time) {
+			p := out.Provenance
+			out.Provenance = m.Provenance
+			out.Provenance.Passed, out.Provenance.Failed = p.Passed, p.Failed
+		}
+		out.Provenance.Dirty = out.Provenance.Dirty || m.Provenance.Dirty
+		for id, e := range m.Examples {
+			pages[id] = e.Page
+		}
+		for _, s := range m.Scenarios {
+			k := s.Feature + "\x00" + s.Name
+			i, seen := index[k]
+			if !seen {
+				index[k] = len(out.Scenarios)
+				out.Scenarios = append(out.Scenarios, s)
+				continue
+			}
+			if s.Status != Passed {
+				out.Scenarios[i].Status = s.Status
+				out.Scenarios[i].Error = s.Error
+			}
+		}
+	}
+	out.Provenance.Passed, out.Provenance.Failed = 0, 0
+	for _, s := range out.Scenarios {
+		if s.Status == Passed {
+			out.Provenance.Passed++
+		} else {
+			out.Provenance.Failed++
+		}
+		for _, id := range s.Examples {
+			e := out.Examples[id]
+			e.Page = pages[id]
+			e.Scenarios = append(e.Scenarios, ScenarioRef{Name: s.Name, Feature: s.Feature, Status: s.Status})
+			out.Examples[id] = e
+		}
+	}
+	for id, e := range out.Examples {
+		e.Status = Passed
+		for _, s := range e.Scenarios {
+			if s.Status != Passed {
+				e.Status = Failed
+			}
+		}
+		sort.Slice(e.Scenarios, func(i, j int) bool { return e.Scenarios[i].Name < e.Scenarios[j].Name })
+		out.Examples[id] = e
+	}
+	out.Provenance.Stack = strings.Join(stacks, "+")
+	out.Provenance.Command = "make test"
+	return out
+}

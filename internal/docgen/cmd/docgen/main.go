@@ -62,17 +62,22 @@ func tables(args []string) error {
 
 func site(args []string) error {
 	fs := flag.NewFlagSet("site", flag.ExitOnError)
-	manifest := fs.String("manifest", filepath.Join("build", "conformance", "manifest.json"), "the results `file` of make conformance")
+	manifest := fs.String("manifest", filepath.Join("build", "conformance", "manifest.json"), "the results `file` of make conformance; several, comma-separated, are merged (runs on several stacks)")
 	docsDir := fs.String("docs", "docs", "the docs `directory`")
 	features := fs.String("features", "features", "the feature files' `directory`")
 	out := fs.String("out", filepath.Join("site", "generated"), "the `directory` to write (emptied first)")
 	d2 := fs.String("d2", "go -C site tool d2", "the `command` that renders a D2 file to SVG; the source and target paths are appended")
 	_ = fs.Parse(args)
 
-	m, err := results.Read(*manifest)
-	if err != nil {
-		return fmt.Errorf("%w (run make conformance first)", err)
+	var ms []*results.Manifest
+	for _, path := range strings.Split(*manifest, ",") {
+		m, err := results.Read(path)
+		if err != nil {
+			return fmt.Errorf("%w (run make conformance first)", err)
+		}
+		ms = append(ms, m)
 	}
+	m := results.Merge(ms...)
 	docs, err := docexamples.Load(*docsDir)
 	if err != nil {
 		return err
