@@ -197,8 +197,13 @@ func Merge(ms ...*Manifest) *Manifest {
 		for id, e := range m.Examples {
 			pages[id] = e.Page
 		}
+		// Rows of a scenario outline share a name: the nth scenario of a
+		// name in one run is matched with the nth of the other.
+		nth := map[string]int{}
 		for _, s := range m.Scenarios {
-			k := s.Feature + "\x00" + s.Name
+			base := s.Feature + "\x00" + s.Name
+			k := fmt.Sprintf("%s\x00%d", base, nth[base])
+			nth[base]++
 			i, seen := index[k]
 			if !seen {
 				index[k] = len(out.Scenarios)

@@ -146,6 +146,7 @@ func startContainers(ctx context.Context, run *containerRun) (_ *Containers, err
 	if err != nil {
 		return nil, err
 	}
+	run.dir(dir, true)
 	s := &Containers{
 		run:       run,
 		n:         run.nextStack(),
@@ -771,5 +772,8 @@ func (s *Containers) removeAll() error {
 		}
 	}
 	errs = append(errs, os.RemoveAll(s.dir))
+	if s.run != nil {
+		s.run.dir(s.dir, false)
+	}
 	return errors.Join(errs...)
 }

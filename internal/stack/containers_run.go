@@ -92,9 +92,10 @@ type containerRun struct {
 
 	mu      sync.Mutex
 	stacks  int
-	spare   *spareStack    // the stack started ahead, if any
-	pending sync.WaitGroup // background removals
-	errs    []error        // what background removals failed to do
+	dirs    map[string]bool // the stacks' working directories not yet removed
+	spare   *spareStack     // the stack started ahead, if any
+	pending sync.WaitGroup  // background removals
+	errs    []error         // what background removals failed to do
 }
 
 // spareStack is a stack being started ahead of the scenario that will get
@@ -164,6 +165,31 @@ func (r *containerRun) nextStack() int {
 	defer r.mu.Unlock()
 	r.stacks++
 	return r.stacks
+}
+
+// dir notes a stack's working directory (add) or its removal, so that an
+// interrupt removes the directories too.
+func (r *containerRun) dir(path string, add bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.dirs == nil {
+		r.dirs = map[string]bool{}
+	}
+	if add {
+		r.dirs[path] = true
+	} else {
+		delete(r.dirs, path)
+	}
+}
+
+// removeDirs removes the working directories of the stacks still open.
+func (r *containerRun) removeDirs() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for d := range r.dirs {
+		os.RemoveAll(d)
+	}
+	r.dirs = nil
 }
 
 var (
@@ -339,6 +365,7 @@ func (r *containerRun) removeOnSignal() func() {
 				fmt.Fprintln(os.Stderr, "stack:", err)
 			}
 			cancel()
+			r.removeDirs()
 			os.Exit(1)
 		case <-done:
 		}
