@@ -301,6 +301,11 @@ func (w *world) rawWithToken(ctx context.Context, user, target string) error {
 	req.Header.Set("Authorization", "Bearer "+tok)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json, text/event-stream")
+	if id := a.SessionID(); id != "" {
+		// The request belongs to the client's MCP session, as its own would.
+		req.Header.Set("Mcp-Session-Id", id)
+		req.Header.Set("MCP-Protocol-Version", a.ProtocolVersion())
+	}
 	resp, err := w.httpClient().Do(req)
 	if err != nil {
 		return err

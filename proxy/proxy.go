@@ -57,9 +57,6 @@ const (
 	// RefreshSkew is how long before its expiry an upstream token is
 	// refreshed, so a request never carries a token that expires in flight.
 	RefreshSkew = time.Minute
-	// responseHeaderTimeout bounds the wait for the remote server's response
-	// headers; a streamed body that follows has no timeout.
-	responseHeaderTimeout = 2 * time.Minute
 )
 
 // Options are the settings that are not part of the configuration file:
@@ -163,7 +160,6 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 	p.guard = &netguard.Guard{Resolver: opts.Resolver, AllowLoopback: opts.AllowLoopback, Dial: opts.Dial}
 	p.guard.Trust(opts.TrustedHosts...)
 	p.transport = netguard.NewTransport(p.guard.DialContext, netguard.TransportOptions{RootCAs: opts.RootCAs})
-	p.transport.ResponseHeaderTimeout = responseHeaderTimeout
 	p.hc = &http.Client{Transport: p.transport, CheckRedirect: netguard.NoRedirects, Timeout: 30 * time.Second}
 
 	p.discovery = &upstream.Discoverer{HTTP: p.hc, Now: p.now, AllowHost: p.allowMetadataHost}
@@ -352,7 +348,7 @@ func (p *Proxy) checkCSRF(sessionID, requestID, got string) bool {
 func (p *Proxy) newReverseProxy(rt *route) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Rewrite:        rt.rewrite,
-		Transport:      p.transport,
+		Transport:      headerTimeout{base: p.transport, d: rt.cfg.Server().Timeout()},
 		ModifyResponse: rt.modifyResponse,
 		ErrorHandler:   rt.forwardError,
 		ErrorLog:       slog.NewLogLogger(p.log.Handler(), slog.LevelWarn),

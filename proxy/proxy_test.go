@@ -263,3 +263,31 @@ func TestMetadataDocuments(t *testing.T) {
 		t.Errorf("CIMD redirect_uris = %v", cimd["redirect_uris"])
 	}
 }
+
+// failingBackend answers every operation with ErrUnavailable, as an
+// unreachable Redis does.
+type failingBackend struct{ store.Backend }
+
+func (failingBackend) Get(context.Context, string, string) ([]byte, error) {
+	return nil, store.ErrUnavailable
+}
+
+// TestStorageUnavailable: a request whose token cannot be looked up gets a
+// 503 with a request id that the log carries too.
+func TestStorageUnavailable(t *testing.T) {
+	p, _ := newTestProxy(t, "")
+	p.st.b = failingBackend{p.st.b}
+	r := httptest.NewRequest(http.MethodPost, "https://mcp.test/mcp", strings.NewReader("{}"))
+	r.Header.Set("Authorization", "Bearer some-token")
+	rec := do(p, r)
+	var body struct {
+		Error     string `json:"error"`
+		RequestID string `json:"request_id"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+		t.Fatal(err)
+	}
+	if rec.Code != http.StatusServiceUnavailable || body.Error != "storage_unavailable" || body.RequestID == "" || body.RequestID != rec.Header().Get("X-Request-Id") {
+		t.Errorf("got %d %+v (X-Request-Id %q)", rec.Code, body, rec.Header().Get("X-Request-Id"))
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 )
 
 // DefaultListen is the address `serve` listens on when listen is not set.
@@ -252,6 +253,23 @@ type MCPServer struct {
 	// MaxRequestBytes bounds the body of a request to the remote server.
 	// Default 4194304 (4 MiB).
 	MaxRequestBytes int64 `yaml:"max_request_bytes"`
+
+	// UpstreamTimeout bounds the wait for the remote server to start
+	// answering a request (its response headers), as a Go duration such as
+	// 30s. A response that has started, such as a server-sent event stream,
+	// is never cut. Default "2m".
+	UpstreamTimeout string `yaml:"upstream_timeout"`
+}
+
+// DefaultUpstreamTimeout is upstream_timeout when it is not set.
+const DefaultUpstreamTimeout = 2 * time.Minute
+
+// Timeout returns the route's upstream timeout or its default.
+func (s *MCPServer) Timeout() time.Duration {
+	if d, err := time.ParseDuration(s.UpstreamTimeout); err == nil && d > 0 {
+		return d
+	}
+	return DefaultUpstreamTimeout
 }
 
 // Binding modes.
@@ -600,6 +618,12 @@ func validateServer(s *MCPServer, p string, d *decoder) {
 		u, err := url.Parse(o)
 		if err != nil || u.Scheme == "" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
 			d.errorf(d.pos(op), op, "%q is not an origin; write scheme://host[:port], such as https://app.example.com", o)
+		}
+	}
+	if s.UpstreamTimeout != "" {
+		if t, err := time.ParseDuration(s.UpstreamTimeout); err != nil || t <= 0 {
+			tp := p + ".upstream_timeout"
+			d.errorf(d.pos(tp), tp, "%q is not a positive duration such as 30s or 2m", s.UpstreamTimeout)
 		}
 	}
 	if s.MaxRequestBytes < 0 {

@@ -201,3 +201,33 @@ func TestDomainAllowed(t *testing.T) {
 		}
 	}
 }
+
+func TestBindingAndStorageValidation(t *testing.T) {
+	dir := writeTLS(t)
+	for _, tc := range []struct {
+		body string
+		want string
+	}{
+		{"routes: [{from: https://a.test, to: https://b.test, mcp: {server: {upstream_token_binding: per_tenant}}}]",
+			`routes[0].mcp.server.upstream_token_binding: "per_tenant" is not a binding mode; use per_user, per_session or service_account`},
+		{"routes: [{from: https://a.test, to: https://b.test, mcp: {server: {upstream_token_binding: service_account, service_account: {admin: a}}}}]",
+			`routes[0].mcp.server.upstream_token_binding: service_account shares one remote token among all users, so every use must be audited; set audit.file`},
+		{"audit: {file: a.log}\nroutes: [{from: https://a.test, to: https://b.test, mcp: {server: {upstream_token_binding: service_account}}}]",
+			`routes[0].mcp.server.service_account: missing; say where the shared token comes from: service_account.admin (a user who consents once for everyone) or service_account.client_credentials: true`},
+		{"storage: {type: disk}\nroutes: [{from: https://a.test, to: https://b.test, mcp: {server: {}}}]",
+			`storage.type: "disk" is not a store; use memory, file or redis`},
+		{"storage: {type: redis}\nroutes: [{from: https://a.test, to: https://b.test, mcp: {server: {}}}]",
+			`storage.redis_url: missing; the redis store needs the server's URL, such as redis://redis.internal:6379/0`},
+		{"routes: [{from: https://a.test, to: https://b.test, mcp: {server: {upstream_timeout: soon}}}]",
+			`routes[0].mcp.server.upstream_timeout: "soon" is not a positive duration such as 30s or 2m`},
+	} {
+		_, err := Load(filepath.Join(dir, "config.yaml"), []byte(head+tc.body+"\n"), env(map[string]string{"SECRET": "x"}))
+		var got []string
+		for _, e := range Errors(err) {
+			got = append(got, e.Path+": "+e.Msg)
+		}
+		if len(got) != 1 || got[0] != tc.want {
+			t.Errorf("%s:\n got %q\nwant %q", tc.body, got, tc.want)
+		}
+	}
+}
