@@ -28,6 +28,15 @@ Feature: Advanced topics: multi-hop, scope pass-through, connections, cache inva
     And alice's MCP client calls the tool "whoami"
     Then the tool answers with the scopes ""
 
+  Scenario: A remote server that needs more scope sends the user to consent to it
+    Given the operator configuration "quickstart-minimal"
+    And the proxy is running
+    And the remote MCP server requires the scope "files:write" for the tool "whoami"
+    And alice has connected an MCP client to "https://mcp.example.com/mcp"
+    When alice's MCP client calls the tool "whoami"
+    Then the tool answers with the scopes "files:write"
+    And alice was sent to "auth.provider.com" twice
+
   Scenario: A user lists and disconnects a connection; the tokens are revoked upstream
     Given the operator configuration "quickstart-minimal"
     And the proxy is running

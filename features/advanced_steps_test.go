@@ -25,6 +25,9 @@ func advancedSteps(w *world, sc *godog.ScenarioContext) {
 		return nil
 	})
 	sc.Step(`^the tool answers with the scopes "([^"]*)"$`, w.toolAnswersScopes)
+	sc.Step(`^the remote MCP server requires the scope "([^"]+)" for the tool "([^"]+)"$`, func(ctx context.Context, scope, tool string) error {
+		return w.patch(ctx, stack.UpstreamHost, "/.test/settings", map[string]any{"tool_scopes": map[string][]string{tool: strings.Fields(scope)}})
+	})
 	sc.Step(`^(\w+) lists (?:her|his|their) connections at "([^"]+)"$`, w.listConnections)
 	sc.Step(`^(?:she|he|they) sees? (\d+) connections? to "([^"]+)"$`, w.seesConnections)
 	sc.Step(`^(\w+) disconnects it$`, w.disconnectIt)

@@ -24,6 +24,12 @@ import (
 // newTestProxy builds a proxy for one route on mcp.test with a fake clock.
 func newTestProxy(t *testing.T, extra string) (*Proxy, *time.Time) {
 	t.Helper()
+	return newTestProxyTop(t, "", extra)
+}
+
+// newTestProxyTop also takes top-level configuration lines.
+func newTestProxyTop(t *testing.T, top, extra string) (*Proxy, *time.Time) {
+	t.Helper()
 	dir := t.TempDir()
 	ca, err := testca.New()
 	if err != nil {
@@ -38,6 +44,7 @@ func newTestProxy(t *testing.T, extra string) (*Proxy, *time.Time) {
 	}
 	src := `tls: {cert_file: c.pem, key_file: k.pem}
 identity_provider: {issuer: https://idp.test, client_id: p, client_secret: s}
+` + top + `
 routes:
   - from: https://mcp.test
     to: https://upstream.test
@@ -289,5 +296,20 @@ func TestStorageUnavailable(t *testing.T) {
 	}
 	if rec.Code != http.StatusServiceUnavailable || body.Error != "storage_unavailable" || body.RequestID == "" || body.RequestID != rec.Header().Get("X-Request-Id") {
 		t.Errorf("got %d %+v (X-Request-Id %q)", rec.Code, body, rec.Header().Get("X-Request-Id"))
+	}
+}
+
+// TestClientIDAllowlist: a client id outside allowed_client_id_domains is
+// refused before its metadata document is fetched (the test proxy can
+// reach nothing, so a fetch would fail differently).
+func TestClientIDAllowlist(t *testing.T) {
+	p, _ := newTestProxyTop(t, "allowed_client_id_domains: ['*.trusted.test']", "")
+	q := url.Values{"client_id": {"https://evil.test/app.json"}, "redirect_uri": {"https://evil.test/cb"}, "response_type": {"code"},
+		"code_challenge": {challengeOf(testVerifier)}, "code_challenge_method": {"S256"}}
+	rec := do(p, httptest.NewRequest(http.MethodGet, "https://mcp.test/.mcp-proxy/authorize?"+q.Encode(), nil))
+	body := rec.Body.String()
+	if rec.Code != http.StatusForbidden || !strings.Contains(body, "client_not_allowed") ||
+		!strings.Contains(body, "its host evil.test is not in allowed_client_id_domains") {
+		t.Errorf("got %d %s", rec.Code, body)
 	}
 }
