@@ -164,14 +164,7 @@ func (w *world) postWithoutToken(ctx context.Context, method, target string) err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json, text/event-stream")
-	resp, err := w.httpClient().Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	w.resp = resp
-	w.body, err = io.ReadAll(resp.Body)
-	return err
+	return w.send(req)
 }
 
 // answerIsDocumented compares the last answer with a documented HTTP
@@ -554,4 +547,17 @@ func (w *world) client(user, name string) (*actors.MCPClient, error) {
 func docPage(_ *world, name string) (string, error) {
 	b, err := os.ReadFile(filepath.Join(docsDir, name+".md"))
 	return string(b), err
+}
+
+// send sends a request by hand and keeps the answer for the steps that
+// follow.
+func (w *world) send(req *http.Request) error {
+	resp, err := w.httpClient().Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	w.resp = resp
+	w.body, err = io.ReadAll(resp.Body)
+	return err
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -306,14 +305,7 @@ func (w *world) rawWithToken(ctx context.Context, user, target string) error {
 		req.Header.Set("Mcp-Session-Id", id)
 		req.Header.Set("MCP-Protocol-Version", a.ProtocolVersion())
 	}
-	resp, err := w.httpClient().Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	w.resp = resp
-	w.body, err = io.ReadAll(resp.Body)
-	return err
+	return w.send(req)
 }
 
 func (w *world) answerError() (string, string, error) {
@@ -461,12 +453,5 @@ func (w *world) requestWithHost(ctx context.Context, target, host string) error 
 		return err
 	}
 	req.Host = host
-	resp, err := w.httpClient().Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	w.resp = resp
-	w.body, err = io.ReadAll(resp.Body)
-	return err
+	return w.send(req)
 }

@@ -343,15 +343,32 @@ func (s *Local) StartProxy(ctx context.Context) error {
 	if s.stopProxy != nil {
 		return errors.New("stack: the proxy is already running")
 	}
-	flags, err := s.trustFlags()
-	if err != nil {
-		return err
-	}
 	raw, err := listenAgain(s.proxyAddr)
 	if err != nil {
 		return err
 	}
 	ln := s.proxyGate.listener(raw)
+	cancel, done, err := s.runProxy(ctx, ln, func(a net.Addr) { s.adminAddr = a.String() })
+	if err != nil {
+		return err
+	}
+	s.proxyAddr = netip.MustParseAddrPort(raw.Addr().String())
+	for _, h := range s.routeHosts {
+		s.hosts.Set(h, 443, s.proxyAddr)
+	}
+	s.stopProxy, s.proxyDone, s.proxyClose = cancel, done, func() { ln.Close() }
+	return nil
+}
+
+// runProxy runs `mcp-proxy serve -config config.yaml` with the stack's
+// trust flags on ln, and returns once it serves: cancel stops it, done
+// gives its exit code. adminReady, when set, learns the admin address.
+func (s *Local) runProxy(ctx context.Context, ln net.Listener, adminReady func(net.Addr)) (context.CancelFunc, chan int, error) {
+	flags, err := s.trustFlags()
+	if err != nil {
+		ln.Close()
+		return nil, nil, err
+	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	ready := make(chan struct{})
 	done := make(chan int, 1)
@@ -365,28 +382,23 @@ func (s *Local) StartProxy(ctx context.Context) error {
 		},
 		Network:    proxy.Options{Resolver: s.hosts, Dial: s.hosts.DialContext},
 		Ready:      func(*proxy.Proxy, net.Addr) { close(ready) },
-		AdminReady: func(a net.Addr) { s.adminAddr = a.String() },
+		AdminReady: adminReady,
 	}
 	args := append([]string{"serve", "-config", "config.yaml", "-admin-listen", adminListen}, flags...)
 	go func() { done <- cli.Run(runCtx, args, env) }()
 	select {
 	case <-ready:
+		return cancel, done, nil
 	case code := <-done:
 		cancel()
 		ln.Close()
-		return fmt.Errorf("mcp-proxy serve exited with %d:\n%s", code, s.proxyLog.String())
+		return nil, nil, fmt.Errorf("mcp-proxy serve exited with %d:\n%s", code, s.proxyLog.String())
 	case <-ctx.Done():
 		cancel()
 		ln.Close()
 		<-done
-		return ctx.Err()
+		return nil, nil, ctx.Err()
 	}
-	s.proxyAddr = netip.MustParseAddrPort(raw.Addr().String())
-	for _, h := range s.routeHosts {
-		s.hosts.Set(h, 443, s.proxyAddr)
-	}
-	s.stopProxy, s.proxyDone, s.proxyClose = cancel, done, func() { ln.Close() }
-	return nil
 }
 
 // haltProxy stops the proxy, if it runs. The caller holds s.mu.

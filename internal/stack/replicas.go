@@ -14,8 +14,6 @@ import (
 	"time"
 
 	"github.com/mcp-proxy/mcp-proxy/internal/netguard"
-	"github.com/mcp-proxy/mcp-proxy/proxy"
-	"github.com/mcp-proxy/mcp-proxy/proxy/cli"
 )
 
 // Replicas is what a stack offers for scenarios with several proxy
@@ -111,40 +109,13 @@ func (s *Local) StartRedis(ctx context.Context) error {
 
 // StartReplica implements Replicas.
 func (s *Local) StartReplica(ctx context.Context) (int, error) {
-	flags, err := s.trustFlags()
-	if err != nil {
-		return 0, err
-	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
 	}
-	runCtx, cancel := context.WithCancel(context.Background())
-	ready := make(chan struct{})
-	done := make(chan int, 1)
-	env := cli.Env{
-		Stdout: &s.proxyLog, Stderr: &s.proxyLog, Dir: s.dir, LookupEnv: s.env(),
-		Listen: func(network, addr string) (net.Listener, error) {
-			if addr == adminListen {
-				return net.Listen(network, addr)
-			}
-			return ln, nil
-		},
-		Network: proxy.Options{Resolver: s.hosts, Dial: s.hosts.DialContext},
-		Ready:   func(*proxy.Proxy, net.Addr) { close(ready) },
-	}
-	args := append([]string{"serve", "-config", "config.yaml", "-admin-listen", adminListen}, flags...)
-	go func() { done <- cli.Run(runCtx, args, env) }()
-	select {
-	case <-ready:
-	case code := <-done:
-		cancel()
-		ln.Close()
-		return 0, fmt.Errorf("mcp-proxy serve (replica) exited with %d:\n%s", code, s.proxyLog.String())
-	case <-ctx.Done():
-		cancel()
-		<-done
-		return 0, ctx.Err()
+	cancel, done, err := s.runProxy(ctx, ln, nil)
+	if err != nil {
+		return 0, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
