@@ -1,8 +1,6 @@
 package proxy
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -11,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mcp-proxy/mcp-proxy/proxy/apierror"
+	"github.com/mcp-proxy/mcp-proxy/proxy/audit"
 	"github.com/mcp-proxy/mcp-proxy/proxy/config"
 	"github.com/mcp-proxy/mcp-proxy/proxy/store"
 )
@@ -30,11 +29,9 @@ type Connection struct {
 	Expires  time.Time `json:"expires,omitzero"`
 }
 
-// connectionID is a short, non-reversible id of a binding key.
-func connectionID(key string) string {
-	sum := sha256.Sum256([]byte(key))
-	return hex.EncodeToString(sum[:8])
-}
+// connectionID is a short, non-reversible id of a binding key: the same
+// id the audit log writes as binding_key_id, so the two can be matched.
+func connectionID(key string) string { return audit.KeyID(key) }
 
 // userTokens returns the signed-in user's upstream tokens on this route.
 func (rt *route) userTokens(r *http.Request, subject string) ([]*store.UpstreamToken, error) {

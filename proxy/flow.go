@@ -2,9 +2,7 @@ package proxy
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -161,18 +159,13 @@ func (rt *route) session(r *http.Request) (*store.Session, error) {
 	return s, nil
 }
 
-func hashString(s string) string {
-	h := sha256.Sum256([]byte(s))
-	return base64.RawURLEncoding.EncodeToString(h[:])
-}
-
 // startLogin sends the browser to the identity provider. A cookie binds the
 // sign-in to this browser, so a sign-in started elsewhere cannot be finished
 // here. After sign-in the browser resumes ar, or goes to returnTo when ar is
 // nil.
 func (rt *route) startLogin(w http.ResponseWriter, r *http.Request, ar *store.AuthRequest, returnTo ...string) {
 	state, binding := random(24), random(24)
-	ls := &store.LoginState{Verifier: random(32), Nonce: random(16), Binding: hashString(binding)}
+	ls := &store.LoginState{Verifier: random(32), Nonce: random(16), Binding: secretKey(binding)}
 	if ar != nil {
 		ls.RequestID = ar.ID
 	} else if len(returnTo) > 0 {
@@ -207,7 +200,7 @@ func (rt *route) loginCallbackHandler(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c, err := r.Cookie(loginCookie)
-	if err != nil || subtle.ConstantTimeCompare([]byte(hashString(c.Value)), []byte(ls.Binding)) != 1 {
+	if err != nil || subtle.ConstantTimeCompare([]byte(secretKey(c.Value)), []byte(ls.Binding)) != 1 {
 		rt.errorPage(w, r, apierror.New(apierror.CodeLoginFailed, http.StatusBadRequest,
 			"This sign-in was started in another browser; start again from your MCP client."))
 		return

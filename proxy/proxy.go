@@ -91,6 +91,7 @@ type Proxy struct {
 	log    *slog.Logger
 	now    func() time.Time
 	routes map[string]*route
+	named  []string // the hosts the configuration names
 	tlsCfg *tls.Config
 
 	guard     *netguard.Guard
@@ -180,9 +181,8 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 		rt := newRoute(p, rc)
 		p.routes[rt.host] = rt
 	}
-	for _, h := range cfg.NamedHosts() {
-		p.guard.Trust(h)
-	}
+	p.named = cfg.NamedHosts()
+	p.guard.Trust(p.named...)
 	go p.sweep()
 	return p, nil
 }
@@ -193,7 +193,7 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 // dial time.)
 func (p *Proxy) allowMetadataHost(host string) error {
 	allowed := p.cfg.AllowedMetadataDomains
-	if len(allowed) == 0 || slices.Contains(p.cfg.NamedHosts(), strings.ToLower(host)) || config.DomainAllowed(host, allowed) {
+	if len(allowed) == 0 || slices.Contains(p.named, strings.ToLower(host)) || config.DomainAllowed(host, allowed) {
 		return nil
 	}
 	return fmt.Errorf("its host %s is not in allowed_metadata_domains", host)

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -24,10 +23,6 @@ import (
 	"github.com/testcontainers/testcontainers-go/network"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/mcp-proxy/mcp-proxy/internal/clientmeta"
-	"github.com/mcp-proxy/mcp-proxy/internal/control"
-	"github.com/mcp-proxy/mcp-proxy/internal/hostmap"
-	"github.com/mcp-proxy/mcp-proxy/internal/netguard"
 	"github.com/mcp-proxy/mcp-proxy/internal/testca"
 	"github.com/mcp-proxy/mcp-proxy/mockas"
 )
@@ -59,15 +54,10 @@ import (
 // (serve, validate, ...) mounts it at /config and runs as this process's
 // user, as the docs' docker run does.
 type Containers struct {
-	run       *containerRun
-	n         int // the stack's number in the run, for container names
-	ca        *testca.CA
-	hosts     *hostmap.Map
-	transport *http.Transport
-	dir       string
-	secret    string
-	idpSecret string
-	network   *testcontainers.DockerNetwork
+	run *containerRun
+	n   int // the stack's number in the run, for container names
+	shared
+	network *testcontainers.DockerNetwork
 
 	mu       sync.Mutex
 	doubles  map[string]*component // by name: the doubles and the client host
@@ -148,21 +138,16 @@ func startContainers(ctx context.Context, run *containerRun) (_ *Containers, err
 	}
 	run.dir(dir, true)
 	s := &Containers{
-		run:       run,
-		n:         run.nextStack(),
-		ca:        ca,
-		hosts:     hostmap.New(),
-		dir:       dir,
-		secret:    "control-" + randomHex(),
-		idpSecret: "idp-secret-" + randomHex(),
-		doubles:   make(map[string]*component),
+		shared:  newShared(ca, dir),
+		run:     run,
+		n:       run.nextStack(),
+		doubles: make(map[string]*component),
 	}
 	defer func() {
 		if err != nil {
 			s.Close()
 		}
 	}()
-	s.transport = netguard.NewTransport(s.hosts.DialContext, netguard.TransportOptions{RootCAs: ca.Pool()})
 	if run.closing.Load() {
 		return nil, errors.New("stack: the run is being removed")
 	}
@@ -191,24 +176,12 @@ func startContainers(ctx context.Context, run *containerRun) (_ *Containers, err
 		}
 		return nil
 	}
-	// The doubles get the settings the in-process stack gives them (see
-	// NewLocal), as flags.
+	// The doubles get the stack's settings (shared.go) as flags.
 	asEnv := map[string]string{"MOCKAS_CONTROL_SECRET": s.secret}
 	caFlag := []string{"-ca-file", containerDir + "/stack-ca.pem"}
 	for _, err := range []error{
-		add("as", ASHost, "mockas", asEnv, mockasFlags(mockas.Config{
-			Issuer:       "https://" + ASHost,
-			TrustedHosts: []string{ProxyHost, InnerProxyHost},
-			Clients:      UpstreamClients(),
-		}, caFlag...)...),
-		add("idp", IdPHost, "mockas", asEnv, mockasFlags(mockas.Config{
-			Issuer: "https://" + IdPHost,
-			Clients: []mockas.Client{{
-				ID: "mcp-proxy", Secret: s.idpSecret, Name: "mcp-proxy",
-				RedirectURIs: []string{"https://" + ProxyHost + "/.mcp-proxy/login/callback", "https://" + InnerProxyHost + "/.mcp-proxy/login/callback"},
-			}},
-			DisableCIMD: true,
-		}, caFlag...)...),
+		add("as", ASHost, "mockas", asEnv, mockasFlags(asSettings(), caFlag...)...),
+		add("idp", IdPHost, "mockas", asEnv, mockasFlags(s.idpSettings(), caFlag...)...),
 		add("mcp", UpstreamHost, "mockmcp", map[string]string{"MOCKMCP_CONTROL_SECRET": s.secret},
 			append([]string{"-resource", UpstreamResource, "-as", "https://" + ASHost}, caFlag...)...),
 		add("clients", ClientHost, "mockcimd", nil, "-host", ClientHost),
@@ -402,32 +375,6 @@ func (s *Containers) remove(ctx context.Context, c *component) error {
 
 // Mode implements Stack.
 func (s *Containers) Mode() string { return "containers" }
-
-// Transport implements Stack.
-func (s *Containers) Transport() http.RoundTripper { return s.transport }
-
-// ClientMetadataURL implements Stack.
-func (s *Containers) ClientMetadataURL(name string) string {
-	return clientmeta.MetadataURL(ClientHost, name)
-}
-
-// ClientRedirectURL implements Stack.
-func (s *Containers) ClientRedirectURL(name string) string {
-	return clientmeta.RedirectURL(ClientHost, name)
-}
-
-func (s *Containers) control(host string) *control.Client {
-	return &control.Client{BaseURL: "https://" + host, Secret: s.secret, HTTP: &http.Client{Transport: s.transport, Timeout: 10 * time.Second}}
-}
-
-// AS implements Stack.
-func (s *Containers) AS() *control.Client { return s.control(ASHost) }
-
-// IdP implements Stack.
-func (s *Containers) IdP() *control.Client { return s.control(IdPHost) }
-
-// MCP implements Stack.
-func (s *Containers) MCP() *control.Client { return s.control(UpstreamHost) }
 
 // RefusedDials implements Stack. It covers what the harness dials. Inside
 // the network nothing records dials: Docker's DNS answers the stack's names

@@ -20,9 +20,6 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/mcp-proxy/mcp-proxy/internal/clientmeta"
-	"github.com/mcp-proxy/mcp-proxy/internal/control"
-	"github.com/mcp-proxy/mcp-proxy/internal/hostmap"
-	"github.com/mcp-proxy/mcp-proxy/internal/netguard"
 	"github.com/mcp-proxy/mcp-proxy/internal/testca"
 	"github.com/mcp-proxy/mcp-proxy/mockas"
 	"github.com/mcp-proxy/mcp-proxy/mockmcp"
@@ -34,12 +31,7 @@ import (
 // ephemeral port, and every HTTP client dials through one host map that
 // sends the documented names there.
 type Local struct {
-	ca        *testca.CA
-	hosts     *hostmap.Map
-	transport *http.Transport
-	dir       string // the proxy's working directory
-	secret    string // the control API secret
-	idpSecret string
+	shared
 
 	services map[string]*service // the doubles and the client host, by name
 
@@ -95,45 +87,21 @@ func NewLocal() (_ *Local, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Local{
-		ca:        ca,
-		hosts:     hostmap.New(),
-		dir:       dir,
-		secret:    "control-" + randomHex(),
-		idpSecret: "idp-secret-" + randomHex(),
-		services:  make(map[string]*service),
-	}
+	s := &Local{shared: newShared(ca, dir), services: make(map[string]*service)}
 	defer func() {
 		if err != nil {
 			s.Close()
 		}
 	}()
-	s.transport = netguard.NewTransport(s.hosts.DialContext, netguard.TransportOptions{RootCAs: ca.Pool()})
 	quiet := slog.New(slog.DiscardHandler)
-
-	asConfig := mockas.Config{
-		Issuer:        "https://" + ASHost,
-		Resolver:      s.hosts,
-		Dial:          s.hosts.DialContext,
-		TrustedHosts:  []string{ProxyHost, InnerProxyHost},
-		RootCAs:       ca.Pool(),
-		ControlSecret: s.secret,
-		Logger:        quiet,
-		Clients:       UpstreamClients(),
+	// In process, the doubles reach the network through the host map.
+	inProcess := func(c mockas.Config) mockas.Config {
+		c.Resolver, c.Dial, c.RootCAs = s.hosts, s.hosts.DialContext, ca.Pool()
+		c.ControlSecret, c.Logger = s.secret, quiet
+		return c
 	}
-	idpConfig := mockas.Config{
-		Issuer: "https://" + IdPHost,
-		Clients: []mockas.Client{{
-			ID: "mcp-proxy", Secret: s.idpSecret, Name: "mcp-proxy",
-			RedirectURIs: []string{"https://" + ProxyHost + "/.mcp-proxy/login/callback", "https://" + InnerProxyHost + "/.mcp-proxy/login/callback"},
-		}},
-		DisableCIMD:   true,
-		Resolver:      s.hosts,
-		Dial:          s.hosts.DialContext,
-		RootCAs:       ca.Pool(),
-		ControlSecret: s.secret,
-		Logger:        quiet,
-	}
+	asConfig := inProcess(asSettings())
+	idpConfig := inProcess(s.idpSettings())
 	mcpConfig := mockmcp.Config{
 		ResourceURL:          UpstreamResource,
 		AuthorizationServers: []string{"https://" + ASHost},
@@ -214,32 +182,6 @@ func listenAgain(addr netip.AddrPort) (net.Listener, error) {
 
 // Mode implements Stack.
 func (s *Local) Mode() string { return "local" }
-
-// Transport implements Stack.
-func (s *Local) Transport() http.RoundTripper { return s.transport }
-
-// ClientMetadataURL implements Stack.
-func (s *Local) ClientMetadataURL(name string) string {
-	return clientmeta.MetadataURL(ClientHost, name)
-}
-
-// ClientRedirectURL implements Stack.
-func (s *Local) ClientRedirectURL(name string) string {
-	return clientmeta.RedirectURL(ClientHost, name)
-}
-
-func (s *Local) control(host string) *control.Client {
-	return &control.Client{BaseURL: "https://" + host, Secret: s.secret, HTTP: &http.Client{Transport: s.transport, Timeout: 10 * time.Second}}
-}
-
-// AS implements Stack.
-func (s *Local) AS() *control.Client { return s.control(ASHost) }
-
-// IdP implements Stack.
-func (s *Local) IdP() *control.Client { return s.control(IdPHost) }
-
-// MCP implements Stack.
-func (s *Local) MCP() *control.Client { return s.control(UpstreamHost) }
 
 // RefusedDials implements Stack.
 func (s *Local) RefusedDials() []string { return s.hosts.RefusedDials() }

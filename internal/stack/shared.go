@@ -1,0 +1,88 @@
+package stack
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/mcp-proxy/mcp-proxy/internal/clientmeta"
+	"github.com/mcp-proxy/mcp-proxy/internal/control"
+	"github.com/mcp-proxy/mcp-proxy/internal/hostmap"
+	"github.com/mcp-proxy/mcp-proxy/internal/netguard"
+	"github.com/mcp-proxy/mcp-proxy/internal/testca"
+	"github.com/mcp-proxy/mcp-proxy/mockas"
+)
+
+// shared is what both stacks hold the same way: the run's CA, the host map
+// and transport the harness reaches the stack's names through, the proxy's
+// working directory, and the doubles' secrets.
+type shared struct {
+	ca        *testca.CA
+	hosts     *hostmap.Map
+	transport *http.Transport
+	dir       string // the proxy's working directory
+	secret    string // the control API secret
+	idpSecret string
+}
+
+func newShared(ca *testca.CA, dir string) shared {
+	hosts := hostmap.New()
+	return shared{
+		ca:        ca,
+		hosts:     hosts,
+		transport: netguard.NewTransport(hosts.DialContext, netguard.TransportOptions{RootCAs: ca.Pool()}),
+		dir:       dir,
+		secret:    "control-" + randomHex(),
+		idpSecret: "idp-secret-" + randomHex(),
+	}
+}
+
+// asSettings are the remote authorization server's settings in the stack:
+// it fetches the route hosts' Client ID Metadata Documents, and has the
+// clients the Troubleshooting page's pre-registration examples name.
+func asSettings() mockas.Config {
+	return mockas.Config{
+		Issuer:       "https://" + ASHost,
+		TrustedHosts: []string{ProxyHost, InnerProxyHost},
+		Clients:      UpstreamClients(),
+	}
+}
+
+// idpSettings are the identity provider's settings in the stack: the
+// proxy's client, with the sign-in redirect of every route host the docs
+// use.
+func (sh *shared) idpSettings() mockas.Config {
+	return mockas.Config{
+		Issuer: "https://" + IdPHost,
+		Clients: []mockas.Client{{
+			ID: "mcp-proxy", Secret: sh.idpSecret, Name: "mcp-proxy",
+			RedirectURIs: []string{"https://" + ProxyHost + "/.mcp-proxy/login/callback", "https://" + InnerProxyHost + "/.mcp-proxy/login/callback"},
+		}},
+		DisableCIMD: true,
+	}
+}
+
+// Transport implements Stack.
+func (sh *shared) Transport() http.RoundTripper { return sh.transport }
+
+// ClientMetadataURL implements Stack.
+func (sh *shared) ClientMetadataURL(name string) string {
+	return clientmeta.MetadataURL(ClientHost, name)
+}
+
+// ClientRedirectURL implements Stack.
+func (sh *shared) ClientRedirectURL(name string) string {
+	return clientmeta.RedirectURL(ClientHost, name)
+}
+
+func (sh *shared) control(host string) *control.Client {
+	return &control.Client{BaseURL: "https://" + host, Secret: sh.secret, HTTP: &http.Client{Transport: sh.transport, Timeout: 10 * time.Second}}
+}
+
+// AS implements Stack.
+func (sh *shared) AS() *control.Client { return sh.control(ASHost) }
+
+// IdP implements Stack.
+func (sh *shared) IdP() *control.Client { return sh.control(IdPHost) }
+
+// MCP implements Stack.
+func (sh *shared) MCP() *control.Client { return sh.control(UpstreamHost) }
