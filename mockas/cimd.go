@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/mcp-proxy/mcp-proxy/internal/control"
-	"github.com/mcp-proxy/mcp-proxy/internal/netguard"
 )
 
 // Client ID Metadata Documents (draft-ietf-oauth-client-id-metadata-document,
@@ -112,7 +111,7 @@ func (s *Server) fetchCIMD(ctx context.Context, id string) (*clientInfo, time.Du
 		req.Header.Set("Accept", "application/json")
 		resp, err := s.cimdHTTP.Do(req)
 		if err != nil {
-			var refused *netguard.RefusedError
+			var refused *refusedError
 			if errors.As(err, &refused) {
 				return fail("was not fetched: the SSRF guard %v", refused)
 			}

@@ -10,8 +10,6 @@ import (
 	"net/url"
 	"strings"
 	"time"
-
-	"github.com/mcp-proxy/mcp-proxy/internal/netguard"
 )
 
 // User is an account that can sign in on the login page.
@@ -105,7 +103,7 @@ type Config struct {
 	SigningAlgorithm string
 	// Resolver resolves host names for Client ID Metadata Document fetches.
 	// Nil means the system DNS.
-	Resolver netguard.Resolver
+	Resolver Resolver
 	// Dial makes the TCP connection of a Client ID Metadata Document fetch to
 	// an address the SSRF guard has already checked. Nil means a plain
 	// net.Dialer. The in-process stack passes its host map's DialContext here,

@@ -22,8 +22,8 @@ import (
 	"golang.org/x/net/html"
 
 	"github.com/mcp-proxy/mcp-proxy/internal/hostmap"
-	"github.com/mcp-proxy/mcp-proxy/internal/netguard"
 	"github.com/mcp-proxy/mcp-proxy/internal/testca"
+	"github.com/mcp-proxy/mcp-proxy/proxy/netguard"
 )
 
 // clock is a fake clock: tests advance it instead of sleeping.

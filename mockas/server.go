@@ -20,7 +20,6 @@ import (
 
 	"github.com/mcp-proxy/mcp-proxy/internal/control"
 	"github.com/mcp-proxy/mcp-proxy/internal/faults"
-	"github.com/mcp-proxy/mcp-proxy/internal/netguard"
 )
 
 // Server is one mock authorization server with one issuer. It is an
@@ -222,13 +221,7 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 
-	guard := &netguard.Guard{Resolver: cfg.Resolver, AllowLoopback: cfg.AllowLoopback, Dial: cfg.Dial}
-	guard.Trust(cfg.TrustedHosts...)
-	s.cimdHTTP = &http.Client{
-		Transport:     netguard.NewTransport(guard.DialContext, netguard.TransportOptions{RootCAs: cfg.RootCAs, MaxIdleConnsPerHost: 4}),
-		CheckRedirect: netguard.NoRedirects,
-		Timeout:       cimdFetchTimeout,
-	}
+	s.cimdHTTP = newFetchGuard(cfg).client(cfg.RootCAs, cimdFetchTimeout)
 
 	s.control = control.Guard(cfg.ControlSecret, s.controlMux())
 	s.handler = s.faults.Wrap(http.HandlerFunc(s.route))

@@ -26,7 +26,7 @@ import (
 
 	"github.com/mcp-proxy/mcp-proxy/internal/control"
 	"github.com/mcp-proxy/mcp-proxy/internal/hostmap"
-	"github.com/mcp-proxy/mcp-proxy/internal/netguard"
+	"github.com/mcp-proxy/mcp-proxy/proxy/netguard"
 	"github.com/mcp-proxy/mcp-proxy/internal/testca"
 )
 

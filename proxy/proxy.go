@@ -28,7 +28,7 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
-	"github.com/mcp-proxy/mcp-proxy/internal/netguard"
+	"github.com/mcp-proxy/mcp-proxy/proxy/netguard"
 	"github.com/mcp-proxy/mcp-proxy/proxy/apierror"
 	"github.com/mcp-proxy/mcp-proxy/proxy/audit"
 	"github.com/mcp-proxy/mcp-proxy/proxy/clientid"

@@ -23,7 +23,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/mcp-proxy/mcp-proxy/internal/netguard"
 	"github.com/mcp-proxy/mcp-proxy/mockmcp"
 )
 
@@ -150,8 +149,9 @@ func config(o *options, log *slog.Logger) (mockmcp.Config, error) {
 	}
 	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	cfg.HTTPClient = &http.Client{
-		Transport: netguard.NewTransport(dialer.DialContext, netguard.TransportOptions{RootCAs: roots}),
-		Timeout:   15 * time.Second,
+		Transport: &http.Transport{DialContext: dialer.DialContext, ForceAttemptHTTP2: true,
+			TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}},
+		Timeout: 15 * time.Second,
 	}
 	return cfg, nil
 }

@@ -17,9 +17,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/mcp-proxy/mcp-proxy/internal/hostmap"
-	"github.com/mcp-proxy/mcp-proxy/internal/netguard"
 	"github.com/mcp-proxy/mcp-proxy/internal/testca"
 	"github.com/mcp-proxy/mcp-proxy/mockmcp"
+	"github.com/mcp-proxy/mcp-proxy/proxy/netguard"
 )
 
 const resource = "https://remote-mcp.provider.com/mcp"

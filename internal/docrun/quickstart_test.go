@@ -30,7 +30,7 @@ import (
 	"github.com/mcp-proxy/mcp-proxy/internal/clientmeta"
 	"github.com/mcp-proxy/mcp-proxy/internal/docexamples"
 	"github.com/mcp-proxy/mcp-proxy/internal/hostmap"
-	"github.com/mcp-proxy/mcp-proxy/internal/netguard"
+	"github.com/mcp-proxy/mcp-proxy/proxy/netguard"
 	"github.com/mcp-proxy/mcp-proxy/internal/testca"
 	"github.com/mcp-proxy/mcp-proxy/mockas"
 	"github.com/mcp-proxy/mcp-proxy/mockmcp"

@@ -13,7 +13,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/mcp-proxy/mcp-proxy/internal/netguard"
+	"github.com/mcp-proxy/mcp-proxy/proxy/netguard"
 )
 
 // Replicas is what a stack offers for scenarios with several proxy
