@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -24,8 +26,11 @@ import (
 	"time"
 
 	"github.com/mcp-proxy/mcp-proxy/internal/testca"
+	"github.com/mcp-proxy/mcp-proxy/proxy/authserver"
 	"github.com/mcp-proxy/mcp-proxy/proxy/config"
+	"github.com/mcp-proxy/mcp-proxy/proxy/connect"
 	"github.com/mcp-proxy/mcp-proxy/proxy/store"
+	"github.com/mcp-proxy/mcp-proxy/proxy/tokens"
 )
 
 // The binding property test (token binding, docs/token-binding.md): seeded
@@ -65,7 +70,10 @@ const (
 )
 
 var (
-	bpRouteSpecs = []struct{ host, binding string }{
+	bpRouteSpecs = []struct {
+		host    string
+		binding config.BindingMode
+	}{
 		{"pu.test", config.BindingPerUser},
 		{"pu2.test", config.BindingPerUser}, // same remote server as pu.test
 		{"ps.test", config.BindingPerSession},
@@ -239,7 +247,7 @@ func (f *bpRemote) token(w http.ResponseWriter, r *http.Request) {
 			ev.problem = fmt.Sprintf("redirect_uri %q, want %q", form.Get("redirect_uri"), c.redirect)
 		case c.resource != bpUpstreamURL:
 			ev.problem = fmt.Sprintf("the authorization request named resource %q", c.resource)
-		case !pkceMatches(form.Get("code_verifier"), c.challenge):
+		case !bpPKCE(form.Get("code_verifier"), c.challenge):
 			ev.problem = "the code_verifier does not match the authorization request's code_challenge"
 		}
 		ev.access, ev.refresh = f.issue(c.identity)
@@ -270,7 +278,7 @@ func (f *bpRemote) token(w http.ResponseWriter, r *http.Request) {
 			ev.refresh = refresh
 			resp["refresh_token"] = refresh
 		}
-		lifetime := int64(10*(12+h/4%48) + 5) // 125s..605s: always past RefreshSkew
+		lifetime := int64(10*(12+h/4%48) + 5) // 125s..605s: always past tokens.RefreshSkew
 		resp["expires_in"] = lifetime
 		ev.expiry = now.Add(time.Duration(lifetime) * time.Second)
 	default:
@@ -311,9 +319,10 @@ func (f *bpRemote) takeHits(tag string) []bpHit {
 // The model.
 
 type bpRoute struct {
-	host, binding string
-	rt            *route
-	sessions      map[string]string // user → browser session id
+	host     string
+	binding  config.BindingMode
+	rt       *route
+	sessions map[string]string // user → browser session id
 }
 
 // bpIdentity is one binding as the test sees it, and what the model
@@ -407,14 +416,12 @@ func newBindingRun(t *testing.T, seed uint64) *bpRun {
 	if *bindingNULSubject {
 		r.users = append(r.users, "al\x00ice")
 	}
-	r.p = newBindingProxy(t, clock.now)
-	r.p.hc.Transport = r.remote
+	r.p = newBindingProxy(t, clock.now, r.remote)
 	for _, s := range bpRouteSpecs {
 		rt := r.p.routes[s.host]
-		if rt == nil || rt.binding != s.binding {
+		if rt == nil || rt.binding() != s.binding {
 			t.Fatalf("route %s: %+v", s.host, rt)
 		}
-		rt.rp.Transport = r.remote
 		r.routes = append(r.routes, &bpRoute{host: s.host, binding: s.binding, rt: rt, sessions: map[string]string{}})
 	}
 	return r
@@ -423,7 +430,7 @@ func newBindingRun(t *testing.T, seed uint64) *bpRun {
 // newBindingProxy builds a proxy with one route per binding mode (two
 // per_user routes to the same remote server), all authorizing at as.test
 // with static endpoints.
-func newBindingProxy(t *testing.T, now func() time.Time) *Proxy {
+func newBindingProxy(t *testing.T, now func() time.Time, remote http.RoundTripper) *Proxy {
 	t.Helper()
 	dir := t.TempDir()
 	ca, err := testca.New()
@@ -462,7 +469,7 @@ func newBindingProxy(t *testing.T, now func() time.Time) *Proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := New(cfg, Options{Logger: slog.New(slog.DiscardHandler), Now: now, Backend: store.NewMemoryClock(now)})
+	p, err := New(cfg, Options{Logger: slog.New(slog.DiscardHandler), Now: now, Backend: store.NewMemoryClock(now), Transport: remote})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -539,8 +546,8 @@ func (r *bpRun) session(rt *bpRoute, user string) string {
 		return sid
 	}
 	sid := fmt.Sprintf("sid-%016x%016x", r.rng.Uint64(), r.rng.Uint64())
-	s := &store.Session{Subject: user, Expires: r.clock.now().Add(10 * 365 * 24 * time.Hour)}
-	if err := r.p.st.put(context.Background(), nsSessions, secretKey(sid), s, time.Time{}); err != nil {
+	s := &authserver.Session{Subject: user, Expires: r.clock.now().Add(10 * 365 * 24 * time.Hour)}
+	if err := r.p.putSession(sid, s); err != nil {
 		r.t.Fatal(err)
 	}
 	rt.sessions[user] = sid
@@ -558,7 +565,7 @@ func (r *bpRun) browse(method, u, sid string, form url.Values) *httptest.Respons
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
 	if sid != "" {
-		req.AddCookie(&http.Cookie{Name: sessionCookie, Value: sid})
+		req.AddCookie(&http.Cookie{Name: authserver.SessionCookie, Value: sid})
 	}
 	return do(r.p, req)
 }
@@ -602,13 +609,13 @@ func (r *bpRun) opGrant() *bpViolation {
 	q := url.Values{"response_type": {"code"}, "client_id": {client}, "redirect_uri": {bpRedirect},
 		"code_challenge": {challengeOf(testVerifier)}, "code_challenge_method": {"S256"},
 		"resource": {origin + "/mcp"}, "state": {fmt.Sprintf("cs%d", r.op)}}
-	rec := r.browse(http.MethodGet, origin+pathAuthorize+"?"+q.Encode(), sid, nil)
+	rec := r.browse(http.MethodGet, origin+authserver.PathAuthorize+"?"+q.Encode(), sid, nil)
 	if rec.Code == http.StatusOK {
 		req, csrf := bpRequestField.FindStringSubmatch(rec.Body.String()), bpCSRFField.FindStringSubmatch(rec.Body.String())
 		if req == nil || csrf == nil {
 			return r.fail(bpFlow, "authorize answered 200 without a consent form: %s", rec.Body)
 		}
-		rec = r.browse(http.MethodPost, origin+pathConsent, sid, url.Values{"request": {req[1]}, "csrf": {csrf[1]}, "decision": {"approve"}})
+		rec = r.browse(http.MethodPost, origin+authserver.PathConsent, sid, url.Values{"request": {req[1]}, "csrf": {csrf[1]}, "decision": {"approve"}})
 	}
 	if rt.binding == config.BindingServiceAccount && !id.present && user != bpAdmin {
 		if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "service_account_not_connected") {
@@ -630,7 +637,7 @@ func (r *bpRun) opGrant() *bpViolation {
 			return r.fail(bpModel, "the proxy sent %s to the remote authorization server although it holds the token of %s", bpShow(user), id.name)
 		}
 		aq := loc.Query()
-		if aq.Get("client_id") != bpASClientID || aq.Get("redirect_uri") != origin+pathUpstreamCB || aq.Get("resource") != bpUpstreamURL ||
+		if aq.Get("client_id") != bpASClientID || aq.Get("redirect_uri") != origin+connect.PathCallback || aq.Get("resource") != bpUpstreamURL ||
 			aq.Get("code_challenge_method") != "S256" || aq.Get("state") == "" {
 			return r.fail(bpFlow, "authorization request to the remote authorization server: %s", loc)
 		}
@@ -643,7 +650,7 @@ func (r *bpRun) opGrant() *bpViolation {
 		r.remote.codes[code] = bpCode{identity: id.name, challenge: aq.Get("code_challenge"), redirect: aq.Get("redirect_uri"),
 			resource: aq.Get("resource"), lifetime: lifetime}
 		r.remote.mu.Unlock()
-		rec = r.browse(http.MethodGet, origin+pathUpstreamCB+"?"+url.Values{"code": {code}, "state": {aq.Get("state")}}.Encode(), sid, nil)
+		rec = r.browse(http.MethodGet, origin+connect.PathCallback+"?"+url.Values{"code": {code}, "state": {aq.Get("state")}}.Encode(), sid, nil)
 		evs := r.remote.takeEvents()
 		if len(evs) != 1 || evs[0].grantType != "authorization_code" || evs[0].problem != "" || evs[0].refused {
 			return r.fail(bpFlow, "the upstream callback's requests to the authorization server: %+v", evs)
@@ -673,7 +680,7 @@ func (r *bpRun) opGrant() *bpViolation {
 	if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &tr) != nil || tr.AccessToken == "" {
 		return r.fail(bpFlow, "code exchange: %d %s", rec.Code, rec.Body)
 	}
-	at, err := getRecord[store.AccessToken](context.Background(), r.p.st, nsAccess, secretKey(tr.AccessToken))
+	at, err := r.p.accessToken(tr.AccessToken)
 	if err != nil || at == nil || at.Grant == nil {
 		return r.fail(bpFlow, "the access token's record: %+v %v", at, err)
 	}
@@ -691,7 +698,7 @@ func (r *bpRun) opGrant() *bpViolation {
 		return r.fail(bpBinding, "a grant of binding %s has key %q; earlier grants of it have %q", id.name, gr.BindingKey, id.key)
 	}
 	if consented {
-		ut, err := getRecord[store.UpstreamToken](context.Background(), r.p.st, nsUpstream, id.key)
+		ut, err := r.p.upstreamToken(id.route.host, id.key)
 		switch {
 		case err != nil || ut == nil:
 			return r.fail(bpModel, "no upstream token under %s's key after the consent: %v", id.name, err)
@@ -703,7 +710,7 @@ func (r *bpRun) opGrant() *bpViolation {
 	}
 	now := r.clock.now()
 	g := &bpGrant{n: n, route: rt, user: user, client: client, id: id, grantID: gr.ID, refresh: tr.RefreshToken,
-		access: []bpDownstream{{tr.AccessToken, now.Add(AccessTokenTTL)}}, refreshExpires: now.Add(RefreshTokenTTL)}
+		access: []bpDownstream{{tr.AccessToken, now.Add(authserver.AccessTokenTTL)}}, refreshExpires: now.Add(authserver.RefreshTokenTTL)}
 	r.downstream[tr.AccessToken], r.downstream[tr.RefreshToken] = true, true
 	r.grants = append(r.grants, g)
 	r.stats.grants++
@@ -715,7 +722,7 @@ func (r *bpRun) opGrant() *bpViolation {
 }
 
 func bpTokenRequest(host string, form url.Values) *http.Request {
-	req := httptest.NewRequest(http.MethodPost, "https://"+host+pathToken, strings.NewReader(form.Encode()))
+	req := httptest.NewRequest(http.MethodPost, "https://"+host+authserver.PathToken, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	return req
 }
@@ -732,7 +739,7 @@ type bpReq struct {
 // operation.
 type bpOutcome struct {
 	present  bool // the proxy holds a token for the binding
-	refresh  bool // the token is within RefreshSkew of its expiry
+	refresh  bool // the token is within tokens.RefreshSkew of its expiry
 	refused  bool // and the authorization server refuses the refresh
 	rejected bool // the remote server refuses the (unrefreshed) token
 	token    string
@@ -850,7 +857,7 @@ func (r *bpRun) opRequests(n int) *bpViolation {
 			continue
 		}
 		o := &bpOutcome{present: id.present, token: id.access}
-		o.refresh = id.present && !id.expiry.IsZero() && !now.Add(RefreshSkew).Before(id.expiry)
+		o.refresh = id.present && !id.expiry.IsZero() && !now.Add(tokens.RefreshSkew).Before(id.expiry)
 		evs := byID[id]
 		switch {
 		case !o.refresh && len(evs) > 0:
@@ -933,13 +940,13 @@ func (r *bpRun) opAdvance() *bpViolation {
 		var ids []*bpIdentity
 		now := r.clock.now()
 		for _, id := range r.idList {
-			if id.present && !id.expiry.IsZero() && now.Add(RefreshSkew).Before(id.expiry) {
+			if id.present && !id.expiry.IsZero() && now.Add(tokens.RefreshSkew).Before(id.expiry) {
 				ids = append(ids, id)
 			}
 		}
 		if len(ids) > 0 {
 			id := bpPick(r.rng, ids)
-			d := id.expiry.Add(-RefreshSkew + 5*time.Second).Sub(now)
+			d := id.expiry.Add(-tokens.RefreshSkew + 5*time.Second).Sub(now)
 			r.note("advance %s, into the refresh window of %s", d, id.name)
 			r.clock.add(d)
 			return nil
@@ -978,7 +985,7 @@ func (r *bpRun) opDisconnect() *bpViolation {
 	r.stats.disconnects++
 	if id.user == "" {
 		r.note("the operator drops the shared token of %s (held: %v)", id.name, id.present)
-		if err := r.p.st.del(context.Background(), nsUpstream, id.key); err != nil {
+		if err := r.p.routes[id.route.host].tokens.Drop(context.Background(), id.key); err != nil {
 			return r.fail(bpFlow, "%v", err)
 		}
 		id.present = false
@@ -1003,7 +1010,7 @@ func (r *bpRun) opDisconnect() *bpViolation {
 // checkStored reports a token stored under id's key that the authorization
 // server issued for another binding.
 func (r *bpRun) checkStored(id *bpIdentity) *bpViolation {
-	ut, err := getRecord[store.UpstreamToken](context.Background(), r.p.st, nsUpstream, id.key)
+	ut, err := r.p.upstreamToken(id.route.host, id.key)
 	if err != nil || ut == nil {
 		return nil
 	}
@@ -1015,11 +1022,11 @@ func (r *bpRun) checkStored(id *bpIdentity) *bpViolation {
 
 func (r *bpRun) disconnect(rt *bpRoute, user, key string) *httptest.ResponseRecorder {
 	sid := r.session(rt, user)
-	req := httptest.NewRequest(http.MethodPost, "https://"+rt.host+pathDisconnect,
-		strings.NewReader(url.Values{"csrf": {r.p.csrfToken(sid, pathDisconnect)}, "connection": {connectionID(key)}}.Encode()))
+	req := httptest.NewRequest(http.MethodPost, "https://"+rt.host+authserver.PathDisconnect,
+		strings.NewReader(url.Values{"csrf": {rt.rt.as.FormToken(sid, authserver.PathDisconnect)}, "connection": {authserver.ConnectionID(key)}}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
-	req.AddCookie(&http.Cookie{Name: sessionCookie, Value: sid})
+	req.AddCookie(&http.Cookie{Name: authserver.SessionCookie, Value: sid})
 	return do(r.p, req)
 }
 
@@ -1045,7 +1052,7 @@ func (r *bpRun) opForeignDisconnect() *bpViolation {
 	if rec.Code != http.StatusNotFound {
 		return r.fail(bpBinding, "%s disconnecting %s's binding %s: %d %s, want 404", bpShow(other), bpShow(id.user), id.name, rec.Code, rec.Body)
 	}
-	ut, err := getRecord[store.UpstreamToken](context.Background(), r.p.st, nsUpstream, id.key)
+	ut, err := r.p.upstreamToken(id.route.host, id.key)
 	if err != nil || ut == nil {
 		return r.fail(bpBinding, "%s's token is gone after %s's disconnect attempt (%v)", id.name, bpShow(other), err)
 	}
@@ -1099,7 +1106,7 @@ func (r *bpRun) clientRefresh(g *bpGrant) *bpViolation {
 	if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &tr) != nil || tr.AccessToken == "" {
 		return r.fail(bpFlow, "refresh of grant #%d: %d %s", g.n, rec.Code, rec.Body)
 	}
-	at, err := getRecord[store.AccessToken](context.Background(), r.p.st, nsAccess, secretKey(tr.AccessToken))
+	at, err := r.p.accessToken(tr.AccessToken)
 	if err != nil || at == nil || at.Grant == nil {
 		return r.fail(bpFlow, "the refreshed access token's record: %+v %v", at, err)
 	}
@@ -1107,8 +1114,8 @@ func (r *bpRun) clientRefresh(g *bpGrant) *bpViolation {
 		return r.fail(bpBinding, "grant #%d (%s, key %q) refreshed into grant %s of %s with key %q",
 			g.n, g.id.name, g.id.key, at.Grant.ID, bpShow(at.Grant.Subject), at.Grant.BindingKey)
 	}
-	g.access = append(g.access, bpDownstream{tr.AccessToken, now.Add(AccessTokenTTL)})
-	g.refresh, g.refreshExpires = tr.RefreshToken, now.Add(RefreshTokenTTL)
+	g.access = append(g.access, bpDownstream{tr.AccessToken, now.Add(authserver.AccessTokenTTL)})
+	g.refresh, g.refreshExpires = tr.RefreshToken, now.Add(authserver.RefreshTokenTTL)
 	r.downstream[tr.AccessToken], r.downstream[tr.RefreshToken] = true, true
 	r.stats.clientRefreshes++
 	return nil
@@ -1120,12 +1127,12 @@ func (r *bpRun) opListConnections() *bpViolation {
 	rt, user := bpPick(r.rng, r.routes), bpPick(r.rng, r.users)
 	r.note("%s lists connections on %s", bpShow(user), rt.host)
 	sid := r.session(rt, user)
-	req := httptest.NewRequest(http.MethodGet, "https://"+rt.host+pathConnections, nil)
+	req := httptest.NewRequest(http.MethodGet, "https://"+rt.host+authserver.PathConnections, nil)
 	req.Header.Set("Accept", "application/json")
-	req.AddCookie(&http.Cookie{Name: sessionCookie, Value: sid})
+	req.AddCookie(&http.Cookie{Name: authserver.SessionCookie, Value: sid})
 	rec := do(r.p, req)
 	var body struct {
-		Connections []Connection `json:"connections"`
+		Connections []authserver.Connection `json:"connections"`
 	}
 	if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &body) != nil {
 		return r.fail(bpFlow, "connections: %d %s", rec.Code, rec.Body)
@@ -1136,7 +1143,7 @@ func (r *bpRun) opListConnections() *bpViolation {
 	}
 	for _, id := range r.known(true) {
 		if id.route == rt && id.user == user {
-			want = append(want, connectionID(id.key))
+			want = append(want, authserver.ConnectionID(id.key))
 		}
 	}
 	slices.Sort(got)
@@ -1176,12 +1183,12 @@ func swapUsersTokens(r *bpRun, id *bpIdentity) {
 			continue
 		}
 		ctx := context.Background()
-		a, errA := getRecord[store.UpstreamToken](ctx, r.p.st, nsUpstream, id.key)
-		b, errB := getRecord[store.UpstreamToken](ctx, r.p.st, nsUpstream, other.key)
+		a, errA := r.p.upstreamToken(id.route.host, id.key)
+		b, errB := r.p.upstreamToken(other.route.host, other.key)
 		if errA != nil || errB != nil || a == nil || b == nil {
 			r.t.Fatalf("tamper: %v %v", errA, errB)
 		}
-		if r.p.st.put(ctx, nsUpstream, id.key, b, time.Time{}) != nil || r.p.st.put(ctx, nsUpstream, other.key, a, time.Time{}) != nil {
+		if r.p.routes[id.route.host].tokens.Records.Put(ctx, id.key, b, time.Time{}) != nil || r.p.routes[other.route.host].tokens.Records.Put(ctx, other.key, a, time.Time{}) != nil {
 			r.t.Fatal("tamper: put failed")
 		}
 		r.note("  TAMPER: swapped the tokens of %s and %s", id.name, other.name)
@@ -1207,14 +1214,14 @@ func TestBindingPropertyCatchesAWrongKey(t *testing.T) {
 // TestBindingPropertyKeySemantics checks the binding modes on the keys
 // directly: who shares a key and who does not.
 func TestBindingPropertyKeySemantics(t *testing.T) {
-	p := newBindingProxy(t, time.Now)
+	p := newBindingProxy(t, time.Now, nil)
 	pu, pu2, ps, sa := p.routes["pu.test"], p.routes["pu2.test"], p.routes["ps.test"], p.routes["sa.test"]
 	other := "https://upstream.test/other"
 	type keyed struct{ name, key string }
 	var all []keyed
 	k := func(rt *route, user, session, up string) string {
 		key := rt.bindingKey(user, session, up)
-		all = append(all, keyed{fmt.Sprintf("%s %s %s %s", rt.host, user, session, up), key})
+		all = append(all, keyed{fmt.Sprintf("%s %s %s %s", rt.host(), user, session, up), key})
 		return key
 	}
 	eq := func(what, a, b string) {
@@ -1230,9 +1237,9 @@ func TestBindingPropertyKeySemantics(t *testing.T) {
 		}
 	}
 	for _, rt := range []*route{pu, pu2} {
-		eq(rt.host+": one user's two authorizations share a key", k(rt, "alice", "s1", bpUpstreamURL), k(rt, "alice", "s2", bpUpstreamURL))
-		ne(rt.host+": users differ", k(rt, "alice", "s1", bpUpstreamURL), k(rt, "bob", "s1", bpUpstreamURL))
-		ne(rt.host+": remote endpoints differ", k(rt, "alice", "s1", bpUpstreamURL), k(rt, "alice", "s1", other))
+		eq(rt.host()+": one user's two authorizations share a key", k(rt, "alice", "s1", bpUpstreamURL), k(rt, "alice", "s2", bpUpstreamURL))
+		ne(rt.host()+": users differ", k(rt, "alice", "s1", bpUpstreamURL), k(rt, "bob", "s1", bpUpstreamURL))
+		ne(rt.host()+": remote endpoints differ", k(rt, "alice", "s1", bpUpstreamURL), k(rt, "alice", "s1", other))
 	}
 	ne("per_session: one user's two authorizations differ", k(ps, "alice", "s1", bpUpstreamURL), k(ps, "alice", "s2", bpUpstreamURL))
 	ne("per_session: users differ", k(ps, "alice", "s1", bpUpstreamURL), k(ps, "bob", "s1", bpUpstreamURL))
@@ -1255,7 +1262,14 @@ func TestBindingPropertyKeySemantics(t *testing.T) {
 		if !strings.HasPrefix(rt.bindingKey("alice", "s1", bpUpstreamURL), rt.userKeyPrefix("alice")) ||
 			strings.HasPrefix(rt.bindingKey("alice2", "s1", bpUpstreamURL), rt.userKeyPrefix("alice")) ||
 			strings.HasPrefix(rt.bindingKey("bob", "s1", bpUpstreamURL), rt.userKeyPrefix("alice")) {
-			t.Errorf("%s: user key prefixes do not separate users", rt.host)
+			t.Errorf("%s: user key prefixes do not separate users", rt.host())
 		}
 	}
+}
+
+// bpPKCE is the fake authorization server's own S256 check (RFC 7636
+// §4.6), not the proxy's.
+func bpPKCE(verifier, challenge string) bool {
+	sum := sha256.Sum256([]byte(verifier))
+	return len(verifier) >= 43 && base64.RawURLEncoding.EncodeToString(sum[:]) == challenge
 }

@@ -4,60 +4,56 @@
 // each remote MCP server, and forwards requests with the remote server's
 // token in place of the client's.
 //
+// This package wires the parts along the request path, each a package of
+// its own: bearer (the MCP client's token), binding (whose upstream token),
+// tokens (the upstream token source), forward (the remote server); beside
+// it, authserver (the proxy's own OAuth endpoints and pages) and connect
+// (the OAuth client towards remote authorization servers).
+//
 // cmd/mcp-proxy wires it to flags; the conformance harness embeds it.
 package proxy
 
 import (
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"slices"
-	"strings"
-	"sync"
 	"time"
 
-	"golang.org/x/sync/singleflight"
-
-	"github.com/mcp-proxy/mcp-proxy/proxy/netguard"
 	"github.com/mcp-proxy/mcp-proxy/proxy/apierror"
 	"github.com/mcp-proxy/mcp-proxy/proxy/audit"
+	"github.com/mcp-proxy/mcp-proxy/proxy/authserver"
+	"github.com/mcp-proxy/mcp-proxy/proxy/bearer"
 	"github.com/mcp-proxy/mcp-proxy/proxy/clientid"
 	"github.com/mcp-proxy/mcp-proxy/proxy/config"
+	"github.com/mcp-proxy/mcp-proxy/proxy/forward"
+	"github.com/mcp-proxy/mcp-proxy/proxy/hostname"
 	"github.com/mcp-proxy/mcp-proxy/proxy/login"
 	"github.com/mcp-proxy/mcp-proxy/proxy/metrics"
+	"github.com/mcp-proxy/mcp-proxy/proxy/netguard"
 	"github.com/mcp-proxy/mcp-proxy/proxy/store"
 	"github.com/mcp-proxy/mcp-proxy/proxy/upstream"
 )
 
-// Lifetimes of what the proxy issues and keeps. Named here so the docs and
-// the code say the same thing.
-const (
-	// SessionTTL is how long a browser stays signed in on a route host.
-	SessionTTL = 8 * time.Hour
-	// FlowTTL bounds a pending authorization: sign-in, consent and the
-	// remote authorization server's consent must finish within it.
-	FlowTTL = 10 * time.Minute
-	// CodeTTL is the life of a code issued to an MCP client.
-	CodeTTL = 2 * time.Minute
-	// AccessTokenTTL is the life of an access token issued to an MCP client.
-	AccessTokenTTL = time.Hour
-	// RefreshTokenTTL is the life of a refresh token issued to an MCP
-	// client; each use replaces it.
-	RefreshTokenTTL = 30 * 24 * time.Hour
-	// RefreshSkew is how long before its expiry an upstream token is
-	// refreshed, so a request never carries a token that expires in flight.
-	RefreshSkew = time.Minute
-)
+// hotTTL is how long a replica reuses a record of the request path (an
+// access token's grant, an upstream token) that it decoded, before reading
+// the store again. Changes made through this replica apply at once;
+// changes made through another replica (a disconnect, a refresh) are seen
+// within hotTTL.
+const hotTTL = 2 * time.Second
+
+// hotMax bounds the decoded records a replica keeps; past it the least
+// recently used go first.
+const hotMax = 100_000
+
+// randRead fills b with random bytes.
+var randRead = rand.Read
 
 // Options are the settings that are not part of the configuration file:
 // how the proxy reaches the network and what it trusts. Zero values are the
@@ -83,6 +79,9 @@ type Options struct {
 	Now func() time.Time
 	// Backend replaces the store the configuration names (tests).
 	Backend store.Backend
+	// Transport replaces every outbound connection, forwarding and OAuth
+	// alike (tests). Nil: the SSRF-guarded transport.
+	Transport http.RoundTripper
 }
 
 // Proxy is a running configuration.
@@ -90,45 +89,23 @@ type Proxy struct {
 	cfg    *config.Config
 	log    *slog.Logger
 	now    func() time.Time
-	routes map[string]*route
-	named  []string // the hosts the configuration names
+	routes map[string]*route // by hostname.Key
+	named  []string          // the hosts the configuration names
 	tlsCfg *tls.Config
 
-	guard     *netguard.Guard
-	hc        *http.Client // metadata, token and document fetches: no redirects
-	transport *http.Transport
-
-	discovery *upstream.Discoverer
-	clients   *clientid.Resolver
-	idp       *login.Provider
-	csrfKey   []byte
-
-	st          *state
-	refreshes   singleflight.Group
-	registering singleflight.Group
-	metrics     *metrics.Metrics
-	audit       *audit.Log
-
-	stop chan struct{}
-
-	// streams cancels the long-lived GET streams in flight, which a
-	// graceful shutdown would otherwise wait out: their clients reconnect
-	// (to the next process) and resume.
-	streamsMu sync.Mutex
-	streams   map[*http.Request]context.CancelFunc
+	transport *http.Transport // the guarded transport, for idle connection cleanup
+	backend   store.Backend
+	access    *bearer.Tokens
+	metrics   *metrics.Metrics
+	audit     *audit.Log
+	streams   forward.Streams
+	stop      chan struct{}
 }
 
-// New builds a proxy for cfg. It loads the TLS certificate; it does not
-// contact any remote server.
+// New builds a proxy for cfg. It loads the TLS certificate and opens the
+// store; it does not contact any remote server.
 func New(cfg *config.Config, opts Options) (*Proxy, error) {
-	p := &Proxy{
-		cfg:     cfg,
-		log:     opts.Logger,
-		now:     opts.Now,
-		routes:  make(map[string]*route),
-		stop:    make(chan struct{}),
-		metrics: metrics.New(),
-	}
+	p := &Proxy{cfg: cfg, log: opts.Logger, now: opts.Now, routes: make(map[string]*route), stop: make(chan struct{}), metrics: metrics.New()}
 	if p.log == nil {
 		p.log = slog.Default()
 	}
@@ -139,50 +116,52 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tls: loading %s and %s: %w", cfg.TLS.CertFile, cfg.TLS.KeyFile, err)
 	}
-	b := opts.Backend
-	if b == nil {
-		if b, err = openBackend(context.Background(), cfg, p.now); err != nil {
+	p.tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
+	if p.backend = opts.Backend; p.backend == nil {
+		if p.backend, err = openBackend(context.Background(), cfg, p.now); err != nil {
 			return nil, err
 		}
 	}
-	p.st = &state{b: b, now: p.now}
+	formKey, err := sharedKey(context.Background(), p.backend, "form-signing")
+	if err != nil {
+		p.backend.Close()
+		return nil, fmt.Errorf("storage: the form-signing key: %w", err)
+	}
 	if cfg.Audit.File != "" {
 		if p.audit, err = audit.OpenFile(cfg.Path(cfg.Audit.File)); err != nil {
-			b.Close()
+			p.backend.Close()
 			return nil, fmt.Errorf("audit.file: %w", err)
 		}
 	}
-	p.tlsCfg = &tls.Config{
-		Certificates: []tls.Certificate{cert},
-		MinVersion:   tls.VersionTLS12,
-		NextProtos:   []string{"h2", "http/1.1"},
-	}
-
-	p.guard = &netguard.Guard{Resolver: opts.Resolver, AllowLoopback: opts.AllowLoopback, Dial: opts.Dial}
-	p.guard.Trust(opts.TrustedHosts...)
-	p.transport = netguard.NewTransport(p.guard.DialContext, netguard.TransportOptions{RootCAs: opts.RootCAs})
-	p.hc = &http.Client{Transport: p.transport, CheckRedirect: netguard.NoRedirects, Timeout: 30 * time.Second}
-
-	p.discovery = &upstream.Discoverer{HTTP: p.hc, Now: p.now, AllowHost: p.allowMetadataHost}
-	p.clients = &clientid.Resolver{HTTP: p.hc, Now: p.now}
-	p.idp = &login.Provider{
-		Issuer:       cfg.IdentityProvider.Issuer,
-		ClientID:     cfg.IdentityProvider.ClientID,
-		ClientSecret: cfg.IdentityProvider.ClientSecret,
-		Scopes:       cfg.IDPScopes(),
-		HTTP:         p.hc,
-		Now:          p.now,
-	}
-	p.csrfKey = make([]byte, 32)
-	_, _ = rand.Read(p.csrfKey)
-
-	for i := range cfg.Routes {
-		rc := &cfg.Routes[i]
-		rt := newRoute(p, rc)
-		p.routes[rt.host] = rt
-	}
 	p.named = cfg.NamedHosts()
-	p.guard.Trust(p.named...)
+	guard := &netguard.Guard{Resolver: opts.Resolver, AllowLoopback: opts.AllowLoopback, Dial: opts.Dial}
+	guard.Trust(opts.TrustedHosts...)
+	guard.Trust(p.named...)
+	p.transport = netguard.NewTransport(guard.DialContext, netguard.TransportOptions{RootCAs: opts.RootCAs})
+	var outbound http.RoundTripper = p.transport
+	if opts.Transport != nil {
+		outbound = opts.Transport
+	}
+	hot := store.NewHotCache(hotTTL, hotMax, p.now)
+	p.access = &bearer.Tokens{Records: store.Records[bearer.AccessToken]{B: p.backend, NS: bearer.NSAccess, Hot: hot}, Now: p.now}
+	shared := &shared{
+		outbound: outbound,
+		// Metadata, token and document fetches: no redirects.
+		hc:        &http.Client{Transport: outbound, CheckRedirect: netguard.NoRedirects, Timeout: 30 * time.Second},
+		hot:       hot,
+		formKey:   formKey,
+		discovery: nil,
+	}
+	shared.discovery = &upstream.Discoverer{HTTP: shared.hc, Now: p.now, AllowHost: p.allowMetadataHost}
+	shared.clients = &clientid.Resolver{HTTP: shared.hc, Now: p.now}
+	shared.idp = &login.Provider{
+		Issuer: cfg.IdentityProvider.Issuer, ClientID: cfg.IdentityProvider.ClientID, ClientSecret: cfg.IdentityProvider.ClientSecret,
+		Scopes: cfg.IDPScopes(), HTTP: shared.hc, Now: p.now,
+	}
+	for i := range cfg.Routes {
+		rt := p.newRoute(&cfg.Routes[i], shared)
+		p.routes[cfg.Routes[i].Key()] = rt
+	}
 	go p.sweep()
 	return p, nil
 }
@@ -193,7 +172,7 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 // dial time.)
 func (p *Proxy) allowMetadataHost(host string) error {
 	allowed := p.cfg.AllowedMetadataDomains
-	if len(allowed) == 0 || slices.Contains(p.named, strings.ToLower(host)) || config.DomainAllowed(host, allowed) {
+	if len(allowed) == 0 || slices.Contains(p.named, hostname.Name(host)) || config.DomainAllowed(host, allowed) {
 		return nil
 	}
 	return fmt.Errorf("its host %s is not in allowed_metadata_domains", host)
@@ -211,7 +190,7 @@ func (p *Proxy) Close() error {
 	if p.audit != nil {
 		errs = append(errs, p.audit.Close())
 	}
-	errs = append(errs, p.st.b.Close())
+	errs = append(errs, p.backend.Close())
 	return errors.Join(errs...)
 }
 
@@ -222,15 +201,10 @@ func (p *Proxy) Metrics() *metrics.Metrics { return p.metrics }
 func (p *Proxy) Ready(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	if _, err := p.st.b.Get(ctx, nsSessions, "readiness-probe"); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if _, err := p.backend.Get(ctx, string(authserver.NSSessions), "readiness-probe"); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("the token store does not answer: %w", err)
 	}
 	return nil
-}
-
-// storageFailure answers a request whose store operation failed.
-func (p *Proxy) storageFailure(w http.ResponseWriter, r *http.Request, rt *route, err error) {
-	rt.writeError(w, r, storageError(err))
 }
 
 // sweep frees expired state once a minute.
@@ -242,7 +216,7 @@ func (p *Proxy) sweep() {
 		case <-p.stop:
 			return
 		case <-t.C:
-			if sw, ok := p.st.b.(store.Sweeper); ok {
+			if sw, ok := p.backend.(store.Sweeper); ok {
 				if _, err := sw.Sweep(context.Background()); err != nil {
 					p.log.Warn("sweeping expired records failed", slog.String("event", "store_sweep_failed"), slog.Any("error", err))
 				}
@@ -261,19 +235,13 @@ func (p *Proxy) Handler() http.Handler { return apierror.WithRequestID(p) }
 // route gets an error and nothing else: no metadata or client document is
 // ever rendered for a host the operator did not configure.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	rt := p.routes[hostKey(r.Host)]
+	rt := p.routes[hostname.Key("https", r.Host)]
 	if rt == nil {
 		apierror.Write(w, r, p.log, apierror.New(apierror.CodeUnknownHost, http.StatusNotFound,
 			"No route answers for host %q; check the from of your routes.", r.Host))
 		return
 	}
 	rt.ServeHTTP(w, r)
-}
-
-// hostKey lower-cases a Host header and drops the default https port.
-func hostKey(h string) string {
-	h = strings.ToLower(h)
-	return strings.TrimSuffix(h, ":443")
 }
 
 // Serve accepts connections on ln, terminates TLS and serves until ctx is
@@ -294,11 +262,7 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
-		p.streamsMu.Lock()
-		for _, cancel := range p.streams {
-			cancel()
-		}
-		p.streamsMu.Unlock()
+		p.streams.CancelAll()
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		err := srv.Shutdown(sctx)
@@ -306,51 +270,5 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 			err = srv.Close()
 		}
 		return err
-	}
-}
-
-// trackStream registers a long-lived GET stream for cancellation at
-// shutdown; the returned func unregisters it.
-func (p *Proxy) trackStream(r *http.Request, cancel context.CancelFunc) func() {
-	p.streamsMu.Lock()
-	if p.streams == nil {
-		p.streams = make(map[*http.Request]context.CancelFunc)
-	}
-	p.streams[r] = cancel
-	p.streamsMu.Unlock()
-	return func() {
-		p.streamsMu.Lock()
-		delete(p.streams, r)
-		p.streamsMu.Unlock()
-		cancel()
-	}
-}
-
-// random returns n random bytes, base64url-encoded.
-func random(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-// csrfToken binds a form to a session and a request.
-func (p *Proxy) csrfToken(sessionID, requestID string) string {
-	m := hmac.New(sha256.New, p.csrfKey)
-	m.Write([]byte(sessionID + "\x00" + requestID))
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
-}
-
-func (p *Proxy) checkCSRF(sessionID, requestID, got string) bool {
-	return hmac.Equal([]byte(p.csrfToken(sessionID, requestID)), []byte(got))
-}
-
-// newReverseProxy forwards to the route's remote server.
-func (p *Proxy) newReverseProxy(rt *route) *httputil.ReverseProxy {
-	return &httputil.ReverseProxy{
-		Rewrite:        rt.rewrite,
-		Transport:      headerTimeout{base: p.transport, d: rt.cfg.Server().Timeout()},
-		ModifyResponse: rt.modifyResponse,
-		ErrorHandler:   rt.forwardError,
-		ErrorLog:       slog.NewLogLogger(p.log.Handler(), slog.LevelWarn),
 	}
 }

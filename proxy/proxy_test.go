@@ -13,10 +13,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/mcp-proxy/mcp-proxy/internal/testca"
+	"github.com/mcp-proxy/mcp-proxy/proxy/authserver"
 	"github.com/mcp-proxy/mcp-proxy/proxy/config"
 	"github.com/mcp-proxy/mcp-proxy/proxy/store"
 )
@@ -29,6 +31,13 @@ func newTestProxy(t *testing.T, extra string) (*Proxy, *time.Time) {
 
 // newTestProxyTop also takes top-level configuration lines.
 func newTestProxyTop(t *testing.T, top, extra string) (*Proxy, *time.Time) {
+	t.Helper()
+	return newTestProxyWith(t, top, extra, nil, nil)
+}
+
+// newTestProxyWith also takes the proxy's outbound transport and a wrapper
+// of its store.
+func newTestProxyWith(t *testing.T, top, extra string, transport http.RoundTripper, wrap func(store.Backend) store.Backend) (*Proxy, *time.Time) {
 	t.Helper()
 	dir := t.TempDir()
 	ca, err := testca.New()
@@ -59,8 +68,12 @@ routes:
 		t.Fatal(err)
 	}
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var b store.Backend = store.NewMemoryClock(func() time.Time { return now })
+	if wrap != nil {
+		b = wrap(b)
+	}
 	p, err := New(cfg, Options{Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return now },
-		Backend: store.NewMemoryClock(func() time.Time { return now })})
+		Backend: b, Transport: transport})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,11 +101,11 @@ const (
 // seedCode stores a code as the end of an authorization would.
 func seedCode(t *testing.T, p *Proxy, code string, now time.Time) {
 	t.Helper()
-	err := p.st.put(context.Background(), nsCodes, secretKey(code), &store.Code{
-		Request: store.AuthRequest{Route: "mcp.test", ClientID: testClient, RedirectURI: testRedirect,
+	err := p.putCode(code, &authserver.Code{
+		Request: authserver.AuthRequest{Route: "mcp.test", ClientID: testClient, RedirectURI: testRedirect,
 			CodeChallenge: challengeOf(testVerifier), Resource: "https://mcp.test/mcp", Upstream: "https://upstream.test/mcp"},
-		Subject: "alice", BindingKey: "k", Expires: now.Add(CodeTTL),
-	}, now.Add(CodeTTL))
+		Subject: "alice", BindingKey: "k", Expires: now.Add(authserver.CodeTTL),
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +178,7 @@ func TestTokenEndpointRefusals(t *testing.T) {
 	}
 
 	// The access token names the grant; the refresh token rotates.
-	at, err := getRecord[store.AccessToken](context.Background(), p.st, nsAccess, secretKey(tr.AccessToken))
+	at, err := p.accessToken(tr.AccessToken)
 	if err != nil || at == nil || at.Grant.Subject != "alice" || at.Grant.BindingKey != "k" {
 		t.Fatalf("access token grant: %+v %v", at, err)
 	}
@@ -183,7 +196,7 @@ func TestTokenEndpointRefusals(t *testing.T) {
 func TestCodeExpires(t *testing.T) {
 	p, now := newTestProxy(t, "")
 	seedCode(t, p, "the-code", *now)
-	*now = now.Add(CodeTTL)
+	*now = now.Add(authserver.CodeTTL)
 	rec := do(p, tokenRequest(good()))
 	if !strings.Contains(rec.Body.String(), "the code is unknown, already used or expired") {
 		t.Errorf("an expired code: %d %s", rec.Code, rec.Body)
@@ -273,17 +286,24 @@ func TestMetadataDocuments(t *testing.T) {
 
 // failingBackend answers every operation with ErrUnavailable, as an
 // unreachable Redis does.
-type failingBackend struct{ store.Backend }
+type failingBackend struct {
+	store.Backend
+	failing *atomic.Bool
+}
 
-func (failingBackend) Get(context.Context, string, string) ([]byte, error) {
-	return nil, store.ErrUnavailable
+func (b failingBackend) Get(ctx context.Context, ns, key string) ([]byte, error) {
+	if b.failing.Load() {
+		return nil, store.ErrUnavailable
+	}
+	return b.Backend.Get(ctx, ns, key)
 }
 
 // TestStorageUnavailable: a request whose token cannot be looked up gets a
 // 503 with a request id that the log carries too.
 func TestStorageUnavailable(t *testing.T) {
-	p, _ := newTestProxy(t, "")
-	p.st.b = failingBackend{p.st.b}
+	failing := new(atomic.Bool)
+	p, _ := newTestProxyWith(t, "", "", nil, func(b store.Backend) store.Backend { return failingBackend{b, failing} })
+	failing.Store(true)
 	r := httptest.NewRequest(http.MethodPost, "https://mcp.test/mcp", strings.NewReader("{}"))
 	r.Header.Set("Authorization", "Bearer some-token")
 	rec := do(p, r)

@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcp-proxy/mcp-proxy/proxy/store"
+	"github.com/mcp-proxy/mcp-proxy/proxy/bearer"
+	"github.com/mcp-proxy/mcp-proxy/proxy/forward"
+	"github.com/mcp-proxy/mcp-proxy/proxy/tokens"
 	"github.com/mcp-proxy/mcp-proxy/proxy/upstream"
 )
 
@@ -29,18 +31,17 @@ func (a *answer) RoundTrip(r *http.Request) (*http.Response, error) {
 // own insufficient_scope challenge, three times in a row at most; then the
 // proxy stops asking. A successful answer starts the count again.
 func TestStepUpIsBounded(t *testing.T) {
-	p, now := newTestProxy(t, "")
-	rt := p.routes["mcp.test"]
 	up := &answer{status: http.StatusForbidden}
-	rt.rp.Transport = up
+	p, now := newTestProxyWith(t, "", "", up, nil)
+	rt := p.routes["mcp.test"]
 	ctx := context.Background()
 	key := rt.bindingKey("alice", "", "https://upstream.test/mcp")
-	if err := p.st.put(ctx, nsUpstream, key, &store.UpstreamToken{Key: key, AccessToken: "up", Grant: upstream.Grant{Resource: "https://upstream.test/mcp"},
-		Subject: "alice", Expiry: now.Add(time.Hour)}, time.Time{}); err != nil {
+	if err := rt.tokens.Put(ctx, &tokens.Token{Key: key, AccessToken: "up", Grant: upstream.Grant{Resource: "https://upstream.test/mcp"},
+		Subject: "alice", Expiry: now.Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
-	g := &store.Grant{ID: "g", Route: "mcp.test", Subject: "alice", BindingKey: key}
-	if err := p.st.put(ctx, nsAccess, secretKey("down"), &store.AccessToken{Grant: g, Expires: now.Add(time.Hour)}, now.Add(time.Hour)); err != nil {
+	g := &bearer.Grant{ID: "g", Route: "mcp.test", Subject: "alice", BindingKey: key}
+	if err := p.putAccessToken("down", &bearer.AccessToken{Grant: g, Expires: now.Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
 	call := func() (int, string, string) {
@@ -51,7 +52,7 @@ func TestStepUpIsBounded(t *testing.T) {
 		_ = json.Unmarshal(rec.Body.Bytes(), &b)
 		return rec.Code, b.Error, rec.Header().Get("WWW-Authenticate")
 	}
-	for i := 1; i <= maxStepUps; i++ {
+	for i := 1; i <= forward.MaxStepUps; i++ {
 		code, e, ch := call()
 		if code != http.StatusForbidden || e != "insufficient_scope" || !strings.Contains(ch, `error="insufficient_scope"`) || !strings.Contains(ch, `scope="files:write"`) {
 			t.Fatalf("step-up %d: %d %s %s", i, code, e, ch)
@@ -62,7 +63,7 @@ func TestStepUpIsBounded(t *testing.T) {
 		}
 	}
 	if code, e, _ := call(); code != http.StatusForbidden || e != "upstream_scope_exhausted" {
-		t.Fatalf("after %d step-ups: %d %s, want upstream_scope_exhausted", maxStepUps, code, e)
+		t.Fatalf("after %d step-ups: %d %s, want upstream_scope_exhausted", forward.MaxStepUps, code, e)
 	}
 	up.status = http.StatusOK
 	if code, _, _ := call(); code != http.StatusOK {

@@ -17,6 +17,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
+	"sync"
 )
 
 // Code is a stable error code. Codes never change meaning once published.
@@ -54,38 +56,41 @@ const (
 // Entry describes one code of the catalog.
 type Entry struct {
 	Code    Code
-	Status  int // the usual HTTP status; some codes vary, see Meaning
+	Status  int // the HTTP status of the code
 	Meaning string
+	// Also lists the other statuses the code may answer with (the meaning
+	// says when); an error of the code with any other status answers Status.
+	Also []int
 }
 
 // Catalog lists every error code with its meaning, in the order of the
 // docs' table.
 func Catalog() []Entry {
 	return []Entry{
-		{CodeUnauthorized, 401, "The MCP client sent no token, or one the proxy did not issue or that expired, or the remote server's authorization for the user is gone. The client runs the OAuth flow that the WWW-Authenticate header points to."},
-		{CodeUnknownHost, 404, "No route answers for the request's Host. Check the from of your routes."},
-		{CodeNotFound, 404, "The path under /.mcp-proxy/ is not an endpoint of the proxy."},
-		{CodeMethodNotAllowed, 405, "The proxy endpoint does not take that HTTP method."},
-		{CodeOriginNotAllowed, 403, "A web page from another origin called the route. Add its origin to mcp.server.allowed_origins if it is a client you trust."},
-		{CodeRequestTooLarge, 413, "The request body is larger than mcp.server.max_request_bytes."},
-		{CodeInvalidRequest, 400, "A request to the proxy's own endpoints was malformed, or a flow expired; start again from the MCP client."},
-		{CodeInvalidClient, 400, "The MCP client's client id or metadata document cannot be used; the message says why."},
-		{CodeClientNotAllowed, 403, "The MCP client's client id host is not in allowed_client_id_domains."},
-		{CodeLoginFailed, 502, "Signing in at the identity provider failed or could not start; the message says which."},
-		{CodeStateInvalid, 400, "An answer from the remote authorization server has an unknown, used or expired state: a replayed or stale link."},
-		{CodeWrongUser, 403, "An answer from the remote authorization server arrived in the browser of another user or of no signed-in user."},
-		{CodeIssuerMismatch, 400, "An answer from the remote authorization server names another issuer than the one the proxy asked (RFC 9207): it is refused."},
-		{CodeDiscoveryFailed, 502, "The proxy could not learn how to authorize to the remote MCP server; the message names the step and what to set."},
-		{CodeRegistrationUnavailable, 502, "The remote authorization server accepts no registration this route allows; pre-register the proxy or allow dynamic registration."},
-		{CodeUpstreamAuthorization, 502, "The remote authorization server refused the proxy's authorization or code exchange, or the user denied consent there."},
-		{CodeASUnreachable, 502, "The remote authorization server could not be reached; a stored token is kept."},
-		{CodeInsufficientScope, 403, "The remote MCP server needs more scope than the user consented to; the MCP client authorizes again and the user is asked for it."},
-		{CodeScopeExhausted, 403, "The remote MCP server kept asking for more scope after the proxy asked the user several times; the remote server or its authorization server is misconfigured."},
-		{CodeServiceAccountMissing, 503, "A service_account route has no shared token yet, and the user is not its administrator; the administrator connects once."},
-		{CodeStorageUnavailable, 503, "The token store (file or Redis) cannot be reached; nothing was changed."},
-		{CodeUpstreamUnreachable, 502, "The remote MCP server could not be reached."},
-		{CodeUpstreamTimeout, 504, "The remote MCP server did not start answering in time."},
-		{CodeInternal, 500, "An unexpected failure; the log line with the request id has the cause."},
+		{CodeUnauthorized, 401, "The MCP client sent no token, or one the proxy did not issue or that expired, or the remote server's authorization for the user is gone. The client runs the OAuth flow that the WWW-Authenticate header points to.", nil},
+		{CodeUnknownHost, 404, "No route answers for the request's Host. Check the from of your routes.", nil},
+		{CodeNotFound, 404, "The path under /.mcp-proxy/ is not an endpoint of the proxy.", nil},
+		{CodeMethodNotAllowed, 405, "The proxy endpoint does not take that HTTP method.", nil},
+		{CodeOriginNotAllowed, 403, "A web page from another origin called the route. Add its origin to mcp.server.allowed_origins if it is a client you trust.", nil},
+		{CodeRequestTooLarge, 413, "The request body is larger than mcp.server.max_request_bytes.", nil},
+		{CodeInvalidRequest, 400, "A request to the proxy's own endpoints was malformed, or a flow expired; start again from the MCP client. 403 when a form did not come from the signed-in session.", []int{403}},
+		{CodeInvalidClient, 400, "The MCP client's client id or metadata document cannot be used; the message says why.", nil},
+		{CodeClientNotAllowed, 403, "The MCP client's client id host is not in allowed_client_id_domains.", nil},
+		{CodeLoginFailed, 502, "Signing in at the identity provider failed or could not start; the message says which. 400 for an unknown or foreign sign-in, 403 when the identity provider refused.", []int{400, 403}},
+		{CodeStateInvalid, 400, "An answer from the remote authorization server has an unknown, used or expired state: a replayed or stale link.", nil},
+		{CodeWrongUser, 403, "An answer from the remote authorization server arrived in the browser of another user or of no signed-in user.", nil},
+		{CodeIssuerMismatch, 400, "An answer from the remote authorization server names another issuer than the one the proxy asked (RFC 9207): it is refused.", nil},
+		{CodeDiscoveryFailed, 502, "The proxy could not learn how to authorize to the remote MCP server; the message names the step and what to set.", nil},
+		{CodeRegistrationUnavailable, 502, "The remote authorization server accepts no registration this route allows; pre-register the proxy or allow dynamic registration.", nil},
+		{CodeUpstreamAuthorization, 502, "The remote authorization server refused the proxy's authorization or code exchange, or the user denied consent there (403).", []int{403}},
+		{CodeASUnreachable, 502, "The remote authorization server could not be reached; a stored token is kept.", nil},
+		{CodeInsufficientScope, 403, "The remote MCP server needs more scope than the user consented to; the MCP client authorizes again and the user is asked for it.", nil},
+		{CodeScopeExhausted, 403, "The remote MCP server kept asking for more scope after the proxy asked the user several times; the remote server or its authorization server is misconfigured.", nil},
+		{CodeServiceAccountMissing, 503, "A service_account route has no shared token yet, and the user is not its administrator; the administrator connects once.", nil},
+		{CodeStorageUnavailable, 503, "The token store (file or Redis) cannot be reached; nothing was changed.", nil},
+		{CodeUpstreamUnreachable, 502, "The remote MCP server could not be reached.", nil},
+		{CodeUpstreamTimeout, 504, "The remote MCP server did not start answering in time.", nil},
+		{CodeInternal, 500, "An unexpected failure; the log line with the request id has the cause.", nil},
 	}
 }
 
@@ -121,6 +126,23 @@ func Wrap(err error, code Code, status int, format string, args ...any) *Error {
 	return &Error{Code: code, Status: status, Message: fmt.Sprintf(format, args...), Err: err}
 }
 
+// StatusOf returns the status an error of code answers with: status when
+// the catalog allows it for the code, else the catalog's status.
+func StatusOf(code Code, status int) int {
+	for _, e := range catalogIndex() {
+		if e.Code != code {
+			continue
+		}
+		if status == e.Status || slices.Contains(e.Also, status) {
+			return status
+		}
+		return e.Status
+	}
+	return http.StatusInternalServerError
+}
+
+var catalogIndex = sync.OnceValue(Catalog)
+
 // Body is the JSON body of every error response.
 type Body struct {
 	Error       Code   `json:"error"`
@@ -128,15 +150,33 @@ type Body struct {
 	RequestID   string `json:"request_id"`
 }
 
-// Write sends err as the response and logs it with the request id. Any
+// Write sends err as a JSON response and logs it with the request id. Any
 // error that is not an *Error is an internal error; its text is logged, not
 // sent.
 func Write(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	e := logged(r, log, err)
+	for k, v := range e.Header {
+		w.Header()[k] = v
+	}
+	WriteBody(w, e.Status, Body{Error: e.Code, Description: e.Message, RequestID: RequestID(r.Context())})
+}
+
+// As returns err as an *Error of the catalog: itself, or an internal error
+// whose cause it is.
+func As(err error) *Error {
 	var e *Error
 	if !errors.As(err, &e) {
 		e = &Error{Code: CodeInternal, Status: http.StatusInternalServerError,
 			Message: "the proxy failed unexpectedly; the log has the cause under this request id", Err: err}
 	}
+	return e
+}
+
+// logged writes the one log line of a failed request and returns its
+// catalog error with the catalog's status.
+func logged(r *http.Request, log *slog.Logger, err error) *Error {
+	e := As(err)
+	e.Status = StatusOf(e.Code, e.Status)
 	id := RequestID(r.Context())
 	level := slog.LevelInfo
 	if e.Status >= 500 {
@@ -154,10 +194,7 @@ func Write(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) 
 		attrs = append(attrs, slog.String("cause", e.Err.Error()))
 	}
 	log.LogAttrs(r.Context(), level, e.Message, attrs...)
-	for k, v := range e.Header {
-		w.Header()[k] = v
-	}
-	WriteBody(w, e.Status, Body{Error: e.Code, Description: e.Message, RequestID: id})
+	return e
 }
 
 // WriteBody writes a JSON error body.

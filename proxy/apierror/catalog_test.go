@@ -14,3 +14,25 @@ func TestCatalogCodesUnique(t *testing.T) {
 		}
 	}
 }
+
+// TestCatalogOwnsStatus: an error answers with its code's status, or one
+// the catalog lists for it; any other status is replaced.
+func TestCatalogOwnsStatus(t *testing.T) {
+	for _, tc := range []struct {
+		code       Code
+		status     int
+		wantStatus int
+	}{
+		{CodeInternal, 503, 500},
+		{CodeInternal, 500, 500},
+		{CodeInvalidRequest, 403, 403},
+		{CodeInvalidRequest, 502, 400},
+		{CodeLoginFailed, 400, 400},
+		{CodeUnauthorized, 400, 401},
+		{"no_such_code", 418, 500},
+	} {
+		if got := StatusOf(tc.code, tc.status); got != tc.wantStatus {
+			t.Errorf("StatusOf(%s, %d) = %d, want %d", tc.code, tc.status, got, tc.wantStatus)
+		}
+	}
+}

@@ -9,15 +9,13 @@
 package config
 
 import (
-	"errors"
-	"fmt"
-	"net"
 	"net/url"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/mcp-proxy/mcp-proxy/proxy/hostname"
 )
 
 // DefaultListen is the address `serve` listens on when listen is not set.
@@ -196,7 +194,9 @@ type Route struct {
 	// MCP says the remote end speaks MCP and how the proxy authorizes to it.
 	MCP *MCP `yaml:"mcp"`
 
+	// Set by provisioning, once the route is valid.
 	from, to *url.URL
+	key      string // hostname.Key of from
 }
 
 // MCP configures the MCP side of a route.
@@ -272,19 +272,22 @@ func (s *MCPServer) Timeout() time.Duration {
 	return DefaultUpstreamTimeout
 }
 
+// BindingMode is a value of upstream_token_binding.
+type BindingMode string
+
 // Binding modes.
 const (
-	BindingPerUser        = "per_user"
-	BindingPerSession     = "per_session"
-	BindingServiceAccount = "service_account"
+	BindingPerUser        BindingMode = "per_user"
+	BindingPerSession     BindingMode = "per_session"
+	BindingServiceAccount BindingMode = "service_account"
 )
 
 // Binding returns the route's binding mode or its default.
-func (s *MCPServer) Binding() string {
+func (s *MCPServer) Binding() BindingMode {
 	if s.UpstreamTokenBinding == "" {
 		return BindingPerUser
 	}
-	return s.UpstreamTokenBinding
+	return BindingMode(s.UpstreamTokenBinding)
 }
 
 // ServiceAccount is the source of a service_account route's token.
@@ -351,9 +354,31 @@ func (r *Route) FromURL() *url.URL { return r.from }
 // ToURL returns the parsed To. It is set once the configuration is valid.
 func (r *Route) ToURL() *url.URL { return r.to }
 
-// Host returns the lower-cased host (with port, if From names one) that the
-// route answers for.
-func (r *Route) Host() string { return strings.ToLower(r.from.Host) }
+// Key returns the host the route answers for, as [hostname.Key] spells it:
+// the route map, metrics, logs and stored records name the route by it.
+func (r *Route) Key() string { return r.key }
+
+// Origin returns the route's origin as MCP clients reach it,
+// https://host[:port], without a default port.
+func (r *Route) Origin() string { return r.from.Scheme + "://" + r.key }
+
+// UpstreamFor maps a URL on the route (a resource an MCP client names) to
+// the remote server's URL for the same path: To with the path appended.
+func (r *Route) UpstreamFor(downstream string) string {
+	u := *r.to
+	path := "/"
+	if d, err := url.Parse(downstream); err == nil && d.Path != "" {
+		path = d.Path
+	}
+	u.Path = strings.TrimSuffix(r.to.Path, "/") + path
+	if u.Path != "/" {
+		u.Path = strings.TrimSuffix(u.Path, "/")
+	}
+	if u.Path == "/" && r.to.Path == "" {
+		u.Path = ""
+	}
+	return u.String()
+}
 
 // ListenAddr returns Listen or its default.
 func (c *Config) ListenAddr() string {
@@ -379,7 +404,7 @@ func (c *Config) NamedHosts() []string {
 	var out []string
 	add := func(raw string) {
 		if u, err := url.Parse(raw); err == nil && u.Hostname() != "" {
-			h := strings.ToLower(u.Hostname())
+			h := hostname.Name(u.Host)
 			if !slices.Contains(out, h) {
 				out = append(out, h)
 			}
@@ -405,320 +430,4 @@ func (c *Config) IDPScopes() []string {
 		return []string{"openid", "email", "profile"}
 	}
 	return c.IdentityProvider.Scopes
-}
-
-// LoadFile reads and validates the configuration file at path, which is
-// relative to dir when it is not absolute (dir "" means the working
-// directory). Errors name the file as path. Environment references are
-// resolved with lookupEnv (os.LookupEnv when nil).
-func LoadFile(dir, path string, lookupEnv func(string) (string, bool)) (*Config, error) {
-	full := path
-	if dir != "" && !filepath.IsAbs(path) {
-		full = filepath.Join(dir, path)
-	}
-	data, err := os.ReadFile(full)
-	if err != nil {
-		return nil, fmt.Errorf("read configuration: %w", err)
-	}
-	return load(path, filepath.Dir(full), data, lookupEnv)
-}
-
-// Load decodes and validates data, which came from the file name (used in
-// error positions and to resolve relative paths).
-func Load(name string, data []byte, lookupEnv func(string) (string, bool)) (*Config, error) {
-	return load(name, filepath.Dir(name), data, lookupEnv)
-}
-
-func load(name, dir string, data []byte, lookupEnv func(string) (string, bool)) (*Config, error) {
-	if lookupEnv == nil {
-		lookupEnv = os.LookupEnv
-	}
-	var cfg Config
-	d := &decoder{file: name, lookupEnv: lookupEnv}
-	root, err := d.parse(data)
-	if err != nil {
-		return nil, err
-	}
-	d.decode(root, &cfg)
-	cfg.dir = dir
-	d.hasAudit = cfg.Audit.File != ""
-	validate(&cfg, d)
-	if len(d.errs) > 0 {
-		d.errs.sort()
-		return nil, d.errs
-	}
-	return &cfg, nil
-}
-
-// validate checks meaning once the shapes are decoded, adding errors to d.
-func validate(c *Config, d *decoder) {
-	root := d.root
-	if c.Listen != "" {
-		if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-			d.errorf(d.pos("listen"), "listen", "%q is not a host:port address, such as :443", c.Listen)
-		}
-	}
-
-	switch {
-	case c.TLS.CertFile == "" && c.TLS.KeyFile == "":
-		d.errorf(root, "tls", "missing; name the certificate and key the proxy serves, as tls.cert_file and tls.key_file")
-	case c.TLS.CertFile == "":
-		d.errorf(d.pos("tls"), "tls.cert_file", "missing; name the PEM certificate for the routes' hosts")
-	case c.TLS.KeyFile == "":
-		d.errorf(d.pos("tls"), "tls.key_file", "missing; name the PEM private key of tls.cert_file")
-	default:
-		for _, f := range []struct{ path, value string }{{"tls.cert_file", c.TLS.CertFile}, {"tls.key_file", c.TLS.KeyFile}} {
-			if _, err := os.Stat(c.Path(f.value)); err != nil {
-				d.errorf(d.pos(f.path), f.path, "cannot read %s: %v", f.value, errors.Unwrap(err))
-			}
-		}
-	}
-
-	idp := c.IdentityProvider
-	if _, present := d.nodes["identity_provider"]; !present {
-		d.errorf(root, "identity_provider", "missing; users sign in through an OpenID Connect provider: set issuer, client_id and client_secret")
-	} else {
-		if idp.Issuer == "" {
-			d.errorf(d.pos("identity_provider"), "identity_provider.issuer", "missing; set the provider's issuer URL, such as https://idp.example.com")
-		} else if _, msg := parseServiceURL(idp.Issuer); msg != "" {
-			d.errorf(d.pos("identity_provider.issuer"), "identity_provider.issuer", "%s", msg)
-		}
-		if idp.ClientID == "" {
-			d.errorf(d.pos("identity_provider"), "identity_provider.client_id", "missing; set the client id the provider gave the proxy")
-		}
-		if idp.ClientSecret == "" && !d.failed("identity_provider.client_secret") {
-			d.errorf(d.pos("identity_provider"), "identity_provider.client_secret", "missing; set the client secret, for example as ${IDP_CLIENT_SECRET}")
-		}
-	}
-
-	switch c.StorageType() {
-	case StorageMemory, StorageFile:
-		if c.Storage.RedisURL != "" || c.Storage.Prefix != "" {
-			d.errorf(d.pos("storage"), "storage", "redis_url and prefix only apply to type: redis")
-		}
-	case StorageRedis:
-		if c.Storage.RedisURL == "" && !d.failed("storage.redis_url") {
-			d.errorf(d.pos("storage"), "storage.redis_url", "missing; the redis store needs the server's URL, such as redis://redis.internal:6379/0")
-		} else if u, err := url.Parse(c.Storage.RedisURL); c.Storage.RedisURL != "" && (err != nil || (u.Scheme != "redis" && u.Scheme != "rediss")) {
-			d.errorf(d.pos("storage.redis_url"), "storage.redis_url", "%q is not a redis:// or rediss:// URL", redactURL(c.Storage.RedisURL))
-		}
-		if c.Storage.Path != "" {
-			d.errorf(d.pos("storage.path"), "storage.path", "only applies to type: file")
-		}
-	default:
-		d.errorf(d.pos("storage.type"), "storage.type", "%q is not a store; use memory, file or redis", c.Storage.Type)
-	}
-	if a := c.Admin.Listen; a != "" && a != "off" {
-		if _, _, err := net.SplitHostPort(a); err != nil {
-			d.errorf(d.pos("admin.listen"), "admin.listen", "%q is not a host:port address, such as 127.0.0.1:9464 (or off)", a)
-		}
-	}
-	validateDomains(c.AllowedClientIDDomains, "allowed_client_id_domains", d)
-	validateDomains(c.AllowedMetadataDomains, "allowed_metadata_domains", d)
-
-	if len(c.Routes) == 0 {
-		d.errorf(d.pos("routes"), "routes", "no routes; add one with from, to and mcp.server")
-	}
-	hosts := make(map[string]string)
-	for i := range c.Routes {
-		r := &c.Routes[i]
-		p := fmt.Sprintf("routes[%d]", i)
-		at := d.pos(p)
-		if r.From == "" {
-			d.errorf(at, p+".from", "missing; set the URL your users' MCP clients connect to, such as https://mcp.example.com")
-		} else if u, msg := parseFrom(r.From); msg != "" {
-			d.errorf(d.pos(p+".from"), p+".from", "%s", msg)
-		} else {
-			r.from = u
-			h := strings.ToLower(u.Host)
-			if prev, dup := hosts[h]; dup {
-				d.errorf(d.pos(p+".from"), p+".from", "host %s is already the from of %s; each route needs its own host", u.Host, prev)
-			} else {
-				hosts[h] = p
-			}
-		}
-		if r.To == "" {
-			d.errorf(at, p+".to", "missing; name the remote MCP server, such as https://remote-mcp.provider.com")
-		} else if u, msg := parseServiceURL(r.To); msg != "" {
-			d.errorf(d.pos(p+".to"), p+".to", "%s", msg)
-		} else {
-			r.to = u
-		}
-		if r.MCP != nil && r.MCP.Server != nil {
-			validateServer(r.MCP.Server, p+".mcp.server", d)
-		}
-		switch {
-		case r.MCP == nil && !d.failedUnder(p+".mcp"):
-			d.errorf(at, p+".mcp", "missing; this proxy serves MCP routes: add mcp: {server: {}} for auto-discovery")
-		case r.MCP != nil && r.MCP.Server == nil && !d.failedUnder(p+".mcp"):
-			d.errorf(d.pos(p+".mcp"), p+".mcp.server", "missing; add server: {} for auto-discovery")
-		}
-	}
-}
-
-func validateServer(s *MCPServer, p string, d *decoder) {
-	if u := s.UpstreamOAuth2; u != nil {
-		up := p + ".upstream_oauth2"
-		if u.ClientID == "" && !d.failed(up+".client_id") {
-			d.errorf(d.pos(up), up+".client_id", "missing; set the client id the remote authorization server issued, or remove upstream_oauth2 for auto-discovery")
-		}
-		if e := u.Endpoint; e != nil {
-			ep := up + ".endpoint"
-			for _, f := range []struct{ name, value string }{{"auth_url", e.AuthURL}, {"token_url", e.TokenURL}} {
-				switch {
-				case f.value == "" && !d.failed(ep+"."+f.name):
-					d.errorf(d.pos(ep), ep+"."+f.name, "missing; static endpoints need both auth_url and token_url")
-				case f.value != "":
-					if _, msg := parseServiceURL(f.value); msg != "" {
-						d.errorf(d.pos(ep+"."+f.name), ep+"."+f.name, "%s", msg)
-					}
-				}
-			}
-		}
-		for i, sc := range u.Scopes {
-			if strings.TrimSpace(sc) == "" || strings.ContainsAny(sc, " \"\\") {
-				sp := fmt.Sprintf("%s.scopes[%d]", up, i)
-				d.errorf(d.pos(sp), sp, "%q is not a scope; write one scope per list entry", sc)
-			}
-		}
-		if s.DynamicClientRegistration {
-			d.errorf(d.pos(p+".dynamic_client_registration"), p+".dynamic_client_registration",
-				"has no effect with upstream_oauth2.client_id: the proxy uses the registered client; remove one of them")
-		}
-	}
-	bp := p + ".upstream_token_binding"
-	switch s.UpstreamTokenBinding {
-	case "", BindingPerUser, BindingPerSession:
-		if s.ServiceAccount != nil {
-			d.errorf(d.pos(p+".service_account"), p+".service_account", "only applies with upstream_token_binding: service_account")
-		}
-	case BindingServiceAccount:
-		if !d.hasAudit {
-			d.errorf(d.pos(bp), bp, "service_account shares one remote token among all users, so every use must be audited; set audit.file")
-		}
-		sa := s.ServiceAccount
-		switch {
-		case sa == nil || (sa.Admin == "" && !sa.ClientCredentials):
-			d.errorf(d.pos(bp), p+".service_account", "missing; say where the shared token comes from: service_account.admin (a user who consents once for everyone) or service_account.client_credentials: true")
-		case sa.Admin != "" && sa.ClientCredentials:
-			d.errorf(d.pos(p+".service_account"), p+".service_account", "admin and client_credentials are two sources of the shared token; set one")
-		case sa.ClientCredentials && (s.UpstreamOAuth2 == nil || s.UpstreamOAuth2.ClientSecret == ""):
-			d.errorf(d.pos(p+".service_account.client_credentials"), p+".service_account.client_credentials", "needs upstream_oauth2.client_id and client_secret: the client credentials grant authenticates the proxy's registered client")
-		}
-	default:
-		d.errorf(d.pos(bp), bp, "%q is not a binding mode; use per_user, per_session or service_account", s.UpstreamTokenBinding)
-	}
-	if s.AuthorizationServerURL != "" {
-		if _, msg := parseServiceURL(s.AuthorizationServerURL); msg != "" {
-			d.errorf(d.pos(p+".authorization_server_url"), p+".authorization_server_url", "%s", msg)
-		}
-	}
-	for i, o := range s.AllowedOrigins {
-		op := fmt.Sprintf("%s.allowed_origins[%d]", p, i)
-		u, err := url.Parse(o)
-		if err != nil || u.Scheme == "" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
-			d.errorf(d.pos(op), op, "%q is not an origin; write scheme://host[:port], such as https://app.example.com", o)
-		}
-	}
-	if s.UpstreamTimeout != "" {
-		if t, err := time.ParseDuration(s.UpstreamTimeout); err != nil || t <= 0 {
-			tp := p + ".upstream_timeout"
-			d.errorf(d.pos(tp), tp, "%q is not a positive duration such as 30s or 2m", s.UpstreamTimeout)
-		}
-	}
-	if s.MaxRequestBytes < 0 {
-		d.errorf(d.pos(p+".max_request_bytes"), p+".max_request_bytes", "%d is negative; omit it for the default of %d", s.MaxRequestBytes, DefaultMaxRequestBytes)
-	}
-}
-
-func validateDomains(list []string, p string, d *decoder) {
-	for i, h := range list {
-		hp := fmt.Sprintf("%s[%d]", p, i)
-		if msg := checkDomainPattern(h); msg != "" {
-			d.errorf(d.pos(hp), hp, "%s", msg)
-		}
-	}
-}
-
-// checkDomainPattern checks an allowlist entry: a host name or *.suffix.
-func checkDomainPattern(h string) string {
-	name := strings.TrimPrefix(h, "*.")
-	if name == "" || strings.ContainsAny(name, "*/:@ ") || strings.HasPrefix(name, ".") || strings.HasSuffix(name, ".") {
-		return fmt.Sprintf("%q is not a host name or a *.example.com wildcard", h)
-	}
-	return ""
-}
-
-// DomainAllowed reports whether host matches one of the patterns.
-func DomainAllowed(host string, patterns []string) bool {
-	host = strings.ToLower(strings.TrimSuffix(host, "."))
-	for _, p := range patterns {
-		p = strings.ToLower(p)
-		if suffix, ok := strings.CutPrefix(p, "*."); ok {
-			if strings.HasSuffix(host, "."+suffix) {
-				return true
-			}
-		} else if host == p {
-			return true
-		}
-	}
-	return false
-}
-
-// redactURL hides a URL's password.
-func redactURL(s string) string {
-	if u, err := url.Parse(s); err == nil && u.User != nil {
-		return u.Redacted()
-	}
-	return s
-}
-
-// parseFrom checks a route's from: an absolute https URL with a host and
-// no path, query or fragment.
-func parseFrom(s string) (*url.URL, string) {
-	u, msg := parseServiceURL(s)
-	if msg != "" {
-		return nil, msg
-	}
-	if u.Path != "" && u.Path != "/" || u.RawQuery != "" {
-		return nil, fmt.Sprintf("%q has a path or query; from names only the host, such as %s://%s", s, u.Scheme, u.Host)
-	}
-	u.Path = ""
-	return u, ""
-}
-
-// parseServiceURL checks an absolute URL of a service: https, or plain
-// http only when the host is loopback (everything then stays on one machine).
-func parseServiceURL(s string) (*url.URL, string) {
-	u, err := url.Parse(s)
-	if err != nil || u.Scheme == "" || u.Host == "" {
-		hint := ""
-		if !strings.Contains(s, "://") {
-			hint = "; write it as https://" + s
-		}
-		return nil, fmt.Sprintf("%q is not an absolute URL%s", s, hint)
-	}
-	if u.User != nil || u.Fragment != "" {
-		return nil, fmt.Sprintf("%q must not carry user information or a fragment", s)
-	}
-	switch u.Scheme {
-	case "https":
-	case "http":
-		if !IsLoopbackHost(u.Hostname()) {
-			return nil, fmt.Sprintf("%q uses plain http to a host that is not loopback; use https (plain http is only for localhost, 127.0.0.1 and [::1])", s)
-		}
-	default:
-		return nil, fmt.Sprintf("%q has scheme %q; use https", s, u.Scheme)
-	}
-	u.Host = strings.ToLower(u.Host)
-	return u, ""
-}
-
-// IsLoopbackHost reports whether host is localhost or a loopback address.
-func IsLoopbackHost(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(strings.Trim(host, "[]"))
-	return ip != nil && ip.IsLoopback()
 }

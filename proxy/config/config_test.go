@@ -49,8 +49,8 @@ func TestLoadValid(t *testing.T) {
 		t.Errorf("client_secret = %q, want %q", got, want)
 	}
 	r := cfg.Routes[0]
-	if got, want := r.Host(), "mcp.test"; got != want {
-		t.Errorf("Host() = %q, want %q", got, want)
+	if got, want := r.Key(), "mcp.test"; got != want {
+		t.Errorf("Key() = %q, want %q", got, want)
 	}
 	if got, want := r.ToURL().String(), "https://upstream.test/base"; got != want {
 		t.Errorf("ToURL() = %q, want %q", got, want)
@@ -103,12 +103,17 @@ func TestLoadErrors(t *testing.T) {
 routes:
   - {from: https://a.test, to: https://b.test, mcp: {server: {}}}
   - {from: https://A.test, to: https://b.test, mcp: {server: []}}
+  - {from: "https://a.test:443", to: https://b.test, mcp: {server: {}}}
+  - {from: "https://a.test.", to: https://b.test, mcp: {server: {}}}
+  - {from: "https://a.test:8443", to: https://b.test, mcp: {server: {}}}
 `,
 			env: map[string]string{"SECRET": "x"},
 			want: []string{
 				`config.yaml:6:9: listen: "443" is not a host:port address, such as :443`,
-				`config.yaml:9:12: routes[1].from: host a.test is already the from of routes[0]; each route needs its own host`,
+				`config.yaml:9:12: routes[1].from: https://A.test is the same origin as the from of routes[0] (line 8, column 12); each route needs its own host`,
 				`config.yaml:9:62: routes[1].mcp.server: must be a mapping of fields, not a list`,
+				`config.yaml:10:12: routes[2].from: https://a.test:443 is the same origin as the from of routes[0] (line 8, column 12); each route needs its own host`,
+				`config.yaml:11:12: routes[3].from: https://a.test. is the same origin as the from of routes[0] (line 8, column 12); each route needs its own host`,
 			},
 		},
 		{

@@ -23,6 +23,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/mcp-proxy/mcp-proxy/proxy/hostname"
 )
 
 // Resolver turns a host and port into the addresses to dial. The system
@@ -105,13 +107,7 @@ func (g *Guard) Trusted(host string) bool {
 	return g.trusted[normalizeHost(host)]
 }
 
-func normalizeHost(h string) string {
-	h = strings.ToLower(strings.TrimSpace(h))
-	if host, _, err := net.SplitHostPort(h); err == nil {
-		h = host
-	}
-	return strings.TrimSuffix(strings.Trim(h, "[]"), ".")
-}
+func normalizeHost(h string) string { return hostname.Name(h) }
 
 // Check resolves host and reports the addresses a dial may use, or a
 // [RefusedError] when the host is untrusted and resolves to a special-use

@@ -33,7 +33,7 @@ type Grant struct {
 	RevocationURL string `json:"revocation_url,omitempty"`
 	// Method says how the proxy got its client id: "cimd",
 	// "preregistered", "dcr" or "static".
-	Method string `json:"method"`
+	Method Method `json:"method"`
 	// SecretInBody sends a confidential client's secret in the form body
 	// (client_secret_post) instead of HTTP Basic (client_secret_basic).
 	SecretInBody bool `json:"secret_in_body,omitempty"`

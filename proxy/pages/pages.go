@@ -1,13 +1,17 @@
-package proxy
+// Package pages renders the proxy's own HTML pages: consent, the user's
+// connections, and errors. They are plain and self-contained: no script, no
+// external style or font, readable by a person and submittable by a headless
+// client.
+package pages
 
 import (
 	"bytes"
 	"html/template"
 	"net/http"
+
+	"github.com/mcp-proxy/mcp-proxy/proxy/apierror"
 )
 
-// Pages are plain, self-contained HTML: no script, no external style or font,
-// readable by a person and submittable by a headless client.
 const pageHead = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{{.Title}}</title>
@@ -15,7 +19,8 @@ const pageHead = `<!doctype html>
 dt{font-weight:600}dd{margin:0 0 .75rem 0;word-break:break-all}button{font-size:1rem;padding:.5rem 1.25rem;margin-right:.5rem}
 .muted{color:#555;font-size:.9rem}</style></head><body>`
 
-var consentTemplate = template.Must(template.New("consent").Parse(pageHead + `
+// Consent asks a user to approve an MCP client.
+var Consent = template.Must(template.New("consent").Parse(pageHead + `
 <h1>Allow {{.ClientName}}?</h1>
 <p>{{.User}}, the MCP client <strong>{{.ClientName}}</strong> from <strong>{{.ClientHost}}</strong>
 wants to use the MCP server at <strong>{{.Host}}</strong> as you. The proxy will sign in to
@@ -34,7 +39,8 @@ wants to use the MCP server at <strong>{{.Host}}</strong> as you. The proxy will
 <p class="muted">Only allow clients you started yourself. You can be asked again if you connect a new client.</p>
 </body></html>`))
 
-var connectionsTemplate = template.Must(template.New("connections").Parse(pageHead + `
+// Connections lists a user's connections with a disconnect button each.
+var Connections = template.Must(template.New("connections").Parse(pageHead + `
 <h1>Your connections through {{.Host}}</h1>
 <p>Signed in as {{.User}}. These remote servers accept the proxy on your behalf. Disconnecting one
 revokes the proxy's tokens there; you will be asked to consent again the next time you use it.</p>
@@ -55,9 +61,20 @@ var errorTemplate = template.Must(template.New("error").Parse(pageHead + `
 Give the request id to the operator of {{.Host}}: it finds the matching line in the proxy's log.</p>
 </body></html>`))
 
-// renderPage writes an HTML page with headers that keep it out of frames
-// and caches.
-func renderPage(w http.ResponseWriter, status int, t *template.Template, data map[string]any) {
+// Error returns the renderer of error pages for a route host, for
+// [apierror.Responder.Page].
+func Error(host string) func(w http.ResponseWriter, e *apierror.Error, requestID string) {
+	return func(w http.ResponseWriter, e *apierror.Error, requestID string) {
+		Render(w, e.Status, errorTemplate, map[string]any{
+			"Title": "Authorization failed", "Code": e.Code, "Message": e.Message,
+			"RequestID": requestID, "Host": host,
+		})
+	}
+}
+
+// Render writes an HTML page with headers that keep it out of frames and
+// caches.
+func Render(w http.ResponseWriter, status int, t *template.Template, data map[string]any) {
 	var buf bytes.Buffer
 	if err := t.Execute(&buf, data); err != nil {
 		http.Error(w, "page rendering failed", http.StatusInternalServerError)

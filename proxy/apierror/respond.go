@@ -1,0 +1,82 @@
+package apierror
+
+import (
+	"log/slog"
+	"net/http"
+	"strings"
+)
+
+// HandlerFunc is a handler that returns its failure instead of writing
+// it; a [Responder] turns the error into the response.
+type HandlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// Responder is the one place a failed request is answered: it logs the
+// failure once (event request_failed, with the request id), counts it
+// once, and writes either the JSON body or, for the endpoints a browser
+// visits, an HTML page.
+type Responder struct {
+	// Log receives the request_failed line.
+	Log *slog.Logger
+	// Count is called once per failed request with its code; nil: not
+	// counted.
+	Count func(Code)
+	// Page renders an error for a browser. Nil: browsers get JSON too.
+	Page func(w http.ResponseWriter, e *Error, requestID string)
+}
+
+// JSON serves h, answering its errors with the JSON body.
+func (rs *Responder) JSON(h HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			rs.Write(w, r, err)
+		}
+	})
+}
+
+// Pages serves h, answering its errors with an HTML page.
+func (rs *Responder) Pages(h HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			rs.WritePage(w, r, err)
+		}
+	})
+}
+
+// Write answers err with the JSON body.
+func (rs *Responder) Write(w http.ResponseWriter, r *http.Request, err error) {
+	e := logged(r, rs.Log, err)
+	rs.count(e)
+	for k, v := range e.Header {
+		w.Header()[k] = v
+	}
+	WriteBody(w, e.Status, Body{Error: e.Code, Description: e.Message, RequestID: RequestID(r.Context())})
+}
+
+// WritePage answers err with the error page (JSON when no page renderer
+// is set).
+func (rs *Responder) WritePage(w http.ResponseWriter, r *http.Request, err error) {
+	if rs.Page == nil {
+		rs.Write(w, r, err)
+		return
+	}
+	e := logged(r, rs.Log, err)
+	rs.count(e)
+	for k, v := range e.Header {
+		w.Header()[k] = v
+	}
+	rs.Page(w, e, RequestID(r.Context()))
+}
+
+func (rs *Responder) count(e *Error) {
+	if rs.Count != nil {
+		rs.Count(e.Code)
+	}
+}
+
+// MethodNotAllowed is the error of a request whose method the endpoint does
+// not take; allow lists those it does.
+func MethodNotAllowed(r *http.Request, allow ...string) *Error {
+	return &Error{Code: CodeMethodNotAllowed, Status: http.StatusMethodNotAllowed,
+		Message: r.Method + " is not a method of " + r.URL.Path + "; use " + strings.Join(allow, " or ") + ".",
+		Header:  http.Header{"Allow": {strings.Join(allow, ", ")}}}
+}

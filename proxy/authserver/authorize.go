@@ -1,0 +1,161 @@
+package authserver
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/mcp-proxy/mcp-proxy/proxy/apierror"
+	"github.com/mcp-proxy/mcp-proxy/proxy/clientid"
+	"github.com/mcp-proxy/mcp-proxy/proxy/config"
+	"github.com/mcp-proxy/mcp-proxy/proxy/metrics"
+	"github.com/mcp-proxy/mcp-proxy/proxy/store"
+)
+
+// authorize is the downstream authorization endpoint. The MCP client's
+// browser arrives here; it leaves with a code for the MCP client once the
+// user has signed in, approved the client, and (the first time) consented
+// at the remote authorization server.
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodGet {
+		return apierror.MethodNotAllowed(r, http.MethodGet)
+	}
+	q := r.URL.Query()
+	clientID := q.Get("client_id")
+	if clientID == "" {
+		return apierror.New(apierror.CodeInvalidRequest, http.StatusBadRequest,
+			"The authorization request has no client_id; the MCP client must send one.")
+	}
+	if allowed := s.o.AllowedClientIDDomains; len(allowed) > 0 {
+		if u, err := url.Parse(clientID); err == nil && !config.DomainAllowed(u.Hostname(), allowed) {
+			return apierror.New(apierror.CodeClientNotAllowed, http.StatusForbidden,
+				"The MCP client %s is not allowed here: its host %s is not in allowed_client_id_domains.", clientID, u.Hostname())
+		}
+	}
+	client, err := s.o.Clients.Resolve(r.Context(), clientID)
+	if err != nil {
+		msg := err.Error()
+		var ce *clientid.Error
+		if errors.As(err, &ce) {
+			msg = "The MCP client cannot be used: " + ce.Error()
+		}
+		return apierror.Wrap(err, apierror.CodeInvalidClient, http.StatusBadRequest, "%s", msg)
+	}
+	redirectURI := q.Get("redirect_uri")
+	if !slices.Contains(client.RedirectURIs, redirectURI) {
+		return apierror.New(apierror.CodeInvalidRequest, http.StatusBadRequest,
+			"Redirect_uri %q is not one of the redirect_uris the MCP client %s publishes.", redirectURI, client.ID)
+	}
+	// From here on the redirect URI is trusted: errors go back to the client.
+	state := q.Get("state")
+	fail := func(code, desc string) error { return s.redirectError(w, r, redirectURI, state, code, desc) }
+	switch {
+	case q.Get("response_type") != "code":
+		return fail("unsupported_response_type", "response_type must be code")
+	case q.Get("code_challenge") == "":
+		return fail("invalid_request", "PKCE is required: send code_challenge with code_challenge_method=S256")
+	case q.Get("code_challenge_method") != "S256":
+		return fail("invalid_request", "code_challenge_method must be S256")
+	}
+	resource := q.Get("resource")
+	if resource == "" {
+		resource = s.origin
+	} else if !s.ownsResource(resource) {
+		return fail("invalid_target", fmt.Sprintf("resource %q is not on %s", resource, s.origin))
+	}
+	now := s.o.Now()
+	ar := &AuthRequest{
+		ID:            store.NewSecret(24),
+		Route:         s.route,
+		ClientID:      client.ID,
+		ClientName:    client.Name,
+		RedirectURI:   redirectURI,
+		State:         state,
+		CodeChallenge: q.Get("code_challenge"),
+		Resource:      resource,
+		Scope:         q.Get("scope"),
+		Upstream:      s.o.Route.UpstreamFor(resource),
+		Created:       now,
+		Expires:       now.Add(FlowTTL),
+	}
+	if s.binding == config.BindingPerSession {
+		ar.BindingSession = store.NewSecret(12)
+	}
+	if err := s.requests.Put(r.Context(), store.SecretKey(ar.ID), ar, ar.Expires); err != nil {
+		return storageError(err)
+	}
+	sess, err := s.session(r)
+	if err != nil {
+		return storageError(err)
+	}
+	return s.continueAuthorize(w, r, ar, sess)
+}
+
+// ownsResource reports whether a resource indicator names this route.
+func (s *Server) ownsResource(resource string) bool {
+	u, err := url.Parse(resource)
+	return err == nil && u.Fragment == "" && strings.EqualFold(u.Scheme+"://"+u.Host, s.origin)
+}
+
+// continueAuthorize moves a request to its next step: sign-in, consent, the
+// remote authorization server, or the code.
+func (s *Server) continueAuthorize(w http.ResponseWriter, r *http.Request, ar *AuthRequest, sess *Session) error {
+	if sess == nil {
+		return s.startLogin(w, r, ar, "")
+	}
+	c, err := s.consents.Get(r.Context(), s.consentKey(sess.Subject, ar.ClientID))
+	if err != nil {
+		return storageError(err)
+	}
+	if c == nil {
+		s.consentPage(w, ar, sess)
+		return nil
+	}
+	return s.toUpstream(w, r, ar, sess)
+}
+
+// issueCode ends a downstream authorization: a code for the MCP client, with
+// iss (RFC 9207).
+func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, ar *AuthRequest, subject, bindingKey string) error {
+	code := store.NewSecret(32)
+	c := &Code{Request: *ar, Subject: subject, BindingKey: bindingKey, Expires: s.o.Now().Add(CodeTTL)}
+	if err := s.codes.Put(r.Context(), store.SecretKey(code), c, c.Expires); err != nil {
+		return storageError(err)
+	}
+	_ = s.requests.Delete(r.Context(), store.SecretKey(ar.ID))
+	s.o.Metrics.AuthorizationFlow(s.route, metrics.AuthGranted, s.o.Now().Sub(ar.Created))
+	u, _ := url.Parse(ar.RedirectURI)
+	v := u.Query()
+	v.Set("code", code)
+	if ar.State != "" {
+		v.Set("state", ar.State)
+	}
+	v.Set("iss", s.origin)
+	u.RawQuery = v.Encode()
+	http.Redirect(w, r, u.String(), http.StatusFound)
+	return nil
+}
+
+// redirectError returns an OAuth error to the MCP client's redirect URI.
+func (s *Server) redirectError(w http.ResponseWriter, r *http.Request, redirectURI, state, code, desc string) error {
+	u, err := url.Parse(redirectURI)
+	if err != nil {
+		return apierror.New(apierror.CodeInvalidRequest, http.StatusBadRequest, "%s", desc)
+	}
+	v := u.Query()
+	v.Set("error", code)
+	v.Set("error_description", desc)
+	if state != "" {
+		v.Set("state", state)
+	}
+	v.Set("iss", s.origin)
+	u.RawQuery = v.Encode()
+	s.o.Log.Info("authorization refused", s.logAttrs(r.Context(), slog.String("event", "authorization_refused"),
+		slog.String("error_code", code), slog.String("description", desc))...)
+	http.Redirect(w, r, u.String(), http.StatusFound)
+	return nil
+}

@@ -1,0 +1,70 @@
+package authserver
+
+import (
+	"time"
+
+	"github.com/mcp-proxy/mcp-proxy/proxy/bearer"
+)
+
+// Session is a user signed in through the identity provider, in one
+// browser, on one route host.
+type Session struct {
+	ID      string
+	Subject string // the identity provider's sub
+	Email   string
+	Name    string
+	Expires time.Time
+}
+
+// AuthRequest is a downstream authorization request (an MCP client asking
+// the proxy for a code) while the user signs in, consents and the proxy
+// gets the upstream token.
+type AuthRequest struct {
+	ID            string
+	Route         string // the route's key
+	ClientID      string
+	ClientName    string
+	RedirectURI   string
+	State         string // the MCP client's state, returned as is
+	CodeChallenge string // S256
+	Resource      string // the downstream resource (RFC 8707), on the route's host
+	Scope         string
+	// Upstream is the remote MCP endpoint that Resource maps to.
+	Upstream string
+	// BindingSession names this authorization in per_session binding keys.
+	BindingSession string
+	Created        time.Time
+	Expires        time.Time
+}
+
+// LoginState is a sign-in at the identity provider in flight, stored under
+// the hash of its state.
+type LoginState struct {
+	RequestID string // the AuthRequest waiting for the sign-in
+	ReturnTo  string // or a path on the route host, when none waits
+	Verifier  string // PKCE
+	Nonce     string
+	Binding   string // hash of the browser's login cookie
+}
+
+// Consent records that a user approved an MCP client on a route.
+type Consent struct {
+	Time time.Time
+}
+
+// Code is an authorization code issued to an MCP client, stored by hash.
+type Code struct {
+	Request AuthRequest
+	Subject string
+	// BindingKey names the upstream token the grant will use; empty when
+	// the remote server needs no authorization.
+	BindingKey string
+	Expires    time.Time
+}
+
+// RefreshToken is a downstream refresh token, stored by hash. Each use
+// replaces it with a new one.
+type RefreshToken struct {
+	Grant   *bearer.Grant
+	Expires time.Time
+}

@@ -1,0 +1,165 @@
+package authserver
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/mcp-proxy/mcp-proxy/proxy/apierror"
+	"github.com/mcp-proxy/mcp-proxy/proxy/bearer"
+	"github.com/mcp-proxy/mcp-proxy/proxy/store"
+)
+
+// RefreshTokenPrefix starts every refresh token the proxy issues.
+const RefreshTokenPrefix = "mcpp_rt_"
+
+// tokenError is an RFC 6749 §5.2 error response.
+type tokenError struct {
+	Error       string `json:"error"`
+	Description string `json:"error_description"`
+	RequestID   string `json:"request_id"`
+}
+
+type tokenResponse struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int64  `json:"expires_in"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	Scope        string `json:"scope,omitempty"`
+}
+
+// token is the downstream token endpoint: authorization_code with PKCE and
+// refresh_token with rotation. Public clients only (token_endpoint_auth_method
+// none); a refused request stores nothing and consumes nothing but the
+// single-use code or refresh token it presented. Refusals are OAuth error
+// bodies (RFC 6749 §5.2) with the request id.
+func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodPost {
+		return apierror.MethodNotAllowed(r, http.MethodPost)
+	}
+	fail := func(status int, code, desc string) error {
+		s.o.Log.Info("token request refused", s.logAttrs(r.Context(), slog.String("event", "token_request_refused"),
+			slog.String("error_code", code), slog.String("description", desc))...)
+		writeJSON(w, status, "no-store", tokenError{Error: code, Description: desc, RequestID: apierror.RequestID(r.Context())})
+		return nil
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		return fail(http.StatusBadRequest, "invalid_request", "the request body is not a form: "+err.Error())
+	}
+	f := r.PostForm
+	clientID := f.Get("client_id")
+	if user, pass, ok := r.BasicAuth(); ok && clientID == "" {
+		// A public client may send its id as HTTP Basic with an empty
+		// secret (golang.org/x/oauth2 tries that first).
+		if pass != "" {
+			return fail(http.StatusUnauthorized, "invalid_client", "the proxy's clients are public: send no client secret")
+		}
+		clientID, _ = url.QueryUnescape(user)
+	}
+	switch f.Get("grant_type") {
+	case "authorization_code":
+		return s.redeemCode(w, r, f, clientID, fail)
+	case "refresh_token":
+		return s.redeemRefresh(w, r, f, clientID, fail)
+	case "":
+		return fail(http.StatusBadRequest, "invalid_request", "grant_type is missing")
+	default:
+		return fail(http.StatusBadRequest, "unsupported_grant_type", "grant_type must be authorization_code or refresh_token")
+	}
+}
+
+type refuse func(status int, code, desc string) error
+
+func (s *Server) redeemCode(w http.ResponseWriter, r *http.Request, f url.Values, clientID string, fail refuse) error {
+	// Checks read the code; only a request that passes them consumes it,
+	// so a malformed request does not destroy a good code.
+	key := store.SecretKey(f.Get("code"))
+	c, err := s.codes.Get(r.Context(), key)
+	if err != nil {
+		return storageError(err)
+	}
+	switch {
+	case c == nil || !s.o.Now().Before(c.Expires):
+		return fail(http.StatusBadRequest, "invalid_grant", "the code is unknown, already used or expired")
+	case c.Request.Route != s.route:
+		return fail(http.StatusBadRequest, "invalid_grant", "the code was issued for another host")
+	case clientID != c.Request.ClientID:
+		return fail(http.StatusBadRequest, "invalid_grant", "the code was issued to another client_id")
+	case f.Get("redirect_uri") != c.Request.RedirectURI:
+		return fail(http.StatusBadRequest, "invalid_grant", "redirect_uri differs from the one in the authorization request")
+	case !pkceMatches(f.Get("code_verifier"), c.Request.CodeChallenge):
+		return fail(http.StatusBadRequest, "invalid_grant", "code_verifier does not match the code_challenge (PKCE S256)")
+	}
+	if res := f.Get("resource"); res != "" && res != c.Request.Resource {
+		return fail(http.StatusBadRequest, "invalid_target", "resource differs from the one in the authorization request")
+	}
+	if taken, err := s.codes.Take(r.Context(), key); err != nil || taken == nil {
+		return fail(http.StatusBadRequest, "invalid_grant", "the code is unknown, already used or expired")
+	}
+	return s.issueTokens(w, r, &bearer.Grant{
+		ID:         store.NewSecret(16),
+		Route:      s.route,
+		Subject:    c.Subject,
+		ClientID:   c.Request.ClientID,
+		Resource:   c.Request.Resource,
+		Scope:      c.Request.Scope,
+		BindingKey: c.BindingKey,
+		Upstream:   c.Request.Upstream,
+		Created:    s.o.Now(),
+	})
+}
+
+func (s *Server) redeemRefresh(w http.ResponseWriter, r *http.Request, f url.Values, clientID string, fail refuse) error {
+	key := store.SecretKey(f.Get("refresh_token"))
+	old, err := s.refresh.Get(r.Context(), key)
+	if err != nil {
+		return storageError(err)
+	}
+	switch {
+	case old == nil || !s.o.Now().Before(old.Expires):
+		return fail(http.StatusBadRequest, "invalid_grant", "the refresh token is unknown, already used or expired")
+	case old.Grant.Route != s.route || clientID != old.Grant.ClientID:
+		return fail(http.StatusBadRequest, "invalid_grant", "the refresh token was issued to another client or host")
+	}
+	if taken, err := s.refresh.Take(r.Context(), key); err != nil || taken == nil {
+		return fail(http.StatusBadRequest, "invalid_grant", "the refresh token is unknown, already used or expired")
+	}
+	return s.issueTokens(w, r, old.Grant)
+}
+
+func (s *Server) issueTokens(w http.ResponseWriter, r *http.Request, g *bearer.Grant) error {
+	ctx := r.Context()
+	access, err := s.o.Access.Issue(ctx, g, AccessTokenTTL)
+	if err != nil {
+		return storageError(err)
+	}
+	refresh := RefreshTokenPrefix + store.NewSecret(32)
+	exp := s.o.Now().Add(RefreshTokenTTL)
+	if err := s.refresh.Put(ctx, store.SecretKey(refresh), &RefreshToken{Grant: g, Expires: exp}, exp); err != nil {
+		return storageError(err)
+	}
+	writeJSON(w, http.StatusOK, "no-store", tokenResponse{
+		AccessToken:  access,
+		TokenType:    "Bearer",
+		ExpiresIn:    int64(AccessTokenTTL.Seconds()),
+		RefreshToken: refresh,
+		Scope:        g.Scope,
+	})
+	return nil
+}
+
+// pkceMatches checks an S256 code verifier (RFC 7636 §4.6).
+func pkceMatches(verifier, challenge string) bool {
+	if len(verifier) < 43 || len(verifier) > 128 || strings.ContainsFunc(verifier, func(r rune) bool {
+		return !(r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || strings.ContainsRune("-._~", r))
+	}) {
+		return false
+	}
+	sum := sha256.Sum256([]byte(verifier))
+	return subtle.ConstantTimeCompare([]byte(base64.RawURLEncoding.EncodeToString(sum[:])), []byte(challenge)) == 1
+}

@@ -1,0 +1,263 @@
+// Package forward is the last step of the request path: it sends the
+// request to the remote MCP server with the upstream token in place of the
+// client's (httputil.ReverseProxy), streams the answer, and turns the remote
+// server's verdict on the token (401, 403 insufficient_scope) into the
+// proxy's own challenges.
+package forward
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/oauthex"
+
+	"github.com/mcp-proxy/mcp-proxy/proxy/apierror"
+	"github.com/mcp-proxy/mcp-proxy/proxy/bearer"
+	"github.com/mcp-proxy/mcp-proxy/proxy/config"
+	"github.com/mcp-proxy/mcp-proxy/proxy/metrics"
+	"github.com/mcp-proxy/mcp-proxy/proxy/tokens"
+)
+
+// MaxStepUps bounds how often in a row the proxy sends a user to consent
+// to more scope for one binding key (MCP authorization: clients SHOULD cap
+// step-up retries).
+const MaxStepUps = 3
+
+// Options configure a route's forwarder.
+type Options struct {
+	Route     *config.Route
+	Transport http.RoundTripper
+	Tokens    *tokens.Source
+	Responder *apierror.Responder
+	Metrics   *metrics.Metrics
+	Log       *slog.Logger
+	Now       func() time.Time
+	// MetadataURL is the proxy's protected resource metadata URL for a
+	// path, for the challenges it answers.
+	MetadataURL func(path string) string
+	// Streams tracks long-lived GET streams for shutdown.
+	Streams *Streams
+}
+
+// Handler forwards one route's requests.
+type Handler struct {
+	o  Options
+	to *url.URL
+	rp *httputil.ReverseProxy
+}
+
+// New returns the forwarder of a route.
+func New(o Options) *Handler {
+	h := &Handler{o: o, to: o.Route.ToURL()}
+	h.rp = &httputil.ReverseProxy{
+		Rewrite:        h.rewrite,
+		Transport:      headerTimeout{base: o.Transport, d: o.Route.Server().Timeout()},
+		ModifyResponse: h.modifyResponse,
+		ErrorHandler:   h.forwardError,
+		ErrorLog:       slog.NewLogLogger(o.Log.Handler(), slog.LevelWarn),
+	}
+	return h
+}
+
+type ctxKey struct{}
+
+// started rides the context of a forwarded request.
+type started struct{ at time.Time }
+
+// ServeHTTP forwards r; a GET (a server-sent event stream) is tracked so
+// that shutdown can end it.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ctx := context.WithValue(r.Context(), ctxKey{}, &started{at: h.o.Now()})
+	if r.Method == http.MethodGet {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer h.o.Streams.track(r, cancel)()
+	}
+	h.rp.ServeHTTP(w, r.WithContext(ctx))
+}
+
+const upstreamAuthHdr = "Authorization"
+
+// rewrite builds the outbound request: the remote server's URL, the
+// upstream token in place of the client's, no proxy cookies.
+func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
+	pr.SetURL(h.to)
+	pr.Out.Host = "" // the remote server's own host
+	pr.Out.Header.Del(upstreamAuthHdr)
+	if t := tokens.FromContext(pr.In.Context()); t != nil {
+		pr.Out.Header.Set(upstreamAuthHdr, "Bearer "+t.AccessToken)
+	}
+	stripProxyCookies(pr.Out.Header)
+}
+
+// stripProxyCookies removes the proxy's own cookies from a request that
+// leaves for the remote server.
+func stripProxyCookies(h http.Header) {
+	cs := h.Values("Cookie")
+	if len(cs) == 0 {
+		return
+	}
+	h.Del("Cookie")
+	for _, line := range cs {
+		var keep []string
+		for c := range strings.SplitSeq(line, ";") {
+			if name, _, _ := strings.Cut(strings.TrimSpace(c), "="); strings.HasPrefix(name, "__Host-mcp-proxy") {
+				continue
+			}
+			keep = append(keep, strings.TrimSpace(c))
+		}
+		if len(keep) > 0 {
+			h.Add("Cookie", strings.Join(keep, "; "))
+		}
+	}
+}
+
+// modifyResponse reacts to the remote server's verdict on the upstream
+// token. A 401 means it no longer accepts the token: the proxy drops it
+// and asks the MCP client to authorize again, which leads the user back
+// through the remote consent. A 403 with error="insufficient_scope" starts
+// a step-up: the proxy notes the scopes the remote server wants and sends
+// the MCP client its own insufficient_scope challenge, so the next
+// authorization asks the user for them (bounded by MaxStepUps).
+func (h *Handler) modifyResponse(resp *http.Response) error {
+	ctx := resp.Request.Context()
+	if s, _ := ctx.Value(ctxKey{}).(*started); s != nil {
+		h.o.Metrics.UpstreamRequest(h.o.Route.Key(), resp.StatusCode, h.o.Now().Sub(s.at))
+	}
+	t := tokens.FromContext(ctx)
+	if t == nil {
+		return nil
+	}
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized:
+		h.o.Tokens.Rejected(ctx, t)
+		return errUpstreamRejected
+	case resp.StatusCode == http.StatusForbidden:
+		scopes, ok := insufficientScope(resp.Header)
+		if !ok {
+			return nil
+		}
+		need, n := h.o.Tokens.StepUp(ctx, t, scopes)
+		if n > MaxStepUps {
+			return errScopeExhausted
+		}
+		return &stepUpError{scopes: need}
+	case resp.StatusCode < 400:
+		h.o.Tokens.Answered(ctx, t)
+	}
+	return nil
+}
+
+// insufficientScope reads an RFC 6750 insufficient_scope challenge.
+func insufficientScope(h http.Header) ([]string, bool) {
+	cs, err := oauthex.ParseWWWAuthenticate(h.Values("WWW-Authenticate"))
+	if err != nil {
+		return nil, false
+	}
+	for _, c := range cs {
+		if c.Scheme == "bearer" && c.Params["error"] == "insufficient_scope" {
+			return strings.Fields(c.Params["scope"]), true
+		}
+	}
+	return nil, false
+}
+
+type stepUpError struct{ scopes []string }
+
+func (e *stepUpError) Error() string {
+	return "the remote server needs scope " + strings.Join(e.scopes, " ")
+}
+
+var (
+	errUpstreamRejected = errors.New("the remote server refused the upstream token")
+	errScopeExhausted   = errors.New("the remote server keeps asking for more scope")
+)
+
+// forwardError answers a failed forward: 502 when the remote server could
+// not be reached, 504 when it did not answer in time, and the challenges of
+// modifyResponse.
+func (h *Handler) forwardError(w http.ResponseWriter, r *http.Request, err error) {
+	var su *stepUpError
+	if s, _ := r.Context().Value(ctxKey{}).(*started); s != nil && !errors.Is(err, errUpstreamRejected) &&
+		!errors.As(err, &su) && !errors.Is(err, errScopeExhausted) {
+		h.o.Metrics.UpstreamRequest(h.o.Route.Key(), 0, h.o.Now().Sub(s.at))
+	}
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		return // the client went away; nothing to answer
+	}
+	h.o.Responder.Write(w, r, h.answer(r, err))
+}
+
+func (h *Handler) answer(r *http.Request, err error) error {
+	var su *stepUpError
+	var mb *http.MaxBytesError
+	switch {
+	case errors.Is(err, errUpstreamRejected):
+		return bearer.Challenge(h.o.MetadataURL(r.URL.Path), "invalid_token", "the remote server no longer accepts the proxy's token for you; authorize again")
+	case errors.As(err, &su):
+		hdr := fmt.Sprintf(`Bearer error="insufficient_scope", scope="%s", resource_metadata="%s", error_description="the remote server needs more scope; authorize again"`,
+			strings.Join(su.scopes, " "), h.o.MetadataURL(r.URL.Path))
+		return &apierror.Error{Code: apierror.CodeInsufficientScope, Status: http.StatusForbidden,
+			Message: "The remote MCP server needs more scope (" + strings.Join(su.scopes, " ") + "); authorize again to consent to it.",
+			Header:  http.Header{"Www-Authenticate": {hdr}}}
+	case errors.Is(err, errScopeExhausted):
+		return apierror.New(apierror.CodeScopeExhausted, http.StatusForbidden,
+			"The remote MCP server %s kept asking for more scope after %d consents; the proxy stopped asking. Check the scopes the remote server and its authorization server expect.", h.to.Host, MaxStepUps)
+	case errors.As(err, &mb):
+		return TooLarge(h.o.Route)
+	}
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+		return apierror.Wrap(err, apierror.CodeUpstreamTimeout, http.StatusGatewayTimeout,
+			"The remote MCP server %s did not answer in time.", h.to.Host)
+	}
+	return apierror.Wrap(err, apierror.CodeUpstreamUnreachable, http.StatusBadGateway,
+		"The remote MCP server %s could not be reached.", h.to.Host)
+}
+
+// TooLarge is the answer to a request body over the route's limit.
+func TooLarge(rc *config.Route) *apierror.Error {
+	return apierror.New(apierror.CodeRequestTooLarge, http.StatusRequestEntityTooLarge,
+		"The request body is larger than this route accepts (%d bytes; mcp.server.max_request_bytes).", rc.MaxRequestBytes())
+}
+
+// Streams are the long-lived GET streams in flight, which a graceful
+// shutdown would otherwise wait out: their clients reconnect (to the next
+// process) and resume.
+type Streams struct {
+	mu      sync.Mutex
+	cancels map[*http.Request]context.CancelFunc
+}
+
+func (s *Streams) track(r *http.Request, cancel context.CancelFunc) func() {
+	s.mu.Lock()
+	if s.cancels == nil {
+		s.cancels = make(map[*http.Request]context.CancelFunc)
+	}
+	s.cancels[r] = cancel
+	s.mu.Unlock()
+	return func() {
+		s.mu.Lock()
+		delete(s.cancels, r)
+		s.mu.Unlock()
+		cancel()
+	}
+}
+
+// CancelAll ends every stream in flight.
+func (s *Streams) CancelAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, cancel := range s.cancels {
+		cancel()
+	}
+}

@@ -1,0 +1,72 @@
+package proxy
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/mcp-proxy/mcp-proxy/proxy/authserver"
+	"github.com/mcp-proxy/mcp-proxy/proxy/bearer"
+	"github.com/mcp-proxy/mcp-proxy/proxy/binding"
+	"github.com/mcp-proxy/mcp-proxy/proxy/config"
+	"github.com/mcp-proxy/mcp-proxy/proxy/store"
+	"github.com/mcp-proxy/mcp-proxy/proxy/tokens"
+)
+
+// What the tests of this package read and write behind the proxy's back,
+// through the same records the proxy uses.
+
+func (rt *route) host() string                { return rt.cfg.Key() }
+func (rt *route) binding() config.BindingMode { return rt.cfg.Server().Binding() }
+
+func (rt *route) bindingKey(subject, session, upstream string) string {
+	return binding.Key(rt.binding(), rt.host(), subject, session, upstream)
+}
+
+func (rt *route) userKeyPrefix(subject string) string {
+	return binding.UserPrefix(rt.binding(), rt.host(), subject)
+}
+
+func (p *Proxy) putSession(sid string, s *authserver.Session) error {
+	return store.Records[authserver.Session]{B: p.backend, NS: authserver.NSSessions}.Put(context.Background(), store.SecretKey(sid), s, time.Time{})
+}
+
+func (p *Proxy) putCode(code string, c *authserver.Code) error {
+	return store.Records[authserver.Code]{B: p.backend, NS: authserver.NSCodes}.Put(context.Background(), store.SecretKey(code), c, c.Expires)
+}
+
+func (p *Proxy) accessToken(tok string) (*bearer.AccessToken, error) {
+	return p.access.Records.Get(context.Background(), store.SecretKey(tok))
+}
+
+func (p *Proxy) putAccessToken(tok string, at *bearer.AccessToken) error {
+	return p.access.Records.Put(context.Background(), store.SecretKey(tok), at, at.Expires)
+}
+
+func (p *Proxy) upstreamToken(host, key string) (*tokens.Token, error) {
+	return p.routes[host].tokens.Get(context.Background(), key)
+}
+
+func writeJSON(w http.ResponseWriter, status int, cacheControl string, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", cacheControl)
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// tokenResponse is what the tests read of a token endpoint's answer.
+type tokenResponse struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int64  `json:"expires_in"`
+	RefreshToken string `json:"refresh_token"`
+	Scope        string `json:"scope"`
+}
+
+// tokenError is what the tests read of a token endpoint's refusal.
+type tokenError struct {
+	Error       string `json:"error"`
+	Description string `json:"error_description"`
+	RequestID   string `json:"request_id"`
+}

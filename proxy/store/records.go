@@ -1,0 +1,196 @@
+package store
+
+import (
+	"container/list"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Namespace names one kind of record in a Backend. The packages that own a
+// kind of record declare its namespace as a constant of this type.
+type Namespace string
+
+// SecretKey is the store key of a secret the proxy issued (a token, a code,
+// a state, a session id): its SHA-256, so that a copy of the store cannot be
+// replayed.
+func SecretKey(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
+}
+
+// Records is a typed view of one namespace: values are T, JSON-encoded.
+// With Hot set, [Records.Hot] serves recent reads from memory.
+type Records[T any] struct {
+	B  Backend
+	NS Namespace
+	// Hot caches decoded records for the request path; nil: no cache.
+	Hot *HotCache
+}
+
+// Get reads the record under key; nil when there is none.
+func (r Records[T]) Get(ctx context.Context, key string) (*T, error) {
+	b, err := r.B.Get(ctx, string(r.NS), key)
+	return decode[T](r.NS, b, err)
+}
+
+// Take reads and removes the record under key (single use); nil when there
+// is none.
+func (r Records[T]) Take(ctx context.Context, key string) (*T, error) {
+	b, err := r.B.Take(ctx, string(r.NS), key)
+	r.forget(key)
+	return decode[T](r.NS, b, err)
+}
+
+// Put stores v under key until expires (zero: no expiry).
+func (r Records[T]) Put(ctx context.Context, key string, v *T, expires time.Time) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	r.forget(key)
+	return r.B.Put(ctx, string(r.NS), key, b, expires)
+}
+
+// Delete removes the record under key.
+func (r Records[T]) Delete(ctx context.Context, key string) error {
+	r.forget(key)
+	return r.B.Delete(ctx, string(r.NS), key)
+}
+
+// Scan lists the records whose keys start with prefix.
+func (r Records[T]) Scan(ctx context.Context, prefix string) ([]*T, error) {
+	var out []*T
+	err := r.B.Scan(ctx, string(r.NS), prefix, func(_ string, b []byte) error {
+		v, err := decode[T](r.NS, b, nil)
+		if err != nil {
+			return err
+		}
+		out = append(out, v)
+		return nil
+	})
+	return out, err
+}
+
+// Cached is Get through the hot cache: a record read within the cache's
+// TTL is not read again. Writes through r apply at once; writes by another
+// replica are seen within the TTL.
+func (r Records[T]) Cached(ctx context.Context, key string) (*T, error) {
+	if r.Hot == nil {
+		return r.Get(ctx, key)
+	}
+	ck := string(r.NS) + "\x00" + key
+	if v, ok := r.Hot.get(ck); ok {
+		t, _ := v.(*T)
+		return t, nil
+	}
+	v, err := r.Get(ctx, key)
+	if err != nil || v == nil {
+		return v, err
+	}
+	r.Hot.put(ck, v)
+	return v, nil
+}
+
+func (r Records[T]) forget(key string) {
+	if r.Hot != nil {
+		r.Hot.forget(string(r.NS) + "\x00" + key)
+	}
+}
+
+func decode[T any](ns Namespace, b []byte, err error) (*T, error) {
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var v T
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil, fmt.Errorf("store: a %s record does not decode: %w", ns, err)
+	}
+	return &v, nil
+}
+
+// HotCache holds decoded records for a short time, at most Max of them;
+// past Max the least recently used entry goes, never all at once. Safe for
+// concurrent use.
+type HotCache struct {
+	TTL time.Duration
+	Max int
+	Now func() time.Time
+
+	mu      sync.Mutex
+	entries map[string]*list.Element
+	order   list.List // front: most recently used
+}
+
+type hotEntry struct {
+	key   string
+	v     any
+	until time.Time
+}
+
+// NewHotCache returns a cache of at most max entries, each kept for ttl.
+func NewHotCache(ttl time.Duration, max int, now func() time.Time) *HotCache {
+	return &HotCache{TTL: ttl, Max: max, Now: now}
+}
+
+// Len reports how many entries the cache holds.
+func (c *HotCache) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.entries)
+}
+
+func (c *HotCache) get(key string) (any, bool) {
+	now := c.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.entries[key]
+	if !ok {
+		return nil, false
+	}
+	e := el.Value.(*hotEntry)
+	if !now.Before(e.until) {
+		c.order.Remove(el)
+		delete(c.entries, key)
+		return nil, false
+	}
+	c.order.MoveToFront(el)
+	return e.v, true
+}
+
+func (c *HotCache) put(key string, v any) {
+	until := c.Now().Add(c.TTL)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.entries == nil {
+		c.entries = make(map[string]*list.Element)
+	}
+	if el, ok := c.entries[key]; ok {
+		el.Value = &hotEntry{key: key, v: v, until: until}
+		c.order.MoveToFront(el)
+		return
+	}
+	c.entries[key] = c.order.PushFront(&hotEntry{key: key, v: v, until: until})
+	for c.Max > 0 && len(c.entries) > c.Max {
+		last := c.order.Back()
+		c.order.Remove(last)
+		delete(c.entries, last.Value.(*hotEntry).key)
+	}
+}
+
+func (c *HotCache) forget(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.entries[key]; ok {
+		c.order.Remove(el)
+		delete(c.entries, key)
+	}
+}

@@ -1,0 +1,89 @@
+package tokens
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/mcp-proxy/mcp-proxy/proxy/apierror"
+	"github.com/mcp-proxy/mcp-proxy/proxy/bearer"
+	"github.com/mcp-proxy/mcp-proxy/proxy/binding"
+	"github.com/mcp-proxy/mcp-proxy/proxy/config"
+)
+
+type ctxKey struct{}
+
+// FromContext returns the upstream token [Source.Inject] put in the
+// request's context: nil for a remote server without OAuth.
+func FromContext(ctx context.Context) *Token {
+	t, _ := ctx.Value(ctxKey{}).(*Token)
+	return t
+}
+
+// Inject is the token step of the request path: it asks the source for the
+// token of the request's binding key (binding.Resolve stored it) and
+// serves next with it in the context. withdrawn answers a request whose
+// token is gone. Every use of a service account's shared token is audited
+// with the acting user; a request that cannot be audited is not forwarded.
+func (s *Source) Inject(rs *apierror.Responder, withdrawn func(r *http.Request) error, next http.Handler) http.Handler {
+	shared := s.Route.Server().Binding() == config.BindingServiceAccount
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key := binding.KeyFromContext(r.Context())
+		if key == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		t, err := s.Token(r.Context(), key)
+		if err != nil {
+			rs.Write(w, r, err)
+			return
+		}
+		if t == nil {
+			rs.Write(w, r, withdrawn(r))
+			return
+		}
+		if shared {
+			if err := s.Audit.Record(r.Context(), bearer.GrantFromContext(r.Context()).Subject, key, "upstream_request", "allowed", nil); err != nil {
+				rs.Write(w, r, apierror.Wrap(err, apierror.CodeInternal, http.StatusInternalServerError,
+					"The audit log cannot be written, so the shared connection is not used. Try again shortly."))
+				return
+			}
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, t)))
+	})
+}
+
+// Rejected handles the remote server's 401 to a token: the token is
+// dropped, so the next authorization consents again.
+func (s *Source) Rejected(ctx context.Context, t *Token) {
+	_ = s.Records.Delete(ctx, t.Key)
+	s.Log.Info("the remote server refused the upstream token; dropped it",
+		slog.String("event", "token_rejected"), slog.String("user", t.Subject),
+		slog.String("binding", string(s.Route.Server().Binding())), slog.String("request_id", apierror.RequestID(ctx)))
+}
+
+// StepUp notes that the remote server asked for more scope (403
+// insufficient_scope) and returns the scopes the next authorization asks
+// for and how many step-ups in a row this is.
+func (s *Source) StepUp(ctx context.Context, t *Token, scopes []string) ([]string, int) {
+	next := *t
+	next.NeedScopes = UnionScopes(t.Scopes, t.NeedScopes, scopes)
+	next.StepUps++
+	_ = s.Records.Put(ctx, t.Key, &next, time.Time{})
+	s.Log.Info("the remote server asked for more scope", slog.String("event", "scope_step_up"),
+		slog.String("user", t.Subject), slog.String("binding", string(s.Route.Server().Binding())), slog.Any("scopes", next.NeedScopes),
+		slog.Int("attempt", next.StepUps), slog.String("request_id", apierror.RequestID(ctx)))
+	return next.NeedScopes, next.StepUps
+}
+
+// Answered notes a successful answer to a request with t: a step-up count
+// starts again.
+func (s *Source) Answered(ctx context.Context, t *Token) {
+	if t.StepUps == 0 {
+		return
+	}
+	next := *t
+	next.StepUps, next.NeedScopes = 0, nil
+	_ = s.Records.Put(ctx, t.Key, &next, time.Time{})
+}
