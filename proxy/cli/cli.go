@@ -20,10 +20,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mcp-proxy/mcp-proxy/proxy/netguard"
 	"github.com/mcp-proxy/mcp-proxy/proxy"
 	"github.com/mcp-proxy/mcp-proxy/proxy/config"
 	"github.com/mcp-proxy/mcp-proxy/proxy/metrics"
+	"github.com/mcp-proxy/mcp-proxy/proxy/netguard"
 )
 
 // Env is what a command runs with. The zero value plus Stdout and Stderr is
@@ -216,24 +216,10 @@ func serve(ctx context.Context, args []string, env Env) int {
 		opts.Resolver = sr
 	}
 	if *caFile != "" {
-		pem, err := os.ReadFile(env.path(*caFile))
-		if err != nil {
-			fmt.Fprintf(env.Stderr, "mcp-proxy serve: -ca-file: %v\n", err)
+		if opts.RootCAs, err = withCAFile(opts.RootCAs, env.path(*caFile)); err != nil {
+			fmt.Fprintf(env.Stderr, "mcp-proxy serve: -ca-file %v\n", err)
 			return ExitFailed
 		}
-		pool := opts.RootCAs
-		if pool == nil {
-			if pool, err = x509.SystemCertPool(); err != nil {
-				pool = x509.NewCertPool()
-			}
-		} else {
-			pool = pool.Clone()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			fmt.Fprintf(env.Stderr, "mcp-proxy serve: -ca-file %s holds no PEM certificate\n", *caFile)
-			return ExitFailed
-		}
-		opts.RootCAs = pool
 	}
 	listenFn := env.Listen
 	if listenFn == nil {
@@ -263,23 +249,13 @@ func serve(ctx context.Context, args []string, env Env) int {
 		}
 	}
 	if adminAddr != "" {
-		aln, err := listenFn("tcp", adminAddr)
+		stop, err := serveAdmin(ctx, p, listenFn, adminAddr, log, env)
 		if err != nil {
 			ln.Close()
 			fmt.Fprintf(env.Stderr, "mcp-proxy serve: admin listener on %s: %v (set admin.listen, or -admin-listen off)\n", adminAddr, err)
 			return ExitFailed
 		}
-		p.Metrics().BuildInfo(Version())
-		admin := &http.Server{
-			Handler:           metrics.AdminHandler(p.Metrics(), func() error { return p.Ready(ctx) }),
-			ReadHeaderTimeout: 10 * time.Second,
-		}
-		go admin.Serve(aln)
-		defer admin.Close()
-		log.Info("admin listener", slog.String("event", "admin_started"), slog.String("listen", aln.Addr().String()))
-		if env.AdminReady != nil {
-			env.AdminReady(aln.Addr())
-		}
+		defer stop()
 	}
 	routes := make([]string, 0, len(cfg.Routes))
 	for _, r := range cfg.Routes {
@@ -296,4 +272,45 @@ func serve(ctx context.Context, args []string, env Env) int {
 	}
 	log.Info("stopped", slog.String("event", "proxy_stopped"))
 	return ExitOK
+}
+
+// withCAFile returns base (the system roots when nil) with the PEM
+// certificates of file added.
+func withCAFile(base *x509.CertPool, file string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	pool := base
+	if pool == nil {
+		if pool, err = x509.SystemCertPool(); err != nil {
+			pool = x509.NewCertPool()
+		}
+	} else {
+		pool = pool.Clone()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", file)
+	}
+	return pool, nil
+}
+
+// serveAdmin serves /metrics, /healthz and /readyz on addr until the
+// returned stop is called.
+func serveAdmin(ctx context.Context, p *proxy.Proxy, listen func(network, addr string) (net.Listener, error), addr string, log *slog.Logger, env Env) (stop func(), err error) {
+	aln, err := listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	p.Metrics().BuildInfo(Version())
+	admin := &http.Server{
+		Handler:           metrics.AdminHandler(p.Metrics(), func() error { return p.Ready(ctx) }),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	go admin.Serve(aln)
+	log.Info("admin listener", slog.String("event", "admin_started"), slog.String("listen", aln.Addr().String()))
+	if env.AdminReady != nil {
+		env.AdminReady(aln.Addr())
+	}
+	return func() { admin.Close() }, nil
 }

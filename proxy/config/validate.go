@@ -12,15 +12,38 @@ import (
 	"github.com/mcp-proxy/mcp-proxy/proxy/hostname"
 )
 
-// validate checks meaning once the shapes are decoded, adding errors to d.
+// validate checks meaning once the shapes are decoded, adding errors to d,
+// and provisions what the proxy derives from the file (parsed URLs, host
+// keys) as it goes.
 func validate(c *Config, d *decoder) {
-	root := d.root
 	if c.Listen != "" {
 		if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 			d.errorf(d.pos("listen"), "listen", "%q is not a host:port address, such as :443", c.Listen)
 		}
 	}
 
+	c.TLS.validate(c, d)
+	c.IdentityProvider.validate(d)
+	c.Storage.validate(c, d)
+	if a := c.Admin.Listen; a != "" && a != "off" {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			d.errorf(d.pos("admin.listen"), "admin.listen", "%q is not a host:port address, such as 127.0.0.1:9464 (or off)", a)
+		}
+	}
+	validateDomains(c.AllowedClientIDDomains, "allowed_client_id_domains", d)
+	validateDomains(c.AllowedMetadataDomains, "allowed_metadata_domains", d)
+
+	if len(c.Routes) == 0 {
+		d.errorf(d.pos("routes"), "routes", "no routes; add one with from, to and mcp.server")
+	}
+	hosts := make(map[string]string) // hostname.Key → the first route's path and position
+	for i := range c.Routes {
+		c.Routes[i].validate(fmt.Sprintf("routes[%d]", i), hosts, d)
+	}
+}
+
+func (t *TLS) validate(c *Config, d *decoder) {
+	root := d.root
 	switch {
 	case c.TLS.CertFile == "" && c.TLS.KeyFile == "":
 		d.errorf(root, "tls", "missing; name the certificate and key the proxy serves, as tls.cert_file and tls.key_file")
@@ -35,10 +58,11 @@ func validate(c *Config, d *decoder) {
 			}
 		}
 	}
+}
 
-	idp := c.IdentityProvider
+func (idp *IdentityProvider) validate(d *decoder) {
 	if _, present := d.nodes["identity_provider"]; !present {
-		d.errorf(root, "identity_provider", "missing; users sign in through an OpenID Connect provider: set issuer, client_id and client_secret")
+		d.errorf(d.root, "identity_provider", "missing; users sign in through an OpenID Connect provider: set issuer, client_id and client_secret")
 	} else {
 		if idp.Issuer == "" {
 			d.errorf(d.pos("identity_provider"), "identity_provider.issuer", "missing; set the provider's issuer URL, such as https://idp.example.com")
@@ -52,7 +76,9 @@ func validate(c *Config, d *decoder) {
 			d.errorf(d.pos("identity_provider"), "identity_provider.client_secret", "missing; set the client secret, for example as ${IDP_CLIENT_SECRET}")
 		}
 	}
+}
 
+func (s *Storage) validate(c *Config, d *decoder) {
 	switch c.StorageType() {
 	case StorageMemory, StorageFile:
 		if c.Storage.RedisURL != "" || c.Storage.Prefix != "" {
@@ -70,56 +96,53 @@ func validate(c *Config, d *decoder) {
 	default:
 		d.errorf(d.pos("storage.type"), "storage.type", "%q is not a store; use memory, file or redis", c.Storage.Type)
 	}
-	if a := c.Admin.Listen; a != "" && a != "off" {
-		if _, _, err := net.SplitHostPort(a); err != nil {
-			d.errorf(d.pos("admin.listen"), "admin.listen", "%q is not a host:port address, such as 127.0.0.1:9464 (or off)", a)
-		}
-	}
-	validateDomains(c.AllowedClientIDDomains, "allowed_client_id_domains", d)
-	validateDomains(c.AllowedMetadataDomains, "allowed_metadata_domains", d)
+}
 
-	if len(c.Routes) == 0 {
-		d.errorf(d.pos("routes"), "routes", "no routes; add one with from, to and mcp.server")
+// validate checks a route and provisions its parsed URLs and host key;
+// hosts maps the host keys of the routes before it to their positions.
+func (r *Route) validate(p string, hosts map[string]string, d *decoder) {
+	at := d.pos(p)
+	if r.From == "" {
+		d.errorf(at, p+".from", "missing; set the URL your users' MCP clients connect to, such as https://mcp.example.com")
+	} else if u, msg := parseFrom(r.From); msg != "" {
+		d.errorf(d.pos(p+".from"), p+".from", "%s", msg)
+	} else {
+		r.from, r.key = u, hostname.Key(u.Scheme, u.Host)
+		at := d.pos(p + ".from")
+		if prev, dup := hosts[r.key]; dup {
+			d.errorf(at, p+".from", "%s is the same origin as the from of %s; each route needs its own host", r.From, prev)
+		} else {
+			hosts[r.key] = fmt.Sprintf("%s (line %d, column %d)", p, at.Line, at.Column)
+		}
 	}
-	hosts := make(map[string]string) // hostname.Key → the first route's path and position
-	for i := range c.Routes {
-		r := &c.Routes[i]
-		p := fmt.Sprintf("routes[%d]", i)
-		at := d.pos(p)
-		if r.From == "" {
-			d.errorf(at, p+".from", "missing; set the URL your users' MCP clients connect to, such as https://mcp.example.com")
-		} else if u, msg := parseFrom(r.From); msg != "" {
-			d.errorf(d.pos(p+".from"), p+".from", "%s", msg)
-		} else {
-			r.from, r.key = u, hostname.Key(u.Scheme, u.Host)
-			at := d.pos(p + ".from")
-			if prev, dup := hosts[r.key]; dup {
-				d.errorf(at, p+".from", "%s is the same origin as the from of %s; each route needs its own host", r.From, prev)
-			} else {
-				hosts[r.key] = fmt.Sprintf("%s (line %d, column %d)", p, at.Line, at.Column)
-			}
-		}
-		if r.To == "" {
-			d.errorf(at, p+".to", "missing; name the remote MCP server, such as https://remote-mcp.provider.com")
-		} else if u, msg := parseServiceURL(r.To); msg != "" {
-			d.errorf(d.pos(p+".to"), p+".to", "%s", msg)
-		} else {
-			r.to = u
-		}
-		if r.MCP != nil && r.MCP.Server != nil {
-			validateServer(r.MCP.Server, p+".mcp.server", d)
-		}
-		switch {
-		case r.MCP == nil && !d.failedUnder(p+".mcp"):
-			d.errorf(at, p+".mcp", "missing; this proxy serves MCP routes: add mcp: {server: {}} for auto-discovery")
-		case r.MCP != nil && r.MCP.Server == nil && !d.failedUnder(p+".mcp"):
-			d.errorf(d.pos(p+".mcp"), p+".mcp.server", "missing; add server: {} for auto-discovery")
-		}
+	if r.To == "" {
+		d.errorf(at, p+".to", "missing; name the remote MCP server, such as https://remote-mcp.provider.com")
+	} else if u, msg := parseServiceURL(r.To); msg != "" {
+		d.errorf(d.pos(p+".to"), p+".to", "%s", msg)
+	} else {
+		r.to = u
+	}
+	if r.MCP != nil && r.MCP.Server != nil {
+		r.MCP.Server.validate(p+".mcp.server", d)
+	}
+	switch {
+	case r.MCP == nil && !d.failedUnder(p+".mcp"):
+		d.errorf(at, p+".mcp", "missing; this proxy serves MCP routes: add mcp: {server: {}} for auto-discovery")
+	case r.MCP != nil && r.MCP.Server == nil && !d.failedUnder(p+".mcp"):
+		d.errorf(d.pos(p+".mcp"), p+".mcp.server", "missing; add server: {} for auto-discovery")
 	}
 }
 
-func validateServer(s *MCPServer, p string, d *decoder) {
+func (s *MCPServer) validate(p string, d *decoder) {
 	if u := s.UpstreamOAuth2; u != nil {
+		u.validate(p, s, d)
+	}
+	s.validateBinding(p, d)
+	s.validateHTTP(p, d)
+}
+
+func (u *UpstreamOAuth2) validate(p string, s *MCPServer, d *decoder) {
+	{
 		up := p + ".upstream_oauth2"
 		if u.ClientID == "" && !d.failed(up+".client_id") {
 			d.errorf(d.pos(up), up+".client_id", "missing; set the client id the remote authorization server issued, or remove upstream_oauth2 for auto-discovery")
@@ -148,6 +171,9 @@ func validateServer(s *MCPServer, p string, d *decoder) {
 				"has no effect with upstream_oauth2.client_id: the proxy uses the registered client; remove one of them")
 		}
 	}
+}
+
+func (s *MCPServer) validateBinding(p string, d *decoder) {
 	bp := p + ".upstream_token_binding"
 	switch BindingMode(s.UpstreamTokenBinding) {
 	case "", BindingPerUser, BindingPerSession:
@@ -170,6 +196,9 @@ func validateServer(s *MCPServer, p string, d *decoder) {
 	default:
 		d.errorf(d.pos(bp), bp, "%q is not a binding mode; use per_user, per_session or service_account", s.UpstreamTokenBinding)
 	}
+}
+
+func (s *MCPServer) validateHTTP(p string, d *decoder) {
 	if s.AuthorizationServerURL != "" {
 		if _, msg := parseServiceURL(s.AuthorizationServerURL); msg != "" {
 			d.errorf(d.pos(p+".authorization_server_url"), p+".authorization_server_url", "%s", msg)
