@@ -22,7 +22,7 @@ STATICCHECK  := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # GOTESTFLAGS is passed to go test for the scenarios (make test adds -race).
 GOTESTFLAGS  ?=
 
-.PHONY: all build conformance test lint fmt-check vet staticcheck unit demo bench clean site site-test docs
+.PHONY: all build conformance test lint fmt-check vet staticcheck shipped-deps unit demo bench clean site site-test docs
 
 all: build
 
@@ -55,7 +55,13 @@ test: lint unit
 	$(MAKE) site
 	$(MAKE) site-test
 
-lint: fmt-check vet staticcheck
+lint: fmt-check vet staticcheck shipped-deps
+
+# The binary ships no harness code: nothing under internal/ may be among
+# cmd/mcp-proxy's dependencies.
+shipped-deps:
+	@mod=$$($(GO) list -m); bad=$$($(GO) list -deps ./cmd/mcp-proxy | grep "^$$mod/internal/" || true); \
+	if [ -n "$$bad" ]; then echo "cmd/mcp-proxy depends on harness packages:"; echo "$$bad"; exit 1; fi
 
 fmt-check:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

@@ -90,6 +90,7 @@ func bindingSteps(w *world, sc *godog.ScenarioContext) {
 		}
 		return w.connects(ctx, user, endpoint)
 	})
+	sc.Step(`^(\w+)'s browser sends its GET requests to replica (\d+) and its POST requests to replica (\d+)$`, w.splitBrowser)
 	sc.Step(`^(\w+)'s MCP client calls the tool "([^"]+)" through replica (\d+)$`, func(ctx context.Context, user, tool string, n int) error {
 		r, err := w.replicas()
 		if err != nil {
@@ -330,4 +331,38 @@ func (w *world) bothSameToken(ctx context.Context) error {
 		return fmt.Errorf("the remote server received the two requests with tokens %v, want one token twice", fps)
 	}
 	return nil
+}
+
+// splitBrowser sends the user's browser's GET requests to one replica and
+// its POST requests to another, as a load balancer without sticky sessions
+// may: every form is then served by one replica and posted to the other.
+func (w *world) splitBrowser(user string, get, post int) error {
+	r, err := w.replicas()
+	if err != nil {
+		return err
+	}
+	a, err := w.actor(user)
+	if err != nil {
+		return err
+	}
+	gt, err := r.ReplicaTransport(get)
+	if err != nil {
+		return err
+	}
+	pt, err := r.ReplicaTransport(post)
+	if err != nil {
+		return err
+	}
+	a.Browser.SetTransport(byMethod{get: gt, post: pt})
+	return nil
+}
+
+// byMethod routes POST requests one way and everything else another.
+type byMethod struct{ get, post http.RoundTripper }
+
+func (m byMethod) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method == http.MethodPost {
+		return m.post.RoundTrip(r)
+	}
+	return m.get.RoundTrip(r)
 }

@@ -24,3 +24,18 @@ Feature: Token storage: durable, shared, and refreshed once
     And alice's MCP client's token is used through replica 1 and replica 2 at once
     Then both requests reached the remote MCP server with the same token
     And "auth.provider.com" received exactly 1 refresh request since then
+
+  @local
+  Scenario: A form served by one replica is accepted by another
+    Given a Redis server
+    And the operator configuration "storage-redis"
+    And the proxy is running with 2 replicas
+    And alice's browser sends its GET requests to replica 1 and its POST requests to replica 2
+    When alice connects an MCP client to "https://mcp.example.com/mcp"
+    Then alice approved the MCP client at "mcp.example.com"
+    When alice's MCP client calls the tool "whoami" through replica 2
+    Then the tool answers with the subject "alice" and the audience "https://remote-mcp.provider.com/mcp"
+    When alice lists her connections at "https://mcp.example.com/.mcp-proxy/connections"
+    And alice disconnects it
+    And alice lists her connections at "https://mcp.example.com/.mcp-proxy/connections"
+    Then she sees 0 connections to "https://remote-mcp.provider.com/mcp"

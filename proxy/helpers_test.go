@@ -70,3 +70,6 @@ type tokenError struct {
 	Description string `json:"error_description"`
 	RequestID   string `json:"request_id"`
 }
+
+// authserverSession is a session of alice that outlives every test clock.
+var authserverSession = authserver.Session{Subject: "alice", Expires: time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)}

@@ -63,6 +63,14 @@ func New(transport http.RoundTripper, username, password string) *Browser {
 	}
 }
 
+// SetTransport changes how the browser reaches the network from its next
+// request on; its cookies stay.
+func (b *Browser) SetTransport(t http.RoundTripper) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.client.Transport = t
+}
+
 // Visits returns every page so far.
 func (b *Browser) Visits() []Visit {
 	b.mu.Lock()
