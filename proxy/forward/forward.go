@@ -151,7 +151,7 @@ func (h *Handler) modifyResponse(resp *http.Response) error {
 			return errScopeExhausted
 		}
 		return &stepUpError{scopes: need}
-	case resp.StatusCode < 400:
+	case resp.StatusCode < 400 && t.StepUps > 0:
 		h.o.Tokens.Answered(ctx, t)
 	}
 	return nil

@@ -80,9 +80,6 @@ func (s *Source) StepUp(ctx context.Context, t *Token, scopes []string) ([]strin
 // Answered notes a successful answer to a request with t: a step-up count
 // starts again.
 func (s *Source) Answered(ctx context.Context, t *Token) {
-	if t.StepUps == 0 {
-		return
-	}
 	next := *t
 	next.StepUps, next.NeedScopes = 0, nil
 	_ = s.Records.Put(ctx, t.Key, &next, time.Time{})
