@@ -39,18 +39,26 @@ func (s *Server) startLogin(w http.ResponseWriter, r *http.Request, ar *AuthRequ
 // loginCallback finishes a sign-in and resumes the authorization.
 func (s *Server) loginCallback(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	ls, err := s.logins.Take(r.Context(), store.SecretKey(q.Get("state")))
+	unknown := apierror.New(apierror.CodeLoginFailed, http.StatusBadRequest,
+		"This sign-in is unknown, already used or expired; start again from your MCP client.")
+	// The state is read first and consumed only once the answer is known to
+	// belong to this browser: someone who learns the state must not be able
+	// to void the sign-in of the browser that started it.
+	key := store.SecretKey(q.Get("state"))
+	ls, err := s.logins.Get(r.Context(), key)
 	if err != nil {
 		return storageError(err)
 	}
 	if ls == nil {
-		return apierror.New(apierror.CodeLoginFailed, http.StatusBadRequest,
-			"This sign-in is unknown, already used or expired; start again from your MCP client.")
+		return unknown
 	}
 	c, err := r.Cookie(loginCookie)
 	if err != nil || subtle.ConstantTimeCompare([]byte(store.SecretKey(c.Value)), []byte(ls.Binding)) != 1 {
 		return apierror.New(apierror.CodeLoginFailed, http.StatusBadRequest,
 			"This sign-in was started in another browser; start again from your MCP client.")
+	}
+	if taken, err := s.logins.Take(r.Context(), key); err != nil || taken == nil {
+		return unknown
 	}
 	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: "", Path: "/", Secure: true, HttpOnly: true, MaxAge: -1})
 	if e := q.Get("error"); e != "" {

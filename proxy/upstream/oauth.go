@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -110,14 +111,14 @@ func readToken(resp *http.Response, tokenURL, keepRefresh string, now time.Time)
 		return nil, fmt.Errorf("reading the token response: %w", err)
 	}
 	var tr struct {
-		AccessToken  string `json:"access_token"`
-		TokenType    string `json:"token_type"`
-		RefreshToken string `json:"refresh_token"`
-		ExpiresIn    int64  `json:"expires_in"`
-		Scope        string `json:"scope"`
-		Error        string `json:"error"`
-		Description  string `json:"error_description"`
-		URI          string `json:"error_uri"`
+		AccessToken  string  `json:"access_token"`
+		TokenType    string  `json:"token_type"`
+		RefreshToken string  `json:"refresh_token"`
+		ExpiresIn    seconds `json:"expires_in"`
+		Scope        string  `json:"scope"`
+		Error        string  `json:"error"`
+		Description  string  `json:"error_description"`
+		URI          string  `json:"error_uri"`
 	}
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	jsonErr := json.Unmarshal(body, &tr)
@@ -132,7 +133,7 @@ func readToken(resp *http.Response, tokenURL, keepRefresh string, now time.Time)
 	}
 	tok := &oauth2.Token{AccessToken: tr.AccessToken, TokenType: tr.TokenType, RefreshToken: tr.RefreshToken}
 	if tr.ExpiresIn > 0 {
-		tok.ExpiresIn = tr.ExpiresIn
+		tok.ExpiresIn = int64(tr.ExpiresIn)
 		tok.Expiry = now.Add(time.Duration(tr.ExpiresIn) * time.Second)
 	}
 	if tok.RefreshToken == "" {
@@ -142,6 +143,26 @@ func readToken(resp *http.Response, tokenURL, keepRefresh string, now time.Time)
 		tok = tok.WithExtra(map[string]any{"scope": tr.Scope})
 	}
 	return tok, nil
+}
+
+// seconds is expires_in: RFC 6749 §5.1 makes it a number, and some servers
+// send it as a string ("3600"), which golang.org/x/oauth2 accepts too. The
+// proxy reads both on every grant, so a refresh never refuses what the
+// first exchange took.
+type seconds int64
+
+func (s *seconds) UnmarshalJSON(b []byte) error {
+	v := strings.Trim(string(b), `"`)
+	if v == "" || v == "null" {
+		*s = 0
+		return nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return fmt.Errorf("expires_in %s is not a number of seconds", b)
+	}
+	*s = seconds(n)
+	return nil
 }
 
 // post sends a form to an endpoint of the authorization server with the
