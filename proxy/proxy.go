@@ -70,7 +70,8 @@ type Options struct {
 	// roots.
 	RootCAs *x509.CertPool
 	// TrustedHosts may resolve to private or loopback addresses even though
-	// the configuration does not name them (the -allow-private-host flag).
+	// the configuration does not name them (the -allow-private-host flag):
+	// host[:port], trusted on that port only (443 when none is given).
 	TrustedHosts []string
 	// AllowLoopback lets any host resolve to loopback (for trying the
 	// proxy on one machine).
@@ -133,10 +134,10 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 			return nil, fmt.Errorf("audit.file: %w", err)
 		}
 	}
-	p.named = cfg.NamedHosts()
+	p.named = cfg.NamedHostNames()
 	guard := &netguard.Guard{Resolver: opts.Resolver, AllowLoopback: opts.AllowLoopback, Dial: opts.Dial}
 	guard.Trust(opts.TrustedHosts...)
-	guard.Trust(p.named...)
+	guard.Trust(cfg.NamedHosts()...)
 	p.transport = netguard.NewTransport(guard.DialContext, netguard.TransportOptions{RootCAs: opts.RootCAs})
 	var outbound http.RoundTripper = p.transport
 	if opts.Transport != nil {

@@ -33,7 +33,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) error {
 	if allowed := s.o.AllowedClientIDDomains; len(allowed) > 0 {
 		if u, err := url.Parse(clientID); err == nil && !config.DomainAllowed(u.Hostname(), allowed) {
 			return apierror.New(apierror.CodeClientNotAllowed, http.StatusForbidden,
-				"The MCP client %s is not allowed here: its host %s is not in allowed_client_id_domains.", clientID, u.Hostname())
+				"The MCP client %s is not allowed here: its host %s is not in allowed_client_id_domains.", clientid.Redact(clientID), u.Hostname())
 		}
 	}
 	client, err := s.o.Clients.Resolve(r.Context(), clientID)
@@ -42,6 +42,9 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) error {
 		var ce *clientid.Error
 		if errors.As(err, &ce) {
 			msg = "The MCP client cannot be used: " + ce.Error()
+			if ce.Cause != nil { // for the log only
+				err = fmt.Errorf("%w: %v", err, ce.Cause)
+			}
 		}
 		return apierror.Wrap(err, apierror.CodeInvalidClient, http.StatusBadRequest, "%s", msg)
 	}

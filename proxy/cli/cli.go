@@ -180,7 +180,7 @@ func serve(ctx context.Context, args []string, env Env) int {
 	listen := fs.String("listen", "", "serve on this `address` instead of the configuration's listen (default :443)")
 	caFile := fs.String("ca-file", "", "also trust the CA certificates in this PEM `file` for outbound HTTPS\n(remote servers, authorization servers, the identity provider, MCP clients' metadata)")
 	var private stringList
-	fs.Var(&private, "allow-private-host", "let this `host` resolve to a private or loopback address although the\nconfiguration does not name it (repeatable); hosts in the configuration are always allowed")
+	fs.Var(&private, "allow-private-host", "let this `host[:port]` resolve to a private or loopback address although the\nconfiguration does not name it, on that port only (default 443; repeatable); hosts in the configuration\nare always allowed, on the ports their URLs name")
 	var resolve stringList
 	fs.Var(&resolve, "resolve", "connect to `host:port:address` instead of what DNS says for host:port, like curl's\n--resolve (repeatable); the SSRF rules still apply to the address")
 	allowLoopback := fs.Bool("allow-loopback", false, "let any host resolve to a loopback address (for trying the proxy on one machine)")

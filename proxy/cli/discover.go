@@ -5,7 +5,9 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -23,7 +25,7 @@ func discover(ctx context.Context, args []string, env Env) int {
 	fs := newFlagSet("discover", "Walks discovery for a remote MCP server URL as the proxy would and prints a verdict.\nUsage: mcp-proxy discover [flags] URL", env)
 	caFile := fs.String("ca-file", "", "also trust the CA certificates in this PEM `file`")
 	var private, resolve stringList
-	fs.Var(&private, "allow-private-host", "let this `host` resolve to a private or loopback address (repeatable)")
+	fs.Var(&private, "allow-private-host", "let this `host[:port]` resolve to a private or loopback address, on that port only (default 443; repeatable)")
 	fs.Var(&resolve, "resolve", "connect to `host:port:address` instead of what DNS says (repeatable)")
 	clientID := fs.String("client-id", "", "judge the route as if it had upstream_oauth2.client_id set to this `id`")
 	asURL := fs.String("authorization-server-url", "", "judge the route as if it had mcp.server.authorization_server_url set to this `URL`")
@@ -83,14 +85,17 @@ func discover(ctx context.Context, args []string, env Env) int {
 }
 
 func hostOf(raw string) string {
-	if i := strings.Index(raw, "://"); i >= 0 {
-		raw = raw[i+3:]
+	u, err := url.Parse(raw)
+	if err != nil || u.Hostname() == "" {
+		return ""
 	}
-	raw, _, _ = strings.Cut(raw, "/")
-	if h, _, ok := strings.Cut(raw, ":"); ok {
-		return h
+	if u.Port() != "" {
+		return u.Host
 	}
-	return raw
+	if u.Scheme == "http" {
+		return net.JoinHostPort(u.Hostname(), "80")
+	}
+	return net.JoinHostPort(u.Hostname(), "443")
 }
 
 func report(w io.Writer, target string, d *upstream.Discovery, err error, clientID string, dcr bool) int {

@@ -50,13 +50,43 @@ func (c *Client) Host() string {
 	return u.Host
 }
 
-// Error is a client id that cannot be used, with the reason.
+// Error is a client id that cannot be used, with the reason. Its text names
+// the client id without user information, and never the network error
+// behind a failed fetch (that would tell a stranger which ports of a
+// trusted host answer); Cause keeps it for the log.
 type Error struct {
 	ClientID string
 	Reason   string
+	// Cause is the network error of a failed fetch, for the log only.
+	Cause error
 }
 
-func (e *Error) Error() string { return fmt.Sprintf("client %s: %s", e.ClientID, e.Reason) }
+func (e *Error) Error() string { return fmt.Sprintf("client %s: %s", Redact(e.ClientID), e.Reason) }
+
+// Redact returns a client id fit for a page or a log: any user
+// information (https://user:password@host/...) is replaced by "***".
+func Redact(id string) string {
+	u, err := url.Parse(id)
+	if err != nil || u.User == nil {
+		return id
+	}
+	u.User = nil
+	return strings.Replace(u.String(), "://", "://***@", 1)
+}
+
+// Bounds on fetching documents, so that strangers' authorization requests
+// cannot make the proxy hold many slow fetches open or repeat a failing
+// one.
+const (
+	// FetchTimeout bounds one document fetch.
+	FetchTimeout = 10 * time.Second
+	// MaxFetches is how many documents are fetched at once; more wait for
+	// a place until their request's context ends.
+	MaxFetches = 16
+	// FailureCache is how long a failed fetch is remembered: the same
+	// client id fails at once without a new fetch.
+	FailureCache = 30 * time.Second
+)
 
 // Resolver fetches and caches client metadata documents.
 type Resolver struct {
@@ -66,8 +96,16 @@ type Resolver struct {
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 
-	mu    sync.Mutex
-	cache map[string]cachedClient
+	mu       sync.Mutex
+	cache    map[string]cachedClient
+	failures map[string]failedFetch
+	slots    chan struct{}
+	once     sync.Once
+}
+
+type failedFetch struct {
+	err   error
+	until time.Time
 }
 
 type cachedClient struct {
@@ -87,28 +125,29 @@ func CheckURL(id string) error {
 	u, err := url.Parse(id)
 	switch {
 	case err != nil:
-		return &Error{id, "is not a URL"}
+		return &Error{id, "is not a URL", nil}
 	case u.Scheme != "https":
-		return &Error{id, "a client id URL must use https"}
+		return &Error{id, "a client id URL must use https", nil}
 	case u.Host == "":
-		return &Error{id, "a client id URL needs a host"}
+		return &Error{id, "a client id URL needs a host", nil}
 	case u.User != nil:
-		return &Error{id, "a client id URL must not carry user information"}
+		return &Error{id, "a client id URL must not carry user information", nil}
 	case u.Fragment != "" || strings.Contains(id, "#"):
-		return &Error{id, "a client id URL must not have a fragment"}
+		return &Error{id, "a client id URL must not have a fragment", nil}
 	case u.Path == "" || u.Path == "/":
-		return &Error{id, "a client id URL needs a path"}
+		return &Error{id, "a client id URL needs a path", nil}
 	}
 	for seg := range strings.SplitSeq(u.Path, "/") {
 		if seg == "." || seg == ".." {
-			return &Error{id, "a client id URL must not have dot segments"}
+			return &Error{id, "a client id URL must not have dot segments", nil}
 		}
 	}
 	return nil
 }
 
 // Resolve returns the client named by id, fetching its metadata document
-// unless a fresh copy is cached. Failures are never cached.
+// unless a fresh copy is cached. A failed fetch is remembered for
+// FailureCache.
 func (r *Resolver) Resolve(ctx context.Context, id string) (*Client, error) {
 	if err := CheckURL(id); err != nil {
 		return nil, err
@@ -119,10 +158,31 @@ func (r *Resolver) Resolve(ctx context.Context, id string) (*Client, error) {
 		r.mu.Unlock()
 		return c.c, nil
 	}
+	if f, ok := r.failures[id]; ok && now.Before(f.until) {
+		r.mu.Unlock()
+		return nil, f.err
+	}
 	r.mu.Unlock()
 
-	c, ttl, err := r.fetch(ctx, id)
+	r.once.Do(func() { r.slots = make(chan struct{}, MaxFetches) })
+	select {
+	case r.slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, &Error{id, "its metadata document was not fetched: the proxy is fetching too many documents at once; try again shortly", ctx.Err()}
+	}
+	fctx, cancel := context.WithTimeout(ctx, FetchTimeout)
+	c, ttl, err := r.fetch(fctx, id)
+	cancel()
+	<-r.slots
 	if err != nil {
+		if ctx.Err() == nil { // a failure of the document, not of this request
+			r.mu.Lock()
+			if r.failures == nil || len(r.failures) > 10_000 {
+				r.failures = make(map[string]failedFetch)
+			}
+			r.failures[id] = failedFetch{err: err, until: now.Add(FailureCache)}
+			r.mu.Unlock()
+		}
 		return nil, err
 	}
 	if ttl > 0 {
@@ -139,12 +199,12 @@ func (r *Resolver) Resolve(ctx context.Context, id string) (*Client, error) {
 func (r *Resolver) fetch(ctx context.Context, id string) (*Client, time.Duration, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, id, nil)
 	if err != nil {
-		return nil, 0, &Error{id, err.Error()}
+		return nil, 0, &Error{id, err.Error(), nil}
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := r.HTTP.Do(req)
 	if err != nil {
-		return nil, 0, &Error{id, "its metadata document could not be fetched: " + unwrapURLError(err)}
+		return nil, 0, &Error{id, "its metadata document could not be fetched", errors.New(unwrapURLError(err))}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -152,18 +212,18 @@ func (r *Resolver) fetch(ctx context.Context, id string) (*Client, time.Duration
 		if loc := resp.Header.Get("Location"); loc != "" {
 			reason += " (a redirect to " + loc + "; client id URLs are not followed)"
 		}
-		return nil, 0, &Error{id, reason}
+		return nil, 0, &Error{id, reason, nil}
 	}
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	if mt != "application/json" && !strings.HasSuffix(mt, "+json") {
-		return nil, 0, &Error{id, fmt.Sprintf("its metadata document has content type %q, not application/json", mt)}
+		return nil, 0, &Error{id, fmt.Sprintf("its metadata document has content type %q, not application/json", mt), nil}
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxDocumentSize+1))
 	if err != nil {
-		return nil, 0, &Error{id, "reading its metadata document: " + err.Error()}
+		return nil, 0, &Error{id, "reading its metadata document: " + err.Error(), nil}
 	}
 	if len(body) > MaxDocumentSize {
-		return nil, 0, &Error{id, fmt.Sprintf("its metadata document is larger than %d bytes", MaxDocumentSize)}
+		return nil, 0, &Error{id, fmt.Sprintf("its metadata document is larger than %d bytes", MaxDocumentSize), nil}
 	}
 	var doc struct {
 		ClientID                string   `json:"client_id"`
@@ -175,19 +235,19 @@ func (r *Resolver) fetch(ctx context.Context, id string) (*Client, time.Duration
 		ClientSecretExpiresAt   *int64   `json:"client_secret_expires_at"`
 	}
 	if err := json.Unmarshal(body, &doc); err != nil {
-		return nil, 0, &Error{id, "its metadata document is not a JSON object: " + err.Error()}
+		return nil, 0, &Error{id, "its metadata document is not a JSON object: " + err.Error(), nil}
 	}
 	switch {
 	case doc.ClientID != id:
-		return nil, 0, &Error{id, fmt.Sprintf("its metadata document names client_id %q, which differs from its URL", doc.ClientID)}
+		return nil, 0, &Error{id, fmt.Sprintf("its metadata document names client_id %q, which differs from its URL", doc.ClientID), nil}
 	case doc.ClientSecret != nil || doc.ClientSecretExpiresAt != nil:
-		return nil, 0, &Error{id, "its metadata document carries a client secret, which a published document must not"}
+		return nil, 0, &Error{id, "its metadata document carries a client secret, which a published document must not", nil}
 	case slices.Contains([]string{"client_secret_basic", "client_secret_post", "client_secret_jwt"}, doc.TokenEndpointAuthMethod):
-		return nil, 0, &Error{id, fmt.Sprintf("its metadata document asks for token_endpoint_auth_method %q, a shared secret", doc.TokenEndpointAuthMethod)}
+		return nil, 0, &Error{id, fmt.Sprintf("its metadata document asks for token_endpoint_auth_method %q, a shared secret", doc.TokenEndpointAuthMethod), nil}
 	case doc.TokenEndpointAuthMethod != "" && doc.TokenEndpointAuthMethod != "none":
-		return nil, 0, &Error{id, fmt.Sprintf("token_endpoint_auth_method %q is not supported; the proxy accepts public clients (none) with PKCE", doc.TokenEndpointAuthMethod)}
+		return nil, 0, &Error{id, fmt.Sprintf("token_endpoint_auth_method %q is not supported; the proxy accepts public clients (none) with PKCE", doc.TokenEndpointAuthMethod), nil}
 	case len(doc.RedirectURIs) == 0:
-		return nil, 0, &Error{id, "its metadata document has no redirect_uris"}
+		return nil, 0, &Error{id, "its metadata document has no redirect_uris", nil}
 	}
 	name := doc.ClientName
 	if name == "" {

@@ -9,6 +9,7 @@
 package config
 
 import (
+	"net"
 	"net/url"
 	"path/filepath"
 	"slices"
@@ -397,14 +398,22 @@ func (c *Config) Path(p string) string {
 	return filepath.Join(c.dir, p)
 }
 
-// NamedHosts returns the lower-case host names this configuration names:
-// routes' from and to, the identity provider, configured authorization
-// servers and endpoints. The proxy trusts them wherever they resolve.
+// NamedHosts returns the hosts this configuration names, as host:port
+// (the URL's port, else its scheme's default): routes' from and to, the
+// identity provider, configured authorization servers and endpoints. The
+// proxy trusts them wherever they resolve, on those ports.
 func (c *Config) NamedHosts() []string {
 	var out []string
 	add := func(raw string) {
 		if u, err := url.Parse(raw); err == nil && u.Hostname() != "" {
-			h := hostname.Name(u.Host)
+			port := u.Port()
+			if port == "" {
+				port = map[string]string{"http": "80"}[u.Scheme]
+			}
+			if port == "" {
+				port = "443"
+			}
+			h := net.JoinHostPort(hostname.Name(u.Host), port)
 			if !slices.Contains(out, h) {
 				out = append(out, h)
 			}
@@ -419,6 +428,18 @@ func (c *Config) NamedHosts() []string {
 		if u := s.UpstreamOAuth2; u != nil && u.Endpoint != nil {
 			add(u.Endpoint.AuthURL)
 			add(u.Endpoint.TokenURL)
+		}
+	}
+	return out
+}
+
+// NamedHostNames returns the names of NamedHosts, without ports.
+func (c *Config) NamedHostNames() []string {
+	var out []string
+	for _, h := range c.NamedHosts() {
+		name, _, _ := net.SplitHostPort(h)
+		if !slices.Contains(out, name) {
+			out = append(out, name)
 		}
 	}
 	return out

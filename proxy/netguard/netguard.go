@@ -85,26 +85,43 @@ type Guard struct {
 	trusted map[string]bool
 }
 
-// Trust adds host names that may resolve to special-use addresses, because
-// an operator named them. Names are compared case-insensitively, without port.
-func (g *Guard) Trust(hosts ...string) {
+// Trust adds hosts that may resolve to special-use addresses, because an
+// operator named them. Each entry is host[:port]: the host is trusted on
+// that port only (443 when none is given), so that a trusted internal host
+// cannot be used to probe its other ports. Names are compared as
+// [hostname.Name] spells them.
+func (g *Guard) Trust(entries ...string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.trusted == nil {
 		g.trusted = make(map[string]bool)
 	}
-	for _, h := range hosts {
-		if h = normalizeHost(h); h != "" {
-			g.trusted[h] = true
+	for _, e := range entries {
+		if k := trustKey(e); k != "" {
+			g.trusted[k] = true
 		}
 	}
 }
 
-// Trusted reports whether host was named with [Guard.Trust].
-func (g *Guard) Trusted(host string) bool {
+// Trusted reports whether host on port was named with [Guard.Trust].
+func (g *Guard) Trusted(host string, port uint16) bool {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
-	return g.trusted[normalizeHost(host)]
+	return g.trusted[net.JoinHostPort(normalizeHost(host), strconv.Itoa(int(port)))]
+}
+
+// trustKey spells a Trust entry as name:port.
+func trustKey(entry string) string {
+	entry = strings.TrimSpace(entry)
+	port := "443"
+	if h, p, err := net.SplitHostPort(entry); err == nil {
+		entry, port = h, p
+	}
+	name := normalizeHost(entry)
+	if name == "" {
+		return ""
+	}
+	return net.JoinHostPort(name, port)
 }
 
 func normalizeHost(h string) string { return hostname.Name(h) }
@@ -129,7 +146,7 @@ func (g *Guard) Check(ctx context.Context, host string, port uint16) ([]netip.Ad
 			return nil, fmt.Errorf("%s has no addresses", host)
 		}
 	}
-	if g.Trusted(host) {
+	if g.Trusted(host, port) {
 		return addrs, nil
 	}
 	for _, a := range addrs {

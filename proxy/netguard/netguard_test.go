@@ -113,3 +113,25 @@ func TestStaticResolver(t *testing.T) {
 		t.Error("an unmapped port fell through to a mapping")
 	}
 }
+
+// TestTrustIsPerPort: a trusted host is trusted on the port it was named
+// with (443 when none), not on its other ports.
+func TestTrustIsPerPort(t *testing.T) {
+	g := &Guard{Resolver: mapResolver{"internal.example": {netip.MustParseAddrPort("10.0.0.8:443")}}}
+	g.Trust("internal.example", "other.example:8443")
+	for _, tc := range []struct {
+		host    string
+		port    uint16
+		trusted bool
+	}{
+		{"internal.example", 443, true},
+		{"INTERNAL.example.", 443, true},
+		{"internal.example", 8080, false},
+		{"other.example", 8443, true},
+		{"other.example", 443, false},
+	} {
+		if got := g.Trusted(tc.host, tc.port); got != tc.trusted {
+			t.Errorf("Trusted(%s, %d) = %v, want %v", tc.host, tc.port, got, tc.trusted)
+		}
+	}
+}
