@@ -3,13 +3,18 @@
 // AES-256-GCM under a key from a key file. A restarted proxy finds every
 // token it had, so no user has to consent again.
 //
-// On disk, each namespace is a bbolt bucket and each value is
+// On disk, each namespace is a bbolt bucket. Keys are sealed too: a record
+// is stored under the HMAC-SHA256 of its namespace and key (under a key
+// derived from the key file), so the file does not show who uses which
+// client or which remote server. Each value is
 //
-//	version (1 byte, 1) | expires (8 bytes, big-endian Unix nanoseconds, 0 = never) | nonce | ciphertext
+//	version (1 byte, 2) | expires (8 bytes, big-endian Unix nanoseconds, 0 = never) | nonce | ciphertext
 //
-// sealed with the additional data version|expires|ns|0x00|key: a value
-// copied to another key or namespace, or given a later expiry, no longer
-// opens. Keys are stored in the clear (see store.Backend).
+// where the ciphertext holds the key and the value, sealed with the
+// additional data version|expires|ns|0x00|disk key: a value copied to
+// another key or namespace, or given a later expiry, no longer opens. A
+// store written by an earlier version (format 1, keys in the clear) is
+// rewritten in this format when it is opened.
 //
 // One process uses a store file at a time: bbolt locks the file, and Open
 // fails with a clear error when another process (or another Open in this
@@ -23,6 +28,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -63,6 +70,7 @@ type Store struct {
 	path   string
 	db     *bolt.DB
 	sealer *store.Sealer
+	names  []byte // the HMAC key of disk keys
 	now    func() time.Time
 	locks  *store.LocalLocks
 
@@ -123,13 +131,17 @@ func OpenWith(path string, o Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{path: path, db: db, sealer: sealer, now: o.Now, locks: store.NewLocalLocks(o.Now)}
+	s := &Store{path: path, db: db, sealer: sealer, names: nameKey(key), now: o.Now, locks: store.NewLocalLocks(o.Now)}
 	if err := s.checkFile(); err != nil {
 		db.Close()
 		return nil, err
 	}
 	if err := s.checkKey(o.KeyFile); err != nil {
 		db.Close()
+		return nil, err
+	}
+	if err := s.upgrade(o.LockTimeout); err != nil {
+		s.db.Close()
 		return nil, err
 	}
 	return s, nil
@@ -220,11 +232,12 @@ func (s *Store) Get(_ context.Context, ns, key string) ([]byte, error) {
 		if b == nil {
 			return notFound("get", ns)
 		}
-		raw := b.Get([]byte(key))
+		dk := s.diskKey(ns, key)
+		raw := b.Get(dk)
 		if raw == nil {
 			return notFound("get", ns)
 		}
-		val, exp, err := s.open(ns, key, raw)
+		_, val, exp, err := s.openRecord(ns, dk, raw)
 		if err != nil {
 			return err
 		}
@@ -248,13 +261,14 @@ func (s *Store) Put(_ context.Context, ns, key string, value []byte, expires tim
 	if !expires.IsZero() && !s.now().Before(expires) {
 		return s.Delete(context.Background(), ns, key)
 	}
-	sealed := s.seal(ns, key, value, expires)
+	dk := s.diskKey(ns, key)
+	sealed := s.sealRecord(ns, dk, key, value, expires)
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists([]byte(ns))
 		if err != nil {
 			return err
 		}
-		return b.Put([]byte(key), sealed)
+		return b.Put(dk, sealed)
 	})
 	return s.wrap("put", ns, err)
 }
@@ -271,18 +285,19 @@ func (s *Store) Take(_ context.Context, ns, key string) ([]byte, error) {
 		if b == nil {
 			return nil
 		}
-		raw := b.Get([]byte(key))
+		dk := s.diskKey(ns, key)
+		raw := b.Get(dk)
 		if raw == nil {
 			return nil
 		}
-		val, exp, err := s.open(ns, key, raw)
+		_, val, exp, err := s.openRecord(ns, dk, raw)
 		if err != nil {
 			return err
 		}
 		if live(exp, s.now()) {
 			v = val
 		}
-		return b.Delete([]byte(key))
+		return b.Delete(dk)
 	})
 	if err != nil {
 		return nil, s.wrap("take", ns, err)
@@ -306,13 +321,15 @@ func (s *Store) Delete(_ context.Context, ns, key string) error {
 		if b == nil {
 			return nil
 		}
-		return b.Delete([]byte(key))
+		return b.Delete(s.diskKey(ns, key))
 	})
 	return s.wrap("delete", ns, err)
 }
 
-// Scan implements store.Backend. It visits keys in byte order. The matching
-// entries are read in one transaction and fn is called after it ends.
+// Scan implements store.Backend. It visits keys in byte order. Keys are
+// sealed on disk, so it opens every live entry of the namespace to find
+// the ones under prefix; they are read in one transaction and fn is called
+// after it ends.
 func (s *Store) Scan(ctx context.Context, ns, prefix string, fn func(key string, value []byte) error) error {
 	if err := store.CheckNamespace(ns); err != nil {
 		return err
@@ -328,23 +345,24 @@ func (s *Store) Scan(ctx context.Context, ns, prefix string, fn func(key string,
 			return nil
 		}
 		now := s.now()
-		c := b.Cursor()
-		p := []byte(prefix)
-		for k, raw := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, raw = c.Next() {
+		return b.ForEach(func(dk, raw []byte) error {
 			if exp, ok := expiresOf(raw); ok && !live(exp, now) {
-				continue
+				return nil
 			}
-			v, _, err := s.open(ns, string(k), raw)
+			k, v, _, err := s.openRecord(ns, dk, raw)
 			if err != nil {
 				return err
 			}
-			snap = append(snap, kv{string(k), v})
-		}
-		return nil
+			if strings.HasPrefix(k, prefix) {
+				snap = append(snap, kv{k, v})
+			}
+			return nil
+		})
 	})
 	if err != nil {
 		return s.wrap("scan", ns, err)
 	}
+	slices.SortFunc(snap, func(a, b kv) int { return strings.Compare(a.k, b.k) })
 	for _, e := range snap {
 		if err := ctx.Err(); err != nil {
 			return err

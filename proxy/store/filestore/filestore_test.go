@@ -212,13 +212,42 @@ func TestValuesSealedOnDisk(t *testing.T) {
 	db, key := paths(t)
 	s := open(t, db, key)
 	secret := "upstream-access-token-0123456789"
-	if err := s.Put(ctx, "tokens", "user-1", []byte(secret), time.Time{}); err != nil {
+	who := "per_user\x00mcp.example.com\x00alice-the-user\x00https://remote-mcp.provider.com/mcp"
+	if err := s.Put(ctx, "tokens", who, []byte(secret), time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
 	b, _ := os.ReadFile(db)
 	if bytes.Contains(b, []byte(secret)) {
 		t.Fatal("the store file holds a value in the clear")
+	}
+	for _, part := range []string{"alice-the-user", "remote-mcp.provider.com", "mcp.example.com"} {
+		if bytes.Contains(b, []byte(part)) {
+			t.Errorf("the store file shows %q of a key in the clear", part)
+		}
+	}
+}
+
+// TestUpgradeSealsOldKeys: a store file of the earlier format (keys in the
+// clear) opens with every record, and is rewritten with sealed keys.
+func TestUpgradeSealsOldKeys(t *testing.T) {
+	db, key := paths(t)
+	s := open(t, db, key)
+	s.Close()
+	// Write a record as the earlier version did: format 1, key in the clear.
+	if err := filestore.WriteFormat1(db, key, "tokens", "alice-the-user", []byte("alice-token")); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(db); !bytes.Contains(b, []byte("alice-the-user")) {
+		t.Fatal("the format 1 record was not written in the clear")
+	}
+	s = open(t, db, key)
+	if v, err := s.Get(ctx, "tokens", "alice-the-user"); err != nil || string(v) != "alice-token" {
+		t.Fatalf("after the upgrade Get = %q, %v", v, err)
+	}
+	s.Close()
+	if b, _ := os.ReadFile(db); bytes.Contains(b, []byte("alice-the-user")) {
+		t.Error("after the upgrade the file still shows the key")
 	}
 }
 
@@ -238,14 +267,15 @@ func TestMovedValueDoesNotOpen(t *testing.T) {
 	}
 	err = raw.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte("tokens"))
-		alice := bytes.Clone(b.Get([]byte("alice")))
-		if err := b.Put([]byte("bob"), alice); err != nil {
+		aliceKey, bobKey := s.DiskKey("tokens", "alice"), s.DiskKey("tokens", "bob")
+		alice := bytes.Clone(b.Get(aliceKey))
+		if err := b.Put(bobKey, alice); err != nil {
 			return err
 		}
 		// Extend the expiry in the clear header of a copy under its own key.
 		bob := bytes.Clone(alice)
 		bob[1]++
-		return b.Put([]byte("alice"), bob)
+		return b.Put(aliceKey, bob)
 	})
 	raw.Close()
 	if err != nil {
