@@ -286,7 +286,7 @@ func initScenario(sc *godog.ScenarioContext, docs *docexamples.Set, newStack fun
 		return ctx, nil
 	})
 	sc.After(func(ctx context.Context, s *godog.Scenario, err error) (context.Context, error) {
-		err = errors.Join(err, w.close())
+		err = errors.Join(err, w.checkLogCatalog(), w.close())
 		r := results.Scenario{
 			Name:     s.Name,
 			Feature:  filepath.ToSlash(filepath.Join("features", filepath.Base(s.Uri))),

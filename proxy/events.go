@@ -28,14 +28,15 @@ func Events() []EventDoc {
 		{"token_request_refused", "INFO", []string{"route", "error_code", "description", "request_id"}, "The proxy's token endpoint refused a request."},
 		{"token_acquired", "INFO", []string{"route", "user", "binding", "issuer", "request_id"}, "The proxy obtained a remote token."},
 		{"token_refreshed", "INFO", []string{"route", "user", "binding", "request_id"}, "The proxy refreshed a remote token before it expired."},
-		{"token_refresh_refused", "INFO", []string{"route", "user", "binding", "request_id"}, "The remote authorization server refused a refresh; the token is dropped and the user consents again."},
-		{"token_refresh_failed", "WARN", []string{"route", "user", "binding", "request_id"}, "The remote authorization server could not be reached to refresh; the token is kept."},
+		{"token_refresh_refused", "INFO", []string{"route", "user", "binding", "request_id", "error"}, "The remote authorization server refused a refresh; the token is dropped and the user consents again."},
+		{"token_refresh_failed", "WARN", []string{"route", "user", "binding", "request_id", "error"}, "The remote authorization server could not be reached to refresh; the token is kept. error is the cause."},
 		{"token_rejected", "INFO", []string{"route", "user", "binding", "request_id"}, "The remote server answered 401 to a remote token; the token is dropped."},
 		{"scope_step_up", "INFO", []string{"route", "user", "binding", "scopes", "attempt", "request_id"}, "The remote server asked for more scope (403 insufficient_scope)."},
 		{"connection_removed", "INFO", []string{"route", "user", "binding", "upstream", "revoked_upstream", "request_id"}, "A user disconnected a remote server."},
-		{"token_revocation_failed", "WARN", []string{"user", "request_id"}, "Revoking a token at the remote authorization server failed; it is deleted at the proxy anyway."},
+		{"token_revocation_failed", "WARN", []string{"route", "user", "request_id", "error"}, "Revoking a token at the remote authorization server failed; it is deleted at the proxy anyway."},
 		{"audit_failed", "ERROR", []string{"action", "request_id"}, "An audit line could not be written."},
 		{"store_sweep_failed", "WARN", []string{"error"}, "Removing expired records from the store failed."},
 		{"redis_client", "WARN", nil, "A message of the Redis client library."},
+		{"http_library", "WARN", []string{"route"}, "A message of Go's HTTP server or reverse proxy, such as a client that went away mid-answer or a stream the remote server closed; route is set for forwarding."},
 	}
 }

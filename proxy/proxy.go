@@ -253,7 +253,7 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 		TLSConfig:         p.tlsCfg,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(p.log.With(slog.String("event", "http_library")).Handler(), slog.LevelWarn),
 		// No WriteTimeout: server-sent event streams stay open as long as
 		// the remote server keeps them open.
 	}

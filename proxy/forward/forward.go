@@ -63,7 +63,7 @@ func New(o Options) *Handler {
 		Transport:      headerTimeout{base: o.Transport, d: o.Route.Server().Timeout()},
 		ModifyResponse: h.modifyResponse,
 		ErrorHandler:   h.forwardError,
-		ErrorLog:       slog.NewLogLogger(o.Log.Handler(), slog.LevelWarn),
+		ErrorLog:       slog.NewLogLogger(o.Log.With(slog.String("event", "http_library")).Handler(), slog.LevelWarn),
 	}
 	return h
 }
