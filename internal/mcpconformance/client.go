@@ -193,12 +193,12 @@ func Proxied(ctx context.Context, r Run, log func(string)) (err error) {
 }
 
 // ProxyConfig is the operator configuration of a proxied run: the Quick
-// Start's, with the scenario's server as the route's to, dynamic client
-// registration allowed (the suite's authorization servers register
-// clients that way unless they accept Client ID Metadata Documents), and
-// the scenario's pre-registered client, when it has one, as the route's
-// upstream_oauth2 (as an operator who registered the proxy would write
-// it).
+// Start's, with the scenario's server as the route's to and, for the
+// client, the scenario's pre-registered one as the route's upstream_oauth2
+// (as an operator who registered the proxy would write it) when it has
+// one, else dynamic client registration allowed (the suite's
+// authorization servers register clients that way unless they accept
+// Client ID Metadata Documents).
 func ProxyConfig(r Run) (string, error) {
 	u, err := url.Parse(r.ServerURL)
 	if err != nil {
@@ -223,13 +223,14 @@ routes:
     to: %s
     mcp:
       server:
-        dynamic_client_registration: true
 `, stack.IdPHost, stack.IdPClientSecretEnv, stack.ProxyHost, to)
-	if r.Context.ClientID != "" {
-		fmt.Fprintf(&b, "        upstream_oauth2:\n          client_id: %s\n", yamlString(r.Context.ClientID))
-		if r.Context.ClientSecret != "" {
-			fmt.Fprintf(&b, "          client_secret: %s\n", yamlString(r.Context.ClientSecret))
-		}
+	if r.Context.ClientID == "" {
+		b.WriteString("        dynamic_client_registration: true\n")
+		return b.String(), nil
+	}
+	fmt.Fprintf(&b, "        upstream_oauth2:\n          client_id: %s\n", yamlString(r.Context.ClientID))
+	if r.Context.ClientSecret != "" {
+		fmt.Fprintf(&b, "          client_secret: %s\n", yamlString(r.Context.ClientSecret))
 	}
 	return b.String(), nil
 }

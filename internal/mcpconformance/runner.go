@@ -186,40 +186,9 @@ func (r Runner) Run(ctx context.Context, scenario string) ScenarioResult {
 		res.Reason = fmt.Sprintf("%s: %v", checksFile, err)
 		return res
 	}
-	var reasons []string
-	for _, c := range checks {
-		switch c.Status {
-		case statusSuccess:
-			res.ChecksPassed++
-		case statusFailure, statusWarning:
-			res.ChecksFailed++
-			res.FailedChecks = append(res.FailedChecks, c)
-			msg := c.ErrorMessage
-			if msg == "" {
-				msg = c.Description
-			}
-			reasons = append(reasons, fmt.Sprintf("%s %s: %s", c.ID, strings.ToLower(c.Status), msg))
-		}
-	}
-	switch {
-	case res.ChecksFailed == 0 && res.SuiteExit == 0:
-		res.Verdict = Passed
-	case len(reasons) > 0:
-		res.Reason = strings.Join(reasons, "; ")
-	default:
-		// No check failed, yet the suite failed the scenario: the client
-		// gave up (non-zero exit) or timed out.
-		why := "the client failed"
-		if sb, err := os.ReadFile(filepath.Join(res.Dir, "stderr.txt")); err == nil {
-			if l := lastErrorLine(string(sb)); l != "" {
-				why += ": " + l
-			}
-		}
-		if strings.Contains(out.String(), "Client timed out") {
-			why = "the client timed out; " + why
-		}
-		res.Reason = why
-	}
+	stderr, _ := os.ReadFile(filepath.Join(res.Dir, "stderr.txt"))
+	j := Judge(checks, res.SuiteExit, string(stderr), strings.Contains(out.String(), "Client timed out"))
+	res.Verdict, res.Reason, res.ChecksPassed, res.ChecksFailed, res.FailedChecks = j.Verdict, j.Reason, j.ChecksPassed, j.ChecksFailed, j.FailedChecks
 	return res
 }
 
@@ -309,45 +278,104 @@ func RunAll(ctx context.Context, cfg Config) (*Report, error) {
 		Commit: commit, Dirty: dirty, GoVersion: runtime.Version(), Time: start.UTC(), Command: cfg.Command,
 	}
 	for _, cl := range cfg.Clients {
-		cr := ClientResult{Client: cl.Name, Description: cl.Description, Total: len(scenarios)}
-		for name := range cl.Excuses {
-			if !slices.Contains(scenarios, name) {
-				rep.Problems = append(rep.Problems, fmt.Sprintf("%s: %s names %s, which %s does not score: remove it", cl.Name, cfg.ExcusesFile, name, rep.Requirements))
-			}
-		}
 		r := Runner{Suite: cfg.Suite, Command: cl.Command, SpecVersion: cfg.Revision, Timeout: cfg.Timeout,
 			Out: filepath.Join(cfg.Out, cl.Name), Log: cfg.SuiteLog}
-		clStart := time.Now()
-		for _, sc := range scenarios {
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
+		run := func(sc string) ScenarioResult {
 			res := r.Run(ctx, sc)
-			if reason, ok := cl.Excuses[sc]; ok {
-				if res.Verdict == Passed {
-					rep.Problems = append(rep.Problems, fmt.Sprintf("%s: %s passes now: remove it from %s", cl.Name, sc, cfg.ExcusesFile))
-				} else {
-					res.Verdict = NotApplicable
-					res.Reason = reason
-				}
-			}
-			switch res.Verdict {
-			case Passed:
-				cr.Passed++
-			case NotApplicable:
-				cr.NotApplicable++
-			default:
-				cr.Failed++
-				rep.Problems = append(rep.Problems, fmt.Sprintf("%s: %s failed: %s", cl.Name, sc, oneLine(res.Reason, 300)))
-			}
 			if cfg.Progress != nil {
-				fmt.Fprintf(cfg.Progress, "mcp-conformance: %-10s %-40s %-14s %d passed, %d failed (%.1fs)\n", cl.Name, sc, res.Verdict, res.ChecksPassed, res.ChecksFailed, res.Seconds)
+				fmt.Fprintf(cfg.Progress, "mcp-conformance: %-10s %-40s %d passed, %d failed (%.1fs)\n", cl.Name, sc, res.ChecksPassed, res.ChecksFailed, res.Seconds)
 			}
-			cr.Scenarios = append(cr.Scenarios, res)
+			return res
 		}
-		cr.Seconds = time.Since(clStart).Seconds()
+		cr, problems := Grade(cl, scenarios, run, cfg.ExcusesFile, rep.Requirements)
 		rep.Clients = append(rep.Clients, cr)
+		rep.Problems = append(rep.Problems, problems...)
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 	}
 	rep.WallSeconds = time.Since(start).Seconds()
 	return rep, nil
+}
+
+// Grade runs every scenario with run and grades the client: a failing
+// scenario is a problem unless the client's excuses name it, in which case
+// it is not applicable; an excuse whose scenario passes, or that names no
+// scenario of the run, is a problem too.
+func Grade(cl Client, scenarios []string, run func(scenario string) ScenarioResult, excusesFile, requirements string) (ClientResult, []string) {
+	cr := ClientResult{Client: cl.Name, Description: cl.Description, Total: len(scenarios)}
+	var problems []string
+	names := make([]string, 0, len(cl.Excuses))
+	for name := range cl.Excuses {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		if !slices.Contains(scenarios, name) {
+			problems = append(problems, fmt.Sprintf("%s: %s names %s, which %s does not score: remove it", cl.Name, excusesFile, name, requirements))
+		}
+	}
+	start := time.Now()
+	for _, sc := range scenarios {
+		res := run(sc)
+		if reason, ok := cl.Excuses[sc]; ok {
+			if res.Verdict == Passed {
+				problems = append(problems, fmt.Sprintf("%s: %s passes now: remove it from %s", cl.Name, sc, excusesFile))
+			} else {
+				res.Verdict, res.Reason = NotApplicable, reason
+			}
+		}
+		switch res.Verdict {
+		case Passed:
+			cr.Passed++
+		case NotApplicable:
+			cr.NotApplicable++
+		default:
+			cr.Failed++
+			problems = append(problems, fmt.Sprintf("%s: %s failed: %s", cl.Name, sc, oneLine(res.Reason, 300)))
+		}
+		cr.Scenarios = append(cr.Scenarios, res)
+	}
+	cr.Seconds = time.Since(start).Seconds()
+	return cr, problems
+}
+
+// Judge grades one scenario as the suite counts it: a FAILURE or a WARNING
+// check fails it, and so does the suite's non-zero exit (the client gave
+// up, or timed out) when no check says why. stderr is the client's, for
+// the reason. It fills the verdict, the reason and the check counts.
+func Judge(checks []Check, suiteExit int, stderr string, timedOut bool) ScenarioResult {
+	var j ScenarioResult
+	var reasons []string
+	for _, c := range checks {
+		switch c.Status {
+		case statusSuccess:
+			j.ChecksPassed++
+		case statusFailure, statusWarning:
+			j.ChecksFailed++
+			j.FailedChecks = append(j.FailedChecks, c)
+			msg := c.ErrorMessage
+			if msg == "" {
+				msg = c.Description
+			}
+			reasons = append(reasons, fmt.Sprintf("%s %s: %s", c.ID, strings.ToLower(c.Status), msg))
+		}
+	}
+	switch {
+	case j.ChecksFailed == 0 && suiteExit == 0:
+		j.Verdict = Passed
+		return j
+	case len(reasons) > 0:
+		j.Verdict, j.Reason = Failed, strings.Join(reasons, "; ")
+		return j
+	}
+	why := "the suite failed the scenario (exit " + fmt.Sprint(suiteExit) + ") with no failing check"
+	if timedOut {
+		why = "the client timed out"
+	}
+	if l := lastErrorLine(stderr); l != "" {
+		why += "; the client said: " + l
+	}
+	j.Verdict, j.Reason = Failed, why
+	return j
 }
