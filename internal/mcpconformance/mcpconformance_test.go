@@ -29,7 +29,7 @@ func TestJudge(t *testing.T) {
 		{name: "a warning fails, as the suite counts", checks: []Check{ok, {ID: "w", Status: statusWarning, Description: "SHOULD use scope"}}, exit: 1,
 			verdict: Failed, passed: 1, failed: 1, reasonPart: "w warning: SHOULD use scope"},
 		{name: "the suite's exit fails with no failing check", checks: []Check{ok}, exit: 1,
-			stderr: "--- mcp-proxy log ---\n{\"msg\":\"x\"}\n--- end of mcp-proxy log ---\nauth/x (proxy): could not connect\n",
+			stderr:  "--- mcp-proxy log ---\n{\"msg\":\"x\"}\n--- end of mcp-proxy log ---\nauth/x (proxy): could not connect\n",
 			verdict: Failed, passed: 1, reasonPart: "the client said: auth/x (proxy): could not connect"},
 		{name: "a timeout says so", checks: []Check{ok}, exit: 1, timedOut: true, verdict: Failed, passed: 1, reasonPart: "timed out"},
 	} {
@@ -66,10 +66,10 @@ func TestGrade(t *testing.T) {
 			problemsWant: []string{"x: auth/b failed: checks failed"}, verdictOfC: NotApplicable, reasonOfCWant: "an intermediary cannot"},
 		{name: "an excuse that passes fails the run", excuses: map[string]string{"auth/a": "stale"}, passed: 1, failed: 2,
 			problemsWant: []string{"x: auth/a passes now: remove it from na.yaml", "x: auth/b failed: checks failed", "x: auth/c failed: checks failed"},
-			verdictOfC: Failed, reasonOfCWant: "checks failed"},
+			verdictOfC:   Failed, reasonOfCWant: "checks failed"},
 		{name: "an excuse for no scored scenario fails the run", excuses: map[string]string{"auth/gone": "old"}, passed: 1, failed: 2,
 			problemsWant: []string{"x: na.yaml names auth/gone, which req.yaml does not score: remove it", "x: auth/b failed: checks failed", "x: auth/c failed: checks failed"},
-			verdictOfC: Failed, reasonOfCWant: "checks failed"},
+			verdictOfC:   Failed, reasonOfCWant: "checks failed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cr, problems := Grade(Client{Name: "x", Excuses: tc.excuses}, scenarios, run, "na.yaml", "req.yaml")
