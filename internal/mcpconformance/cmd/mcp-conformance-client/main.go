@@ -15,17 +15,17 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/mcp-proxy/mcp-proxy/internal/mcpconformance"
+	"github.com/mcp-proxy/mcp-proxy/internal/mcpconformance/clients"
 )
 
 func main() {
 	mode := flag.String("mode", "proxy", "proxy (through mcp-proxy) or direct (the plain MCP Go SDK client)")
 	flag.Parse()
 	if flag.NArg() != 1 || (*mode != "proxy" && *mode != "direct") {
-		fmt.Fprintln(os.Stderr, mcpconformance.ErrUsage)
+		fmt.Fprintln(os.Stderr, clients.ErrUsage)
 		os.Exit(2)
 	}
-	r, err := mcpconformance.RunFromEnv(flag.Arg(0), os.Getenv)
+	r, err := clients.RunFromEnv(flag.Arg(0), os.Getenv)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
@@ -33,9 +33,9 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if *mode == "direct" {
-		err = mcpconformance.Direct(ctx, r)
+		err = clients.Direct(ctx, r)
 	} else {
-		err = mcpconformance.Proxied(ctx, r, func(log string) {
+		err = clients.Proxied(ctx, r, func(log string) {
 			fmt.Fprintf(os.Stderr, "--- mcp-proxy log ---\n%s--- end of mcp-proxy log ---\n", log)
 		})
 	}

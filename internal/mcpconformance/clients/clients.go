@@ -1,4 +1,8 @@
-package mcpconformance
+// Package clients are the two clients the official MCP conformance suite
+// runs for each client scenario (cmd/mcp-conformance-client): the
+// scenario through mcp-proxy on the in-process stack, and the plain MCP Go
+// SDK client as the baseline.
+package clients
 
 import (
 	"context"
