@@ -130,9 +130,10 @@ clean:
 # prints the per-scenario table and one closing line per client
 # ("mcp-conformance: N of M scenarios passed, K not applicable"), and writes
 # $(MCPC_DIR)/results.json, which make site publishes.
-# MCP_CONFORMANCE_REQUIRED=1 makes a failing run fail the target (a failing
-# scenario, or a not-applicable entry that passes or names nothing); with 0
-# (the default until the proxy's fixes land) the run only reports.
+# MCP_CONFORMANCE_REQUIRED=1 makes a scenario that fails through the proxy fail
+# the target; with 0 (the default until the proxy's fixes land) the run reports
+# it and exits 0. A failing baseline scenario (the harness is broken) and a
+# not-applicable entry that passes or names nothing fail the target either way.
 MCPC_DIR                 ?= $(BUILD)/mcp-conformance
 MCPC_SUITE               := internal/mcpconformance/suite
 MCP_CONFORMANCE_REQUIRED ?= 0

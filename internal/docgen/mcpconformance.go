@@ -82,9 +82,9 @@ intermediary is listed, with its reason, in ` + "`internal/mcpconformance/not-ap
 			fmt.Fprintf(&b, " %s |\n", strings.Join(reasons, "; "))
 		}
 	}
-	if len(rep.Problems) > 0 {
+	if all := append(append([]string(nil), rep.Failures...), rep.Problems...); len(all) > 0 {
 		b.WriteString("\nThe run failed on:\n\n")
-		for _, p := range rep.Problems {
+		for _, p := range all {
 			fmt.Fprintf(&b, "- %s\n", inline(p))
 		}
 	}

@@ -90,8 +90,13 @@ type Report struct {
 	Command      string    `json:"command"`
 	// Clients are the proxy's run and the baseline's, in that order.
 	Clients []ClientResult `json:"clients"`
-	// Problems fail the run: failing scenarios, excuses that no longer
-	// hold.
+	// Failures are the failing scenarios of the clients whose score is
+	// gated (the proxy's): they fail the run when it is required
+	// (MCP_CONFORMANCE_REQUIRED=1).
+	Failures []string `json:"failures,omitempty"`
+	// Problems fail the run whether it is required or not: a failing
+	// scenario of the baseline (the harness itself is broken), an excuse
+	// that no longer holds.
 	Problems []string `json:"problems,omitempty"`
 }
 

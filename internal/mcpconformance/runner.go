@@ -238,6 +238,9 @@ type Client struct {
 	Command           string
 	// Excuses are the scenarios that cannot apply to it, with the reason.
 	Excuses map[string]string
+	// Gated makes its failing scenarios fail the run only when the run is
+	// required; a client that is not gated (the baseline) fails it always.
+	Gated bool
 }
 
 // Config is one whole run.
@@ -287,8 +290,13 @@ func RunAll(ctx context.Context, cfg Config) (*Report, error) {
 			}
 			return res
 		}
-		cr, problems := Grade(cl, scenarios, run, cfg.ExcusesFile, rep.Requirements)
+		cr, failures, problems := Grade(cl, scenarios, run, cfg.ExcusesFile, rep.Requirements)
 		rep.Clients = append(rep.Clients, cr)
+		if cl.Gated {
+			rep.Failures = append(rep.Failures, failures...)
+		} else {
+			rep.Problems = append(rep.Problems, failures...)
+		}
 		rep.Problems = append(rep.Problems, problems...)
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -299,12 +307,11 @@ func RunAll(ctx context.Context, cfg Config) (*Report, error) {
 }
 
 // Grade runs every scenario with run and grades the client: a failing
-// scenario is a problem unless the client's excuses name it, in which case
+// scenario is a failure unless the client's excuses name it, in which case
 // it is not applicable; an excuse whose scenario passes, or that names no
-// scenario of the run, is a problem too.
-func Grade(cl Client, scenarios []string, run func(scenario string) ScenarioResult, excusesFile, requirements string) (ClientResult, []string) {
-	cr := ClientResult{Client: cl.Name, Description: cl.Description, Total: len(scenarios)}
-	var problems []string
+// scenario of the run, is a problem.
+func Grade(cl Client, scenarios []string, run func(scenario string) ScenarioResult, excusesFile, requirements string) (cr ClientResult, failures, problems []string) {
+	cr = ClientResult{Client: cl.Name, Description: cl.Description, Total: len(scenarios)}
 	names := make([]string, 0, len(cl.Excuses))
 	for name := range cl.Excuses {
 		names = append(names, name)
@@ -332,12 +339,12 @@ func Grade(cl Client, scenarios []string, run func(scenario string) ScenarioResu
 			cr.NotApplicable++
 		default:
 			cr.Failed++
-			problems = append(problems, fmt.Sprintf("%s: %s failed: %s", cl.Name, sc, oneLine(res.Reason, 300)))
+			failures = append(failures, fmt.Sprintf("%s: %s failed: %s", cl.Name, sc, oneLine(res.Reason, 300)))
 		}
 		cr.Scenarios = append(cr.Scenarios, res)
 	}
 	cr.Seconds = time.Since(start).Seconds()
-	return cr, problems
+	return cr, failures, problems
 }
 
 // Judge grades one scenario as the suite counts it: a FAILURE or a WARNING

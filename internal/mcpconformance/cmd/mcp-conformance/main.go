@@ -31,7 +31,7 @@ func run() int {
 	revision := flag.String("requirements", "2026-07-28", "the suite's frozen requirement set (`revision`) whose client auth scenarios run, also the --spec-version")
 	excuses := flag.String("not-applicable", filepath.Join("internal", "mcpconformance", "not-applicable.yaml"), "the `file` of scenarios that cannot apply to an intermediary")
 	timeout := flag.Duration("timeout", 60*time.Second, "bound on the client in one scenario")
-	required := flag.Bool("required", true, "exit 1 when the run fails (a failing scenario, an excuse that no longer holds); false only reports")
+	required := flag.Bool("required", true, "exit 1 when a scenario fails through the proxy; false only reports it (a failing baseline scenario, or an excuse that no longer holds, fails the run either way)")
 	verbose := flag.Bool("v", false, "show the suite's own output")
 	flag.Parse()
 
@@ -59,7 +59,7 @@ func run() int {
 		},
 		Revision: *revision,
 		Clients: []mcpconformance.Client{
-			{Name: "mcp-proxy", Description: "through mcp-proxy", Command: *client + " -mode proxy", Excuses: na},
+			{Name: "mcp-proxy", Description: "through mcp-proxy", Command: *client + " -mode proxy", Excuses: na, Gated: true},
 			{Name: "baseline", Description: "baseline: the MCP Go SDK client, no proxy", Command: *client + " -mode direct"},
 		},
 		Timeout:     *timeout,
@@ -85,20 +85,22 @@ func run() int {
 		return fail(err)
 	}
 	fmt.Printf("\nmcp-conformance: results in %s, each scenario's checks.json, stdout.txt and stderr.txt (the proxy's log) under %s\n", filepath.Join(abs, mcpconformance.ReportFile), out)
-	for _, p := range rep.Problems {
+	for _, p := range append(rep.Failures, rep.Problems...) {
 		fmt.Println("mcp-conformance: FAIL", p)
 	}
 	for _, c := range rep.Clients {
 		fmt.Println(c.ClosingLine())
 	}
-	if len(rep.Problems) == 0 {
-		return 0
+	switch {
+	case len(rep.Problems) > 0:
+		fmt.Printf("mcp-conformance: the run fails: %d problems of the harness or its excuses (failing whether the run is required or not)\n", len(rep.Problems))
+		return 1
+	case len(rep.Failures) > 0 && *required:
+		return 1
+	case len(rep.Failures) > 0:
+		fmt.Printf("mcp-conformance: the run fails (%d scenarios through the proxy), but is not required yet (MCP_CONFORMANCE_REQUIRED=0): exit 0\n", len(rep.Failures))
 	}
-	if !*required {
-		fmt.Printf("mcp-conformance: the run fails (%d problems above), but is not required yet (MCP_CONFORMANCE_REQUIRED=0): exit 0\n", len(rep.Problems))
-		return 0
-	}
-	return 1
+	return 0
 }
 
 func fail(err error) int {
