@@ -150,6 +150,5 @@ $(MCPC_DIR)/node_modules/.package-lock.json: $(MCPC_SUITE)/package.json $(MCPC_S
 mcp-conformance-install: $(MCPC_DIR)/node_modules/.package-lock.json
 
 mcp-conformance: mcp-conformance-install
-	$(GO) build -o $(MCPC_DIR)/bin/ ./internal/mcpconformance/cmd/mcp-conformance-client
-	$(GO) run ./internal/mcpconformance/cmd/mcp-conformance -dir $(MCPC_DIR) \
-		-required=$(MCP_CONFORMANCE_REQUIRED) $(MCPCFLAGS)
+	$(GO) build -o $(MCPC_DIR)/bin/ ./internal/mcpconformance/cmd/...
+	$(MCPC_DIR)/bin/mcp-conformance -dir $(MCPC_DIR) -required=$(MCP_CONFORMANCE_REQUIRED) $(MCPCFLAGS)
