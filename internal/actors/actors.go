@@ -43,6 +43,9 @@ type MCPClient struct {
 	// Scopes, when set, are the scopes the MCP client asks for, whatever
 	// the server advertises.
 	Scopes []string
+	// AskVersion, when set, is the MCP protocol version the client
+	// asks for; empty means the SDK's latest.
+	AskVersion string
 }
 
 // ErrStopped is the authorization failure of a browser told to stop.
@@ -108,7 +111,7 @@ func (c *MCPClient) Connect(ctx context.Context, endpoint string) error {
 		OAuthHandler: h,
 		// The SDK's default retries: a stream broken by a restarted proxy is
 		// resumed, as a real client would.
-	}, nil)
+	}, &mcp.ClientSessionOptions{ProtocolVersion: c.AskVersion})
 	if err != nil {
 		return fmt.Errorf("%s's MCP client could not connect to %s: %w (browser: %s)", c.User, endpoint, err, c.History())
 	}

@@ -124,7 +124,7 @@ func (r *Recorder) Manifest(stack string, pageOf func(id string) string, repoDir
 	m.Provenance.Stack = stack
 	m.Provenance.GoVersion = runtime.Version()
 	m.Provenance.Time = time.Now().UTC().Truncate(time.Second)
-	m.Provenance.Commit, m.Provenance.Dirty = gitState(repoDir)
+	m.Provenance.Commit, m.Provenance.Dirty = GitState(repoDir)
 	m.Provenance.Command = "make conformance STACK=" + stack
 	return m
 }
@@ -163,9 +163,9 @@ func Read(path string) (*Manifest, error) {
 	return &m, nil
 }
 
-// gitState returns the commit of the repository at dir and whether its
+// GitState returns the commit of the repository at dir and whether its
 // tree has changes; "unknown" outside a repository.
-func gitState(dir string) (string, bool) {
+func GitState(dir string) (string, bool) {
 	out, err := exec.Command("git", "-C", dir, "rev-parse", "HEAD").Output()
 	if err != nil {
 		return "unknown", false

@@ -48,6 +48,7 @@ type Local struct {
 	redis      *exec.Cmd      // a Redis server, when a scenario asked for one
 	redisMu    sync.Mutex
 	redisURL   string
+	loopback   []string // hosts outside the stack on this machine (TrustLoopbackHost)
 }
 
 // adminListen makes the proxy's admin listener take an ephemeral port, so
@@ -275,7 +276,23 @@ func (s *Local) trustFlags() ([]string, error) {
 	if err := os.WriteFile(filepath.Join(s.dir, "stack-ca.pem"), s.ca.CertPEM(), 0o644); err != nil {
 		return nil, err
 	}
-	return []string{"-ca-file", "stack-ca.pem", "-allow-private-host", ASHost, "-allow-private-host", ClientHost}, nil
+	flags := []string{"-ca-file", "stack-ca.pem", "-allow-private-host", ASHost, "-allow-private-host", ClientHost}
+	for _, h := range s.loopback {
+		flags = append(flags, "-allow-private-host", h)
+	}
+	return flags, nil
+}
+
+// TrustLoopbackHost makes host resolve to 127.0.0.1 on every port, for the
+// harness and the proxy alike, and lets the proxy reach it although its
+// configuration does not name it (-allow-private-host, as for the stack's
+// own names): for servers outside the stack that run on this machine, such
+// as the official conformance suite's. Call it before StartProxy.
+func (s *Local) TrustLoopbackHost(host string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hosts.SetLoopback(host)
+	s.loopback = append(s.loopback, host)
 }
 
 // StartProxy implements Stack.

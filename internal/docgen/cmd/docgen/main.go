@@ -4,12 +4,14 @@
 //	docgen tables            rewrite the generated tables of docs/ (make docs)
 //	docgen tables -check     fail when a generated table disagrees with the code
 //	docgen site              write site/generated from the results manifest, the
-//	                         feature files and the diagrams' sources (make site)
+//	                         feature files, the official MCP conformance suite's
+//	                         results and the diagrams' sources (make site)
 //
 // Run it from the repository root.
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -19,6 +21,7 @@ import (
 
 	"github.com/mcp-proxy/mcp-proxy/internal/docexamples"
 	"github.com/mcp-proxy/mcp-proxy/internal/docgen"
+	"github.com/mcp-proxy/mcp-proxy/internal/mcpconformance"
 	"github.com/mcp-proxy/mcp-proxy/internal/results"
 )
 
@@ -66,6 +69,7 @@ func site(args []string) error {
 	docsDir := fs.String("docs", "docs", "the docs `directory`")
 	features := fs.String("features", "features", "the feature files' `directory`")
 	out := fs.String("out", filepath.Join("site", "generated"), "the `directory` to write (emptied first)")
+	suite := fs.String("mcp-conformance", filepath.Join("build", "mcp-conformance", mcpconformance.ReportFile), "the results `file` of make mcp-conformance (the official MCP conformance suite); when it is missing the page says so")
 	d2 := fs.String("d2", "go -C site tool d2", "the `command` that renders a D2 file to SVG; the source and target paths are appended")
 	_ = fs.Parse(args)
 
@@ -91,6 +95,22 @@ func site(args []string) error {
 	sum, err := docgen.WriteSite(*out, docgen.SiteInput{Manifest: m, Docs: docs, DocsDir: *docsDir, Features: feats})
 	if err != nil {
 		return err
+	}
+	rep, err := mcpconformance.ReadReport(*suite)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		fmt.Printf("docgen: note: no results of the official MCP conformance suite in %s; run make mcp-conformance for them\n", *suite)
+		rep = nil
+	case err != nil:
+		return err
+	}
+	if err := docgen.WriteMCPConformance(*out, rep); err != nil {
+		return err
+	}
+	if rep != nil {
+		for _, c := range rep.Clients {
+			fmt.Printf("docgen: official MCP conformance suite %s at %.7s: %s\n", rep.SuiteVersion, rep.Commit, c.ClosingLine())
+		}
 	}
 	diagrams, err := docgen.RenderDiagrams(filepath.Join(*docsDir, "diagrams"), filepath.Join(*out, "assets", "diagrams"), func(src, dst string) error {
 		return runD2(*d2, src, dst)
