@@ -136,13 +136,12 @@ clean:
 # prints the per-scenario table and one closing line per client
 # ("mcp-conformance: N of M scenarios passed, K not applicable"), and writes
 # $(MCPC_DIR)/results.json, which make site publishes.
-# MCP_CONFORMANCE_REQUIRED=1 makes a scenario that fails through the proxy fail
-# the target; with 0 (the default until the proxy's fixes land) the run reports
-# it and exits 0. A failing baseline scenario (the harness is broken) and a
+# A scenario that fails through the proxy fails the target (the default,
+# MCP_CONFORMANCE_REQUIRED=1); with 0 the run only reports it. A failing baseline scenario (the harness is broken) and a
 # not-applicable entry that passes or names nothing fail the target either way.
 MCPC_DIR                 ?= $(BUILD)/mcp-conformance
 MCPC_SUITE               := internal/mcpconformance/suite
-MCP_CONFORMANCE_REQUIRED ?= 0
+MCP_CONFORMANCE_REQUIRED ?= 1
 MCPCFLAGS                ?=
 
 .PHONY: mcp-conformance mcp-conformance-install

@@ -6,6 +6,9 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/mcp-proxy/mcp-proxy/proxy/bearer"
 )
 
 // TestWrongMethodsAnswerTheCatalog: every endpoint of the proxy answers a
@@ -86,5 +89,25 @@ func TestForeignLoginCallbackSpoilsNothing(t *testing.T) {
 	own.AddCookie(&http.Cookie{Name: "__Host-mcp-proxy-login", Value: binding})
 	if rec := do(p, own); !strings.Contains(rec.Body.String(), "did not sign you in: access_denied") {
 		t.Errorf("the starting browser after a foreign callback: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// TestRemoteChallengeNeverReachesTheClient: on a route whose remote server
+// needed no authorization, a 401 from it now becomes the proxy's own
+// challenge, pointing at the proxy's metadata, never the remote server's.
+func TestRemoteChallengeNeverReachesTheClient(t *testing.T) {
+	up := &answer{status: http.StatusUnauthorized}
+	p, now := newTestProxyWith(t, "", "", up, nil)
+	g := &bearer.Grant{ID: "g", Route: "mcp.test", Subject: "alice", Upstream: "https://upstream.test/mcp"}
+	if err := p.putAccessToken("down", &bearer.AccessToken{Grant: g, Expires: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest(http.MethodPost, "https://mcp.test/mcp", strings.NewReader("{}"))
+	r.Header.Set("Authorization", "Bearer down")
+	rec := do(p, r)
+	ch := rec.Header().Get("WWW-Authenticate")
+	if rec.Code != http.StatusUnauthorized || !strings.Contains(ch, `resource_metadata="https://mcp.test/.well-known/oauth-protected-resource/mcp"`) ||
+		strings.Contains(ch, "upstream.test") {
+		t.Errorf("got %d, challenge %q", rec.Code, ch)
 	}
 }

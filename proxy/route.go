@@ -68,7 +68,7 @@ func (p *Proxy) newRoute(rc *config.Route, sh *shared) *route {
 	})
 	fwd := forward.New(forward.Options{
 		Route: rc, Transport: sh.outbound, Tokens: src, Responder: rs, Metrics: p.metrics, Log: log, Now: p.now,
-		MetadataURL: as.MetadataURL, Streams: &p.streams,
+		MetadataURL: as.MetadataURL, Streams: &p.streams, Invalidate: sh.discovery.Invalidate,
 	})
 	withdrawn := func(r *http.Request) error {
 		return bearer.Challenge(as.MetadataURL(r.URL.Path), "invalid_token", "the remote server's authorization is missing or was withdrawn; authorize again")

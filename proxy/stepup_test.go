@@ -21,6 +21,9 @@ type answer struct{ status int }
 
 func (a *answer) RoundTrip(r *http.Request) (*http.Response, error) {
 	h := http.Header{}
+	if a.status == http.StatusUnauthorized {
+		h.Set("WWW-Authenticate", `Bearer resource_metadata="https://upstream.test/.well-known/oauth-protected-resource/mcp"`)
+	}
 	if a.status == http.StatusForbidden {
 		h.Set("WWW-Authenticate", `Bearer error="insufficient_scope", scope="files:write", resource_metadata="https://upstream.test/.well-known/oauth-protected-resource/mcp"`)
 	}

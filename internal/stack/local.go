@@ -277,17 +277,21 @@ func (s *Local) trustFlags() ([]string, error) {
 		return nil, err
 	}
 	flags := []string{"-ca-file", "stack-ca.pem", "-allow-private-host", ASHost, "-allow-private-host", ClientHost}
-	for _, h := range s.loopback {
-		flags = append(flags, "-allow-private-host", h)
+	if len(s.loopback) > 0 {
+		// Servers outside the stack on this machine listen on ports of
+		// their own (the suite's authorization server on another than its
+		// MCP server), and -allow-private-host trusts one port: this is
+		// the flag for trying the proxy on one machine.
+		flags = append(flags, "-allow-loopback")
 	}
 	return flags, nil
 }
 
 // TrustLoopbackHost makes host resolve to 127.0.0.1 on every port, for the
-// harness and the proxy alike, and lets the proxy reach it although its
-// configuration does not name it (-allow-private-host, as for the stack's
-// own names): for servers outside the stack that run on this machine, such
-// as the official conformance suite's. Call it before StartProxy.
+// harness and the proxy alike, and lets the proxy reach loopback on any
+// port (-allow-loopback): for servers outside the stack that run on this
+// machine, such as the official conformance suite's. Call it before
+// StartProxy.
 func (s *Local) TrustLoopbackHost(host string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

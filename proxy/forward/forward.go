@@ -46,6 +46,10 @@ type Options struct {
 	MetadataURL func(path string) string
 	// Streams tracks long-lived GET streams for shutdown.
 	Streams *Streams
+	// Invalidate drops what discovery learned of a remote endpoint, when
+	// the remote server's 401 says it changed (a new authorization server,
+	// or authorization where there was none).
+	Invalidate func(upstream string)
 }
 
 // Handler forwards one route's requests.
@@ -134,13 +138,22 @@ func (h *Handler) modifyResponse(resp *http.Response) error {
 		h.o.Metrics.UpstreamRequest(h.o.Route.Key(), resp.StatusCode, h.o.Now().Sub(s.at))
 	}
 	t := tokens.FromContext(ctx)
+	if resp.StatusCode == http.StatusUnauthorized {
+		// The remote server's own challenge never reaches the MCP client: it
+		// would point the client at the remote server's metadata.
+		if g := bearer.GrantFromContext(ctx); g != nil && h.o.Invalidate != nil {
+			h.o.Invalidate(g.Upstream)
+		}
+		if t == nil {
+			return errUpstreamChallenged
+		}
+		h.o.Tokens.Rejected(ctx, t)
+		return errUpstreamRejected
+	}
 	if t == nil {
 		return nil
 	}
 	switch {
-	case resp.StatusCode == http.StatusUnauthorized:
-		h.o.Tokens.Rejected(ctx, t)
-		return errUpstreamRejected
 	case resp.StatusCode == http.StatusForbidden:
 		scopes, ok := insufficientScope(resp.Header)
 		if !ok {
@@ -178,8 +191,9 @@ func (e *stepUpError) Error() string {
 }
 
 var (
-	errUpstreamRejected = errors.New("the remote server refused the upstream token")
-	errScopeExhausted   = errors.New("the remote server keeps asking for more scope")
+	errUpstreamRejected   = errors.New("the remote server refused the upstream token")
+	errUpstreamChallenged = errors.New("the remote server asks for authorization")
+	errScopeExhausted     = errors.New("the remote server keeps asking for more scope")
 )
 
 // forwardError answers a failed forward: 502 when the remote server could
@@ -187,7 +201,7 @@ var (
 // modifyResponse.
 func (h *Handler) forwardError(w http.ResponseWriter, r *http.Request, err error) {
 	var su *stepUpError
-	if s, _ := r.Context().Value(ctxKey{}).(*started); s != nil && !errors.Is(err, errUpstreamRejected) &&
+	if s, _ := r.Context().Value(ctxKey{}).(*started); s != nil && !errors.Is(err, errUpstreamRejected) && !errors.Is(err, errUpstreamChallenged) &&
 		!errors.As(err, &su) && !errors.Is(err, errScopeExhausted) {
 		h.o.Metrics.UpstreamRequest(h.o.Route.Key(), 0, h.o.Now().Sub(s.at))
 	}
@@ -203,6 +217,8 @@ func (h *Handler) answer(r *http.Request, err error) error {
 	switch {
 	case errors.Is(err, errUpstreamRejected):
 		return bearer.Challenge(h.o.MetadataURL(r.URL.Path), "invalid_token", "the remote server no longer accepts the proxy's token for you; authorize again")
+	case errors.Is(err, errUpstreamChallenged):
+		return bearer.Challenge(h.o.MetadataURL(r.URL.Path), "invalid_token", "the remote server now asks for authorization; authorize again")
 	case errors.As(err, &su):
 		hdr := fmt.Sprintf(`Bearer error="insufficient_scope", scope="%s", resource_metadata="%s", error_description="the remote server needs more scope; authorize again"`,
 			strings.Join(su.scopes, " "), h.o.MetadataURL(r.URL.Path))

@@ -165,7 +165,7 @@ func (c *Discoverer) discover(ctx context.Context, mcpURL, fallbackIssuer string
 	}
 	status, challenges, err := c.probe(ctx, mcpURL)
 	if err != nil {
-		return nil, fail("the first request to the remote MCP server", "The remote MCP server %s could not be reached: %v", mcpURL, unwrapURLError(err))
+		return nil, fail(stepProbe, "The remote MCP server %s could not be reached: %v", mcpURL, unwrapURLError(err))
 	}
 	hint := ""
 	for _, ch := range challenges {
@@ -202,9 +202,11 @@ func (c *Discoverer) discover(ctx context.Context, mcpURL, fallbackIssuer string
 		}
 	case errors.As(err, &missing) && fallbackIssuer != "":
 		d.Resource, d.Issuer = mcpURL, fallbackIssuer
-	case errors.As(err, &missing) && status != http.StatusUnauthorized:
-		d.NoAuth = true // no challenge and no metadata: the server needs no OAuth
+	case errors.As(err, &missing) && status >= 200 && status < 300:
+		d.NoAuth = true // it answered without a token and publishes no metadata: it needs no OAuth
 		return d, nil
+	case errors.As(err, &missing) && status != http.StatusUnauthorized:
+		return nil, fail(stepProbe, "The remote MCP server %s answered %d to an MCP client's first request without a token, with no challenge, and publishes no protected resource metadata (tried %s), so the proxy cannot tell whether it needs authorization. Check the route's to, or set mcp.server.authorization_server_url.", mcpURL, status, joinAnd(tried))
 	case errors.As(err, &missing):
 		return nil, fail(stepPRM, "The remote MCP server %s asks for authorization but publishes no protected resource metadata (tried %s). Set mcp.server.authorization_server_url to its authorization server.", mcpURL, joinAnd(tried))
 	default:
@@ -240,8 +242,9 @@ func (c *Discoverer) discover(ctx context.Context, mcpURL, fallbackIssuer string
 }
 
 const (
-	stepPRM = "protected resource metadata"
-	stepASM = "authorization server metadata"
+	stepProbe = "the first request to the remote MCP server"
+	stepPRM   = "protected resource metadata"
+	stepASM   = "authorization server metadata"
 )
 
 func joinAnd(s []string) string {
@@ -254,27 +257,73 @@ func joinAnd(s []string) string {
 	return strings.Join(s[:len(s)-1], ", ") + " and " + s[len(s)-1]
 }
 
-// probe sends one unauthenticated GET to the MCP endpoint and returns the
-// status and the WWW-Authenticate challenges. The body is not read.
+// The probes: the first request an MCP client sends, without a token.
+// A 2026-07-28 server checks a request's shape (the protocol version
+// header and _meta) before it authenticates it, and an older server does
+// not know server/discover, so the proxy asks the new way first and falls
+// back to the older initialize when the answer proves nothing.
+const (
+	probeDiscover   = `{"jsonrpc":"2.0","id":1,"method":"server/discover","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/clientInfo":{"name":"mcp-proxy","version":"1"}}}}`
+	probeInitialize = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"mcp-proxy","version":"1"}}}`
+)
+
+// probe sends the MCP endpoint the first request an MCP client would (a
+// POST of server/discover, then of initialize when that proves nothing),
+// without a token, and returns the status and the WWW-Authenticate
+// challenges of the answer that says the most.
 func (c *Discoverer) probe(ctx context.Context, mcpURL string) (int, []oauthex.Challenge, error) {
+	status, challenges, err := c.probeOnce(ctx, mcpURL, "server/discover", "2026-07-28", probeDiscover)
+	if err != nil || conclusive(status, challenges) {
+		return status, challenges, err
+	}
+	return c.probeOnce(ctx, mcpURL, "initialize", "2025-11-25", probeInitialize)
+}
+
+// conclusive reports whether an answer to a probe tells whether the server
+// needs authorization: a success, or a challenge.
+func conclusive(status int, challenges []oauthex.Challenge) bool {
+	return status >= 200 && status < 300 || len(challenges) > 0
+}
+
+func (c *Discoverer) probeOnce(ctx context.Context, mcpURL, method, version, body string) (int, []oauthex.Challenge, error) {
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, mcpURL, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, mcpURL, strings.NewReader(body))
 	if err != nil {
 		return 0, nil, err
 	}
+	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("MCP-Protocol-Version", version)
+	req.Header.Set("Mcp-Method", method)
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
 		return 0, nil, err
 	}
-	defer resp.Body.Close()
 	_, _ = io.CopyN(io.Discard, resp.Body, 4096)
+	resp.Body.Close()
+	if sid := resp.Header.Get("Mcp-Session-Id"); sid != "" {
+		c.endSession(ctx, mcpURL, sid, version)
+	}
 	challenges, err := oauthex.ParseWWWAuthenticate(resp.Header.Values("WWW-Authenticate"))
 	if err != nil {
 		return resp.StatusCode, nil, fmt.Errorf("unreadable WWW-Authenticate header: %w", err)
 	}
 	return resp.StatusCode, challenges, nil
+}
+
+// endSession ends the session a probe opened on a server that needs no
+// authorization, so that probing leaves nothing behind.
+func (c *Discoverer) endSession(ctx context.Context, mcpURL, sid, version string) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, mcpURL, nil)
+	if err != nil {
+		return
+	}
+	req.Header.Set("Mcp-Session-Id", sid)
+	req.Header.Set("MCP-Protocol-Version", version)
+	if resp, err := c.HTTP.Do(req); err == nil {
+		resp.Body.Close()
+	}
 }
 
 // noMetadataError says that no location had protected resource metadata

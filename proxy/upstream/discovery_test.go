@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcp-proxy/mcp-proxy/proxy/netguard"
 	"github.com/mcp-proxy/mcp-proxy/internal/testca"
+	"github.com/mcp-proxy/mcp-proxy/proxy/netguard"
 )
 
 // world is a set of fake servers under real-looking names, all served by
@@ -196,13 +196,66 @@ func TestDiscover(t *testing.T) {
 			wantErr: "The remote MCP server https://mcp.test/mcp asks for authorization but publishes no protected resource metadata (tried https://mcp.test/.well-known/oauth-protected-resource/mcp and https://mcp.test/.well-known/oauth-protected-resource). Set mcp.server.authorization_server_url to its authorization server.",
 		},
 		{
-			name: "no metadata and no challenge: no OAuth",
+			name: "an answer without a token, no metadata: no OAuth",
 			setup: func(w *world) {
-				w.handle("mcp.test/mcp", func(rw http.ResponseWriter, _ *http.Request) { rw.WriteHeader(http.StatusBadRequest) })
+				w.handle("mcp.test/mcp", func(rw http.ResponseWriter, _ *http.Request) { rw.WriteHeader(http.StatusOK) })
 			},
 			want: func(t *testing.T, d *Discovery) {
 				if !d.NoAuth {
 					t.Errorf("got %+v, want NoAuth", d)
+				}
+			},
+		},
+		{
+			// A 400 or 404 proves nothing: never "no authorization" from it.
+			name: "no metadata, no challenge, no success: an error",
+			setup: func(w *world) {
+				w.handle("mcp.test/mcp", func(rw http.ResponseWriter, _ *http.Request) { rw.WriteHeader(http.StatusBadRequest) })
+			},
+			wantErr: "The remote MCP server https://mcp.test/mcp answered 400 to an MCP client's first request without a token, with no challenge, and publishes no protected resource metadata (tried https://mcp.test/.well-known/oauth-protected-resource/mcp and https://mcp.test/.well-known/oauth-protected-resource), so the proxy cannot tell whether it needs authorization. Check the route's to, or set mcp.server.authorization_server_url.",
+		},
+		{
+			// The spec lets a server answer GET with 405 and challenge POST
+			// only; the challenge names metadata at a place of its own.
+			name: "a challenge on POST only, metadata only where it points",
+			setup: func(w *world) {
+				w.handle("mcp.test/mcp", func(rw http.ResponseWriter, r *http.Request) {
+					if r.Method != http.MethodPost {
+						rw.WriteHeader(http.StatusMethodNotAllowed)
+						return
+					}
+					rw.Header().Set("WWW-Authenticate", `Bearer resource_metadata="https://mcp.test/custom/prm", scope="mcp:basic"`)
+					rw.WriteHeader(http.StatusUnauthorized)
+				})
+				w.json("mcp.test/custom/prm", map[string]any{"resource": "https://mcp.test/mcp", "authorization_servers": []string{"https://as.test"}, "scopes_supported": []string{"mcp:basic", "mcp:admin"}})
+				w.json("as.test/.well-known/oauth-authorization-server", asMeta("https://as.test"))
+			},
+			want: func(t *testing.T, d *Discovery) {
+				if d.NoAuth || d.Issuer != "https://as.test" || strings.Join(d.Scopes, " ") != "mcp:basic" {
+					t.Errorf("got %+v, want as.test with the challenge's scope mcp:basic", d)
+				}
+			},
+		},
+		{
+			// A 2026-07-28 server checks the request's shape first: an
+			// initialize without its headers gets 400, server/discover the
+			// challenge. An older server is the other way round.
+			name: "server/discover first, initialize when that proves nothing",
+			setup: func(w *world) {
+				w.handle("mcp.test/mcp", func(rw http.ResponseWriter, r *http.Request) {
+					if r.Header.Get("Mcp-Method") != "initialize" || r.Header.Get("MCP-Protocol-Version") != "2025-11-25" {
+						rw.WriteHeader(http.StatusBadRequest)
+						return
+					}
+					rw.Header().Set("WWW-Authenticate", `Bearer resource_metadata="https://mcp.test/custom/prm"`)
+					rw.WriteHeader(http.StatusUnauthorized)
+				})
+				w.json("mcp.test/custom/prm", map[string]any{"resource": "https://mcp.test/mcp", "authorization_servers": []string{"https://as.test"}})
+				w.json("as.test/.well-known/oauth-authorization-server", asMeta("https://as.test"))
+			},
+			want: func(t *testing.T, d *Discovery) {
+				if d.NoAuth || d.Issuer != "https://as.test" {
+					t.Errorf("got %+v, want as.test from the initialize challenge", d)
 				}
 			},
 		},
