@@ -9,6 +9,8 @@
 #                      results (running the scenarios first when there are none)
 #   make site-test     check the built site in headless chromium (links, badges, console)
 #   make docs          regenerate the tables in docs/ that the code owns
+#   make real-servers  build Dex and Ory Hydra (once per pinned version) and run
+#                      the @real-servers scenarios against them
 
 SHELL        := /bin/bash
 GO           ?= go
@@ -22,7 +24,7 @@ STATICCHECK  := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # GOTESTFLAGS is passed to go test for the scenarios (make test adds -race).
 GOTESTFLAGS  ?=
 
-.PHONY: all build conformance test lint fmt-check vet staticcheck unit demo bench clean site site-test docs
+.PHONY: all build conformance test lint fmt-check vet staticcheck unit demo bench clean site site-test docs real-servers real-servers-build
 
 all: build
 
@@ -36,7 +38,11 @@ conformance:
 	@mkdir -p $(REPORTS)
 	@rm -f $(REPORTS)/summary.txt
 	@status=0; \
-	$(GO) test $(GOTESTFLAGS) -count=1 -timeout=30m -v -run '^TestConformance$$' ./features \
+	if ! ./internal/realservers/build.sh --check $(REALSERVERS); then \
+		echo "conformance: leaves out the @real-servers scenarios: Dex and Hydra are not built in $(REALSERVERS) (make real-servers builds them)"; \
+		export TAGS="$${TAGS:+$$TAGS && }~@real-servers"; \
+	fi; \
+	REALSERVERS_DIR=$(REALSERVERS) $(GO) test $(GOTESTFLAGS) -count=1 -timeout=30m -v -run '^TestConformance$$' ./features \
 		-args -stack=$(STACK) -build-dir=$(REPORTS) || status=$$?; \
 	if [ -s $(REPORTS)/summary.txt ]; then \
 		echo "conformance: ran on the $$(sed -n 's/^ *"stack": "\([a-z]*\)".*/\1/p' $(REPORTS)/manifest.json | head -1) stack (STACK=$(STACK))"; \
@@ -47,7 +53,7 @@ conformance:
 # The scenarios run on the stack make conformance picks and, when that was
 # the container stack, on the in-process stack too (reports in
 # build/conformance-local).
-test: lint unit
+test: lint unit real-servers-build
 	$(MAKE) conformance GOTESTFLAGS=-race
 	@if grep -q '"stack": "containers"' $(REPORTS)/manifest.json; then \
 		$(MAKE) conformance STACK=local GOTESTFLAGS=-race REPORTS=$(BUILD)/conformance-local; \
@@ -116,3 +122,18 @@ docs:
 
 clean:
 	rm -rf $(BUILD) bin site/public site/generated
+
+# Real servers (docs/tested-authorization-servers.md): Dex as the identity
+# provider and Ory Hydra as the remote authorization server, built from the
+# Go module proxy into $(REALSERVERS) once per pinned version (the versions
+# are in internal/realservers/build.sh), then the @real-servers scenarios
+# alone on the local stack (reports in $(BUILD)/real-servers). make
+# conformance runs those scenarios only when the binaries are already built.
+REALSERVERS ?= $(BUILD)/realservers
+
+real-servers-build:
+	@start=$$(date +%s); ./internal/realservers/build.sh $(REALSERVERS) && \
+	echo "real-servers: Dex and Hydra ready in $(REALSERVERS) ($$(( $$(date +%s) - start ))s)"
+
+real-servers: real-servers-build
+	@$(MAKE) --no-print-directory conformance STACK=local TAGS=@real-servers REPORTS=$(BUILD)/real-servers
