@@ -106,6 +106,9 @@ site:
 	if [ "$(REPORTS)" = "$(BUILD)/conformance" ] && [ -s $(BUILD)/conformance-local/manifest.json ] && \
 	   [ $(BUILD)/conformance-local/manifest.json -nt $(REPORTS)/manifest.json ]; then \
 		manifests=$$manifests,$(BUILD)/conformance-local/manifest.json; fi; \
+	if [ "$(REPORTS)" = "$(BUILD)/conformance" ] && [ -s $(BUILD)/real-servers/manifest.json ] && \
+	   ! grep -q 'features/tested_authorization_servers.feature' $(REPORTS)/manifest.json; then \
+		manifests=$$manifests,$(BUILD)/real-servers/manifest.json; fi; \
 	echo "site: results from $$manifests"; \
 	$(GO) run ./internal/docgen/cmd/docgen site -manifest $$manifests -out site/generated && \
 	$(GO) -C site tool hugo --cleanDestinationDir --destination public && \
