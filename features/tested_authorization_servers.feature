@@ -17,6 +17,10 @@ Feature: Tested authorization servers: Dex and Ory Hydra
     And alice's browser shows the documented error "err-hydra-no-cimd"
     And Hydra received no token request
 
+  Scenario: discover says how the proxy can register at Hydra
+    When the operator runs "mcp-proxy discover https://remote-mcp.provider.com/mcp"
+    Then the command fails and prints on its standard output the documented "tested-hydra-discover"
+
   Scenario: A pre-registered confidential client at Hydra
     Given the proxy is registered at Hydra as the documented client "tested-hydra-client"
     And the operator configuration "tested-hydra-confidential"

@@ -129,6 +129,19 @@ func realServerSteps(w *world, sc *godog.ScenarioContext) {
 		}
 		return nil
 	})
+	sc.Step(`^the command fails and prints on its standard output the documented "([^"]+)"$`, func(id string) error {
+		e, err := w.example(id)
+		if err != nil {
+			return err
+		}
+		if w.exit == 0 {
+			return fmt.Errorf("the command succeeded; stdout:\n%s", w.stdout)
+		}
+		if got, want := strings.TrimSpace(w.stdout), strings.TrimSpace(e.Body); got != want {
+			return fmt.Errorf("the command printed:\n%s\nthe docs say:\n%s\n(stderr: %s)", got, want, w.stderr)
+		}
+		return nil
+	})
 	sc.Step(`^Hydra's access token has expired$`, w.hydraTokenExpired)
 	sc.Step(`^(\w+)'s two MCP clients call the tool "([^"]+)" behind Hydra at once$`, w.twoCallsAtOnce)
 	sc.Step(`^both calls answered with the subject "([^"]+)"$`, func(subject string) error {
