@@ -11,6 +11,8 @@
 #   make docs          regenerate the tables in docs/ that the code owns
 #   make mcp-conformance  the official MCP conformance suite's client auth
 #                      scenarios through the proxy and with a plain client
+#   make real-servers  build Dex and Ory Hydra (once per pinned version) and run
+#                      the @real-servers scenarios against them
 
 SHELL        := /bin/bash
 GO           ?= go
@@ -24,7 +26,7 @@ STATICCHECK  := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # GOTESTFLAGS is passed to go test for the scenarios (make test adds -race).
 GOTESTFLAGS  ?=
 
-.PHONY: all build conformance test lint fmt-check vet staticcheck shipped-deps unit demo bench clean site site-test docs
+.PHONY: all build conformance test lint fmt-check vet staticcheck shipped-deps unit demo bench clean site site-test docs real-servers real-servers-build
 
 all: build
 
@@ -38,7 +40,11 @@ conformance:
 	@mkdir -p $(REPORTS)
 	@rm -f $(REPORTS)/summary.txt
 	@status=0; \
-	$(GO) test $(GOTESTFLAGS) -count=1 -timeout=30m -v -run '^TestConformance$$' ./features \
+	if ! ./internal/realservers/build.sh --check $(REALSERVERS); then \
+		echo "conformance: leaves out the @real-servers scenarios: Dex and Hydra are not built in $(REALSERVERS) (make real-servers builds them)"; \
+		export TAGS="$${TAGS:+$$TAGS && }~@real-servers"; \
+	fi; \
+	REALSERVERS_DIR=$(REALSERVERS) $(GO) test $(GOTESTFLAGS) -count=1 -timeout=30m -v -run '^TestConformance$$' ./features \
 		-args -stack=$(STACK) -build-dir=$(REPORTS) || status=$$?; \
 	if [ -s $(REPORTS)/summary.txt ]; then \
 		echo "conformance: ran on the $$(sed -n 's/^ *"stack": "\([a-z]*\)".*/\1/p' $(REPORTS)/manifest.json | head -1) stack (STACK=$(STACK))"; \
@@ -49,7 +55,7 @@ conformance:
 # The scenarios run on the stack make conformance picks and, when that was
 # the container stack, on the in-process stack too (reports in
 # build/conformance-local).
-test: lint unit
+test: lint unit real-servers-build
 	$(MAKE) conformance GOTESTFLAGS=-race
 	@if grep -q '"stack": "containers"' $(REPORTS)/manifest.json; then \
 		$(MAKE) conformance STACK=local GOTESTFLAGS=-race REPORTS=$(BUILD)/conformance-local; \
@@ -109,6 +115,9 @@ site:
 	if [ "$(REPORTS)" = "$(BUILD)/conformance" ] && [ -s $(BUILD)/conformance-local/manifest.json ] && \
 	   [ $(BUILD)/conformance-local/manifest.json -nt $(REPORTS)/manifest.json ]; then \
 		manifests=$$manifests,$(BUILD)/conformance-local/manifest.json; fi; \
+	if [ "$(REPORTS)" = "$(BUILD)/conformance" ] && [ -s $(BUILD)/real-servers/manifest.json ] && \
+	   ! grep -q 'features/tested_authorization_servers.feature' $(REPORTS)/manifest.json; then \
+		manifests=$$manifests,$(BUILD)/real-servers/manifest.json; fi; \
 	echo "site: results from $$manifests"; \
 	$(GO) run ./internal/docgen/cmd/docgen site -manifest $$manifests -out site/generated && \
 	$(GO) -C site tool hugo --cleanDestinationDir --destination public && \
@@ -157,3 +166,18 @@ mcp-conformance-install: $(MCPC_DIR)/node_modules/.package-lock.json
 mcp-conformance: mcp-conformance-install
 	$(GO) build -o $(MCPC_DIR)/bin/ ./internal/mcpconformance/cmd/...
 	$(MCPC_DIR)/bin/mcp-conformance -dir $(MCPC_DIR) -required=$(MCP_CONFORMANCE_REQUIRED) $(MCPCFLAGS)
+
+# Real servers (docs/tested-authorization-servers.md): Dex as the identity
+# provider and Ory Hydra as the remote authorization server, built from the
+# Go module proxy into $(REALSERVERS) once per pinned version (the versions
+# are in internal/realservers/build.sh), then the @real-servers scenarios
+# alone on the local stack (reports in $(BUILD)/real-servers). make
+# conformance runs those scenarios only when the binaries are already built.
+REALSERVERS ?= $(BUILD)/realservers
+
+real-servers-build:
+	@start=$$(date +%s); ./internal/realservers/build.sh $(REALSERVERS) && \
+	echo "real-servers: Dex and Hydra ready in $(REALSERVERS) ($$(( $$(date +%s) - start ))s)"
+
+real-servers: real-servers-build
+	@$(MAKE) --no-print-directory conformance STACK=local TAGS=@real-servers REPORTS=$(BUILD)/real-servers

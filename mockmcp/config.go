@@ -97,6 +97,14 @@ type Config struct {
 	// with a key from that issuer's JWKS. Required unless NoAuth is set.
 	AuthorizationServers []string
 
+	// ExternalIssuers are those of AuthorizationServers that are real
+	// authorization servers rather than mockas, whose JWT access tokens
+	// follow their own profile: Ory Hydra types them "JWT" (not at+jwt) and
+	// lists scopes in an "scp" array. Their tokens are verified in full all
+	// the same: signature with a key of the issuer's JWKS, iss, aud, exp,
+	// iat, sub, client_id and jti.
+	ExternalIssuers []string
+
 	// NoAuth makes the server an internal upstream that needs no OAuth: it
 	// checks no token, serves no protected resource metadata, and whoami
 	// answers with empty identity fields. An Authorization header that still
@@ -171,6 +179,11 @@ func (cfg *Config) validate() (*url.URL, error) {
 	for i, as := range cfg.AuthorizationServers {
 		if _, err := checkURL(fmt.Sprintf("AuthorizationServers[%d]", i), as); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	for i, iss := range cfg.ExternalIssuers {
+		if !slices.Contains(cfg.AuthorizationServers, iss) {
+			errs = append(errs, fmt.Errorf("ExternalIssuers[%d] %q is not one of AuthorizationServers", i, iss))
 		}
 	}
 	for _, sc := range cfg.ScopesSupported {

@@ -197,7 +197,10 @@ func New(cfg Config) (*Server, error) {
 		if client == nil {
 			client = http.DefaultClient
 		}
-		s.verifier = &verifier{issuers: map[string]*keySource{}, audiences: []string{cfg.ResourceURL}, now: s.now}
+		s.verifier = &verifier{issuers: map[string]*keySource{}, external: map[string]bool{}, audiences: []string{cfg.ResourceURL}, now: s.now}
+		for _, iss := range cfg.ExternalIssuers {
+			s.verifier.external[iss] = true
+		}
 		for _, iss := range cfg.AuthorizationServers {
 			s.verifier.issuers[iss] = &keySource{issuer: iss, client: client, now: s.now, log: s.log}
 		}

@@ -61,6 +61,9 @@ type accessTokenClaims struct {
 	ClientID string `json:"client_id"`
 	// Scope is a space-separated list (RFC 9068 §2.2.3, RFC 8693 §4.2).
 	Scope *string `json:"scope"`
+	// Scp is the array Ory Hydra puts its scopes in; read only for an
+	// external issuer.
+	Scp []string `json:"scp"`
 }
 
 // rawPayload keeps the verified claims set as bytes, so that a malformed
@@ -74,7 +77,10 @@ func (p *rawPayload) UnmarshalJSON(b []byte) error {
 
 // verifier checks JWT access tokens per RFC 9068 and RFC 6750.
 type verifier struct {
-	issuers   map[string]*keySource
+	issuers map[string]*keySource
+	// external are issuers that are not mockas (Config.ExternalIssuers):
+	// their tokens may be typed "JWT" and carry scopes in "scp".
+	external  map[string]bool
 	audiences []string // any one of them must be in "aud" (more may be passed to verify)
 	now       func() time.Time
 }
@@ -103,8 +109,10 @@ func (v *verifier) verify(ctx context.Context, raw string, also ...string) (*Ide
 	if !slices.Contains(allowedAlgs, jose.SignatureAlgorithm(hdr.Alg)) {
 		return nil, invalid("alg %s is not accepted; this server accepts %s", quoteOrEmpty(hdr.Alg), algList())
 	}
-	if t := strings.ToLower(hdr.Typ); t != "at+jwt" && t != "application/at+jwt" {
-		return nil, invalid("typ %s is not at+jwt: not a JWT access token (RFC 9068 section 4)", quoteOrEmpty(hdr.Typ))
+	typOK := false
+	switch strings.ToLower(hdr.Typ) {
+	case "at+jwt", "application/at+jwt":
+		typOK = true
 	}
 	if len(hdr.Crit) > 0 {
 		return nil, invalid("critical header parameters %v are not understood (RFC 7515 section 4.1.11)", hdr.Crit)
@@ -122,6 +130,10 @@ func (v *verifier) verify(ctx context.Context, raw string, also ...string) (*Ide
 	}
 	if unverified.Issuer == "" {
 		return nil, invalid("the token has no iss claim")
+	}
+	external := v.external[unverified.Issuer]
+	if !typOK && !(external && (hdr.Typ == "" || strings.EqualFold(hdr.Typ, "JWT"))) {
+		return nil, invalid("typ %s is not at+jwt: not a JWT access token (RFC 9068 section 4)", quoteOrEmpty(hdr.Typ))
 	}
 	src, ok := v.issuers[unverified.Issuer]
 	if !ok {
@@ -180,6 +192,8 @@ func (v *verifier) verify(ctx context.Context, raw string, also ...string) (*Ide
 	}
 	if extra.Scope != nil {
 		id.Scopes = strings.Fields(*extra.Scope)
+	} else if external && extra.Scp != nil {
+		id.Scopes = slices.Clone(extra.Scp)
 	}
 	return id, nil
 }

@@ -199,6 +199,9 @@ func (b *Browser) act(ctx context.Context, at *url.URL, status int, body []byte)
 	case f.hasPassword:
 		values.Set("username", b.Username)
 		values.Set("password", b.Password)
+		if _, ok := values["login"]; ok { // Dex names the field "login"
+			values.Set("login", b.Username)
+		}
 		action = "sign-in"
 		if btn := f.button(""); btn != nil && btn.name != "" {
 			values.Set(btn.name, btn.value)

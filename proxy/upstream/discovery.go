@@ -19,7 +19,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
 )
 
@@ -213,10 +212,7 @@ func (c *Discoverer) discover(ctx context.Context, mcpURL, fallbackIssuer string
 		return nil, fail(stepPRM, "%v", err)
 	}
 
-	asm, err := auth.GetAuthServerMetadata(ctx, d.Issuer, c.HTTP)
-	if err == nil && asm == nil {
-		err = fmt.Errorf("no metadata at its RFC 8414 or OpenID Connect well-known locations")
-	}
+	asm, err := c.authServerMetadata(ctx, d.Issuer)
 	if err != nil {
 		return nil, fail(stepASM, "The authorization server %s is unusable: %v", d.Issuer, unwrapURLError(err))
 	}
@@ -239,6 +235,58 @@ func (c *Discoverer) discover(ctx context.Context, mcpURL, fallbackIssuer string
 	}
 	d.AS = asm
 	return d, nil
+}
+
+// AuthServerMetadataURLs lists where the metadata of issuer may be, in the
+// order the MCP authorization specification tries them: RFC 8414 with the
+// issuer's path inserted after the well-known prefix, OpenID Connect
+// Discovery 1.0 with the path inserted, then OpenID Connect Discovery with
+// the path appended; for an issuer without a path, the RFC 8414 and OpenID
+// Connect locations at the root. A terminating "/" of the issuer's path is
+// removed first (RFC 8414 §3.1), so https://as.example/ is an issuer
+// without a path. The issuer must be an absolute URL without a query or
+// fragment (RFC 8414 §2).
+func AuthServerMetadataURLs(issuer string) ([]string, error) {
+	u, err := url.Parse(issuer)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return nil, fmt.Errorf("the issuer %q is not an absolute URL", issuer)
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.ForceQuery {
+		return nil, fmt.Errorf("the issuer %q has a query or fragment, which RFC 8414 section 2 does not allow", issuer)
+	}
+	origin := u.Scheme + "://" + u.Host
+	path := strings.TrimSuffix(u.EscapedPath(), "/")
+	if path == "" {
+		return []string{
+			origin + "/.well-known/oauth-authorization-server",
+			origin + "/.well-known/openid-configuration",
+		}, nil
+	}
+	return []string{
+		origin + "/.well-known/oauth-authorization-server" + path,
+		origin + "/.well-known/openid-configuration" + path,
+		origin + path + "/.well-known/openid-configuration",
+	}, nil
+}
+
+// authServerMetadata fetches the issuer's metadata from the first of its
+// AuthServerMetadataURLs that has it (a 4xx means "not here"); the
+// document's issuer must match (RFC 8414 §3.3, a terminating "/" aside).
+func (c *Discoverer) authServerMetadata(ctx context.Context, issuer string) (*oauthex.AuthServerMeta, error) {
+	urls, err := AuthServerMetadataURLs(issuer)
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range urls {
+		asm, err := oauthex.GetAuthServerMeta(ctx, u, issuer, c.HTTP)
+		if err != nil {
+			return nil, err
+		}
+		if asm != nil {
+			return asm, nil
+		}
+	}
+	return nil, fmt.Errorf("no metadata at %s", joinAnd(urls))
 }
 
 const (

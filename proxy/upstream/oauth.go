@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/modelcontextprotocol/go-sdk/oauthex"
 	"golang.org/x/oauth2"
 )
 
@@ -38,6 +37,36 @@ type Grant struct {
 	// SecretInBody sends a confidential client's secret in the form body
 	// (client_secret_post) instead of HTTP Basic (client_secret_basic).
 	SecretInBody bool `json:"secret_in_body,omitempty"`
+	// Audience, when set, is sent as the "audience" parameter (the values
+	// space-separated) on the authorization, code exchange, refresh and
+	// client credentials requests: the parameter Ory Hydra (and Auth0)
+	// read instead of RFC 8707's resource, which they ignore.
+	Audience []string `json:"audience,omitempty"`
+	// OmitResource leaves the RFC 8707 resource parameter out of every
+	// request, for servers that refuse it (Microsoft Entra ID answers
+	// AADSTS9010010 when resource and scope name different things).
+	OmitResource bool `json:"omit_resource,omitempty"`
+}
+
+// params are the parameters the grant adds to every request it makes:
+// resource (unless OmitResource) and audience (when set).
+func (g *Grant) params() url.Values {
+	v := url.Values{}
+	if g.Resource != "" && !g.OmitResource {
+		v.Set("resource", g.Resource)
+	}
+	if len(g.Audience) > 0 {
+		v.Set("audience", strings.Join(g.Audience, " "))
+	}
+	return v
+}
+
+func (g *Grant) authCodeOptions() []oauth2.AuthCodeOption {
+	var opts []oauth2.AuthCodeOption
+	for k, vs := range g.params() {
+		opts = append(opts, oauth2.SetAuthURLParam(k, vs[0]))
+	}
+	return opts
 }
 
 // config builds the x/oauth2 configuration. secret is the client secret
@@ -58,47 +87,42 @@ func (g *Grant) config(redirectURL, secret string) *oauth2.Config {
 }
 
 // AuthCodeURL returns the authorization request URL: PKCE S256 from
-// verifier, the state, and the resource indicator (RFC 8707).
+// verifier, the state, the resource indicator (RFC 8707) unless
+// OmitResource, and the audience when set.
 func (g *Grant) AuthCodeURL(redirectURL, state, verifier string) string {
-	opts := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(verifier)}
-	if g.Resource != "" {
-		opts = append(opts, oauth2.SetAuthURLParam("resource", g.Resource))
-	}
+	opts := append([]oauth2.AuthCodeOption{oauth2.S256ChallengeOption(verifier)}, g.authCodeOptions()...)
 	return g.config(redirectURL, "").AuthCodeURL(state, opts...)
 }
 
 // Exchange redeems an authorization code with golang.org/x/oauth2, sending
-// the PKCE verifier and the resource indicator.
+// the PKCE verifier, the resource indicator and the audience as
+// AuthCodeURL does. A refusal is an *oauth2.RetrieveError whose quoted
+// answer is redacted.
 func (g *Grant) Exchange(ctx context.Context, hc *http.Client, redirectURL, code, verifier, secret string) (*oauth2.Token, error) {
 	ctx = context.WithValue(ctx, oauth2.HTTPClient, hc)
-	opts := []oauth2.AuthCodeOption{oauth2.VerifierOption(verifier)}
-	if g.Resource != "" {
-		opts = append(opts, oauth2.SetAuthURLParam("resource", g.Resource))
-	}
-	return g.config(redirectURL, secret).Exchange(ctx, code, opts...)
+	opts := append([]oauth2.AuthCodeOption{oauth2.VerifierOption(verifier)}, g.authCodeOptions()...)
+	tok, err := g.config(redirectURL, secret).Exchange(ctx, code, opts...)
+	return tok, redactError(err)
 }
 
 // maxTokenResponse bounds a token endpoint's answer.
 const maxTokenResponse = 1 << 20
 
 // Refresh redeems a refresh token (RFC 6749 §6) with the resource indicator
-// (RFC 8707 §2.2). golang.org/x/oauth2 cannot add parameters to a refresh
+// (RFC 8707 §2.2) unless OmitResource, and the audience when set. golang.org/x/oauth2 cannot add parameters to a refresh
 // request, so this one request is written here; its answer is parsed into
 // the same types x/oauth2 uses. A refusal is an *oauth2.RetrieveError.
 // now is the time the request is sent, from which expires_in counts.
 func (g *Grant) Refresh(ctx context.Context, hc *http.Client, refreshToken, secret string, now time.Time) (*oauth2.Token, error) {
-	form := url.Values{
-		"grant_type":    {"refresh_token"},
-		"refresh_token": {refreshToken},
-	}
-	if g.Resource != "" {
-		form.Set("resource", g.Resource)
-	}
+	form := g.params()
+	form.Set("grant_type", "refresh_token")
+	form.Set("refresh_token", refreshToken)
 	resp, err := g.post(ctx, hc, g.TokenURL, form, secret)
 	if err != nil {
 		return nil, err
 	}
-	return readToken(resp, g.TokenURL, refreshToken, now)
+	tok, err := readToken(resp, g.TokenURL, refreshToken, now)
+	return tok, redactError(err)
 }
 
 // readToken parses a token endpoint's answer (RFC 6749 §5.1, §5.2) into
@@ -210,35 +234,20 @@ func (g *Grant) Revoke(ctx context.Context, hc *http.Client, token, hint, secret
 	return nil
 }
 
-// Register registers a public client for redirectURL at a registration
-// endpoint (RFC 7591) with the MCP Go SDK's client.
-func Register(ctx context.Context, hc *http.Client, endpoint, clientName, clientURI, redirectURL string) (*oauthex.ClientRegistrationResponse, error) {
-	return oauthex.RegisterClient(ctx, endpoint, &oauthex.ClientRegistrationMetadata{
-		RedirectURIs:            []string{redirectURL},
-		TokenEndpointAuthMethod: "none",
-		GrantTypes:              []string{"authorization_code", "refresh_token"},
-		ResponseTypes:           []string{"code"},
-		ClientName:              clientName,
-		ClientURI:               clientURI,
-		ApplicationType:         "web",
-	}, hc)
-}
-
 // ClientCredentials gets a token for the client itself (RFC 6749 §4.4),
-// with the resource indicator. Used by service account routes.
+// with the resource indicator (unless OmitResource) and the audience. Used by service account routes.
 func (g *Grant) ClientCredentials(ctx context.Context, hc *http.Client, secret string, now time.Time) (*oauth2.Token, error) {
-	form := url.Values{"grant_type": {"client_credentials"}}
+	form := g.params()
+	form.Set("grant_type", "client_credentials")
 	if len(g.Scopes) > 0 {
 		form.Set("scope", strings.Join(g.Scopes, " "))
-	}
-	if g.Resource != "" {
-		form.Set("resource", g.Resource)
 	}
 	resp, err := g.post(ctx, hc, g.TokenURL, form, secret)
 	if err != nil {
 		return nil, err
 	}
-	return readToken(resp, g.TokenURL, "", now)
+	tok, err := readToken(resp, g.TokenURL, "", now)
+	return tok, redactError(err)
 }
 
 // IsRefused reports whether err is the authorization server refusing a grant

@@ -1,0 +1,31 @@
+package upstream
+
+import (
+	"testing"
+	"time"
+)
+
+func TestRefreshSkew(t *testing.T) {
+	tests := []struct{ lifetime, want time.Duration }{
+		{0, time.Minute},                // unknown lifetime
+		{-time.Second, time.Minute},     // nonsense: treated as unknown
+		{time.Hour, time.Minute},        // long-lived: the cap
+		{10 * time.Minute, time.Minute}, // a quarter is 2m30s: the cap
+		{4 * time.Minute, time.Minute},  // exactly the cap
+		{time.Minute, 15 * time.Second}, // the case a fixed minute breaks
+		{30 * time.Second, 7500 * time.Millisecond},
+		{4 * time.Second, time.Second},        // a quarter is the floor
+		{3 * time.Second, time.Second},        // the floor
+		{2 * time.Second, time.Second},        // the floor, still half the life
+		{time.Second, 500 * time.Millisecond}, // never more than half the life
+	}
+	for _, tt := range tests {
+		got := RefreshSkew(tt.lifetime)
+		if got != tt.want {
+			t.Errorf("RefreshSkew(%v) = %v, want %v", tt.lifetime, got, tt.want)
+		}
+		if tt.lifetime > 0 && got >= tt.lifetime {
+			t.Errorf("RefreshSkew(%v) = %v: the token would be refreshed on every use", tt.lifetime, got)
+		}
+	}
+}
