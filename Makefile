@@ -26,7 +26,7 @@ STATICCHECK  := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # GOTESTFLAGS is passed to go test for the scenarios (make test adds -race).
 GOTESTFLAGS  ?=
 
-.PHONY: all build conformance test lint fmt-check vet staticcheck shipped-deps unit demo bench clean site site-test docs real-servers real-servers-build
+.PHONY: all build conformance test lint fmt-check vet staticcheck shipped-deps unit demo bench clean site site-test docs real-servers real-servers-build fuzz fuzz-short
 
 all: build
 
@@ -55,7 +55,7 @@ conformance:
 # The scenarios run on the stack make conformance picks and, when that was
 # the container stack, on the in-process stack too (reports in
 # build/conformance-local).
-test: lint unit real-servers-build
+test: lint unit fuzz-short real-servers-build
 	$(MAKE) conformance GOTESTFLAGS=-race
 	@if grep -q '"stack": "containers"' $(REPORTS)/manifest.json; then \
 		$(MAKE) conformance STACK=local GOTESTFLAGS=-race REPORTS=$(BUILD)/conformance-local; \
@@ -85,6 +85,22 @@ staticcheck:
 unit:
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v -e '/features$$' -e '/internal/sitetest$$')
 	$(GO) test -race -count=1 -run '^TestHarness' ./features
+
+# Fuzz targets (Go native fuzzing) of every parser that reads what a stranger
+# sends. make fuzz runs each for FUZZTIME; make test runs each briefly. A
+# crasher lands in the package's testdata/fuzz and stays as a regression case.
+FUZZTIME ?= 60s
+fuzz:
+	@for pkg in $$($(GO) list ./proxy/...); do \
+		for t in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+			echo "fuzz: $$pkg $$t for $(FUZZTIME)"; \
+			$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $$pkg >/tmp/fuzz.$$$$.log 2>&1 || { cat /tmp/fuzz.$$$$.log; rm -f /tmp/fuzz.$$$$.log; exit 1; }; \
+			rm -f /tmp/fuzz.$$$$.log; \
+		done; \
+	done
+
+fuzz-short:
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=3s
 
 demo:
 	$(GO) run ./cmd/mcp-stack $(DEMOFLAGS)

@@ -254,8 +254,14 @@ func AuthServerMetadataURLs(issuer string) ([]string, error) {
 	if u.RawQuery != "" || u.Fragment != "" || u.ForceQuery {
 		return nil, fmt.Errorf("the issuer %q has a query or fragment, which RFC 8414 section 2 does not allow", issuer)
 	}
+	if u.Scheme != "https" && u.Scheme != "http" {
+		return nil, fmt.Errorf("the issuer %q is not an https URL", issuer)
+	}
 	origin := u.Scheme + "://" + u.Host
 	path := strings.TrimSuffix(u.EscapedPath(), "/")
+	if strings.Contains(path+"/", "//") {
+		return nil, fmt.Errorf("the issuer %q has an empty path segment; no metadata location can be built from it", issuer)
+	}
 	if path == "" {
 		return []string{
 			origin + "/.well-known/oauth-authorization-server",
