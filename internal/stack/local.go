@@ -46,6 +46,7 @@ type Local struct {
 	routeHosts []string       // the from hosts of the configuration, served by the proxy
 	replicas   []*replica     // more proxies on the same configuration
 	redis      *exec.Cmd      // a Redis server, when a scenario asked for one
+	miniRedis  *EmbeddedRedis // the embedded one, when redis-server is missing
 	redisMu    sync.Mutex
 	redisURL   string
 }
