@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -159,7 +158,7 @@ func runSuite(t *testing.T, docs *docexamples.Set, rec *results.Recorder, comman
 // runSuiteOn runs the scenarios tags selects, each on a stack from
 // newStack; the reports get suffix in their names.
 func runSuiteOn(t *testing.T, docs *docexamples.Set, rec *results.Recorder, newStack func() (stack.Stack, error), command, mode, tags string, left int, leftTag, dir, suffix string) int {
-	rec.StartRun(command, mode, tags)
+	rec.StartRun(command, mode, *tagsFlag, tags)
 	if left > 0 {
 		rec.LeaveOut(left, leftTag)
 	}
@@ -269,7 +268,7 @@ func withoutTag(expr, tag string) (string, int) {
 	}
 	left := 0
 	for _, tags := range scenarioTags(".") {
-		if matchTags(expr, tags) && !matchTags(out, tags) {
+		if results.MatchTags(expr, tags) && !results.MatchTags(out, tags) {
 			left++
 		}
 	}
@@ -315,28 +314,6 @@ func scenarioTags(dir string) [][]string {
 		}
 	}
 	return out
-}
-
-// matchTags applies a godog tag expression as godog does.
-func matchTags(expr string, tags []string) bool {
-	if strings.TrimSpace(expr) == "" {
-		return true
-	}
-	for _, term := range strings.Split(expr, ",") {
-		ok := true
-		for _, tag := range strings.Split(term, "&&") {
-			tag = strings.TrimSpace(tag)
-			want := !strings.HasPrefix(tag, "~")
-			tag = "@" + strings.TrimPrefix(strings.TrimPrefix(tag, "~"), "@")
-			if slices.Contains(tags, tag) != want {
-				ok = false
-			}
-		}
-		if ok {
-			return true
-		}
-	}
-	return false
 }
 
 // initScenario wires one scenario: a fresh world and stack, the steps, and

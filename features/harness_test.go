@@ -83,8 +83,8 @@ func TestHarnessLocalFollowUpCoversWhatTheContainerRunLeavesOut(t *testing.T) {
 		without, _ := withoutTag(expr, localOnlyTag)
 		only := onlyTag(expr, localOnlyTag)
 		for _, tags := range all {
-			want := matchTags(expr, tags)
-			inContainers, inLocal := matchTags(without, tags), matchTags(only, tags)
+			want := results.MatchTags(expr, tags)
+			inContainers, inLocal := results.MatchTags(without, tags), results.MatchTags(only, tags)
 			if inContainers && inLocal {
 				t.Errorf("filter %q: a scenario tagged %v runs on both stacks", expr, tags)
 			}

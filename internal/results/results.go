@@ -61,6 +61,7 @@ type ScenarioRef struct {
 	Name    string `json:"name"`
 	Feature string `json:"feature"`
 	Status  string `json:"status"`
+	Stack   string `json:"stack,omitempty"`
 }
 
 // Provenance says what was tested and how to reproduce it. A manifest of
@@ -86,9 +87,11 @@ type Provenance struct {
 type Run struct {
 	Command string `json:"command"`
 	Stack   string `json:"stack"`
-	// Tags is the tag filter the run applied, as godog took it; "" ran
-	// every scenario.
-	Tags string `json:"tags"`
+	// Filter is the tag filter the command asked for ("" for every
+	// scenario); Tags is the one the run applied, as godog took it, which
+	// also leaves out what the stack cannot run.
+	Filter string `json:"filter"`
+	Tags   string `json:"tags"`
 	// LeftOut counts scenarios the filter left out because this stack
 	// cannot run them; LeftOutTag is their tag.
 	LeftOut    int       `json:"left_out,omitempty"`
@@ -124,12 +127,13 @@ type Recorder struct {
 }
 
 // StartRun begins a run: the scenarios added until the next StartRun ran
-// on stack, selected by tags. Command is the command line that started
+// on stack, selected by tags, which narrows the filter the command asked
+// for. Command is the command line that started
 // the whole suite.
-func (r *Recorder) StartRun(command, stack, tags string) {
+func (r *Recorder) StartRun(command, stack, filter, tags string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.runs = append(r.runs, Run{Command: command, Stack: stack, Tags: tags})
+	r.runs = append(r.runs, Run{Command: command, Stack: stack, Filter: filter, Tags: tags})
 }
 
 // LeaveOut records that the current run's filter left out n scenarios
@@ -175,7 +179,7 @@ func (r *Recorder) Manifest(parts []Part, pageOf func(id string) string, repoDir
 		for _, id := range s.Examples {
 			e := m.Examples[id]
 			e.Page = pageOf(id)
-			e.Scenarios = append(e.Scenarios, ScenarioRef{Name: s.Name, Feature: s.Feature, Status: s.Status})
+			e.Scenarios = append(e.Scenarios, ScenarioRef{Name: s.Name, Feature: s.Feature, Status: s.Status, Stack: s.Stack})
 			m.Examples[id] = e
 		}
 	}
@@ -297,7 +301,9 @@ func gitState(dir string) (string, bool) {
 // commit); its Commit is the newest manifest's.
 func Merge(ms ...*Manifest) *Manifest {
 	if len(ms) == 1 {
-		return ms[0]
+		m := ms[0]
+		m.Provenance.Runs = runsOf(m)
+		return m
 	}
 	out := &Manifest{Examples: make(map[string]ExampleResult)}
 	index := map[string]int{}
@@ -349,7 +355,7 @@ func Merge(ms ...*Manifest) *Manifest {
 		for _, id := range s.Examples {
 			e := out.Examples[id]
 			e.Page = pages[id]
-			e.Scenarios = append(e.Scenarios, ScenarioRef{Name: s.Name, Feature: s.Feature, Status: s.Status})
+			e.Scenarios = append(e.Scenarios, ScenarioRef{Name: s.Name, Feature: s.Feature, Status: s.Status, Stack: s.Stack})
 			out.Examples[id] = e
 		}
 	}
@@ -366,4 +372,27 @@ func Merge(ms ...*Manifest) *Manifest {
 	out.Provenance.Runs, out.Provenance.Parts = runs, parts
 	out.Provenance.Stack, out.Provenance.Command = joinRuns(runs)
 	return out
+}
+
+// MatchTags applies a godog tag expression (comma-separated alternatives
+// of &&-joined tags, ~ negating one) to a scenario's tags, as godog does.
+func MatchTags(expr string, tags []string) bool {
+	if strings.TrimSpace(expr) == "" {
+		return true
+	}
+	for _, term := range strings.Split(expr, ",") {
+		ok := true
+		for _, tag := range strings.Split(term, "&&") {
+			tag = strings.TrimSpace(tag)
+			want := !strings.HasPrefix(tag, "~")
+			tag = "@" + strings.TrimPrefix(strings.TrimPrefix(tag, "~"), "@")
+			if slices.Contains(tags, tag) != want {
+				ok = false
+			}
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
 }

@@ -33,11 +33,11 @@ func TestMerge(t *testing.T) {
 // keeps them all, so the site can say exactly what its results are.
 func TestRunsAreRecordedAndKeptByMerge(t *testing.T) {
 	rec := &Recorder{}
-	rec.StartRun("make conformance", "containers", "~@local")
+	rec.StartRun("make conformance", "containers", "", "~@local")
 	rec.LeaveOut(1, "@local")
 	rec.Add(Scenario{Name: "a", Feature: "f", Status: Passed})
 	rec.Add(Scenario{Name: "b", Feature: "f", Status: Failed})
-	rec.StartRun("make conformance", "local", "@local")
+	rec.StartRun("make conformance", "local", "", "@local")
 	rec.Add(Scenario{Name: "c", Feature: "f", Status: Passed})
 	m := rec.Manifest([]Part{{Name: "redis-server", Kind: "embedded", Detail: "x"}}, func(string) string { return "" }, ".")
 	p := m.Provenance
@@ -58,7 +58,7 @@ func TestRunsAreRecordedAndKeptByMerge(t *testing.T) {
 	}
 
 	other := &Recorder{}
-	other.StartRun("make conformance STACK=local TAGS=@doc:quickstart", "local", "@doc:quickstart && ~@containers")
+	other.StartRun("make conformance STACK=local TAGS=@doc:quickstart", "local", "@doc:quickstart", "@doc:quickstart && ~@containers")
 	other.Add(Scenario{Name: "a", Feature: "f", Status: Passed})
 	merged := Merge(m, other.Manifest(nil, func(string) string { return "" }, "."))
 	mp := merged.Provenance
