@@ -1,8 +1,10 @@
 # mcp-proxy: the reference MCP proxy, its conformance harness and its docs.
 #
-#   make conformance   run the documented scenarios against the stack (the main job)
+#   make conformance   run the documented scenarios against the stack (the main job;
+#                      needs only Go and make, embedding what the machine lacks)
 #   make test          everything CI runs: formatting, vet, staticcheck, unit tests
-#                      with the race detector, and the scenarios
+#                      with the race detector, and the scenarios, with the real
+#                      redis-server; its last line sums up every step
 #   make demo          run the whole stack on this machine and walk one user through it
 #   make build         build the binaries into bin/
 #   make site          build the docs site into site/public from the latest conformance
@@ -120,7 +122,9 @@ bench:
 
 # The docs site (Hugo, a tool of site/go.mod; D2 renders the diagrams). Its
 # generated inputs go to site/generated, the site to site/public; an example
-# that no passing scenario ran fails the build.
+# that no passing scenario ran fails the build, naming the command that runs
+# it, unless only a stack the run lacked can run it (it is then published
+# with a badge saying so).
 site:
 	@if [ ! -s $(REPORTS)/manifest.json ]; then \
 		echo "site: no conformance results in $(REPORTS); running the scenarios first"; \
@@ -130,10 +134,12 @@ site:
 	if [ "$(REPORTS)" = "$(BUILD)/conformance" ] && [ -s $(BUILD)/conformance-local/manifest.json ] && \
 	   [ $(BUILD)/conformance-local/manifest.json -nt $(REPORTS)/manifest.json ]; then \
 		manifests=$$manifests,$(BUILD)/conformance-local/manifest.json; fi; \
-	echo "site: results from $$manifests"; \
+	echo "site: results from $$manifests (on empty caches Go first builds D2 and Hugo: minutes)"; \
+	( while sleep 30; do echo "site: still building ($$(( $$(date +%s) - start ))s)"; done ) & ticker=$$!; \
 	$(GO) run ./internal/docgen/cmd/docgen site -manifest $$manifests -out site/generated && \
-	$(GO) -C site tool hugo --cleanDestinationDir --destination public && \
-	echo "site: built site/public in $$(( $$(date +%s) - start ))s"
+	$(GO) -C site tool hugo --cleanDestinationDir --destination public; status=$$?; \
+	kill $$ticker; wait $$ticker 2>/dev/null; \
+	[ $$status -eq 0 ] && echo "site: built site/public in $$(( $$(date +%s) - start ))s"; exit $$status
 
 # The browser test of the built site (Debian's chromium, headless, via
 # chromedp), and the build's refusal of unverified examples and broken links.

@@ -76,7 +76,16 @@ func TestConformance(t *testing.T) {
 	}
 	command := *commandFlag
 	if command == "" {
-		command = "go test ./features -run '^TestConformance$' -args " + strings.Join(os.Args[1:], " ")
+		// This go test line: its -run pattern and the suite's own flags.
+		run, args := "", []string{}
+		for _, a := range os.Args[1:] {
+			if v, ok := strings.CutPrefix(a, "-test.run="); ok {
+				run = v
+			} else if !strings.HasPrefix(a, "-test.") {
+				args = append(args, a)
+			}
+		}
+		command = strings.TrimSpace(fmt.Sprintf("go test ./features -run '%s' -args %s", run, strings.Join(args, " ")))
 	}
 
 	// A scenario that only one stack can run is tagged for it; the other
