@@ -34,7 +34,7 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:443", "serve every stack name on this `address` (port 443 keeps the docs' URLs unchanged;\nbinding it needs root or CAP_NET_BIND_SERVICE)")
 	example := flag.String("example", "quickstart-minimal", "the documented configuration `id` the proxy runs")
 	docs := flag.String("docs", "docs", "the documentation `directory` the example is read from")
-	dir := flag.String("dir", filepath.Join("build", "demo"), "where the CA certificate is written")
+	dir := flag.String("dir", filepath.Join("build", "demo"), "where the CA certificate and the proxy's log (mcp-proxy.log) are written")
 	walk := flag.Bool("walkthrough", true, "first connect alice's MCP client headlessly and call whoami")
 	once := flag.Bool("once", false, "stop after the walkthrough instead of serving")
 	flag.Usage = func() {
@@ -63,6 +63,10 @@ func run(listen, exampleID, docsDir, dir string, walk, once bool) error {
 	}
 	defer st.Close()
 	if err := st.WriteConfig(ex.Body); err != nil {
+		return err
+	}
+	// The guide prints these paths in commands to paste anywhere.
+	if dir, err = filepath.Abs(dir); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
