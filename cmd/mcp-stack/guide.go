@@ -125,6 +125,6 @@ func (g *guide) text() string {
 	p("       SESSION=$(\"${MCP[@]}\" -D - -o /dev/null %s -d '{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{\"protocolVersion\":\"2025-06-18\",\"capabilities\":{},\"clientInfo\":{\"name\":\"curl\",\"version\":\"1\"}}}' | tr -d '\\r' | sed -n 's/^[Mm]cp-[Ss]ession-[Ii]d: //p')", mcp)
 	p("       \"${MCP[@]}\" -H \"Mcp-Session-Id: $SESSION\" %s -d '{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}'", mcp)
 	p("       \"${MCP[@]}\" -H \"Mcp-Session-Id: $SESSION\" %s -d '{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{\"name\":\"whoami\",\"arguments\":{}}}'", mcp)
-	p("     The answer names the subject alice and the audience https://%s/mcp.", stack.UpstreamHost)
+	p("     The answer names the user you signed in as (subject alice or bob) and the audience https://%s/mcp.", stack.UpstreamHost)
 	return b.String()
 }
