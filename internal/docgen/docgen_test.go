@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -470,5 +471,34 @@ func TestMissingExamplesSayWhatRunsThem(t *testing.T) {
 	_, _, err = BuildSiteData(SiteInput{Manifest: results.Merge(manifest("@doc:quickstart")), Docs: docs, DocsDir: dir, Features: feats})
 	if err == nil || !strings.Contains(err.Error(), `example "ex-other"`) || !strings.Contains(err.Error(), "tag filter @doc:quickstart") || !strings.Contains(err.Error(), "run make conformance (every scenario)") {
 		t.Errorf("with a filtered run: %v", err)
+	}
+}
+
+// A badge names first the scenarios of the features written for the
+// example's page, then the others, at most BadgeScenarios of them.
+func TestBadgeNamesTheOwnPagesScenariosFirst(t *testing.T) {
+	in := siteInput(t)
+	other, err := ParseFeature("features/other.feature", []byte("@doc:other\nFeature: Other\n  Scenario: A other\n    Given x\n  Scenario: B other\n    Given x\n  Scenario: C other\n    Given x\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.Features = append(in.Features, other)
+	ex := in.Manifest.Examples["ex-a"]
+	for _, n := range []string{"A other", "B other", "C other"} {
+		ex.Scenarios = append(ex.Scenarios, results.ScenarioRef{Name: n, Feature: "features/other.feature", Status: "passed"})
+	}
+	sort.Slice(ex.Scenarios, func(i, j int) bool { return ex.Scenarios[i].Name < ex.Scenarios[j].Name })
+	in.Manifest.Examples["ex-a"] = ex
+	data, _, err := BuildSiteData(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := data.Examples["ex-a"]
+	var names []string
+	for _, s := range e.Badge {
+		names = append(names, s.Name)
+	}
+	if diff := cmp.Diff([]string{"The first one", "A other", "B other"}, names); diff != "" || e.More != 1 {
+		t.Errorf("badge (-want +got):\n%s; more %d, want 1", diff, e.More)
 	}
 }

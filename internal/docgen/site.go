@@ -111,9 +111,15 @@ func BuildSiteData(in SiteInput) (*SiteData, Summary, error) {
 		data.Sources = []string{}
 	}
 	anchors := make(map[[2]string]string) // (feature file, scenario name) → anchor
+	verifies := make(map[string][]string) // feature page → the doc pages it verifies
 	for _, f := range in.Features {
 		for _, s := range f.Scenarios {
 			anchors[[2]string{f.File, s.Name}] = s.Anchor
+		}
+		for _, t := range f.Tags {
+			if p, ok := strings.CutPrefix(t, "@doc:"); ok {
+				verifies["/features/"+f.Slug] = append(verifies["/features/"+f.Slug], p)
+			}
 		}
 	}
 	var errs []error
@@ -166,6 +172,12 @@ func BuildSiteData(in SiteInput) (*SiteData, Summary, error) {
 			}
 		}
 		se.Stack = strings.Join(stacks, "+")
+		// The badge names first the scenarios written for the example's
+		// own page.
+		own := func(sc SiteScenario) bool {
+			return slices.Contains(verifies[sc.FeaturePage], strings.TrimSuffix(path.Base(se.Page), ".md"))
+		}
+		sort.SliceStable(se.Scenarios, func(i, j int) bool { return own(se.Scenarios[i]) && !own(se.Scenarios[j]) })
 		se.Badge = se.Scenarios
 		if len(se.Badge) > BadgeScenarios {
 			se.Badge, se.More = se.Badge[:BadgeScenarios], len(se.Badge)-BadgeScenarios
