@@ -468,8 +468,12 @@ func TestMissingExamplesSayWhatRunsThem(t *testing.T) {
 	}
 
 	// A run filtered to other tags: the build fails and says to run every scenario.
-	_, _, err = BuildSiteData(SiteInput{Manifest: results.Merge(manifest("@doc:quickstart")), Docs: docs, DocsDir: dir, Features: feats})
-	if err == nil || !strings.Contains(err.Error(), `example "ex-other"`) || !strings.Contains(err.Error(), "tag filter @doc:quickstart") || !strings.Contains(err.Error(), "run make conformance (every scenario)") {
+	filtered := manifest("@doc:quickstart")
+	filtered.Provenance.Runs[0].Command = "make conformance STACK=local TAGS='@doc:quickstart' REPORTS=/tmp/r"
+	filtered.Provenance.Command = filtered.Provenance.Runs[0].Command
+	_, _, err = BuildSiteData(SiteInput{Manifest: results.Merge(filtered), Docs: docs, DocsDir: dir, Features: feats})
+	if err == nil || !strings.Contains(err.Error(), "2 documented examples") || !strings.Contains(err.Error(), ": ex-docker, ex-other;") ||
+		!strings.Contains(err.Error(), "tag filter @doc:quickstart") || !strings.Contains(err.Error(), "run make conformance STACK=local REPORTS=/tmp/r (every scenario)") {
 		t.Errorf("with a filtered run: %v", err)
 	}
 }
