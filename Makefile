@@ -1,8 +1,10 @@
 # mcp-proxy: the reference MCP proxy, its conformance harness and its docs.
 #
-#   make conformance   run the documented scenarios against the stack (the main job)
+#   make conformance   run the documented scenarios against the stack (the main job;
+#                      needs only Go and make, embedding what the machine lacks)
 #   make test          everything CI runs: formatting, vet, staticcheck, unit tests
-#                      with the race detector, and the scenarios
+#                      with the race detector, and the scenarios, with the real
+#                      redis-server; its last line sums up every step
 #   make demo          run the whole stack on this machine and walk one user through it
 #   make build         build the binaries into bin/
 #   make site          build the docs site into site/public from the latest conformance
@@ -33,36 +35,70 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./cmd/...
 
+# REQUIRE_REAL names the parts the scenarios must take from the machine
+# instead of embedding a stand-in (make test: redis-server).
+REQUIRE_REAL ?=
+
+# CONFORMANCE_COMMAND is what the manifest records as the command that ran
+# the scenarios: this target with the variables given on the command line,
+# or in the environment for STACK and TAGS.
+CONFORMANCE_COMMAND = $(strip $(foreach v,STACK TAGS,$(if $(filter environment,$(origin $v)),$v=$($v))) make conformance $(MAKEOVERRIDES))
+
 # The scenarios write cucumber JSON, JUnit XML, the results manifest and a
 # summary under $(REPORTS) (build/conformance); the last lines say which
-# stack ran and "N passed, N failed".
+# stack ran, which parts were real and which embedded, and "N passed,
+# N failed". The scenarios are compiled first, with a line every 30s, since
+# on empty caches that takes minutes; the manifest records this command.
 conformance:
 	@mkdir -p $(REPORTS)
 	@rm -f $(REPORTS)/summary.txt
+	@echo "conformance: compiling the scenarios (on empty caches Go first downloads and builds every dependency: minutes)"
+	@start=$$(date +%s); ( while sleep 30; do echo "conformance: still compiling ($$(( $$(date +%s) - start ))s)"; done ) & ticker=$$!; \
+	$(GO) test $(GOTESTFLAGS) -c -o $(abspath $(REPORTS))/features.test ./features; status=$$?; kill $$ticker; wait $$ticker 2>/dev/null; \
+	[ $$status -eq 0 ] && echo "conformance: compiled in $$(( $$(date +%s) - start ))s"; exit $$status
 	@status=0; \
 	if ! ./internal/realservers/build.sh --check $(REALSERVERS); then \
 		echo "conformance: leaves out the @real-servers scenarios: Dex and Hydra are not built in $(REALSERVERS) (make real-servers builds them)"; \
 		export TAGS="$${TAGS:+$$TAGS && }~@real-servers"; \
 	fi; \
-	REALSERVERS_DIR=$(REALSERVERS) $(GO) test $(GOTESTFLAGS) -count=1 -timeout=30m -v -run '^TestConformance$$' ./features \
-		-args -stack=$(STACK) -build-dir=$(REPORTS) || status=$$?; \
+	cd features && REALSERVERS_DIR=$(abspath $(REALSERVERS)) $(abspath $(REPORTS))/features.test -test.count=1 -test.timeout=30m -test.v -test.run '^TestConformance$$' \
+		-stack=$(STACK) -build-dir=$(abspath $(REPORTS)) -require-real='$(REQUIRE_REAL)' \
+		-command='$(CONFORMANCE_COMMAND)' || status=$$?; \
 	if [ -s $(REPORTS)/summary.txt ]; then \
-		echo "conformance: ran on the $$(sed -n 's/^ *"stack": "\([a-z]*\)".*/\1/p' $(REPORTS)/manifest.json | head -1) stack (STACK=$(STACK))"; \
+		echo "conformance: ran on the $$(sed -n 's/^    "stack": "\([a-z+]*\)".*/\1/p' $(REPORTS)/manifest.json | head -1) stack (STACK=$(STACK))"; \
 		cat $(REPORTS)/summary.txt; \
 	else echo "0 passed, 0 failed: the run ended before writing its results"; status=1; fi; \
 	exit $$status
 
-# The scenarios run on the stack make conformance picks and, when that was
-# the container stack, on the in-process stack too (reports in
-# build/conformance-local).
-test: lint unit fuzz-short real-servers-build
-	$(MAKE) conformance GOTESTFLAGS=-race
-	@if grep -q '"stack": "containers"' $(REPORTS)/manifest.json; then \
-		$(MAKE) conformance STACK=local GOTESTFLAGS=-race REPORTS=$(BUILD)/conformance-local; \
-	else echo "make test: the scenarios ran on the local stack only (STACK=$(STACK); containers need a Docker engine)"; fi
-	$(MAKE) mcp-conformance
-	$(MAKE) site
-	$(MAKE) site-test
+# Every step runs, and the last line sums up all of them. The scenarios
+# run on the stack make conformance picks and, when that was the container
+# stack, on the in-process stack too (reports in build/conformance-local);
+# here Redis must be the real redis-server.
+TESTSTEPS := $(BUILD)/test-steps
+test:
+	@rm -rf $(TESTSTEPS); mkdir -p $(TESTSTEPS); failed=""; \
+	step() { name=$$1; shift; "$$@" 2>&1 | tee $(TESTSTEPS)/$$name.log; [ $${PIPESTATUS[0]} -eq 0 ] || failed="$$failed $$name"; }; \
+	step lint $(MAKE) --no-print-directory lint; \
+	step unit $(MAKE) --no-print-directory unit; \
+	step fuzz $(MAKE) --no-print-directory fuzz-short; \
+	step real-servers-build $(MAKE) --no-print-directory real-servers-build; \
+	step conformance $(MAKE) --no-print-directory conformance GOTESTFLAGS=-race REQUIRE_REAL=redis-server; \
+	if grep -q '^    "stack": "containers' $(REPORTS)/manifest.json 2>/dev/null; then \
+		step conformance-local $(MAKE) --no-print-directory conformance STACK=local GOTESTFLAGS=-race REQUIRE_REAL=redis-server REPORTS=$(BUILD)/conformance-local; \
+	else echo "make test: the scenarios ran on the local stack only (STACK=$(STACK); containers need a Docker engine)"; fi; \
+	step mcp-conformance $(MAKE) --no-print-directory mcp-conformance; \
+	step site $(MAKE) --no-print-directory site; \
+	step site-test $(MAKE) --no-print-directory site-test; \
+	count() { grep -c -E "$$1" $(TESTSTEPS)/$$2.log 2>/dev/null || true; }; \
+	line="lint $$(case " $$failed " in *" lint "*) echo failed;; *) echo ok;; esac)"; \
+	line="$$line; unit: $$(count '^ok ' unit) packages passed, $$(count '^FAIL[[:space:]]+github' unit) failed"; \
+	line="$$line; conformance: $$(tail -n 1 $(REPORTS)/summary.txt 2>/dev/null || echo 'no results')"; \
+	if [ -f $(TESTSTEPS)/conformance-local.log ]; then line="$$line; conformance-local: $$(tail -n 1 $(BUILD)/conformance-local/summary.txt 2>/dev/null || echo 'no results')"; fi; \
+	line="$$line; fuzz $$(case " $$failed " in *" fuzz "*) echo failed;; *) echo ok;; esac)"; \
+	line="$$line; $$(grep -h '^mcp-conformance: .* (through mcp-proxy)' $(TESTSTEPS)/mcp-conformance.log 2>/dev/null || echo 'mcp-conformance: no results')"; \
+	line="$$line; site $$(case " $$failed " in *" site "*) echo failed;; *) echo built;; esac)"; \
+	line="$$line; site-test: $$(count '^--- PASS' site-test) passed, $$(count '^--- FAIL' site-test) failed"; \
+	if [ -z "$$failed" ]; then echo "make test: PASS: $$line"; else echo "make test: FAIL ($${failed# }): $$line"; exit 1; fi
 
 lint: fmt-check vet staticcheck shipped-deps
 
@@ -121,7 +157,9 @@ bench:
 
 # The docs site (Hugo, a tool of site/go.mod; D2 renders the diagrams). Its
 # generated inputs go to site/generated, the site to site/public; an example
-# that no passing scenario ran fails the build.
+# that no passing scenario ran fails the build, naming the command that runs
+# it, unless only a stack the run lacked can run it (it is then published
+# with a badge saying so).
 site:
 	@if [ ! -s $(REPORTS)/manifest.json ]; then \
 		echo "site: no conformance results in $(REPORTS); running the scenarios first"; \
@@ -134,16 +172,18 @@ site:
 	if [ "$(REPORTS)" = "$(BUILD)/conformance" ] && [ -s $(BUILD)/real-servers/manifest.json ] && \
 	   ! grep -q 'features/tested_authorization_servers.feature' $(REPORTS)/manifest.json; then \
 		manifests=$$manifests,$(BUILD)/real-servers/manifest.json; fi; \
-	echo "site: results from $$manifests"; \
+	echo "site: results from $$manifests (on empty caches Go first builds D2 and Hugo: minutes)"; \
+	( while sleep 30; do echo "site: still building ($$(( $$(date +%s) - start ))s)"; done ) & ticker=$$!; \
 	$(GO) run ./internal/docgen/cmd/docgen site -manifest $$manifests -out site/generated && \
-	$(GO) -C site tool hugo --cleanDestinationDir --destination public && \
-	echo "site: built site/public in $$(( $$(date +%s) - start ))s"
+	$(GO) -C site tool hugo --cleanDestinationDir --destination public; status=$$?; \
+	kill $$ticker; wait $$ticker 2>/dev/null; \
+	[ $$status -eq 0 ] && echo "site: built site/public in $$(( $$(date +%s) - start ))s"; exit $$status
 
 # The browser test of the built site (Debian's chromium, headless, via
 # chromedp), and the build's refusal of unverified examples and broken links.
 site-test:
 	$(GO) test -count=1 -v ./internal/sitetest \
-		-args -public=$(CURDIR)/site/public -screenshots=$(BUILD)/site/screenshots
+		-args -public=$(CURDIR)/site/public -generated=$(CURDIR)/site/generated -screenshots=$(BUILD)/site/screenshots
 
 docs:
 	$(GO) run ./internal/docgen/cmd/docgen tables

@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -32,9 +31,11 @@ import (
 )
 
 var (
-	stackFlag = flag.String("stack", envOr("STACK", "auto"), "the stack to run against: local (in-process), containers (Docker), or auto: containers when a Docker engine answers, else local")
-	buildDir  = flag.String("build-dir", envOr("BUILD_DIR", "../build/conformance"), "where reports and the results manifest go")
-	tagsFlag  = flag.String("tags", os.Getenv("TAGS"), "a godog tag expression selecting scenarios")
+	stackFlag   = flag.String("stack", envOr("STACK", "auto"), "the stack to run against: local (in-process), containers (Docker), or auto: containers when a Docker engine answers, else local")
+	buildDir    = flag.String("build-dir", envOr("BUILD_DIR", "../build/conformance"), "where reports and the results manifest go")
+	tagsFlag    = flag.String("tags", os.Getenv("TAGS"), "a godog tag expression selecting scenarios")
+	commandFlag = flag.String("command", "", "the command line to record as the one that ran the scenarios (make conformance passes its own); default: this go test line")
+	realFlag    = flag.String("require-real", "", "comma-separated parts the run must take from the machine instead of embedding them: "+stack.PartRedis+" (make test requires it)")
 )
 
 func envOr(k, def string) string {
@@ -63,6 +64,94 @@ func TestConformance(t *testing.T) {
 		t.Fatal(err)
 	}
 	fmt.Printf("conformance: stack %s (%s; %s); reports in %s\n", mode, stackDescription(mode), why, dir)
+	if *realFlag != "" {
+		if err := stack.RequireReal(strings.Split(*realFlag, ",")...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if mode == "containers" {
+		stack.RecordPart(stack.PartDocker, stack.Real, why)
+	} else {
+		stack.RecordPart(stack.PartDocker, stack.Embedded, "the in-process stack stands in for containers: "+why)
+	}
+	command := *commandFlag
+	if command == "" {
+		// This go test line: its -run pattern and the suite's own flags.
+		run, args := "", []string{}
+		for _, a := range os.Args[1:] {
+			if v, ok := strings.CutPrefix(a, "-test.run="); ok {
+				run = v
+			} else if !strings.HasPrefix(a, "-test.") {
+				args = append(args, a)
+			}
+		}
+		command = strings.TrimSpace(fmt.Sprintf("go test ./features -run '%s' -args %s", run, strings.Join(args, " ")))
+	}
+
+	// A scenario that only one stack can run is tagged for it; the other
+	// stack leaves it out through the tag filter, and says so. What the
+	// container stack leaves out then runs on the in-process stack, so that
+	// one run verifies every example either way.
+	rec := &results.Recorder{}
+	status := 0
+	switch mode {
+	case "local":
+		tags, left := withoutTag(*tagsFlag, containersOnlyTag)
+		if left > 0 {
+			fmt.Printf("conformance: the local stack leaves out %d scenario(s) tagged %s: they run real containers (STACK=containers runs them)\n", left, containersOnlyTag)
+		}
+		status = runSuite(t, docs, rec, command, mode, tags, left, containersOnlyTag, dir, "")
+	case "containers":
+		newStack, cleanup, err := stackFactory(mode)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			if err := cleanup(); err != nil {
+				t.Errorf("removing the %s stack: %v", mode, err)
+			}
+		}()
+		tags, left := withoutTag(*tagsFlag, localOnlyTag)
+		status = runSuiteOn(t, docs, rec, newStack, command, mode, tags, left, localOnlyTag, dir, "")
+		if left > 0 {
+			fmt.Printf("conformance: the container stack left out %d scenario(s) tagged %s: they need the in-process stack, which runs them now\n", left, localOnlyTag)
+			if st := runSuite(t, docs, rec, command, "local", onlyTag(*tagsFlag, localOnlyTag), 0, "", dir, "-local"); st != 0 {
+				status = st
+			}
+		}
+	}
+
+	m := rec.Manifest(manifestParts(), func(id string) string {
+		if e, err := docs.Get(id); err == nil {
+			return e.Page
+		}
+		return ""
+	}, "..")
+	if err := m.Write(dir); err != nil {
+		t.Errorf("writing the results manifest: %v", err)
+	}
+	fmt.Println("conformance: " + m.PartsLine())
+	fmt.Println(m.Summary())
+	if status != 0 {
+		t.Fail()
+	}
+	if m.Provenance.Passed+m.Provenance.Failed == 0 {
+		t.Error("no scenario ran: a run that verifies nothing is not a pass")
+	}
+}
+
+// manifestParts is how this run provided each part, for the manifest.
+func manifestParts() []results.Part {
+	var out []results.Part
+	for _, p := range stack.Parts() {
+		out = append(out, results.Part{Name: p.Name, Kind: p.Kind, Detail: p.Detail})
+	}
+	return out
+}
+
+// runSuite runs the scenarios tags selects on a fresh stack of mode per
+// scenario, recording them as one run.
+func runSuite(t *testing.T, docs *docexamples.Set, rec *results.Recorder, command, mode, tags string, left int, leftTag, dir, suffix string) int {
 	newStack, cleanup, err := stackFactory(mode)
 	if err != nil {
 		t.Fatal(err)
@@ -72,28 +161,23 @@ func TestConformance(t *testing.T) {
 			t.Errorf("removing the %s stack: %v", mode, err)
 		}
 	}()
-	// A scenario that only one stack can run is tagged for it; the other
-	// stack leaves it out through the tag filter, and says so.
-	tags, left := *tagsFlag, 0
-	switch mode {
-	case "local":
-		if tags, left = withoutTag(tags, containersOnlyTag); left > 0 {
-			fmt.Printf("conformance: the local stack leaves out %d scenario(s) tagged %s: they run real containers (STACK=containers runs them)\n", left, containersOnlyTag)
-		}
-	case "containers":
-		if tags, left = withoutTag(tags, localOnlyTag); left > 0 {
-			fmt.Printf("conformance: the container stack leaves out %d scenario(s) tagged %s: they need the in-process stack (STACK=local runs them)\n", left, localOnlyTag)
-		}
-	}
+	return runSuiteOn(t, docs, rec, newStack, command, mode, tags, left, leftTag, dir, suffix)
+}
 
-	rec := &results.Recorder{}
+// runSuiteOn runs the scenarios tags selects, each on a stack from
+// newStack; the reports get suffix in their names.
+func runSuiteOn(t *testing.T, docs *docexamples.Set, rec *results.Recorder, newStack func() (stack.Stack, error), command, mode, tags string, left int, leftTag, dir, suffix string) int {
+	rec.StartRun(command, mode, *tagsFlag, tags)
+	if left > 0 {
+		rec.LeaveOut(left, leftTag)
+	}
 	suite := godog.TestSuite{
 		Name: "conformance",
 		ScenarioInitializer: func(sc *godog.ScenarioContext) {
 			initScenario(sc, docs, newStack, rec)
 		},
 		Options: &godog.Options{
-			Format:      "pretty,cucumber:" + filepath.Join(dir, "cucumber.json") + ",junit:" + filepath.Join(dir, "junit.xml"),
+			Format:      "pretty,cucumber:" + filepath.Join(dir, "cucumber"+suffix+".json") + ",junit:" + filepath.Join(dir, "junit"+suffix+".xml"),
 			Paths:       []string{"."},
 			Tags:        tags,
 			Strict:      true,
@@ -102,24 +186,7 @@ func TestConformance(t *testing.T) {
 			TestingT:    t,
 		},
 	}
-	status := suite.Run()
-
-	m := rec.Manifest(mode, func(id string) string {
-		if e, err := docs.Get(id); err == nil {
-			return e.Page
-		}
-		return ""
-	}, "..")
-	if err := m.Write(dir); err != nil {
-		t.Errorf("writing the results manifest: %v", err)
-	}
-	fmt.Println(m.Summary())
-	if status != 0 {
-		t.Fail()
-	}
-	if m.Provenance.Passed+m.Provenance.Failed == 0 {
-		t.Error("no scenario ran: a run that verifies nothing is not a pass")
-	}
+	return suite.Run()
 }
 
 func stackDescription(mode string) string {
@@ -210,11 +277,25 @@ func withoutTag(expr, tag string) (string, int) {
 	}
 	left := 0
 	for _, tags := range scenarioTags(".") {
-		if matchTags(expr, tags) && !matchTags(out, tags) {
+		if results.MatchTags(expr, tags) && !results.MatchTags(out, tags) {
 			left++
 		}
 	}
 	return out, left
+}
+
+// onlyTag narrows a godog tag expression to the scenarios tagged tag.
+func onlyTag(expr, tag string) string {
+	var terms []string
+	for _, term := range strings.Split(expr, ",") {
+		if term = strings.TrimSpace(term); term != "" {
+			terms = append(terms, term+" && "+tag)
+		}
+	}
+	if len(terms) == 0 {
+		return tag
+	}
+	return strings.Join(terms, ",")
 }
 
 // scenarioTags lists the tags of every scenario (every example row of an
@@ -242,28 +323,6 @@ func scenarioTags(dir string) [][]string {
 		}
 	}
 	return out
-}
-
-// matchTags applies a godog tag expression as godog does.
-func matchTags(expr string, tags []string) bool {
-	if strings.TrimSpace(expr) == "" {
-		return true
-	}
-	for _, term := range strings.Split(expr, ",") {
-		ok := true
-		for _, tag := range strings.Split(term, "&&") {
-			tag = strings.TrimSpace(tag)
-			want := !strings.HasPrefix(tag, "~")
-			tag = "@" + strings.TrimPrefix(strings.TrimPrefix(tag, "~"), "@")
-			if slices.Contains(tags, tag) != want {
-				ok = false
-			}
-		}
-		if ok {
-			return true
-		}
-	}
-	return false
 }
 
 // initScenario wires one scenario: a fresh world and stack, the steps, and

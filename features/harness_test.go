@@ -47,7 +47,7 @@ func TestHarnessFailsOnAnUnknownExample(t *testing.T) {
 	if status := suite.Run(); status == 0 {
 		t.Fatal("the suite passed although its scenario names an example that does not exist")
 	}
-	m := rec.Manifest("test", func(string) string { return "" }, ".")
+	m := rec.Manifest(nil, func(string) string { return "" }, ".")
 	if len(m.Scenarios) != 1 {
 		t.Fatalf("recorded %d scenarios, want 1", len(m.Scenarios))
 	}
@@ -69,4 +69,34 @@ func stepErrors(s results.Scenario) string {
 		b.WriteString(st.Error)
 	}
 	return b.String()
+}
+
+// The container stack's run and the in-process run of what it leaves out
+// must together select exactly the scenarios the user's filter selects.
+func TestHarnessLocalFollowUpCoversWhatTheContainerRunLeavesOut(t *testing.T) {
+	all := scenarioTags(".")
+	if len(all) == 0 {
+		t.Fatal("no scenarios found in the feature files")
+	}
+	local := 0
+	for _, expr := range []string{"", "@doc:advanced", "@doc:advanced,@doc:quickstart", "~@doc:advanced"} {
+		without, _ := withoutTag(expr, localOnlyTag)
+		only := onlyTag(expr, localOnlyTag)
+		for _, tags := range all {
+			want := results.MatchTags(expr, tags)
+			inContainers, inLocal := results.MatchTags(without, tags), results.MatchTags(only, tags)
+			if inContainers && inLocal {
+				t.Errorf("filter %q: a scenario tagged %v runs on both stacks", expr, tags)
+			}
+			if (inContainers || inLocal) != want {
+				t.Errorf("filter %q: a scenario tagged %v is selected %v, want %v", expr, tags, inContainers || inLocal, want)
+			}
+			if expr == "" && inLocal {
+				local++
+			}
+		}
+	}
+	if local == 0 {
+		t.Errorf("no scenario is tagged %s: the check above proved nothing", localOnlyTag)
+	}
 }

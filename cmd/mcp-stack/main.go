@@ -5,8 +5,9 @@
 //
 // It first walks one user through the documented flow headlessly and
 // prints what happened, then keeps serving on one HTTPS address that
-// routes by host name, so a person can point a browser and an MCP client
-// at https://mcp.example.com/mcp after mapping the names to it.
+// routes by host name, and prints how to reach it with curl and Chromium
+// on any port while the URLs stay the docs' own (https, port 443): each
+// tool maps the names and port 443 to the address, not the URLs.
 package main
 
 import (
@@ -21,7 +22,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
@@ -34,7 +34,7 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:443", "serve every stack name on this `address` (port 443 keeps the docs' URLs unchanged;\nbinding it needs root or CAP_NET_BIND_SERVICE)")
 	example := flag.String("example", "quickstart-minimal", "the documented configuration `id` the proxy runs")
 	docs := flag.String("docs", "docs", "the documentation `directory` the example is read from")
-	dir := flag.String("dir", filepath.Join("build", "demo"), "where the CA certificate is written")
+	dir := flag.String("dir", filepath.Join("build", "demo"), "where the CA certificate and the proxy's log (mcp-proxy.log) are written")
 	walk := flag.Bool("walkthrough", true, "first connect alice's MCP client headlessly and call whoami")
 	once := flag.Bool("once", false, "stop after the walkthrough instead of serving")
 	flag.Usage = func() {
@@ -65,12 +65,29 @@ func run(listen, exampleID, docsDir, dir string, walk, once bool) error {
 	if err := st.WriteConfig(ex.Body); err != nil {
 		return err
 	}
+	// The guide prints these paths in commands to paste anywhere.
+	if dir, err = filepath.Abs(dir); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	logPath := filepath.Join(dir, "mcp-proxy.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	if err := st.CopyProxyLog(logFile); err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := st.StartProxy(ctx); err != nil {
 		return err
 	}
 	fmt.Printf("mcp-proxy is serving the documented configuration %q (docs/%s.md).\n", exampleID, ex.Page)
+	fmt.Printf("Its log (JSON lines) goes to %s: the request id an error page shows is on the matching line.\n", logPath)
 
 	if walk {
 		if err := walkthrough(ctx, st); err != nil {
@@ -81,9 +98,6 @@ func run(listen, exampleID, docsDir, dir string, walk, once bool) error {
 		return nil
 	}
 
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
 	caPath := filepath.Join(dir, "ca.pem")
 	if err := os.WriteFile(caPath, st.CAPEM(), 0o644); err != nil {
 		return err
@@ -102,31 +116,16 @@ func run(listen, exampleID, docsDir, dir string, walk, once bool) error {
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	go front.ServeTLS(ln, "", "")
-	host, port, _ := net.SplitHostPort(ln.Addr().String())
-	fmt.Printf(`
-The stack now answers on %s for all of its names. To use it yourself:
-
-  1. Map the names to that address, for example in /etc/hosts:
-       %s %s
-  2. Trust the run's CA: %s
-     (for Go programs: SSL_CERT_FILE=%s)
-  3. Point your MCP client at https://%s/mcp%s
-     Sign in as alice / alice-password (or bob / bob-password) at both the identity
-     provider and the remote authorization server, and approve.
-
-Press Ctrl-C to stop.
-`, ln.Addr(), host, strings.Join(stack.Names, " "), caPath, caPath, stack.ProxyHost, portNote(port))
+	g, err := newGuide(ln.Addr().String(), caPath, logPath, cert)
+	if err != nil {
+		return err
+	}
+	fmt.Print(g.text())
+	fmt.Println("\nPress Ctrl-C to stop.")
 	<-ctx.Done()
 	sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	return front.Shutdown(sctx)
-}
-
-func portNote(port string) string {
-	if port == "443" {
-		return ""
-	}
-	return " (your names resolve to port " + port + ": add :" + port + " to every URL, or use port 443)"
 }
 
 // frontHandler sends each request to the component that serves its host.

@@ -6,6 +6,7 @@ package clientmeta
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 )
@@ -22,9 +23,17 @@ func RedirectURL(host, name string) string {
 }
 
 // Handler serves /NAME/client-metadata.json for every NAME: a public client
-// (token_endpoint_auth_method none) whose redirect URI is RedirectURL.
+// (token_endpoint_auth_method none) whose redirect URI is RedirectURL. The
+// redirect URI itself shows, as plain text, the parameters the
+// authorization server sent there, so that a person trying the stack in a
+// browser can copy the code into a token request (harness clients read
+// the redirect before following it).
 func Handler(host string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if name, ok := strings.CutSuffix(strings.TrimPrefix(r.URL.Path, "/"), "/callback"); ok && name != "" && !strings.Contains(name, "/") {
+			callback(w, r)
+			return
+		}
 		name, ok := strings.CutSuffix(strings.TrimPrefix(r.URL.Path, "/"), "/client-metadata.json")
 		if !ok || name == "" || strings.Contains(name, "/") {
 			http.NotFound(w, r)
@@ -42,4 +51,17 @@ func Handler(host string) http.Handler {
 			"token_endpoint_auth_method": "none",
 		})
 	})
+}
+
+// callback shows what the authorization server sent the client: the code,
+// state and issuer, or the error.
+func callback(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	q := r.URL.Query()
+	for _, k := range []string{"code", "state", "iss", "error", "error_description"} {
+		if v := q.Get(k); v != "" {
+			fmt.Fprintf(w, "%s=%s\n", k, v)
+		}
+	}
 }

@@ -64,8 +64,12 @@ func ModuleSource(root string) func(pkgPath string) (string, bool) {
 	}
 }
 
-// OptionTable renders options as a Markdown table.
+// OptionTable renders options as a Markdown table. Values in the Default
+// and Description columns (URLs, ${VARIABLES}, quoted strings, option names,
+// file names, addresses, paths) are written as code, so that nothing in
+// them reads as Markdown: an address with an @ would become a mailto: link.
 func OptionTable(opts []Option) string {
+	names := optionNames(opts)
 	var b strings.Builder
 	b.WriteString("| Option | Type | Default | Description |\n|---|---|---|---|\n")
 	for _, o := range opts {
@@ -76,9 +80,9 @@ func OptionTable(opts []Option) string {
 		case strings.HasPrefix(def, "`"):
 			def = strings.ReplaceAll(def, "|", `\|`) // a code span shows entities as written
 		default:
-			def = cell(def)
+			def = codeValues(def, names)
 		}
-		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", o.Path, cell(o.Type), def, cell(o.Description))
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", o.Path, cell(o.Type), def, codeValues(o.Description, names))
 	}
 	return b.String()
 }
@@ -86,6 +90,86 @@ func OptionTable(opts []Option) string {
 // cell escapes what would end a table cell or read as an HTML tag.
 func cell(s string) string {
 	return strings.NewReplacer("|", `\|`, "<", "&lt;", ">", "&gt;").Replace(s)
+}
+
+// valueRE finds what codeValues writes as code: a quoted string, a URL
+// (whose <placeholder> parts may hold spaces), a ${VARIABLE}, an address
+// with a port, an absolute path, or a word joined by dots or underscores.
+var valueRE = regexp.MustCompile(`"[^"\s][^"]*"` +
+	`|[a-z][a-z0-9+.-]*://(?:<[^>]*>|[^\s<>"])+` +
+	`|\$\{[A-Za-z_][A-Za-z0-9_]*\}` +
+	`|\b\d{1,3}(?:\.\d{1,3}){3}:\d+\b` +
+	`|(?:^|[\s(])/[a-z][a-z0-9/._-]*[a-z0-9]` +
+	`|\b[a-z][a-z0-9-]*(?:[._][a-z0-9-]+)+\b`)
+
+// fileExt are the extensions of file names that codeValues writes as code.
+var fileExt = []string{".db", ".key", ".yaml", ".yml", ".pem", ".crt", ".json"}
+
+// codeValues writes the values in s as code spans and escapes the rest for
+// a table cell. A dotted or underscored word is a value when it has an
+// underscore, names an option (or the end of one's path), or is a file
+// name; "e.g." and the like stay prose.
+func codeValues(s string, names map[string]bool) string {
+	var b strings.Builder
+	last := 0
+	for _, m := range valueRE.FindAllStringIndex(s, -1) {
+		start, end := m[0], m[1]
+		v := s[start:end]
+		if lead := len(v) - len(strings.TrimLeft(v, " \t(")); lead > 0 { // a path's leading space or parenthesis
+			start += lead
+			v = v[lead:]
+		}
+		if strings.Contains(v, "://") {
+			trimmed := strings.TrimRight(v, ".,;:)")
+			end -= len(v) - len(trimmed)
+			v = trimmed
+		}
+		switch {
+		case strings.HasPrefix(v, `"`):
+			v = strings.Trim(v, `"`)
+		case valueWord(v, names):
+		case strings.ContainsAny(v, "/:$"):
+		default:
+			continue
+		}
+		b.WriteString(cell(s[last:start]))
+		b.WriteString("`" + strings.ReplaceAll(v, "|", `\|`) + "`")
+		last = end
+	}
+	b.WriteString(cell(s[last:]))
+	return b.String()
+}
+
+// valueWord says whether a word of letters joined by dots or underscores
+// is a value: an underscore, an option name or the tail of one's path, or
+// a file name.
+func valueWord(v string, names map[string]bool) bool {
+	if !strings.ContainsAny(v, "._") || strings.ContainsAny(v, "/:$") {
+		return false
+	}
+	if strings.Contains(v, "_") || names[v] {
+		return true
+	}
+	for _, ext := range fileExt {
+		if strings.HasSuffix(v, ext) {
+			return true
+		}
+	}
+	return false
+}
+
+// optionNames are every option path and every dotted tail of one, with
+// the [] and <name> of lists and maps left out: audit.file,
+// upstream_oauth2.scopes.
+func optionNames(opts []Option) map[string]bool {
+	names := make(map[string]bool)
+	for _, o := range opts {
+		parts := strings.Split(strings.NewReplacer("[]", "", ".<name>", "").Replace(o.Path), ".")
+		for i := range parts {
+			names[strings.Join(parts[i:], ".")] = true
+		}
+	}
+	return names
 }
 
 // dropFieldName turns a Go doc comment, which starts with the field's Go

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -248,7 +249,7 @@ func TestParseFeature(t *testing.T) {
 func siteInput(t *testing.T) SiteInput {
 	t.Helper()
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "quickstart.md"), []byte("```yaml {id=\"ex-a\"}\na: 1\n```\n\n```yaml {id=\"ex-b\"}\nb: 1\n```\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "quickstart.md"), []byte("```yaml {id=\"ex-a\"}\na: 1\n```\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	docs, err := docexamples.Load(dir)
@@ -282,19 +283,19 @@ func TestWriteSite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum.Examples != 2 || sum.Verified != 1 || sum.Features != 1 || sum.Scenarios != 3 {
+	if sum.Examples != 1 || sum.Verified != 1 || sum.Features != 1 || sum.Scenarios != 3 {
 		t.Errorf("summary = %+v", sum)
 	}
 	var data SiteData
 	readJSON(t, filepath.Join(out, "data", "results.json"), &data)
-	wantEx := SiteExample{Page: "quickstart.md", Status: "passed", Scenarios: []SiteScenario{{
-		Name: "The first one", Status: "passed", FeaturePage: "/features/demo", Anchor: "scenario-the-first-one",
-	}}}
+	sc := []SiteScenario{{Name: "The first one", Status: "passed", FeaturePage: "/features/demo", Anchor: "scenario-the-first-one"}}
+	wantEx := SiteExample{Page: "quickstart.md", Status: "passed", Stack: "local", Scenarios: sc, Badge: sc}
 	if diff := cmp.Diff(wantEx, data.Examples["ex-a"]); diff != "" {
 		t.Errorf("ex-a (-want +got):\n%s", diff)
 	}
-	if _, ok := data.Examples["ex-b"]; ok {
-		t.Error("ex-b, which no scenario ran, is in the data: the site would not fail on it")
+	all, err := os.ReadFile(filepath.Join(out, "content", "verified-examples.md"))
+	if err != nil || !strings.Contains(string(all), "- [The first one](../features/demo.feature#scenario-the-first-one) (passed)") {
+		t.Errorf("the verified examples page (%v):\n%s", err, all)
 	}
 	if data.Provenance.Short != "0123456" {
 		t.Errorf("short commit = %q", data.Provenance.Short)
@@ -373,5 +374,135 @@ func readJSON(t *testing.T, path string, v any) {
 	}
 	if err := json.Unmarshal(b, v); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Values in the configuration reference are code: an address with an @
+// left as text would render as a mailto: link, a ${VAR} as prose.
+func TestOptionTableWritesValuesAsCode(t *testing.T) {
+	opts := []Option{
+		{Path: "storage.redis_url", Type: "string", Description: "The Redis server, such as redis://:${REDIS_PASSWORD}@redis.internal:6379/0. Several proxies share it."},
+		{Path: "audit.file", Type: "string", Default: `127.0.0.1:9464; "off" turns it off`, Description: "Needs audit.file and per_user; see https://<from host>/cb, e.g. mcp-proxy.key at /metrics."},
+	}
+	table := OptionTable(opts)
+	for _, want := range []string{
+		"such as `redis://:${REDIS_PASSWORD}@redis.internal:6379/0`. Several",
+		"| `127.0.0.1:9464`; `off` turns it off |",
+		"Needs `audit.file` and `per_user`; see `https://<from host>/cb`, e.g. `mcp-proxy.key` at `/metrics`.",
+	} {
+		if !strings.Contains(table, want) {
+			t.Errorf("the table lacks %q:\n%s", want, table)
+		}
+	}
+	// Outside code spans, no @ is left for a renderer to link.
+	for _, line := range strings.Split(table, "\n") {
+		parts := strings.Split(line, "`")
+		for i := 0; i < len(parts); i += 2 {
+			if strings.Contains(parts[i], "@") {
+				t.Errorf("an @ outside code in %q", line)
+			}
+		}
+	}
+}
+
+// An example that no scenario of the results ran: published with its
+// reason only when its scenarios need a stack the run did not have;
+// otherwise the build fails, saying what to run.
+func TestMissingExamplesSayWhatRunsThem(t *testing.T) {
+	dir := t.TempDir()
+	page := "```yaml {id=\"ex-a\"}\na: 1\n```\n\n```sh {id=\"ex-docker\"}\ndocker run\n```\n\n```yaml {id=\"ex-other\"}\nb: 1\n```\n\n```yaml {id=\"ex-none\"}\nc: 1\n```\n"
+	if err := os.WriteFile(filepath.Join(dir, "quickstart.md"), []byte(page), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	docs, err := docexamples.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parse := func(file, src string) *Feature {
+		f, err := ParseFeature(file, []byte(src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	feats := []*Feature{
+		parse("features/demo.feature", testFeature),
+		parse("features/containers.feature", "@doc:containers @containers\nFeature: C\n  Scenario: Docker\n    When the operator runs the documented \"ex-docker\"\n"),
+		parse("features/other.feature", "@doc:other\nFeature: O\n  Scenario: Other\n    Given the operator configuration \"ex-other\"\n"),
+	}
+	manifest := func(filter string) *results.Manifest {
+		rec := &results.Recorder{}
+		tags := "~@containers"
+		if filter != "" {
+			tags = filter + " && ~@containers"
+		}
+		rec.StartRun("make conformance", "local", filter, tags)
+		rec.LeaveOut(1, "@containers")
+		rec.Add(results.Scenario{Name: "The first one", Feature: "features/demo.feature", Status: "passed", Examples: []string{"ex-a"}, Steps: []results.Step{{Text: "x", Status: "passed"}}})
+		if filter == "" {
+			rec.Add(results.Scenario{Name: "Other", Feature: "features/other.feature", Status: "passed", Examples: []string{"ex-other"}, Steps: []results.Step{{Text: "x", Status: "passed"}}})
+		}
+		return rec.Manifest(nil, func(string) string { return "quickstart" }, dir)
+	}
+
+	// Every scenario ran but one names no example: the build fails on ex-none only.
+	_, _, err = BuildSiteData(SiteInput{Manifest: results.Merge(manifest("")), Docs: docs, DocsDir: dir, Features: feats})
+	if err == nil || !strings.Contains(err.Error(), `example "ex-none" is run by no scenario: write a scenario`) || strings.Contains(err.Error(), "ex-docker") {
+		t.Errorf("with ex-none unnamed: %v", err)
+	}
+
+	os.WriteFile(filepath.Join(dir, "quickstart.md"), []byte(strings.Replace(page, "```yaml {id=\"ex-none\"}\nc: 1\n```\n", "", 1)), 0o644)
+	docs, err = docexamples.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, sum, err := BuildSiteData(SiteInput{Manifest: results.Merge(manifest("")), Docs: docs, DocsDir: dir, Features: feats})
+	if err != nil {
+		t.Fatalf("a run that left out only the container scenario: %v", err)
+	}
+	if e := data.Examples["ex-docker"]; e.Status != LeftOut || e.Command != "make conformance STACK=containers" || !strings.Contains(e.Why, "container stack") {
+		t.Errorf("ex-docker = %+v", e)
+	}
+	if len(sum.LeftOut) != 1 || !strings.Contains(sum.LeftOut[0], "make conformance STACK=containers runs it") {
+		t.Errorf("summary's left out = %q", sum.LeftOut)
+	}
+
+	// A run filtered to other tags: the build fails and says to run every scenario.
+	filtered := manifest("@doc:quickstart")
+	filtered.Provenance.Runs[0].Command = "make conformance STACK=local TAGS='@doc:quickstart' REPORTS=/tmp/r"
+	filtered.Provenance.Command = filtered.Provenance.Runs[0].Command
+	_, _, err = BuildSiteData(SiteInput{Manifest: results.Merge(filtered), Docs: docs, DocsDir: dir, Features: feats})
+	if err == nil || !strings.Contains(err.Error(), "2 documented examples") || !strings.Contains(err.Error(), ": ex-docker, ex-other;") ||
+		!strings.Contains(err.Error(), "tag filter @doc:quickstart") || !strings.Contains(err.Error(), "run make conformance STACK=local REPORTS=/tmp/r (every scenario)") {
+		t.Errorf("with a filtered run: %v", err)
+	}
+}
+
+// A badge names first the scenarios of the features written for the
+// example's page, then the others, at most BadgeScenarios of them.
+func TestBadgeNamesTheOwnPagesScenariosFirst(t *testing.T) {
+	in := siteInput(t)
+	other, err := ParseFeature("features/other.feature", []byte("@doc:other\nFeature: Other\n  Scenario: A other\n    Given x\n  Scenario: B other\n    Given x\n  Scenario: C other\n    Given x\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.Features = append(in.Features, other)
+	ex := in.Manifest.Examples["ex-a"]
+	for _, n := range []string{"A other", "B other", "C other"} {
+		ex.Scenarios = append(ex.Scenarios, results.ScenarioRef{Name: n, Feature: "features/other.feature", Status: "passed"})
+	}
+	sort.Slice(ex.Scenarios, func(i, j int) bool { return ex.Scenarios[i].Name < ex.Scenarios[j].Name })
+	in.Manifest.Examples["ex-a"] = ex
+	data, _, err := BuildSiteData(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := data.Examples["ex-a"]
+	var names []string
+	for _, s := range e.Badge {
+		names = append(names, s.Name)
+	}
+	if diff := cmp.Diff([]string{"The first one", "A other", "B other"}, names); diff != "" || e.More != 1 {
+		t.Errorf("badge (-want +got):\n%s; more %d, want 1", diff, e.More)
 	}
 }

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -25,13 +28,30 @@ type SiteInput struct {
 	// pages are named relative to it.
 	DocsDir  string
 	Features []*Feature
+	// Sources are the manifest files Manifest was read from.
+	Sources []string
 }
 
 // SiteData is the data file the site's templates read as hugo.Data.results.
 type SiteData struct {
 	Provenance SiteProvenance         `json:"provenance"`
 	Examples   map[string]SiteExample `json:"examples"`
+	// Sources are the manifests the data was made from, so that the site's
+	// browser test can check the site against them.
+	Sources []string `json:"sources"`
 }
+
+// LeftOut is the status of an example that no scenario of the results ran
+// because every scenario that runs it needs a stack the run did not have.
+const LeftOut = "left out"
+
+// BadgeScenarios is how many scenarios a badge names; the rest are on the
+// verified examples page it links to.
+const BadgeScenarios = 3
+
+// ExamplesPage is the Hugo path of the page that lists every example with
+// all the scenarios that ran it.
+const ExamplesPage = "/verified-examples"
 
 // SiteProvenance is the manifest's provenance plus what a badge shows.
 type SiteProvenance struct {
@@ -45,6 +65,16 @@ type SiteExample struct {
 	Page      string         `json:"page"`
 	Status    string         `json:"status"`
 	Scenarios []SiteScenario `json:"scenarios"`
+	// Stack names the stacks its scenarios ran on, joined with "+".
+	Stack string `json:"stack"`
+	// Badge is what the badge names: the first BadgeScenarios scenarios;
+	// More counts the others.
+	Badge []SiteScenario `json:"badge"`
+	More  int            `json:"more"`
+	// Why, for a LeftOut example, says which stack its scenarios need and
+	// Command the command that runs them.
+	Why     string `json:"why,omitempty"`
+	Command string `json:"command,omitempty"`
 }
 
 // SiteScenario is a scenario as a badge links it.
@@ -59,8 +89,11 @@ type SiteScenario struct {
 
 // Summary counts what the site will show.
 type Summary struct {
-	Examples  int // identified examples in the docs
-	Verified  int // of those, verified by passing scenarios only
+	Examples int // identified examples in the docs
+	Verified int // of those, verified by passing scenarios only
+	// LeftOut lists the examples published unverified because the run's
+	// stack could not run their scenarios, each with the command that can.
+	LeftOut   []string
 	Scenarios int // scenarios in the manifest
 	Features  int
 }
@@ -74,11 +107,20 @@ func BuildSiteData(in SiteInput) (*SiteData, Summary, error) {
 	if len(prov.Short) > 7 {
 		prov.Short = prov.Short[:7]
 	}
-	data := &SiteData{Provenance: prov, Examples: make(map[string]SiteExample)}
+	data := &SiteData{Provenance: prov, Examples: make(map[string]SiteExample), Sources: in.Sources}
+	if data.Sources == nil {
+		data.Sources = []string{}
+	}
 	anchors := make(map[[2]string]string) // (feature file, scenario name) → anchor
+	verifies := make(map[string][]string) // feature page → the doc pages it verifies
 	for _, f := range in.Features {
 		for _, s := range f.Scenarios {
 			anchors[[2]string{f.File, s.Name}] = s.Anchor
+		}
+		for _, t := range f.Tags {
+			if p, ok := strings.CutPrefix(t, "@doc:"); ok {
+				verifies["/features/"+f.Slug] = append(verifies["/features/"+f.Slug], p)
+			}
 		}
 	}
 	var errs []error
@@ -120,12 +162,158 @@ func BuildSiteData(in SiteInput) (*SiteData, Summary, error) {
 				FeaturePage: "/features/" + strings.TrimSuffix(filepath.Base(s.Feature), ".feature"),
 			})
 		}
+		var stacks []string
+		for _, s := range ex.Scenarios {
+			st := s.Stack
+			if st == "" {
+				st = m.Provenance.Stack
+			}
+			if !slices.Contains(stacks, st) {
+				stacks = append(stacks, st)
+			}
+		}
+		se.Stack = strings.Join(stacks, "+")
+		// The badge names first the scenarios written for the example's
+		// own page.
+		own := func(sc SiteScenario) bool {
+			return slices.Contains(verifies[sc.FeaturePage], strings.TrimSuffix(path.Base(se.Page), ".md"))
+		}
+		sort.SliceStable(se.Scenarios, func(i, j int) bool { return own(se.Scenarios[i]) && !own(se.Scenarios[j]) })
+		se.Badge = se.Scenarios
+		if len(se.Badge) > BadgeScenarios {
+			se.Badge, se.More = se.Badge[:BadgeScenarios], len(se.Badge)-BadgeScenarios
+		}
 		data.Examples[id] = se
 		if ex.Status == results.Passed && len(se.Scenarios) > 0 {
 			sum.Verified++
 		}
 	}
+	// An example that no scenario of the results ran: say why, and what
+	// gives the site what it lacks.
+	var filteredOut []string
+	for _, id := range in.Docs.IDs() {
+		if len(data.Examples[id].Scenarios) > 0 {
+			continue
+		}
+		doc, _ := in.Docs.Get(id)
+		page, err := filepath.Rel(in.DocsDir, doc.File)
+		if err != nil {
+			return nil, sum, err
+		}
+		se, filtered, err := missingExample(id, doc.File, m, in.Features)
+		if filtered {
+			filteredOut = append(filteredOut, id)
+			continue
+		}
+		if err != nil {
+			report(err)
+			continue
+		}
+		se.Page = filepath.ToSlash(page)
+		data.Examples[id] = se
+		sum.LeftOut = append(sum.LeftOut, fmt.Sprintf("%s (%s): %s; %s runs it", id, doc.File, se.Why, se.Command))
+	}
+	if len(filteredOut) > 0 {
+		report(fmt.Errorf("%d documented examples were run by no scenario because the tag filter of the results' run (%s) left their scenarios out: %s; run %s (every scenario), then make site",
+			len(filteredOut), describeRuns(m.Provenance.Runs), strings.Join(filteredOut, ", "), withoutTagFilter(rerun(m))))
+	}
 	return data, sum, errors.Join(errs...)
+}
+
+// tagsVarRE is a TAGS=... setting of a recorded command line.
+var tagsVarRE = regexp.MustCompile(`\s*\bTAGS=('[^']*'|"[^"]*"|\S+)`)
+
+// withoutTagFilter is a recorded command without its TAGS setting.
+func withoutTagFilter(command string) string {
+	return strings.TrimSpace(tagsVarRE.ReplaceAllString(command, ""))
+}
+
+// stackTags are the tags of scenarios that only one stack runs, and the
+// command that runs them.
+var stackTags = map[string]struct{ stack, command string }{
+	"@containers": {"the container stack (a Docker engine)", "make conformance STACK=containers"},
+	"@local":      {"the in-process stack", "make conformance STACK=local"},
+}
+
+// missingExample explains an example that the manifest m has no scenario
+// for. When every scenario that names it was left out because it needs a
+// stack the run did not have, the example is published as LeftOut, with
+// the command that runs it; otherwise the site cannot be built, and the
+// error names the command that gives it what it lacks.
+func missingExample(id, file string, m *results.Manifest, feats []*Feature) (ex SiteExample, filtered bool, err error) {
+	type named struct {
+		name, feature string
+		tags          []string
+	}
+	var naming []named
+	for _, f := range feats {
+		for _, sc := range f.Scenarios {
+			if scenarioNames(sc, f.Background, id) {
+				naming = append(naming, named{sc.Name, f.File, append(append([]string{}, f.Tags...), sc.Tags...)})
+			}
+		}
+	}
+	if len(naming) == 0 {
+		return SiteExample{}, false, fmt.Errorf("%s: example %q is run by no scenario: write a scenario that uses it; the site publishes verified examples only", file, id)
+	}
+	runs := m.Provenance.Runs
+	var why, command string
+	for _, n := range naming {
+		selected, leftOut := false, ""
+		for _, r := range runs {
+			if results.MatchTags(r.Tags, n.tags) {
+				selected = true
+			} else if t, ok := stackTags[r.LeftOutTag]; ok && slices.Contains(n.tags, r.LeftOutTag) && results.MatchTags(r.Filter, n.tags) {
+				leftOut = r.LeftOutTag
+				why, command = "its scenario needs "+t.stack+", which the run that made these results did not have", t.command
+			}
+		}
+		switch {
+		case selected:
+			return SiteExample{}, false, fmt.Errorf("%s: example %q: the scenario %q of %s runs it, but the results (%s) do not have it: they are older than the feature files; run %s, then make site",
+				file, id, n.name, n.feature, m.Provenance.Command, rerun(m))
+		case leftOut == "":
+			return SiteExample{}, true, nil // the tag filter left it out
+		}
+	}
+	return SiteExample{Status: LeftOut, Scenarios: []SiteScenario{}, Badge: []SiteScenario{}, Why: why, Command: command}, false, nil
+}
+
+// scenarioNames says whether a scenario (with its feature's background)
+// loads the example id: a step, or a row of its outline, quotes it.
+func scenarioNames(sc Scenario, background []Step, id string) bool {
+	for _, st := range append(append([]Step{}, background...), sc.Steps...) {
+		if strings.Contains(st.Text, `"`+id+`"`) {
+			return true
+		}
+	}
+	for _, table := range sc.Examples {
+		for _, row := range table {
+			if slices.Contains(row, id) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func rerun(m *results.Manifest) string {
+	if m.Provenance.Command != "" {
+		return m.Provenance.Command
+	}
+	return "make conformance"
+}
+
+func describeRuns(runs []results.Run) string {
+	var out []string
+	for _, r := range runs {
+		tags := "tag filter " + r.Filter
+		if r.Filter == "" {
+			tags = "every scenario"
+		}
+		out = append(out, fmt.Sprintf("%s on the %s stack, %s", r.Command, r.Stack, tags))
+	}
+	return strings.Join(out, "; ")
 }
 
 // WriteSite writes the site's generated inputs under out:
@@ -144,6 +332,9 @@ func WriteSite(out string, in SiteInput) (Summary, error) {
 		return sum, err
 	}
 	if err := writeJSON(filepath.Join(out, "data", "results.json"), data, ""); err != nil {
+		return sum, err
+	}
+	if err := writeJSON(filepath.Join(out, "content", strings.TrimPrefix(ExamplesPage, "/")+".md"), examplesFrontMatter, examplesBody(data)); err != nil {
 		return sum, err
 	}
 	dir := filepath.Join(out, "content", "features")
@@ -175,6 +366,39 @@ func WriteSite(out string, in SiteInput) (Summary, error) {
 		}
 	}
 	return sum, nil
+}
+
+// examplesFrontMatter keeps the verified examples page out of the
+// navigation: badges link to it.
+var examplesFrontMatter = map[string]any{
+	"title":       "Verified examples",
+	"description": "Every documented example with every scenario that ran it in the latest conformance results.",
+	"build":       map[string]any{"list": "never"},
+}
+
+// examplesBody lists every example with all the scenarios that ran it
+// (a badge names only the first few).
+func examplesBody(data *SiteData) string {
+	ids := make([]string, 0, len(data.Examples))
+	for id := range data.Examples {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	var b strings.Builder
+	b.WriteString("Each documented example, with every scenario that ran it in the results this site was built from.\n")
+	for _, id := range ids {
+		e := data.Examples[id]
+		fmt.Fprintf(&b, "\n## %s\n\nOn [%s](%s#example-%s): ", id, e.Page, e.Page, id)
+		if e.Status == LeftOut {
+			fmt.Fprintf(&b, "not verified by these results: %s; `%s` runs it.\n", e.Why, e.Command)
+			continue
+		}
+		fmt.Fprintf(&b, "%d scenarios.\n\n", len(e.Scenarios))
+		for _, sc := range e.Scenarios {
+			fmt.Fprintf(&b, "- [%s](../features/%s.feature#%s) (%s)\n", sc.Name, path.Base(sc.FeaturePage), sc.Anchor, sc.Status)
+		}
+	}
+	return b.String()
 }
 
 const indexBody = `Each page shows one feature file of the conformance harness as living documentation: its

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -44,6 +45,8 @@ type Scenario struct {
 	Steps    []Step   `json:"steps"`
 	Error    string   `json:"error,omitempty"`
 	Seconds  float64  `json:"seconds"`
+	// Stack is the stack the scenario ran on (set by Recorder.Manifest).
+	Stack string `json:"stack"`
 }
 
 // ExampleResult is what verified one documented example.
@@ -58,18 +61,54 @@ type ScenarioRef struct {
 	Name    string `json:"name"`
 	Feature string `json:"feature"`
 	Status  string `json:"status"`
+	Stack   string `json:"stack,omitempty"`
 }
 
-// Provenance says what was tested and how to reproduce it.
+// Provenance says what was tested and how to reproduce it. A manifest of
+// one run has one entry in Runs; a merged one, an entry per run it joins.
 type Provenance struct {
 	Commit    string    `json:"commit"`
 	Dirty     bool      `json:"dirty"`
-	Stack     string    `json:"stack"`
+	Stack     string    `json:"stack"` // every stack of Runs, joined with "+"
 	GoVersion string    `json:"go_version"`
 	Time      time.Time `json:"time"`
 	Passed    int       `json:"passed"`
 	Failed    int       `json:"failed"`
-	Command   string    `json:"command"`
+	// Command is the command that ran the scenarios (every distinct one
+	// of Runs, joined with " && ").
+	Command string `json:"command"`
+	Runs    []Run  `json:"runs"`
+	// Parts says which parts of the stack were the machine's own programs
+	// and which were embedded in their place.
+	Parts []Part `json:"parts,omitempty"`
+}
+
+// Run is one suite run: the scenarios one tag filter selected on one stack.
+type Run struct {
+	Command string `json:"command"`
+	Stack   string `json:"stack"`
+	// Filter is the tag filter the command asked for ("" for every
+	// scenario); Tags is the one the run applied, as godog took it, which
+	// also leaves out what the stack cannot run.
+	Filter string `json:"filter"`
+	Tags   string `json:"tags"`
+	// LeftOut counts scenarios the filter left out because this stack
+	// cannot run them; LeftOutTag is their tag.
+	LeftOut    int       `json:"left_out,omitempty"`
+	LeftOutTag string    `json:"left_out_tag,omitempty"`
+	Commit     string    `json:"commit"`
+	Dirty      bool      `json:"dirty"`
+	Time       time.Time `json:"time"`
+	Passed     int       `json:"passed"`
+	Failed     int       `json:"failed"`
+}
+
+// Part is how a run provided a part of the stack that Go does not build:
+// "real" (the machine's program) or "embedded" (a stand-in in process).
+type Part struct {
+	Name   string `json:"name"`
+	Kind   string `json:"kind"`
+	Detail string `json:"detail"`
 }
 
 // Manifest is the whole file.
@@ -79,23 +118,56 @@ type Manifest struct {
 	Scenarios  []Scenario               `json:"scenarios"`
 }
 
-// Recorder collects scenarios as they finish. It is safe for concurrent use.
+// Recorder collects scenarios as they finish, run by run. It is safe for
+// concurrent use.
 type Recorder struct {
 	mu        sync.Mutex
 	scenarios []Scenario
+	runs      []Run
 }
 
-// Add records a finished scenario.
+// StartRun begins a run: the scenarios added until the next StartRun ran
+// on stack, selected by tags, which narrows the filter the command asked
+// for. Command is the command line that started
+// the whole suite.
+func (r *Recorder) StartRun(command, stack, filter, tags string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.runs = append(r.runs, Run{Command: command, Stack: stack, Filter: filter, Tags: tags})
+}
+
+// LeaveOut records that the current run's filter left out n scenarios
+// tagged tag, which its stack cannot run.
+func (r *Recorder) LeaveOut(n int, tag string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.runs) > 0 {
+		r.runs[len(r.runs)-1].LeftOut, r.runs[len(r.runs)-1].LeftOutTag = n, tag
+	}
+}
+
+// Add records a finished scenario of the current run.
 func (r *Recorder) Add(s Scenario) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if len(r.runs) == 0 {
+		r.runs = append(r.runs, Run{})
+	}
+	run := &r.runs[len(r.runs)-1]
+	s.Stack = run.Stack
+	if s.Status == Passed {
+		run.Passed++
+	} else {
+		run.Failed++
+	}
 	r.scenarios = append(r.scenarios, s)
 }
 
 // Manifest builds the manifest. pageOf maps an example id to its page.
-func (r *Recorder) Manifest(stack string, pageOf func(id string) string, repoDir string) *Manifest {
+func (r *Recorder) Manifest(parts []Part, pageOf func(id string) string, repoDir string) *Manifest {
 	r.mu.Lock()
 	scs := append([]Scenario(nil), r.scenarios...)
+	runs := append([]Run(nil), r.runs...)
 	r.mu.Unlock()
 	m := &Manifest{Examples: make(map[string]ExampleResult), Scenarios: scs}
 	for _, s := range scs {
@@ -107,7 +179,7 @@ func (r *Recorder) Manifest(stack string, pageOf func(id string) string, repoDir
 		for _, id := range s.Examples {
 			e := m.Examples[id]
 			e.Page = pageOf(id)
-			e.Scenarios = append(e.Scenarios, ScenarioRef{Name: s.Name, Feature: s.Feature, Status: s.Status})
+			e.Scenarios = append(e.Scenarios, ScenarioRef{Name: s.Name, Feature: s.Feature, Status: s.Status, Stack: s.Stack})
 			m.Examples[id] = e
 		}
 	}
@@ -121,12 +193,40 @@ func (r *Recorder) Manifest(stack string, pageOf func(id string) string, repoDir
 		sort.Slice(e.Scenarios, func(i, j int) bool { return e.Scenarios[i].Name < e.Scenarios[j].Name })
 		m.Examples[id] = e
 	}
-	m.Provenance.Stack = stack
 	m.Provenance.GoVersion = runtime.Version()
 	m.Provenance.Time = time.Now().UTC().Truncate(time.Second)
 	m.Provenance.Commit, m.Provenance.Dirty = GitState(repoDir)
-	m.Provenance.Command = "make conformance STACK=" + stack
+	m.Provenance.Parts = parts
+	for i := range runs {
+		runs[i].Commit, runs[i].Dirty, runs[i].Time = m.Provenance.Commit, m.Provenance.Dirty, m.Provenance.Time
+	}
+	m.Provenance.Runs = runs
+	m.Provenance.Stack, m.Provenance.Command = joinRuns(runs)
 	return m
+}
+
+// runsOf is m's runs; a manifest written before runs were recorded is
+// one run described by its provenance.
+func runsOf(m *Manifest) []Run {
+	if len(m.Provenance.Runs) > 0 {
+		return m.Provenance.Runs
+	}
+	p := m.Provenance
+	return []Run{{Command: p.Command, Stack: p.Stack, Commit: p.Commit, Dirty: p.Dirty, Time: p.Time, Passed: p.Passed, Failed: p.Failed}}
+}
+
+// joinRuns names the stacks and the distinct commands of runs.
+func joinRuns(runs []Run) (stacks, commands string) {
+	var ss, cs []string
+	for _, r := range runs {
+		if !slices.Contains(ss, r.Stack) {
+			ss = append(ss, r.Stack)
+		}
+		if !slices.Contains(cs, r.Command) {
+			cs = append(cs, r.Command)
+		}
+	}
+	return strings.Join(ss, "+"), strings.Join(cs, " && ")
 }
 
 // Summary is the closing line of a run.
@@ -134,8 +234,28 @@ func (m *Manifest) Summary() string {
 	return fmt.Sprintf("%d passed, %d failed", m.Provenance.Passed, m.Provenance.Failed)
 }
 
-// Write writes the manifest as manifest.json into dir, and the summary line
-// as summary.txt.
+// PartsLine says which parts of the stack were real and which embedded.
+func (m *Manifest) PartsLine() string {
+	var realParts, embedded []string
+	for _, p := range m.Provenance.Parts {
+		s := p.Name + " (" + p.Detail + ")"
+		if p.Kind == "real" {
+			realParts = append(realParts, s)
+		} else {
+			embedded = append(embedded, s)
+		}
+	}
+	none := func(s []string) string {
+		if len(s) == 0 {
+			return "none"
+		}
+		return strings.Join(s, "; ")
+	}
+	return "parts: real: " + none(realParts) + "; embedded: " + none(embedded)
+}
+
+// Write writes the manifest as manifest.json into dir, and summary.txt:
+// the parts line, then the summary line.
 func (m *Manifest) Write(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -147,7 +267,7 @@ func (m *Manifest) Write(dir string) error {
 	if err := os.WriteFile(filepath.Join(dir, "manifest.json"), append(b, '\n'), 0o644); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, "summary.txt"), []byte(m.Summary()+"\n"), 0o644)
+	return os.WriteFile(filepath.Join(dir, "summary.txt"), []byte(m.PartsLine()+"\n"+m.Summary()+"\n"), 0o644)
 }
 
 // Read reads a manifest written by Write.
@@ -174,20 +294,29 @@ func GitState(dir string) (string, bool) {
 	return strings.TrimSpace(string(out)), len(strings.TrimSpace(string(status))) > 0
 }
 
-// Merge joins the manifests of runs of the same commit on several stacks
-// into one: a scenario that ran on several stacks passed only if it passed
-// on each, and an example's status is recomputed from the merged
-// scenarios. The provenance names every stack, joined with "+".
+// Merge joins the manifests of runs on several stacks into one: a scenario
+// that ran on several stacks passed only if it passed on each, and an
+// example's status is recomputed from the merged scenarios. The provenance
+// keeps every run of every manifest (its command, stack, tag filter and
+// commit); its Commit is the newest manifest's.
 func Merge(ms ...*Manifest) *Manifest {
 	if len(ms) == 1 {
-		return ms[0]
+		m := ms[0]
+		m.Provenance.Runs = runsOf(m)
+		return m
 	}
 	out := &Manifest{Examples: make(map[string]ExampleResult)}
 	index := map[string]int{}
-	var stacks []string
+	var runs []Run
+	var parts []Part
 	pages := map[string]string{}
 	for _, m := range ms {
-		stacks = append(stacks, m.Provenance.Stack)
+		runs = append(runs, runsOf(m)...)
+		for _, p := range m.Provenance.Parts {
+			if !slices.Contains(parts, p) {
+				parts = append(parts, p)
+			}
+		}
 		if out.Provenance.Time.Before(m.Provenance.Time) {
 			p := out.Provenance
 			out.Provenance = m.Provenance
@@ -226,7 +355,7 @@ func Merge(ms ...*Manifest) *Manifest {
 		for _, id := range s.Examples {
 			e := out.Examples[id]
 			e.Page = pages[id]
-			e.Scenarios = append(e.Scenarios, ScenarioRef{Name: s.Name, Feature: s.Feature, Status: s.Status})
+			e.Scenarios = append(e.Scenarios, ScenarioRef{Name: s.Name, Feature: s.Feature, Status: s.Status, Stack: s.Stack})
 			out.Examples[id] = e
 		}
 	}
@@ -240,7 +369,30 @@ func Merge(ms ...*Manifest) *Manifest {
 		sort.Slice(e.Scenarios, func(i, j int) bool { return e.Scenarios[i].Name < e.Scenarios[j].Name })
 		out.Examples[id] = e
 	}
-	out.Provenance.Stack = strings.Join(stacks, "+")
-	out.Provenance.Command = "make test"
+	out.Provenance.Runs, out.Provenance.Parts = runs, parts
+	out.Provenance.Stack, out.Provenance.Command = joinRuns(runs)
 	return out
+}
+
+// MatchTags applies a godog tag expression (comma-separated alternatives
+// of &&-joined tags, ~ negating one) to a scenario's tags, as godog does.
+func MatchTags(expr string, tags []string) bool {
+	if strings.TrimSpace(expr) == "" {
+		return true
+	}
+	for _, term := range strings.Split(expr, ",") {
+		ok := true
+		for _, tag := range strings.Split(term, "&&") {
+			tag = strings.TrimSpace(tag)
+			want := !strings.HasPrefix(tag, "~")
+			tag = "@" + strings.TrimPrefix(strings.TrimPrefix(tag, "~"), "@")
+			if slices.Contains(tags, tag) != want {
+				ok = false
+			}
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
 }

@@ -2,6 +2,7 @@ package sitetest
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -45,6 +46,7 @@ func buildTiny(t *testing.T, page string, data *docgen.SiteData) (string, string
 	write(filepath.Join(root, "docs", "page.md"), []byte(page))
 	write(filepath.Join(src, "generated", "content", "features", "_index.md"), []byte("---\ntitle: Feature files\n---\n"))
 	write(filepath.Join(src, "generated", "content", "features", "demo.md"), []byte("---\ntitle: Demo\n---\n"))
+	write(filepath.Join(src, "generated", "content", "verified-examples.md"), []byte("---\ntitle: Verified examples\nbuild:\n  list: never\n---\n"))
 	if err := os.MkdirAll(filepath.Join(src, "generated", "assets"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -65,11 +67,12 @@ func buildTiny(t *testing.T, page string, data *docgen.SiteData) (string, string
 }
 
 func verified(id string, status string) *docgen.SiteData {
+	sc := []docgen.SiteScenario{{Name: "It works", Status: status, FeaturePage: "/features/demo", Anchor: "scenario-it-works"}}
 	return &docgen.SiteData{
-		Provenance: docgen.SiteProvenance{Provenance: results.Provenance{Commit: "0123456789", Stack: "local"}, Short: "0123456"},
-		Examples: map[string]docgen.SiteExample{id: {Page: "page.md", Status: status, Scenarios: []docgen.SiteScenario{
-			{Name: "It works", Status: status, FeaturePage: "/features/demo", Anchor: "scenario-it-works"},
-		}}},
+		Provenance: docgen.SiteProvenance{Provenance: results.Provenance{Commit: "0123456789", Stack: "local",
+			Runs:  []results.Run{{Command: "make conformance STACK=local", Stack: "local", Filter: "@doc:page", Commit: "0123456789", Passed: 1}},
+			Parts: []results.Part{{Name: "redis-server", Kind: "embedded"}}}, Short: "0123456"},
+		Examples: map[string]docgen.SiteExample{id: {Page: "page.md", Status: status, Stack: "local", Scenarios: sc, Badge: sc}},
 	}
 }
 
@@ -86,10 +89,38 @@ func TestBuildPublishesOnlyVerifiedExamples(t *testing.T) {
 	if err != nil {
 		t.Fatalf("building a verified example: %v\n%s", err, out)
 	}
-	for _, want := range []string{`data-example-id="tiny-example"`, `class="badge verified"`, `href="/features/demo/#scenario-it-works"`, "on the <span class=\"stack\">local</span> stack", ">0123456</code>"} {
+	for _, want := range []string{`data-example-id="tiny-example"`, `class="badge verified"`, `href="/features/demo/#scenario-it-works"`, "on the <span class=\"stack\">local</span> stack", ">0123456</code>",
+		`data-command="make conformance STACK=local"`, "<code>make conformance STACK=local</code> on the local stack", "tag filter <code>@doc:page</code>", "1 passed, 0 failed", `data-part="redis-server" data-kind="embedded"`} {
 		if !strings.Contains(html, want) {
 			t.Errorf("the page lacks %s:\n%s", want, html)
 		}
+	}
+
+	// A badge names the first few scenarios and links the rest.
+	many := verified("tiny-example", results.Passed)
+	e := many.Examples["tiny-example"]
+	for i := 2; i <= 5; i++ {
+		e.Scenarios = append(e.Scenarios, docgen.SiteScenario{Name: fmt.Sprint("Also ", i), Status: results.Passed, FeaturePage: "/features/demo", Anchor: fmt.Sprint("s", i)})
+	}
+	e.Badge, e.More = e.Scenarios[:docgen.BadgeScenarios], len(e.Scenarios)-docgen.BadgeScenarios
+	many.Examples["tiny-example"] = e
+	out, html, err = buildTiny(t, tinyPage, many)
+	if err != nil {
+		t.Fatalf("building an example of five scenarios: %v\n%s", err, out)
+	}
+	if n := strings.Count(html, `class="scenario"`); n != docgen.BadgeScenarios || !strings.Contains(html, `href="/verified-examples/#tiny-example">2 more</a>`) {
+		t.Errorf("a badge of five scenarios names %d and links the rest: %v\n%s", n, strings.Contains(html, "2 more"), html)
+	}
+
+	// An example left out by the run's stack says so, with the command.
+	left := verified("tiny-example", results.Passed)
+	left.Examples["tiny-example"] = docgen.SiteExample{Page: "page.md", Status: docgen.LeftOut, Why: "its scenario needs the container stack", Command: "make conformance STACK=containers"}
+	out, html, err = buildTiny(t, tinyPage, left)
+	if err != nil {
+		t.Fatalf("building a left-out example: %v\n%s", err, out)
+	}
+	if !strings.Contains(html, `class="badge left-out"`) || !strings.Contains(html, "<code>make conformance STACK=containers</code> runs it") || strings.Contains(html, "badge verified") {
+		t.Errorf("the left-out example's badge:\n%s", html)
 	}
 
 	for name, data := range map[string]*docgen.SiteData{

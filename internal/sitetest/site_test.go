@@ -13,6 +13,7 @@ package sitetest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -25,6 +26,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -37,6 +39,7 @@ import (
 
 	"github.com/mcp-proxy/mcp-proxy/internal/docexamples"
 	"github.com/mcp-proxy/mcp-proxy/internal/docgen"
+	"github.com/mcp-proxy/mcp-proxy/internal/results"
 )
 
 var (
@@ -44,6 +47,7 @@ var (
 	shotsDir  = flag.String("screenshots", "../../build/site/screenshots", "where the screenshots go")
 	docsDir   = flag.String("docs", "../../docs", "the docs the site was built from")
 	featDir   = flag.String("features", "../../features", "the feature files the site was built from")
+	genDir    = flag.String("generated", "../../site/generated", "the site's generated inputs (make site), which name the results manifests it used")
 )
 
 // Screenshots: the page path and the file name.
@@ -76,12 +80,40 @@ type pageReport struct {
 	Scenarios []scenarioSection `json:"scenarios"`
 	// Blocks counts the code blocks outside examples.
 	Blocks int `json:"blocks"`
+	// Mailto are links that open a mail program: the docs have none, so
+	// one is text that the renderer took for an address.
+	Mailto []string `json:"mailto"`
+	// Overflow are elements reaching past the page's content column
+	// without a scrolling block around them; Wider says the page scrolls
+	// sideways.
+	Overflow []string `json:"overflow"`
+	Wider    bool     `json:"wider"`
+	Footer   footer   `json:"footer"`
+}
+
+// footer is the provenance the page's footer shows.
+type footer struct {
+	Commit string      `json:"commit"`
+	Dirty  string      `json:"dirty"`
+	Runs   []footerRun `json:"runs"`
+	Parts  []string    `json:"parts"`
+}
+
+type footerRun struct {
+	Command string `json:"command"`
+	Stack   string `json:"stack"`
+	Filter  string `json:"filter"`
+	Passed  string `json:"passed"`
+	Failed  string `json:"failed"`
+	Text    string `json:"text"`
 }
 
 type example struct {
 	ID        string `json:"id"`
 	Badge     bool   `json:"badge"`
+	LeftOut   bool   `json:"left_out"`
 	Scenarios int    `json:"scenarios"`
+	More      bool   `json:"more"`
 	Text      string `json:"text"`
 }
 
@@ -101,7 +133,9 @@ const inspect = `(() => {
     examples: q('[data-example-id]').map(e => ({
       id: e.dataset.exampleId,
       badge: !!e.querySelector('.badge.verified'),
+      left_out: !!e.querySelector('.badge.left-out'),
       scenarios: q('.badge.verified a.scenario', e).length,
+      more: !!e.querySelector('.badge.verified a.more'),
       text: (e.querySelector('.badge') || {innerText: ''}).innerText.trim(),
     })),
     scenarios: q('section.scenario').map(s => ({
@@ -110,6 +144,43 @@ const inspect = `(() => {
       shown: ((s.querySelector('.meta .status') || {innerText: ''}).innerText || '').trim(),
     })),
     blocks: q('pre').filter(p => !p.closest('[data-example-id]')).length,
+    mailto: q('a[href^="mailto:"]').map(a => a.outerHTML.slice(0, 200)),
+    overflow: (() => {
+      const main = document.querySelector('main');
+      if (!main) return [];
+      const cs = getComputedStyle(main);
+      const right = Math.min(main.getBoundingClientRect().right - parseFloat(cs.paddingRight), document.documentElement.clientWidth) + 1;
+      const scrolls = e => {
+        for (let a = e.parentElement; a && a !== main && a !== document.body; a = a.parentElement) {
+          const o = getComputedStyle(a).overflowX;
+          if (o === 'auto' || o === 'scroll') return true;
+        }
+        return false;
+      };
+      const page = document.documentElement.clientWidth + 1;
+      const outside = e => !main.contains(e) && !e.contains(main);
+      // A block whose text runs out of it: its own box fits, its text does not.
+      const spills = e => {
+        const st = getComputedStyle(e);
+        return st.overflowX === 'visible' && /^(block|list-item|flow-root)$/.test(st.display) &&
+          e.getBoundingClientRect().left + e.scrollWidth > right;
+      };
+      return q('*', main).filter(e => (e.getBoundingClientRect().right > right || spills(e)) && !scrolls(e))
+        .concat(q('body *').filter(e => outside(e) && e.getBoundingClientRect().right > page && !scrolls(e)))
+        .map(e => e.tagName.toLowerCase() + (e.className ? '.' + String(e.className).split(' ')[0] : '') +
+          ' ' + Math.round(Math.max(e.getBoundingClientRect().right, e.getBoundingClientRect().left + e.scrollWidth) - right) + 'px too wide: ' + (e.innerText || '').trim().slice(0, 100));
+    })(),
+    wider: document.documentElement.scrollWidth > document.documentElement.clientWidth,
+    footer: (() => {
+      const f = document.querySelector('footer .provenance');
+      if (!f) return {commit: '', dirty: '', runs: [], parts: []};
+      return {
+        commit: f.dataset.commit, dirty: f.dataset.dirty,
+        runs: q('li.run', f).map(li => ({command: li.dataset.command, stack: li.dataset.stack, filter: li.dataset.filter,
+          passed: li.dataset.passed, failed: li.dataset.failed, text: li.innerText.replace(/\s+/g, ' ').trim()})),
+        parts: q('.part', f).map(p => p.dataset.part + ' ' + p.dataset.kind),
+      };
+    })(),
   };
 })()`
 
@@ -352,19 +423,82 @@ func TestSite(t *testing.T) {
 		}
 	}
 
+	// Nothing reads as a mail address; nothing reaches past the page, on a
+	// wide window or a phone's.
+	narrowWidth := int64(420)
+	if err := chromedp.Do(bctx, chromedp.EmulateViewport(narrowWidth, 900)); err != nil {
+		t.Fatalf("narrowing the window: %v", err)
+	}
+	for _, p := range all {
+		pctx, cancelPage := context.WithTimeout(bctx, 30*time.Second)
+		err := chromedp.Do(pctx, chromedp.Navigate(base+p))
+		var narrow *pageReport
+		if err == nil {
+			narrow, err = chromedp.Run(pctx, chromedp.Evaluate[*pageReport](inspect))
+		}
+		cancelPage()
+		if err != nil {
+			t.Errorf("%s at %dpx: %v", p, narrowWidth, err)
+			continue
+		}
+		for i, o := range narrow.Overflow {
+			if i == 5 {
+				t.Errorf("%s at %dpx: and %d more elements past the content column", p, narrowWidth, len(narrow.Overflow)-i)
+				break
+			}
+			t.Errorf("%s at %dpx: past the content column, with no scrolling block around it: %s", p, narrowWidth, o)
+		}
+		if narrow.Wider {
+			t.Errorf("%s at %dpx: the page scrolls sideways: a line neither wraps nor scrolls inside its block", p, narrowWidth)
+		}
+	}
+	for _, p := range all {
+		rep := reports[p]
+		for _, m := range rep.Mailto {
+			t.Errorf("%s: a mailto: link, from text that reads as an address (write values as code): %s", p, m)
+		}
+		for i, o := range rep.Overflow {
+			if i == 5 {
+				t.Errorf("%s: and %d more elements past the content column", p, len(rep.Overflow)-i)
+				break
+			}
+			t.Errorf("%s: past the content column, with no scrolling block around it: %s", p, o)
+		}
+		if rep.Wider {
+			t.Errorf("%s: the page scrolls sideways: a line neither wraps nor scrolls inside its block", p)
+		}
+	}
+
+	// The footer of every page says what the results manifests say.
+	prov, examples := builtFrom(t)
+	for _, p := range all {
+		checkFooter(t, p, reports[p].Footer, prov)
+	}
+
 	// Every documented example is on the site exactly once, with its badge.
 	docs, err := docexamples.Load(*docsDir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	onSite := make(map[string][]string)
-	verified := 0
+	verified, leftOut := 0, 0
 	for _, p := range all {
 		for _, e := range reports[p].Examples {
 			onSite[e.ID] = append(onSite[e.ID], p)
+			ran := len(examples[e.ID].Scenarios)
 			switch {
+			case e.LeftOut && ran == 0:
+				leftOut++
+				continue
+			case e.LeftOut:
+				t.Errorf("%s: example %q is badged as left out, but the results have %d scenarios that ran it", p, e.ID, ran)
+				continue
 			case !e.Badge:
 				t.Errorf("%s: example %q has no verified badge", p, e.ID)
+			case e.Scenarios > docgen.BadgeScenarios:
+				t.Errorf("%s: example %q: its badge names %d scenarios, more than %d: %q", p, e.ID, e.Scenarios, docgen.BadgeScenarios, e.Text)
+			case ran > e.Scenarios && !e.More:
+				t.Errorf("%s: example %q: its badge names %d of its %d scenarios and does not link the rest", p, e.ID, e.Scenarios, ran)
 			case e.Scenarios == 0:
 				t.Errorf("%s: example %q: its badge names no scenario: %q", p, e.ID, e.Text)
 			case !strings.Contains(e.Text, "verified by"):
@@ -413,11 +547,67 @@ func TestSite(t *testing.T) {
 		}
 	}
 
-	t.Logf("%d pages, %d verified examples (%d in the docs), %d feature pages; screenshots in %s", len(reports), verified, len(docs.IDs()), len(feats), *shotsDir)
+	t.Logf("%d pages, %d verified examples and %d left out by the run's stack (%d in the docs), %d feature pages; screenshots in %s", len(reports), verified, leftOut, len(docs.IDs()), len(feats), *shotsDir)
 	if reports["/troubleshooting/"] == nil {
 		// TODO(issue 7): the troubleshooting screenshot appears once
 		// docs/troubleshooting.md exists.
 		t.Logf("no /troubleshooting/ page yet: no troubleshooting screenshot")
+	}
+}
+
+// builtFrom reads the results manifests the site was built from, as its
+// generated data names them, and joins them as make site did.
+func builtFrom(t *testing.T) (results.Provenance, map[string]results.ExampleResult) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(*genDir, "data", "results.json"))
+	if err != nil {
+		t.Fatalf("the site's generated data: %v (run make site)", err)
+	}
+	var data docgen.SiteData
+	if err := json.Unmarshal(b, &data); err != nil {
+		t.Fatal(err)
+	}
+	if len(data.Sources) == 0 {
+		t.Fatal("the site's generated data names no results manifest: run make site")
+	}
+	var ms []*results.Manifest
+	for _, src := range data.Sources {
+		m, err := results.Read(src)
+		if err != nil {
+			t.Fatalf("a manifest the site was built from: %v", err)
+		}
+		ms = append(ms, m)
+	}
+	m := results.Merge(ms...)
+	return m.Provenance, m.Examples
+}
+
+// checkFooter compares a page's footer with the manifests' provenance:
+// the commit, every run's command, stack, tag filter and counts, and the
+// parts.
+func checkFooter(t *testing.T, page string, f footer, want results.Provenance) {
+	t.Helper()
+	if f.Commit != want.Commit {
+		t.Errorf("%s: the footer names commit %q, the results are from %q", page, f.Commit, want.Commit)
+	}
+	if len(f.Runs) != len(want.Runs) {
+		t.Errorf("%s: the footer shows %d runs, the results have %d", page, len(f.Runs), len(want.Runs))
+		return
+	}
+	for i, r := range want.Runs {
+		got := f.Runs[i]
+		counts := fmt.Sprintf("%d passed, %d failed", r.Passed, r.Failed)
+		if got.Command != r.Command || got.Stack != r.Stack || got.Filter != r.Filter || got.Passed != strconv.Itoa(r.Passed) || got.Failed != strconv.Itoa(r.Failed) ||
+			!strings.Contains(got.Text, r.Command) || !strings.Contains(got.Text, counts) {
+			t.Errorf("%s: the footer's run %d says %q (%+v); the results say %q on the %s stack, filter %q, %s", page, i+1, got.Text, got, r.Command, r.Stack, r.Filter, counts)
+		}
+	}
+	var parts []string
+	for _, p := range want.Parts {
+		parts = append(parts, p.Name+" "+p.Kind)
+	}
+	if !slices.Equal(f.Parts, parts) {
+		t.Errorf("%s: the footer's parts %v; the results' %v", page, f.Parts, parts)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -46,6 +47,7 @@ type Local struct {
 	routeHosts []string       // the from hosts of the configuration, served by the proxy
 	replicas   []*replica     // more proxies on the same configuration
 	redis      *exec.Cmd      // a Redis server, when a scenario asked for one
+	miniRedis  *EmbeddedRedis // the embedded one, when redis-server is missing
 	redisMu    sync.Mutex
 	redisURL   string
 	loopback   []string // hosts outside the stack on this machine (TrustLoopbackHost)
@@ -620,12 +622,27 @@ func (c *gatedConn) Close() error {
 type syncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
+	tee io.Writer // also gets every write, when set
 }
 
 func (b *syncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.tee != nil {
+		_, _ = b.tee.Write(p)
+	}
 	return b.buf.Write(p)
+}
+
+// CopyProxyLog writes what the proxy has logged so far to w, and then
+// every line it logs, as it logs it (make demo keeps it in a file).
+func (s *Local) CopyProxyLog(w io.Writer) error {
+	b := &s.proxyLog
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.tee = w
+	_, err := w.Write(b.buf.Bytes())
+	return err
 }
 
 func (b *syncBuffer) String() string {

@@ -2,7 +2,6 @@ package stack
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -11,7 +10,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/alicebob/miniredis/v2/server"
 
 	"github.com/mcp-proxy/mcp-proxy/proxy/netguard"
 )
@@ -62,11 +65,17 @@ type replica struct {
 }
 
 // StartRedis implements Replicas: a real redis-server on a free loopback
-// port, with no persistence, stopped when the stack closes.
+// port, with no persistence, stopped when the stack closes. Without one on
+// PATH it embeds a Redis-protocol server (miniredis) in this process on a
+// loopback port, so the proxy's Redis store still talks RESP over a socket,
+// unless RequireReal named redis-server. Parts says which it was.
 func (s *Local) StartRedis(ctx context.Context) error {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		return errors.New("stack: redis-server is not installed (apt-get install -y redis-server)")
+		if realRequired(PartRedis) {
+			return fmt.Errorf("stack: redis-server is not on PATH, and this run requires the real one (apt-get install -y redis-server)")
+		}
+		return s.startEmbeddedRedis()
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -93,6 +102,7 @@ func (s *Local) StartRedis(ctx context.Context) error {
 		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 200*time.Millisecond)
 		if err == nil {
 			c.Close()
+			recordPart(PartRedis, Real, bin)
 			return nil
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
@@ -105,6 +115,81 @@ func (s *Local) StartRedis(ctx context.Context) error {
 			t.Stop()
 		}
 	}
+}
+
+// startEmbeddedRedis serves the Redis protocol from this process on a
+// loopback port; it listens before it returns, so no wait is needed.
+func (s *Local) startEmbeddedRedis() error {
+	r, err := StartEmbeddedRedis()
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.miniRedis = r
+	s.mu.Unlock()
+	s.redisMu.Lock()
+	s.redisURL = r.URL()
+	s.redisMu.Unlock()
+	recordPart(PartRedis, Embedded, "miniredis"+miniredisVersion+" in process, RESP on 127.0.0.1; redis-server is not on PATH")
+	return nil
+}
+
+// EmbeddedRedis is a Redis-protocol server in this process: miniredis on
+// a loopback port, its clock kept with the wall clock so that keys expire
+// as they would in redis-server (to within a tick).
+type EmbeddedRedis struct {
+	m    *miniredis.Miniredis
+	stop chan struct{}
+	done chan struct{}
+}
+
+// embeddedRedisTick is how often the embedded server's clock moves.
+const embeddedRedisTick = 50 * time.Millisecond
+
+// StartEmbeddedRedis starts an EmbeddedRedis; Close stops it.
+func StartEmbeddedRedis() (*EmbeddedRedis, error) {
+	m := miniredis.NewMiniRedis()
+	if err := m.StartAddr("127.0.0.1:0"); err != nil {
+		return nil, fmt.Errorf("stack: start the embedded Redis server: %w", err)
+	}
+	// The Redis store reads redis_version from INFO server to refuse a
+	// server older than 6.2; miniredis serves only other sections. It
+	// implements the 7.x commands the store uses (GETDEL, SET NX PX, EVAL),
+	// so it answers as 7.2 and names itself.
+	m.Server().SetPreHook(func(c *server.Peer, cmd string, args ...string) bool {
+		if cmd != "INFO" || len(args) != 1 || !strings.EqualFold(args[0], "server") {
+			return false
+		}
+		c.WriteBulk("# Server\r\nredis_version:7.2.0\r\nredis_mode:standalone\r\nminiredis_version:" + miniredisVersion + "\r\n")
+		return true
+	})
+	r := &EmbeddedRedis{m: m, stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		t := time.NewTicker(embeddedRedisTick)
+		defer t.Stop()
+		last := time.Now()
+		for {
+			select {
+			case <-r.stop:
+				return
+			case now := <-t.C:
+				m.FastForward(now.Sub(last))
+				last = now
+			}
+		}
+	}()
+	return r, nil
+}
+
+// URL is the redis:// URL of the server's database 0.
+func (r *EmbeddedRedis) URL() string { return "redis://" + r.m.Addr() + "/0" }
+
+// Close stops the server.
+func (r *EmbeddedRedis) Close() {
+	close(r.stop)
+	<-r.done
+	r.m.Close()
 }
 
 // StartReplica implements Replicas.
@@ -188,6 +273,10 @@ func (s *Local) stopExtras() {
 		_ = s.redis.Process.Kill()
 		_ = s.redis.Wait()
 		s.redis = nil
+	}
+	if s.miniRedis != nil {
+		s.miniRedis.Close()
+		s.miniRedis = nil
 	}
 }
 

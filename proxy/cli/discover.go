@@ -22,7 +22,13 @@ import (
 // verdict an operator can act on. Exit 1 when a route with that remote
 // server would not work as configured.
 func discover(ctx context.Context, args []string, env Env) int {
-	fs := newFlagSet("discover", "Walks discovery for a remote MCP server URL as the proxy would and prints a verdict.\nUsage: mcp-proxy discover [flags] URL", env)
+	const summary = "Walks discovery for a remote MCP server URL as the proxy would and prints a verdict."
+	fs := newFlagSet("discover", summary, env)
+	// The usage line names the URL argument, once.
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: mcp-proxy discover [flags] URL\n\n%s\n\nFlags:\n", summary)
+		fs.PrintDefaults()
+	}
 	caFile := fs.String("ca-file", "", "also trust the CA certificates in this PEM `file`")
 	var private, resolve stringList
 	fs.Var(&private, "allow-private-host", "let this `host[:port]` resolve to a private or loopback address, on that port only (default 443; repeatable)")

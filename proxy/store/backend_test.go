@@ -12,7 +12,8 @@ import (
 	"github.com/mcp-proxy/mcp-proxy/proxy/store/storetest"
 )
 
-func TestMemoryConformance(t *testing.T) {
+// The memory store meets the contract every store backend meets (storetest).
+func TestMemoryStoreMeetsTheBackendContract(t *testing.T) {
 	storetest.Run(t, storetest.Suite{
 		Open: func(t *testing.T, clock *storetest.Clock) store.Backend { return store.NewMemoryClock(clock.Now) },
 	})

@@ -21,7 +21,8 @@ import (
 
 var ctx = context.Background()
 
-func TestConformance(t *testing.T) {
+// The file store meets the contract every store backend meets (storetest).
+func TestFileStoreMeetsTheBackendContract(t *testing.T) {
 	storetest.Run(t, storetest.Suite{
 		Open: func(t *testing.T, clock *storetest.Clock) store.Backend {
 			dir := t.TempDir()

@@ -47,7 +47,10 @@ func open(t *testing.T, url string, o redisstore.Options) *redisstore.Store {
 	return s
 }
 
-func TestConformance(t *testing.T) {
+// The Redis store meets the contract every store backend meets (storetest),
+// sealed and not, on a real redis-server, with a second Store on the same
+// prefix as another replica.
+func TestRedisStoreMeetsTheBackendContract(t *testing.T) {
 	srv := redistest.Start(t)
 	for _, sealed := range []bool{true, false} {
 		t.Run(fmt.Sprint("sealed=", sealed), func(t *testing.T) {

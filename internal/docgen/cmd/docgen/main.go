@@ -74,12 +74,18 @@ func site(args []string) error {
 	_ = fs.Parse(args)
 
 	var ms []*results.Manifest
+	var sources []string
 	for _, path := range strings.Split(*manifest, ",") {
 		m, err := results.Read(path)
 		if err != nil {
 			return fmt.Errorf("%w (run make conformance first)", err)
 		}
 		ms = append(ms, m)
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			return err
+		}
+		sources = append(sources, abs)
 	}
 	m := results.Merge(ms...)
 	docs, err := docexamples.Load(*docsDir)
@@ -92,7 +98,7 @@ func site(args []string) error {
 	if err != nil {
 		return err
 	}
-	sum, err := docgen.WriteSite(*out, docgen.SiteInput{Manifest: m, Docs: docs, DocsDir: *docsDir, Features: feats})
+	sum, err := docgen.WriteSite(*out, docgen.SiteInput{Manifest: m, Docs: docs, DocsDir: *docsDir, Features: feats, Sources: sources})
 	if err != nil {
 		return err
 	}
@@ -125,6 +131,10 @@ func site(args []string) error {
 	}
 	fmt.Printf("docgen: %d of %d documented examples verified, by %d scenarios of %d feature files on the %s stack at %.7s%s; %d diagrams\n",
 		sum.Verified, sum.Examples, sum.Scenarios, sum.Features, p.Stack, p.Commit, dirty, len(diagrams))
+	fmt.Printf("docgen: results of %s\n", p.Command)
+	for _, l := range sum.LeftOut {
+		fmt.Printf("docgen: published unverified: %s\n", l)
+	}
 	if head, err := exec.Command("git", "rev-parse", "HEAD").Output(); err == nil && strings.TrimSpace(string(head)) != p.Commit {
 		fmt.Printf("docgen: note: the results are from commit %.7s, HEAD is %.7s; run make conformance for fresh ones\n", p.Commit, head)
 	}
