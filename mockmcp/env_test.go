@@ -26,8 +26,8 @@ import (
 
 	"github.com/mcp-proxy/mcp-proxy/internal/control"
 	"github.com/mcp-proxy/mcp-proxy/internal/hostmap"
-	"github.com/mcp-proxy/mcp-proxy/proxy/netguard"
 	"github.com/mcp-proxy/mcp-proxy/internal/testca"
+	"github.com/mcp-proxy/mcp-proxy/proxy/netguard"
 )
 
 // The stack's names, as in the docs.

@@ -20,8 +20,8 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
 
-	"github.com/mcp-proxy/mcp-proxy/proxy/netguard"
 	"github.com/mcp-proxy/mcp-proxy/mockas"
+	"github.com/mcp-proxy/mcp-proxy/proxy/netguard"
 )
 
 const interopRedirect = "http://localhost:3000/callback"

@@ -30,10 +30,10 @@ import (
 	"github.com/mcp-proxy/mcp-proxy/internal/clientmeta"
 	"github.com/mcp-proxy/mcp-proxy/internal/docexamples"
 	"github.com/mcp-proxy/mcp-proxy/internal/hostmap"
-	"github.com/mcp-proxy/mcp-proxy/proxy/netguard"
 	"github.com/mcp-proxy/mcp-proxy/internal/testca"
 	"github.com/mcp-proxy/mcp-proxy/mockas"
 	"github.com/mcp-proxy/mcp-proxy/mockmcp"
+	"github.com/mcp-proxy/mcp-proxy/proxy/netguard"
 )
 
 var quickstart = flag.String("quickstart", "../../docs/quickstart.md", "the Quick Start page whose commands run")

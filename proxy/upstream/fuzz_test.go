@@ -46,7 +46,7 @@ func FuzzTokenResponse(f *testing.F) {
 func FuzzRegistration(f *testing.F) {
 	for _, s := range []string{
 		`{"client_id":"s6BhdRkqt3","client_secret":"cf136dc3c1fc93f31185e5885805d","client_id_issued_at":2893256800,"client_secret_expires_at":2893276800,"redirect_uris":["https://client.example.org/callback"],"token_endpoint_auth_method":"client_secret_basic"}`, // RFC 7591 §3.2.1
-		`{"client_id":"c","jwks":{},"registration_access_token":"reg-secret","registration_client_uri":"https://as/clients/c"}`, // Hydra
+		`{"client_id":"c","jwks":{},"registration_access_token":"reg-secret","registration_client_uri":"https://as/clients/c"}`,                                                                                                                                        // Hydra
 		`{"client_id":"c","client_id_issued_at":"2893256800","client_secret_expires_at":null}`,
 		`{}`, `[]`, `null`,
 	} {
