@@ -109,7 +109,6 @@ func (f *Flow) Redeem(ctx context.Context, p *Pending, q url.Values, secret stri
 		Subject:      p.Subject,
 		Client:       p.Client,
 		Acquired:     f.Now(),
-		Issued:       f.Now(),
 		Scopes:       tokens.GrantedScopes(tok, p.Grant.Scopes),
 	}, nil
 }
