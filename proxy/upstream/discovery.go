@@ -212,15 +212,27 @@ func (c *Discoverer) discover(ctx context.Context, mcpURL, fallbackIssuer string
 		return nil, fail(stepPRM, "%v", err)
 	}
 
-	asm, err := c.authServerMetadata(ctx, d.Issuer)
+	asm, err := c.checkedAuthServerMetadata(ctx, d.Issuer)
 	if err != nil {
-		return nil, fail(stepASM, "The authorization server %s is unusable: %v", d.Issuer, unwrapURLError(err))
+		return nil, &Error{URL: mcpURL, Step: stepASM, Err: err}
+	}
+	d.AS = asm
+	return d, nil
+}
+
+// checkedAuthServerMetadata fetches the issuer's metadata and checks what
+// the proxy needs of it: PKCE with S256, both endpoints, and endpoints on
+// hosts it may reach.
+func (c *Discoverer) checkedAuthServerMetadata(ctx context.Context, issuer string) (*oauthex.AuthServerMeta, error) {
+	asm, err := c.authServerMetadata(ctx, issuer)
+	if err != nil {
+		return nil, sentencef("The authorization server %s is unusable: %v", issuer, unwrapURLError(err))
 	}
 	if !slices.Contains(asm.CodeChallengeMethodsSupported, "S256") {
-		return nil, fail(stepASM, "The authorization server %s does not support PKCE with S256 (code_challenge_methods_supported: %v); the proxy will not authorize without it.", d.Issuer, asm.CodeChallengeMethodsSupported)
+		return nil, sentencef("The authorization server %s does not support PKCE with S256 (code_challenge_methods_supported: %v); the proxy will not authorize without it.", issuer, asm.CodeChallengeMethodsSupported)
 	}
 	if asm.AuthorizationEndpoint == "" || asm.TokenEndpoint == "" {
-		return nil, fail(stepASM, "The authorization server %s publishes no authorization_endpoint or token_endpoint.", d.Issuer)
+		return nil, sentencef("The authorization server %s publishes no authorization_endpoint or token_endpoint.", issuer)
 	}
 	for _, e := range []struct{ name, url string }{
 		{"authorization_endpoint", asm.AuthorizationEndpoint}, {"token_endpoint", asm.TokenEndpoint},
@@ -230,11 +242,10 @@ func (c *Discoverer) discover(ctx context.Context, mcpURL, fallbackIssuer string
 			continue
 		}
 		if err := c.allow(e.url, "the "+e.name); err != nil {
-			return nil, fail(stepASM, "The proxy refused %v", err)
+			return nil, sentencef("The proxy refused %v", err)
 		}
 	}
-	d.AS = asm
-	return d, nil
+	return asm, nil
 }
 
 // AuthServerMetadataURLs lists where the metadata of issuer may be, in the
@@ -309,75 +320,6 @@ func joinAnd(s []string) string {
 		return s[0]
 	}
 	return strings.Join(s[:len(s)-1], ", ") + " and " + s[len(s)-1]
-}
-
-// The probes: the first request an MCP client sends, without a token.
-// A 2026-07-28 server checks a request's shape (the protocol version
-// header and _meta) before it authenticates it, and an older server does
-// not know server/discover, so the proxy asks the new way first and falls
-// back to the older initialize when the answer proves nothing.
-const (
-	probeDiscover   = `{"jsonrpc":"2.0","id":1,"method":"server/discover","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/clientInfo":{"name":"mcp-proxy","version":"1"}}}}`
-	probeInitialize = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"mcp-proxy","version":"1"}}}`
-)
-
-// probe sends the MCP endpoint the first request an MCP client would (a
-// POST of server/discover, then of initialize when that proves nothing),
-// without a token, and returns the status and the WWW-Authenticate
-// challenges of the answer that says the most.
-func (c *Discoverer) probe(ctx context.Context, mcpURL string) (int, []oauthex.Challenge, error) {
-	status, challenges, err := c.probeOnce(ctx, mcpURL, "server/discover", "2026-07-28", probeDiscover)
-	if err != nil || conclusive(status, challenges) {
-		return status, challenges, err
-	}
-	return c.probeOnce(ctx, mcpURL, "initialize", "2025-11-25", probeInitialize)
-}
-
-// conclusive reports whether an answer to a probe tells whether the server
-// needs authorization: a success, or a challenge.
-func conclusive(status int, challenges []oauthex.Challenge) bool {
-	return status >= 200 && status < 300 || len(challenges) > 0
-}
-
-func (c *Discoverer) probeOnce(ctx context.Context, mcpURL, method, version, body string) (int, []oauthex.Challenge, error) {
-	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, mcpURL, strings.NewReader(body))
-	if err != nil {
-		return 0, nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json, text/event-stream")
-	req.Header.Set("MCP-Protocol-Version", version)
-	req.Header.Set("Mcp-Method", method)
-	resp, err := c.HTTP.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	_, _ = io.CopyN(io.Discard, resp.Body, 4096)
-	resp.Body.Close()
-	if sid := resp.Header.Get("Mcp-Session-Id"); sid != "" {
-		c.endSession(ctx, mcpURL, sid, version)
-	}
-	challenges, err := oauthex.ParseWWWAuthenticate(resp.Header.Values("WWW-Authenticate"))
-	if err != nil {
-		return resp.StatusCode, nil, fmt.Errorf("unreadable WWW-Authenticate header: %w", err)
-	}
-	return resp.StatusCode, challenges, nil
-}
-
-// endSession ends the session a probe opened on a server that needs no
-// authorization, so that probing leaves nothing behind.
-func (c *Discoverer) endSession(ctx context.Context, mcpURL, sid, version string) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, mcpURL, nil)
-	if err != nil {
-		return
-	}
-	req.Header.Set("Mcp-Session-Id", sid)
-	req.Header.Set("MCP-Protocol-Version", version)
-	if resp, err := c.HTTP.Do(req); err == nil {
-		resp.Body.Close()
-	}
 }
 
 // noMetadataError says that no location had protected resource metadata
