@@ -50,9 +50,10 @@ type Options struct {
 
 // Handler forwards one route's requests.
 type Handler struct {
-	o  Options
-	to *url.URL
-	rp *httputil.ReverseProxy
+	o    Options
+	to   *url.URL
+	rp   *httputil.ReverseProxy
+	auth authHeaders
 }
 
 // New returns the forwarder of a route.
@@ -100,7 +101,7 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	setBody(pr.In, pr.Out)
 	pr.Out.Header.Del(upstreamAuthHdr)
 	if t := tokens.FromContext(pr.In.Context()); t != nil {
-		pr.Out.Header.Set(upstreamAuthHdr, "Bearer "+t.AccessToken)
+		pr.Out.Header.Set(upstreamAuthHdr, h.auth.value(t))
 	}
 	stripProxyCookies(pr.Out.Header)
 }

@@ -2,7 +2,6 @@ package forward
 
 import (
 	"bytes"
-	"crypto/tls"
 	"errors"
 	"io"
 	"mime"
@@ -10,6 +9,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+
+	"github.com/mcp-proxy/mcp-proxy/proxy/tokens"
 )
 
 // The warm path's plumbing (docs/performance.md): what the request path
@@ -26,21 +28,23 @@ const copyBufferSize = 32 << 10
 // 32 KiB allocation (and the collector no 32 KiB to sweep).
 var copyBuffers = &bufferPool{}
 
+// bufferPool pools arrays, not slices: a slice converts back to the
+// pointer to its array without an allocation, where putting a slice in a
+// sync.Pool would allocate its header each time.
 type bufferPool struct{ p sync.Pool }
 
 func (b *bufferPool) Get() []byte {
-	if v, ok := b.p.Get().(*[]byte); ok {
-		return *v
+	if v, ok := b.p.Get().(*[copyBufferSize]byte); ok {
+		return v[:]
 	}
-	return make([]byte, copyBufferSize)
+	return new([copyBufferSize]byte)[:]
 }
 
 func (b *bufferPool) Put(buf []byte) {
 	if cap(buf) < copyBufferSize {
 		return
 	}
-	buf = buf[:copyBufferSize]
-	b.p.Put(&buf)
+	b.p.Put((*[copyBufferSize]byte)(buf[:copyBufferSize]))
 }
 
 // MaxBufferedBody is the largest request body (with a Content-Length) the
@@ -157,12 +161,12 @@ type prefixed struct {
 
 // forwardingTransport is the route's transport towards its remote
 // server. When base is an *http.Transport (the proxy's guarded one), it is
-// a clone that speaks HTTP/1.1: Go's HTTP/1.1 client writes a request with
-// a small in-memory body in one write and has no per-stream machinery,
-// where its HTTP/2 client writes the headers and the body separately and
-// costs more CPU per request (see docs/performance.md); each route keeps
-// its own pool of keep-alive connections. Other RoundTrippers (tests) are
-// used as they are.
+// a clone that speaks HTTP/1.1, with its own pool of keep-alive
+// connections: Go's HTTP/1.1 client writes a request with a small
+// in-memory body in one write, where its HTTP/2 client always flushes the
+// headers before the body, a third write per forwarded request on top of
+// reading the request and writing the answer (docs/performance.md). Other
+// RoundTrippers (tests) are used as they are.
 func forwardingTransport(base http.RoundTripper) http.RoundTripper {
 	t, ok := base.(*http.Transport)
 	if !ok {
@@ -172,10 +176,38 @@ func forwardingTransport(base http.RoundTripper) http.RoundTripper {
 	var p http.Protocols
 	p.SetHTTP1(true)
 	c.Protocols = &p
-	c.ForceAttemptHTTP2 = false
-	c.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
 	if c.TLSClientConfig != nil {
+		// Clone keeps "h2" when the original transport offered it already.
 		c.TLSClientConfig.NextProtos = []string{"http/1.1"}
 	}
 	return c
+}
+
+// authHeaders hold the Authorization header value of each upstream token
+// the route forwarded with lately, so that a warm request does not build
+// "Bearer " + a token of a kilobyte or so each time. The token source
+// hands out the same *tokens.Token for a key until the record changes; at
+// most maxAuthHeaders are kept, then the map starts again.
+type authHeaders struct {
+	m sync.Map // *tokens.Token → authHeader
+	n atomic.Int64
+}
+
+type authHeader struct{ token, value string }
+
+const maxAuthHeaders = 4096
+
+func (a *authHeaders) value(t *tokens.Token) string {
+	if v, ok := a.m.Load(t); ok {
+		if h := v.(authHeader); h.token == t.AccessToken {
+			return h.value
+		}
+	}
+	v := "Bearer " + t.AccessToken
+	if a.n.Add(1) > maxAuthHeaders {
+		a.m.Clear()
+		a.n.Store(1)
+	}
+	a.m.Store(t, authHeader{token: t.AccessToken, value: v})
+	return v
 }
