@@ -85,7 +85,7 @@ demo:
 # separate processes, each one's CPU read from /proc. Direct, the bare hop
 # and mcp-proxy alternate, at concurrency 1, 16 and 64, against the MCP Go
 # SDK echo server and a canned answer, over HTTP/1.1 and HTTP/2 on the
-# client leg; the table gives medians of 3 rounds, the budget's checks
+# client leg; the table gives medians of 5 rounds, the budget's checks
 # follow. Every answer is checked, and so are the proxy's token cache hits.
 # About four minutes; BENCHFLAGS=-h lists the knobs (-strict fails on a
 # missed budget).

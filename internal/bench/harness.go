@@ -428,8 +428,9 @@ func (h *Harness) Close() error {
 			continue
 		}
 		seen[c] = true
-		if h.ProfileDir != "" && c == h.procs[ProxyHost] {
-			// Interrupted, the profiling proxy writes its profiles.
+		if h.ProfileDir != "" && (c == h.procs[ProxyHost] || c == h.procs[BareHost]) {
+			// Interrupted, the profiled proxy and bare hop write their
+			// profiles.
 			c.Process.Signal(os.Interrupt)
 			select {
 			case <-h.done[c]:

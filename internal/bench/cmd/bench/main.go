@@ -29,12 +29,12 @@ func main() {
 
 func run() error {
 	bin := flag.String("bin", "build/bench/bin", "`directory` of the binaries: mcp-proxy, benchupstream, barehop, loadgen")
-	rounds := flag.Int("rounds", 3, "alternating rounds; the table gives medians")
+	rounds := flag.Int("rounds", 5, "alternating rounds; the table gives medians")
 	concs := flag.String("c", "1,16,64", "comma-separated concurrencies")
 	protos := flag.String("proto", "h1,h2", "comma-separated client legs: h1, h2")
 	ups := flag.String("upstream", "sdk,canned", "comma-separated upstreams: sdk, canned")
-	warmup := flag.Duration("warmup", 400*time.Millisecond, "load before each measured window")
-	dur := flag.Duration("duration", 1500*time.Millisecond, "each measured window")
+	warmup := flag.Duration("warmup", 300*time.Millisecond, "load before each measured window")
+	dur := flag.Duration("duration", time.Second, "each measured window")
 	keep := flag.Bool("keep", false, "keep the working directory (logs, certificates)")
 	profile := flag.String("profile", "", "run mcp-proxy as profproxy and write its CPU and allocation profiles to this `directory`")
 	strict := flag.Bool("strict", false, "exit 1 when a check of the budget misses")
