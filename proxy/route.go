@@ -109,7 +109,9 @@ func (rt *route) admit(w http.ResponseWriter, r *http.Request) error {
 	if r.ContentLength > limit {
 		return forward.TooLarge(rt.cfg)
 	}
-	if r.Body != nil && r.Body != http.NoBody {
+	// A body of known length cannot outgrow it (the server stops reading
+	// there); only one of unknown length needs the limit on its reads.
+	if r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody {
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
 	}
 	return nil

@@ -1,141 +1,67 @@
-// Package bench measures the proxy's warm path against calling the remote
-// MCP server directly, in one run: `make bench`.
-//
-// Both sides are the official MCP Go SDK client calling the echo tool of
-// mockmcp over HTTPS on the in-process stack. "direct" holds a token from
-// the authorization server (client credentials, resource = the server);
-// "proxied" is alice's MCP client through mcp-proxy with the Quick Start
-// configuration, after its one-time authorization. Every component runs in
-// this process, so cpu-us/op is the CPU of the whole exchange; the proxy's
-// own cost is the difference between the two.
 package bench
 
 import (
-	"context"
-	"net/http"
-	"net/http/httputil"
-	"net/url"
-	"path/filepath"
-	"syscall"
+	"strings"
 	"testing"
 	"time"
-
-	"github.com/modelcontextprotocol/go-sdk/mcp"
-	"golang.org/x/oauth2"
-	"golang.org/x/oauth2/clientcredentials"
-
-	"github.com/mcp-proxy/mcp-proxy/internal/actors"
-	"github.com/mcp-proxy/mcp-proxy/internal/docexamples"
-	"github.com/mcp-proxy/mcp-proxy/internal/stack"
 )
 
-// bareHost serves the baseline hop.
-const bareHost = "bare-hop.example.com"
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
+func TestParseStat(t *testing.T) {
+	// A command name with spaces and parentheses; utime 250, stime 50.
+	line := []byte("4242 (mcp (proxy) x) S 1 4242 4242 0 -1 4194560 1234 0 0 0 250 50 0 0 20 0 9 0 100 0 0\n")
+	got, err := parseStat(line)
+	if err != nil || got != 3*time.Second {
+		t.Fatalf("parseStat = %v, %v; want 3s", got, err)
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	if _, err := parseStat([]byte("4242 (short) S 1 2")); err == nil {
+		t.Error("a short line parsed")
+	}
 }
 
-func run(b *testing.B, sess *mcp.ClientSession) {
-	ctx := context.Background()
-	args := &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "hello"}}
-	// Warm up connections and caches outside the measurement.
-	for range 20 {
-		if _, err := sess.CallTool(ctx, args); err != nil {
-			b.Fatal(err)
-		}
+func TestProcessCPUOfSelf(t *testing.T) {
+	if _, err := ProcessCPU(0); err != nil {
+		t.Skipf("no /proc here: %v", err)
 	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	start := cpuTime()
-	for b.Loop() {
-		res, err := sess.CallTool(ctx, args)
-		if err != nil || res.IsError {
-			b.Fatalf("echo: %v %v", err, res)
-		}
-	}
-	b.StopTimer()
-	b.ReportMetric(float64((cpuTime()-start).Microseconds())/float64(b.N), "cpu-us/op")
 }
 
-func BenchmarkEcho(b *testing.B) {
-	docs, err := docexamples.Load(filepath.Join("..", "..", "docs"))
-	if err != nil {
-		b.Fatal(err)
+func TestRatiosAreOfPairs(t *testing.T) {
+	// Each round's ratio first, then the median: a slow round of both
+	// targets does not skew the ratio.
+	a := []Sample{{RPS: 50}, {RPS: 10}, {RPS: 60}}
+	b := []Sample{{RPS: 100}, {RPS: 20}, {RPS: 100}}
+	if got := ratio(a, b, rps); got != 0.5 {
+		t.Errorf("ratio = %v, want 0.5", got)
 	}
-	ex, err := docs.Get("quickstart-minimal")
-	if err != nil {
-		b.Fatal(err)
+	if got := median([]float64{3, 1, 2, 10}); got != 2.5 {
+		t.Errorf("median = %v, want 2.5", got)
 	}
-	st, err := stack.NewLocal()
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { st.Close() })
-	if err := st.WriteConfig(ex.Body); err != nil {
-		b.Fatal(err)
-	}
-	ctx := context.Background()
-	if err := st.StartProxy(ctx); err != nil {
-		b.Fatal(err)
-	}
+}
 
-	cc := &clientcredentials.Config{
-		ClientID: stack.UpstreamConfidentialClient, ClientSecret: stack.UpstreamClientSecret,
-		TokenURL:       "https://" + stack.ASHost + "/token",
-		EndpointParams: map[string][]string{"resource": {stack.UpstreamResource}},
-		AuthStyle:      oauth2.AuthStyleInHeader,
-	}
-	ts := cc.TokenSource(context.WithValue(ctx, oauth2.HTTPClient, &http.Client{Transport: st.Transport()}))
-	tok, err := ts.Token()
-	if err != nil {
-		b.Fatal(err)
-	}
-	connect := func(b *testing.B, endpoint string, rt http.RoundTripper) *mcp.ClientSession {
-		client := mcp.NewClient(&mcp.Implementation{Name: "bench", Version: "1"}, nil)
-		sess, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: endpoint, HTTPClient: &http.Client{Transport: rt}}, nil)
-		if err != nil {
-			b.Fatal(err)
+func TestChecks(t *testing.T) {
+	cells := []Cell{{"canned", "h1", 16}, {"sdk", "h1", 64}}
+	r := &Results{Cells: cells, Samples: map[Cell]map[string][]Sample{
+		cells[0]: {Direct: {{RPS: 1000}}, BareHop: {{RPS: 400, HopCPU: 100}}, Proxy: {{RPS: 450, HopCPU: 70}}},
+		cells[1]: {Direct: {{RPS: 1000}}, BareHop: {{RPS: 700, HopCPU: 200}}, Proxy: {{RPS: 800, HopCPU: 150}}},
+	}, ProxyRequests: map[string]int64{ProxyHost: 10, ProxyCannedHost: 10},
+		CacheHits: map[string]float64{ProxyHost: 12, ProxyCannedHost: 9}, CacheOther: map[string]float64{}}
+	var ok, missed []string
+	for _, c := range r.Checks() {
+		if c.OK {
+			ok = append(ok, c.What)
+		} else {
+			missed = append(missed, c.What)
 		}
-		b.Cleanup(func() { sess.Close() })
-		return sess
 	}
-
-	// A bare reverse proxy hop that only adds the bearer header: the
-	// baseline of DESIGN §5.9 that mcp-proxy's warm path is compared with.
-	target, _ := url.Parse("https://" + stack.UpstreamHost)
-	bare := &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.SetURL(target)
-			pr.Out.Host = ""
-			pr.Out.Header.Set("Authorization", "Bearer "+tok.AccessToken)
-		},
-		Transport: st.Transport(),
+	want := []string{"sdk h1 c=64: mcp-proxy 0.80x direct", ProxyCannedHost + ": 10 measured requests, 9 token cache hits"}
+	if len(missed) != len(want) {
+		t.Fatalf("missed %q, want %d", missed, len(want))
 	}
-	if err := st.Serve(bareHost, bare); err != nil {
-		b.Fatal(err)
-	}
-
-	b.Run("direct", func(b *testing.B) {
-		run(b, connect(b, stack.UpstreamResource, &oauth2.Transport{Source: oauth2.StaticTokenSource(tok), Base: st.Transport()}))
-	})
-	b.Run("bare-hop", func(b *testing.B) {
-		run(b, connect(b, "https://"+bareHost+"/mcp", st.Transport()))
-	})
-	b.Run("proxied", func(b *testing.B) {
-		name := "bench-client"
-		c, err := actors.NewMCPClient(st.Transport(), "alice", name, st.ClientMetadataURL(name), st.ClientRedirectURL(name))
-		if err != nil {
-			b.Fatal(err)
+	for i, w := range want {
+		if !strings.HasPrefix(missed[i], w) {
+			t.Errorf("missed[%d] = %q, want it to start %q", i, missed[i], w)
 		}
-		if err := c.Connect(ctx, "https://"+stack.ProxyHost+"/mcp"); err != nil {
-			b.Fatal(err)
-		}
-		defer c.Close()
-		run(b, c.Session())
-	})
+	}
+	if len(ok) != 2 || !strings.HasPrefix(ok[0], "canned h1 c=16: mcp-proxy CPU 0.70x") {
+		t.Errorf("ok = %q", ok)
+	}
 }

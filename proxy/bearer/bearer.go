@@ -76,10 +76,42 @@ func (t *Tokens) Check(ctx context.Context, route, token string) (*Grant, error)
 
 type ctxKey struct{}
 
+// state is what the request path knows about a request once its bearer
+// token checked out: the grant, and the binding key the binding step
+// settled on. One context value holds both, so the binding step adds no
+// copy of the request of its own.
+type state struct {
+	grant *Grant
+	key   string
+}
+
 // GrantFromContext returns the grant [Require] stored, or nil.
 func GrantFromContext(ctx context.Context) *Grant {
-	g, _ := ctx.Value(ctxKey{}).(*Grant)
-	return g
+	if s, _ := ctx.Value(ctxKey{}).(*state); s != nil {
+		return s.grant
+	}
+	return nil
+}
+
+// SetBindingKey records key as the binding key of the request whose
+// context is ctx (the binding step calls it once it has checked the key);
+// it reports false when ctx holds no grant. A request is served by one
+// goroutine at a time, so the record needs no lock.
+func SetBindingKey(ctx context.Context, key string) bool {
+	s, _ := ctx.Value(ctxKey{}).(*state)
+	if s == nil {
+		return false
+	}
+	s.key = key
+	return true
+}
+
+// BindingKey returns the key [SetBindingKey] recorded, or "".
+func BindingKey(ctx context.Context) string {
+	if s, _ := ctx.Value(ctxKey{}).(*state); s != nil {
+		return s.key
+	}
+	return ""
 }
 
 // Require checks the request's bearer token and serves next with its grant
@@ -102,7 +134,7 @@ func Require(t *Tokens, route string, metadataURL func(path string) string, rs *
 			rs.Write(w, r, Challenge(metadataURL(r.URL.Path), "invalid_token", "the token is unknown or expired; authorize again"))
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, g)))
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, &state{grant: g})))
 	})
 }
 

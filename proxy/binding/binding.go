@@ -42,14 +42,9 @@ var escaper = strings.NewReplacer("\\", "\\\\", "\x00", "\\0")
 
 func part(s string) string { return escaper.Replace(s) }
 
-type ctxKey struct{}
-
 // KeyFromContext returns the binding key [Resolve] stored: "" when the
 // request's grant needs no upstream token.
-func KeyFromContext(ctx context.Context) string {
-	k, _ := ctx.Value(ctxKey{}).(string)
-	return k
-}
+func KeyFromContext(ctx context.Context) string { return bearer.BindingKey(ctx) }
 
 // Resolve is the binding step: it takes the binding key of the request's
 // grant (stored by bearer.Require) and serves next with it, refusing a key
@@ -71,6 +66,8 @@ func Resolve(mode config.BindingMode, route string, rs *apierror.Responder, next
 				"The grant's token binding is not this route's; the proxy did not forward the request."))
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, g.BindingKey)))
+		// The key rides the grant's context value: no request copy.
+		bearer.SetBindingKey(r.Context(), g.BindingKey)
+		next.ServeHTTP(w, r)
 	})
 }

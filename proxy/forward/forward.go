@@ -54,39 +54,45 @@ type Options struct {
 
 // Handler forwards one route's requests.
 type Handler struct {
-	o  Options
-	to *url.URL
-	rp *httputil.ReverseProxy
+	o    Options
+	to   *url.URL
+	rp   *httputil.ReverseProxy
+	auth authHeaders
 }
 
 // New returns the forwarder of a route.
 func New(o Options) *Handler {
 	h := &Handler{o: o, to: o.Route.ToURL()}
+	route := o.Route.Key()
 	h.rp = &httputil.ReverseProxy{
-		Rewrite:        h.rewrite,
-		Transport:      headerTimeout{base: o.Transport, d: o.Route.Server().Timeout()},
+		Rewrite: h.rewrite,
+		Transport: headerTimeout{base: forwardingTransport(o.Transport), d: o.Route.Server().Timeout(), now: o.Now,
+			observe: func(code int, d time.Duration) { o.Metrics.UpstreamRequest(route, code, d) }},
 		ModifyResponse: h.modifyResponse,
 		ErrorHandler:   h.forwardError,
 		ErrorLog:       slog.NewLogLogger(o.Log.With(slog.String("event", "http_library")).Handler(), slog.LevelWarn),
+		// FlushInterval 0: answers of known length are not flushed until
+		// they are written; server-sent events (and answers of unknown
+		// length that collectAnswer leaves as they are) are flushed after
+		// every write, as ReverseProxy does for them.
+		BufferPool: copyBuffers,
 	}
 	return h
 }
 
-type ctxKey struct{}
-
-// started rides the context of a forwarded request.
-type started struct{ at time.Time }
-
 // ServeHTTP forwards r; a GET (a server-sent event stream) is tracked so
 // that shutdown can end it.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	ctx := context.WithValue(r.Context(), ctxKey{}, &started{at: h.o.Now()})
-	if r.Method == http.MethodGet {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithCancel(ctx)
-		defer h.o.Streams.track(r, cancel)()
+	if err := readSmallBody(r); err != nil {
+		h.forwardError(w, r, err)
+		return
 	}
-	h.rp.ServeHTTP(w, r.WithContext(ctx))
+	if r.Method == http.MethodGet {
+		ctx, cancel := context.WithCancel(r.Context())
+		defer h.o.Streams.track(r, cancel)()
+		r = r.WithContext(ctx)
+	}
+	h.rp.ServeHTTP(w, r)
 }
 
 const upstreamAuthHdr = "Authorization"
@@ -96,9 +102,10 @@ const upstreamAuthHdr = "Authorization"
 func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetURL(h.to)
 	pr.Out.Host = "" // the remote server's own host
+	setBody(pr.In, pr.Out)
 	pr.Out.Header.Del(upstreamAuthHdr)
 	if t := tokens.FromContext(pr.In.Context()); t != nil {
-		pr.Out.Header.Set(upstreamAuthHdr, "Bearer "+t.AccessToken)
+		pr.Out.Header.Set(upstreamAuthHdr, h.auth.value(t))
 	}
 	stripProxyCookies(pr.Out.Header)
 }
@@ -134,9 +141,6 @@ func stripProxyCookies(h http.Header) {
 // authorization asks the user for them (bounded by MaxStepUps).
 func (h *Handler) modifyResponse(resp *http.Response) error {
 	ctx := resp.Request.Context()
-	if s, _ := ctx.Value(ctxKey{}).(*started); s != nil {
-		h.o.Metrics.UpstreamRequest(h.o.Route.Key(), resp.StatusCode, h.o.Now().Sub(s.at))
-	}
 	t := tokens.FromContext(ctx)
 	if resp.StatusCode == http.StatusUnauthorized {
 		// The remote server's own challenge never reaches the MCP client: it
@@ -151,7 +155,7 @@ func (h *Handler) modifyResponse(resp *http.Response) error {
 		return errUpstreamRejected
 	}
 	if t == nil {
-		return nil
+		return collectAnswer(resp)
 	}
 	switch {
 	case resp.StatusCode == http.StatusForbidden:
@@ -167,7 +171,7 @@ func (h *Handler) modifyResponse(resp *http.Response) error {
 	case resp.StatusCode < 400 && t.StepUps > 0:
 		h.o.Tokens.Answered(ctx, t)
 	}
-	return nil
+	return collectAnswer(resp)
 }
 
 // insufficientScope reads an RFC 6750 insufficient_scope challenge.
@@ -198,13 +202,9 @@ var (
 
 // forwardError answers a failed forward: 502 when the remote server could
 // not be reached, 504 when it did not answer in time, and the challenges of
-// modifyResponse.
+// modifyResponse. (The upstream request's duration and code were recorded
+// by the transport, headerTimeout.)
 func (h *Handler) forwardError(w http.ResponseWriter, r *http.Request, err error) {
-	var su *stepUpError
-	if s, _ := r.Context().Value(ctxKey{}).(*started); s != nil && !errors.Is(err, errUpstreamRejected) && !errors.Is(err, errUpstreamChallenged) &&
-		!errors.As(err, &su) && !errors.Is(err, errScopeExhausted) {
-		h.o.Metrics.UpstreamRequest(h.o.Route.Key(), 0, h.o.Now().Sub(s.at))
-	}
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		return // the client went away; nothing to answer
 	}

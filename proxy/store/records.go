@@ -84,7 +84,7 @@ func (r Records[T]) Cached(ctx context.Context, key string) (*T, error) {
 	if r.Hot == nil {
 		return r.Get(ctx, key)
 	}
-	ck := string(r.NS) + "\x00" + key
+	ck := hotKey{r.NS, key}
 	if v, ok := r.Hot.get(ck); ok {
 		t, _ := v.(*T)
 		return t, nil
@@ -99,7 +99,7 @@ func (r Records[T]) Cached(ctx context.Context, key string) (*T, error) {
 
 func (r Records[T]) forget(key string) {
 	if r.Hot != nil {
-		r.Hot.forget(string(r.NS) + "\x00" + key)
+		r.Hot.forget(hotKey{r.NS, key})
 	}
 }
 
@@ -126,12 +126,19 @@ type HotCache struct {
 	Now func() time.Time
 
 	mu      sync.Mutex
-	entries map[string]*list.Element
+	entries map[hotKey]*list.Element
 	order   list.List // front: most recently used
 }
 
+// hotKey names a cached record: a struct, so that a lookup on the request
+// path builds no string.
+type hotKey struct {
+	ns  Namespace
+	key string
+}
+
 type hotEntry struct {
-	key   string
+	key   hotKey
 	v     any
 	until time.Time
 }
@@ -148,7 +155,7 @@ func (c *HotCache) Len() int {
 	return len(c.entries)
 }
 
-func (c *HotCache) get(key string) (any, bool) {
+func (c *HotCache) get(key hotKey) (any, bool) {
 	now := c.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -166,12 +173,12 @@ func (c *HotCache) get(key string) (any, bool) {
 	return e.v, true
 }
 
-func (c *HotCache) put(key string, v any) {
+func (c *HotCache) put(key hotKey, v any) {
 	until := c.Now().Add(c.TTL)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.entries == nil {
-		c.entries = make(map[string]*list.Element)
+		c.entries = make(map[hotKey]*list.Element)
 	}
 	if el, ok := c.entries[key]; ok {
 		el.Value = &hotEntry{key: key, v: v, until: until}
@@ -186,7 +193,7 @@ func (c *HotCache) put(key string, v any) {
 	}
 }
 
-func (c *HotCache) forget(key string) {
+func (c *HotCache) forget(key hotKey) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if el, ok := c.entries[key]; ok {

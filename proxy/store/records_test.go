@@ -32,26 +32,28 @@ func TestHotCacheEvictsOneAtATime(t *testing.T) {
 	now := time.Unix(0, 0)
 	c := NewHotCache(time.Minute, 3, func() time.Time { return now })
 	for i := range 3 {
-		c.put(fmt.Sprint(i), i)
+		c.put(hk(fmt.Sprint(i)), i)
 	}
-	c.get("0") // 1 is now the least recently used
-	c.put("3", 3)
+	c.get(hk("0")) // 1 is now the least recently used
+	c.put(hk("3"), 3)
 	if c.Len() != 3 {
 		t.Fatalf("Len = %d, want 3", c.Len())
 	}
-	if _, ok := c.get("1"); ok {
+	if _, ok := c.get(hk("1")); ok {
 		t.Error("the least recently used entry survived")
 	}
 	for _, k := range []string{"0", "2", "3"} {
-		if _, ok := c.get(k); !ok {
+		if _, ok := c.get(hk(k)); !ok {
 			t.Errorf("entry %s was dropped", k)
 		}
 	}
 	now = now.Add(time.Minute)
-	if _, ok := c.get("0"); ok {
+	if _, ok := c.get(hk("0")); ok {
 		t.Error("an entry outlived its TTL")
 	}
 }
+
+func hk(k string) hotKey { return hotKey{"test", k} }
 
 // TestCachedSeesOwnWrites: a write through the same Records is visible at
 // once; a write behind its back only after the TTL.

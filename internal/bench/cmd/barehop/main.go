@@ -1,0 +1,122 @@
+// Command barehop is the baseline of `make bench` (DESIGN §5.9): a bare
+// httputil.ReverseProxy over TLS that only sends each request on to the
+// upstream its Host names, with a fixed bearer token in place of the
+// client's. It has the defaults of the standard library (no buffer pool, no
+// flush interval) and the proxy's outbound transport settings.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/pprof"
+	"strings"
+	"time"
+
+	"github.com/mcp-proxy/mcp-proxy/proxy/netguard"
+)
+
+type list []string
+
+func (l *list) String() string     { return strings.Join(*l, ",") }
+func (l *list) Set(v string) error { *l = append(*l, v); return nil }
+
+func main() {
+	listen := flag.String("listen", "127.0.0.1:9443", "`address` to listen on")
+	certFile := flag.String("tls-cert", "", "TLS certificate `file` (PEM)")
+	keyFile := flag.String("tls-key", "", "TLS key `file` (PEM)")
+	caFile := flag.String("ca-file", "", "PEM `file` of the CA the upstreams' certificates come from")
+	bearerFile := flag.String("bearer-file", "", "`file` holding the bearer token to inject")
+	var routes, resolve list
+	flag.Var(&routes, "route", "`HOST=URL`: requests for HOST go to URL (repeatable)")
+	flag.Var(&resolve, "resolve", "`host:port=addr:port`: connect there for host:port (repeatable)")
+	flag.Parse()
+	fail := func(err error) { fmt.Fprintln(os.Stderr, "barehop:", err); os.Exit(1) }
+
+	pem, err := os.ReadFile(*caFile)
+	if err != nil {
+		fail(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	tok, err := os.ReadFile(*bearerFile)
+	if err != nil {
+		fail(err)
+	}
+	auth := "Bearer " + strings.TrimSpace(string(tok))
+	targets := map[string]*url.URL{}
+	for _, r := range routes {
+		host, to, _ := strings.Cut(r, "=")
+		u, err := url.Parse(to)
+		if err != nil {
+			fail(err)
+		}
+		targets[host] = u
+	}
+	addrs := map[string]string{}
+	for _, r := range resolve {
+		from, to, _ := strings.Cut(r, "=")
+		addrs[from] = to
+	}
+	var d net.Dialer
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if a, ok := addrs[addr]; ok {
+			return d.DialContext(ctx, network, a)
+		}
+		return nil, fmt.Errorf("barehop: %s is not a bench upstream", addr)
+	}
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(targets[pr.In.Host])
+			pr.Out.Host = ""
+			pr.Out.Header.Set("Authorization", auth)
+		},
+		Transport: netguard.NewTransport(dial, netguard.TransportOptions{RootCAs: roots}),
+		ErrorLog:  log.New(os.Stderr, "barehop: ", 0),
+	}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if targets[r.Host] == nil {
+			http.Error(w, "no route for "+r.Host, http.StatusNotFound)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	})
+	srv := &http.Server{
+		Addr: *listen, Handler: h, ReadHeaderTimeout: 10 * time.Second,
+		TLSConfig: &tls.Config{NextProtos: []string{"h2", "http/1.1"}},
+		ErrorLog:  log.New(io.Discard, "", 0),
+	}
+	// Under make bench -profile, the hop is profiled too, until it is
+	// interrupted, for a side-by-side look at what the hop alone costs.
+	if dir := os.Getenv("BENCH_PROFILE_DIR"); dir != "" {
+		f, err := os.Create(filepath.Join(dir, "barehop-cpu.pprof"))
+		if err != nil {
+			fail(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fail(err)
+		}
+		go func() {
+			ch := make(chan os.Signal, 1)
+			signal.Notify(ch, os.Interrupt)
+			<-ch
+			pprof.StopCPUProfile()
+			f.Close()
+			os.Exit(0)
+		}()
+	}
+	if err := srv.ListenAndServeTLS(*certFile, *keyFile); err != nil {
+		fail(err)
+	}
+}

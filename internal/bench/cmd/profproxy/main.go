@@ -1,0 +1,47 @@
+// Command profproxy is mcp-proxy with a CPU and an allocation profile, for
+// `make bench BENCHFLAGS=-profile DIR` only (the shipped binary has no
+// profiler): it runs the same command line, profiling from start until
+// it is interrupted, and writes $BENCH_PROFILE_DIR/cpu.pprof and
+// allocs.pprof.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"syscall"
+
+	"github.com/mcp-proxy/mcp-proxy/proxy/cli"
+)
+
+func main() {
+	dir := os.Getenv("BENCH_PROFILE_DIR")
+	if dir == "" {
+		fmt.Fprintln(os.Stderr, "profproxy: set BENCH_PROFILE_DIR")
+		os.Exit(2)
+	}
+	f, err := os.Create(filepath.Join(dir, "cpu.pprof"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "profproxy:", err)
+		os.Exit(1)
+	}
+	runtime.MemProfileRate = 64 << 10
+	if err := pprof.StartCPUProfile(f); err != nil {
+		fmt.Fprintln(os.Stderr, "profproxy:", err)
+		os.Exit(1)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := cli.Run(ctx, os.Args[1:], cli.Env{})
+	stop()
+	pprof.StopCPUProfile()
+	f.Close()
+	if m, err := os.Create(filepath.Join(dir, "allocs.pprof")); err == nil {
+		pprof.Lookup("allocs").WriteTo(m, 0)
+		m.Close()
+	}
+	os.Exit(code)
+}

@@ -1,0 +1,449 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/mcp-proxy/mcp-proxy/internal/actors"
+	"github.com/mcp-proxy/mcp-proxy/internal/clientmeta"
+	"github.com/mcp-proxy/mcp-proxy/internal/hostmap"
+	"github.com/mcp-proxy/mcp-proxy/internal/testca"
+	"github.com/mcp-proxy/mcp-proxy/mockas"
+	"github.com/mcp-proxy/mcp-proxy/proxy/netguard"
+)
+
+// The bench's host names; every one of them is a 127.0.0.1 port.
+const (
+	ProxyHost       = "mcp.example.com"             // mcp-proxy's route to the SDK server
+	ProxyCannedHost = "canned-mcp.example.com"      // mcp-proxy's route to the canned answer
+	SDKHost         = "remote-mcp.provider.com"     // the SDK echo server
+	CannedHost      = "canned.provider.com"         // the canned answer
+	BareHost        = "bare-hop.example.com"        // the bare hop to the SDK server
+	BareCannedHost  = "bare-hop-canned.example.com" // the bare hop to the canned answer
+	ASHost          = "auth.provider.com"           // the remote authorization server (mockas)
+	IdPHost         = "idp.example.com"             // the operator's identity provider (mockas)
+	ClientHost      = "client.example.net"          // MCP clients' metadata documents
+)
+
+// The remote authorization server's clients: the proxy's (public, both
+// route hosts' callbacks) and the one whose client credentials token the
+// direct and bare hop targets carry.
+const (
+	proxyClient   = "mcp-proxy-bench"
+	directClient  = "bench-direct"
+	directSecret  = "bench-direct-secret"
+	idpClientID   = "mcp-proxy"
+	idpSecretText = "bench-idp-secret"
+)
+
+// Harness is one running set of bench processes.
+type Harness struct {
+	Bin string // where the binaries are
+	Dir string // the run's working directory (certificates, logs)
+	// ProfileDir, when set, runs mcp-proxy with profiles (cmd/profproxy)
+	// written there when the harness closes.
+	ProfileDir string
+
+	ca     *testca.CA
+	hosts  *hostmap.Map
+	tr     *http.Transport // reaches every bench host, as the in-process actors do
+	inproc []*http.Server
+	procs  map[string]*exec.Cmd
+	done   map[*exec.Cmd]chan struct{} // closed when the process has exited
+	addrs  map[string]string           // host → 127.0.0.1:port
+
+	adminAddr string
+	// DirectToken is the upstream token the direct and bare hop targets
+	// send; ProxyTokens are the downstream tokens mcp-proxy issued to the
+	// MCP clients, by route host.
+	DirectToken string
+	ProxyTokens map[string]string
+}
+
+// Start runs the doubles in this process, the upstreams, the bare hop and
+// mcp-proxy as processes of their own, and authorizes one MCP client on
+// each of mcp-proxy's routes, so that the proxy's warm path is what the
+// load meets.
+func (h *Harness) Start(ctx context.Context) (err error) {
+	h.procs, h.addrs, h.ProxyTokens = map[string]*exec.Cmd{}, map[string]string{}, map[string]string{}
+	h.done = map[*exec.Cmd]chan struct{}{}
+	defer func() {
+		if err != nil {
+			h.Close()
+		}
+	}()
+	if h.ca, err = testca.New(); err != nil {
+		return err
+	}
+	if err := os.WriteFile(h.path("ca.pem"), h.ca.CertPEM(), 0o644); err != nil {
+		return err
+	}
+	h.hosts = hostmap.New()
+	h.tr = netguard.NewTransport(h.hosts.DialContext, netguard.TransportOptions{RootCAs: h.ca.Pool()})
+
+	// The doubles: mockas as the remote authorization server and as the
+	// identity provider, and the MCP clients' metadata documents.
+	quiet := slog.New(slog.DiscardHandler)
+	as, err := mockas.New(mockas.Config{
+		Issuer: "https://" + ASHost, Logger: quiet, DisableCIMD: true,
+		Clients: []mockas.Client{
+			{ID: proxyClient, Name: "mcp-proxy (bench)", RedirectURIs: []string{
+				"https://" + ProxyHost + "/.mcp-proxy/upstream/callback", "https://" + ProxyCannedHost + "/.mcp-proxy/upstream/callback"}},
+			{ID: directClient, Secret: directSecret, Name: "bench direct", RedirectURIs: []string{"https://" + ClientHost + "/unused"}},
+		},
+	})
+	if err != nil {
+		return err
+	}
+	idp, err := mockas.New(mockas.Config{
+		Issuer: "https://" + IdPHost, Logger: quiet, DisableCIMD: true,
+		Clients: []mockas.Client{{ID: idpClientID, Secret: idpSecretText, Name: "mcp-proxy", RedirectURIs: []string{
+			"https://" + ProxyHost + "/.mcp-proxy/login/callback", "https://" + ProxyCannedHost + "/.mcp-proxy/login/callback"}}},
+	})
+	if err != nil {
+		return err
+	}
+	for host, hd := range map[string]http.Handler{ASHost: as, IdPHost: idp, ClientHost: clientmeta.Handler(ClientHost)} {
+		if err := h.serveInProcess(host, hd); err != nil {
+			return err
+		}
+	}
+
+	// The processes.
+	for _, u := range []struct{ host, mode string }{{SDKHost, "sdk"}, {CannedHost, "canned"}} {
+		if err := h.spawn(u.host, "benchupstream", []string{u.host}, "-mode", u.mode); err != nil {
+			return err
+		}
+	}
+	if h.DirectToken, err = h.clientCredentials(ctx); err != nil {
+		return fmt.Errorf("bench: the direct token: %w", err)
+	}
+	if err := os.WriteFile(h.path("bearer"), []byte(h.DirectToken), 0o600); err != nil {
+		return err
+	}
+	if err := h.spawn(BareHost, "barehop", []string{BareHost, BareCannedHost},
+		"-ca-file", h.path("ca.pem"), "-bearer-file", h.path("bearer"),
+		"-route", BareHost+"=https://"+SDKHost, "-route", BareCannedHost+"=https://"+CannedHost,
+		"-resolve", SDKHost+":443="+h.addrs[SDKHost], "-resolve", CannedHost+":443="+h.addrs[CannedHost]); err != nil {
+		return err
+	}
+	h.addrs[BareCannedHost], h.procs[BareCannedHost] = h.addrs[BareHost], h.procs[BareHost]
+	if err := h.startProxy(); err != nil {
+		return err
+	}
+	for _, host := range []string{ProxyHost, ProxyCannedHost} {
+		if h.ProxyTokens[host], err = h.authorize(ctx, host); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (h *Harness) path(name string) string { return filepath.Join(h.Dir, name) }
+
+// Addr is where host listens.
+func (h *Harness) Addr(host string) string { return h.addrs[host] }
+
+// PID is the process id of the process serving host, or 0.
+func (h *Harness) PID(host string) int {
+	if c := h.procs[host]; c != nil && c.Process != nil {
+		return c.Process.Pid
+	}
+	return 0
+}
+
+func (h *Harness) serveInProcess(host string, hd http.Handler) error {
+	leaf, err := h.ca.Issue(host)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: hd, ReadHeaderTimeout: 10 * time.Second,
+		TLSConfig: &tls.Config{Certificates: []tls.Certificate{leaf.TLS}}}
+	go srv.ServeTLS(ln, "", "")
+	h.inproc = append(h.inproc, srv)
+	h.addrs[host] = ln.Addr().String()
+	h.hosts.Set(host, 443, netip.MustParseAddrPort(ln.Addr().String()))
+	return nil
+}
+
+// freeAddr returns a 127.0.0.1 address whose port was free a moment ago.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// spawn starts binary with a certificate for names and -listen on a fresh
+// port, registers it under names[0], and waits until it accepts.
+func (h *Harness) spawn(key, binary string, names []string, args ...string) error {
+	leaf, err := h.ca.Issue(names...)
+	if err != nil {
+		return err
+	}
+	cert, keyFile := h.path(key+".crt"), h.path(key+".key")
+	if err := leaf.WriteFiles(cert, keyFile); err != nil {
+		return err
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	args = append([]string{"-listen", addr, "-tls-cert", cert, "-tls-key", keyFile}, args...)
+	if err := h.exec(key, binary, args...); err != nil {
+		return err
+	}
+	h.addrs[key] = addr
+	return waitListening(addr, h.procs[key], h.done[h.procs[key]])
+}
+
+func (h *Harness) exec(key, binary string, args ...string) error {
+	logf, err := os.Create(h.path(key + ".log"))
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(filepath.Join(h.Bin, binary), args...)
+	cmd.Dir, cmd.Stdout, cmd.Stderr = h.Dir, logf, logf
+	if h.ProfileDir != "" {
+		cmd.Env = append(os.Environ(), "BENCH_PROFILE_DIR="+h.ProfileDir)
+	}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return err
+	}
+	h.procs[key] = cmd
+	done := make(chan struct{})
+	h.done[cmd] = done
+	go func() { cmd.Wait(); logf.Close(); close(done) }()
+	return nil
+}
+
+// waitListening waits (bounded) until addr accepts connections.
+func waitListening(addr string, cmd *exec.Cmd, exited <-chan struct{}) error {
+	for range 200 {
+		if c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond); err == nil {
+			c.Close()
+			return nil
+		}
+		select {
+		case <-exited:
+			return fmt.Errorf("bench: %s exited: %s", cmd.Path, cmd.ProcessState)
+		case <-time.After(25 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("bench: nothing listens on %s after 5s", addr)
+}
+
+func (h *Harness) clientCredentials(ctx context.Context) (string, error) {
+	cc := &clientcredentials.Config{ClientID: directClient, ClientSecret: directSecret,
+		TokenURL: "https://" + ASHost + "/token", AuthStyle: oauth2.AuthStyleInHeader,
+		EndpointParams: map[string][]string{"resource": {"https://" + SDKHost + "/mcp"}}}
+	tok, err := cc.Token(context.WithValue(ctx, oauth2.HTTPClient, &http.Client{Transport: h.tr}))
+	if err != nil {
+		return "", err
+	}
+	return tok.AccessToken, nil
+}
+
+// proxyConfig is mcp-proxy's configuration: one route per upstream, each
+// with the proxy's pre-registered client at the remote authorization
+// server, and the memory store.
+func proxyConfig(admin string) string {
+	route := func(from, to string) string {
+		return `  - from: https://` + from + `
+    to: https://` + to + `
+    mcp:
+      server:
+        upstream_oauth2:
+          client_id: ` + proxyClient + `
+          endpoint:
+            auth_url: https://` + ASHost + `/authorize
+            token_url: https://` + ASHost + `/token
+`
+	}
+	return `tls:
+  cert_file: proxy.crt
+  key_file: proxy.key
+identity_provider:
+  issuer: https://` + IdPHost + `
+  client_id: ` + idpClientID + `
+  client_secret: ` + idpSecretText + `
+storage:
+  type: memory
+admin:
+  listen: ` + admin + `
+routes:
+` + route(ProxyHost, SDKHost) + route(ProxyCannedHost, CannedHost)
+}
+
+func (h *Harness) startProxy() error {
+	leaf, err := h.ca.Issue(ProxyHost, ProxyCannedHost)
+	if err != nil {
+		return err
+	}
+	if err := leaf.WriteFiles(h.path("proxy.crt"), h.path("proxy.key")); err != nil {
+		return err
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	if h.adminAddr, err = freeAddr(); err != nil {
+		return err
+	}
+	if err := os.WriteFile(h.path("proxy.yaml"), []byte(proxyConfig(h.adminAddr)), 0o600); err != nil {
+		return err
+	}
+	args := []string{"serve", "-config", "proxy.yaml", "-listen", addr, "-ca-file", "ca.pem",
+		"-allow-private-host", ClientHost, "-log-level", "warn"}
+	for _, host := range []string{ASHost, IdPHost, ClientHost, SDKHost, CannedHost} {
+		args = append(args, "-resolve", host+":443:"+h.addrs[host])
+	}
+	binary := "mcp-proxy"
+	if h.ProfileDir != "" {
+		binary = "profproxy"
+	}
+	if err := h.exec(ProxyHost, binary, args...); err != nil {
+		return err
+	}
+	h.addrs[ProxyHost], h.addrs[ProxyCannedHost] = addr, addr
+	if err := waitListening(addr, h.procs[ProxyHost], h.done[h.procs[ProxyHost]]); err != nil {
+		return err
+	}
+	h.procs[ProxyCannedHost] = h.procs[ProxyHost]
+	ap := netip.MustParseAddrPort(addr)
+	h.hosts.Set(ProxyHost, 443, ap)
+	h.hosts.Set(ProxyCannedHost, 443, ap)
+	return nil
+}
+
+// authorize runs alice's MCP client through the proxy's authorization on
+// the route of host, once, and returns the access token it got.
+func (h *Harness) authorize(ctx context.Context, host string) (string, error) {
+	name := "bench-" + strings.Split(host, ".")[0]
+	c, err := actors.NewMCPClient(h.tr, "alice", name, clientmeta.MetadataURL(ClientHost, name), clientmeta.RedirectURL(ClientHost, name))
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := c.Connect(ctx, "https://"+host+"/mcp"); err != nil {
+		return "", fmt.Errorf("bench: authorizing on %s: %w\n%s", host, err, h.ProxyLog())
+	}
+	defer c.Close()
+	return c.Token(ctx)
+}
+
+// ProxyLog is what mcp-proxy logged.
+func (h *Harness) ProxyLog() string {
+	b, _ := os.ReadFile(h.path(ProxyHost + ".log"))
+	return string(b)
+}
+
+// TokenCache reads mcp-proxy's token cache counters (hit, miss, refresh)
+// for route host from its admin listener.
+func (h *Harness) TokenCache(host string) (map[string]float64, error) {
+	resp, err := http.Get("http://" + h.adminAddr + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "mcp_proxy_token_cache_requests_total{") || !strings.Contains(line, `route="`+host+`"`) {
+			continue
+		}
+		i := strings.Index(line, `result="`)
+		j := strings.LastIndexByte(line, ' ')
+		if i < 0 || j < 0 {
+			continue
+		}
+		res, _, _ := strings.Cut(line[i+len(`result="`):], `"`)
+		v, err := strconv.ParseFloat(line[j+1:], 64)
+		if err != nil {
+			return nil, err
+		}
+		out[res] = v
+	}
+	return out, sc.Err()
+}
+
+// Load runs one loadgen process against host and returns its result.
+func (h *Harness) Load(ctx context.Context, host, token, upstream, proto string, c int, warmup, dur time.Duration, pids map[string]int) (*LoadResult, error) {
+	args := []string{"-url", "https://" + host + "/mcp", "-addr", h.addrs[host], "-ca-file", h.path("ca.pem"),
+		"-bearer", token, "-c", strconv.Itoa(c), "-proto", proto, "-upstream", upstream,
+		"-warmup", warmup.String(), "-duration", dur.String()}
+	for name, pid := range pids {
+		args = append(args, "-pid", name+"="+strconv.Itoa(pid))
+	}
+	ctx, cancel := context.WithTimeout(ctx, warmup+dur+30*time.Second)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, filepath.Join(h.Bin, "loadgen"), args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("loadgen %s c=%d %s: %v: %s", host, c, proto, err, strings.TrimSpace(stderr.String()))
+	}
+	var res LoadResult
+	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
+		return nil, fmt.Errorf("loadgen printed %q: %w", stdout.String(), err)
+	}
+	return &res, nil
+}
+
+// Close stops every process the harness started and the in-process
+// servers.
+func (h *Harness) Close() error {
+	var errs []error
+	seen := map[*exec.Cmd]bool{}
+	for _, c := range h.procs {
+		if c.Process == nil || seen[c] {
+			continue
+		}
+		seen[c] = true
+		if h.ProfileDir != "" && (c == h.procs[ProxyHost] || c == h.procs[BareHost]) {
+			// Interrupted, the profiled proxy and bare hop write their
+			// profiles.
+			c.Process.Signal(os.Interrupt)
+			select {
+			case <-h.done[c]:
+				continue
+			case <-time.After(15 * time.Second):
+			}
+		}
+		if err := c.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+			errs = append(errs, err)
+		}
+	}
+	for _, s := range h.inproc {
+		s.Close()
+	}
+	return errors.Join(errs...)
+}
