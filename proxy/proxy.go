@@ -187,6 +187,9 @@ func (p *Proxy) Close() error {
 		close(p.stop)
 	}
 	p.transport.CloseIdleConnections()
+	for _, rt := range p.routes {
+		rt.fwd.CloseIdleConnections()
+	}
 	var errs []error
 	if p.audit != nil {
 		errs = append(errs, p.audit.Close())

@@ -24,20 +24,20 @@ import (
 )
 
 // newTestProxy builds a proxy for one route on mcp.test with a fake clock.
-func newTestProxy(t *testing.T, extra string) (*Proxy, *time.Time) {
+func newTestProxy(t testing.TB, extra string) (*Proxy, *time.Time) {
 	t.Helper()
 	return newTestProxyTop(t, "", extra)
 }
 
 // newTestProxyTop also takes top-level configuration lines.
-func newTestProxyTop(t *testing.T, top, extra string) (*Proxy, *time.Time) {
+func newTestProxyTop(t testing.TB, top, extra string) (*Proxy, *time.Time) {
 	t.Helper()
 	return newTestProxyWith(t, top, extra, nil, nil)
 }
 
 // newTestProxyWith also takes the proxy's outbound transport and a wrapper
 // of its store.
-func newTestProxyWith(t *testing.T, top, extra string, transport http.RoundTripper, wrap func(store.Backend) store.Backend) (*Proxy, *time.Time) {
+func newTestProxyWith(t testing.TB, top, extra string, transport http.RoundTripper, wrap func(store.Backend) store.Backend) (*Proxy, *time.Time) {
 	t.Helper()
 	dir := t.TempDir()
 	ca, err := testca.New()

@@ -44,6 +44,7 @@ type route struct {
 	rs     *apierror.Responder
 	as     *authserver.Server
 	tokens *tokens.Source
+	fwd    *forward.Handler
 	// mcp is the request path: bearer → binding → tokens → forward.
 	mcp http.Handler
 }
@@ -76,7 +77,7 @@ func (p *Proxy) newRoute(rc *config.Route, sh *shared) *route {
 	mcp := bearer.Require(p.access, rc.Key(), as.MetadataURL, rs,
 		binding.Resolve(rc.Server().Binding(), rc.Key(), rs,
 			src.Inject(rs, withdrawn, fwd)))
-	return &route{cfg: rc, origin: rc.Origin(), rs: rs, as: as, tokens: src, mcp: mcp}
+	return &route{cfg: rc, origin: rc.Origin(), rs: rs, as: as, tokens: src, fwd: fwd, mcp: mcp}
 }
 
 func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -58,15 +58,26 @@ type Handler struct {
 	to   *url.URL
 	rp   *httputil.ReverseProxy
 	auth authHeaders
+	// out is the route's own transport (a clone of the proxy's), whose idle
+	// connections Close releases.
+	out http.RoundTripper
+}
+
+// CloseIdleConnections releases the route's idle connections to the remote
+// server.
+func (h *Handler) CloseIdleConnections() {
+	if c, ok := h.out.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
 }
 
 // New returns the forwarder of a route.
 func New(o Options) *Handler {
-	h := &Handler{o: o, to: o.Route.ToURL()}
+	h := &Handler{o: o, to: o.Route.ToURL(), out: forwardingTransport(o.Transport)}
 	route := o.Route.Key()
 	h.rp = &httputil.ReverseProxy{
 		Rewrite: h.rewrite,
-		Transport: headerTimeout{base: forwardingTransport(o.Transport), d: o.Route.Server().Timeout(), now: o.Now,
+		Transport: headerTimeout{base: h.out, d: o.Route.Server().Timeout(), now: o.Now,
 			observe: func(code int, d time.Duration) { o.Metrics.UpstreamRequest(route, code, d) }},
 		ModifyResponse: h.modifyResponse,
 		ErrorHandler:   h.forwardError,
