@@ -2,8 +2,12 @@ package upstream
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"io"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -97,5 +101,64 @@ func FuzzChallenge(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, h string) {
 		_, _ = oauthex.ParseWWWAuthenticate([]string{h})
+	})
+}
+
+// fuzzRemote answers the proxy's discovery from fuzzed documents, in
+// memory: the MCP endpoint challenges, and the well-known locations serve
+// prm and asm.
+type fuzzRemote struct{ challenge, prm, asm []byte }
+
+func (f fuzzRemote) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp := &http.Response{StatusCode: http.StatusNotFound, Header: http.Header{}, Body: io.NopCloser(strings.NewReader("")), Request: r}
+	switch {
+	case r.URL.Path == "/mcp":
+		resp.StatusCode = http.StatusUnauthorized
+		resp.Header.Set("WWW-Authenticate", string(f.challenge))
+	case strings.HasPrefix(r.URL.Path, "/.well-known/oauth-protected-resource"):
+		resp.StatusCode = http.StatusOK
+		resp.Header.Set("Content-Type", "application/json")
+		resp.Body = io.NopCloser(bytes.NewReader(f.prm))
+	case strings.HasPrefix(r.URL.Path, "/.well-known/"):
+		resp.StatusCode = http.StatusOK
+		resp.Header.Set("Content-Type", "application/json")
+		resp.Body = io.NopCloser(bytes.NewReader(f.asm))
+	}
+	return resp, nil
+}
+
+// FuzzDiscovery: discovery never panics on any challenge and protected
+// resource and authorization server metadata (RFC 9728, RFC 8414), and
+// what it accepts has the endpoints the proxy needs, PKCE with S256, and
+// only hosts its AllowHost let through.
+func FuzzDiscovery(f *testing.F) {
+	f.Add([]byte(`Bearer resource_metadata="https://mcp.test/.well-known/oauth-protected-resource/mcp", scope="mcp:read"`),
+		[]byte(`{"resource":"https://mcp.test/mcp","authorization_servers":["https://mcp.test"],"scopes_supported":["mcp:read"]}`),                                                                                              // RFC 9728 §3.2
+		[]byte(`{"issuer":"https://mcp.test","authorization_endpoint":"https://mcp.test/authorize","token_endpoint":"https://mcp.test/token","code_challenge_methods_supported":["S256"],"response_types_supported":["code"]}`)) // RFC 8414 §3.2
+	f.Add([]byte(`Bearer`), []byte(`{"resource":"https://mcp.test/mcp","authorization_servers":[]}`), []byte(`{}`))
+	f.Add([]byte(`Bearer resource_metadata="https://evil.test/x"`), []byte(`{"resource":"https://mcp.test/mcp","authorization_servers":["https://evil.test"]}`),
+		[]byte(`{"issuer":"https://mcp.test","authorization_endpoint":"https://evil.test/a","token_endpoint":"https://mcp.test/t","code_challenge_methods_supported":["plain"]}`))
+	f.Fuzz(func(t *testing.T, challenge, prm, asm []byte) {
+		c := &Discoverer{
+			HTTP: &http.Client{Transport: fuzzRemote{challenge, prm, asm}, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+			AllowHost: func(host string) error {
+				if host != "mcp.test" {
+					return errors.New("not mcp.test")
+				}
+				return nil
+			},
+		}
+		d, _, err := c.Discover(context.Background(), "https://mcp.test/mcp", "")
+		if err != nil || d.NoAuth {
+			return
+		}
+		if d.AS == nil || d.AS.AuthorizationEndpoint == "" || d.AS.TokenEndpoint == "" || !slices.Contains(d.AS.CodeChallengeMethodsSupported, "S256") {
+			t.Fatalf("accepted metadata the proxy cannot use: %+v", d.AS)
+		}
+		for _, u := range []string{d.Issuer, d.AS.AuthorizationEndpoint, d.AS.TokenEndpoint} {
+			if pu, err := url.Parse(u); err != nil || pu.Hostname() != "mcp.test" {
+				t.Fatalf("accepted a URL on a host AllowHost refused: %q", u)
+			}
+		}
 	})
 }
