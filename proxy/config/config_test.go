@@ -236,3 +236,19 @@ func TestBindingAndStorageValidation(t *testing.T) {
 		}
 	}
 }
+
+// TestAudienceOptions: audience and omit_resource may stand alone in
+// upstream_oauth2 (no pre-registered client), and an audience value with
+// a space is refused.
+func TestAudienceOptions(t *testing.T) {
+	dir := writeTLS(t)
+	ok := head + "routes: [{from: https://a.test, to: https://b.test, mcp: {server: {dynamic_client_registration: true, upstream_oauth2: {audience: [https://b.test/mcp], omit_resource: true}}}}]\n"
+	if _, err := Load(filepath.Join(dir, "config.yaml"), []byte(ok), env(map[string]string{"SECRET": "x"})); err != nil {
+		t.Errorf("an audience-only block: %v", err)
+	}
+	bad := head + "routes: [{from: https://a.test, to: https://b.test, mcp: {server: {upstream_oauth2: {audience: ['a b']}}}}]\n"
+	_, err := Load(filepath.Join(dir, "config.yaml"), []byte(bad), env(map[string]string{"SECRET": "x"}))
+	if err == nil || !strings.Contains(err.Error(), `upstream_oauth2.audience[0]: "a b" is not an audience`) {
+		t.Errorf("an audience with a space: %v", err)
+	}
+}

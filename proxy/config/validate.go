@@ -144,7 +144,8 @@ func (s *MCPServer) validate(p string, d *decoder) {
 func (u *UpstreamOAuth2) validate(p string, s *MCPServer, d *decoder) {
 	{
 		up := p + ".upstream_oauth2"
-		if u.ClientID == "" && !d.failed(up+".client_id") {
+		onlyRequestShape := u.ClientSecret == "" && u.Endpoint == nil && len(u.Scopes) == 0 && (len(u.Audience) > 0 || u.OmitResource)
+		if u.ClientID == "" && !onlyRequestShape && !d.failed(up+".client_id") {
 			d.errorf(d.pos(up), up+".client_id", "missing; set the client id the remote authorization server issued, or remove upstream_oauth2 for auto-discovery")
 		}
 		if e := u.Endpoint; e != nil {
@@ -166,7 +167,13 @@ func (u *UpstreamOAuth2) validate(p string, s *MCPServer, d *decoder) {
 				d.errorf(d.pos(sp), sp, "%q is not a scope; write one scope per list entry", sc)
 			}
 		}
-		if s.DynamicClientRegistration {
+		for i, a := range u.Audience {
+			if strings.TrimSpace(a) == "" || strings.ContainsAny(a, " \"\\") {
+				ap := fmt.Sprintf("%s.audience[%d]", up, i)
+				d.errorf(d.pos(ap), ap, "%q is not an audience; write one value per list entry, without spaces", a)
+			}
+		}
+		if s.DynamicClientRegistration && !onlyRequestShape {
 			d.errorf(d.pos(p+".dynamic_client_registration"), p+".dynamic_client_registration",
 				"has no effect with upstream_oauth2.client_id: the proxy uses the registered client; remove one of them")
 		}

@@ -77,9 +77,15 @@ func (f *Flow) RedirectURL() string { return f.Route.Origin() + PathCallback }
 func (f *Flow) Plan(ctx context.Context, upstreamURL, scope, subject string) (g *upstream.Grant, noAuth bool, err error) {
 	srv := f.Route.Server()
 	pre := srv.UpstreamOAuth2
-	if pre != nil && pre.Endpoint != nil {
-		return &upstream.Grant{AuthURL: pre.Endpoint.AuthURL, TokenURL: pre.Endpoint.TokenURL, ClientID: pre.ClientID,
-			Resource: upstreamURL, Scopes: pre.Scopes, Method: upstream.MethodStatic}, false, nil
+	shape := func(g *upstream.Grant) *upstream.Grant {
+		if pre != nil {
+			g.Audience, g.OmitResource = pre.Audience, pre.OmitResource
+		}
+		return g
+	}
+	if pre.Registered() && pre.Endpoint != nil {
+		return shape(&upstream.Grant{AuthURL: pre.Endpoint.AuthURL, TokenURL: pre.Endpoint.TokenURL, ClientID: pre.ClientID,
+			Resource: upstreamURL, Scopes: pre.Scopes, Method: upstream.MethodStatic}), false, nil
 	}
 	d, err := f.discover(ctx, upstreamURL)
 	if err != nil || d.NoAuth {
@@ -95,7 +101,7 @@ func (f *Flow) Plan(ctx context.Context, upstreamURL, scope, subject string) (g 
 		IssRequired:   d.AS.AuthorizationResponseIssParameterSupported,
 	}
 	switch {
-	case pre != nil:
+	case pre.Registered():
 		g.ClientID, g.Method = pre.ClientID, upstream.MethodPreregistered
 		g.SecretInBody = pre.ClientSecret != "" && !slices.Contains(d.AS.TokenEndpointAuthMethodsSupported, "client_secret_basic") &&
 			slices.Contains(d.AS.TokenEndpointAuthMethodsSupported, "client_secret_post")
@@ -124,7 +130,7 @@ func (f *Flow) Plan(ctx context.Context, upstreamURL, scope, subject string) (g 
 	case srv.PassScopes && scope != "":
 		g.Scopes = strings.Fields(scope)
 	}
-	return g, false, nil
+	return shape(g), false, nil
 }
 
 // discover runs (or reuses) discovery for the remote endpoint and logs it.
