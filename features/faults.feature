@@ -7,14 +7,15 @@ Feature: Troubleshooting with real faults: a stopped authorization server, a hun
 
   Scenario: A stopped authorization server answers 502 and the proxy recovers once it is back
     Given the operator configuration "quickstart-minimal"
-    And the remote authorization server issues access tokens that live 30 seconds
+    And the remote authorization server issues access tokens that live 4 seconds
     And the proxy is running
     And alice has connected an MCP client to "https://mcp.example.com/mcp"
+    And the remote token has reached its refresh window
     When the remote authorization server stops
     And alice's MCP client sends a request with its token to "https://mcp.example.com/mcp"
     Then the answer has status 502 and is the documented error "err-as-unreachable"
     When the remote authorization server starts again
-    And the remote authorization server issues access tokens that live 30 seconds
+    And the remote authorization server issues access tokens that live 4 seconds
     And alice's MCP client calls the tool "whoami"
     Then the tool answers with the subject "alice" and the audience "https://remote-mcp.provider.com/mcp"
 

@@ -17,9 +17,10 @@ Feature: Monitoring and observability: the documented metrics and events move as
 
   Scenario: A refresh is counted
     Given the operator configuration "quickstart-minimal"
-    And the remote authorization server issues access tokens that live 30 seconds
+    And the remote authorization server issues access tokens that live 4 seconds
     And the proxy is running
     And alice has connected an MCP client to "https://mcp.example.com/mcp"
+    And the remote token has reached its refresh window
     When alice's MCP client calls the tool "whoami"
     Then the metric "mcp_proxy_token_refreshes_total" with route "mcp.example.com" and result "success" is at least 1
     And the metric "mcp_proxy_token_cache_requests_total" with route "mcp.example.com" and result "refresh" is at least 1

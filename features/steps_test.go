@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/cucumber/godog"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -47,6 +48,9 @@ type world struct {
 	metricMarks map[string]float64
 	// Marks: how many events a double had recorded at a point.
 	tokenMark, mcpMark int
+	// tokenLife is what the remote authorization server was told its
+	// access tokens live (0: its default).
+	tokenLife time.Duration
 	// The last connections listing.
 	connections                     *connectionList
 	connectionsUser, connectionsURL string

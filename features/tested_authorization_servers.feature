@@ -66,3 +66,4 @@ Feature: Tested authorization servers: Dex and Ory Hydra
     And both calls answered with the subject "alice"
     And alice's MCP client calls the tool "whoami" behind Hydra
     And the tool answers with the subject "alice" and the audience "https://remote-mcp.provider.com/mcp"
+    And Hydra received 1 token request for "refresh_token"

@@ -51,9 +51,10 @@ Feature: Troubleshooting: every documented failure, reproduced
 
   Scenario: An unreachable authorization server during a refresh answers 502 and keeps the token
     Given the operator configuration "quickstart-minimal"
-    And the remote authorization server issues access tokens that live 30 seconds
+    And the remote authorization server issues access tokens that live 4 seconds
     And the proxy is running
     And alice has connected an MCP client to "https://mcp.example.com/mcp"
+    And the remote token has reached its refresh window
     When the remote authorization server drops the next request to "/token"
     And alice's MCP client sends a request with its token to "https://mcp.example.com/mcp"
     Then the answer has status 502 and is the documented error "err-as-unreachable"
@@ -100,18 +101,20 @@ Feature: Troubleshooting: every documented failure, reproduced
 
   Scenario: A refresh that works is logged
     Given the operator configuration "quickstart-minimal"
-    And the remote authorization server issues access tokens that live 30 seconds
+    And the remote authorization server issues access tokens that live 4 seconds
     And the proxy is running
     And alice has connected an MCP client to "https://mcp.example.com/mcp"
+    And the remote token has reached its refresh window
     When alice's MCP client calls the tool "whoami"
     Then "auth.provider.com" received a refresh request
     And the proxy logged the documented event "log-token-refreshed"
 
   Scenario: A refused refresh sends the user through consent again
     Given the operator configuration "quickstart-minimal"
-    And the remote authorization server issues access tokens that live 30 seconds
+    And the remote authorization server issues access tokens that live 4 seconds
     And the proxy is running
     And alice has connected an MCP client to "https://mcp.example.com/mcp"
+    And the remote token has reached its refresh window
     When the remote authorization server revokes alice's grants
     And alice's MCP client calls the tool "whoami"
     Then the tool answers with the subject "alice" and the audience "https://remote-mcp.provider.com/mcp"

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/cucumber/godog"
 
@@ -27,6 +28,7 @@ func troubleshootingSteps(w *world, sc *godog.ScenarioContext) {
 		return w.patch(ctx, stack.ASHost, "/.test/settings", map[string]any{"dcr": true})
 	})
 	sc.Step(`^the remote authorization server issues access tokens that live (\d+) seconds$`, func(ctx context.Context, n int) error {
+		w.tokenLife = time.Duration(n) * time.Second
 		return w.patch(ctx, stack.ASHost, "/.test/settings", map[string]any{"access_token_ttl": fmt.Sprintf("%ds", n)})
 	})
 	sc.Step(`^the remote MCP server publishes no protected resource metadata$`, func(ctx context.Context) error {

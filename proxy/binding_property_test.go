@@ -30,7 +30,7 @@ import (
 	"github.com/mcp-proxy/mcp-proxy/proxy/config"
 	"github.com/mcp-proxy/mcp-proxy/proxy/connect"
 	"github.com/mcp-proxy/mcp-proxy/proxy/store"
-	"github.com/mcp-proxy/mcp-proxy/proxy/tokens"
+	"github.com/mcp-proxy/mcp-proxy/proxy/upstream"
 )
 
 // The binding property test (token binding, docs/token-binding.md): seeded
@@ -336,8 +336,9 @@ type bpIdentity struct {
 	present         bool
 	access, refresh string
 	expiry          time.Time
-	refuseArmed     bool // the authorization server refuses the next refresh of refresh
-	rejectArmed     bool // the remote MCP server refuses access
+	issued          time.Time // when the current token was issued, on the fake clock
+	refuseArmed     bool      // the authorization server refuses the next refresh of refresh
+	rejectArmed     bool      // the remote MCP server refuses access
 }
 
 type bpDownstream struct {
@@ -659,7 +660,7 @@ func (r *bpRun) opGrant() *bpViolation {
 			return r.fail(bpFlow, "upstream callback answered %d %s", rec.Code, rec.Body)
 		}
 		ev := evs[0]
-		id.present, id.access, id.refresh, id.expiry = true, ev.access, ev.refresh, ev.expiry
+		id.present, id.access, id.refresh, id.expiry, id.issued = true, ev.access, ev.refresh, ev.expiry, r.clock.now()
 		id.refuseArmed, id.rejectArmed = false, false
 		consented = true
 		r.stats.flows++
@@ -739,7 +740,7 @@ type bpReq struct {
 // operation.
 type bpOutcome struct {
 	present  bool // the proxy holds a token for the binding
-	refresh  bool // the token is within tokens.RefreshSkew of its expiry
+	refresh  bool // the token is within the refresh skew of its life of its expiry
 	refused  bool // and the authorization server refuses the refresh
 	rejected bool // the remote server refuses the (unrefreshed) token
 	token    string
@@ -857,7 +858,7 @@ func (r *bpRun) opRequests(n int) *bpViolation {
 			continue
 		}
 		o := &bpOutcome{present: id.present, token: id.access}
-		o.refresh = id.present && !id.expiry.IsZero() && !now.Add(tokens.RefreshSkew).Before(id.expiry)
+		o.refresh = id.present && !id.expiry.IsZero() && !now.Add(id.skew()).Before(id.expiry)
 		evs := byID[id]
 		switch {
 		case !o.refresh && len(evs) > 0:
@@ -925,7 +926,7 @@ func (r *bpRun) opRequests(n int) *bpViolation {
 			id.present = false
 		case o.refresh:
 			ev := byID[id][0]
-			id.access, id.refresh, id.expiry = ev.access, ev.refresh, ev.expiry
+			id.access, id.refresh, id.expiry, id.issued = ev.access, ev.refresh, ev.expiry, r.clock.now()
 			id.refuseArmed, id.rejectArmed = false, false
 		}
 	}
@@ -940,13 +941,13 @@ func (r *bpRun) opAdvance() *bpViolation {
 		var ids []*bpIdentity
 		now := r.clock.now()
 		for _, id := range r.idList {
-			if id.present && !id.expiry.IsZero() && now.Add(tokens.RefreshSkew).Before(id.expiry) {
+			if id.present && !id.expiry.IsZero() && now.Add(id.skew()).Before(id.expiry) {
 				ids = append(ids, id)
 			}
 		}
 		if len(ids) > 0 {
 			id := bpPick(r.rng, ids)
-			d := id.expiry.Add(-tokens.RefreshSkew + 5*time.Second).Sub(now)
+			d := id.expiry.Add(-id.skew() + 5*time.Second).Sub(now)
 			r.note("advance %s, into the refresh window of %s", d, id.name)
 			r.clock.add(d)
 			return nil
@@ -1265,6 +1266,12 @@ func TestBindingPropertyKeySemantics(t *testing.T) {
 			t.Errorf("%s: user key prefixes do not separate users", rt.host())
 		}
 	}
+}
+
+// skew is the model's refresh window of the identity's token: a quarter
+// of its life, at most a minute (docs/advanced.md).
+func (id *bpIdentity) skew() time.Duration {
+	return upstream.RefreshSkew(id.expiry.Sub(id.issued))
 }
 
 // bpPKCE is the fake authorization server's own S256 check (RFC 7636

@@ -109,6 +109,7 @@ func (f *Flow) Redeem(ctx context.Context, p *Pending, q url.Values, secret stri
 		Subject:      p.Subject,
 		Client:       p.Client,
 		Acquired:     f.Now(),
+		Issued:       f.Now(),
 		Scopes:       tokens.GrantedScopes(tok, p.Grant.Scopes),
 	}, nil
 }

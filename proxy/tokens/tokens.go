@@ -31,8 +31,11 @@ import (
 const NSUpstream store.Namespace = "upstream"
 
 // RefreshSkew is how long before its expiry an upstream token is
-// refreshed, so a request never carries a token that expires in flight.
-const RefreshSkew = time.Minute
+// refreshed at most, so a request never carries a token that expires in
+// flight. A token that lives a few minutes or less is refreshed a quarter
+// of its life before expiry (upstream.RefreshSkew): a fixed minute would
+// renew a token of a minute on every request.
+const RefreshSkew = upstream.MaxRefreshSkew
 
 // refreshLease bounds how long one replica may hold a binding key's refresh
 // lock; a refresh takes one token request.
@@ -50,6 +53,9 @@ type Token struct {
 	Subject      string // the user the token was acquired for
 	Client       string // the MCP client whose authorization acquired it
 	Acquired     time.Time
+	// Issued is when the current access token was issued (acquired or
+	// last refreshed); with Expiry it gives the token's life.
+	Issued time.Time
 	// Scopes were granted (the token response's scope, else those asked for).
 	Scopes []string
 	// NeedScopes are the scopes the remote server asked for in a 403
@@ -107,8 +113,21 @@ func (s *Source) List(ctx context.Context, prefix string) ([]*Token, error) {
 	return toks, err
 }
 
+// fresh reports whether t is used as it is at now: it does not expire, or
+// not within the skew that fits its life.
+func (t *Token) fresh(now time.Time) bool {
+	if t.Expiry.IsZero() {
+		return true
+	}
+	issued := t.Issued
+	if issued.IsZero() {
+		issued = t.Acquired
+	}
+	return now.Add(upstream.RefreshSkew(t.Expiry.Sub(issued))).Before(t.Expiry)
+}
+
 // Token returns the upstream token under key, refreshed when it expires
-// within RefreshSkew; nil when there is none or it was withdrawn (the user
+// within the skew that fits its life (RefreshSkew at most); nil when there is none or it was withdrawn (the user
 // must consent again). An unreachable authorization server keeps the
 // token and answers 502.
 func (s *Source) Token(ctx context.Context, key string) (*Token, error) {
@@ -121,7 +140,7 @@ func (s *Source) Token(ctx context.Context, key string) (*Token, error) {
 		s.Metrics.TokenCache(route, metrics.CacheMiss)
 		return nil, nil
 	}
-	if t.Expiry.IsZero() || s.Now().Add(RefreshSkew).Before(t.Expiry) {
+	if t.fresh(s.Now()) {
 		s.Metrics.TokenCache(route, metrics.CacheHit)
 		return t, nil
 	}
@@ -150,7 +169,7 @@ func (s *Source) refresh(ctx context.Context, key string, t *Token) (*Token, err
 	if err != nil {
 		return nil, storageError(err)
 	}
-	if cur == nil || cur.AccessToken != t.AccessToken || s.Now().Add(RefreshSkew).Before(cur.Expiry) {
+	if cur == nil || cur.AccessToken != t.AccessToken || cur.fresh(s.Now()) {
 		return cur, nil
 	}
 	srv := s.Route.Server()
@@ -171,7 +190,7 @@ func (s *Source) refresh(ctx context.Context, key string, t *Token) (*Token, err
 		return nil, s.refreshFailed(ctx, key, cur, err)
 	}
 	next := *cur
-	next.AccessToken, next.RefreshToken, next.Expiry = tok.AccessToken, tok.RefreshToken, tok.Expiry
+	next.AccessToken, next.RefreshToken, next.Expiry, next.Issued = tok.AccessToken, tok.RefreshToken, tok.Expiry, s.Now()
 	next.Scopes = GrantedScopes(tok, cur.Scopes)
 	if tok.TokenType != "" {
 		next.TokenType = tok.TokenType
@@ -221,7 +240,7 @@ func (s *Source) ClientCredentials(ctx context.Context, g *upstream.Grant, key, 
 		return apierror.Wrap(err, code, http.StatusBadGateway, msg, ASName(g))
 	}
 	ut := &Token{Key: key, AccessToken: tok.AccessToken, TokenType: tok.TokenType, Expiry: tok.Expiry,
-		Grant: *g, Subject: actor, Acquired: s.Now(), Scopes: GrantedScopes(tok, g.Scopes)}
+		Grant: *g, Subject: actor, Acquired: s.Now(), Issued: s.Now(), Scopes: GrantedScopes(tok, g.Scopes)}
 	if err := s.Records.Put(ctx, key, ut, time.Time{}); err != nil {
 		return storageError(err)
 	}
