@@ -144,6 +144,11 @@ func report(w io.Writer, target string, d *upstream.Discovery, err error, client
 		reg = append(reg, "pre-registered clients only")
 	}
 	line("Registration", strings.Join(reg, "; "))
+	unverified := "that tokens carry the resource as their audience (RFC 8707); refresh token rotation"
+	if !d.AS.AuthorizationResponseIssParameterSupported {
+		unverified += "; the iss of authorization responses (RFC 9207), which the server does not advertise"
+	}
+	line("Not verified", unverified)
 	switch {
 	case clientID != "":
 		fmt.Fprintf(w, "Verdict: OK. The route registers as the pre-registered client %s.\n", clientID)
