@@ -33,6 +33,18 @@ Feature: Tested authorization servers: Dex and Ory Hydra
     And the token that reached the remote MCP server is not the one alice's MCP client holds
     And Hydra received 1 token request for "authorization_code"
 
+  Scenario: A restarted proxy keeps the user connected to Hydra
+    Given the proxy is registered at Hydra as the documented client "tested-hydra-client"
+    And the operator configuration "tested-hydra-confidential"
+    And the proxy is running
+    And alice has connected an MCP client to "https://mcp.example.com/mcp"
+    And alice's MCP client has called the tool "whoami" behind Hydra
+    When the proxy restarts
+    And alice's MCP client calls the tool "whoami" behind Hydra
+    Then the tool answers with the subject "alice" and the audience "https://remote-mcp.provider.com/mcp"
+    And Hydra received 1 token request for "authorization_code"
+    And Hydra received 0 token requests for "refresh_token"
+
   Scenario: Dynamic registration at Hydra
     Given the operator configuration "tested-hydra-dcr"
     And the proxy is running
