@@ -33,6 +33,15 @@ Feature: Tested authorization servers: Dex and Ory Hydra
     And the token that reached the remote MCP server is not the one alice's MCP client holds
     And Hydra received 1 token request for "authorization_code"
 
+  Scenario: The route's audience gives the remote server the aud it checks
+    Given the proxy is registered at Hydra as the documented client "tested-hydra-client"
+    And Hydra's consent app grants only the audience the client asks for
+    And the operator configuration "tested-hydra-audience"
+    And the proxy is running
+    When alice connects an MCP client to "https://mcp.example.com/mcp"
+    And alice's MCP client calls the tool "whoami" behind Hydra
+    Then the tool answers with the subject "alice" and the audience "https://remote-mcp.provider.com/mcp"
+
   Scenario: A restarted proxy keeps the user connected to Hydra
     Given the proxy is registered at Hydra as the documented client "tested-hydra-client"
     And the operator configuration "tested-hydra-confidential"

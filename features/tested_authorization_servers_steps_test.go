@@ -71,6 +71,14 @@ func realServerSteps(w *world, sc *godog.ScenarioContext) {
 		return nil
 	})
 	sc.Step(`^the proxy is registered at Hydra as the documented client "([^"]+)"$`, w.registeredAtHydra)
+	sc.Step(`^Hydra's consent app grants only the audience the client asks for$`, func() error {
+		rw, err := w.real()
+		if err != nil {
+			return err
+		}
+		rw.rs.Login.SetAudience()
+		return nil
+	})
 	sc.Step(`^(\w+)'s MCP client (?:calls|has called) the tool "([^"]+)" behind Hydra$`, func(ctx context.Context, user, tool string) error {
 		return w.callBehindHydra(ctx, user, "", tool, map[string]any{})
 	})
