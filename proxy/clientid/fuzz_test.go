@@ -1,6 +1,7 @@
 package clientid
 
 import (
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -22,7 +23,8 @@ func FuzzCheckURL(f *testing.F) {
 			}
 			return
 		}
-		if !strings.HasPrefix(id, "https://") || strings.Contains(id, "#") || Redact(id) != id {
+		u, err := url.Parse(id)
+		if err != nil || u.Scheme != "https" || u.User != nil || strings.Contains(id, "#") || Redact(id) != id {
 			t.Fatalf("accepted %q", id)
 		}
 	})
