@@ -9,7 +9,6 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -138,7 +137,7 @@ func readToken(resp *http.Response, tokenURL, keepRefresh string, now time.Time)
 		AccessToken  string  `json:"access_token"`
 		TokenType    string  `json:"token_type"`
 		RefreshToken string  `json:"refresh_token"`
-		ExpiresIn    seconds `json:"expires_in"`
+		ExpiresIn    flexInt `json:"expires_in"` // a number, or a string as some servers send (x/oauth2 takes both)
 		Scope        string  `json:"scope"`
 		Error        string  `json:"error"`
 		Description  string  `json:"error_description"`
@@ -167,26 +166,6 @@ func readToken(resp *http.Response, tokenURL, keepRefresh string, now time.Time)
 		tok = tok.WithExtra(map[string]any{"scope": tr.Scope})
 	}
 	return tok, nil
-}
-
-// seconds is expires_in: RFC 6749 §5.1 makes it a number, and some servers
-// send it as a string ("3600"), which golang.org/x/oauth2 accepts too. The
-// proxy reads both on every grant, so a refresh never refuses what the
-// first exchange took.
-type seconds int64
-
-func (s *seconds) UnmarshalJSON(b []byte) error {
-	v := strings.Trim(string(b), `"`)
-	if v == "" || v == "null" {
-		*s = 0
-		return nil
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil {
-		return fmt.Errorf("expires_in %s is not a number of seconds", b)
-	}
-	*s = seconds(n)
-	return nil
 }
 
 // post sends a form to an endpoint of the authorization server with the
