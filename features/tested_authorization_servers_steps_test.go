@@ -237,17 +237,9 @@ func (w *world) callBehindHydra(ctx context.Context, user, name, tool string, ar
 	if err != nil {
 		return err
 	}
-	a, err := w.client(user, name)
-	if err != nil {
+	if err := w.callAs(ctx, user, name, tool, args); err != nil {
 		return err
 	}
-	ctx, cancel := stepContext(ctx)
-	defer cancel()
-	res, err := a.Call(ctx, tool, args)
-	if err != nil {
-		return err
-	}
-	w.lastTool = res
 	rw.mark()
 	return nil
 }
