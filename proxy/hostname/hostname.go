@@ -15,6 +15,9 @@ import (
 // brackets. "MCP.Example.com:443", "mcp.example.com." and "mcp.example.com"
 // have one Key.
 func Key(scheme, authority string) string {
+	if plain(authority) {
+		return authority // the common Host header: already in its key form
+	}
 	host, port := split(authority)
 	if port == defaultPort(scheme) {
 		port = ""
@@ -32,8 +35,26 @@ func Key(scheme, authority string) string {
 // no trailing dot, no brackets around an IPv6 literal. Hosts the SSRF guard
 // trusts are compared by Name, on any port.
 func Name(authority string) string {
+	if plain(authority) {
+		return authority
+	}
 	host, _ := split(authority)
 	return host
+}
+
+// plain reports whether authority is a lower-case name without port,
+// brackets, spaces or trailing dot: its own Key and Name.
+func plain(authority string) bool {
+	if authority == "" || authority[len(authority)-1] == '.' {
+		return false
+	}
+	for i := 0; i < len(authority); i++ {
+		c := authority[i]
+		if c == ':' || c == '[' || c == ' ' || c == '\t' || c >= 'A' && c <= 'Z' {
+			return false
+		}
+	}
+	return true
 }
 
 func split(authority string) (host, port string) {

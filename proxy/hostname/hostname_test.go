@@ -34,3 +34,11 @@ func TestName(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkKeyOfAPlainHost: the route lookup of every request.
+func BenchmarkKeyOfAPlainHost(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = Key("https", "mcp.example.com")
+	}
+}
