@@ -10,10 +10,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/modelcontextprotocol/go-sdk/oauthex"
 
 	"github.com/mcp-proxy/mcp-proxy/internal/browser"
 	"github.com/mcp-proxy/mcp-proxy/internal/control"
@@ -30,6 +32,7 @@ type MCPClient struct {
 	Browser *browser.Browser
 
 	metadataURL, redirectURL string
+	clientID                 string // the registered client id (dynamic registration)
 	transport                http.RoundTripper
 	handler                  *auth.AuthorizationCodeHandler
 	session                  *mcp.ClientSession
@@ -47,6 +50,17 @@ type MCPClient struct {
 	// asks for; empty means the SDK's latest.
 	AskVersion string
 }
+
+// NewRegisteringMCPClient returns user's MCP client called name that has no
+// metadata document and registers itself at the authorization server
+// (RFC 7591) with redirectURL as its one redirect URI.
+func NewRegisteringMCPClient(transport http.RoundTripper, user, name, redirectURL string) (*MCPClient, error) {
+	return NewMCPClient(transport, user, name, "", redirectURL)
+}
+
+// ClientID is the client id the MCP client was registered under, once it
+// has authorized through dynamic registration; "" otherwise.
+func (c *MCPClient) ClientID() string { return c.clientID }
 
 // ErrStopped is the authorization failure of a browser told to stop.
 var ErrStopped = errors.New("the browser stopped where it was told to")
@@ -69,8 +83,7 @@ func NewMCPClient(transport http.RoundTripper, user, name, metadataURL, redirect
 // the server asks for it.
 func (c *MCPClient) Connect(ctx context.Context, endpoint string) error {
 	cfg := &auth.AuthorizationCodeHandlerConfig{
-		ClientIDMetadataDocumentConfig: &auth.ClientIDMetadataDocumentConfig{URL: c.metadataURL},
-		RedirectURL:                    c.redirectURL,
+		RedirectURL: c.redirectURL,
 		AuthorizationCodeFetcher: func(ctx context.Context, args *auth.AuthorizationArgs) (*auth.AuthorizationResult, error) {
 			stop := c.redirectURL
 			if c.StopAt != "" {
@@ -88,6 +101,9 @@ func (c *MCPClient) Connect(ctx context.Context, endpoint string) error {
 				}
 				return nil, err
 			}
+			if id, err := url.Parse(args.URL); err == nil {
+				c.clientID = id.Query().Get("client_id")
+			}
 			q := u.Query()
 			if e := q.Get("error"); e != "" {
 				return nil, fmt.Errorf("authorization refused: %s: %s", e, q.Get("error_description"))
@@ -95,6 +111,14 @@ func (c *MCPClient) Connect(ctx context.Context, endpoint string) error {
 			return &auth.AuthorizationResult{Code: q.Get("code"), State: q.Get("state"), Iss: q.Get("iss")}, nil
 		},
 		Client: &http.Client{Transport: c.transport},
+	}
+	if c.metadataURL != "" {
+		cfg.ClientIDMetadataDocumentConfig = &auth.ClientIDMetadataDocumentConfig{URL: c.metadataURL}
+	} else {
+		cfg.DynamicClientRegistrationConfig = &auth.DynamicClientRegistrationConfig{Metadata: &oauthex.ClientRegistrationMetadata{
+			ClientName: c.Name, RedirectURIs: []string{c.redirectURL}, TokenEndpointAuthMethod: "none",
+			GrantTypes: []string{"authorization_code", "refresh_token"}, ResponseTypes: []string{"code"},
+		}}
 	}
 	if c.Scopes != nil {
 		cfg.ScopeFilter = func([]string) []string { return c.Scopes }

@@ -57,7 +57,7 @@ func (s *Server) authorizationServerMetadata(w http.ResponseWriter, r *http.Requ
 		return err
 	}
 	w.Header().Set("Access-Control-Allow-Origin", "*")
-	writeJSON(w, http.StatusOK, metadataMaxAge, map[string]any{
+	md := map[string]any{
 		"issuer":                                         s.origin,
 		"authorization_endpoint":                         s.origin + PathAuthorize,
 		"token_endpoint":                                 s.origin + PathToken,
@@ -67,7 +67,11 @@ func (s *Server) authorizationServerMetadata(w http.ResponseWriter, r *http.Requ
 		"token_endpoint_auth_methods_supported":          []string{"none"},
 		"client_id_metadata_document_supported":          true,
 		"authorization_response_iss_parameter_supported": true,
-	})
+	}
+	if s.registrationEnabled() {
+		md["registration_endpoint"] = s.origin + PathRegister
+	}
+	writeJSON(w, http.StatusOK, metadataMaxAge, md)
 	return nil
 }
 

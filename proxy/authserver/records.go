@@ -20,15 +20,18 @@ type Session struct {
 // the proxy for a code) while the user signs in, consents and the proxy
 // gets the upstream token.
 type AuthRequest struct {
-	ID            string
-	Route         string // the route's key
-	ClientID      string
-	ClientName    string
-	RedirectURI   string
-	State         string // the MCP client's state, returned as is
-	CodeChallenge string // S256
-	Resource      string // the downstream resource (RFC 8707), on the route's host
-	Scope         string
+	ID         string
+	Route      string // the route's key
+	ClientID   string
+	ClientName string
+	// SelfRegistered: the client registered itself (RFC 7591); nobody
+	// vouches for its name.
+	SelfRegistered bool
+	RedirectURI    string
+	State          string // the MCP client's state, returned as is
+	CodeChallenge  string // S256
+	Resource       string // the downstream resource (RFC 8707), on the route's host
+	Scope          string
 	// Upstream is the remote MCP endpoint that Resource maps to.
 	Upstream string
 	// BindingSession names this authorization in per_session binding keys.

@@ -24,6 +24,7 @@ import (
 	"github.com/mcp-proxy/mcp-proxy/proxy/connect"
 	"github.com/mcp-proxy/mcp-proxy/proxy/login"
 	"github.com/mcp-proxy/mcp-proxy/proxy/metrics"
+	"github.com/mcp-proxy/mcp-proxy/proxy/registration"
 	"github.com/mcp-proxy/mcp-proxy/proxy/store"
 	"github.com/mcp-proxy/mcp-proxy/proxy/tokens"
 )
@@ -80,13 +81,18 @@ type Options struct {
 	Tokens                 *tokens.Source
 	Flow                   *connect.Flow
 	Clients                *clientid.Resolver
-	IdP                    *login.Provider
-	HTTP                   *http.Client
-	Metrics                *metrics.Metrics
-	Audit                  *audit.Recorder
-	Log                    *slog.Logger
-	Now                    func() time.Time
-	Responder              *apierror.Responder
+	// Registry holds dynamically registered clients; nil: registration is
+	// turned off.
+	Registry *registration.Registry
+	// RegistrationLimit is the registration rate limit, shared by routes.
+	RegistrationLimit *registration.Limiter
+	IdP               *login.Provider
+	HTTP              *http.Client
+	Metrics           *metrics.Metrics
+	Audit             *audit.Recorder
+	Log               *slog.Logger
+	Now               func() time.Time
+	Responder         *apierror.Responder
 	// FormKey signs the consent and disconnect forms; replicas share it.
 	FormKey []byte
 }
@@ -132,6 +138,8 @@ func (s *Server) Handler(path string) http.Handler {
 		return rs.Pages(s.authorize)
 	case PathToken:
 		return rs.JSON(s.token)
+	case PathRegister:
+		return rs.JSON(s.register)
 	case PathConsent:
 		return rs.Pages(s.consent)
 	case PathLoginCB:

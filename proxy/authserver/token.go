@@ -134,6 +134,9 @@ func (s *Server) redeemRefresh(w http.ResponseWriter, r *http.Request, f url.Val
 
 func (s *Server) issueTokens(w http.ResponseWriter, r *http.Request, g *bearer.Grant) error {
 	ctx := r.Context()
+	if err := s.clientUsed(ctx, g.ClientID); err != nil {
+		return storageError(err)
+	}
 	access, err := s.o.Access.Issue(ctx, g, AccessTokenTTL)
 	if err != nil {
 		return storageError(err)
