@@ -75,3 +75,12 @@ Feature: Dynamic client registration of MCP clients at the proxy
     Then the metadata has no "registration_endpoint"
     When an MCP client registers at "mcp.example.com" with the documented "dcr-register-request"
     Then the answer has status 404 and is the documented error "err-dcr-disabled"
+
+  @mcp-remote
+  Scenario: mcp-remote registers, the user approves it by name, and it calls whoami
+    Given the operator configuration "quickstart-minimal"
+    And the proxy is running
+    When alice connects mcp-remote to "https://mcp.example.com/mcp"
+    Then alice approved mcp-remote at "mcp.example.com" by its name "MCP CLI Proxy", shown as not verified
+    When mcp-remote calls the tool "whoami"
+    Then the tool answers with the subject "alice" and the audience "https://remote-mcp.provider.com/mcp"

@@ -1,6 +1,8 @@
 package stack
 
 import (
+	"context"
+	"net"
 	"net/http"
 	"time"
 
@@ -59,6 +61,14 @@ func (sh *shared) idpSettings() mockas.Config {
 		}},
 		DisableCIMD: true,
 	}
+}
+
+// CACertPEM implements Stack.
+func (sh *shared) CACertPEM() []byte { return sh.ca.CertPEM() }
+
+// DialContext implements Stack.
+func (sh *shared) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	return sh.hosts.DialContext(ctx, network, addr)
 }
 
 // Transport implements Stack.

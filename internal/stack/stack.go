@@ -12,6 +12,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"net"
 	"net/http"
 
 	"github.com/mcp-proxy/mcp-proxy/internal/control"
@@ -92,6 +93,13 @@ type Stack interface {
 	// RefusedDials lists every attempt to connect outside the stack: a
 	// scenario fails when there is one.
 	RefusedDials() []string
+
+	// CACertPEM is the run's test CA certificate, for clients that are not
+	// Go programs (NODE_EXTRA_CA_CERTS).
+	CACertPEM() []byte
+	// DialContext connects to a name of the stack (host:port) as Transport
+	// does; names the stack does not know are refused and recorded.
+	DialContext(ctx context.Context, network, addr string) (net.Conn, error)
 
 	// Faults. A service is named by the hostname it serves (Names);
 	// ProxyHost names the proxy. Each operation returns an error wrapping
