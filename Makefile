@@ -68,7 +68,7 @@ conformance:
 		echo "conformance: leaves out the @real-servers scenarios: Dex and Hydra are not built in $(REALSERVERS) (make real-servers builds them)"; \
 		export TAGS="$${TAGS:+$$TAGS && }~@real-servers"; \
 	fi; \
-	if ! command -v npm >/dev/null; then \
+	if ! command -v $(NPM) >/dev/null; then \
 		if [ "$(REQUIRE_MCP_REMOTE)" = 1 ]; then echo "conformance: the @mcp-remote scenarios are required (REQUIRE_MCP_REMOTE=1) but npm is not on this machine"; exit 1; fi; \
 		echo "conformance: leaves out the @mcp-remote scenarios: npm is not on this machine, so mcp-remote cannot be installed (make mcp-remote-install)"; \
 		export TAGS="$${TAGS:+$$TAGS && }~@mcp-remote"; \
@@ -249,6 +249,7 @@ mcp-conformance: mcp-conformance-install
 # conformance installs it when npm is on the machine and runs the
 # @mcp-remote scenarios with it (dynamic client registration end to end).
 MCPREMOTE_DIR    ?= $(BUILD)/mcp-remote
+NPM              ?= npm
 MCPREMOTE_CLIENT := internal/mcpremote/client
 
 .PHONY: mcp-remote-install
@@ -256,7 +257,7 @@ MCPREMOTE_CLIENT := internal/mcpremote/client
 $(MCPREMOTE_DIR)/node_modules/.package-lock.json: $(MCPREMOTE_CLIENT)/package.json $(MCPREMOTE_CLIENT)/package-lock.json
 	@mkdir -p $(MCPREMOTE_DIR)
 	cp $(MCPREMOTE_CLIENT)/package.json $(MCPREMOTE_CLIENT)/package-lock.json $(MCPREMOTE_DIR)/
-	npm ci --prefix $(MCPREMOTE_DIR) --no-audit --no-fund --loglevel=error
+	$(NPM) ci --prefix $(MCPREMOTE_DIR) --no-audit --no-fund --loglevel=error
 	@touch $@
 
 mcp-remote-install: $(MCPREMOTE_DIR)/node_modules/.package-lock.json
