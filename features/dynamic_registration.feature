@@ -84,3 +84,9 @@ Feature: Dynamic client registration of MCP clients at the proxy
     Then alice approved mcp-remote at "mcp.example.com" by its name "MCP CLI Proxy", shown as not verified
     When mcp-remote calls the tool "whoami"
     Then the tool answers with the subject "alice" and the audience "https://remote-mcp.provider.com/mcp"
+
+  Scenario: An unknown registered client id stops at the proxy's error page
+    Given the operator configuration "quickstart-minimal"
+    And the proxy is running
+    When alice's browser opens an authorization request of the client id "mcpp_client_AAAAAAAAAAAAAAAAAAAAAAAA" with the redirect URI "http://localhost:3334/oauth/callback" at "mcp.example.com"
+    Then alice's browser shows the documented error "err-dcr-unknown-client"

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"reflect"
 	"strconv"
 	"strings"
@@ -34,6 +35,7 @@ func init() {
 		sc.Step(`^(\w+) denies an MCP client that registers itself with the redirect URI "([^"]+)" at "([^"]+)"$`, w.deniesRegistering)
 		sc.Step(`^(\w+)'s consent page at "([^"]+)" showed the documented "([^"]+)"$`, w.consentPageShowed)
 		sc.Step(`^nothing reached "([^"]+)" for (\w+)$`, w.nothingReached)
+		sc.Step(`^(\w+)'s browser opens an authorization request of the client id "([^"]+)" with the redirect URI "([^"]+)" at "([^"]+)"$`, w.opensAuthorization)
 	})
 }
 
@@ -256,5 +258,29 @@ func (w *world) nothingReached(ctx context.Context, host, user string) error {
 	if len(evs) > 0 {
 		return fmt.Errorf("%s received %d authorization requests", host, len(evs))
 	}
+	return nil
+}
+
+// opensAuthorization sends the user's browser to the proxy's authorization
+// endpoint for a client id, as an MCP client would; it must stop at the
+// proxy's own error page, never at the redirect URI.
+func (w *world) opensAuthorization(ctx context.Context, user, clientID, redirectURI, host string) error {
+	a, err := w.actor(user)
+	if err != nil {
+		return err
+	}
+	q := url.Values{"client_id": {clientID}, "redirect_uri": {redirectURI}, "response_type": {"code"}, "state": {"s"},
+		"code_challenge": {"E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"}, "code_challenge_method": {"S256"}}
+	ctx, cancel := stepContext(ctx)
+	defer cancel()
+	_, err = a.Browser.Navigate(ctx, "https://"+host+"/.mcp-proxy/authorize?"+q.Encode(), redirectURI)
+	var pe *browser.PageError
+	if !errors.As(err, &pe) {
+		return fmt.Errorf("the browser did not stop at an error page (err %v): %s", err, a.History())
+	}
+	if !strings.HasPrefix(pe.URL, "https://"+host+"/") {
+		return fmt.Errorf("the error page is at %s, not on %s", pe.URL, host)
+	}
+	w.page = pe
 	return nil
 }

@@ -113,7 +113,7 @@ func (s *Server) resolveClient(ctx context.Context, id string) (c *clientid.Clie
 		return nil, true, storageError(err)
 	}
 	if rc == nil {
-		return nil, true, &clientid.Error{ClientID: id, Reason: fmt.Sprintf("no such client is registered on this host (unused registrations expire after %s); the MCP client registers again", registration.UnusedTTL)}
+		return nil, true, &clientid.Error{ClientID: id, Reason: fmt.Sprintf("no such client is registered on this host (unused registrations expire after %d hours); remove the MCP client's saved registration so that it registers again", int(registration.UnusedTTL.Hours()))}
 	}
 	name := rc.Name
 	if name == "" {
