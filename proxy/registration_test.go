@@ -124,3 +124,41 @@ func TestRegistrationRefusalsStoreNothing(t *testing.T) {
 		t.Errorf("%d registrations stored by refused requests", n)
 	}
 }
+
+// TestRegisteredClientTokensNeedTheRegistration: once the registration is
+// gone, the token endpoint refuses the client's refresh tokens.
+func TestRegisteredClientTokensNeedTheRegistration(t *testing.T) {
+	p, now := newTestProxy(t, "")
+	id := register(t, p, `{"redirect_uris":["http://127.0.0.1:4000/cb"]}`)
+	*now = now.Add(registration.UnusedTTL + time.Minute)
+	rec := do(p, tokenRequest(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}, "client_id": {id}}))
+	if rec.Code != http.StatusUnauthorized || !strings.Contains(rec.Body.String(), "no such client is registered") {
+		t.Errorf("%d %s", rec.Code, rec.Body)
+	}
+}
+
+// TestUsedRegistrationOutlivesTheUnusedLifetime: a client that got tokens
+// keeps its registration past UnusedTTL, so its refresh tokens work.
+func TestUsedRegistrationOutlivesTheUnusedLifetime(t *testing.T) {
+	p, now := newTestProxy(t, "")
+	id := register(t, p, `{"redirect_uris":["http://127.0.0.1:4000/cb"]}`)
+	err := p.putCode("the-code", &authserver.Code{
+		Request: authserver.AuthRequest{Route: "mcp.test", ClientID: id, RedirectURI: "http://127.0.0.1:4000/cb",
+			CodeChallenge: challengeOf(testVerifier), Resource: "https://mcp.test/mcp", Upstream: "https://upstream.test/mcp"},
+		Subject: "alice", BindingKey: "k", Expires: now.Add(authserver.CodeTTL),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := do(p, tokenRequest(url.Values{"grant_type": {"authorization_code"}, "code": {"the-code"}, "client_id": {id},
+		"redirect_uri": {"http://127.0.0.1:4000/cb"}, "code_verifier": {testVerifier}}))
+	var tr tokenResponse
+	if err := json.Unmarshal(rec.Body.Bytes(), &tr); rec.Code != http.StatusOK || err != nil {
+		t.Fatalf("code exchange: %d %s", rec.Code, rec.Body)
+	}
+	*now = now.Add(registration.UnusedTTL + time.Hour)
+	rec = do(p, tokenRequest(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tr.RefreshToken}, "client_id": {id}}))
+	if rec.Code != http.StatusOK {
+		t.Errorf("refresh after UnusedTTL of a used client: %d %s", rec.Code, rec.Body)
+	}
+}

@@ -122,6 +122,22 @@ func (s *Server) resolveClient(ctx context.Context, id string) (c *clientid.Clie
 	return &clientid.Client{ID: rc.ID, Name: name, URI: rc.URI, RedirectURIs: rc.RedirectURIs}, true, nil
 }
 
+// registrationGone says why a registered client id may no longer get
+// tokens (registration turned off, or the registration expired), or "".
+func (s *Server) registrationGone(ctx context.Context, id string) (string, error) {
+	if !registration.IsRegisteredID(id) {
+		return "", nil
+	}
+	if !s.registrationEnabled() {
+		return "the client was registered dynamically, and dynamic client registration is turned off on this proxy", nil
+	}
+	c, err := s.o.Registry.Get(ctx, s.route, id)
+	if err != nil || c != nil {
+		return "", err
+	}
+	return "no such client is registered on this host; the MCP client registers again", nil
+}
+
 // clientUsed extends the life of a registered client that gets tokens.
 func (s *Server) clientUsed(ctx context.Context, id string) error {
 	if s.registrationEnabled() && registration.IsRegisteredID(id) {

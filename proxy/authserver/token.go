@@ -61,6 +61,11 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
 		}
 		clientID, _ = url.QueryUnescape(user)
 	}
+	if gone, err := s.registrationGone(r.Context(), clientID); err != nil {
+		return storageError(err)
+	} else if gone != "" {
+		return fail(http.StatusUnauthorized, "invalid_client", gone)
+	}
 	switch f.Get("grant_type") {
 	case "authorization_code":
 		return s.redeemCode(w, r, f, clientID, fail)
