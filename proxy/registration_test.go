@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -160,5 +161,21 @@ func TestUsedRegistrationOutlivesTheUnusedLifetime(t *testing.T) {
 	rec = do(p, tokenRequest(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tr.RefreshToken}, "client_id": {id}}))
 	if rec.Code != http.StatusOK {
 		t.Errorf("refresh after UnusedTTL of a used client: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// TestRegistrationCountIsBounded: with MaxLive registrations stored, the
+// next is refused with 503 and nothing is stored.
+func TestRegistrationCountIsBounded(t *testing.T) {
+	p, now := newTestProxy(t, "")
+	for i := range registration.MaxLive {
+		if err := p.backend.Put(t.Context(), string(registration.NS), registration.IDPrefix+strconv.Itoa(i), []byte(`{}`), now.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := httptest.NewRequest(http.MethodPost, "https://mcp.test"+authserver.PathRegister, strings.NewReader(`{"redirect_uris":["http://127.0.0.1:1/cb"]}`))
+	r.Header.Set("Content-Type", "application/json")
+	if rec := do(p, r); rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "registration_limit_reached") {
+		t.Errorf("%d %s", rec.Code, rec.Body)
 	}
 }
