@@ -11,9 +11,11 @@ package registration
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -91,7 +93,7 @@ func Decode(body []byte) (*Request, error) {
 	var m wire
 	if err := json.Unmarshal(body, &m); err != nil {
 		var te *json.UnmarshalTypeError
-		if ok := asTypeError(err, &te); ok && te.Field != "" {
+		if errors.As(err, &te) && te.Field != "" {
 			return nil, metadataError("%s has the wrong type: want %s", te.Field, te.Type)
 		}
 		return nil, metadataError("the registration request does not decode: %v", err)
@@ -104,7 +106,7 @@ func Decode(body []byte) (*Request, error) {
 			return nil, metadataError("grant_types %q is not supported: the proxy issues authorization_code and refresh_token", bounded(g, 40))
 		}
 	}
-	if len(m.GrantTypes) > 0 && !contains(m.GrantTypes, "authorization_code") {
+	if len(m.GrantTypes) > 0 && !slices.Contains(m.GrantTypes, "authorization_code") {
 		return nil, metadataError("grant_types must include authorization_code")
 	}
 	for _, t := range m.ResponseTypes {
@@ -151,23 +153,6 @@ func Decode(body []byte) (*Request, error) {
 	}
 	r.RedirectURIs = m.RedirectURIs
 	return r, nil
-}
-
-func asTypeError(err error, target **json.UnmarshalTypeError) bool {
-	te, ok := err.(*json.UnmarshalTypeError)
-	if ok {
-		*target = te
-	}
-	return ok
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // deriveApplicationType is the application type of a request that names
