@@ -73,4 +73,3 @@ type tokenError struct {
 
 // authserverSession is a session of alice that outlives every test clock.
 var authserverSession = authserver.Session{Subject: "alice", Expires: time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)}
-
