@@ -94,11 +94,16 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) error {
 	if s.binding == config.BindingPerSession {
 		ar.BindingSession = store.NewSecret(12)
 	}
-	if err := s.requests.Put(r.Context(), store.SecretKey(ar.ID), ar, ar.Expires); err != nil {
-		return storageError(err)
-	}
 	sess, err := s.session(r)
 	if err != nil {
+		return storageError(err)
+	}
+	if sess == nil {
+		// Nothing is stored for a browser that is not signed in: the
+		// request waits in the sealed sign-in cookie.
+		return s.startLogin(w, r, ar, "")
+	}
+	if err := s.requests.Put(r.Context(), store.SecretKey(ar.ID), ar, ar.Expires); err != nil {
 		return storageError(err)
 	}
 	return s.continueAuthorize(w, r, ar, sess)

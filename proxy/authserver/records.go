@@ -40,14 +40,14 @@ type AuthRequest struct {
 	Expires        time.Time
 }
 
-// LoginState is a sign-in at the identity provider in flight, stored under
-// the hash of its state.
+// LoginState is a sign-in at the identity provider in flight. It is not
+// stored: it travels sealed in the browser's login cookie for its state.
 type LoginState struct {
-	RequestID string // the AuthRequest waiting for the sign-in
-	ReturnTo  string // or a path on the route host, when none waits
-	Verifier  string // PKCE
-	Nonce     string
-	Binding   string // hash of the browser's login cookie
+	Request  *AuthRequest `json:",omitempty"` // the authorization waiting for the sign-in
+	ReturnTo string       `json:",omitempty"` // or a path on the route host, when none waits
+	Verifier string       // PKCE
+	Nonce    string
+	Expires  time.Time
 }
 
 // Consent records that a user approved an MCP client on a route.
