@@ -76,6 +76,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) error {
 		Route:         s.route,
 		ClientID:      client.ID,
 		ClientName:    client.Name,
+		ClientAuth:    client.AuthMethod,
 		RedirectURI:   redirectURI,
 		State:         state,
 		CodeChallenge: q.Get("code_challenge"),
