@@ -8,8 +8,8 @@
 package stack
 
 import (
-	"crypto/ecdsa"
 	"context"
+	"crypto/ecdsa"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"

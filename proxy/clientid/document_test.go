@@ -71,7 +71,9 @@ func TestDocumentChecks(t *testing.T) {
 		{"public by default", nil, "", func(c *Client) bool { return c.AuthMethod == AuthNone && !c.Native }},
 		{"public", map[string]any{"token_endpoint_auth_method": "none"}, "", func(c *Client) bool { return c.AuthMethod == AuthNone }},
 		{"private_key_jwt with jwks_uri", map[string]any{"token_endpoint_auth_method": "private_key_jwt", "jwks_uri": "https://client.test/jwks.json"}, "",
-			func(c *Client) bool { return c.AuthMethod == AuthPrivateKeyJWT && c.JWKSURI == "https://client.test/jwks.json" }},
+			func(c *Client) bool {
+				return c.AuthMethod == AuthPrivateKeyJWT && c.JWKSURI == "https://client.test/jwks.json"
+			}},
 		{"private_key_jwt with jwks", map[string]any{"token_endpoint_auth_method": "private_key_jwt", "jwks": set}, "",
 			func(c *Client) bool { return c.AuthMethod == AuthPrivateKeyJWT && len(c.JWKS.Keys) == 1 }},
 		{"native with a private-use scheme", map[string]any{"application_type": "native", "redirect_uris": []string{"com.example.app:/cb", "http://127.0.0.1/cb"}}, "",
