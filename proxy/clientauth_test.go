@@ -17,6 +17,7 @@ import (
 
 	"github.com/mcp-proxy/mcp-proxy/proxy/authserver"
 	"github.com/mcp-proxy/mcp-proxy/proxy/clientid"
+	"github.com/mcp-proxy/mcp-proxy/proxy/store"
 )
 
 const pkClient = "https://client.test/pk.json"
@@ -70,12 +71,16 @@ func claims(now time.Time, jti string) jwt.Claims {
 		Expiry: jwt.NewNumericDate(now.Add(time.Minute)), IssuedAt: jwt.NewNumericDate(now), ID: jti}
 }
 
-func newPKProxy(t *testing.T, s signer) (*Proxy, *time.Time) {
-	t.Helper()
+func pkDoc() string {
 	doc, _ := json.Marshal(map[string]any{"client_id": pkClient, "client_name": "pk", "redirect_uris": []string{testRedirect},
 		"token_endpoint_auth_method": "private_key_jwt", "jwks_uri": "https://client.test/jwks.json"})
+	return string(doc)
+}
+
+func newPKProxy(t *testing.T, s signer) (*Proxy, *time.Time) {
+	t.Helper()
 	pub, _ := json.Marshal(map[string]any{"client_id": testClient, "client_name": "pub", "redirect_uris": []string{testRedirect}})
-	return newTestProxyWith(t, "", "", clientHost{"client.test/pk.json": string(doc), "client.test/jwks.json": s.jwks(), "client.test/app.json": string(pub)}, nil)
+	return newTestProxyWith(t, "", "", clientHost{"client.test/pk.json": pkDoc(), "client.test/jwks.json": s.jwks(), "client.test/app.json": string(pub)}, nil)
 }
 
 func seedPKCode(t *testing.T, p *Proxy, code string, now time.Time) {
@@ -216,5 +221,30 @@ func TestPublicClientSendsNoAssertion(t *testing.T) {
 	}
 	if status, e, _ := tokenAnswer(t, p, good()); status != http.StatusOK {
 		t.Errorf("the public client: %d %+v", status, e)
+	}
+}
+
+// TestReplayAcrossReplicas: two replicas that share a store refuse an
+// assertion the other has seen.
+func TestReplayAcrossReplicas(t *testing.T) {
+	s := newSigner(t, "k1")
+	var shared store.Backend
+	share := func(b store.Backend) store.Backend {
+		if shared == nil {
+			shared = b
+		}
+		return shared
+	}
+	hosts := clientHost{"client.test/pk.json": pkDoc(), "client.test/jwks.json": s.jwks()}
+	p1, now := newTestProxyWith(t, "", "", hosts, share)
+	p2, _ := newTestProxyWith(t, "", "", hosts, share)
+	seedPKCode(t, p1, "pk-code", *now)
+	seedPKCode(t, p1, "pk-code-2", *now)
+	a := s.sign(t, claims(*now, "shared-jti"))
+	if status, e, _ := tokenAnswer(t, p1, pkForm("pk-code", a)); status != http.StatusOK {
+		t.Fatalf("replica 1: %d %+v", status, e)
+	}
+	if status, e, _ := tokenAnswer(t, p2, pkForm("pk-code-2", a)); status != 401 || !strings.Contains(e.Description, "jti was already used") {
+		t.Fatalf("replica 2 took the replayed assertion: %d %+v", status, e)
 	}
 }
