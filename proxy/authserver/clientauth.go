@@ -77,16 +77,10 @@ func algList() string {
 	return strings.Join(s, ", ")
 }
 
-// assertionClientID is the client id a token request names: client_id,
-// else HTTP Basic's user name with an empty password, else the iss of its
-// client assertion (RFC 7521 §4.2 makes client_id optional then).
-func assertionClientID(f url.Values, basicUser string) string {
-	if id := f.Get("client_id"); id != "" {
-		return id
-	}
-	if basicUser != "" {
-		return basicUser
-	}
+// assertionClientID is the client id a token request without client_id
+// names: the iss of its client assertion (RFC 7521 §4.2 makes client_id
+// optional then), which authenticateClient checks once it verified it.
+func assertionClientID(f url.Values) string {
 	if raw := f.Get("client_assertion"); raw != "" {
 		if _, _, c, err := parseAssertion(raw); err == nil {
 			return c.Issuer

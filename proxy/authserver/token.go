@@ -60,12 +60,12 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
 		// A public client may send its id as HTTP Basic with an empty
 		// secret (golang.org/x/oauth2 tries that first).
 		if pass != "" {
-			return fail(http.StatusUnauthorized, "invalid_client", "the proxy's clients are public: send no client secret")
+			return fail(http.StatusUnauthorized, "invalid_client", "the proxy takes no client secret: a public client sends none, a private_key_jwt client sends a client_assertion")
 		}
 		clientID, _ = url.QueryUnescape(user)
 	}
 	if clientID == "" {
-		clientID = assertionClientID(f, "")
+		clientID = assertionClientID(f)
 	}
 	switch f.Get("grant_type") {
 	case "authorization_code":
