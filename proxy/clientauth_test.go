@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -246,5 +247,33 @@ func TestReplayAcrossReplicas(t *testing.T) {
 	}
 	if status, e, _ := tokenAnswer(t, p2, pkForm("pk-code-2", a)); status != 401 || !strings.Contains(e.Description, "jti was already used") {
 		t.Fatalf("replica 2 took the replayed assertion: %d %+v", status, e)
+	}
+}
+
+// TestAuthorizeRedirectsOnlyToValidatedURIs: until the client and its
+// redirect URI are validated every error is the proxy's page; after, it
+// goes back to the client (RFC 6749 §4.1.2.1).
+func TestAuthorizeRedirectsOnlyToValidatedURIs(t *testing.T) {
+	bad, _ := json.Marshal(map[string]any{"client_id": "https://client.test/bad.json", "client_name": "bad", "redirect_uris": []string{"javascript:alert(1)"}})
+	pub, _ := json.Marshal(map[string]any{"client_id": testClient, "client_name": "pub", "redirect_uris": []string{testRedirect}})
+	p, _ := newTestProxyWith(t, "", "", clientHost{"client.test/bad.json": string(bad), "client.test/app.json": string(pub)}, nil)
+	authorize := func(client, redirect string) *http.Response {
+		q := url.Values{"client_id": {client}, "redirect_uri": {redirect}, "response_type": {"token"}, "state": {"s"}}
+		return do(p, httptest.NewRequest(http.MethodGet, "https://mcp.test/.mcp-proxy/authorize?"+q.Encode(), nil)).Result()
+	}
+	for _, tc := range []struct{ client, redirect, want string }{
+		{"https://client.test/bad.json", "javascript:alert(1)", "redirect_uris[0] uses the scheme"},
+		{testClient, "https://evil.test/cb", "is not one of the redirect_uris"},
+		{"https://client.test/missing.json", testRedirect, "not 200"},
+	} {
+		resp := authorize(tc.client, tc.redirect)
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode/100 != 4 || resp.Header.Get("Location") != "" || !strings.Contains(string(body), tc.want) {
+			t.Errorf("%s → %s: %d Location %q, body without %q", tc.client, tc.redirect, resp.StatusCode, resp.Header.Get("Location"), tc.want)
+		}
+	}
+	resp := authorize(testClient, testRedirect)
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc, testRedirect+"?") || !strings.Contains(loc, "error=unsupported_response_type") {
+		t.Errorf("a validated client: %d Location %q", resp.StatusCode, loc)
 	}
 }
