@@ -32,7 +32,7 @@ Feature: Which MCP clients connect, and how
     And the proxy is running
     Then the authorization server metadata at "https://mcp.example.com/.well-known/oauth-authorization-server" has the documented "clients-asm-auth-methods"
 
-  Scenario Outline: The token endpoint refuses a client assertion signed <how>
+  Scenario Outline: The token endpoint refuses a wrong client assertion with invalid_client
     Given the operator configuration "quickstart-minimal"
     And the proxy is running
     And alice's MCP client is "connector", which signs client assertions
@@ -55,7 +55,7 @@ Feature: Which MCP clients connect, and how
     When alice's MCP client refreshes its token with its last client assertion again
     Then the token endpoint answered alice's MCP client with status 401 and the documented error "err-assertion-replayed"
 
-  Scenario Outline: A document that <breaks> is refused on the proxy's own page
+  Scenario Outline: A document that breaks a rule is refused on the proxy's own page
     Given the operator configuration "quickstart-minimal"
     And the proxy is running
     When a browser opens an authorization request at "mcp.example.com" from the MCP client "<client>" with response_type "token"
