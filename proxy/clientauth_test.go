@@ -277,3 +277,20 @@ func TestAuthorizeRedirectsOnlyToValidatedURIs(t *testing.T) {
 		t.Errorf("a validated client: %d Location %q", resp.StatusCode, loc)
 	}
 }
+
+// TestPrivateKeyJWTInlineKeys: a document may carry its keys as jwks.
+func TestPrivateKeyJWTInlineKeys(t *testing.T) {
+	s := newSigner(t, "k1")
+	var jwks json.RawMessage = []byte(s.jwks())
+	doc, _ := json.Marshal(map[string]any{"client_id": pkClient, "client_name": "pk", "redirect_uris": []string{testRedirect},
+		"token_endpoint_auth_method": "private_key_jwt", "jwks": jwks})
+	p, now := newTestProxyWith(t, "", "", clientHost{"client.test/pk.json": string(doc)}, nil)
+	seedPKCode(t, p, "pk-code", *now)
+	seedPKCode(t, p, "pk-code-2", *now)
+	if status, e, _ := tokenAnswer(t, p, pkForm("pk-code", newSigner(t, "k1").sign(t, claims(*now, "a")))); status != 401 || !strings.Contains(e.Description, "does not verify") {
+		t.Errorf("another key: %d %+v", status, e)
+	}
+	if status, e, _ := tokenAnswer(t, p, pkForm("pk-code-2", s.sign(t, claims(*now, "b")))); status != http.StatusOK {
+		t.Errorf("the document's key: %d %+v", status, e)
+	}
+}
