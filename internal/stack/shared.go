@@ -2,6 +2,7 @@ package stack
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"net"
 	"net/http"
 	"time"
@@ -24,6 +25,8 @@ type shared struct {
 	dir       string // the proxy's working directory
 	secret    string // the control API secret
 	idpSecret string
+	// keySeed derives the MCP clients' signing keys (clientmeta.SigningKey).
+	keySeed string
 }
 
 func newShared(ca *testca.CA, dir string) shared {
@@ -35,6 +38,7 @@ func newShared(ca *testca.CA, dir string) shared {
 		dir:       dir,
 		secret:    "control-" + randomHex(),
 		idpSecret: "idp-secret-" + randomHex(),
+		keySeed:   randomHex(),
 	}
 }
 
@@ -82,6 +86,11 @@ func (sh *shared) ClientMetadataURL(name string) string {
 // ClientRedirectURL implements Stack.
 func (sh *shared) ClientRedirectURL(name string) string {
 	return clientmeta.RedirectURL(ClientHost, name)
+}
+
+// ClientSigningKey implements Stack.
+func (sh *shared) ClientSigningKey(name string) (*ecdsa.PrivateKey, error) {
+	return clientmeta.SigningKey(sh.keySeed, name)
 }
 
 func (sh *shared) control(host string) *control.Client {

@@ -9,6 +9,7 @@ package stack
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -89,6 +90,10 @@ type Stack interface {
 	// redirect URI of an MCP client called name, published at ClientHost.
 	ClientMetadataURL(name string) string
 	ClientRedirectURL(name string) string
+	// ClientSigningKey is the private key a private_key_jwt MCP client
+	// called name signs its client assertions with; client.example.net
+	// publishes its public half.
+	ClientSigningKey(name string) (*ecdsa.PrivateKey, error)
 
 	// RefusedDials lists every attempt to connect outside the stack: a
 	// scenario fails when there is one.

@@ -81,6 +81,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) error {
 		Route:          s.route,
 		ClientID:       client.ID,
 		ClientName:     client.Name,
+		ClientAuth:     client.AuthMethod,
 		SelfRegistered: selfRegistered,
 		RedirectURI:    redirectURI,
 		State:          state,

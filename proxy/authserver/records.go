@@ -32,6 +32,10 @@ type AuthRequest struct {
 	CodeChallenge  string // S256
 	Resource       string // the downstream resource (RFC 8707), on the route's host
 	Scope          string
+	// ClientAuth is the token endpoint authentication method the client's
+	// document named (clientid.AuthNone or AuthPrivateKeyJWT); registered
+	// clients are public (AuthNone).
+	ClientAuth string
 	// Upstream is the remote MCP endpoint that Resource maps to.
 	Upstream string
 	// BindingSession names this authorization in per_session binding keys.
@@ -70,4 +74,6 @@ type Code struct {
 type RefreshToken struct {
 	Grant   *bearer.Grant
 	Expires time.Time
+	// ClientAuth is how the client authenticates (AuthRequest.ClientAuth).
+	ClientAuth string
 }
