@@ -1,0 +1,117 @@
+package load
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/mcp-proxy/mcp-proxy/internal/bench"
+	"github.com/mcp-proxy/mcp-proxy/internal/faults"
+	"github.com/mcp-proxy/mcp-proxy/mockas"
+)
+
+// refreshPhase puts the remote authorization server in trouble while
+// tokens come due. A cohort of users is authorized with remote tokens that
+// live o.TTL; the proxy refreshes a token a quarter of its life before it
+// expires. Then, with every client calling:
+//
+//   - slow, for one TTL: every token request waits o.SlowBy, so the
+//     cohort's first refresh is slow;
+//   - down, for a TTL and 4 s: every token request's connection is dropped,
+//     so the cohort's second refresh fails, and their tokens expire;
+//   - back, for 6 s: the rules are cleared.
+//
+// The other clients' tokens live an hour: the trouble should not reach
+// them. A failure of a request sent while its user's remote token was known
+// to be valid (the other clients' throughout, the cohort's until their
+// first token expires) is counted; with o.ServeWhileValid it fails the
+// phase. Every client must have recovered by the end.
+func refreshPhase(ctx context.Context, h *bench.Harness, o Options, clients []*client, cohortUsers []mockas.User) (*Phase, []*client, error) {
+	p := &Phase{Name: "authorization server slow, then down, during refreshes", Tally: &Tally{}}
+	as := h.AS()
+	saved := as.Settings()
+	short := saved
+	short.AccessTokenTTL = o.TTL
+	if err := as.SetSettings(short); err != nil {
+		return nil, nil, err
+	}
+	defer as.SetSettings(saved)
+	cohort, err := authorizeAll(ctx, h, cohortUsers, len(clients), o.Parallel, o.TTL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("authorizing the refresh cohort: %w", err)
+	}
+	slowEnd, downEnd := o.TTL, 2*o.TTL+4*time.Second
+	total := downEnd + 6*time.Second
+	o.logf("refresh: %d clients (%d with %s remote tokens) for %s: token requests slow by %s, then dropped from %s, back at %s",
+		len(clients)+len(cohort), len(cohort), o.TTL, total, o.SlowBy, sec(slowEnd), sec(downEnd))
+	inj := as.Faults()
+	refreshes0, err := CounterBy(h.AdminMetrics, "mcp_proxy_token_refreshes_total", "result")
+	if err != nil {
+		return nil, nil, err
+	}
+	all := append(append([]*client{}, clients...), cohort...)
+	recs := drive(ctx, all, total, p.Tally, func(ctx context.Context, start time.Time) {
+		defer inj.Clear()
+		if err := inj.Add(faults.Rule{Path: "/token", Delay: o.SlowBy.String()}); err != nil {
+			p.Failures = append(p.Failures, err.Error())
+			return
+		}
+		p.Events = append(p.Events, fmt.Sprintf("0.0s: token requests slow by %s", o.SlowBy))
+		sleep(ctx, slowEnd)
+		inj.Clear()
+		if err := inj.Add(faults.Rule{Path: "/token", Drop: true}); err != nil {
+			p.Failures = append(p.Failures, err.Error())
+			return
+		}
+		p.Events = append(p.Events, fmt.Sprintf("%s: token requests dropped (the server is down)", sec(time.Since(start))))
+		sleep(ctx, downEnd-time.Since(start))
+		inj.Clear()
+		p.Events = append(p.Events, fmt.Sprintf("%s: the server answers again", sec(time.Since(start))))
+	})
+	refreshes1, err := CounterBy(h.AdminMetrics, "mcp_proxy_token_refreshes_total", "result")
+	if err != nil {
+		return nil, nil, err
+	}
+	refreshes := Delta(refreshes0, refreshes1)
+	inCohort := map[int]bool{}
+	for _, c := range cohort {
+		inCohort[c.idx] = true
+	}
+	windows := []struct {
+		name     string
+		from, to time.Duration
+	}{{"slow", 0, slowEnd}, {"down", slowEnd, downEnd}, {"back", downEnd, total}}
+	for _, w := range windows {
+		for _, g := range []struct {
+			name   string
+			cohort bool
+		}{{"1 h tokens", false}, {o.TTL.String() + " tokens", true}} {
+			var sel []Record
+			for _, r := range recs {
+				if r.At >= w.from && r.At < w.to && inCohort[r.Client] == g.cohort {
+					sel = append(sel, r)
+				}
+			}
+			p.Rows = append(p.Rows, Row{Label: w.name + ", " + g.name, Summary: Summarize(sel, w.to-w.from)})
+		}
+	}
+	s := Summarize(recs, total)
+	p.Notes = append(p.Notes, fmt.Sprintf("the proxy's refreshes over the phase: %.0f succeeded, %.0f failed, %.0f refused; %d reconnections (%d failed)",
+		refreshes["success"], refreshes["failed"], refreshes["refused"], p.Tally.Reconnects.Load(), p.Tally.ReconnectFailures.Load()))
+	valid := fmt.Sprintf("%d requests failed while their user's remote token was still valid", s.ValidFailures)
+	switch {
+	case s.ValidFailures > 0 && o.ServeWhileValid:
+		p.Failures = append(p.Failures, valid)
+	case s.ValidFailures > 0:
+		p.Notes = append(p.Notes, valid+" (reported, not a failure: run with -serve-while-valid to make it one)")
+	default:
+		p.Notes = append(p.Notes, valid)
+	}
+	if s.Unrecovered > 0 {
+		p.Failures = append(p.Failures, fmt.Sprintf("%d clients failed and never recovered after the server came back", s.Unrecovered))
+	}
+	if n := notAnsweredAfter(recs, all, downEnd); n > 0 {
+		p.Failures = append(p.Failures, fmt.Sprintf("%d of %d clients had no call answered after the server came back", n, len(all)))
+	}
+	return p, cohort, nil
+}
