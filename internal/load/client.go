@@ -33,10 +33,6 @@ type client struct {
 	idx  int
 	user string
 	mc   *actors.MCPClient
-	// validUntil is how long the remote token the proxy holds for the
-	// user is known to be valid (its lifetime after the authorization
-	// began); zero when it is not known.
-	validUntil time.Time
 }
 
 // endpoint is the proxy's MCP endpoint.
@@ -47,27 +43,22 @@ const callTimeout = 10 * time.Second
 
 // authorize signs user in through the proxy (its identity provider, then
 // the remote authorization server's consent) with a browser of its own,
-// and opens its MCP session. ttl, when set, is the remote token's
-// lifetime.
-func authorize(ctx context.Context, h *bench.Harness, idx int, u mockas.User, ttl time.Duration) (*client, error) {
+// and opens its MCP session.
+func authorize(ctx context.Context, h *bench.Harness, idx int, u mockas.User) (*client, error) {
 	name := "load-client-" + strings.TrimPrefix(u.Username, "load-")
 	mc := actors.NewMCPClientWithPassword(h.NewTransport(), u.Username, u.Password, name,
 		clientmeta.MetadataURL(bench.ClientHost, name), clientmeta.RedirectURL(bench.ClientHost, name))
 	c := &client{idx: idx, user: u.Username, mc: mc}
-	began := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	if err := mc.Connect(ctx, endpoint); err != nil {
 		return nil, err
 	}
-	if ttl > 0 {
-		c.validUntil = began.Add(ttl)
-	}
 	return c, nil
 }
 
 // authorizeAll authorizes users, par at a time.
-func authorizeAll(ctx context.Context, h *bench.Harness, users []mockas.User, first, par int, ttl time.Duration) ([]*client, error) {
+func authorizeAll(ctx context.Context, h *bench.Harness, users []mockas.User, first, par int) ([]*client, error) {
 	out := make([]*client, len(users))
 	errs := make([]error, len(users))
 	next := atomic.Int64{}
@@ -79,7 +70,7 @@ func authorizeAll(ctx context.Context, h *bench.Harness, users []mockas.User, fi
 				if i >= len(users) || ctx.Err() != nil {
 					return
 				}
-				out[i], errs[i] = authorize(ctx, h, first+i, users[i], ttl)
+				out[i], errs[i] = authorize(ctx, h, first+i, users[i])
 			}
 		})
 	}
@@ -141,10 +132,11 @@ func (t *Tally) example(kind string, err error) {
 
 // drive runs every client in a closed loop (a call, its answer checked,
 // the next call) for dur, while script runs beside it; it returns every
-// call's record. A client whose call failed opens a new session (keeping
-// its tokens) before it goes on, waiting a little between failed
-// attempts.
-func drive(ctx context.Context, clients []*client, dur time.Duration, tally *Tally, script func(ctx context.Context, start time.Time)) []Record {
+// request's record and when the run began. A client whose call failed
+// opens a new session (keeping its tokens) before it goes on, waiting a
+// little after a failed attempt; a failed attempt is a failed request
+// too, of kind "initialize: …".
+func drive(ctx context.Context, clients []*client, dur time.Duration, tally *Tally, script func(ctx context.Context, start time.Time)) ([]Record, time.Time) {
 	start := time.Now()
 	ctx, cancel := context.WithDeadline(ctx, start.Add(dur))
 	defer cancel()
@@ -156,12 +148,15 @@ func drive(ctx context.Context, clients []*client, dur time.Duration, tally *Tal
 			for ctx.Err() == nil {
 				if broken {
 					tally.Reconnects.Add(1)
+					t0 := time.Now()
 					if err := c.reconnect(ctx); err != nil {
 						if ctx.Err() != nil {
 							return
 						}
 						tally.ReconnectFailures.Add(1)
-						tally.example("reconnect: "+Classify(err), err)
+						r := Record{Client: c.idx, At: t0.Sub(start), Took: time.Since(t0), Kind: "initialize: " + Classify(err)}
+						tally.example(r.Kind, err)
+						per[i] = append(per[i], r)
 						sleep(ctx, 250*time.Millisecond)
 						continue
 					}
@@ -172,8 +167,7 @@ func drive(ctx context.Context, clients []*client, dur time.Duration, tally *Tal
 				if err != nil && ctx.Err() != nil {
 					return // the run ended mid-call
 				}
-				r := Record{Client: c.idx, At: t0.Sub(start), Took: time.Since(t0),
-					Valid: !c.validUntil.IsZero() && t0.Before(c.validUntil)}
+				r := Record{Client: c.idx, At: t0.Sub(start), Took: time.Since(t0)}
 				if err != nil {
 					r.Kind = Classify(err)
 					if strings.HasPrefix(err.Error(), "wrong user") {
@@ -194,7 +188,7 @@ func drive(ctx context.Context, clients []*client, dur time.Duration, tally *Tal
 	for _, p := range per {
 		all = append(all, p...)
 	}
-	return all
+	return all, start
 }
 
 // sleep waits d or until ctx ends.

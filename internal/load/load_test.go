@@ -196,3 +196,28 @@ func TestTakeNamesWhatIsMissing(t *testing.T) {
 		t.Errorf("Take without the Go collector: %v", err)
 	}
 }
+
+func TestMarkValid(t *testing.T) {
+	start := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	s := time.Second
+	issues := map[int][]Issue{
+		1: {{At: start, TTL: 10 * s}, {At: start.Add(8 * s), TTL: 10 * s}}, // refreshed at 8 s: valid to 18 s
+		2: {{At: start, TTL: 10 * s}},                                      // never refreshed: valid to 10 s
+	}
+	recs := []Record{
+		{Client: 1, At: 5 * s, Kind: "HTTP 502"},                      // valid (first token)
+		{Client: 1, At: 15 * s, Kind: "HTTP 502"},                     // valid (the refreshed one)
+		{Client: 1, At: 18 * s, Kind: "HTTP 502"},                     // expired
+		{Client: 1, At: 6 * s},                                        // a success is never marked
+		{Client: 2, At: 9*s + 600*time.Millisecond, Kind: "HTTP 502"}, // within the margin of expiry: not counted
+		{Client: 2, At: 12 * s, Kind: "HTTP 502"},                     // expired
+		{Client: 3, At: 1 * s, Kind: "HTTP 502"},                      // no token known
+	}
+	MarkValid(recs, start, issues, 500*time.Millisecond)
+	want := []bool{true, true, false, false, false, false, false}
+	for i, r := range recs {
+		if r.Valid != want[i] {
+			t.Errorf("record %d (%+v): valid %v, want %v", i, r, r.Valid, want[i])
+		}
+	}
+}

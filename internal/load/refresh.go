@@ -3,6 +3,7 @@ package load
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/mcp-proxy/mcp-proxy/internal/bench"
@@ -22,21 +23,23 @@ import (
 //   - back, for 6 s: the rules are cleared.
 //
 // The other clients' tokens live an hour: the trouble should not reach
-// them. A failure of a request sent while its user's remote token was known
-// to be valid (the other clients' throughout, the cohort's until their
-// first token expires) is counted; with o.ServeWhileValid it fails the
-// phase. Every client must have recovered by the end.
+// them. A failure of a request sent while its user's remote token was
+// still valid (the latest one the authorization server issued for the user
+// before the request, by its own record, not within half a second of its
+// expiry) is counted; with o.ServeWhileValid it fails the phase. Every
+// client must have recovered by the end.
 func refreshPhase(ctx context.Context, h *bench.Harness, o Options, clients []*client, cohortUsers []mockas.User) (*Phase, []*client, error) {
 	p := &Phase{Name: "authorization server slow, then down, during refreshes", Tally: &Tally{}}
 	as := h.AS()
 	saved := as.Settings()
 	short := saved
 	short.AccessTokenTTL = o.TTL
+	shortFrom := time.Now()
 	if err := as.SetSettings(short); err != nil {
 		return nil, nil, err
 	}
 	defer as.SetSettings(saved)
-	cohort, err := authorizeAll(ctx, h, cohortUsers, len(clients), o.Parallel, o.TTL)
+	cohort, err := authorizeAll(ctx, h, cohortUsers, len(clients), o.Parallel)
 	if err != nil {
 		return nil, nil, fmt.Errorf("authorizing the refresh cohort: %w", err)
 	}
@@ -50,7 +53,7 @@ func refreshPhase(ctx context.Context, h *bench.Harness, o Options, clients []*c
 		return nil, nil, err
 	}
 	all := append(append([]*client{}, clients...), cohort...)
-	recs := drive(ctx, all, total, p.Tally, func(ctx context.Context, start time.Time) {
+	recs, start := drive(ctx, all, total, p.Tally, func(ctx context.Context, start time.Time) {
 		defer inj.Clear()
 		if err := inj.Add(faults.Rule{Path: "/token", Delay: o.SlowBy.String()}); err != nil {
 			p.Failures = append(p.Failures, err.Error())
@@ -77,6 +80,26 @@ func refreshPhase(ctx context.Context, h *bench.Harness, o Options, clients []*c
 	for _, c := range cohort {
 		inCohort[c.idx] = true
 	}
+	// Which failures came while the user's remote token was valid: the
+	// authorization server recorded every token it issued, with the
+	// subject, and when; the lifetime is the one set then.
+	idx := map[string]int{}
+	for _, c := range all {
+		idx[c.user] = c.idx
+	}
+	issues := map[int][]Issue{}
+	for _, ev := range as.Recorder().Events() {
+		i, ok := idx[ev.Detail["sub"]]
+		if ev.Kind != "token" || ev.Status != http.StatusOK || !ok {
+			continue
+		}
+		ttl := saved.AccessTokenTTL
+		if ev.Time.After(shortFrom) {
+			ttl = o.TTL
+		}
+		issues[i] = append(issues[i], Issue{At: ev.Time, TTL: ttl})
+	}
+	MarkValid(recs, start, issues, 500*time.Millisecond)
 	windows := []struct {
 		name     string
 		from, to time.Duration

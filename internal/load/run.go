@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/mcp-proxy/mcp-proxy/internal/bench"
-	"github.com/mcp-proxy/mcp-proxy/mockas"
 )
 
 // Options choose the size and the length of a run.
@@ -93,7 +92,7 @@ func Run(ctx context.Context, h *bench.Harness, o Options) (*Report, error) {
 	users := Users(o.Clients + o.Cohort)
 	rep := &Report{Opts: o}
 	t0 := time.Now()
-	clients, err := authorizeAll(ctx, h, users[:o.Clients], 0, o.Parallel, mockas.DefaultAccessTokenTTL)
+	clients, err := authorizeAll(ctx, h, users[:o.Clients], 0, o.Parallel)
 	if err != nil {
 		return nil, fmt.Errorf("authorizing the users: %w", err)
 	}
@@ -135,7 +134,7 @@ func warmPhase(ctx context.Context, h *bench.Harness, o Options, clients []*clie
 		return nil, err
 	}
 	o.logf("warm path: %d clients for %s", len(clients), o.Warm)
-	recs := drive(ctx, clients, o.Warm, p.Tally, nil)
+	recs, _ := drive(ctx, clients, o.Warm, p.Tally, nil)
 	if rep.After, err = Settle(ctx, h.AdminMetrics, time.Second, 10*time.Second); err != nil {
 		return nil, err
 	}
@@ -171,7 +170,7 @@ func restartPhase(ctx context.Context, h *bench.Harness, o Options, clients []*c
 	p := &Phase{Name: name, Tally: &Tally{}}
 	var up time.Duration
 	o.logf("%s: %d clients for %s, %s restarted at %s", name, len(clients), o.Restart, what, o.Restart/4)
-	recs := drive(ctx, clients, o.Restart, p.Tally, func(ctx context.Context, start time.Time) {
+	recs, _ := drive(ctx, clients, o.Restart, p.Tally, func(ctx context.Context, start time.Time) {
 		sleep(ctx, o.Restart/4)
 		down := time.Since(start)
 		if err := h.Restart(host, grace); err != nil {

@@ -18,8 +18,8 @@ type Record struct {
 	At     time.Duration
 	Took   time.Duration
 	Kind   string
-	// Valid is set when the client's remote token was still valid when the
-	// request was sent, as far as the load test knows.
+	// Valid is set on a failure sent while the remote token the proxy
+	// held for the client's user was still valid (see validity).
 	Valid bool
 }
 
@@ -78,7 +78,7 @@ type Summary struct {
 	Max          time.Duration
 	RPS          float64
 	// FirstError and LastError are when the first and the last failure
-	// happened (since the phase began); zero without failures.
+	// was answered (since the phase began); zero without failures.
 	FirstError, LastError time.Duration
 	// ClientsFailed is how many clients saw at least one failure;
 	// Unrecovered how many of them had no success after their last one.
@@ -106,10 +106,10 @@ func Summarize(recs []Record, window time.Duration) Summary {
 		if r.Valid {
 			s.ValidFailures++
 		}
-		if s.Errors == 1 || r.At < s.FirstError {
-			s.FirstError = r.At
+		if end := r.At + r.Took; s.Errors == 1 || end < s.FirstError {
+			s.FirstError = end
 		}
-		s.LastError = max(s.LastError, r.At)
+		s.LastError = max(s.LastError, r.At+r.Took)
 		if t, seen := lastErr[r.Client]; !seen || r.At > t {
 			lastErr[r.Client] = r.At
 		}
@@ -144,4 +144,32 @@ func (s Summary) Kinds() []string {
 		return strings.Compare(a, b)
 	})
 	return kinds
+}
+
+// Issue is a remote token the authorization server issued: when, and how
+// long it lives.
+type Issue struct {
+	At  time.Time
+	TTL time.Duration
+}
+
+// MarkValid sets Valid on every failure in recs that was sent while the
+// latest token issued for its client's user before then was still valid,
+// by margin at least. issues holds each client's tokens in the order they
+// were issued; start is when recs' clock began.
+func MarkValid(recs []Record, start time.Time, issues map[int][]Issue, margin time.Duration) {
+	for i := range recs {
+		r := &recs[i]
+		if r.Kind == "" {
+			continue
+		}
+		sent := start.Add(r.At)
+		var latest *Issue
+		for j := range issues[r.Client] {
+			if is := &issues[r.Client][j]; is.At.Before(sent) {
+				latest = is
+			}
+		}
+		r.Valid = latest != nil && sent.Before(latest.At.Add(latest.TTL-margin))
+	}
 }
