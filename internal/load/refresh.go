@@ -22,8 +22,8 @@ import (
 //     so the cohort's second refresh fails, and their tokens expire;
 //   - back, for 6 s: the rules are cleared.
 //
-// The other clients' tokens live an hour: the trouble should not reach
-// them. A failure of a request sent while its user's remote token was
+// The other clients' tokens live an hour: the trouble must not reach
+// them, and a failure of theirs fails the phase. A failure of a request sent while its user's remote token was
 // still valid (the latest one the authorization server issued for the user
 // before the request, by its own record, not within half a second of its
 // expiry) is counted; with o.ServeWhileValid it fails the phase. Every
@@ -118,23 +118,17 @@ func refreshPhase(ctx context.Context, h *bench.Harness, o Options, clients []*c
 			p.Rows = append(p.Rows, Row{Label: w.name + ", " + g.name, Summary: Summarize(sel, w.to-w.from)})
 		}
 	}
+	var longLived []Record
+	for _, r := range recs {
+		if !inCohort[r.Client] {
+			longLived = append(longLived, r)
+		}
+	}
 	s := Summarize(recs, total)
+	failures, note := RefreshRules(Summarize(longLived, total), s, o.ServeWhileValid)
+	p.Failures = append(p.Failures, failures...)
 	p.Notes = append(p.Notes, fmt.Sprintf("the proxy's refreshes over the phase: %.0f succeeded, %.0f failed, %.0f refused; %d reconnections (%d failed)",
-		refreshes["success"], refreshes["failed"], refreshes["refused"], p.Tally.Reconnects.Load(), p.Tally.ReconnectFailures.Load()))
-	valid := fmt.Sprintf("%d requests failed while their user's remote token was still valid", s.ValidFailures)
-	switch {
-	case s.ValidFailures > 0 && o.ServeWhileValid:
-		p.Failures = append(p.Failures, valid)
-	case s.ValidFailures > 0:
-		p.Notes = append(p.Notes, valid+" (reported, not a failure: run with -serve-while-valid to make it one)")
-	default:
-		p.Notes = append(p.Notes, valid)
-	}
-	if s.Unrecovered > 0 {
-		p.Failures = append(p.Failures, fmt.Sprintf("%d clients failed and never recovered after the server came back", s.Unrecovered))
-	}
-	if n := notAnsweredAfter(recs, all, downEnd); n > 0 {
-		p.Failures = append(p.Failures, fmt.Sprintf("%d of %d clients had no call answered after the server came back", n, len(all)))
-	}
+		refreshes["success"], refreshes["failed"], refreshes["refused"], p.Tally.Reconnects.Load(), p.Tally.ReconnectFailures.Load()), note)
+	p.Failures = append(p.Failures, RecoveryRules(s, NotAnsweredAfter(recs, indexes(all), downEnd), len(all), "the server came back")...)
 	return p, cohort, nil
 }

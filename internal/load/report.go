@@ -15,7 +15,7 @@ import (
 func (r *Report) Print(w io.Writer) {
 	for _, p := range r.Phases {
 		fmt.Fprintf(w, "\n### %s\n\n", p.Name)
-		fmt.Fprintln(w, "| clients, window | calls | failed | failures by kind | p50 | p99 | max | calls/s | clients failed | not recovered |")
+		fmt.Fprintln(w, "| clients, window | requests | failed | failures by kind | p50 | p99 | max | answered/s | clients failed | not recovered |")
 		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
 		for _, row := range p.Rows {
 			fmt.Fprintf(w, "| %s | %d | %d | %s | %s | %s | %s | %.0f | %d | %d |\n", row.Label, row.Requests, row.Errors,
@@ -45,7 +45,7 @@ func (r *Report) Line() string {
 	var parts []string
 	if len(r.Phases) > 0 && len(r.Phases[0].Rows) > 0 {
 		s := r.Phases[0].Rows[0].Summary
-		parts = append(parts, fmt.Sprintf("warm path %d clients: %d calls, %d failed, p50 %s, p99 %s, %.0f calls/s; goroutines %d → %d, heap in use %s → %s",
+		parts = append(parts, fmt.Sprintf("warm path %d clients: %d requests, %d failed, p50 %s, p99 %s, %.0f answered/s; goroutines %d → %d, heap in use %s → %s",
 			r.Opts.Clients, s.Requests, s.Errors, ms(s.P50), ms(s.P99), s.RPS,
 			r.Before.Goroutines, r.After.Goroutines, MiB(r.Before.HeapInuse), MiB(r.After.HeapInuse)))
 	}
@@ -55,7 +55,7 @@ func (r *Report) Line() string {
 			calls += row.Requests
 			failed += row.Errors
 		}
-		parts = append(parts, fmt.Sprintf("%s: %d calls, %d failed", p.Name, calls, failed))
+		parts = append(parts, fmt.Sprintf("%s: %d requests, %d failed", p.Name, calls, failed))
 	}
 	if f := r.Failed(); len(f) > 0 {
 		return "load: FAIL: " + strings.Join(f, "; ") + " (" + strings.Join(parts, "; ") + ")"

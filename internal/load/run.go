@@ -151,15 +151,7 @@ func warmPhase(ctx context.Context, h *bench.Harness, o Options, clients []*clie
 		rep.Before.Goroutines, MiB(rep.Before.HeapInuse), MiB(rep.Before.RSS)))
 	p.Notes = append(p.Notes, fmt.Sprintf("proxy after (settled, clients idle): %d goroutines, heap in use %s, RSS %s",
 		rep.After.Goroutines, MiB(rep.After.HeapInuse), MiB(rep.After.RSS)))
-	if s.Errors > 0 {
-		p.Failures = append(p.Failures, fmt.Sprintf("%d of %d calls failed on the warm path", s.Errors, s.Requests))
-	}
-	if s.Requests == 0 {
-		p.Failures = append(p.Failures, "no call was answered")
-	}
-	if err := o.Leak.Check(rep.Before, rep.After); err != nil {
-		p.Failures = append(p.Failures, "leak: "+err.Error())
-	}
+	p.Failures = append(p.Failures, WarmRules(s, o.Leak, rep.Before, rep.After)...)
 	return p, nil
 }
 
@@ -187,12 +179,7 @@ func restartPhase(ctx context.Context, h *bench.Harness, o Options, clients []*c
 			sec(s.FirstError), sec(s.LastError), p.Tally.Reconnects.Load(), p.Tally.ReconnectFailures.Load()))
 	}
 	if up > 0 {
-		if n := notAnsweredAfter(recs, clients, up); n > 0 {
-			p.Failures = append(p.Failures, fmt.Sprintf("%d of %d clients had no call answered after the restart", n, len(clients)))
-		}
-	}
-	if s.Unrecovered > 0 {
-		p.Failures = append(p.Failures, fmt.Sprintf("%d clients failed and never recovered", s.Unrecovered))
+		p.Failures = append(p.Failures, RecoveryRules(s, NotAnsweredAfter(recs, indexes(clients), up), len(clients), "the restart")...)
 	}
 	return p, up
 }
@@ -210,18 +197,7 @@ func proxyPhase(ctx context.Context, h *bench.Harness, o Options, clients []*cli
 	as0, idp0, auth0 := h.AS().Counters(), h.IdP().Counters(), authorizations(clients)
 	p, _ := restartPhase(ctx, h, o, clients, "proxy restarted (file store)", bench.ProxyHost, "mcp-proxy", 15*time.Second)
 	as1, idp1, auth1 := h.AS().Counters(), h.IdP().Counters(), authorizations(clients)
-	var grew []string
-	for _, k := range []string{"authorize", "login", "consent"} {
-		if d := as1[k] - as0[k]; d != 0 {
-			grew = append(grew, fmt.Sprintf("remote authorization server %s +%d", k, d))
-		}
-		if d := idp1[k] - idp0[k]; d != 0 {
-			grew = append(grew, fmt.Sprintf("identity provider %s +%d", k, d))
-		}
-	}
-	if d := auth1 - auth0; d != 0 {
-		grew = append(grew, fmt.Sprintf("browsers sent to authorize +%d", d))
-	}
+	grew := AuthorizedAgain(as0, as1, idp0, idp1, auth0, auth1)
 	if len(grew) > 0 {
 		p.Failures = append(p.Failures, fmt.Sprintf("users had to authorize again after the restart: %v", grew))
 	} else {
@@ -230,22 +206,13 @@ func proxyPhase(ctx context.Context, h *bench.Harness, o Options, clients []*cli
 	return p
 }
 
-// notAnsweredAfter counts the clients with no call answered that was sent
-// after t.
-func notAnsweredAfter(recs []Record, clients []*client, t time.Duration) int {
-	ok := map[int]bool{}
-	for _, r := range recs {
-		if r.Kind == "" && r.At >= t {
-			ok[r.Client] = true
-		}
+// indexes are the clients' indexes.
+func indexes(clients []*client) []int {
+	out := make([]int, len(clients))
+	for i, c := range clients {
+		out[i] = c.idx
 	}
-	n := 0
-	for _, c := range clients {
-		if !ok[c.idx] {
-			n++
-		}
-	}
-	return n
+	return out
 }
 
 func sec(d time.Duration) string { return fmt.Sprintf("%.1fs", d.Seconds()) }
