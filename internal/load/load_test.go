@@ -185,8 +185,15 @@ func TestCounterBy(t *testing.T) {
 	if got["success"] != 7 || got["failed"] != 1 || len(got) != 2 {
 		t.Errorf("CounterBy = %v, want success 7 (two routes), failed 1", got)
 	}
-	if d := Delta(map[string]float64{"success": 2}, got); d["success"] != 5 || d["failed"] != 1 {
+	d := Delta(map[string]float64{"success": 2}, got)
+	if d["success"] != 5 || d["failed"] != 1 {
 		t.Errorf("Delta = %v", d)
+	}
+	if c := Counts(d); c != "success 5, failed 1" {
+		t.Errorf("Counts = %q", c)
+	}
+	if c := Counts(map[string]float64{"a": 0}); c != "none" {
+		t.Errorf("Counts of zeros = %q", c)
 	}
 }
 

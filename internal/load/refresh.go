@@ -48,6 +48,10 @@ func refreshPhase(ctx context.Context, h *bench.Harness, o Options, clients []*c
 	o.logf("refresh: %d clients (%d with %s remote tokens) for %s: token requests slow by %s, then dropped from %s, back at %s",
 		len(clients)+len(cohort), len(cohort), o.TTL, total, o.SlowBy, sec(slowEnd), sec(downEnd))
 	inj := as.Faults()
+	errs0, err := CounterBy(h.AdminMetrics, "mcp_proxy_errors_total", "type")
+	if err != nil {
+		return nil, nil, err
+	}
 	refreshes0, err := CounterBy(h.AdminMetrics, "mcp_proxy_token_refreshes_total", "result")
 	if err != nil {
 		return nil, nil, err
@@ -76,6 +80,11 @@ func refreshPhase(ctx context.Context, h *bench.Harness, o Options, clients []*c
 		return nil, nil, err
 	}
 	refreshes := Delta(refreshes0, refreshes1)
+	errs1, err := CounterBy(h.AdminMetrics, "mcp_proxy_errors_total", "type")
+	if err != nil {
+		return nil, nil, err
+	}
+	p.Notes = append(p.Notes, "the proxy's error answers over the phase, by code: "+Counts(Delta(errs0, errs1)))
 	inCohort := map[int]bool{}
 	for _, c := range cohort {
 		inCohort[c.idx] = true

@@ -161,6 +161,10 @@ func warmPhase(ctx context.Context, h *bench.Harness, o Options, clients []*clie
 func restartPhase(ctx context.Context, h *bench.Harness, o Options, clients []*client, name, host, what string, grace time.Duration) (*Phase, time.Duration) {
 	p := &Phase{Name: name, Tally: &Tally{}}
 	var up time.Duration
+	errs0, _ := CounterBy(h.AdminMetrics, "mcp_proxy_errors_total", "type")
+	if host == bench.ProxyHost {
+		errs0 = nil // the new process counts from zero
+	}
 	o.logf("%s: %d clients for %s, %s restarted at %s", name, len(clients), o.Restart, what, o.Restart/4)
 	recs, _ := drive(ctx, clients, o.Restart, p.Tally, func(ctx context.Context, start time.Time) {
 		sleep(ctx, o.Restart/4)
@@ -177,6 +181,9 @@ func restartPhase(ctx context.Context, h *bench.Harness, o Options, clients []*c
 	if s.Errors > 0 {
 		p.Notes = append(p.Notes, fmt.Sprintf("failures from %s to %s; %d reconnections (%d failed)",
 			sec(s.FirstError), sec(s.LastError), p.Tally.Reconnects.Load(), p.Tally.ReconnectFailures.Load()))
+	}
+	if errs1, err := CounterBy(h.AdminMetrics, "mcp_proxy_errors_total", "type"); err == nil {
+		p.Notes = append(p.Notes, "the proxy's error answers over the phase, by code: "+Counts(Delta(errs0, errs1)))
 	}
 	if up > 0 {
 		p.Failures = append(p.Failures, RecoveryRules(s, NotAnsweredAfter(recs, indexes(clients), up), len(clients), "the restart")...)
