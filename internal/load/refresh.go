@@ -57,6 +57,9 @@ func refreshPhase(ctx context.Context, h *bench.Harness, o Options, clients []*c
 		return nil, nil, err
 	}
 	all := append(append([]*client{}, clients...), cohort...)
+	// The windows' edges are when the rules changed, which on a busy
+	// machine can be later than planned.
+	slowTo, downTo := slowEnd, downEnd
 	recs, start := drive(ctx, all, total, p.Tally, func(ctx context.Context, start time.Time) {
 		defer inj.Clear()
 		if err := inj.Add(faults.Rule{Path: "/token", Delay: o.SlowBy.String()}); err != nil {
@@ -70,10 +73,12 @@ func refreshPhase(ctx context.Context, h *bench.Harness, o Options, clients []*c
 			p.Failures = append(p.Failures, err.Error())
 			return
 		}
-		p.Events = append(p.Events, fmt.Sprintf("%s: token requests dropped (the server is down)", sec(time.Since(start))))
+		slowTo = time.Since(start)
+		p.Events = append(p.Events, fmt.Sprintf("%s: token requests dropped (the server is down)", sec(slowTo)))
 		sleep(ctx, downEnd-time.Since(start))
 		inj.Clear()
-		p.Events = append(p.Events, fmt.Sprintf("%s: the server answers again", sec(time.Since(start))))
+		downTo = time.Since(start)
+		p.Events = append(p.Events, fmt.Sprintf("%s: the server answers again", sec(downTo)))
 	})
 	refreshes1, err := CounterBy(h.AdminMetrics, "mcp_proxy_token_refreshes_total", "result")
 	if err != nil {
@@ -112,7 +117,7 @@ func refreshPhase(ctx context.Context, h *bench.Harness, o Options, clients []*c
 	windows := []struct {
 		name     string
 		from, to time.Duration
-	}{{"slow", 0, slowEnd}, {"down", slowEnd, downEnd}, {"back", downEnd, total}}
+	}{{"slow", 0, slowTo}, {"down", slowTo, downTo}, {"back", downTo, total}}
 	for _, w := range windows {
 		for _, g := range []struct {
 			name   string
@@ -138,6 +143,6 @@ func refreshPhase(ctx context.Context, h *bench.Harness, o Options, clients []*c
 	p.Failures = append(p.Failures, failures...)
 	p.Notes = append(p.Notes, fmt.Sprintf("the proxy's refreshes over the phase: %.0f succeeded, %.0f failed, %.0f refused; %d reconnections (%d failed)",
 		refreshes["success"], refreshes["failed"], refreshes["refused"], p.Tally.Reconnects.Load(), p.Tally.ReconnectFailures.Load()), note)
-	p.Failures = append(p.Failures, RecoveryRules(s, NotAnsweredAfter(recs, indexes(all), downEnd), len(all), "the server came back")...)
+	p.Failures = append(p.Failures, RecoveryRules(s, NotAnsweredAfter(recs, indexes(all), downTo), len(all), "the server came back")...)
 	return p, cohort, nil
 }
