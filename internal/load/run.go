@@ -109,9 +109,10 @@ func Run(ctx context.Context, h *bench.Harness, o Options) (*Report, error) {
 		return nil, err
 	}
 	rep.Phases = append(rep.Phases, as)
-	rep.Phases = append(rep.Phases, proxyPhase(ctx, h, o, append(clients, cohort...)))
+	all := append(append([]*client{}, clients...), cohort...)
+	rep.Phases = append(rep.Phases, proxyPhase(ctx, h, o, all))
 
-	for _, c := range append(clients, cohort...) {
+	for _, c := range all {
 		c.mc.Close()
 	}
 	if rep.Final, err = Settle(ctx, h.AdminMetrics, time.Second, 10*time.Second); err != nil {
