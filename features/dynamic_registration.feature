@@ -1,8 +1,8 @@
-@doc:dynamic-registration
+@doc:clients
 Feature: Dynamic client registration of MCP clients at the proxy
-  The Dynamic Client Registration page promises that MCP clients without a
-  Client ID Metadata Document register themselves (RFC 7591) at the proxy,
-  on by default, as public clients with PKCE; that the user approves each one
+  The "Dynamic client registration" section of the clients page promises
+  that MCP clients without a Client ID Metadata Document register themselves
+  (RFC 7591) at the proxy, on by default, as public clients with PKCE; that the user approves each one
   by name, marked as not verified, before anything reaches the remote server;
   that the registration endpoint refuses what its rules and bounds do not
   allow, with the documented errors; and that an operator can turn it off.
@@ -35,6 +35,12 @@ Feature: Dynamic client registration of MCP clients at the proxy
     When alice denies an MCP client that registers itself with the redirect URI "http://localhost:3334/oauth/callback" at "https://mcp.example.com/mcp"
     Then nothing reached "auth.provider.com" for alice
 
+  Scenario: A client that lists an https and a loopback redirect URI registers as a web client
+    Given the operator configuration "quickstart-minimal"
+    And the proxy is running
+    When an MCP client registers at "mcp.example.com" with the documented "dcr-register-web-loopback"
+    Then the answer has status 201 and has the documented fields "dcr-register-web-loopback-response"
+
   Scenario Outline: A registration with a redirect URI outside the rules is refused
     Given the operator configuration "quickstart-minimal"
     And the proxy is running
@@ -46,6 +52,7 @@ Feature: Dynamic client registration of MCP clients at the proxy
       | metadata                                                                                    | error                        |
       | {"redirect_uris":["http://app.example.net/callback"],"application_type":"web"}              | err-dcr-http-redirect        |
       | {"redirect_uris":["http://192.168.1.20:8080/callback"],"application_type":"native"}         | err-dcr-native-not-loopback  |
+      | {"redirect_uris":["com.example.app:/callback"],"application_type":"web"}                    | err-dcr-private-scheme       |
       | {"redirect_uris":["javascript:alert(1)"],"application_type":"native"}                       | err-dcr-javascript           |
       | {"redirect_uris":["https://app.example.net/callback#x"]}                                    | err-dcr-fragment             |
 

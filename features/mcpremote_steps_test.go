@@ -16,7 +16,7 @@ import (
 )
 
 // Steps of mcp-remote (npm) as a real MCP client that registers itself
-// (docs/dynamic-registration.md). The scenarios are tagged @mcp-remote:
+// (docs/clients.md, "Dynamic client registration"). The scenarios are tagged @mcp-remote:
 // make conformance leaves them out, and says so, when mcp-remote is not
 // installed; run on their own they fail with the reason.
 func init() {

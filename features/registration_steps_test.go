@@ -18,7 +18,7 @@ import (
 	"github.com/mcp-proxy/mcp-proxy/internal/stack"
 )
 
-// Steps of docs/dynamic-registration.md: MCP clients that register
+// Steps of docs/clients.md, "Dynamic client registration": MCP clients that register
 // themselves at the proxy (RFC 7591).
 func init() {
 	moreSteps = append(moreSteps, func(w *world, sc *godog.ScenarioContext) {

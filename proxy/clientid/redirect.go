@@ -74,6 +74,25 @@ func CheckRedirectURI(uri string, native bool) error {
 	return nil
 }
 
+// LooksNative reports whether uri is a redirect URI of the kind only a
+// native app registers (RFC 8252 §7): http on a loopback host, or a
+// private-use scheme that is a reverse domain name. Dynamic registration
+// uses it to default application_type; it does not check the URI.
+func LooksNative(uri string) bool {
+	u, err := url.Parse(uri)
+	if err != nil {
+		return false
+	}
+	switch scheme := strings.ToLower(u.Scheme); scheme {
+	case "http":
+		return u.Opaque == "" && containsFold(loopbackHosts, hostWithoutPort(u))
+	case "https", "":
+		return false
+	default:
+		return strings.Contains(scheme, ".")
+	}
+}
+
 // hostWithoutPort is the URI's host as it is written, brackets kept for an
 // IPv6 address, without the port.
 func hostWithoutPort(u *url.URL) string {

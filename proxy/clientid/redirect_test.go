@@ -50,3 +50,26 @@ func TestCheckRedirectURI(t *testing.T) {
 		}
 	}
 }
+
+// TestLooksNative: the redirect URIs that make a registration without
+// application_type native.
+func TestLooksNative(t *testing.T) {
+	for uri, want := range map[string]bool{
+		"http://127.0.0.1:49152/cb":        true,
+		"http://[::1]:8080/cb":             true,
+		"http://LOCALHOST:3334/cb":         true,
+		"com.example.app:/callback":        true,
+		"https://127.0.0.1/cb":             false,
+		"https://app.example.net/cb":       false,
+		"http://127.0.0.2/cb":              false,
+		"http://localhost.evil.example/cb": false,
+		"myapp:/cb":                        false,
+		"javascript:alert(1)":              false,
+		"/relative":                        false,
+		"%zz":                              false,
+	} {
+		if got := LooksNative(uri); got != want {
+			t.Errorf("LooksNative(%q) = %v, want %v", uri, got, want)
+		}
+	}
+}

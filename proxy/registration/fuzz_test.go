@@ -3,6 +3,8 @@ package registration
 import (
 	"errors"
 	"testing"
+
+	"github.com/mcp-proxy/mcp-proxy/proxy/clientid"
 )
 
 // FuzzDecode: the decoder of what any stranger may POST never panics,
@@ -13,6 +15,8 @@ func FuzzDecode(f *testing.F) {
 		`{"redirect_uris":["com.example.app:/cb"],"application_type":"native"}`,
 		`{"redirect_uris":["https://a.example/cb"],"token_endpoint_auth_method":"client_secret_basic"}`,
 		`{"redirect_uris":["javascript:alert(1)"]}`,
+		`{"redirect_uris":["http://127.0.0.1:8080/cb"],"application_type":"web"}`,
+		`{"redirect_uris":["https://a.example/cb","com.example.app:/cb"]}`,
 		`{"redirect_uris":null,"grant_types":[1]}`,
 		`[]`, `null`, `{`,
 	} {
@@ -34,7 +38,7 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("%d redirect URIs accepted", len(r.RedirectURIs))
 		}
 		for _, u := range r.RedirectURIs {
-			if err := CheckRedirectURI(r.ApplicationType, u); err != nil {
+			if err := clientid.CheckRedirectURI(u, r.ApplicationType == Native); err != nil {
 				t.Fatalf("accepted %q: %v", u, err)
 			}
 		}

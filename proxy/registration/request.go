@@ -13,12 +13,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/mcp-proxy/mcp-proxy/proxy/clientid"
 )
 
 // Bounds of one registration request.
@@ -27,8 +28,8 @@ const (
 	MaxBodyBytes = 16 << 10
 	// MaxRedirectURIs is how many redirect URIs one client may register.
 	MaxRedirectURIs = 10
-	// MaxURILength bounds each URL of a registration.
-	MaxURILength = 2000
+	// maxClientURI bounds client_uri: as long as a redirect URI may be.
+	maxClientURI = clientid.MaxRedirectURI
 	// MaxNameLength bounds client_name, in characters.
 	MaxNameLength = 100
 )
@@ -127,8 +128,8 @@ func Decode(body []byte) (*Request, error) {
 	}
 	if m.ClientURI != nil && *m.ClientURI != "" {
 		u, err := url.Parse(*m.ClientURI)
-		if len(*m.ClientURI) > MaxURILength || err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil {
-			return nil, metadataError("client_uri must be an https URL without user information, at most %d characters", MaxURILength)
+		if len(*m.ClientURI) > maxClientURI || err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil {
+			return nil, metadataError("client_uri must be an https URL without user information, at most %d characters", maxClientURI)
 		}
 		r.URI = *m.ClientURI
 	}
@@ -146,9 +147,9 @@ func Decode(body []byte) (*Request, error) {
 	default:
 		return nil, metadataError("application_type %q is not web or native", bounded(*m.ApplicationType, 40))
 	}
-	for _, u := range m.RedirectURIs {
-		if err := CheckRedirectURI(r.ApplicationType, u); err != nil {
-			return nil, err
+	for i, u := range m.RedirectURIs {
+		if err := clientid.CheckRedirectURI(u, r.ApplicationType == Native); err != nil {
+			return nil, &Error{CodeInvalidRedirectURI, fmt.Sprintf("redirect_uris[%d] %v", i, err)}
 		}
 	}
 	r.RedirectURIs = m.RedirectURIs
@@ -158,97 +159,15 @@ func Decode(body []byte) (*Request, error) {
 // deriveApplicationType is the application type of a request that names
 // none: native when every redirect URI is a loopback or private-use one
 // (what a desktop client registers), else web. OpenID Connect's default,
-// web, would refuse every desktop client that leaves the field out.
+// web, would refuse every desktop client with a private-use scheme that
+// leaves the field out.
 func deriveApplicationType(uris []string) string {
-	for _, raw := range uris {
-		u, err := url.Parse(raw)
-		if err != nil || !(isLoopbackHTTP(u) || isPrivateUseScheme(u.Scheme)) {
+	for _, u := range uris {
+		if !clientid.LooksNative(u) {
 			return Web
 		}
 	}
 	return Native
-}
-
-// CheckRedirectURI reports why raw cannot be a redirect URI of a client of
-// the application type, or nil. Web clients: https only, never a loopback
-// host. Native clients (RFC 8252 §7): http on a loopback host (127.0.0.1,
-// [::1] or localhost) on any port, a private-use scheme in reverse domain
-// form (com.example.app:/callback), or https. Never javascript:, data:,
-// file:, a fragment or user information.
-//
-// TODO(merge): replace with the shared redirect URI rules of proxy/clientid
-// (clientid.CheckRedirectURI) so CIMD and registered clients follow the same
-// rules.
-func CheckRedirectURI(appType, raw string) error {
-	bad := func(why string) error {
-		return &Error{CodeInvalidRedirectURI, fmt.Sprintf("redirect URI %q %s", bounded(raw, 200), why)}
-	}
-	if len(raw) > MaxURILength {
-		return &Error{CodeInvalidRedirectURI, fmt.Sprintf("a redirect URI is longer than %d characters", MaxURILength)}
-	}
-	u, err := url.Parse(raw)
-	switch {
-	case err != nil || !u.IsAbs():
-		return bad("is not an absolute URL")
-	case strings.Contains(raw, "#"):
-		return bad("has a fragment, which a redirect URI must not have (RFC 6749 §3.1.2)")
-	case u.User != nil:
-		return bad("carries user information, which a redirect URI must not")
-	}
-	switch scheme := strings.ToLower(u.Scheme); {
-	case scheme == "javascript" || scheme == "data" || scheme == "file" || scheme == "vbscript" || scheme == "blob" || scheme == "about":
-		return bad("uses the " + scheme + ": scheme, which is never a redirect URI")
-	case scheme == "https":
-		if u.Host == "" {
-			return bad("has no host")
-		}
-		if appType == Web && isLoopbackHost(u.Hostname()) {
-			return bad("is on a loopback host; a web client redirects to its public https host (register as application_type native for a desktop client)")
-		}
-		return nil
-	case scheme == "http":
-		if appType == Native && isLoopbackHTTP(u) {
-			return nil
-		}
-		if appType == Native {
-			return bad("uses http on a host other than 127.0.0.1, [::1] or localhost; a native client's http redirect URI must be a loopback one (RFC 8252 §7.3)")
-		}
-		return bad("uses http; a web client's redirect URI must use https (register as application_type native for a loopback redirect URI)")
-	default:
-		if appType != Native {
-			return bad("uses a private-use scheme, which only a native client may register (application_type native)")
-		}
-		if !isPrivateUseScheme(scheme) {
-			return bad("uses a private-use scheme that is not in reverse domain form, such as com.example.app (RFC 8252 §7.1)")
-		}
-		return nil
-	}
-}
-
-func isLoopbackHTTP(u *url.URL) bool {
-	return strings.EqualFold(u.Scheme, "http") && isLoopbackHost(u.Hostname())
-}
-
-func isLoopbackHost(h string) bool {
-	if strings.EqualFold(h, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && (ip.Equal(net.IPv4(127, 0, 0, 1)) || ip.Equal(net.IPv6loopback))
-}
-
-// isPrivateUseScheme: a URI scheme (RFC 3986 §3.1) with a dot, as reverse
-// domain names have (RFC 8252 §7.1).
-func isPrivateUseScheme(s string) bool {
-	if !strings.Contains(s, ".") || strings.HasPrefix(s, ".") || strings.HasSuffix(s, ".") {
-		return false
-	}
-	for i, c := range s {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && (c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.')) {
-			return false
-		}
-	}
-	return true
 }
 
 // bounded returns s cut to n bytes (on a character boundary), with "…" when

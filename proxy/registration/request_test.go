@@ -16,6 +16,8 @@ func TestDecodeAcceptsAndDefaults(t *testing.T) {
 		{"private-use scheme", `{"redirect_uris":["com.example.app:/callback"]}`, Native},
 		{"https web", `{"redirect_uris":["https://app.example.net/cb"],"token_endpoint_auth_method":"none"}`, Web},
 		{"native may use https", `{"redirect_uris":["https://app.example.net/cb"],"application_type":"native"}`, Native},
+		{"https beside loopback is web", `{"redirect_uris":["https://app.example.net/cb","http://127.0.0.1:49152/cb"]}`, Web},
+		{"web may use loopback", `{"redirect_uris":["http://127.0.0.1:49152/cb"],"application_type":"web"}`, Web},
 		{"unknown fields ignored", `{"redirect_uris":["https://a.example/cb"],"scope":"x","software_statement":"eyJ...","jwks":{"keys":[]}}`, Web},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -63,42 +65,49 @@ func TestDecodeRefuses(t *testing.T) {
 	}
 }
 
-func TestCheckRedirectURI(t *testing.T) {
+// TestDecodeRedirectURIs: registration applies clientid's one redirect URI
+// rule with the request's application_type (named or derived), and names
+// the refused URI by its index.
+func TestDecodeRedirectURIs(t *testing.T) {
 	for _, tc := range []struct {
-		appType, uri string
-		ok           bool
+		appType string // "" leaves application_type out
+		uris    string
+		want    string // "" accepted, else a part of the description
 	}{
-		{Web, "https://app.example.net/cb", true},
-		{Web, "http://app.example.net/cb", false},
-		{Web, "https://localhost/cb", false},
-		{Web, "https://127.0.0.1/cb", false},
-		{Web, "http://127.0.0.1:8080/cb", false},
-		{Web, "com.example.app:/cb", false},
-		{Native, "http://127.0.0.1:8080/cb", true},
-		{Native, "http://127.0.0.1/cb", true},
-		{Native, "http://[::1]:1/cb", true},
-		{Native, "http://localhost:3334/oauth/callback", true},
-		{Native, "http://LOCALHOST:3334/cb", true},
-		{Native, "http://127.0.0.2:8080/cb", false},
-		{Native, "http://localhost.evil.example/cb", false},
-		{Native, "http://10.0.0.1/cb", false},
-		{Native, "com.example.app:/cb", true},
-		{Native, "myapp:/cb", false},
-		{Native, "https://app.example.net/cb", true},
-		{Native, "javascript:alert(1)", false},
-		{Native, "JavaScript:alert(1)", false},
-		{Native, "data:text/html,x", false},
-		{Native, "file:///etc/passwd", false},
-		{Native, "https://app.example.net/cb#frag", false},
-		{Native, "https://app.example.net/cb#", false},
-		{Native, "https://user@app.example.net/cb", false},
-		{Native, "http://user:pw@127.0.0.1/cb", false},
-		{Native, "/relative", false},
-		{Native, "https:///nohost", false},
+		{Web, `"https://app.example.net/cb"`, ""},
+		{Web, `"http://127.0.0.1:8080/cb"`, ""},
+		{Web, `"http://localhost:3334/oauth/callback"`, ""},
+		{Web, `"https://localhost/cb"`, ""},
+		{Web, `"https://app.example.net/cb","http://127.0.0.1:49152/cb"`, ""},
+		{"", `"https://app.example.net/cb","http://127.0.0.1:49152/cb"`, ""},
+		{Native, `"http://[::1]:1/cb"`, ""},
+		{Native, `"com.example.app:/cb"`, ""},
+		{Native, `"https://app.example.net/cb"`, ""},
+		{Web, `"http://app.example.net/cb"`, `redirect_uris[0] uses http on the host "app.example.net", which is not loopback`},
+		{Native, `"http://127.0.0.2:8080/cb"`, "which is not loopback"},
+		{Native, `"http://localhost.evil.example/cb"`, "which is not loopback"},
+		{Web, `"com.example.app:/cb"`, `redirect_uris[0] uses the private-use scheme "com.example.app", which only native clients`},
+		{"", `"https://app.example.net/cb","com.example.app:/cb"`, `redirect_uris[1] uses the private-use scheme`},
+		{Native, `"myapp:/cb"`, "not a reverse domain name"},
+		{Native, `"javascript:alert(1)"`, `uses the scheme "javascript"`},
+		{"", `"https://app.example.net/cb#frag"`, "has a fragment"},
+		{Native, `"http://user:pw@127.0.0.1/cb"`, "carries user information"},
+		{"", `"/relative"`, "is not an absolute URI"},
+		{"", `"https://app.example.net/` + strings.Repeat("a", 2000) + `"`, "redirect_uris[0] is longer than 2000 characters"},
 	} {
-		err := CheckRedirectURI(tc.appType, tc.uri)
-		if (err == nil) != tc.ok {
-			t.Errorf("%s %q: err = %v, want ok = %v", tc.appType, tc.uri, err, tc.ok)
+		body := `{"redirect_uris":[` + tc.uris + `]`
+		if tc.appType != "" {
+			body += `,"application_type":"` + tc.appType + `"`
+		}
+		body += "}"
+		_, err := Decode([]byte(body))
+		var re *Error
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v, want accepted", body, err)
+		case tc.want == "":
+		case !errors.As(err, &re) || re.Code != CodeInvalidRedirectURI || !strings.Contains(re.Description, tc.want):
+			t.Errorf("%s: %v, want invalid_redirect_uri containing %q", body, err, tc.want)
 		}
 	}
 }
