@@ -55,8 +55,12 @@ func (s *Source) Inject(rs *apierror.Responder, withdrawn func(r *http.Request) 
 }
 
 // Rejected handles the remote server's 401 to a token: the token is
-// dropped, so the next authorization consents again.
+// dropped, so the next authorization consents again. A token that a
+// refresh replaced meanwhile is kept: the 401 was for the one before it.
 func (s *Source) Rejected(ctx context.Context, t *Token) {
+	if cur, err := s.Records.Get(ctx, t.Key); err == nil && cur != nil && cur.AccessToken != t.AccessToken {
+		return
+	}
 	_ = s.Records.Delete(ctx, t.Key)
 	s.Log.Info("the remote server refused the upstream token; dropped it",
 		slog.String("event", "token_rejected"), slog.String("user", t.Subject),
