@@ -408,3 +408,30 @@ func TestRefusedRefreshDropsTheToken(t *testing.T) {
 		t.Errorf("%d token_refresh_refused lines, want 1", n)
 	}
 }
+
+// A request still in flight with the token a background refresh replaced
+// does not put the replaced tokens back, nor drop the new ones.
+func TestNotesOfAReplacedTokenKeepTheRefreshedOne(t *testing.T) {
+	f := newFixture(t, t0.Add(56*time.Minute))
+	ctx := context.Background()
+	old := f.token(t)
+	old.StepUps = 1
+	if _, err := tokenWithin(t, f.src); err != nil {
+		t.Fatal(err)
+	}
+	f.src.Settle() // the background refresh stored at-1
+	f.src.Answered(ctx, old)
+	if got := f.token(t); got.AccessToken != "at-1" || got.RefreshToken != "rt-1" || got.StepUps != 0 {
+		t.Errorf("after Answered with the replaced token the store holds %s/%s (step-ups %d), want at-1/rt-1", got.AccessToken, got.RefreshToken, got.StepUps)
+	}
+	if need, n := f.src.StepUp(ctx, old, []string{"write"}); n != 1 || len(need) != 1 {
+		t.Errorf("StepUp = %v, %d", need, n)
+	}
+	if got := f.token(t); got.AccessToken != "at-1" || got.RefreshToken != "rt-1" {
+		t.Errorf("after StepUp with the replaced token the store holds %s/%s, want at-1/rt-1", got.AccessToken, got.RefreshToken)
+	}
+	f.src.Rejected(ctx, old)
+	if f.token(t) == nil {
+		t.Error("a 401 to the replaced token dropped the refreshed one")
+	}
+}
