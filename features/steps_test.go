@@ -22,6 +22,7 @@ import (
 	"github.com/mcp-proxy/mcp-proxy/internal/browser"
 	"github.com/mcp-proxy/mcp-proxy/internal/control"
 	"github.com/mcp-proxy/mcp-proxy/internal/docexamples"
+	"github.com/mcp-proxy/mcp-proxy/internal/mcpremote"
 	"github.com/mcp-proxy/mcp-proxy/internal/stack"
 	"github.com/mcp-proxy/mcp-proxy/mockmcp"
 )
@@ -42,6 +43,8 @@ type world struct {
 	exit           int
 
 	actors map[string]*actors.MCPClient
+	// remote is the scenario's mcp-remote, once started.
+	remote *mcpremote.Client
 	// page is the last error page a browser stopped at.
 	page *browser.PageError
 	// metricMarks are metric values before the last marked step.
@@ -114,6 +117,9 @@ func (w *world) close() error {
 	var errs []error
 	for _, a := range w.actors {
 		a.Close()
+	}
+	if w.remote != nil {
+		w.remote.Close()
 	}
 	if w.st != nil {
 		if d := w.st.RefusedDials(); len(d) > 0 {

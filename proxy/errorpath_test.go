@@ -71,27 +71,6 @@ func TestConnectionsJSONIsNotCached(t *testing.T) {
 	}
 }
 
-// TestForeignLoginCallbackSpoilsNothing: a sign-in callback opened in a
-// browser that did not start the sign-in is refused, and the sign-in still
-// finishes in the browser that started it.
-func TestForeignLoginCallbackSpoilsNothing(t *testing.T) {
-	p, _ := newTestProxy(t, "")
-	const state, binding = "the-state", "the-browser"
-	if err := p.putLogin(state, binding); err != nil {
-		t.Fatal(err)
-	}
-	foreign := httptest.NewRequest(http.MethodGet, "https://mcp.test/.mcp-proxy/login/callback?state="+state+"&error=access_denied", nil)
-	foreign.AddCookie(&http.Cookie{Name: "__Host-mcp-proxy-login", Value: "another-browser"})
-	if rec := do(p, foreign); !strings.Contains(rec.Body.String(), "started in another browser") {
-		t.Fatalf("a foreign callback: %d %s", rec.Code, rec.Body)
-	}
-	own := httptest.NewRequest(http.MethodGet, "https://mcp.test/.mcp-proxy/login/callback?state="+state+"&error=access_denied", nil)
-	own.AddCookie(&http.Cookie{Name: "__Host-mcp-proxy-login", Value: binding})
-	if rec := do(p, own); !strings.Contains(rec.Body.String(), "did not sign you in: access_denied") {
-		t.Errorf("the starting browser after a foreign callback: %d %s", rec.Code, rec.Body)
-	}
-}
-
 // TestRemoteChallengeNeverReachesTheClient: on a route whose remote server
 // needed no authorization, a 401 from it now becomes the proxy's own
 // challenge, pointing at the proxy's metadata, never the remote server's.

@@ -23,6 +23,7 @@ func Events() []EventDoc {
 		{"discovery_completed", "INFO", []string{"route", "upstream", "cache", "request_id"}, "Discovery for a remote endpoint succeeded; cache is hit or miss."},
 		{"discovery_failed", "WARN", []string{"route", "upstream", "step", "error", "request_id"}, "Discovery failed at the named step."},
 		{"client_registered", "INFO", []string{"route", "issuer", "method"}, "The proxy registered the route dynamically (RFC 7591)."},
+		{"mcp_client_registered", "INFO", []string{"route", "client_id", "client_name", "application_type", "request_id"}, "An MCP client registered itself at the proxy (RFC 7591); client_name is what it sent, quoted and cut to 120 characters."},
 		{"authorization_failed", "WARN", []string{"route", "user", "error_code", "issuer", "request_id", "cause"}, "An authorization towards the remote server failed; error_code is the catalog code."},
 		{"authorization_refused", "INFO", []string{"route", "error_code", "description", "request_id"}, "The proxy refused an MCP client's authorization request and told the client."},
 		{"token_request_refused", "INFO", []string{"route", "error_code", "description", "request_id"}, "The proxy's token endpoint refused a request."},

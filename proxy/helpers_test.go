@@ -73,10 +73,3 @@ type tokenError struct {
 
 // authserverSession is a session of alice that outlives every test clock.
 var authserverSession = authserver.Session{Subject: "alice", Expires: time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)}
-
-// putLogin stores a sign-in in flight, as startLogin does, bound to the
-// browser whose login cookie is binding.
-func (p *Proxy) putLogin(state, binding string) error {
-	return store.Records[authserver.LoginState]{B: p.backend, NS: authserver.NSLogins}.Put(context.Background(), store.SecretKey(state),
-		&authserver.LoginState{Verifier: "v", Nonce: "n", Binding: store.SecretKey(binding)}, time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC))
-}

@@ -37,6 +37,7 @@ import (
 	"github.com/mcp-proxy/mcp-proxy/proxy/login"
 	"github.com/mcp-proxy/mcp-proxy/proxy/metrics"
 	"github.com/mcp-proxy/mcp-proxy/proxy/netguard"
+	"github.com/mcp-proxy/mcp-proxy/proxy/registration"
 	"github.com/mcp-proxy/mcp-proxy/proxy/store"
 	"github.com/mcp-proxy/mcp-proxy/proxy/upstream"
 )
@@ -155,6 +156,10 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 	}
 	shared.discovery = &upstream.Discoverer{HTTP: shared.hc, Now: p.now, AllowHost: p.allowMetadataHost}
 	shared.clients = &clientid.Resolver{HTTP: shared.hc, Now: p.now}
+	if !p.cfg.DisableClientRegistration {
+		shared.registry = &registration.Registry{B: p.backend, Now: p.now, UsedTTL: authserver.RefreshTokenTTL}
+		shared.regLimit = &registration.Limiter{Now: p.now}
+	}
 	shared.idp = &login.Provider{
 		Issuer: cfg.IdentityProvider.Issuer, ClientID: cfg.IdentityProvider.ClientID, ClientSecret: cfg.IdentityProvider.ClientSecret,
 		Scopes: cfg.IDPScopes(), HTTP: shared.hc, Now: p.now,

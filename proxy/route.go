@@ -15,6 +15,7 @@ import (
 	"github.com/mcp-proxy/mcp-proxy/proxy/forward"
 	"github.com/mcp-proxy/mcp-proxy/proxy/login"
 	"github.com/mcp-proxy/mcp-proxy/proxy/pages"
+	"github.com/mcp-proxy/mcp-proxy/proxy/registration"
 	"github.com/mcp-proxy/mcp-proxy/proxy/store"
 	"github.com/mcp-proxy/mcp-proxy/proxy/tokens"
 	"github.com/mcp-proxy/mcp-proxy/proxy/upstream"
@@ -33,7 +34,10 @@ type shared struct {
 	formKey   []byte
 	discovery *upstream.Discoverer
 	clients   *clientid.Resolver
-	idp       *login.Provider
+	// registry is nil when dynamic client registration is off.
+	registry *registration.Registry
+	regLimit *registration.Limiter
+	idp      *login.Provider
 }
 
 // route is one configured route: its authorization server, and the
@@ -64,7 +68,8 @@ func (p *Proxy) newRoute(rc *config.Route, sh *shared) *route {
 	}
 	as := authserver.New(authserver.Options{
 		Route: rc, AllowedClientIDDomains: p.cfg.AllowedClientIDDomains, Backend: p.backend, Access: p.access,
-		Tokens: src, Flow: flow, Clients: sh.clients, IdP: sh.idp, HTTP: sh.hc, Metrics: p.metrics, Audit: rec,
+		Tokens: src, Flow: flow, Clients: sh.clients,
+		Registry: sh.registry, RegistrationLimit: sh.regLimit, IdP: sh.idp, HTTP: sh.hc, Metrics: p.metrics, Audit: rec,
 		Log: log, Now: p.now, Responder: rs, FormKey: sh.formKey,
 	})
 	fwd := forward.New(forward.Options{

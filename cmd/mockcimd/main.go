@@ -45,7 +45,10 @@ func run(args []string, stderr io.Writer) error {
 
 mockcimd publishes a Client ID Metadata Document for every MCP client name:
 GET /NAME/client-metadata.json answers a public client whose client_id is that
-URL and whose redirect URI is https://HOST/NAME/callback.
+URL and whose redirect URI is https://HOST/NAME/callback. A NAME ending in
+-pkjwt is a private_key_jwt client whose keys are at /NAME/jwks.json, derived
+from the environment variable MOCKCIMD_KEY_SEED; a NAME starting with refuse-
+is a document the proxy must refuse (package internal/clientmeta).
 
 Flags:
 `)
@@ -69,7 +72,7 @@ Flags:
 	if err != nil {
 		return err
 	}
-	hs := &http.Server{Handler: clientmeta.Handler(*host), ReadHeaderTimeout: 10 * time.Second,
+	hs := &http.Server{Handler: clientmeta.Handler(*host, os.Getenv(clientmeta.KeySeedEnv)), ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -2,18 +2,25 @@
 // scenario or a demo: a user with a browser and an MCP client. The MCP
 // client is the official MCP Go SDK client with its OAuth handler
 // (auth.NewAuthorizationCodeHandler); the handler opens the user's headless
-// browser, which signs in and consents as a person would.
+// browser, which signs in and consents as a person would. A client may be
+// public or, as ChatGPT's connectors are, authenticate with
+// private_key_jwt (Assertions).
 package actors
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/modelcontextprotocol/go-sdk/oauthex"
+	"golang.org/x/oauth2"
 
 	"github.com/mcp-proxy/mcp-proxy/internal/browser"
 	"github.com/mcp-proxy/mcp-proxy/internal/control"
@@ -30,6 +37,7 @@ type MCPClient struct {
 	Browser *browser.Browser
 
 	metadataURL, redirectURL string
+	clientID                 string // the registered client id (dynamic registration)
 	transport                http.RoundTripper
 	handler                  *auth.AuthorizationCodeHandler
 	session                  *mcp.ClientSession
@@ -46,7 +54,21 @@ type MCPClient struct {
 	// AskVersion, when set, is the MCP protocol version the client
 	// asks for; empty means the SDK's latest.
 	AskVersion string
+	// Assertions, for a client that authenticates with private_key_jwt,
+	// signs its token requests; nil for a public client.
+	Assertions *Assertions
 }
+
+// NewRegisteringMCPClient returns user's MCP client called name that has no
+// metadata document and registers itself at the authorization server
+// (RFC 7591) with redirectURL as its one redirect URI.
+func NewRegisteringMCPClient(transport http.RoundTripper, user, name, redirectURL string) (*MCPClient, error) {
+	return NewMCPClient(transport, user, name, "", redirectURL)
+}
+
+// ClientID is the client id the MCP client was registered under, once it
+// has authorized through dynamic registration; "" otherwise.
+func (c *MCPClient) ClientID() string { return c.clientID }
 
 // ErrStopped is the authorization failure of a browser told to stop.
 var ErrStopped = errors.New("the browser stopped where it was told to")
@@ -65,12 +87,53 @@ func NewMCPClient(transport http.RoundTripper, user, name, metadataURL, redirect
 	}, nil
 }
 
+// NewPrivateKeyJWTClient returns user's MCP client called name that
+// authenticates at token endpoints with client assertions (RFC 7523)
+// signed with key, whose public half its metadata document publishes, as
+// ChatGPT's connectors do.
+func NewPrivateKeyJWTClient(transport http.RoundTripper, user, name, metadataURL, redirectURL string, key *ecdsa.PrivateKey, keyID string) (*MCPClient, error) {
+	c, err := NewMCPClient(transport, user, name, metadataURL, redirectURL)
+	if err != nil {
+		return nil, err
+	}
+	c.Assertions = &Assertions{ClientID: metadataURL, Key: key, KeyID: keyID, Base: transport}
+	return c, nil
+}
+
+// tokenClient is the HTTP client of the OAuth handler: it signs token
+// requests for a private_key_jwt client.
+func (c *MCPClient) tokenClient() *http.Client {
+	if c.Assertions != nil {
+		return &http.Client{Transport: c.Assertions}
+	}
+	return &http.Client{Transport: c.transport}
+}
+
+// Refresh refreshes the client's token now, at the token endpoint it got
+// it from, authenticating as it did then.
+func (c *MCPClient) Refresh(ctx context.Context) error {
+	if c.handler == nil || c.Assertions == nil || c.Assertions.TokenURL() == "" {
+		return fmt.Errorf("%s's MCP client has no token from a private_key_jwt exchange to refresh", c.User)
+	}
+	ts, err := c.handler.TokenSource(ctx)
+	if err != nil || ts == nil {
+		return fmt.Errorf("%s's MCP client has no token: %v", c.User, err)
+	}
+	tok, err := ts.Token()
+	if err != nil {
+		return err
+	}
+	cfg := &oauth2.Config{ClientID: c.metadataURL, Endpoint: oauth2.Endpoint{TokenURL: c.Assertions.TokenURL(), AuthStyle: oauth2.AuthStyleInParams}}
+	ctx = context.WithValue(ctx, oauth2.HTTPClient, c.tokenClient())
+	_, err = cfg.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken, Expiry: time.Now().Add(-time.Hour)}).Token()
+	return err
+}
+
 // Connect opens an MCP session with endpoint, running the OAuth flow when
 // the server asks for it.
 func (c *MCPClient) Connect(ctx context.Context, endpoint string) error {
 	cfg := &auth.AuthorizationCodeHandlerConfig{
-		ClientIDMetadataDocumentConfig: &auth.ClientIDMetadataDocumentConfig{URL: c.metadataURL},
-		RedirectURL:                    c.redirectURL,
+		RedirectURL: c.redirectURL,
 		AuthorizationCodeFetcher: func(ctx context.Context, args *auth.AuthorizationArgs) (*auth.AuthorizationResult, error) {
 			stop := c.redirectURL
 			if c.StopAt != "" {
@@ -88,13 +151,24 @@ func (c *MCPClient) Connect(ctx context.Context, endpoint string) error {
 				}
 				return nil, err
 			}
+			if id, err := url.Parse(args.URL); err == nil {
+				c.clientID = id.Query().Get("client_id")
+			}
 			q := u.Query()
 			if e := q.Get("error"); e != "" {
 				return nil, fmt.Errorf("authorization refused: %s: %s", e, q.Get("error_description"))
 			}
 			return &auth.AuthorizationResult{Code: q.Get("code"), State: q.Get("state"), Iss: q.Get("iss")}, nil
 		},
-		Client: &http.Client{Transport: c.transport},
+		Client: c.tokenClient(),
+	}
+	if c.metadataURL != "" {
+		cfg.ClientIDMetadataDocumentConfig = &auth.ClientIDMetadataDocumentConfig{URL: c.metadataURL}
+	} else {
+		cfg.DynamicClientRegistrationConfig = &auth.DynamicClientRegistrationConfig{Metadata: &oauthex.ClientRegistrationMetadata{
+			ClientName: c.Name, RedirectURIs: []string{c.redirectURL}, TokenEndpointAuthMethod: "none",
+			GrantTypes: []string{"authorization_code", "refresh_token"}, ResponseTypes: []string{"code"},
+		}}
 	}
 	if c.Scopes != nil {
 		cfg.ScopeFilter = func([]string) []string { return c.Scopes }

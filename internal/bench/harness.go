@@ -121,7 +121,7 @@ func (h *Harness) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	for host, hd := range map[string]http.Handler{ASHost: as, IdPHost: idp, ClientHost: clientmeta.Handler(ClientHost)} {
+	for host, hd := range map[string]http.Handler{ASHost: as, IdPHost: idp, ClientHost: clientmeta.Handler(ClientHost, "")} {
 		if err := h.serveInProcess(host, hd); err != nil {
 			return err
 		}

@@ -34,6 +34,8 @@ type Visit struct {
 	// Action is what the browser did on the page: "redirect", "sign-in",
 	// "approve", "deny" or "stop".
 	Action string
+	// Page is the HTML of a page the browser approved or denied on.
+	Page []byte
 }
 
 // Browser is one person's browser.
@@ -41,6 +43,9 @@ type Browser struct {
 	Username, Password string
 	// Approve decides consent pages: true clicks approve, false deny.
 	Approve bool
+	// DenyOn, when set, is the one host whose consent pages the browser
+	// denies, whatever Approve says.
+	DenyOn string
 
 	client *http.Client
 	mu     sync.Mutex
@@ -171,7 +176,11 @@ func (b *Browser) Navigate(ctx context.Context, start, stop string) (*url.URL, e
 			continue
 		}
 		next, action, err := b.act(ctx, req.URL, resp.StatusCode, body)
-		b.record(Visit{Method: req.Method, URL: req.URL, Status: resp.StatusCode, Action: action})
+		v := Visit{Method: req.Method, URL: req.URL, Status: resp.StatusCode, Action: action}
+		if action == "approve" || action == "deny" {
+			v.Page = body
+		}
+		b.record(v)
 		if err != nil {
 			return nil, err
 		}
@@ -209,7 +218,7 @@ func (b *Browser) act(ctx context.Context, at *url.URL, status int, body []byte)
 	default:
 		want := "approve"
 		action = "approve"
-		if !b.Approve {
+		if !b.Approve || b.DenyOn != "" && at.Host == b.DenyOn {
 			want, action = "deny", "deny"
 		}
 		btn := f.button(want)

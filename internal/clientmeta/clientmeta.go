@@ -2,6 +2,12 @@
 // conformance stack's MCP clients: what client.example.net serves. The
 // in-process stack mounts Handler; the container stack runs it as the
 // mockcimd binary, so both stacks serve byte-for-byte the same documents.
+//
+// The name of a client picks its kind of document (see Document): a public
+// client by default, a private_key_jwt client for names ending in -pkjwt
+// (its keys derived from the run's key seed, so the harness and mockcimd
+// agree without sharing a file), and for names starting with refuse- one of
+// the documents the proxy must refuse.
 package clientmeta
 
 import (
@@ -22,34 +28,100 @@ func RedirectURL(host, name string) string {
 	return "https://" + host + "/" + name + "/callback"
 }
 
-// Handler serves /NAME/client-metadata.json for every NAME: a public client
-// (token_endpoint_auth_method none) whose redirect URI is RedirectURL. The
-// redirect URI itself shows, as plain text, the parameters the
-// authorization server sent there, so that a person trying the stack in a
-// browser can copy the code into a token request (harness clients read
-// the redirect before following it).
-func Handler(host string) http.Handler {
+// JWKSURL is where a private_key_jwt client called name publishes its keys.
+func JWKSURL(host, name string) string {
+	return "https://" + host + "/" + name + "/jwks.json"
+}
+
+// PrivateKeyJWT reports whether the client called name authenticates with
+// private_key_jwt.
+func PrivateKeyJWT(name string) bool { return strings.HasSuffix(name, "-pkjwt") }
+
+// refusals are the documents the proxy must refuse, by client name: each
+// breaks one rule of the docs' "Which MCP clients connect" page.
+func refusals(host, name string) map[string]map[string]any {
+	cb := RedirectURL(host, name)
+	return map[string]map[string]any{
+		"refuse-javascript":     {"redirect_uris": []string{"javascript:alert(document.domain)"}},
+		"refuse-data":           {"redirect_uris": []string{"data:text/html,<script>alert(document.domain)</script>"}},
+		"refuse-file":           {"redirect_uris": []string{"file:///etc/passwd"}},
+		"refuse-fragment":       {"redirect_uris": []string{cb + "#fragment"}},
+		"refuse-userinfo":       {"redirect_uris": []string{"https://user:secret@" + host + "/" + name + "/callback"}},
+		"refuse-http":           {"redirect_uris": []string{"http://" + host + "/" + name + "/callback"}},
+		"refuse-private-scheme": {"redirect_uris": []string{"net.example.client:/callback"}},
+		"refuse-no-jwks":        {"token_endpoint_auth_method": "private_key_jwt"},
+		"refuse-both-jwks":      {"token_endpoint_auth_method": "private_key_jwt", "jwks_uri": JWKSURL(host, name), "jwks": map[string]any{"keys": []any{}}},
+	}
+}
+
+// Document is the metadata document of the client called name, signed
+// with keys from seed.
+func Document(host, seed, name string) (map[string]any, error) {
+	doc := map[string]any{
+		"client_id":                  MetadataURL(host, name),
+		"client_name":                "MCP client " + name,
+		"client_uri":                 "https://" + host + "/" + name,
+		"redirect_uris":              []string{RedirectURL(host, name)},
+		"grant_types":                []string{"authorization_code", "refresh_token"},
+		"response_types":             []string{"code"},
+		"token_endpoint_auth_method": "none",
+	}
+	if PrivateKeyJWT(name) {
+		doc["token_endpoint_auth_method"] = "private_key_jwt"
+		doc["jwks_uri"] = JWKSURL(host, name)
+	}
+	if strings.HasPrefix(name, "refuse-") {
+		change, ok := refusals(host, name)[name]
+		if !ok {
+			return nil, fmt.Errorf("no refused document is called %q", name)
+		}
+		for k, v := range change {
+			doc[k] = v
+		}
+	}
+	return doc, nil
+}
+
+// Handler serves, for every NAME, /NAME/client-metadata.json (the
+// client's Document), /NAME/jwks.json for a private_key_jwt client, and
+// /NAME/callback, its redirect URI, which shows as plain text the
+// parameters the authorization server sent there, so that a person trying
+// the stack in a browser can copy the code into a token request (harness
+// clients read the redirect before following it). seed derives the
+// clients' keys (see SigningKey); the stack makes one per run.
+func Handler(host, seed string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if name, ok := strings.CutSuffix(strings.TrimPrefix(r.URL.Path, "/"), "/callback"); ok && name != "" && !strings.Contains(name, "/") {
-			callback(w, r)
+		name, file, ok := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+		if !ok || name == "" || strings.Contains(file, "/") {
+			http.NotFound(w, r)
 			return
 		}
-		name, ok := strings.CutSuffix(strings.TrimPrefix(r.URL.Path, "/"), "/client-metadata.json")
-		if !ok || name == "" || strings.Contains(name, "/") {
+		var body any
+		switch {
+		case file == "callback":
+			callback(w, r)
+			return
+		case file == "client-metadata.json":
+			doc, err := Document(host, seed, name)
+			if err != nil {
+				http.NotFound(w, r)
+				return
+			}
+			body = doc
+		case file == "jwks.json" && PrivateKeyJWT(name):
+			set, err := PublicKeys(seed, name)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			body = set
+		default:
 			http.NotFound(w, r)
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "max-age=300")
-		_ = json.NewEncoder(w).Encode(map[string]any{
-			"client_id":                  MetadataURL(host, name),
-			"client_name":                "MCP client " + name,
-			"client_uri":                 "https://" + host + "/" + name,
-			"redirect_uris":              []string{RedirectURL(host, name)},
-			"grant_types":                []string{"authorization_code", "refresh_token"},
-			"response_types":             []string{"code"},
-			"token_endpoint_auth_method": "none",
-		})
+		_ = json.NewEncoder(w).Encode(body)
 	})
 }
 

@@ -97,7 +97,7 @@ func startDoubles(t *testing.T) *doubles {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for host, h := range map[string]http.Handler{asHost: as, idpHost: idp, upstreamHost: mcp, clientHost: clientmeta.Handler(clientHost)} {
+	for host, h := range map[string]http.Handler{asHost: as, idpHost: idp, upstreamHost: mcp, clientHost: clientmeta.Handler(clientHost, "")} {
 		leaf, err := ca.Issue(host)
 		if err != nil {
 			t.Fatal(err)

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mcp-proxy/mcp-proxy/internal/clientmeta"
+
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
 	mobynet "github.com/moby/moby/api/types/network"
@@ -184,7 +186,7 @@ func startContainers(ctx context.Context, run *containerRun) (_ *Containers, err
 		add("idp", IdPHost, "mockas", asEnv, mockasFlags(s.idpSettings(), caFlag...)...),
 		add("mcp", UpstreamHost, "mockmcp", map[string]string{"MOCKMCP_CONTROL_SECRET": s.secret},
 			append([]string{"-resource", UpstreamResource, "-as", "https://" + ASHost}, caFlag...)...),
-		add("clients", ClientHost, "mockcimd", nil, "-host", ClientHost),
+		add("clients", ClientHost, "mockcimd", map[string]string{clientmeta.KeySeedEnv: s.keySeed}, "-host", ClientHost),
 	} {
 		if err != nil {
 			return nil, err

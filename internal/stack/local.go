@@ -134,7 +134,7 @@ func NewLocal() (_ *Local, err error) {
 			}
 			return h, nil
 		},
-		ClientHost: func() (http.Handler, error) { return clientmeta.Handler(ClientHost), nil },
+		ClientHost: func() (http.Handler, error) { return clientmeta.Handler(ClientHost, s.keySeed), nil },
 	} {
 		svc := &service{host: host, newHandler: newHandler}
 		s.services[host] = svc

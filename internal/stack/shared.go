@@ -1,6 +1,9 @@
 package stack
 
 import (
+	"context"
+	"crypto/ecdsa"
+	"net"
 	"net/http"
 	"time"
 
@@ -22,6 +25,8 @@ type shared struct {
 	dir       string // the proxy's working directory
 	secret    string // the control API secret
 	idpSecret string
+	// keySeed derives the MCP clients' signing keys (clientmeta.SigningKey).
+	keySeed string
 }
 
 func newShared(ca *testca.CA, dir string) shared {
@@ -33,6 +38,7 @@ func newShared(ca *testca.CA, dir string) shared {
 		dir:       dir,
 		secret:    "control-" + randomHex(),
 		idpSecret: "idp-secret-" + randomHex(),
+		keySeed:   randomHex(),
 	}
 }
 
@@ -61,6 +67,14 @@ func (sh *shared) idpSettings() mockas.Config {
 	}
 }
 
+// CACertPEM implements Stack.
+func (sh *shared) CACertPEM() []byte { return sh.ca.CertPEM() }
+
+// DialContext implements Stack.
+func (sh *shared) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	return sh.hosts.DialContext(ctx, network, addr)
+}
+
 // Transport implements Stack.
 func (sh *shared) Transport() http.RoundTripper { return sh.transport }
 
@@ -72,6 +86,11 @@ func (sh *shared) ClientMetadataURL(name string) string {
 // ClientRedirectURL implements Stack.
 func (sh *shared) ClientRedirectURL(name string) string {
 	return clientmeta.RedirectURL(ClientHost, name)
+}
+
+// ClientSigningKey implements Stack.
+func (sh *shared) ClientSigningKey(name string) (*ecdsa.PrivateKey, error) {
+	return clientmeta.SigningKey(sh.keySeed, name)
 }
 
 func (sh *shared) control(host string) *control.Client {

@@ -9,9 +9,11 @@ package stack
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"net"
 	"net/http"
 
 	"github.com/mcp-proxy/mcp-proxy/internal/control"
@@ -88,10 +90,21 @@ type Stack interface {
 	// redirect URI of an MCP client called name, published at ClientHost.
 	ClientMetadataURL(name string) string
 	ClientRedirectURL(name string) string
+	// ClientSigningKey is the private key a private_key_jwt MCP client
+	// called name signs its client assertions with; client.example.net
+	// publishes its public half.
+	ClientSigningKey(name string) (*ecdsa.PrivateKey, error)
 
 	// RefusedDials lists every attempt to connect outside the stack: a
 	// scenario fails when there is one.
 	RefusedDials() []string
+
+	// CACertPEM is the run's test CA certificate, for clients that are not
+	// Go programs (NODE_EXTRA_CA_CERTS).
+	CACertPEM() []byte
+	// DialContext connects to a name of the stack (host:port) as Transport
+	// does; names the stack does not know are refused and recorded.
+	DialContext(ctx context.Context, network, addr string) (net.Conn, error)
 
 	// Faults. A service is named by the hostname it serves (Names);
 	// ProxyHost names the proxy. Each operation returns an error wrapping

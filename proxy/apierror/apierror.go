@@ -27,30 +27,35 @@ type Code string
 // The catalog. Every code is listed by Catalog, and docs/troubleshooting.md
 // carries the same table (a test keeps them equal).
 const (
-	CodeUnauthorized            Code = "unauthorized"
-	CodeUnknownHost             Code = "unknown_host"
-	CodeNotFound                Code = "not_found"
-	CodeMethodNotAllowed        Code = "method_not_allowed"
-	CodeOriginNotAllowed        Code = "origin_not_allowed"
-	CodeRequestTooLarge         Code = "request_too_large"
-	CodeInvalidRequest          Code = "invalid_request"
-	CodeInvalidClient           Code = "invalid_client"
-	CodeClientNotAllowed        Code = "client_not_allowed"
-	CodeLoginFailed             Code = "login_failed"
-	CodeStateInvalid            Code = "authorization_state_invalid"
-	CodeWrongUser               Code = "authorization_wrong_user"
-	CodeIssuerMismatch          Code = "authorization_issuer_mismatch"
-	CodeDiscoveryFailed         Code = "upstream_discovery_failed"
-	CodeRegistrationUnavailable Code = "upstream_registration_unavailable"
-	CodeUpstreamAuthorization   Code = "upstream_authorization_failed"
-	CodeASUnreachable           Code = "authorization_server_unreachable"
-	CodeInsufficientScope       Code = "insufficient_scope"
-	CodeScopeExhausted          Code = "upstream_scope_exhausted"
-	CodeServiceAccountMissing   Code = "service_account_not_connected"
-	CodeStorageUnavailable      Code = "storage_unavailable"
-	CodeUpstreamUnreachable     Code = "upstream_unreachable"
-	CodeUpstreamTimeout         Code = "upstream_timeout"
-	CodeInternal                Code = "internal_error"
+	CodeUnauthorized             Code = "unauthorized"
+	CodeUnknownHost              Code = "unknown_host"
+	CodeNotFound                 Code = "not_found"
+	CodeMethodNotAllowed         Code = "method_not_allowed"
+	CodeOriginNotAllowed         Code = "origin_not_allowed"
+	CodeRequestTooLarge          Code = "request_too_large"
+	CodeInvalidRequest           Code = "invalid_request"
+	CodeInvalidClient            Code = "invalid_client"
+	CodeClientNotAllowed         Code = "client_not_allowed"
+	CodeInvalidRedirectURI       Code = "invalid_redirect_uri"
+	CodeInvalidClientMetadata    Code = "invalid_client_metadata"
+	CodeRegistrationDisabled     Code = "registration_disabled"
+	CodeRegistrationRateLimited  Code = "registration_rate_limited"
+	CodeRegistrationLimitReached Code = "registration_limit_reached"
+	CodeLoginFailed              Code = "login_failed"
+	CodeStateInvalid             Code = "authorization_state_invalid"
+	CodeWrongUser                Code = "authorization_wrong_user"
+	CodeIssuerMismatch           Code = "authorization_issuer_mismatch"
+	CodeDiscoveryFailed          Code = "upstream_discovery_failed"
+	CodeRegistrationUnavailable  Code = "upstream_registration_unavailable"
+	CodeUpstreamAuthorization    Code = "upstream_authorization_failed"
+	CodeASUnreachable            Code = "authorization_server_unreachable"
+	CodeInsufficientScope        Code = "insufficient_scope"
+	CodeScopeExhausted           Code = "upstream_scope_exhausted"
+	CodeServiceAccountMissing    Code = "service_account_not_connected"
+	CodeStorageUnavailable       Code = "storage_unavailable"
+	CodeUpstreamUnreachable      Code = "upstream_unreachable"
+	CodeUpstreamTimeout          Code = "upstream_timeout"
+	CodeInternal                 Code = "internal_error"
 )
 
 // Entry describes one code of the catalog.
@@ -76,6 +81,11 @@ func Catalog() []Entry {
 		{CodeInvalidRequest, 400, "A request to the proxy's own endpoints was malformed, or a flow expired; start again from the MCP client. 403 when a form did not come from the signed-in session.", []int{403}},
 		{CodeInvalidClient, 400, "The MCP client's client id or metadata document cannot be used; the message says why.", nil},
 		{CodeClientNotAllowed, 403, "The MCP client's client id host is not in allowed_client_id_domains.", nil},
+		{CodeInvalidRedirectURI, 400, "A dynamic client registration (RFC 7591) named a redirect URI the proxy does not accept for the client's application_type; the message names it and the rule.", nil},
+		{CodeInvalidClientMetadata, 400, "A dynamic client registration was refused for a field other than a redirect URI (such as a token_endpoint_auth_method other than none); the message names the field. 413 for a request over 16384 bytes.", []int{413}},
+		{CodeRegistrationDisabled, 404, "Dynamic client registration is turned off (disable_client_registration); the MCP client needs a Client ID Metadata Document.", nil},
+		{CodeRegistrationRateLimited, 429, "Too many dynamic client registrations from one address or in total; Retry-After says when to try again.", nil},
+		{CodeRegistrationLimitReached, 503, "The proxy holds the most dynamic client registrations it keeps; unused ones expire after 24 hours.", nil},
 		{CodeLoginFailed, 502, "Signing in at the identity provider failed or could not start; the message says which. 400 for an unknown or foreign sign-in, 403 when the identity provider refused.", []int{400, 403}},
 		{CodeStateInvalid, 400, "An answer from the remote authorization server has an unknown, used or expired state: a replayed or stale link.", nil},
 		{CodeWrongUser, 403, "An answer from the remote authorization server arrived in the browser of another user or of no signed-in user.", nil},

@@ -13,6 +13,7 @@ import (
 	"github.com/mcp-proxy/mcp-proxy/proxy/clientid"
 	"github.com/mcp-proxy/mcp-proxy/proxy/config"
 	"github.com/mcp-proxy/mcp-proxy/proxy/metrics"
+	"github.com/mcp-proxy/mcp-proxy/proxy/registration"
 	"github.com/mcp-proxy/mcp-proxy/proxy/store"
 )
 
@@ -30,13 +31,17 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) error {
 		return apierror.New(apierror.CodeInvalidRequest, http.StatusBadRequest,
 			"The authorization request has no client_id; the MCP client must send one.")
 	}
-	if allowed := s.o.AllowedClientIDDomains; len(allowed) > 0 {
+	if allowed := s.o.AllowedClientIDDomains; len(allowed) > 0 && !registration.IsRegisteredID(clientID) {
 		if u, err := url.Parse(clientID); err == nil && !config.DomainAllowed(u.Hostname(), allowed) {
 			return apierror.New(apierror.CodeClientNotAllowed, http.StatusForbidden,
 				"The MCP client %s is not allowed here: its host %s is not in allowed_client_id_domains.", clientid.Redact(clientID), u.Hostname())
 		}
 	}
-	client, err := s.o.Clients.Resolve(r.Context(), clientID)
+	client, selfRegistered, err := s.resolveClient(r.Context(), clientID)
+	var ae *apierror.Error
+	if errors.As(err, &ae) {
+		return err
+	}
 	if err != nil {
 		msg := err.Error()
 		var ce *clientid.Error
@@ -72,27 +77,34 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) error {
 	}
 	now := s.o.Now()
 	ar := &AuthRequest{
-		ID:            store.NewSecret(24),
-		Route:         s.route,
-		ClientID:      client.ID,
-		ClientName:    client.Name,
-		RedirectURI:   redirectURI,
-		State:         state,
-		CodeChallenge: q.Get("code_challenge"),
-		Resource:      resource,
-		Scope:         q.Get("scope"),
-		Upstream:      s.o.Route.UpstreamFor(resource),
-		Created:       now,
-		Expires:       now.Add(FlowTTL),
+		ID:             store.NewSecret(24),
+		Route:          s.route,
+		ClientID:       client.ID,
+		ClientName:     client.Name,
+		ClientAuth:     client.AuthMethod,
+		SelfRegistered: selfRegistered,
+		RedirectURI:    redirectURI,
+		State:          state,
+		CodeChallenge:  q.Get("code_challenge"),
+		Resource:       resource,
+		Scope:          q.Get("scope"),
+		Upstream:       s.o.Route.UpstreamFor(resource),
+		Created:        now,
+		Expires:        now.Add(FlowTTL),
 	}
 	if s.binding == config.BindingPerSession {
 		ar.BindingSession = store.NewSecret(12)
 	}
-	if err := s.requests.Put(r.Context(), store.SecretKey(ar.ID), ar, ar.Expires); err != nil {
-		return storageError(err)
-	}
 	sess, err := s.session(r)
 	if err != nil {
+		return storageError(err)
+	}
+	if sess == nil {
+		// Nothing is stored for a browser that is not signed in: the
+		// request waits in the sealed sign-in cookie.
+		return s.startLogin(w, r, ar, "")
+	}
+	if err := s.requests.Put(r.Context(), store.SecretKey(ar.ID), ar, ar.Expires); err != nil {
 		return storageError(err)
 	}
 	return s.continueAuthorize(w, r, ar, sess)

@@ -14,13 +14,18 @@ import (
 // consentPage asks the signed-in user to approve the MCP client of ar.
 func (s *Server) consentPage(w http.ResponseWriter, ar *AuthRequest, sess *Session) {
 	client := &clientid.Client{ID: ar.ClientID}
+	clientHost := client.Host()
+	if ar.SelfRegistered {
+		clientHost = redirectHost(ar.RedirectURI)
+	}
 	user := sess.Email
 	if user == "" {
 		user = sess.Subject
 	}
 	pages.Render(w, http.StatusOK, pages.Consent, map[string]any{
-		"Title": "Allow " + ar.ClientName + "?", "ClientName": ar.ClientName, "ClientHost": client.Host(),
-		"ClientID": ar.ClientID, "RedirectURI": ar.RedirectURI, "Host": s.route, "Remote": s.o.Route.ToURL().Host,
+		"Title": "Allow " + ar.ClientName + "?", "ClientName": ar.ClientName, "ClientHost": clientHost,
+		"SelfRegistered": ar.SelfRegistered,
+		"ClientID":       ar.ClientID, "RedirectURI": ar.RedirectURI, "Host": s.route, "Remote": s.o.Route.ToURL().Host,
 		"Scopes": strings.Fields(ar.Scope), "User": user, "Request": ar.ID, "CSRF": s.FormToken(sess.ID, ar.ID),
 		"Action": PathConsent,
 	})

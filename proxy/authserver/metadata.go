@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/mcp-proxy/mcp-proxy/proxy/apierror"
+	"github.com/mcp-proxy/mcp-proxy/proxy/clientid"
 )
 
 // metadataGET admits the methods of a metadata document: GET and HEAD,
@@ -57,17 +58,22 @@ func (s *Server) authorizationServerMetadata(w http.ResponseWriter, r *http.Requ
 		return err
 	}
 	w.Header().Set("Access-Control-Allow-Origin", "*")
-	writeJSON(w, http.StatusOK, metadataMaxAge, map[string]any{
-		"issuer":                                         s.origin,
-		"authorization_endpoint":                         s.origin + PathAuthorize,
-		"token_endpoint":                                 s.origin + PathToken,
-		"response_types_supported":                       []string{"code"},
-		"grant_types_supported":                          []string{"authorization_code", "refresh_token"},
-		"code_challenge_methods_supported":               []string{"S256"},
-		"token_endpoint_auth_methods_supported":          []string{"none"},
-		"client_id_metadata_document_supported":          true,
-		"authorization_response_iss_parameter_supported": true,
-	})
+	md := map[string]any{
+		"issuer":                                           s.origin,
+		"authorization_endpoint":                           s.origin + PathAuthorize,
+		"token_endpoint":                                   s.origin + PathToken,
+		"response_types_supported":                         []string{"code"},
+		"grant_types_supported":                            []string{"authorization_code", "refresh_token"},
+		"code_challenge_methods_supported":                 []string{"S256"},
+		"token_endpoint_auth_methods_supported":            []string{clientid.AuthNone, clientid.AuthPrivateKeyJWT},
+		"token_endpoint_auth_signing_alg_values_supported": clientid.SigningAlgs,
+		"client_id_metadata_document_supported":            true,
+		"authorization_response_iss_parameter_supported":   true,
+	}
+	if s.registrationEnabled() {
+		md["registration_endpoint"] = s.origin + PathRegister
+	}
+	writeJSON(w, http.StatusOK, metadataMaxAge, md)
 	return nil
 }
 

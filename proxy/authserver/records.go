@@ -20,15 +20,22 @@ type Session struct {
 // the proxy for a code) while the user signs in, consents and the proxy
 // gets the upstream token.
 type AuthRequest struct {
-	ID            string
-	Route         string // the route's key
-	ClientID      string
-	ClientName    string
-	RedirectURI   string
-	State         string // the MCP client's state, returned as is
-	CodeChallenge string // S256
-	Resource      string // the downstream resource (RFC 8707), on the route's host
-	Scope         string
+	ID         string
+	Route      string // the route's key
+	ClientID   string
+	ClientName string
+	// SelfRegistered: the client registered itself (RFC 7591); nobody
+	// vouches for its name.
+	SelfRegistered bool
+	RedirectURI    string
+	State          string // the MCP client's state, returned as is
+	CodeChallenge  string // S256
+	Resource       string // the downstream resource (RFC 8707), on the route's host
+	Scope          string
+	// ClientAuth is the token endpoint authentication method the client's
+	// document named (clientid.AuthNone or AuthPrivateKeyJWT); registered
+	// clients are public (AuthNone).
+	ClientAuth string
 	// Upstream is the remote MCP endpoint that Resource maps to.
 	Upstream string
 	// BindingSession names this authorization in per_session binding keys.
@@ -37,14 +44,14 @@ type AuthRequest struct {
 	Expires        time.Time
 }
 
-// LoginState is a sign-in at the identity provider in flight, stored under
-// the hash of its state.
+// LoginState is a sign-in at the identity provider in flight. It is not
+// stored: it travels sealed in the browser's login cookie for its state.
 type LoginState struct {
-	RequestID string // the AuthRequest waiting for the sign-in
-	ReturnTo  string // or a path on the route host, when none waits
-	Verifier  string // PKCE
-	Nonce     string
-	Binding   string // hash of the browser's login cookie
+	Request  *AuthRequest `json:",omitempty"` // the authorization waiting for the sign-in
+	ReturnTo string       `json:",omitempty"` // or a path on the route host, when none waits
+	Verifier string       // PKCE
+	Nonce    string
+	Expires  time.Time
 }
 
 // Consent records that a user approved an MCP client on a route.
@@ -67,4 +74,6 @@ type Code struct {
 type RefreshToken struct {
 	Grant   *bearer.Grant
 	Expires time.Time
+	// ClientAuth is how the client authenticates (AuthRequest.ClientAuth).
+	ClientAuth string
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/mcp-proxy/mcp-proxy/proxy/connect"
 	"github.com/mcp-proxy/mcp-proxy/proxy/login"
 	"github.com/mcp-proxy/mcp-proxy/proxy/metrics"
+	"github.com/mcp-proxy/mcp-proxy/proxy/registration"
 	"github.com/mcp-proxy/mcp-proxy/proxy/store"
 	"github.com/mcp-proxy/mcp-proxy/proxy/tokens"
 )
@@ -63,7 +64,6 @@ const (
 // Namespaces of the authorization server's records.
 const (
 	NSSessions store.Namespace = "sessions"
-	NSLogins   store.Namespace = "logins"
 	NSRequests store.Namespace = "requests"
 	NSCodes    store.Namespace = "codes"
 	NSRefresh  store.Namespace = "refresh"
@@ -80,13 +80,18 @@ type Options struct {
 	Tokens                 *tokens.Source
 	Flow                   *connect.Flow
 	Clients                *clientid.Resolver
-	IdP                    *login.Provider
-	HTTP                   *http.Client
-	Metrics                *metrics.Metrics
-	Audit                  *audit.Recorder
-	Log                    *slog.Logger
-	Now                    func() time.Time
-	Responder              *apierror.Responder
+	// Registry holds dynamically registered clients; nil: registration is
+	// turned off.
+	Registry *registration.Registry
+	// RegistrationLimit is the registration rate limit, shared by routes.
+	RegistrationLimit *registration.Limiter
+	IdP               *login.Provider
+	HTTP              *http.Client
+	Metrics           *metrics.Metrics
+	Audit             *audit.Recorder
+	Log               *slog.Logger
+	Now               func() time.Time
+	Responder         *apierror.Responder
 	// FormKey signs the consent and disconnect forms; replicas share it.
 	FormKey []byte
 }
@@ -98,24 +103,29 @@ type Server struct {
 	origin   string
 	binding  config.BindingMode
 	sessions store.Records[Session]
-	logins   store.Records[LoginState]
-	requests store.Records[AuthRequest]
-	codes    store.Records[Code]
-	refresh  store.Records[RefreshToken]
-	consents store.Records[Consent]
+	// loginSeal seals the sign-ins in flight (login.go).
+	loginSeal *store.Sealer
+	requests  store.Records[AuthRequest]
+	codes     store.Records[Code]
+	refresh   store.Records[RefreshToken]
+	consents  store.Records[Consent]
 }
 
 // New returns the authorization server of a route.
 func New(o Options) *Server {
 	b := o.Backend
+	seal, err := loginSealer(o.FormKey)
+	if err != nil {
+		panic(err) // a 32-byte key from HKDF-SHA256 is always a valid AES key
+	}
 	return &Server{
 		o: o, route: o.Route.Key(), origin: o.Route.Origin(), binding: o.Route.Server().Binding(),
-		sessions: store.Records[Session]{B: b, NS: NSSessions},
-		logins:   store.Records[LoginState]{B: b, NS: NSLogins},
-		requests: store.Records[AuthRequest]{B: b, NS: NSRequests},
-		codes:    store.Records[Code]{B: b, NS: NSCodes},
-		refresh:  store.Records[RefreshToken]{B: b, NS: NSRefresh},
-		consents: store.Records[Consent]{B: b, NS: NSConsents},
+		sessions:  store.Records[Session]{B: b, NS: NSSessions},
+		loginSeal: seal,
+		requests:  store.Records[AuthRequest]{B: b, NS: NSRequests},
+		codes:     store.Records[Code]{B: b, NS: NSCodes},
+		refresh:   store.Records[RefreshToken]{B: b, NS: NSRefresh},
+		consents:  store.Records[Consent]{B: b, NS: NSConsents},
 	}
 }
 
@@ -132,6 +142,8 @@ func (s *Server) Handler(path string) http.Handler {
 		return rs.Pages(s.authorize)
 	case PathToken:
 		return rs.JSON(s.token)
+	case PathRegister:
+		return rs.JSON(s.register)
 	case PathConsent:
 		return rs.Pages(s.consent)
 	case PathLoginCB:

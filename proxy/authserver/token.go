@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -33,8 +34,10 @@ type tokenResponse struct {
 }
 
 // token is the downstream token endpoint: authorization_code with PKCE and
-// refresh_token with rotation. Public clients only (token_endpoint_auth_method
-// none); a refused request stores nothing and consumes nothing but the
+// refresh_token with rotation. Clients authenticate as their metadata
+// document said when they were authorized: public clients (none) with PKCE
+// alone, private_key_jwt clients with an RFC 7523 assertion on both grants
+// too. A refused request stores nothing and consumes nothing but the
 // single-use code or refresh token it presented. Refusals are OAuth error
 // bodies (RFC 6749 §5.2) with the request id.
 func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
@@ -57,9 +60,17 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
 		// A public client may send its id as HTTP Basic with an empty
 		// secret (golang.org/x/oauth2 tries that first).
 		if pass != "" {
-			return fail(http.StatusUnauthorized, "invalid_client", "the proxy's clients are public: send no client secret")
+			return fail(http.StatusUnauthorized, "invalid_client", "the proxy takes no client secret: a public client sends none, a private_key_jwt client sends a client_assertion")
 		}
 		clientID, _ = url.QueryUnescape(user)
+	}
+	if clientID == "" {
+		clientID = assertionClientID(f)
+	}
+	if gone, err := s.registrationGone(r.Context(), clientID); err != nil {
+		return storageError(err)
+	} else if gone != "" {
+		return fail(http.StatusUnauthorized, "invalid_client", gone)
 	}
 	switch f.Get("grant_type") {
 	case "authorization_code":
@@ -90,6 +101,11 @@ func (s *Server) redeemCode(w http.ResponseWriter, r *http.Request, f url.Values
 		return fail(http.StatusBadRequest, "invalid_grant", "the code was issued for another host")
 	case clientID != c.Request.ClientID:
 		return fail(http.StatusBadRequest, "invalid_grant", "the code was issued to another client_id")
+	}
+	if err := s.authenticateClient(r.Context(), f, clientID, c.Request.ClientAuth); err != nil {
+		return clientFailure(err, fail)
+	}
+	switch {
 	case f.Get("redirect_uri") != c.Request.RedirectURI:
 		return fail(http.StatusBadRequest, "invalid_grant", "redirect_uri differs from the one in the authorization request")
 	case !pkceMatches(f.Get("code_verifier"), c.Request.CodeChallenge):
@@ -111,7 +127,7 @@ func (s *Server) redeemCode(w http.ResponseWriter, r *http.Request, f url.Values
 		BindingKey: c.BindingKey,
 		Upstream:   c.Request.Upstream,
 		Created:    s.o.Now(),
-	})
+	}, c.Request.ClientAuth)
 }
 
 func (s *Server) redeemRefresh(w http.ResponseWriter, r *http.Request, f url.Values, clientID string, fail refuse) error {
@@ -126,21 +142,37 @@ func (s *Server) redeemRefresh(w http.ResponseWriter, r *http.Request, f url.Val
 	case old.Grant.Route != s.route || clientID != old.Grant.ClientID:
 		return fail(http.StatusBadRequest, "invalid_grant", "the refresh token was issued to another client or host")
 	}
+	if err := s.authenticateClient(r.Context(), f, clientID, old.ClientAuth); err != nil {
+		return clientFailure(err, fail)
+	}
 	if taken, err := s.refresh.Take(r.Context(), key); err != nil || taken == nil {
 		return fail(http.StatusBadRequest, "invalid_grant", "the refresh token is unknown, already used or expired")
 	}
-	return s.issueTokens(w, r, old.Grant)
+	return s.issueTokens(w, r, old.Grant, old.ClientAuth)
 }
 
-func (s *Server) issueTokens(w http.ResponseWriter, r *http.Request, g *bearer.Grant) error {
+// clientFailure answers a failed client authentication: invalid_client
+// (RFC 6749 §5.2) with what was wrong, or a storage failure.
+func clientFailure(err error, fail refuse) error {
+	var ce errClient
+	if errors.As(err, &ce) {
+		return fail(http.StatusUnauthorized, "invalid_client", ce.Error())
+	}
+	return storageError(err)
+}
+
+func (s *Server) issueTokens(w http.ResponseWriter, r *http.Request, g *bearer.Grant, clientAuth string) error {
 	ctx := r.Context()
+	if err := s.clientUsed(ctx, g.ClientID); err != nil {
+		return storageError(err)
+	}
 	access, err := s.o.Access.Issue(ctx, g, AccessTokenTTL)
 	if err != nil {
 		return storageError(err)
 	}
 	refresh := RefreshTokenPrefix + store.NewSecret(32)
 	exp := s.o.Now().Add(RefreshTokenTTL)
-	if err := s.refresh.Put(ctx, store.SecretKey(refresh), &RefreshToken{Grant: g, Expires: exp}, exp); err != nil {
+	if err := s.refresh.Put(ctx, store.SecretKey(refresh), &RefreshToken{Grant: g, Expires: exp, ClientAuth: clientAuth}, exp); err != nil {
 		return storageError(err)
 	}
 	writeJSON(w, http.StatusOK, "no-store", tokenResponse{

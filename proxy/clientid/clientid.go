@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
 )
 
 // MaxDocumentSize is the largest document the proxy reads (the draft's
@@ -38,6 +40,15 @@ type Client struct {
 	Name         string
 	URI          string
 	RedirectURIs []string
+	// Native is a document with application_type native (RFC 7591 §2,
+	// OpenID Connect Registration): it may also use private-use schemes.
+	Native bool
+	// AuthMethod is AuthNone or AuthPrivateKeyJWT.
+	AuthMethod string
+	// JWKS or JWKSURI (exactly one, for AuthPrivateKeyJWT) holds the keys
+	// the client signs its assertions with.
+	JWKS    *jose.JSONWebKeySet
+	JWKSURI string
 }
 
 // Host returns the host of the client id URL, which the consent page shows
@@ -99,6 +110,7 @@ type Resolver struct {
 	mu       sync.Mutex
 	cache    map[string]cachedClient
 	failures map[string]failedFetch
+	keys     map[string]cachedKeys
 	slots    chan struct{}
 	once     sync.Once
 }
@@ -226,13 +238,16 @@ func (r *Resolver) fetch(ctx context.Context, id string) (*Client, time.Duration
 		return nil, 0, &Error{id, fmt.Sprintf("its metadata document is larger than %d bytes", MaxDocumentSize), nil}
 	}
 	var doc struct {
-		ClientID                string   `json:"client_id"`
-		ClientName              string   `json:"client_name"`
-		ClientURI               string   `json:"client_uri"`
-		RedirectURIs            []string `json:"redirect_uris"`
-		TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method"`
-		ClientSecret            *string  `json:"client_secret"`
-		ClientSecretExpiresAt   *int64   `json:"client_secret_expires_at"`
+		ClientID                string          `json:"client_id"`
+		ClientName              string          `json:"client_name"`
+		ClientURI               string          `json:"client_uri"`
+		RedirectURIs            []string        `json:"redirect_uris"`
+		TokenEndpointAuthMethod string          `json:"token_endpoint_auth_method"`
+		ApplicationType         string          `json:"application_type"`
+		JWKS                    json.RawMessage `json:"jwks"`
+		JWKSURI                 string          `json:"jwks_uri"`
+		ClientSecret            *string         `json:"client_secret"`
+		ClientSecretExpiresAt   *int64          `json:"client_secret_expires_at"`
 	}
 	if err := json.Unmarshal(body, &doc); err != nil {
 		return nil, 0, &Error{id, "its metadata document is not a JSON object: " + err.Error(), nil}
@@ -244,16 +259,54 @@ func (r *Resolver) fetch(ctx context.Context, id string) (*Client, time.Duration
 		return nil, 0, &Error{id, "its metadata document carries a client secret, which a published document must not", nil}
 	case slices.Contains([]string{"client_secret_basic", "client_secret_post", "client_secret_jwt"}, doc.TokenEndpointAuthMethod):
 		return nil, 0, &Error{id, fmt.Sprintf("its metadata document asks for token_endpoint_auth_method %q, a shared secret", doc.TokenEndpointAuthMethod), nil}
-	case doc.TokenEndpointAuthMethod != "" && doc.TokenEndpointAuthMethod != "none":
-		return nil, 0, &Error{id, fmt.Sprintf("token_endpoint_auth_method %q is not supported; the proxy accepts public clients (none) with PKCE", doc.TokenEndpointAuthMethod), nil}
+	case doc.TokenEndpointAuthMethod != "" && doc.TokenEndpointAuthMethod != AuthNone && doc.TokenEndpointAuthMethod != AuthPrivateKeyJWT:
+		return nil, 0, &Error{id, fmt.Sprintf("token_endpoint_auth_method %q is not supported; the proxy accepts public clients (none) with PKCE and private_key_jwt", doc.TokenEndpointAuthMethod), nil}
 	case len(doc.RedirectURIs) == 0:
 		return nil, 0, &Error{id, "its metadata document has no redirect_uris", nil}
+	case doc.ApplicationType != "" && doc.ApplicationType != "web" && doc.ApplicationType != "native":
+		return nil, 0, &Error{id, fmt.Sprintf("its metadata document has application_type %q; use web (the default) or native", doc.ApplicationType), nil}
 	}
-	name := doc.ClientName
-	if name == "" {
-		name = (&Client{ID: id}).Host()
+	c := &Client{ID: id, Name: doc.ClientName, URI: doc.ClientURI, RedirectURIs: doc.RedirectURIs,
+		Native: doc.ApplicationType == "native", AuthMethod: AuthNone}
+	for i, u := range doc.RedirectURIs {
+		if err := CheckRedirectURI(u, c.Native); err != nil {
+			return nil, 0, &Error{id, fmt.Sprintf("its metadata document's redirect_uris[%d] %v", i, err), nil}
+		}
 	}
-	return &Client{ID: id, Name: name, URI: doc.ClientURI, RedirectURIs: doc.RedirectURIs}, cacheTTL(resp.Header), nil
+	if doc.TokenEndpointAuthMethod == AuthPrivateKeyJWT {
+		if err := c.setKeys(doc.JWKS, doc.JWKSURI); err != nil {
+			return nil, 0, err
+		}
+	}
+	if c.Name == "" {
+		c.Name = c.Host()
+	}
+	return c, cacheTTL(resp.Header), nil
+}
+
+// setKeys makes c a private_key_jwt client with the document's jwks or
+// jwks_uri: exactly one of them.
+func (c *Client) setKeys(jwks json.RawMessage, jwksURI string) error {
+	hasJWKS := len(jwks) > 0 && string(jwks) != "null"
+	switch {
+	case hasJWKS && jwksURI != "":
+		return &Error{c.ID, "its metadata document has both jwks and jwks_uri; a private_key_jwt client publishes its keys in exactly one of them", nil}
+	case !hasJWKS && jwksURI == "":
+		return &Error{c.ID, "its metadata document asks for private_key_jwt but has neither jwks nor jwks_uri; publish the client's public keys in one of them", nil}
+	case hasJWKS:
+		set, err := parseKeySet(jwks)
+		if err != nil {
+			return &Error{c.ID, "its metadata document's jwks " + err.Error(), nil}
+		}
+		c.JWKS = set
+	default:
+		if err := checkJWKSURI(jwksURI); err != nil {
+			return &Error{c.ID, "its metadata document's " + err.Error(), nil}
+		}
+		c.JWKSURI = jwksURI
+	}
+	c.AuthMethod = AuthPrivateKeyJWT
+	return nil
 }
 
 // cacheTTL reads Cache-Control (RFC 9111) and bounds it.

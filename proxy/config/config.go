@@ -53,6 +53,16 @@ type Config struct {
 	// resolves to a public address.
 	AllowedClientIDDomains []string `yaml:"allowed_client_id_domains"`
 
+	// DisableClientRegistration turns off dynamic client registration
+	// (RFC 7591) at the proxy: MCP clients that cannot publish a metadata
+	// document, such as mcp-remote, then cannot connect, and the proxy's
+	// authorization server metadata has no registration_endpoint. Default
+	// false: any MCP client may register itself; the user approves each
+	// one by name, marked as not verified, before it reaches the remote
+	// server. allowed_client_id_domains does not apply to registered
+	// clients: set this too to admit only the listed ones.
+	DisableClientRegistration bool `yaml:"disable_client_registration"`
+
 	// AllowedMetadataDomains limits where the proxy goes when a remote
 	// server names a URL: the resource_metadata of a challenge, the
 	// authorization_servers of protected resource metadata, the endpoints of

@@ -22,6 +22,8 @@ dt{font-weight:600}dd{margin:0 0 .75rem 0;word-break:break-all}button{font-size:
 // Consent asks a user to approve an MCP client.
 var Consent = template.Must(template.New("consent").Parse(pageHead + `
 <h1>Allow {{.ClientName}}?</h1>
+{{if .SelfRegistered}}<p id="not-verified"><strong>Not verified.</strong> This MCP client registered itself with the proxy:
+nobody vouches for its name. It will receive its answer at <strong>{{.ClientHost}}</strong>.</p>{{end}}
 <p>{{.User}}, the MCP client <strong>{{.ClientName}}</strong> from <strong>{{.ClientHost}}</strong>
 wants to use the MCP server at <strong>{{.Host}}</strong> as you. The proxy will sign in to
 <strong>{{.Remote}}</strong> for it with your consent there.</p>

@@ -285,7 +285,14 @@ type LocalLocks struct {
 	now  func() time.Time
 	mu   sync.Mutex
 	held map[string]*localLease
+	// pruneAt is the table size at which leases that ran out without an
+	// unlock (single-use markers, such as client assertion ids) are
+	// dropped; it doubles with what stays, so pruning costs O(1) a lock.
+	pruneAt int
 }
+
+// minPrune is the smallest table that is pruned.
+const minPrune = 1024
 
 type localLease struct {
 	expires  time.Time
@@ -310,6 +317,7 @@ func (l *LocalLocks) Lock(ctx context.Context, name string, ttl time.Duration) (
 		if cur == nil || !now.Before(cur.expires) {
 			mine := &localLease{expires: now.Add(ttl), released: make(chan struct{})}
 			l.held[name] = mine
+			l.prune(now)
 			l.mu.Unlock()
 			return func() { l.unlock(name, mine) }, nil
 		}
@@ -328,6 +336,20 @@ func (l *LocalLocks) Lock(ctx context.Context, name string, ttl time.Duration) (
 		}
 		wait = min(2*wait, 25*time.Millisecond)
 	}
+}
+
+// prune drops the leases that ran out, once the table reaches pruneAt.
+// Waiters on a dropped lease notice by polling.
+func (l *LocalLocks) prune(now time.Time) {
+	if len(l.held) < max(l.pruneAt, minPrune) {
+		return
+	}
+	for name, lease := range l.held {
+		if !now.Before(lease.expires) {
+			delete(l.held, name)
+		}
+	}
+	l.pruneAt = 2 * len(l.held)
 }
 
 func (l *LocalLocks) unlock(name string, mine *localLease) {
