@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
@@ -41,6 +42,9 @@ type MCPClient struct {
 	transport                http.RoundTripper
 	handler                  *auth.AuthorizationCodeHandler
 	session                  *mcp.ClientSession
+	// authorizations counts the times the OAuth handler sent the user's
+	// browser to authorize.
+	authorizations atomic.Int64
 
 	// PageError is the last page the user's browser could not get past.
 	PageError *browser.PageError
@@ -81,10 +85,17 @@ func NewMCPClient(transport http.RoundTripper, user, name, metadataURL, redirect
 	if !ok {
 		return nil, fmt.Errorf("no account named %q at the mock servers", user)
 	}
+	return NewMCPClientWithPassword(transport, user, pw, name, metadataURL, redirectURL), nil
+}
+
+// NewMCPClientWithPassword is NewMCPClient for an account that is not one
+// of the defaults (a mock server configured with generated users, as the
+// load test's are): the browser signs in with password.
+func NewMCPClientWithPassword(transport http.RoundTripper, user, pw, name, metadataURL, redirectURL string) *MCPClient {
 	return &MCPClient{
 		User: user, Name: name, Browser: browser.New(transport, user, pw),
 		metadataURL: metadataURL, redirectURL: redirectURL, transport: transport,
-	}, nil
+	}
 }
 
 // NewPrivateKeyJWTClient returns user's MCP client called name that
@@ -135,6 +146,7 @@ func (c *MCPClient) Connect(ctx context.Context, endpoint string) error {
 	cfg := &auth.AuthorizationCodeHandlerConfig{
 		RedirectURL: c.redirectURL,
 		AuthorizationCodeFetcher: func(ctx context.Context, args *auth.AuthorizationArgs) (*auth.AuthorizationResult, error) {
+			c.authorizations.Add(1)
 			stop := c.redirectURL
 			if c.StopAt != "" {
 				stop = c.StopAt
@@ -178,11 +190,30 @@ func (c *MCPClient) Connect(ctx context.Context, endpoint string) error {
 		return err
 	}
 	c.handler = h
+	return c.connect(ctx, endpoint)
+}
+
+// Reconnect opens a new MCP session with endpoint, keeping the tokens the
+// client holds (as a client whose session the server forgot would); only a
+// token the proxy refuses sends the user's browser to authorize again.
+func (c *MCPClient) Reconnect(ctx context.Context, endpoint string) error {
+	if c.handler == nil {
+		return c.Connect(ctx, endpoint)
+	}
+	c.Close()
+	return c.connect(ctx, endpoint)
+}
+
+// Authorizations is how many times the user's browser was sent to
+// authorize, over every Connect and Reconnect.
+func (c *MCPClient) Authorizations() int64 { return c.authorizations.Load() }
+
+func (c *MCPClient) connect(ctx context.Context, endpoint string) error {
 	client := mcp.NewClient(&mcp.Implementation{Name: c.Name, Version: "1.0.0"}, nil)
 	sess, err := client.Connect(ctx, &mcp.StreamableClientTransport{
 		Endpoint:     endpoint,
 		HTTPClient:   &http.Client{Transport: c.transport},
-		OAuthHandler: h,
+		OAuthHandler: c.handler,
 		// The SDK's default retries: a stream broken by a restarted proxy is
 		// resumed, as a real client would.
 	}, &mcp.ClientSessionOptions{ProtocolVersion: c.AskVersion})

@@ -27,7 +27,6 @@ import (
 	"github.com/mcp-proxy/mcp-proxy/internal/hostmap"
 	"github.com/mcp-proxy/mcp-proxy/internal/testca"
 	"github.com/mcp-proxy/mcp-proxy/mockas"
-	"github.com/mcp-proxy/mcp-proxy/proxy/netguard"
 )
 
 // The bench's host names; every one of them is a 127.0.0.1 port.
@@ -61,6 +60,9 @@ type Harness struct {
 	// ProfileDir, when set, runs mcp-proxy with profiles (cmd/profproxy)
 	// written there when the harness closes.
 	ProfileDir string
+	// LoadSet, when set, makes Start run `make load`'s set instead of the
+	// bench's (see startLoad).
+	LoadSet *LoadSetup
 
 	ca     *testca.CA
 	hosts  *hostmap.Map
@@ -69,6 +71,10 @@ type Harness struct {
 	procs  map[string]*exec.Cmd
 	done   map[*exec.Cmd]chan struct{} // closed when the process has exited
 	addrs  map[string]string           // host → 127.0.0.1:port
+	args   map[string][]string         // key → the binary and arguments it was started with
+
+	// The mock authorization servers, in this process (make load's).
+	as, idp *mockas.Server
 
 	adminAddr string
 	// DirectToken is the upstream token the direct and bare hop targets
@@ -84,7 +90,7 @@ type Harness struct {
 // load meets.
 func (h *Harness) Start(ctx context.Context) (err error) {
 	h.procs, h.addrs, h.ProxyTokens = map[string]*exec.Cmd{}, map[string]string{}, map[string]string{}
-	h.done = map[*exec.Cmd]chan struct{}{}
+	h.done, h.args = map[*exec.Cmd]chan struct{}{}, map[string][]string{}
 	defer func() {
 		if err != nil {
 			h.Close()
@@ -97,7 +103,10 @@ func (h *Harness) Start(ctx context.Context) (err error) {
 		return err
 	}
 	h.hosts = hostmap.New()
-	h.tr = netguard.NewTransport(h.hosts.DialContext, netguard.TransportOptions{RootCAs: h.ca.Pool()})
+	h.tr = h.NewTransport()
+	if h.LoadSet != nil {
+		return h.startLoad()
+	}
 
 	// The doubles: mockas as the remote authorization server and as the
 	// identity provider, and the MCP clients' metadata documents.
@@ -222,7 +231,8 @@ func (h *Harness) spawn(key, binary string, names []string, args ...string) erro
 }
 
 func (h *Harness) exec(key, binary string, args ...string) error {
-	logf, err := os.Create(h.path(key + ".log"))
+	h.args[key] = append([]string{binary}, args...)
+	logf, err := os.OpenFile(h.path(key+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
@@ -315,13 +325,19 @@ func (h *Harness) startProxy() error {
 	if h.adminAddr, err = freeAddr(); err != nil {
 		return err
 	}
-	if err := os.WriteFile(h.path("proxy.yaml"), []byte(proxyConfig(h.adminAddr)), 0o600); err != nil {
+	config := proxyConfig(h.adminAddr)
+	if h.LoadSet != nil {
+		config = loadProxyConfig(h.adminAddr)
+	}
+	if err := os.WriteFile(h.path("proxy.yaml"), []byte(config), 0o600); err != nil {
 		return err
 	}
 	args := []string{"serve", "-config", "proxy.yaml", "-listen", addr, "-ca-file", "ca.pem",
 		"-allow-private-host", ClientHost, "-log-level", "warn"}
 	for _, host := range []string{ASHost, IdPHost, ClientHost, SDKHost, CannedHost} {
-		args = append(args, "-resolve", host+":443:"+h.addrs[host])
+		if h.addrs[host] != "" {
+			args = append(args, "-resolve", host+":443:"+h.addrs[host])
+		}
 	}
 	binary := "mcp-proxy"
 	if h.ProfileDir != "" {
@@ -440,6 +456,13 @@ func (h *Harness) Close() error {
 		}
 		if err := c.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
 			errs = append(errs, err)
+			continue
+		}
+		// Returns only once every process has exited: none is left over.
+		select {
+		case <-h.done[c]:
+		case <-time.After(10 * time.Second):
+			errs = append(errs, fmt.Errorf("bench: %s did not exit after SIGKILL", c.Path))
 		}
 	}
 	for _, s := range h.inproc {

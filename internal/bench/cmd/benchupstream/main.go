@@ -4,18 +4,24 @@
 // canned answers every tools/call with the same JSON bytes (bench.
 // CannedAnswer), so that what is measured is the hop alone. Neither checks
 // the bearer token: the proxy's warm path is what is measured, and every
-// target sends one.
+// target sends one. -mode mockmcp is the conformance harness's mock MCP
+// server (package mockmcp), which verifies every token against the -as
+// issuer's keys: `make load` runs it, so that an expired or lost remote
+// token shows.
 package main
 
 import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -24,13 +30,18 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/mcp-proxy/mcp-proxy/internal/bench"
+	"github.com/mcp-proxy/mcp-proxy/mockmcp"
 )
 
 func main() {
 	listen := flag.String("listen", "127.0.0.1:8443", "`address` to listen on")
 	certFile := flag.String("tls-cert", "", "TLS certificate `file` (PEM)")
 	keyFile := flag.String("tls-key", "", "TLS key `file` (PEM)")
-	mode := flag.String("mode", "sdk", "sdk (the MCP Go SDK echo server) or canned (a fixed JSON answer)")
+	mode := flag.String("mode", "sdk", "sdk (the MCP Go SDK echo server), canned (a fixed JSON answer) or mockmcp (the mock MCP server, checking tokens)")
+	resource := flag.String("resource", "", "-mode mockmcp: the resource `URL`")
+	issuer := flag.String("as", "", "-mode mockmcp: the `issuer` whose tokens are accepted")
+	asAddr := flag.String("as-addr", "", "-mode mockmcp: the issuer's `host:port` on this machine")
+	caFile := flag.String("ca-file", "", "-mode mockmcp: PEM `file` of the CA of the issuer's certificate")
 	flag.Parse()
 	var h http.Handler
 	switch *mode {
@@ -38,6 +49,12 @@ func main() {
 		h = sdkServer()
 	case "canned":
 		h = http.HandlerFunc(canned)
+	case "mockmcp":
+		var err error
+		if h, err = mockServer(*resource, *issuer, *asAddr, *caFile); err != nil {
+			fmt.Fprintln(os.Stderr, "benchupstream:", err)
+			os.Exit(2)
+		}
 	default:
 		fmt.Fprintf(os.Stderr, "benchupstream: -mode %q: use sdk or canned\n", *mode)
 		os.Exit(2)
@@ -51,6 +68,28 @@ func main() {
 		fmt.Fprintln(os.Stderr, "benchupstream:", err)
 		os.Exit(1)
 	}
+}
+
+// mockServer is mockmcp for resource, trusting issuer, which it reaches at
+// asAddr whatever its name resolves to.
+func mockServer(resource, issuer, asAddr, caFile string) (http.Handler, error) {
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, err
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s holds no certificate", caFile)
+	}
+	dialer := &net.Dialer{Timeout: 5 * time.Second}
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return dialer.DialContext(ctx, network, asAddr)
+		},
+		TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+	}}
+	return mockmcp.New(mockmcp.Config{ResourceURL: resource, AuthorizationServers: []string{issuer}, HTTPClient: hc,
+		Logger: slog.New(slog.DiscardHandler)})
 }
 
 type echoArgs struct {

@@ -1,0 +1,118 @@
+// Command load is `make load` (see package load): it starts the load set
+// of internal/bench, runs every phase, prints a table per phase and a last
+// line "load: PASS: …" or "load: FAIL: …", and exits 1 on a failure. Every
+// process it started has exited when it returns.
+//
+//	load -bin build/load/bin -clients 200 -duration 60s
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"syscall"
+	"time"
+
+	"github.com/mcp-proxy/mcp-proxy/internal/bench"
+	"github.com/mcp-proxy/mcp-proxy/internal/load"
+)
+
+func main() {
+	err := run()
+	var failed errFailed
+	switch {
+	case errors.As(err, &failed):
+		os.Exit(1)
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "load: FAIL:", err)
+		os.Exit(1)
+	}
+}
+
+// errFailed is a run that ended with its report, some rule not holding.
+type errFailed struct{}
+
+func (errFailed) Error() string { return "the load test failed" }
+
+func run() error {
+	bin := flag.String("bin", "build/load/bin", "`directory` of the binaries: mcp-proxy, benchupstream")
+	o := load.Options{Leak: load.DefaultLeakRule, Progress: os.Stderr}
+	flag.IntVar(&o.Clients, "clients", 200, "MCP clients, each its own user with its own session (at most 2000)")
+	flag.IntVar(&o.Cohort, "cohort", 0, "users added for the refresh phase, with short-lived remote tokens (default a quarter of -clients)")
+	flag.DurationVar(&o.Warm, "duration", 60*time.Second, "the warm phase (at most 10m)")
+	flag.DurationVar(&o.Restart, "restart-phase", 20*time.Second, "each restart phase; the restart comes at a quarter of it")
+	flag.DurationVar(&o.TTL, "ttl", 16*time.Second, "the refresh cohort's remote token lifetime")
+	flag.DurationVar(&o.SlowBy, "slow-by", 2*time.Second, "how long a token request waits while the authorization server is slow")
+	flag.IntVar(&o.Parallel, "parallel", 8, "users authorized at a time")
+	flag.BoolVar(&o.ServeWhileValid, "serve-while-valid", false, "fail when a request fails while its user's remote token is still valid")
+	flag.IntVar(&o.Leak.GoroutineSlack, "leak-goroutines", o.Leak.GoroutineSlack, "goroutines the proxy may gain over the warm phase")
+	flag.Float64Var(&o.Leak.HeapFactor, "leak-heap-factor", o.Leak.HeapFactor, "the heap in use after the warm phase may be at most this times the heap before, plus -leak-heap-slack")
+	heapSlack := flag.Int("leak-heap-slack", int(o.Leak.HeapSlack)>>20, "`MiB` added to the heap bound")
+	keep := flag.Bool("keep", false, "keep the working directory (logs, certificates, the file store)")
+	flag.Parse()
+	o.Leak.HeapSlack = float64(*heapSlack << 20)
+	if o.Cohort == 0 {
+		o.Cohort = max(1, o.Clients/4)
+	}
+	// Bounded in count and time.
+	switch {
+	case o.Clients < 1 || o.Clients > 2000 || o.Cohort > 2000:
+		return fmt.Errorf("-clients %d, -cohort %d: want 1 to 2000", o.Clients, o.Cohort)
+	case o.Warm < time.Second || o.Warm > 10*time.Minute || o.Restart < 4*time.Second || o.Restart > 10*time.Minute:
+		return fmt.Errorf("-duration %s, -restart-phase %s: want 1s to 10m and 4s to 10m", o.Warm, o.Restart)
+	case o.TTL < 4*time.Second || o.TTL > 5*time.Minute || o.SlowBy <= 0 || o.SlowBy >= o.TTL/2:
+		return fmt.Errorf("-ttl %s, -slow-by %s: want a TTL of 4s to 5m and a delay under half of it", o.TTL, o.SlowBy)
+	case o.Parallel < 1:
+		return fmt.Errorf("-parallel %d: want at least 1", o.Parallel)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	// The whole run is bounded too: setup, phases and settling.
+	ctx, cancel := context.WithTimeout(ctx, o.Warm+2*o.Restart+2*o.TTL+5*time.Minute)
+	defer cancel()
+	dir, err := os.MkdirTemp("", "mcp-proxy-load-")
+	if err != nil {
+		return err
+	}
+	if *keep {
+		fmt.Fprintln(os.Stderr, "load: working directory", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+	abs, err := filepath.Abs(*bin)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	h := &bench.Harness{Bin: abs, Dir: dir, LoadSet: &bench.LoadSetup{Users: load.Users(o.Clients + o.Cohort)}}
+	if err := h.Start(ctx); err != nil {
+		return err
+	}
+	defer h.Close()
+	rep, err := load.Run(ctx, h, o)
+	if err != nil {
+		return fmt.Errorf("%w\nthe proxy's log ends:\n%s", err, tail(h.ProxyLog(), 2000))
+	}
+	if err := h.Close(); err != nil {
+		return err
+	}
+	fmt.Printf("\nmake load, %d clients, on %d CPUs, %s in all, %s\n", o.Clients, runtime.NumCPU(), time.Since(start).Round(time.Second), time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+	rep.Print(os.Stdout)
+	if len(rep.Failed()) > 0 {
+		fmt.Fprintln(os.Stderr, "the proxy's log ends:\n"+tail(h.ProxyLog(), 2000))
+		return errFailed{}
+	}
+	return nil
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "…" + s[len(s)-n:]
+	}
+	return s
+}

@@ -1,0 +1,87 @@
+package load
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestWarmRules(t *testing.T) {
+	steady := Snapshot{Goroutines: 500, HeapInuse: 40 << 20}
+	if f := WarmRules(Summary{Requests: 10}, DefaultLeakRule, steady, steady); len(f) != 0 {
+		t.Errorf("a clean warm phase failed: %v", f)
+	}
+	for _, c := range []struct {
+		s     Summary
+		after Snapshot
+		want  string
+	}{
+		{Summary{Requests: 10, Errors: 1}, steady, "1 of 10 requests failed on the warm path"},
+		{Summary{}, steady, "no request was answered"},
+		{Summary{Requests: 10}, Snapshot{Goroutines: 551, HeapInuse: 40 << 20}, "leak: goroutines grew from 500 to 551"},
+	} {
+		f := WarmRules(c.s, DefaultLeakRule, steady, c.after)
+		if len(f) != 1 || !strings.Contains(f[0], c.want) {
+			t.Errorf("%+v, %+v: %v, want %q", c.s, c.after, f, c.want)
+		}
+	}
+}
+
+func TestRecoveryRules(t *testing.T) {
+	if f := RecoveryRules(Summary{Errors: 40, ClientsFailed: 40}, 0, 40, "the restart"); len(f) != 0 {
+		t.Errorf("clients that all recovered: %v", f)
+	}
+	f := RecoveryRules(Summary{Errors: 41, ClientsFailed: 40, Unrecovered: 1}, 1, 40, "the restart")
+	if len(f) != 2 || f[0] != "1 of 40 clients had no request answered after the restart" || f[1] != "1 clients failed and never recovered" {
+		t.Errorf("one client left failing: %q", f)
+	}
+}
+
+func TestRefreshRules(t *testing.T) {
+	clean, validFail := Summary{}, Summary{Errors: 3, ValidFailures: 2}
+	if f, note := RefreshRules(clean, validFail, false); len(f) != 0 || !strings.Contains(note, "2 requests failed while") || !strings.Contains(note, "-serve-while-valid") {
+		t.Errorf("reported only: %v, %q", f, note)
+	}
+	if f, _ := RefreshRules(clean, validFail, true); len(f) != 1 || !strings.Contains(f[0], "2 requests failed while their user's remote token was still valid") {
+		t.Errorf("with -serve-while-valid: %v", f)
+	}
+	if f, _ := RefreshRules(Summary{Errors: 1}, clean, false); len(f) != 1 || !strings.Contains(f[0], "not due for refresh") {
+		t.Errorf("a user whose token was not due failed: %v", f)
+	}
+}
+
+func TestAuthorizedAgain(t *testing.T) {
+	c := map[string]int{"authorize": 250, "login": 250, "consent": 250, "token": 900}
+	more := map[string]int{"authorize": 250, "login": 250, "consent": 250, "token": 1400} // refreshes only
+	if g := AuthorizedAgain(c, more, c, c, 250, 250); len(g) != 0 {
+		t.Errorf("token requests alone are no new authorization: %v", g)
+	}
+	again := map[string]int{"authorize": 251, "login": 251, "consent": 251}
+	g := AuthorizedAgain(c, again, c, c, 250, 251)
+	if len(g) != 4 || g[0] != "remote authorization server authorize +1" || g[3] != "browsers sent to authorize +1" {
+		t.Errorf("one user authorized again: %q", g)
+	}
+}
+
+func TestNotAnsweredAfter(t *testing.T) {
+	s := time.Second
+	recs := []Record{{Client: 1, At: 6 * s}, {Client: 2, At: 4 * s}, {Client: 2, At: 7 * s, Kind: "HTTP 502"}}
+	if n := NotAnsweredAfter(recs, []int{1, 2, 3}, 5*s); n != 2 {
+		t.Errorf("NotAnsweredAfter = %d, want 2 (client 2 answered only before, client 3 never)", n)
+	}
+}
+
+func TestReportLine(t *testing.T) {
+	r := &Report{Opts: Options{Clients: 2}, Phases: []*Phase{
+		{Name: "warm path", Rows: []Row{{Summary: Summary{Requests: 10, P50: time.Millisecond, P99: 2 * time.Millisecond, RPS: 5}}}},
+		{Name: "upstream restarted", Rows: []Row{{Summary: Summary{Requests: 8, Errors: 2}}}},
+	}}
+	if l := r.Line(); !strings.HasPrefix(l, "load: PASS: warm path 2 clients: 10 requests, 0 failed, p50 1.0 ms, p99 2.0 ms") ||
+		!strings.Contains(l, "upstream restarted: 8 requests, 2 failed") {
+		t.Errorf("passing line: %s", l)
+	}
+	r.Phases[1].Failures = []string{"1 clients failed and never recovered"}
+	if l := r.Line(); !strings.HasPrefix(l, "load: FAIL: upstream restarted: 1 clients failed and never recovered (") {
+		t.Errorf("failing line: %s", l)
+	}
+}
