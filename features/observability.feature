@@ -20,7 +20,7 @@ Feature: Monitoring and observability: the documented metrics and events move as
     And the remote authorization server issues access tokens that live 4 seconds
     And the proxy is running
     And alice has connected an MCP client to "https://mcp.example.com/mcp"
-    And the remote token has reached its refresh window
+    And the remote token has expired
     When alice's MCP client calls the tool "whoami"
     Then the metric "mcp_proxy_token_refreshes_total" with route "mcp.example.com" and result "success" is at least 1
     And the metric "mcp_proxy_token_cache_requests_total" with route "mcp.example.com" and result "refresh" is at least 1

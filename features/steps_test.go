@@ -54,6 +54,11 @@ type world struct {
 	// tokenLife is what the remote authorization server was told its
 	// access tokens live (0: its default).
 	tokenLife time.Duration
+	// faultMark is how many fault events the remote authorization server
+	// had recorded when the scenario made it fail; untilFail is the last
+	// run of requests until one failed.
+	faultMark int
+	untilFail *requestRun
 	// The last connections listing.
 	connections                     *connectionList
 	connectionsUser, connectionsURL string

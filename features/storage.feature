@@ -11,7 +11,7 @@ Feature: Token storage: durable, shared, and refreshed once
     And alice was sent to "auth.provider.com" only once
 
   @local
-  Scenario: Two replicas on one Redis share tokens and refresh an expiring token exactly once
+  Scenario: Two replicas on one Redis share tokens and refresh an expired token exactly once
     Given a Redis server
     And the operator configuration "storage-redis"
     And the remote authorization server issues access tokens that live 4 seconds
@@ -20,7 +20,7 @@ Feature: Token storage: durable, shared, and refreshed once
     When alice's MCP client calls the tool "whoami" through replica 2
     Then the tool answers with the subject "alice" and the audience "https://remote-mcp.provider.com/mcp"
     And alice was sent to "auth.provider.com" only once
-    When the remote token has reached its refresh window
+    When the remote token has expired
     And the remote authorization server takes 300ms to answer the next request to "/token"
     And alice's MCP client's token is used through replica 1 and replica 2 at once
     Then both requests reached the remote MCP server with the same token

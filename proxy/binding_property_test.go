@@ -740,10 +740,12 @@ type bpReq struct {
 // operation.
 type bpOutcome struct {
 	present  bool // the proxy holds a token for the binding
-	refresh  bool // the token is within the refresh skew of its life of its expiry
+	refresh  bool // the token expired: the request waits for its refresh
+	behind   bool // the token is within its refresh window: it is used and refreshed in the background
 	refused  bool // and the authorization server refuses the refresh
 	rejected bool // the remote server refuses the (unrefreshed) token
 	token    string
+	renewed  *bpASEvent // the background refresh
 }
 
 // opRequests sends n requests at once (n > 1: in parallel) with the MCP
@@ -798,6 +800,9 @@ func (r *bpRun) opRequests(n int) *bpViolation {
 			wg.Go(func() { send(q) })
 		}
 		wg.Wait()
+	}
+	for _, rt := range r.p.routes {
+		rt.tokens.Settle()
 	}
 	hits := make([][]bpHit, n)
 	for i, q := range reqs {
@@ -858,25 +863,36 @@ func (r *bpRun) opRequests(n int) *bpViolation {
 			continue
 		}
 		o := &bpOutcome{present: id.present, token: id.access}
-		o.refresh = id.present && !id.expiry.IsZero() && !now.Add(id.skew()).Before(id.expiry)
+		due := id.present && !id.expiry.IsZero() && !now.Add(id.skew()).Before(id.expiry)
+		o.refresh = due && !now.Before(id.expiry)
+		o.behind = due && !o.refresh
 		evs := byID[id]
 		switch {
-		case !o.refresh && len(evs) > 0:
+		case !due && len(evs) > 0:
 			return r.fail(bpModel, "the proxy refreshed %s's token (expiry %s) at %s", id.name, id.expiry, now)
-		case o.refresh && len(evs) != 1:
+		case o.behind && id.rejectArmed && len(evs) == 0:
+			// The remote server's 401 dropped the token before the
+			// background refresh read it.
+		case due && len(evs) != 1:
 			return r.fail(bpModel, "%s's token expires at %s, now %s: %d refreshes, want 1", id.name, id.expiry, now, len(evs))
-		case o.refresh && evs[0].presented != id.refresh:
+		case due && evs[0].presented != id.refresh:
 			return r.fail(bpModel, "the refresh of %s presented %s, want %s", id.name, evs[0].presented, id.refresh)
-		case o.refresh && evs[0].refused != id.refuseArmed:
+		case due && evs[0].refused != id.refuseArmed:
 			return r.fail(bpModel, "the refresh of %s: refused %v, want %v", id.name, evs[0].refused, id.refuseArmed)
 		}
-		if o.refresh {
+		if due && len(evs) == 1 {
 			r.stats.refreshes++
-			if o.refused = evs[0].refused; o.refused {
+			if evs[0].refused {
 				r.stats.refusedRefreshes++
-			} else {
+			}
+		}
+		switch {
+		case o.refresh:
+			if o.refused = evs[0].refused; !o.refused {
 				o.token = evs[0].access
 			}
+		case o.behind && len(evs) == 1:
+			o.renewed = &evs[0]
 		}
 		o.rejected = id.present && !o.refresh && id.rejectArmed
 		out[id] = o
@@ -890,6 +906,9 @@ func (r *bpRun) opRequests(n int) *bpViolation {
 		r.stats.requests++
 		ok := rec.Code == http.StatusOK
 		wantOK := q.valid && o.present && !o.refused && !o.rejected
+		if wantOK && !ok && n > 1 && o.renewed != nil && o.renewed.refused {
+			wantOK = false // a parallel request's background refresh was refused first and dropped the token
+		}
 		if ok != wantOK || (!ok && (rec.Code != http.StatusUnauthorized || !strings.Contains(rec.Header().Get("WWW-Authenticate"), `error="invalid_token"`))) {
 			return r.fail(bpModel, "request %s of grant #%d (%s): %d %s; the model expected success %v (%+v)", q.tag, q.g.n, q.g.id.name, rec.Code, rec.Body, wantOK, o)
 		}
@@ -910,12 +929,42 @@ func (r *bpRun) opRequests(n int) *bpViolation {
 		if len(hs) != wantHits || len(hs) > 1 {
 			return r.fail(bpModel, "request %s of grant #%d (%s) reached the remote server %d times, want %d (%+v)", q.tag, q.g.n, q.g.id.name, len(hs), wantHits, o)
 		}
+		if len(hs) == 1 && n > 1 && o.renewed != nil && hs[0].auth[0] == "Bearer "+o.renewed.access {
+			continue // a parallel request's background refresh ended first
+		}
 		if len(hs) == 1 && hs[0].auth[0] != "Bearer "+o.token {
 			return r.fail(bpModel, "request %s of grant #%d (%s) carried %s, want %s", q.tag, q.g.n, q.g.id.name, hs[0].auth[0], o.token)
 		}
 	}
 	for id, o := range out {
 		switch {
+		case o.behind && o.rejected:
+			// The 401 and the background refresh raced: the proxy holds
+			// the refreshed token, or none.
+			ut, err := r.p.upstreamToken(id.route.host, id.key)
+			if err != nil {
+				return r.fail(bpFlow, "the token of %s: %v", id.name, err)
+			}
+			if reached[id] == 0 {
+				return r.fail(bpModel, "no request of %s reached the remote server", id.name)
+			}
+			switch {
+			case ut == nil:
+				id.present = false
+			case o.renewed == nil || o.renewed.refused || ut.AccessToken != o.renewed.access:
+				return r.fail(bpModel, "after a 401 and a background refresh %s holds %s, want none or the refreshed token", id.name, ut.AccessToken)
+			default:
+				ev := o.renewed
+				id.access, id.refresh, id.expiry, id.issued = ev.access, ev.refresh, ev.expiry, r.clock.now()
+				id.refuseArmed, id.rejectArmed = false, false
+			}
+			r.stats.rejections++
+		case o.behind && o.renewed != nil && o.renewed.refused:
+			id.present = false
+		case o.behind && o.renewed != nil:
+			ev := o.renewed
+			id.access, id.refresh, id.expiry, id.issued = ev.access, ev.refresh, ev.expiry, r.clock.now()
+			id.refuseArmed, id.rejectArmed = false, false
 		case o.rejected:
 			if reached[id] == 0 {
 				return r.fail(bpModel, "no request of %s reached the remote server", id.name)

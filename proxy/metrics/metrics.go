@@ -49,8 +49,8 @@ const (
 	CacheHit CacheResult = "hit"
 	// CacheMiss: there was none; the user must consent.
 	CacheMiss CacheResult = "miss"
-	// CacheRefresh: the token had expired (or was about to) and was
-	// refreshed.
+	// CacheRefresh: the token was due, in its refresh window (a refresh
+	// starts in the background) or expired (the request waits for one).
 	CacheRefresh CacheResult = "refresh"
 )
 
@@ -128,7 +128,7 @@ var (
 func Catalog() []Description {
 	return []Description{
 		{NameTokenCacheRequests, "counter", []string{"route", "result"},
-			"Upstream token lookups for proxied requests, by result: hit, miss (the user must consent) or refresh.", nil},
+			"Upstream token lookups for proxied requests, by result: hit, miss (the user must consent) or refresh (the token was due: in its refresh window or expired).", nil},
 		{NameAuthorizationDuration, "histogram", []string{"route", "outcome"},
 			"Duration of downstream authorization flows, from the MCP client's authorize request to the code, by outcome: granted, denied or failed.", authBuckets},
 		{NameUpstreamDuration, "histogram", []string{"route", "code"},
@@ -138,7 +138,7 @@ func Catalog() []Description {
 		{NameDiscoveryCache, "counter", []string{"result"},
 			"Lookups of discovered upstream authorization metadata, by result: hit or miss.", nil},
 		{NameTokenRefreshes, "counter", []string{"route", "result"},
-			"Upstream token refreshes, by result: success, refused (the user must consent again) or failed.", nil},
+			"Upstream token refresh attempts, by result: success, refused (the user must consent again) or failed (every attempt of a failure streak counts).", nil},
 		{NameRegistrations, "counter", []string{"method"},
 			"Client registrations with upstream authorization servers, by method: cimd, preregistered or dcr.", nil},
 		{NameBuildInfo, "gauge", []string{"version"},

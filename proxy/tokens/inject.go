@@ -55,8 +55,12 @@ func (s *Source) Inject(rs *apierror.Responder, withdrawn func(r *http.Request) 
 }
 
 // Rejected handles the remote server's 401 to a token: the token is
-// dropped, so the next authorization consents again.
+// dropped, so the next authorization consents again. A token that a
+// refresh replaced meanwhile is kept: the 401 was for the one before it.
 func (s *Source) Rejected(ctx context.Context, t *Token) {
+	if cur, err := s.Records.Get(ctx, t.Key); err == nil && cur != nil && cur.AccessToken != t.AccessToken {
+		return
+	}
 	_ = s.Records.Delete(ctx, t.Key)
 	s.Log.Info("the remote server refused the upstream token; dropped it",
 		slog.String("event", "token_rejected"), slog.String("user", t.Subject),
@@ -67,8 +71,9 @@ func (s *Source) Rejected(ctx context.Context, t *Token) {
 // insufficient_scope) and returns the scopes the next authorization asks
 // for and how many step-ups in a row this is.
 func (s *Source) StepUp(ctx context.Context, t *Token, scopes []string) ([]string, int) {
-	next := *t
-	next.NeedScopes = UnionScopes(t.Scopes, t.NeedScopes, scopes)
+	cur := s.current(ctx, t)
+	next := *cur
+	next.NeedScopes = UnionScopes(cur.Scopes, cur.NeedScopes, scopes)
 	next.StepUps++
 	_ = s.Records.Put(ctx, t.Key, &next, time.Time{})
 	s.Log.Info("the remote server asked for more scope", slog.String("event", "scope_step_up"),
@@ -80,7 +85,17 @@ func (s *Source) StepUp(ctx context.Context, t *Token, scopes []string) ([]strin
 // Answered notes a successful answer to a request with t: a step-up count
 // starts again.
 func (s *Source) Answered(ctx context.Context, t *Token) {
-	next := *t
+	next := *s.current(ctx, t)
 	next.StepUps, next.NeedScopes = 0, nil
 	_ = s.Records.Put(ctx, t.Key, &next, time.Time{})
+}
+
+// current is the stored token of t's key when a refresh replaced t while
+// its request was in flight, else t: a note written from t would put back
+// the access and refresh tokens the refresh replaced.
+func (s *Source) current(ctx context.Context, t *Token) *Token {
+	if cur, err := s.Records.Get(ctx, t.Key); err == nil && cur != nil && cur.AccessToken != t.AccessToken {
+		return cur
+	}
+	return t
 }

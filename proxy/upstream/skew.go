@@ -3,9 +3,11 @@ package upstream
 import "time"
 
 // Refresh skew bounds: a token is refreshed at most MaxRefreshSkew and at
-// least MinRefreshSkew before it expires.
+// least MinRefreshSkew before it expires. Five minutes leave a token of an
+// hour room for about a dozen attempts with backoff before it expires
+// (docs/advanced.md, "Refreshing remote tokens").
 const (
-	MaxRefreshSkew = time.Minute
+	MaxRefreshSkew = 5 * time.Minute
 	MinRefreshSkew = time.Second
 )
 
@@ -13,8 +15,8 @@ const (
 // lifetime should be refreshed: a quarter of its life, at most
 // MaxRefreshSkew, and at least MinRefreshSkew (but never more than half its
 // life, so a token of a second or two is still used before it is renewed).
-// A fixed one-minute skew would renew a token that lives a minute or less
-// on every request. An unknown lifetime (zero or negative) gets
+// A fixed skew would renew a token that lives less than it on every
+// request. An unknown lifetime (zero or negative) gets
 // MaxRefreshSkew.
 func RefreshSkew(lifetime time.Duration) time.Duration {
 	if lifetime <= 0 {
