@@ -191,8 +191,8 @@ bench:
 # store (a user who must authorize again fails it). Bounded: at most 2000
 # clients, every phase timed, every process stopped at the end. Tables per
 # phase, then "load: PASS: …" or "load: FAIL: …". LOADFLAGS=-h lists the
-# knobs (-serve-while-valid fails a request refused while its user's
-# remote token is still valid).
+# knobs (a request refused while its user's remote token is still valid
+# fails the run; -serve-while-valid=false only reports it).
 LOAD_CLIENTS  ?= 200
 LOAD_DURATION ?= 60s
 LOADFLAGS     ?=

@@ -49,7 +49,7 @@ func RefreshRules(notDue, all Summary, serveWhileValid bool) (failures []string,
 	case all.ValidFailures > 0 && serveWhileValid:
 		failures = append(failures, note)
 	case all.ValidFailures > 0:
-		note += " (reported, not a failure: -serve-while-valid makes it one)"
+		note += " (reported, not a failure: -serve-while-valid=false)"
 	}
 	return failures, note
 }

@@ -39,7 +39,7 @@ func TestRecoveryRules(t *testing.T) {
 
 func TestRefreshRules(t *testing.T) {
 	clean, validFail := Summary{}, Summary{Errors: 3, ValidFailures: 2}
-	if f, note := RefreshRules(clean, validFail, false); len(f) != 0 || !strings.Contains(note, "2 requests failed while") || !strings.Contains(note, "-serve-while-valid") {
+	if f, note := RefreshRules(clean, validFail, false); len(f) != 0 || !strings.Contains(note, "2 requests failed while") || !strings.Contains(note, "-serve-while-valid=false") {
 		t.Errorf("reported only: %v, %q", f, note)
 	}
 	if f, _ := RefreshRules(clean, validFail, true); len(f) != 1 || !strings.Contains(f[0], "2 requests failed while their user's remote token was still valid") {

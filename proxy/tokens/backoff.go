@@ -12,10 +12,14 @@ import (
 // before expiry the last attempt is made at most (a quarter of the
 // refresh window for shorter windows). docs/advanced.md, "Refreshing
 // remote tokens", says the same.
+// Once the token has expired its user is held up by every failure, so the
+// waits stop growing at expiredBackoffMax: a user is back within seconds of
+// the server, and the server sees at most one attempt per token that often.
 const (
-	backoffFirst  = time.Second
-	backoffMax    = 30 * time.Second
-	lastTryMargin = time.Second
+	backoffFirst      = time.Second
+	backoffMax        = 30 * time.Second
+	expiredBackoffMax = 5 * time.Second
+	lastTryMargin     = time.Second
 )
 
 // streaks holds, per binding key, whether a background refresh runs and
@@ -100,11 +104,14 @@ func (ss *streaks) fail(key string, now time.Time, t *Token, reply *apierror.Err
 }
 
 // nextAttempt is when the attempt after the n-th failure in a row may be
-// made: 1 s, 2 s, 4 s, … at most 30 s after now, shortened by up to half
-// (jitter), but never past the last try before t expires while that is
-// still ahead.
+// made: 1 s, 2 s, 4 s, … at most 30 s after now (5 s once t has
+// expired), shortened by up to half (jitter), but never past the last try
+// before t expires while that is still ahead.
 func nextAttempt(now time.Time, n int, jitter float64, t *Token) time.Time {
 	wait := min(backoffFirst<<min(n-1, 5), backoffMax)
+	if !t.Expiry.IsZero() && !now.Before(t.Expiry) {
+		wait = min(wait, expiredBackoffMax)
+	}
 	wait -= time.Duration(jitter * float64(wait/2))
 	next := now.Add(wait)
 	if t.Expiry.IsZero() {

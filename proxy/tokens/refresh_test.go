@@ -312,6 +312,13 @@ func TestBackoffGrowsAndIsJittered(t *testing.T) {
 	if got, want := nextAttempt(now, 3, 0, tok), now.Add(4*time.Second); !got.Equal(want) {
 		t.Errorf("past the last try the next attempt is at %v, want %v", got, want)
 	}
+	// Once expired, the waits stop growing at 5 s: the user is held up.
+	now = tok.Expiry
+	for n, want := range map[int]time.Duration{1: time.Second, 3: 4 * time.Second, 4: 5 * time.Second, 8: 5 * time.Second} {
+		if got := nextAttempt(now, n, 0, tok).Sub(now); got != want {
+			t.Errorf("expired, failure %d: wait %v, want %v", n, got, want)
+		}
+	}
 	// A 4 s token has a 1 s window: its last try is a quarter of that before expiry.
 	short := &Token{Issued: t0, Expiry: t0.Add(4 * time.Second)}
 	if got, want := nextAttempt(t0.Add(3*time.Second), 1, 0, short), short.Expiry.Add(-250*time.Millisecond); !got.Equal(want) {

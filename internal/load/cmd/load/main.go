@@ -49,7 +49,7 @@ func run() error {
 	flag.DurationVar(&o.TTL, "ttl", 16*time.Second, "the refresh cohort's remote token lifetime")
 	flag.DurationVar(&o.SlowBy, "slow-by", 2*time.Second, "how long a token request waits while the authorization server is slow")
 	flag.IntVar(&o.Parallel, "parallel", 8, "users authorized at a time")
-	flag.BoolVar(&o.ServeWhileValid, "serve-while-valid", false, "fail when a request fails while its user's remote token is still valid")
+	flag.BoolVar(&o.ServeWhileValid, "serve-while-valid", true, "fail when a request fails while its user's remote token is still valid")
 	flag.IntVar(&o.Leak.GoroutineSlack, "leak-goroutines", o.Leak.GoroutineSlack, "goroutines the proxy may gain over the warm phase")
 	flag.Float64Var(&o.Leak.HeapFactor, "leak-heap-factor", o.Leak.HeapFactor, "the heap in use after the warm phase may be at most this times the heap before, plus -leak-heap-slack")
 	heapSlack := flag.Int("leak-heap-slack", int(o.Leak.HeapSlack)>>20, "`MiB` added to the heap bound")
