@@ -43,6 +43,15 @@ func CheckRedirectURI(uri string, native bool) error {
 		return errors.New("is not a URI")
 	}
 	scheme := strings.ToLower(u.Scheme)
+	if err := checkNeverAllowed(uri, u, scheme); err != nil {
+		return err
+	}
+	return checkScheme(u, scheme, native)
+}
+
+// checkNeverAllowed reports what uri has that no redirect URI may have: no
+// scheme, a scheme that runs in the browser, a fragment, user information.
+func checkNeverAllowed(uri string, u *url.URL, scheme string) error {
 	switch {
 	case scheme == "":
 		return errors.New("is not an absolute URI: it needs a scheme, such as https")
@@ -53,6 +62,13 @@ func CheckRedirectURI(uri string, native bool) error {
 	case u.User != nil:
 		return errors.New("carries user information (user@host), which a redirect URI must not have")
 	}
+	return nil
+}
+
+// checkScheme applies the rule of u's scheme: https with a host, http on a
+// loopback host, or, for a native client only, a private-use scheme that
+// is a reverse domain name.
+func checkScheme(u *url.URL, scheme string, native bool) error {
 	switch scheme {
 	case "https":
 		if u.Host == "" || u.Opaque != "" {

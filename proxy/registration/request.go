@@ -83,8 +83,41 @@ type wire struct {
 }
 
 // Decode reads and checks a registration request body. Its error is an
-// *Error.
+// *Error. The checks run in a fixed order (the body, client
+// authentication and grants, the client's name and URI, the redirect URIs'
+// count, the application type, each redirect URI), so a request with
+// several faults is always refused for the same one.
 func Decode(body []byte) (*Request, error) {
+	m, err := decodeWire(body)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkGrants(m); err != nil {
+		return nil, err
+	}
+	r := &Request{}
+	if r.Name, err = checkName(m.ClientName); err != nil {
+		return nil, err
+	}
+	if r.URI, err = checkClientURI(m.ClientURI); err != nil {
+		return nil, err
+	}
+	if err := checkRedirectCount(m.RedirectURIs); err != nil {
+		return nil, err
+	}
+	if r.ApplicationType, err = applicationType(m.ApplicationType, m.RedirectURIs); err != nil {
+		return nil, err
+	}
+	if err := checkRedirectURIs(m.RedirectURIs, r.ApplicationType == Native); err != nil {
+		return nil, err
+	}
+	r.RedirectURIs = m.RedirectURIs
+	return r, nil
+}
+
+// decodeWire bounds the body's size and decodes it as one JSON object,
+// naming the field of a value of the wrong type.
+func decodeWire(body []byte) (*wire, error) {
 	if len(body) > MaxBodyBytes {
 		return nil, metadataError("the registration request is larger than %d bytes", MaxBodyBytes)
 	}
@@ -99,61 +132,96 @@ func Decode(body []byte) (*Request, error) {
 		}
 		return nil, metadataError("the registration request does not decode: %v", err)
 	}
+	return &m, nil
+}
+
+// checkGrants checks what the client asks to authenticate with and to be
+// issued: a public client (token_endpoint_auth_method none), the
+// authorization_code grant (refresh_token besides), response type code.
+func checkGrants(m *wire) error {
 	if m.TokenEndpointAuthMethod != nil && *m.TokenEndpointAuthMethod != "none" {
-		return nil, metadataError("token_endpoint_auth_method %q is not supported: the proxy registers public clients only; send \"none\" and use PKCE (S256)", bounded(*m.TokenEndpointAuthMethod, 40))
+		return metadataError("token_endpoint_auth_method %q is not supported: the proxy registers public clients only; send \"none\" and use PKCE (S256)", bounded(*m.TokenEndpointAuthMethod, 40))
 	}
 	for _, g := range m.GrantTypes {
 		if g != "authorization_code" && g != "refresh_token" {
-			return nil, metadataError("grant_types %q is not supported: the proxy issues authorization_code and refresh_token", bounded(g, 40))
+			return metadataError("grant_types %q is not supported: the proxy issues authorization_code and refresh_token", bounded(g, 40))
 		}
 	}
 	if len(m.GrantTypes) > 0 && !slices.Contains(m.GrantTypes, "authorization_code") {
-		return nil, metadataError("grant_types must include authorization_code")
+		return metadataError("grant_types must include authorization_code")
 	}
 	for _, t := range m.ResponseTypes {
 		if t != "code" {
-			return nil, metadataError("response_types %q is not supported: the proxy issues code only", bounded(t, 40))
+			return metadataError("response_types %q is not supported: the proxy issues code only", bounded(t, 40))
 		}
 	}
-	r := &Request{}
-	if m.ClientName != nil {
-		name := strings.TrimSpace(*m.ClientName)
-		switch {
-		case utf8.RuneCountInString(name) > MaxNameLength:
-			return nil, metadataError("client_name is longer than %d characters", MaxNameLength)
-		case strings.ContainsFunc(name, func(c rune) bool { return unicode.IsControl(c) || c == utf8.RuneError }):
-			return nil, metadataError("client_name contains control characters or invalid UTF-8")
-		}
-		r.Name = name
+	return nil
+}
+
+// checkName returns client_name trimmed, or "" when the client sent none:
+// at most MaxNameLength characters of valid UTF-8 without control
+// characters, since the consent page and the log show it.
+func checkName(name *string) (string, error) {
+	if name == nil {
+		return "", nil
 	}
-	if m.ClientURI != nil && *m.ClientURI != "" {
-		u, err := url.Parse(*m.ClientURI)
-		if len(*m.ClientURI) > maxClientURI || err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil {
-			return nil, metadataError("client_uri must be an https URL without user information, at most %d characters", maxClientURI)
-		}
-		r.URI = *m.ClientURI
-	}
-	if len(m.RedirectURIs) == 0 {
-		return nil, &Error{CodeInvalidRedirectURI, "redirect_uris is missing: register at least one redirect URI"}
-	}
-	if len(m.RedirectURIs) > MaxRedirectURIs {
-		return nil, &Error{CodeInvalidRedirectURI, fmt.Sprintf("redirect_uris has %d entries; at most %d are allowed", len(m.RedirectURIs), MaxRedirectURIs)}
-	}
+	n := strings.TrimSpace(*name)
 	switch {
-	case m.ApplicationType == nil:
-		r.ApplicationType = deriveApplicationType(m.RedirectURIs)
-	case *m.ApplicationType == Web || *m.ApplicationType == Native:
-		r.ApplicationType = *m.ApplicationType
-	default:
-		return nil, metadataError("application_type %q is not web or native", bounded(*m.ApplicationType, 40))
+	case utf8.RuneCountInString(n) > MaxNameLength:
+		return "", metadataError("client_name is longer than %d characters", MaxNameLength)
+	case strings.ContainsFunc(n, func(c rune) bool { return unicode.IsControl(c) || c == utf8.RuneError }):
+		return "", metadataError("client_name contains control characters or invalid UTF-8")
 	}
-	for i, u := range m.RedirectURIs {
-		if err := clientid.CheckRedirectURI(u, r.ApplicationType == Native); err != nil {
-			return nil, &Error{CodeInvalidRedirectURI, fmt.Sprintf("redirect_uris[%d] %v", i, err)}
+	return n, nil
+}
+
+// checkClientURI returns client_uri, or "" when the client sent none or an
+// empty one: an https URL with a host and without user information.
+func checkClientURI(uri *string) (string, error) {
+	if uri == nil || *uri == "" {
+		return "", nil
+	}
+	u, err := url.Parse(*uri)
+	if len(*uri) > maxClientURI || err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil {
+		return "", metadataError("client_uri must be an https URL without user information, at most %d characters", maxClientURI)
+	}
+	return *uri, nil
+}
+
+// checkRedirectCount checks that the client registers between one and
+// MaxRedirectURIs redirect URIs.
+func checkRedirectCount(uris []string) error {
+	if len(uris) == 0 {
+		return &Error{CodeInvalidRedirectURI, "redirect_uris is missing: register at least one redirect URI"}
+	}
+	if len(uris) > MaxRedirectURIs {
+		return &Error{CodeInvalidRedirectURI, fmt.Sprintf("redirect_uris has %d entries; at most %d are allowed", len(uris), MaxRedirectURIs)}
+	}
+	return nil
+}
+
+// applicationType returns the application_type the client sent (web or
+// native), or, when it sent none, the one its redirect URIs imply.
+func applicationType(sent *string, uris []string) (string, error) {
+	switch {
+	case sent == nil:
+		return deriveApplicationType(uris), nil
+	case *sent == Web || *sent == Native:
+		return *sent, nil
+	default:
+		return "", metadataError("application_type %q is not web or native", bounded(*sent, 40))
+	}
+}
+
+// checkRedirectURIs checks each redirect URI with the one rule of
+// clientid.CheckRedirectURI, naming the first that breaks it by index.
+func checkRedirectURIs(uris []string, native bool) error {
+	for i, u := range uris {
+		if err := clientid.CheckRedirectURI(u, native); err != nil {
+			return &Error{CodeInvalidRedirectURI, fmt.Sprintf("redirect_uris[%d] %v", i, err)}
 		}
 	}
-	r.RedirectURIs = m.RedirectURIs
-	return r, nil
+	return nil
 }
 
 // deriveApplicationType is the application type of a request that names
