@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -64,7 +65,7 @@ func (r *Resolver) getDocument(ctx context.Context, id string) ([]byte, http.Hea
 	if resp.StatusCode != http.StatusOK {
 		reason := fmt.Sprintf("fetching its metadata document answered %s, not 200", resp.Status)
 		if loc := resp.Header.Get("Location"); loc != "" {
-			reason += " (a redirect to " + loc + "; client id URLs are not followed)"
+			reason += " (a redirect to " + boundedText(Redact(loc), 200) + "; client id URLs are not followed)"
 		}
 		return nil, nil, &Error{id, reason, nil}
 	}
@@ -88,7 +89,7 @@ func (r *Resolver) getDocument(ctx context.Context, id string) ([]byte, http.Hea
 func checkDocument(id string, body []byte) (*Client, error) {
 	var doc document
 	if err := json.Unmarshal(body, &doc); err != nil {
-		return nil, &Error{id, "its metadata document is not a JSON object: " + err.Error(), nil}
+		return nil, &Error{id, decodeReason(err), nil}
 	}
 	if err := checkFields(id, &doc); err != nil {
 		return nil, err
@@ -180,4 +181,59 @@ func unwrapURLError(err error) string {
 		return ue.Err.Error()
 	}
 	return err.Error()
+}
+
+// decodeReason says why a document did not decode, in the terms of JSON
+// rather than of the Go types it is decoded into.
+func decodeReason(err error) string {
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &te) && te.Field != "":
+		return fmt.Sprintf("its metadata document's %s is %s, not %s", te.Field, jsonArticle(te.Value), jsonKind(te.Type))
+	case errors.As(err, &te):
+		return "its metadata document is not a JSON object"
+	}
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("its metadata document is not valid JSON (at byte %d: %v)", se.Offset, err)
+	}
+	return "its metadata document does not decode: " + err.Error()
+}
+
+// jsonKind names the JSON value a Go type decodes from.
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64, reflect.Uint, reflect.Uint8,
+		reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array of " + strings.TrimPrefix(strings.TrimPrefix(jsonKind(t.Elem()), "a "), "an ") + "s"
+	case reflect.Pointer:
+		return jsonKind(t.Elem())
+	}
+	return "an object"
+}
+
+// jsonArticle is json's name of a value kind ("string", "number", …) with
+// its article.
+func jsonArticle(v string) string {
+	switch v {
+	case "array", "object":
+		return "an " + v
+	case "bool":
+		return "true or false"
+	}
+	return "a " + v
+}
+
+// boundedText cuts s to at most n bytes, marking the cut.
+func boundedText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }
