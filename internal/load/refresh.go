@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mcp-proxy/mcp-proxy/internal/bench"
+	"github.com/mcp-proxy/mcp-proxy/internal/control"
 	"github.com/mcp-proxy/mcp-proxy/internal/faults"
 	"github.com/mcp-proxy/mcp-proxy/mockas"
 )
@@ -48,7 +49,6 @@ func refreshPhase(ctx context.Context, h *bench.Harness, o Options, clients []*c
 	total := downEnd + 10*time.Second
 	o.logf("refresh: %d clients (%d with %s remote tokens) for %s: token requests slow by %s, then dropped from %s, back at %s",
 		len(clients)+len(cohort), len(cohort), o.TTL, total, o.SlowBy, sec(slowEnd), sec(downEnd))
-	inj := as.Faults()
 	errs0, err := CounterBy(h.AdminMetrics, "mcp_proxy_errors_total", "type")
 	if err != nil {
 		return nil, nil, err
@@ -58,28 +58,9 @@ func refreshPhase(ctx context.Context, h *bench.Harness, o Options, clients []*c
 		return nil, nil, err
 	}
 	all := append(append([]*client{}, clients...), cohort...)
-	// The windows' edges are when the rules changed, which on a busy
-	// machine can be later than planned.
-	slowTo, downTo := slowEnd, downEnd
+	var slowTo, downTo time.Duration
 	recs, start := drive(ctx, all, total, p.Tally, func(ctx context.Context, start time.Time) {
-		defer inj.Clear()
-		if err := inj.Add(faults.Rule{Path: "/token", Delay: o.SlowBy.String()}); err != nil {
-			p.Failures = append(p.Failures, err.Error())
-			return
-		}
-		p.Events = append(p.Events, fmt.Sprintf("0.0s: token requests slow by %s", o.SlowBy))
-		sleep(ctx, slowEnd)
-		inj.Clear()
-		if err := inj.Add(faults.Rule{Path: "/token", Drop: true}); err != nil {
-			p.Failures = append(p.Failures, err.Error())
-			return
-		}
-		slowTo = time.Since(start)
-		p.Events = append(p.Events, fmt.Sprintf("%s: token requests dropped (the server is down)", sec(slowTo)))
-		sleep(ctx, downEnd-time.Since(start))
-		inj.Clear()
-		downTo = time.Since(start)
-		p.Events = append(p.Events, fmt.Sprintf("%s: the server answers again", sec(downTo)))
+		slowTo, downTo = troubleSchedule(ctx, as.Faults(), o.SlowBy, slowEnd, downEnd, start, p)
 	})
 	refreshes1, err := CounterBy(h.AdminMetrics, "mcp_proxy_token_refreshes_total", "result")
 	if err != nil {
@@ -95,50 +76,9 @@ func refreshPhase(ctx context.Context, h *bench.Harness, o Options, clients []*c
 	for _, c := range cohort {
 		inCohort[c.idx] = true
 	}
-	// Which failures came while the user's remote token was valid: the
-	// authorization server recorded every token it issued, with the
-	// subject, and when; the lifetime is the one set then.
-	idx := map[string]int{}
-	for _, c := range all {
-		idx[c.user] = c.idx
-	}
-	issues := map[int][]Issue{}
-	for _, ev := range as.Recorder().Events() {
-		i, ok := idx[ev.Detail["sub"]]
-		if ev.Kind != "token" || ev.Status != http.StatusOK || !ok {
-			continue
-		}
-		ttl := saved.AccessTokenTTL
-		if ev.Time.After(shortFrom) {
-			ttl = o.TTL
-		}
-		// The proxy counts a token's life from when it asked (docs/advanced.md),
-		// which for a token the slow server issued was SlowBy earlier.
-		at := ev.Time
-		if !at.Before(start) && at.Before(start.Add(slowTo+o.SlowBy)) {
-			at = at.Add(-o.SlowBy)
-		}
-		issues[i] = append(issues[i], Issue{At: at, TTL: ttl})
-	}
+	issues := issuedTokens(as.Recorder().Events(), all, saved.AccessTokenTTL, o, shortFrom, start, slowTo)
 	MarkValid(recs, start, issues, 500*time.Millisecond)
-	windows := []struct {
-		name     string
-		from, to time.Duration
-	}{{"slow", 0, slowTo}, {"down", slowTo, downTo}, {"back", downTo, total}}
-	for _, w := range windows {
-		for _, g := range []struct {
-			name   string
-			cohort bool
-		}{{"1 h tokens", false}, {o.TTL.String() + " tokens", true}} {
-			var sel []Record
-			for _, r := range recs {
-				if r.At >= w.from && r.At < w.to && inCohort[r.Client] == g.cohort {
-					sel = append(sel, r)
-				}
-			}
-			p.Rows = append(p.Rows, Row{Label: w.name + ", " + g.name, Summary: Summarize(sel, w.to-w.from)})
-		}
-	}
+	p.Rows = append(p.Rows, windowRows(recs, inCohort, o.TTL, slowTo, downTo, total)...)
 	var longLived []Record
 	for _, r := range recs {
 		if !inCohort[r.Client] {
@@ -152,4 +92,86 @@ func refreshPhase(ctx context.Context, h *bench.Harness, o Options, clients []*c
 		refreshes["success"], refreshes["failed"], refreshes["refused"], p.Tally.Reconnects.Load(), p.Tally.ReconnectFailures.Load()), note)
 	p.Failures = append(p.Failures, RecoveryRules(s, NotAnsweredAfter(recs, indexes(all), downTo), len(all), "the server came back")...)
 	return p, cohort, nil
+}
+
+// troubleSchedule makes the authorization server slow (every token request
+// waits slowBy) until slowEnd, then drops every token request's connection
+// until downEnd, then clears the rules, noting each change in p. It returns
+// when the slow and the down windows really ended, which on a busy machine
+// can be later than planned.
+func troubleSchedule(ctx context.Context, inj *faults.Injector, slowBy, slowEnd, downEnd time.Duration, start time.Time, p *Phase) (slowTo, downTo time.Duration) {
+	slowTo, downTo = slowEnd, downEnd
+	defer inj.Clear()
+	if err := inj.Add(faults.Rule{Path: "/token", Delay: slowBy.String()}); err != nil {
+		p.Failures = append(p.Failures, err.Error())
+		return
+	}
+	p.Events = append(p.Events, fmt.Sprintf("0.0s: token requests slow by %s", slowBy))
+	sleep(ctx, slowEnd)
+	inj.Clear()
+	if err := inj.Add(faults.Rule{Path: "/token", Drop: true}); err != nil {
+		p.Failures = append(p.Failures, err.Error())
+		return
+	}
+	slowTo = time.Since(start)
+	p.Events = append(p.Events, fmt.Sprintf("%s: token requests dropped (the server is down)", sec(slowTo)))
+	sleep(ctx, downEnd-time.Since(start))
+	inj.Clear()
+	downTo = time.Since(start)
+	p.Events = append(p.Events, fmt.Sprintf("%s: the server answers again", sec(downTo)))
+	return
+}
+
+// issuedTokens reads, from the authorization server's record of every
+// token it issued (with the subject, and when), each client's tokens with
+// the lifetime set then: longTTL before shortFrom, o.TTL after.
+func issuedTokens(events []control.Event, all []*client, longTTL time.Duration, o Options, shortFrom, start time.Time, slowTo time.Duration) map[int][]Issue {
+	idx := map[string]int{}
+	for _, c := range all {
+		idx[c.user] = c.idx
+	}
+	issues := map[int][]Issue{}
+	for _, ev := range events {
+		i, ok := idx[ev.Detail["sub"]]
+		if ev.Kind != "token" || ev.Status != http.StatusOK || !ok {
+			continue
+		}
+		ttl := longTTL
+		if ev.Time.After(shortFrom) {
+			ttl = o.TTL
+		}
+		// The proxy counts a token's life from when it asked (docs/advanced.md),
+		// which for a token the slow server issued was SlowBy earlier.
+		at := ev.Time
+		if !at.Before(start) && at.Before(start.Add(slowTo+o.SlowBy)) {
+			at = at.Add(-o.SlowBy)
+		}
+		issues[i] = append(issues[i], Issue{At: at, TTL: ttl})
+	}
+	return issues
+}
+
+// windowRows are the phase's table: for each window (slow, down, back),
+// the clients with long-lived tokens and those of the cohort apart.
+func windowRows(recs []Record, inCohort map[int]bool, ttl, slowTo, downTo, total time.Duration) []Row {
+	windows := []struct {
+		name     string
+		from, to time.Duration
+	}{{"slow", 0, slowTo}, {"down", slowTo, downTo}, {"back", downTo, total}}
+	var rows []Row
+	for _, w := range windows {
+		for _, g := range []struct {
+			name   string
+			cohort bool
+		}{{"1 h tokens", false}, {ttl.String() + " tokens", true}} {
+			var sel []Record
+			for _, r := range recs {
+				if r.At >= w.from && r.At < w.to && inCohort[r.Client] == g.cohort {
+					sel = append(sel, r)
+				}
+			}
+			rows = append(rows, Row{Label: w.name + ", " + g.name, Summary: Summarize(sel, w.to-w.from)})
+		}
+	}
+	return rows
 }
