@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mcp-proxy/mcp-proxy/proxy/upstream"
 )
 
 // document is a Client ID Metadata Document as published: the fields the
@@ -65,7 +67,7 @@ func (r *Resolver) getDocument(ctx context.Context, id string) ([]byte, http.Hea
 	if resp.StatusCode != http.StatusOK {
 		reason := fmt.Sprintf("fetching its metadata document answered %s, not 200", resp.Status)
 		if loc := resp.Header.Get("Location"); loc != "" {
-			reason += " (a redirect to " + boundedText(Redact(loc), 200) + "; client id URLs are not followed)"
+			reason += " (a redirect to " + upstream.Truncate(Redact(loc), 200) + "; client id URLs are not followed)"
 		}
 		return nil, nil, &Error{id, reason, nil}
 	}
@@ -228,12 +230,4 @@ func jsonArticle(v string) string {
 		return "true or false"
 	}
 	return "a " + v
-}
-
-// boundedText cuts s to at most n bytes, marking the cut.
-func boundedText(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }

@@ -20,6 +20,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mcp-proxy/mcp-proxy/proxy/clientid"
+	"github.com/mcp-proxy/mcp-proxy/proxy/upstream"
 )
 
 // Bounds of one registration request.
@@ -140,11 +141,11 @@ func decodeWire(body []byte) (*wire, error) {
 // authorization_code grant (refresh_token besides), response type code.
 func checkGrants(m *wire) error {
 	if m.TokenEndpointAuthMethod != nil && *m.TokenEndpointAuthMethod != "none" {
-		return metadataError("token_endpoint_auth_method %q is not supported: the proxy registers public clients only; send \"none\" and use PKCE (S256)", bounded(*m.TokenEndpointAuthMethod, 40))
+		return metadataError("token_endpoint_auth_method %q is not supported: the proxy registers public clients only; send \"none\" and use PKCE (S256)", upstream.Truncate(*m.TokenEndpointAuthMethod, 40))
 	}
 	for _, g := range m.GrantTypes {
 		if g != "authorization_code" && g != "refresh_token" {
-			return metadataError("grant_types %q is not supported: the proxy issues authorization_code and refresh_token", bounded(g, 40))
+			return metadataError("grant_types %q is not supported: the proxy issues authorization_code and refresh_token", upstream.Truncate(g, 40))
 		}
 	}
 	if len(m.GrantTypes) > 0 && !slices.Contains(m.GrantTypes, "authorization_code") {
@@ -152,7 +153,7 @@ func checkGrants(m *wire) error {
 	}
 	for _, t := range m.ResponseTypes {
 		if t != "code" {
-			return metadataError("response_types %q is not supported: the proxy issues code only", bounded(t, 40))
+			return metadataError("response_types %q is not supported: the proxy issues code only", upstream.Truncate(t, 40))
 		}
 	}
 	return nil
@@ -209,7 +210,7 @@ func applicationType(sent *string, uris []string) (string, error) {
 	case *sent == Web || *sent == Native:
 		return *sent, nil
 	default:
-		return "", metadataError("application_type %q is not web or native", bounded(*sent, 40))
+		return "", metadataError("application_type %q is not web or native", upstream.Truncate(*sent, 40))
 	}
 }
 
@@ -237,19 +238,3 @@ func deriveApplicationType(uris []string) string {
 	}
 	return Native
 }
-
-// bounded returns s cut to n bytes (on a character boundary), with "…" when
-// cut, for error messages and logs that quote what a stranger sent.
-func bounded(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
-}
-
-// Bounded is bounded for other packages: text from a registration (a
-// client name) cut for a log line.
-func Bounded(s string, n int) string { return bounded(s, n) }

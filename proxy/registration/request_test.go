@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/mcp-proxy/mcp-proxy/proxy/upstream"
 )
 
 func TestDecodeAcceptsAndDefaults(t *testing.T) {
@@ -113,10 +115,10 @@ func TestDecodeRedirectURIs(t *testing.T) {
 }
 
 func TestBoundedCutsOnACharacter(t *testing.T) {
-	if got := bounded("ééé", 3); got != "é…" {
+	if got := upstream.Truncate("ééé", 3); got != "é…" {
 		t.Errorf("bounded = %q", got)
 	}
-	if got := bounded("abc", 3); got != "abc" {
+	if got := upstream.Truncate("abc", 3); got != "abc" {
 		t.Errorf("bounded = %q", got)
 	}
 }

@@ -75,11 +75,11 @@ func Redact(text string) string {
 		var v any
 		if json.Unmarshal([]byte(t), &v) == nil {
 			if b, err := json.Marshal(redactJSON(v)); err == nil {
-				return truncate(string(b), maxRemoteText)
+				return Truncate(string(b), maxRemoteText)
 			}
 		}
 	}
-	return truncate(redactText(text), maxRemoteText)
+	return Truncate(redactText(text), maxRemoteText)
 }
 
 func redactText(s string) string {
@@ -108,7 +108,9 @@ func redactJSON(v any) any {
 	return v
 }
 
-func truncate(s string, n int) string {
+// Truncate cuts s to at most n bytes on a character boundary, with "…"
+// when cut: for messages and logs that quote what a stranger sent.
+func Truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
