@@ -12,14 +12,14 @@ import (
 	"github.com/cucumber/godog"
 
 	"github.com/mcp-proxy/mcp-proxy/internal/stack"
-	"github.com/mcp-proxy/mcp-proxy/proxy/upstream"
+	"github.com/mcp-proxy/mcp-proxy/proxy/tokens"
 )
 
 func init() { moreSteps = append(moreSteps, refreshSteps) }
 
 func refreshSteps(w *world, sc *godog.ScenarioContext) {
 	sc.Step(`^the remote token has reached its refresh window$`, func(ctx context.Context) error {
-		return w.waitForToken(ctx, func(life time.Duration) time.Duration { return life - upstream.RefreshSkew(life) })
+		return w.waitForToken(ctx, func(life time.Duration) time.Duration { return life - tokens.RefreshSkew(life) })
 	})
 	sc.Step(`^the remote token has expired$`, func(ctx context.Context) error {
 		return w.waitForToken(ctx, func(life time.Duration) time.Duration { return life })
@@ -168,7 +168,7 @@ func (w *world) succeededUntilExpiry(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	window := issued.Add(w.tokenLife - upstream.RefreshSkew(w.tokenLife))
+	window := issued.Add(w.tokenLife - tokens.RefreshSkew(w.tokenLife))
 	expiry := issued.Add(w.tokenLife)
 	if !run.start.Before(window) {
 		return fmt.Errorf("the requests began %v after the refresh window opened; the scenario must take the server down sooner", run.start.Sub(window))

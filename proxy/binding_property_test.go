@@ -30,7 +30,7 @@ import (
 	"github.com/mcp-proxy/mcp-proxy/proxy/config"
 	"github.com/mcp-proxy/mcp-proxy/proxy/connect"
 	"github.com/mcp-proxy/mcp-proxy/proxy/store"
-	"github.com/mcp-proxy/mcp-proxy/proxy/upstream"
+	"github.com/mcp-proxy/mcp-proxy/proxy/tokens"
 )
 
 // The binding property test (token binding, docs/token-binding.md): seeded
@@ -1320,7 +1320,7 @@ func TestBindingPropertyKeySemantics(t *testing.T) {
 // skew is the model's refresh window of the identity's token: a quarter
 // of its life, at most a minute (docs/advanced.md).
 func (id *bpIdentity) skew() time.Duration {
-	return upstream.RefreshSkew(id.expiry.Sub(id.issued))
+	return tokens.RefreshSkew(id.expiry.Sub(id.issued))
 }
 
 // bpPKCE is the fake authorization server's own S256 check (RFC 7636

@@ -14,8 +14,8 @@ import (
 
 	"github.com/mcp-proxy/mcp-proxy/proxy/apierror"
 	"github.com/mcp-proxy/mcp-proxy/proxy/clientid"
+	"github.com/mcp-proxy/mcp-proxy/proxy/redact"
 	"github.com/mcp-proxy/mcp-proxy/proxy/registration"
-	"github.com/mcp-proxy/mcp-proxy/proxy/upstream"
 )
 
 // PathRegister is the dynamic client registration endpoint (RFC 7591).
@@ -57,7 +57,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 	}
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
 		return apierror.New(apierror.CodeInvalidClientMetadata, http.StatusBadRequest,
-			"The registration request must be JSON (Content-Type: application/json), not %q.", upstream.Truncate(mt, 60))
+			"The registration request must be JSON (Content-Type: application/json), not %q.", redact.Truncate(mt, 60))
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, registration.MaxBodyBytes+1))
 	if err != nil {
@@ -88,7 +88,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 		return storageError(err)
 	}
 	s.o.Log.Info("MCP client registered", s.logAttrs(r.Context(), slog.String("event", "mcp_client_registered"),
-		slog.String("client_id", c.ID), slog.String("client_name", upstream.Truncate(strconv.Quote(c.Name), 120)),
+		slog.String("client_id", c.ID), slog.String("client_name", redact.Truncate(strconv.Quote(c.Name), 120)),
 		slog.String("application_type", c.ApplicationType))...)
 	writeJSON(w, http.StatusCreated, "no-store", registrationResponse{
 		ClientID: c.ID, ClientIDIssuedAt: c.Created.Unix(), ClientName: c.Name, ClientURI: c.URI,

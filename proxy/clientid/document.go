@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mcp-proxy/mcp-proxy/proxy/upstream"
+	"github.com/mcp-proxy/mcp-proxy/proxy/redact"
 )
 
 // document is a Client ID Metadata Document as published: the fields the
@@ -67,7 +67,7 @@ func (r *Resolver) getDocument(ctx context.Context, id string) ([]byte, http.Hea
 	if resp.StatusCode != http.StatusOK {
 		reason := fmt.Sprintf("fetching its metadata document answered %s, not 200", resp.Status)
 		if loc := resp.Header.Get("Location"); loc != "" {
-			reason += " (a redirect to " + upstream.Truncate(Redact(loc), 200) + "; client id URLs are not followed)"
+			reason += " (a redirect to " + redact.Truncate(Redact(loc), 200) + "; client id URLs are not followed)"
 		}
 		return nil, nil, &Error{id, reason, nil}
 	}

@@ -20,7 +20,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mcp-proxy/mcp-proxy/proxy/clientid"
-	"github.com/mcp-proxy/mcp-proxy/proxy/upstream"
+	"github.com/mcp-proxy/mcp-proxy/proxy/redact"
 )
 
 // Bounds of one registration request.
@@ -141,11 +141,11 @@ func decodeWire(body []byte) (*wire, error) {
 // authorization_code grant (refresh_token besides), response type code.
 func checkGrants(m *wire) error {
 	if m.TokenEndpointAuthMethod != nil && *m.TokenEndpointAuthMethod != "none" {
-		return metadataError("token_endpoint_auth_method %q is not supported: the proxy registers public clients only; send \"none\" and use PKCE (S256)", upstream.Truncate(*m.TokenEndpointAuthMethod, 40))
+		return metadataError("token_endpoint_auth_method %q is not supported: the proxy registers public clients only; send \"none\" and use PKCE (S256)", redact.Truncate(*m.TokenEndpointAuthMethod, 40))
 	}
 	for _, g := range m.GrantTypes {
 		if g != "authorization_code" && g != "refresh_token" {
-			return metadataError("grant_types %q is not supported: the proxy issues authorization_code and refresh_token", upstream.Truncate(g, 40))
+			return metadataError("grant_types %q is not supported: the proxy issues authorization_code and refresh_token", redact.Truncate(g, 40))
 		}
 	}
 	if len(m.GrantTypes) > 0 && !slices.Contains(m.GrantTypes, "authorization_code") {
@@ -153,7 +153,7 @@ func checkGrants(m *wire) error {
 	}
 	for _, t := range m.ResponseTypes {
 		if t != "code" {
-			return metadataError("response_types %q is not supported: the proxy issues code only", upstream.Truncate(t, 40))
+			return metadataError("response_types %q is not supported: the proxy issues code only", redact.Truncate(t, 40))
 		}
 	}
 	return nil
@@ -210,7 +210,7 @@ func applicationType(sent *string, uris []string) (string, error) {
 	case *sent == Web || *sent == Native:
 		return *sent, nil
 	default:
-		return "", metadataError("application_type %q is not web or native", upstream.Truncate(*sent, 40))
+		return "", metadataError("application_type %q is not web or native", redact.Truncate(*sent, 40))
 	}
 }
 

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"strings"
 	"testing"
-
-	"github.com/mcp-proxy/mcp-proxy/proxy/upstream"
 )
 
 func TestDecodeAcceptsAndDefaults(t *testing.T) {
@@ -111,14 +109,5 @@ func TestDecodeRedirectURIs(t *testing.T) {
 		case !errors.As(err, &re) || re.Code != CodeInvalidRedirectURI || !strings.Contains(re.Description, tc.want):
 			t.Errorf("%s: %v, want invalid_redirect_uri containing %q", body, err, tc.want)
 		}
-	}
-}
-
-func TestBoundedCutsOnACharacter(t *testing.T) {
-	if got := upstream.Truncate("ééé", 3); got != "é…" {
-		t.Errorf("bounded = %q", got)
-	}
-	if got := upstream.Truncate("abc", 3); got != "abc" {
-		t.Errorf("bounded = %q", got)
 	}
 }

@@ -33,13 +33,13 @@ const (
 )
 
 // window is how long before its expiry t is refreshed: the refresh skew
-// that fits its life (upstream.RefreshSkew).
+// that fits its life (RefreshSkew).
 func (t *Token) window() time.Duration {
 	issued := t.Issued
 	if issued.IsZero() {
 		issued = t.Acquired
 	}
-	return upstream.RefreshSkew(t.Expiry.Sub(issued))
+	return RefreshSkew(t.Expiry.Sub(issued))
 }
 
 // due reports where t stands at now. A token without an expiry is used

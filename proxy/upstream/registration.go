@@ -13,6 +13,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/mcp-proxy/mcp-proxy/proxy/redact"
 )
 
 // maxRegistrationResponse bounds a registration endpoint's answer.
@@ -226,7 +228,7 @@ func describeJSONError(err error) string {
 	case *json.SyntaxError:
 		return fmt.Sprintf("invalid JSON at byte %d", e.Offset)
 	}
-	return strings.TrimPrefix(Redact(err.Error()), "json: ")
+	return strings.TrimPrefix(redact.Text(err.Error()), "json: ")
 }
 
 // String names the client without its credentials.
@@ -236,7 +238,7 @@ func (r *Registration) String() string {
 	}
 	secret := "none"
 	if r.ClientSecret != "" {
-		secret = Redacted
+		secret = redact.Redacted
 	}
 	return fmt.Sprintf("client_id=%s token_endpoint_auth_method=%s client_secret=%s", r.ClientID, r.TokenEndpointAuthMethod, secret)
 }
@@ -328,9 +330,9 @@ func Register(ctx context.Context, hc *http.Client, endpoint, clientName, client
 			Description string `json:"error_description"`
 		}
 		if json.Unmarshal(body, &e) == nil && e.Code != "" {
-			re.Code, re.Description = Redact(e.Code), Redact(e.Description)
+			re.Code, re.Description = redact.Text(e.Code), redact.Text(e.Description)
 		} else if len(bytes.TrimSpace(body)) > 0 {
-			re.Description = Redact(string(body))
+			re.Description = redact.Text(string(body))
 		}
 		return nil, re
 	}

@@ -3,8 +3,9 @@ package filestore
 import (
 	"time"
 
-	"github.com/mcp-proxy/mcp-proxy/proxy/store"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/mcp-proxy/mcp-proxy/proxy/store"
 )
 
 // DiskKey exposes the bbolt key of ns/key to the tests that edit the file.
