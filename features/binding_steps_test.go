@@ -53,6 +53,7 @@ func bindingSteps(w *world, sc *godog.ScenarioContext) {
 		}
 		return nil
 	})
+	sc.Step(`^the operator changes the configuration to "([^"]+)"$`, w.operatorConfiguration)
 	sc.Step(`^the proxy restarts$`, func(ctx context.Context) error {
 		ctx, cancel := stepContext(ctx)
 		defer cancel()

@@ -6,7 +6,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/mcp-proxy/mcp-proxy/proxy"
+	"github.com/mcp-proxy/mcp-proxy/proxy/event"
 )
 
 // checkLogCatalog holds every line the proxy logged in the scenario to
@@ -18,9 +18,9 @@ func (w *world) checkLogCatalog() error {
 	if w.st == nil {
 		return nil
 	}
-	catalog := map[string]proxy.EventDoc{}
-	for _, e := range proxy.Events() {
-		catalog[e.Event] = e
+	catalog := map[string]event.Doc{}
+	for _, e := range event.Catalog() {
+		catalog[string(e.Event)] = e
 	}
 	var problems []string
 	for _, line := range strings.Split(w.st.ProxyLog(), "\n") {
@@ -50,7 +50,7 @@ func (w *world) checkLogCatalog() error {
 	slices.Sort(problems)
 	problems = slices.Compact(problems)
 	if len(problems) > 0 {
-		return fmt.Errorf("the proxy's log disagrees with its event catalog (proxy.Events, docs/observability.md):\n  %s", strings.Join(problems, "\n  "))
+		return fmt.Errorf("the proxy's log disagrees with its event catalog (event.Catalog, docs/observability.md):\n  %s", strings.Join(problems, "\n  "))
 	}
 	return nil
 }

@@ -53,6 +53,19 @@ Feature: Token binding: whose remote token a request carries
     And the operator runs "mcp-proxy audit verify audit.log"
     And the command succeeds
 
+  Scenario: Changing a route's binding sends its MCP clients to authorize again under the new mode
+    Given the operator configuration "quickstart-minimal"
+    And the proxy is running
+    And alice has connected an MCP client to "https://mcp.example.com/mcp"
+    When the operator changes the configuration to "token-binding-per-session"
+    And the proxy restarts
+    And alice's MCP client calls the tool "whoami"
+    Then the tool answers with the subject "alice" and the audience "https://remote-mcp.provider.com/mcp"
+    And the proxy logged the documented event "log-binding-changed"
+    And alice was sent to "auth.provider.com" twice
+    When alice lists her connections at "https://mcp.example.com/.mcp-proxy/connections"
+    Then she sees 2 connections to "https://remote-mcp.provider.com/mcp"
+
   Scenario: A service_account route without an audit log is refused
     Given the operator configuration "token-binding-service-account-no-audit"
     When the operator runs "mcp-proxy validate -config config.yaml"

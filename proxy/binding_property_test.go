@@ -29,6 +29,8 @@ import (
 	"github.com/mcp-proxy/mcp-proxy/proxy/authserver"
 	"github.com/mcp-proxy/mcp-proxy/proxy/config"
 	"github.com/mcp-proxy/mcp-proxy/proxy/connect"
+	"github.com/mcp-proxy/mcp-proxy/proxy/login"
+	"github.com/mcp-proxy/mcp-proxy/proxy/pages"
 	"github.com/mcp-proxy/mcp-proxy/proxy/store"
 	"github.com/mcp-proxy/mcp-proxy/proxy/tokens"
 )
@@ -180,7 +182,7 @@ func (f *bpRemote) clientDocument(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	writeJSON(w, http.StatusOK, "max-age=86400", map[string]any{
+	pages.JSON(w, http.StatusOK, "max-age=86400", map[string]any{
 		"client_id": id, "client_name": "client " + r.URL.Path, "redirect_uris": []string{bpRedirect},
 		"token_endpoint_auth_method": "none",
 	})
@@ -229,7 +231,7 @@ func (f *bpRemote) token(w http.ResponseWriter, r *http.Request) {
 	}
 	refuse := func() {
 		ev.refused = true
-		writeJSON(w, http.StatusBadRequest, "no-store", map[string]string{"error": "invalid_grant"})
+		pages.JSON(w, http.StatusBadRequest, "no-store", map[string]string{"error": "invalid_grant"})
 	}
 	switch ev.grantType {
 	case "authorization_code":
@@ -290,7 +292,7 @@ func (f *bpRemote) token(w http.ResponseWriter, r *http.Request) {
 	if ev.grantType == "authorization_code" {
 		resp["refresh_token"] = ev.refresh
 	}
-	writeJSON(w, http.StatusOK, "no-store", resp)
+	pages.JSON(w, http.StatusOK, "no-store", resp)
 }
 
 func (f *bpRemote) lookup(tok string) (bpTokenInfo, bool) {
@@ -547,7 +549,7 @@ func (r *bpRun) session(rt *bpRoute, user string) string {
 		return sid
 	}
 	sid := fmt.Sprintf("sid-%016x%016x", r.rng.Uint64(), r.rng.Uint64())
-	s := &authserver.Session{Subject: user, Expires: r.clock.now().Add(10 * 365 * 24 * time.Hour)}
+	s := &login.Session{Subject: user, Expires: r.clock.now().Add(10 * 365 * 24 * time.Hour)}
 	if err := r.p.putSession(sid, s); err != nil {
 		r.t.Fatal(err)
 	}
@@ -566,7 +568,7 @@ func (r *bpRun) browse(method, u, sid string, form url.Values) *httptest.Respons
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
 	if sid != "" {
-		req.AddCookie(&http.Cookie{Name: authserver.SessionCookie, Value: sid})
+		req.AddCookie(&http.Cookie{Name: login.SessionCookie, Value: sid})
 	}
 	return do(r.p, req)
 }
@@ -1076,7 +1078,7 @@ func (r *bpRun) disconnect(rt *bpRoute, user, key string) *httptest.ResponseReco
 		strings.NewReader(url.Values{"csrf": {rt.rt.as.FormToken(sid, authserver.PathDisconnect)}, "connection": {authserver.ConnectionID(key)}}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
-	req.AddCookie(&http.Cookie{Name: authserver.SessionCookie, Value: sid})
+	req.AddCookie(&http.Cookie{Name: login.SessionCookie, Value: sid})
 	return do(r.p, req)
 }
 
@@ -1179,7 +1181,7 @@ func (r *bpRun) opListConnections() *bpViolation {
 	sid := r.session(rt, user)
 	req := httptest.NewRequest(http.MethodGet, "https://"+rt.host+authserver.PathConnections, nil)
 	req.Header.Set("Accept", "application/json")
-	req.AddCookie(&http.Cookie{Name: authserver.SessionCookie, Value: sid})
+	req.AddCookie(&http.Cookie{Name: login.SessionCookie, Value: sid})
 	rec := do(r.p, req)
 	var body struct {
 		Connections []authserver.Connection `json:"connections"`

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mcp-proxy/mcp-proxy/proxy/bearer"
+	"github.com/mcp-proxy/mcp-proxy/proxy/request"
 )
 
 // TestWrongMethodsAnswerTheCatalog: every endpoint of the proxy answers a
@@ -77,7 +78,7 @@ func TestConnectionsJSONIsNotCached(t *testing.T) {
 func TestRemoteChallengeNeverReachesTheClient(t *testing.T) {
 	up := &answer{status: http.StatusUnauthorized}
 	p, now := newTestProxyWith(t, "", "", up, nil)
-	g := &bearer.Grant{ID: "g", Route: "mcp.test", Subject: "alice", Upstream: "https://upstream.test/mcp"}
+	g := &request.Grant{ID: "g", Route: "mcp.test", Subject: "alice", Upstream: "https://upstream.test/mcp"}
 	if err := p.putAccessToken("down", &bearer.AccessToken{Grant: g, Expires: now.Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}

@@ -2,16 +2,15 @@ package proxy
 
 import (
 	"context"
-	"encoding/json"
-	"net/http"
 	"time"
 
 	"github.com/mcp-proxy/mcp-proxy/proxy/authserver"
 	"github.com/mcp-proxy/mcp-proxy/proxy/bearer"
 	"github.com/mcp-proxy/mcp-proxy/proxy/binding"
 	"github.com/mcp-proxy/mcp-proxy/proxy/config"
+	"github.com/mcp-proxy/mcp-proxy/proxy/login"
 	"github.com/mcp-proxy/mcp-proxy/proxy/store"
-	"github.com/mcp-proxy/mcp-proxy/proxy/tokens"
+	"github.com/mcp-proxy/mcp-proxy/proxy/upstream"
 )
 
 // What the tests of this package read and write behind the proxy's back,
@@ -28,8 +27,8 @@ func (rt *route) userKeyPrefix(subject string) string {
 	return binding.UserPrefix(rt.binding(), rt.host(), subject)
 }
 
-func (p *Proxy) putSession(sid string, s *authserver.Session) error {
-	return store.Records[authserver.Session]{B: p.backend, NS: authserver.NSSessions}.Put(context.Background(), store.SecretKey(sid), s, time.Time{})
+func (p *Proxy) putSession(sid string, s *login.Session) error {
+	return store.Records[login.Session]{B: p.backend, NS: login.NSSessions}.Put(context.Background(), store.SecretKey(sid), s, time.Time{})
 }
 
 func (p *Proxy) putCode(code string, c *authserver.Code) error {
@@ -44,15 +43,8 @@ func (p *Proxy) putAccessToken(tok string, at *bearer.AccessToken) error {
 	return p.access.Records.Put(context.Background(), store.SecretKey(tok), at, at.Expires)
 }
 
-func (p *Proxy) upstreamToken(host, key string) (*tokens.Token, error) {
+func (p *Proxy) upstreamToken(host, key string) (*upstream.Token, error) {
 	return p.routes[host].tokens.Get(context.Background(), key)
-}
-
-func writeJSON(w http.ResponseWriter, status int, cacheControl string, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", cacheControl)
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
 }
 
 // tokenResponse is what the tests read of a token endpoint's answer.
@@ -72,4 +64,4 @@ type tokenError struct {
 }
 
 // authserverSession is a session of alice that outlives every test clock.
-var authserverSession = authserver.Session{Subject: "alice", Expires: time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)}
+var authserverSession = login.Session{Subject: "alice", Expires: time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)}

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/mcp-proxy/mcp-proxy/proxy/bearer"
-	"github.com/mcp-proxy/mcp-proxy/proxy/tokens"
+	"github.com/mcp-proxy/mcp-proxy/proxy/request"
 	"github.com/mcp-proxy/mcp-proxy/proxy/upstream"
 )
 
@@ -30,7 +30,7 @@ func BenchmarkMemoryPerUser(b *testing.B) {
 				for i := range users {
 					user := fmt.Sprintf("user-%d@example.com", i)
 					key := rt.bindingKey(user, "", "https://upstream.test/mcp")
-					tok := &tokens.Token{Key: key, AccessToken: fmt.Sprintf("upstream-access-token-%040d", i), RefreshToken: fmt.Sprintf("upstream-refresh-token-%040d", i),
+					tok := &upstream.Token{Key: key, AccessToken: fmt.Sprintf("upstream-access-token-%040d", i), RefreshToken: fmt.Sprintf("upstream-refresh-token-%040d", i),
 						TokenType: "Bearer", Expiry: now.Add(time.Hour), Subject: user, Client: "https://client.example.net/app.json", Acquired: *now,
 						Grant: upstream.Grant{Issuer: "https://auth.provider.com", AuthURL: "https://auth.provider.com/authorize", TokenURL: "https://auth.provider.com/token",
 							ClientID: "https://mcp.test/.mcp-proxy/client-metadata.json", Resource: "https://upstream.test/mcp", Scopes: []string{"mcp:read"}, Method: upstream.MethodCIMD}}
@@ -38,7 +38,7 @@ func BenchmarkMemoryPerUser(b *testing.B) {
 						b.Fatal(err)
 					}
 					down := fmt.Sprintf("mcpp_at_%043d", i)
-					g := &bearer.Grant{ID: fmt.Sprint(i), Route: "mcp.test", Subject: user, ClientID: "https://client.example.net/app.json",
+					g := &request.Grant{ID: fmt.Sprint(i), Route: "mcp.test", Subject: user, ClientID: "https://client.example.net/app.json",
 						Resource: "https://mcp.test/mcp", BindingKey: key, Upstream: "https://upstream.test/mcp", Created: *now}
 					if err := p.putAccessToken(down, &bearer.AccessToken{Grant: g, Expires: now.Add(time.Hour)}); err != nil {
 						b.Fatal(err)

@@ -4,11 +4,18 @@
 // each remote MCP server, and forwards requests with the remote server's
 // token in place of the client's.
 //
-// This package wires the parts along the request path, each a package of
-// its own: bearer (the MCP client's token), binding (whose upstream token),
-// tokens (the upstream token source), forward (the remote server); beside
-// it, authserver (the proxy's own OAuth endpoints and pages) and connect
-// (the OAuth client towards remote authorization servers).
+// This package wires the parts, each a package of its own. Along the request
+// path, in order: bearer (the MCP client's token; it starts the request
+// scope, request), binding (whose upstream token), tokens (the upstream
+// token source: cache, refresh, revocation), forward (the remote server).
+// Beside it: authserver (the proxy's own OAuth endpoints and pages, with
+// login for the user's sign-in) and connect, the sole owner of the upstream
+// leg (discovery, registration, authorization, its callback, the code
+// exchange, client credentials), which credentials (the route's own client
+// secrets) and upstream (the OAuth wire) serve. Underneath: config, store,
+// apierror (the error catalog), event (the log catalog), metrics, audit,
+// netguard (the SSRF guard), redact, pages, clientid and registration (the
+// MCP clients' identities), cli.
 //
 // cmd/mcp-proxy wires it to flags; the conformance harness embeds it.
 package proxy
@@ -32,6 +39,7 @@ import (
 	"github.com/mcp-proxy/mcp-proxy/proxy/bearer"
 	"github.com/mcp-proxy/mcp-proxy/proxy/clientid"
 	"github.com/mcp-proxy/mcp-proxy/proxy/config"
+	"github.com/mcp-proxy/mcp-proxy/proxy/event"
 	"github.com/mcp-proxy/mcp-proxy/proxy/forward"
 	"github.com/mcp-proxy/mcp-proxy/proxy/hostname"
 	"github.com/mcp-proxy/mcp-proxy/proxy/login"
@@ -160,6 +168,7 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 		shared.registry = &registration.Registry{B: p.backend, Now: p.now, UsedTTL: authserver.RefreshTokenTTL}
 		shared.regLimit = &registration.Limiter{Now: p.now}
 	}
+	shared.sessions = &login.Sessions{Records: store.Records[login.Session]{B: p.backend, NS: login.NSSessions}, Now: p.now}
 	shared.idp = &login.Provider{
 		Issuer: cfg.IdentityProvider.Issuer, ClientID: cfg.IdentityProvider.ClientID, ClientSecret: cfg.IdentityProvider.ClientSecret,
 		Scopes: cfg.IDPScopes(), HTTP: shared.hc, Now: p.now,
@@ -210,7 +219,7 @@ func (p *Proxy) Metrics() *metrics.Metrics { return p.metrics }
 func (p *Proxy) Ready(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	if _, err := p.backend.Get(ctx, string(authserver.NSSessions), "readiness-probe"); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if _, err := p.backend.Get(ctx, string(login.NSSessions), "readiness-probe"); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("the token store does not answer: %w", err)
 	}
 	return nil
@@ -227,7 +236,7 @@ func (p *Proxy) sweep() {
 		case <-t.C:
 			if sw, ok := p.backend.(store.Sweeper); ok {
 				if _, err := sw.Sweep(context.Background()); err != nil {
-					p.log.Warn("sweeping expired records failed", slog.String("event", "store_sweep_failed"), slog.Any("error", err))
+					p.log.Warn("sweeping expired records failed", event.StoreSweepFailed.Attr(), slog.Any("error", err))
 				}
 			}
 		}
@@ -246,7 +255,7 @@ func (p *Proxy) Handler() http.Handler { return apierror.WithRequestID(p) }
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt := p.routes[hostname.Key("https", r.Host)]
 	if rt == nil {
-		apierror.Write(w, r, p.log, apierror.New(apierror.CodeUnknownHost, http.StatusNotFound,
+		apierror.Write(w, r, p.log, apierror.New(apierror.CodeUnknownHost,
 			"No route answers for host %q; check the from of your routes.", r.Host))
 		return
 	}
@@ -261,7 +270,7 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 		TLSConfig:         p.tlsCfg,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(p.log.With(slog.String("event", "http_library")).Handler(), slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(p.log.With(event.HttpLibrary.Attr()).Handler(), slog.LevelWarn),
 		// No WriteTimeout: server-sent event streams stay open as long as
 		// the remote server keeps them open.
 	}

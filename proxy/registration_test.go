@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mcp-proxy/mcp-proxy/proxy/authserver"
+	"github.com/mcp-proxy/mcp-proxy/proxy/login"
 	"github.com/mcp-proxy/mcp-proxy/proxy/registration"
 )
 
@@ -75,7 +76,7 @@ func TestRegisteredClientAsksForConsentNotVerified(t *testing.T) {
 	q := url.Values{"client_id": {id}, "redirect_uri": {"http://127.0.0.1:4000/cb"}, "response_type": {"code"},
 		"code_challenge": {challengeOf(testVerifier)}, "code_challenge_method": {"S256"}}
 	r := httptest.NewRequest(http.MethodGet, "https://mcp.test/.mcp-proxy/authorize?"+q.Encode(), nil)
-	r.AddCookie(&http.Cookie{Name: authserver.SessionCookie, Value: "sid"})
+	r.AddCookie(&http.Cookie{Name: login.SessionCookie, Value: "sid"})
 	rec := do(p, r)
 	body := rec.Body.String()
 	if rec.Code != http.StatusOK || !strings.Contains(body, `id="not-verified"`) || !strings.Contains(body, "127.0.0.1:4000") {
@@ -146,7 +147,7 @@ func TestUsedRegistrationOutlivesTheUnusedLifetime(t *testing.T) {
 	err := p.putCode("the-code", &authserver.Code{
 		Request: authserver.AuthRequest{Route: "mcp.test", ClientID: id, RedirectURI: "http://127.0.0.1:4000/cb",
 			CodeChallenge: challengeOf(testVerifier), Resource: "https://mcp.test/mcp", Upstream: "https://upstream.test/mcp"},
-		Subject: "alice", BindingKey: "k", Expires: now.Add(authserver.CodeTTL),
+		Subject: "alice", BindingKey: p.routes["mcp.test"].bindingKey("alice", "", "https://upstream.test/mcp"), Expires: now.Add(authserver.CodeTTL),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"github.com/mcp-proxy/mcp-proxy/proxy/clientid"
 	"github.com/mcp-proxy/mcp-proxy/proxy/config"
 	"github.com/mcp-proxy/mcp-proxy/proxy/connect"
+	"github.com/mcp-proxy/mcp-proxy/proxy/credentials"
 	"github.com/mcp-proxy/mcp-proxy/proxy/forward"
 	"github.com/mcp-proxy/mcp-proxy/proxy/login"
 	"github.com/mcp-proxy/mcp-proxy/proxy/pages"
@@ -38,6 +39,7 @@ type shared struct {
 	registry *registration.Registry
 	regLimit *registration.Limiter
 	idp      *login.Provider
+	sessions *login.Sessions
 }
 
 // route is one configured route: its authorization server, and the
@@ -47,6 +49,7 @@ type route struct {
 	origin string
 	rs     *apierror.Responder
 	as     *authserver.Server
+	flow   *connect.Flow
 	tokens *tokens.Source
 	fwd    *forward.Handler
 	// mcp is the request path: bearer → binding → tokens → forward.
@@ -57,32 +60,31 @@ func (p *Proxy) newRoute(rc *config.Route, sh *shared) *route {
 	log := p.log.With(slog.String("route", rc.Key()))
 	rs := &apierror.Responder{Log: log, Count: func(c apierror.Code) { p.metrics.Error(rc.Key(), c) }, Page: pages.Error(rc.Key())}
 	rec := &audit.Recorder{Log: p.audit, Route: rc.Key(), Binding: string(rc.Server().Binding()), Now: p.now, Logger: log}
-	flow := &connect.Flow{
-		Route: rc, Discovery: sh.discovery, HTTP: sh.hc, Metrics: p.metrics, Log: log, Now: p.now,
-		Pending:       store.Records[connect.Pending]{B: p.backend, NS: connect.NSPending},
-		Registrations: store.Records[connect.Registration]{B: p.backend, NS: connect.NSRegistrations},
-	}
+	creds := &credentials.Store{Route: rc, Records: store.Records[credentials.Registration]{B: p.backend, NS: credentials.NSRegistrations}}
 	src := &tokens.Source{
-		Route: rc, Records: store.Records[tokens.Token]{B: p.backend, NS: tokens.NSUpstream, Hot: sh.hot},
-		Locks: p.backend, HTTP: sh.hc, Now: p.now, Metrics: p.metrics, Log: log, Audit: rec, Secret: flow.ClientSecret,
+		Route: rc, Records: store.Records[upstream.Token]{B: p.backend, NS: tokens.NSUpstream, Hot: sh.hot},
+		Locks: p.backend, HTTP: sh.hc, Now: p.now, Metrics: p.metrics, Log: log, Audit: rec, Credentials: creds,
+	}
+	flow := &connect.Flow{
+		Route: rc, Discovery: sh.discovery, HTTP: sh.hc, Tokens: src, Credentials: creds, Sessions: sh.sessions,
+		Pending:   store.Records[connect.Pending]{B: p.backend, NS: connect.NSPending},
+		Responder: rs, Metrics: p.metrics, Log: log, Now: p.now,
 	}
 	as := authserver.New(authserver.Options{
 		Route: rc, AllowedClientIDDomains: p.cfg.AllowedClientIDDomains, Backend: p.backend, Access: p.access,
-		Tokens: src, Flow: flow, Clients: sh.clients,
-		Registry: sh.registry, RegistrationLimit: sh.regLimit, IdP: sh.idp, HTTP: sh.hc, Metrics: p.metrics, Audit: rec,
+		Tokens: src, Upstream: flow, Sessions: sh.sessions, Clients: sh.clients,
+		Registry: sh.registry, RegistrationLimit: sh.regLimit, IdP: sh.idp, Metrics: p.metrics, Audit: rec,
 		Log: log, Now: p.now, Responder: rs, FormKey: sh.formKey,
 	})
+	flow.Done = as
 	fwd := forward.New(forward.Options{
 		Route: rc, Transport: sh.outbound, Tokens: src, Responder: rs, Metrics: p.metrics, Log: log, Now: p.now,
-		MetadataURL: as.MetadataURL, Streams: &p.streams, Invalidate: sh.discovery.Invalidate,
+		Streams: &p.streams, Discovery: sh.discovery,
 	})
-	withdrawn := func(r *http.Request) error {
-		return bearer.Challenge(as.MetadataURL(r.URL.Path), "invalid_token", "the remote server's authorization is missing or was withdrawn; authorize again")
-	}
-	mcp := bearer.Require(p.access, rc.Key(), as.MetadataURL, rs,
-		binding.Resolve(rc.Server().Binding(), rc.Key(), rs,
-			src.Inject(rs, withdrawn, fwd)))
-	return &route{cfg: rc, origin: rc.Origin(), rs: rs, as: as, tokens: src, fwd: fwd, mcp: mcp}
+	mcp := bearer.Require(p.access, rc, rs,
+		binding.Resolve(rc, rs,
+			src.Inject(rs, fwd)))
+	return &route{cfg: rc, origin: rc.Origin(), rs: rs, as: as, flow: flow, tokens: src, fwd: fwd, mcp: mcp}
 }
 
 func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -92,8 +94,12 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.ServeHTTP(w, r)
 			return
 		}
+		if h := rt.flow.Handler(path); h != nil {
+			h.ServeHTTP(w, r)
+			return
+		}
 		if strings.HasPrefix(path, pathPrefix) {
-			rt.rs.Write(w, r, apierror.New(apierror.CodeNotFound, http.StatusNotFound, "%s is not an endpoint of the proxy", path))
+			rt.rs.Write(w, r, apierror.New(apierror.CodeNotFound, "%s is not an endpoint of the proxy", path))
 			return
 		}
 	}
@@ -108,7 +114,7 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // of an origin the route does not allow, and a body over the route's limit.
 func (rt *route) admit(w http.ResponseWriter, r *http.Request) error {
 	if o := r.Header.Get("Origin"); o != "" && !rt.originAllowed(o) {
-		return apierror.New(apierror.CodeOriginNotAllowed, http.StatusForbidden,
+		return apierror.New(apierror.CodeOriginNotAllowed,
 			"Requests from web pages of %s are not allowed on this route. Add the origin to mcp.server.allowed_origins if it is an MCP client you trust.", o)
 	}
 	limit := rt.cfg.MaxRequestBytes()

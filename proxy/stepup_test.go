@@ -12,7 +12,7 @@ import (
 
 	"github.com/mcp-proxy/mcp-proxy/proxy/bearer"
 	"github.com/mcp-proxy/mcp-proxy/proxy/forward"
-	"github.com/mcp-proxy/mcp-proxy/proxy/tokens"
+	"github.com/mcp-proxy/mcp-proxy/proxy/request"
 	"github.com/mcp-proxy/mcp-proxy/proxy/upstream"
 )
 
@@ -39,11 +39,11 @@ func TestStepUpIsBounded(t *testing.T) {
 	rt := p.routes["mcp.test"]
 	ctx := context.Background()
 	key := rt.bindingKey("alice", "", "https://upstream.test/mcp")
-	if err := rt.tokens.Put(ctx, &tokens.Token{Key: key, AccessToken: "up", Grant: upstream.Grant{Resource: "https://upstream.test/mcp"},
+	if err := rt.tokens.Put(ctx, &upstream.Token{Key: key, AccessToken: "up", Grant: upstream.Grant{Resource: "https://upstream.test/mcp"},
 		Subject: "alice", Expiry: now.Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
-	g := &bearer.Grant{ID: "g", Route: "mcp.test", Subject: "alice", BindingKey: key}
+	g := &request.Grant{ID: "g", Route: "mcp.test", Subject: "alice", BindingKey: key}
 	if err := p.putAccessToken("down", &bearer.AccessToken{Grant: g, Expires: now.Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}

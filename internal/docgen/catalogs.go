@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/mcp-proxy/mcp-proxy/proxy"
 	"github.com/mcp-proxy/mcp-proxy/proxy/apierror"
+	"github.com/mcp-proxy/mcp-proxy/proxy/event"
 	"github.com/mcp-proxy/mcp-proxy/proxy/metrics"
 )
 
@@ -29,11 +29,11 @@ func MetricsTable(string) (string, error) {
 	return b.String(), nil
 }
 
-// LogEvents renders the log events (proxy.Events).
+// LogEvents renders the log events (event.Catalog).
 func LogEvents(string) (string, error) {
 	var b strings.Builder
 	b.WriteString("| Event | Level | Keys | Meaning |\n|---|---|---|---|\n")
-	for _, e := range proxy.Events() {
+	for _, e := range event.Catalog() {
 		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", e.Event, e.Level, codeList(e.Keys), e.Meaning)
 	}
 	return b.String(), nil

@@ -19,6 +19,8 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+
+	"github.com/mcp-proxy/mcp-proxy/proxy/event"
 )
 
 // Code is a stable error code. Codes never change meaning once published.
@@ -126,14 +128,25 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// New returns an Error with a formatted message.
-func New(code Code, status int, format string, args ...any) *Error {
-	return &Error{Code: code, Status: status, Message: fmt.Sprintf(format, args...)}
+// New returns an Error with a formatted message, answered with the
+// catalog's status for code.
+func New(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Status: StatusOf(code, 0), Message: fmt.Sprintf(format, args...)}
 }
 
-// Wrap returns an Error with cause err.
-func Wrap(err error, code Code, status int, format string, args ...any) *Error {
-	return &Error{Code: code, Status: status, Message: fmt.Sprintf(format, args...), Err: err}
+// Wrap returns an Error with cause err, answered with the catalog's status
+// for code.
+func Wrap(err error, code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Status: StatusOf(code, 0), Message: fmt.Sprintf(format, args...), Err: err}
+}
+
+// WithStatus answers e with status, which must be one of the other
+// statuses the catalog lists for its code (Entry.Also); any other status is
+// ignored and the catalog's own stands. A test reads every call and fails
+// on a status the catalog does not list.
+func (e *Error) WithStatus(status int) *Error {
+	e.Status = StatusOf(e.Code, status)
+	return e
 }
 
 // StatusOf returns the status an error of code answers with: status when
@@ -193,7 +206,7 @@ func logged(r *http.Request, log *slog.Logger, err error) *Error {
 		level = slog.LevelError
 	}
 	attrs := []slog.Attr{
-		slog.String("event", "request_failed"),
+		event.RequestFailed.Attr(),
 		slog.String("error_code", string(e.Code)),
 		slog.Int("status", e.Status),
 		slog.String("request_id", id),
@@ -242,4 +255,13 @@ func NewRequestID() string {
 func RequestID(ctx context.Context) string {
 	id, _ := ctx.Value(ctxKey{}).(string)
 	return id
+}
+
+// WithHeader adds a header to e's answer (a challenge's WWW-Authenticate).
+func (e *Error) WithHeader(key, value string) *Error {
+	if e.Header == nil {
+		e.Header = make(http.Header)
+	}
+	e.Header.Add(key, value)
+	return e
 }

@@ -76,7 +76,6 @@ func (rs *Responder) count(e *Error) {
 // MethodNotAllowed is the error of a request whose method the endpoint does
 // not take; allow lists those it does.
 func MethodNotAllowed(r *http.Request, allow ...string) *Error {
-	return &Error{Code: CodeMethodNotAllowed, Status: http.StatusMethodNotAllowed,
-		Message: r.Method + " is not a method of " + r.URL.Path + "; use " + strings.Join(allow, " or ") + ".",
-		Header:  http.Header{"Allow": {strings.Join(allow, ", ")}}}
+	return New(CodeMethodNotAllowed, "%s is not a method of %s; use %s.", r.Method, r.URL.Path, strings.Join(allow, " or ")).
+		WithHeader("Allow", strings.Join(allow, ", "))
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/mcp-proxy/mcp-proxy/proxy/apierror"
+	"github.com/mcp-proxy/mcp-proxy/proxy/event"
 )
 
 // Recorder writes one route's audit records. A nil Log records nothing
@@ -34,7 +35,7 @@ func (r *Recorder) Record(ctx context.Context, user, bindingKey, action, decisio
 // failure is logged (audit_failed).
 func (r *Recorder) Try(ctx context.Context, user, bindingKey, action, decision string, detail map[string]string) {
 	if err := r.Record(ctx, user, bindingKey, action, decision, detail); err != nil {
-		r.Logger.Error("the audit log could not be written", slog.String("event", "audit_failed"),
+		r.Logger.Error("the audit log could not be written", event.AuditFailed.Attr(),
 			slog.String("action", action), slog.String("request_id", apierror.RequestID(ctx)), slog.Any("error", err))
 	}
 }

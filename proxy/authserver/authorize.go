@@ -12,6 +12,8 @@ import (
 	"github.com/mcp-proxy/mcp-proxy/proxy/apierror"
 	"github.com/mcp-proxy/mcp-proxy/proxy/clientid"
 	"github.com/mcp-proxy/mcp-proxy/proxy/config"
+	"github.com/mcp-proxy/mcp-proxy/proxy/event"
+	"github.com/mcp-proxy/mcp-proxy/proxy/login"
 	"github.com/mcp-proxy/mcp-proxy/proxy/metrics"
 	"github.com/mcp-proxy/mcp-proxy/proxy/registration"
 	"github.com/mcp-proxy/mcp-proxy/proxy/store"
@@ -28,12 +30,12 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	clientID := q.Get("client_id")
 	if clientID == "" {
-		return apierror.New(apierror.CodeInvalidRequest, http.StatusBadRequest,
+		return apierror.New(apierror.CodeInvalidRequest,
 			"The authorization request has no client_id; the MCP client must send one.")
 	}
 	if allowed := s.o.AllowedClientIDDomains; len(allowed) > 0 && !registration.IsRegisteredID(clientID) {
 		if u, err := url.Parse(clientID); err == nil && !config.DomainAllowed(u.Hostname(), allowed) {
-			return apierror.New(apierror.CodeClientNotAllowed, http.StatusForbidden,
+			return apierror.New(apierror.CodeClientNotAllowed,
 				"The MCP client %s is not allowed here: its host %s is not in allowed_client_id_domains.", clientid.Redact(clientID), u.Hostname())
 		}
 	}
@@ -51,11 +53,11 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) error {
 				err = fmt.Errorf("%w: %v", err, ce.Cause)
 			}
 		}
-		return apierror.Wrap(err, apierror.CodeInvalidClient, http.StatusBadRequest, "%s", msg)
+		return apierror.Wrap(err, apierror.CodeInvalidClient, "%s", msg)
 	}
 	redirectURI := q.Get("redirect_uri")
 	if !slices.Contains(client.RedirectURIs, redirectURI) {
-		return apierror.New(apierror.CodeInvalidRequest, http.StatusBadRequest,
+		return apierror.New(apierror.CodeInvalidRequest,
 			"Redirect_uri %q is not one of the redirect_uris the MCP client %s publishes.", redirectURI, client.ID)
 	}
 	// From here on the redirect URI is trusted: errors go back to the client.
@@ -118,7 +120,7 @@ func (s *Server) ownsResource(resource string) bool {
 
 // continueAuthorize moves a request to its next step: sign-in, consent, the
 // remote authorization server, or the code.
-func (s *Server) continueAuthorize(w http.ResponseWriter, r *http.Request, ar *AuthRequest, sess *Session) error {
+func (s *Server) continueAuthorize(w http.ResponseWriter, r *http.Request, ar *AuthRequest, sess *login.Session) error {
 	if sess == nil {
 		return s.startLogin(w, r, ar, "")
 	}
@@ -130,7 +132,7 @@ func (s *Server) continueAuthorize(w http.ResponseWriter, r *http.Request, ar *A
 		s.consentPage(w, ar, sess)
 		return nil
 	}
-	return s.toUpstream(w, r, ar, sess)
+	return s.handOver(w, r, ar, sess)
 }
 
 // issueCode ends a downstream authorization: a code for the MCP client, with
@@ -159,7 +161,7 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, ar *AuthReque
 func (s *Server) redirectError(w http.ResponseWriter, r *http.Request, redirectURI, state, code, desc string) error {
 	u, err := url.Parse(redirectURI)
 	if err != nil {
-		return apierror.New(apierror.CodeInvalidRequest, http.StatusBadRequest, "%s", desc)
+		return apierror.New(apierror.CodeInvalidRequest, "%s", desc)
 	}
 	v := u.Query()
 	v.Set("error", code)
@@ -169,7 +171,7 @@ func (s *Server) redirectError(w http.ResponseWriter, r *http.Request, redirectU
 	}
 	v.Set("iss", s.origin)
 	u.RawQuery = v.Encode()
-	s.o.Log.Info("authorization refused", s.logAttrs(r.Context(), slog.String("event", "authorization_refused"),
+	s.o.Log.Info("authorization refused", s.logAttrs(r.Context(), event.AuthorizationRefused.Attr(),
 		slog.String("error_code", code), slog.String("description", desc))...)
 	http.Redirect(w, r, u.String(), http.StatusFound)
 	return nil

@@ -11,8 +11,10 @@ import (
 	"github.com/mcp-proxy/mcp-proxy/proxy/audit"
 	"github.com/mcp-proxy/mcp-proxy/proxy/binding"
 	"github.com/mcp-proxy/mcp-proxy/proxy/config"
+	"github.com/mcp-proxy/mcp-proxy/proxy/event"
 	"github.com/mcp-proxy/mcp-proxy/proxy/pages"
 	"github.com/mcp-proxy/mcp-proxy/proxy/tokens"
+	"github.com/mcp-proxy/mcp-proxy/proxy/upstream"
 )
 
 // Connection is one remote server a user has connected through a route, as
@@ -34,12 +36,19 @@ type Connection struct {
 // the audit log writes as binding_key_id, so the two can be matched.
 func ConnectionID(key string) string { return audit.KeyID(key) }
 
-// userTokens returns the signed-in user's upstream tokens on this route.
-func (s *Server) userTokens(r *http.Request, subject string) ([]*tokens.Token, error) {
-	if s.binding == config.BindingServiceAccount {
-		return nil, nil // the route's one token is not a user's connection
+// userTokens returns the signed-in user's upstream tokens on this route,
+// under either per-user mode: a token made before the operator changed the
+// route's upstream_token_binding is still the user's to see and remove.
+func (s *Server) userTokens(r *http.Request, subject string) ([]*upstream.Token, error) {
+	var all []*upstream.Token
+	for _, mode := range []config.BindingMode{config.BindingPerUser, config.BindingPerSession} {
+		toks, err := s.o.Tokens.List(r.Context(), binding.UserPrefix(mode, s.route, subject))
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, toks...)
 	}
-	return s.o.Tokens.List(r.Context(), binding.UserPrefix(s.binding, s.route, subject))
+	return all, nil
 }
 
 func wantsJSON(r *http.Request) bool {
@@ -69,7 +78,7 @@ func (s *Server) connections(w http.ResponseWriter, r *http.Request) error {
 			Scopes: append([]string{}, t.Scopes...), Acquired: t.Acquired, Expires: t.Expiry})
 	}
 	if wantsJSON(r) {
-		writeJSON(w, http.StatusOK, "no-store", map[string]any{"user": sess.Subject, "connections": conns})
+		pages.JSON(w, http.StatusOK, "no-store", map[string]any{"user": sess.Subject, "connections": conns})
 		return nil
 	}
 	pages.Render(w, http.StatusOK, pages.Connections, map[string]any{
@@ -91,48 +100,39 @@ func (s *Server) disconnect(w http.ResponseWriter, r *http.Request) error {
 		return storageError(err)
 	}
 	if sess == nil {
-		return apierror.New(apierror.CodeUnauthorized, http.StatusUnauthorized,
+		return apierror.New(apierror.CodeUnauthorized,
 			"Sign in first: open %s%s.", s.origin, PathConnections)
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
 	if err := r.ParseForm(); err != nil || !s.formTokenOK(sess.ID, PathDisconnect, r.PostForm.Get("csrf")) {
-		return apierror.New(apierror.CodeInvalidRequest, http.StatusForbidden,
-			"The disconnect form did not come from this session; reload %s%s and try again.", s.origin, PathConnections)
+		return apierror.New(apierror.CodeInvalidRequest,
+			"The disconnect form did not come from this session; reload %s%s and try again.", s.origin, PathConnections).WithStatus(http.StatusForbidden)
 	}
 	id := r.PostForm.Get("connection")
 	toks, err := s.userTokens(r, sess.Subject)
 	if err != nil {
 		return storageError(err)
 	}
-	var tok *tokens.Token
+	var tok *upstream.Token
 	for _, t := range toks {
 		if ConnectionID(t.Key) == id {
 			tok = t
 		}
 	}
 	if tok == nil {
-		return apierror.New(apierror.CodeNotFound, http.StatusNotFound,
+		return apierror.New(apierror.CodeNotFound,
 			"You have no connection %q on %s; it may be disconnected already.", id, s.route)
 	}
-	// Revoke the refresh token first: it is the one that outlives the other.
-	secret := s.o.Flow.ClientSecret(r.Context(), &tok.Grant)
-	revoked := tok.Grant.RevocationURL != ""
-	for _, t := range []struct{ value, hint string }{{tok.RefreshToken, "refresh_token"}, {tok.AccessToken, "access_token"}} {
-		if err := tok.Grant.Revoke(r.Context(), s.o.HTTP, t.value, t.hint, secret); err != nil {
-			revoked = false
-			s.o.Log.Warn("revocation failed; the token is deleted here anyway", s.logAttrs(r.Context(),
-				slog.String("event", "token_revocation_failed"), slog.String("user", sess.Subject), slog.Any("error", err))...)
-		}
+	revoked, err := s.o.Tokens.Revoke(r.Context(), tok)
+	if err != nil {
+		return err
 	}
-	if err := s.o.Tokens.Drop(r.Context(), tok.Key); err != nil {
-		return storageError(err)
-	}
-	s.o.Log.Info("user disconnected a remote server", s.logAttrs(r.Context(), slog.String("event", "connection_removed"),
+	s.o.Log.Info("user disconnected a remote server", s.logAttrs(r.Context(), event.ConnectionRemoved.Attr(),
 		slog.String("user", sess.Subject), slog.String("binding", string(s.binding)), slog.String("upstream", tok.Grant.Resource),
 		slog.Bool("revoked_upstream", revoked))...)
 	s.o.Audit.Try(r.Context(), sess.Subject, tok.Key, "connection_removed", "allowed", map[string]string{"revoked_upstream": fmt.Sprint(revoked)})
 	if wantsJSON(r) {
-		writeJSON(w, http.StatusOK, "no-store", map[string]any{"disconnected": id, "revoked_upstream": revoked})
+		pages.JSON(w, http.StatusOK, "no-store", map[string]any{"disconnected": id, "revoked_upstream": revoked})
 		return nil
 	}
 	http.Redirect(w, r, PathConnections, http.StatusSeeOther)

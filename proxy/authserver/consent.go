@@ -6,13 +6,14 @@ import (
 
 	"github.com/mcp-proxy/mcp-proxy/proxy/apierror"
 	"github.com/mcp-proxy/mcp-proxy/proxy/clientid"
+	"github.com/mcp-proxy/mcp-proxy/proxy/login"
 	"github.com/mcp-proxy/mcp-proxy/proxy/metrics"
 	"github.com/mcp-proxy/mcp-proxy/proxy/pages"
 	"github.com/mcp-proxy/mcp-proxy/proxy/store"
 )
 
 // consentPage asks the signed-in user to approve the MCP client of ar.
-func (s *Server) consentPage(w http.ResponseWriter, ar *AuthRequest, sess *Session) {
+func (s *Server) consentPage(w http.ResponseWriter, ar *AuthRequest, sess *login.Session) {
 	client := &clientid.Client{ID: ar.ClientID}
 	clientHost := client.Host()
 	if ar.SelfRegistered {
@@ -41,23 +42,23 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request) error {
 		return storageError(err)
 	}
 	if sess == nil {
-		return apierror.New(apierror.CodeInvalidRequest, http.StatusForbidden,
-			"Your session ended before you decided; start again from your MCP client.")
+		return apierror.New(apierror.CodeInvalidRequest,
+			"Your session ended before you decided; start again from your MCP client.").WithStatus(http.StatusForbidden)
 	}
 	if err := r.ParseForm(); err != nil {
-		return apierror.Wrap(err, apierror.CodeInvalidRequest, http.StatusBadRequest, "The consent form could not be read.")
+		return apierror.Wrap(err, apierror.CodeInvalidRequest, "The consent form could not be read.")
 	}
 	reqID := r.PostForm.Get("request")
 	if !s.formTokenOK(sess.ID, reqID, r.PostForm.Get("csrf")) {
-		return apierror.New(apierror.CodeInvalidRequest, http.StatusForbidden,
-			"The consent form did not come from this session; start again from your MCP client.")
+		return apierror.New(apierror.CodeInvalidRequest,
+			"The consent form did not come from this session; start again from your MCP client.").WithStatus(http.StatusForbidden)
 	}
 	ar, err := s.requests.Get(r.Context(), store.SecretKey(reqID))
 	if err != nil {
 		return storageError(err)
 	}
 	if ar == nil {
-		return apierror.New(apierror.CodeInvalidRequest, http.StatusBadRequest,
+		return apierror.New(apierror.CodeInvalidRequest,
 			"The MCP client's authorization request expired; start again from your MCP client.")
 	}
 	now := s.o.Now()
@@ -69,5 +70,5 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request) error {
 	if err := s.consents.Put(r.Context(), s.consentKey(sess.Subject, ar.ClientID), &Consent{Time: now}, now.Add(RefreshTokenTTL)); err != nil {
 		return storageError(err)
 	}
-	return s.toUpstream(w, r, ar, sess)
+	return s.handOver(w, r, ar, sess)
 }

@@ -1,7 +1,6 @@
 package authserver
 
 import (
-	"context"
 	"crypto/hkdf"
 	"crypto/sha256"
 	"encoding/base64"
@@ -10,7 +9,7 @@ import (
 	"net/http"
 
 	"github.com/mcp-proxy/mcp-proxy/proxy/apierror"
-	"github.com/mcp-proxy/mcp-proxy/proxy/login"
+	"github.com/mcp-proxy/mcp-proxy/proxy/event"
 	"github.com/mcp-proxy/mcp-proxy/proxy/store"
 )
 
@@ -53,7 +52,7 @@ func (s *Server) startLogin(w http.ResponseWriter, r *http.Request, ar *AuthRequ
 	callback := s.origin + PathLoginCB
 	authURL, err := s.o.IdP.AuthURL(r.Context(), callback, state, ls.Nonce, ls.Verifier)
 	if err != nil {
-		return apierror.Wrap(err, apierror.CodeLoginFailed, http.StatusBadGateway,
+		return apierror.Wrap(err, apierror.CodeLoginFailed,
 			"The identity provider %s could not be reached to sign you in.", s.o.IdP.Issuer)
 	}
 	http.SetCookie(w, &http.Cookie{Name: loginCookieName(state), Value: value, Path: "/", Secure: true, HttpOnly: true,
@@ -71,7 +70,7 @@ func (s *Server) sealLogin(state string, ls *LoginState) (string, error) {
 	}
 	v := base64.RawURLEncoding.EncodeToString(s.loginSeal.Seal(nil, b, s.loginAAD(state)))
 	if len(v) > maxLoginCookie {
-		return "", apierror.New(apierror.CodeInvalidRequest, http.StatusBadRequest,
+		return "", apierror.New(apierror.CodeInvalidRequest,
 			"The authorization request is too large to keep while you sign in (client_id, redirect_uri, state, scope and resource take %d bytes sealed; at most %d); the MCP client must send a shorter one.",
 			len(v), maxLoginCookie)
 	}
@@ -113,31 +112,31 @@ func (s *Server) loginCallback(w http.ResponseWriter, r *http.Request) error {
 	state := q.Get("state")
 	ls := s.openLogin(r, state)
 	if ls == nil {
-		return apierror.New(apierror.CodeLoginFailed, http.StatusBadRequest,
-			"This sign-in is unknown, expired, already finished, or was started in another browser; start again from your MCP client.")
+		return apierror.New(apierror.CodeLoginFailed,
+			"This sign-in is unknown, expired, already finished, or was started in another browser; start again from your MCP client.").WithStatus(http.StatusBadRequest)
 	}
 	http.SetCookie(w, &http.Cookie{Name: loginCookieName(state), Value: "", Path: "/", Secure: true, HttpOnly: true, MaxAge: -1})
 	if e := q.Get("error"); e != "" {
-		return apierror.New(apierror.CodeLoginFailed, http.StatusForbidden,
-			"The identity provider did not sign you in: %s %s.", e, q.Get("error_description"))
+		return apierror.New(apierror.CodeLoginFailed,
+			"The identity provider did not sign you in: %s %s.", e, q.Get("error_description")).WithStatus(http.StatusForbidden)
 	}
 	id, err := s.o.IdP.Finish(r.Context(), s.origin+PathLoginCB, q.Get("code"), ls.Verifier, ls.Nonce)
 	if err != nil {
-		return apierror.Wrap(err, apierror.CodeLoginFailed, http.StatusBadGateway,
+		return apierror.Wrap(err, apierror.CodeLoginFailed,
 			"Signing in at %s failed; try again, and if it keeps failing the proxy log has the cause.", s.o.IdP.Issuer)
 	}
-	sess, err := s.newSession(r.Context(), w, id)
+	sess, err := s.o.Sessions.Start(r.Context(), w, id)
 	if err != nil {
 		return storageError(err)
 	}
-	s.o.Log.Info("user signed in", s.logAttrs(r.Context(), slog.String("event", "login_succeeded"), slog.String("user", id.Subject))...)
+	s.o.Log.Info("user signed in", s.logAttrs(r.Context(), event.LoginSucceeded.Attr(), slog.String("user", id.Subject))...)
 	if ls.ReturnTo != "" {
 		http.Redirect(w, r, ls.ReturnTo, http.StatusSeeOther)
 		return nil
 	}
 	ar := ls.Request
 	if ar == nil || !s.o.Now().Before(ar.Expires) {
-		return apierror.New(apierror.CodeInvalidRequest, http.StatusBadRequest,
+		return apierror.New(apierror.CodeInvalidRequest,
 			"You are signed in, but the MCP client's authorization request expired; start again from your MCP client.")
 	}
 	// Now that the user is signed in, the request is kept in the store for
@@ -146,16 +145,4 @@ func (s *Server) loginCallback(w http.ResponseWriter, r *http.Request) error {
 		return storageError(err)
 	}
 	return s.continueAuthorize(w, r, ar, sess)
-}
-
-func (s *Server) newSession(ctx context.Context, w http.ResponseWriter, id *login.Identity) (*Session, error) {
-	sess := &Session{Subject: id.Subject, Email: id.Email, Name: id.Name, Expires: s.o.Now().Add(SessionTTL)}
-	sid := store.NewSecret(32)
-	if err := s.sessions.Put(ctx, store.SecretKey(sid), sess, sess.Expires); err != nil {
-		return nil, err
-	}
-	sess.ID = sid
-	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: sid, Path: "/", Secure: true, HttpOnly: true,
-		SameSite: http.SameSiteLaxMode, MaxAge: int(SessionTTL.Seconds())})
-	return sess, nil
 }

@@ -3,18 +3,8 @@ package authserver
 import (
 	"time"
 
-	"github.com/mcp-proxy/mcp-proxy/proxy/bearer"
+	"github.com/mcp-proxy/mcp-proxy/proxy/request"
 )
-
-// Session is a user signed in through the identity provider, in one
-// browser, on one route host.
-type Session struct {
-	ID      string
-	Subject string // the identity provider's sub
-	Email   string
-	Name    string
-	Expires time.Time
-}
 
 // AuthRequest is a downstream authorization request (an MCP client asking
 // the proxy for a code) while the user signs in, consents and the proxy
@@ -72,7 +62,7 @@ type Code struct {
 // RefreshToken is a downstream refresh token, stored by hash. Each use
 // replaces it with a new one.
 type RefreshToken struct {
-	Grant   *bearer.Grant
+	Grant   *request.Grant
 	Expires time.Time
 	// ClientAuth is how the client authenticates (AuthRequest.ClientAuth).
 	ClientAuth string

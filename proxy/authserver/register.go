@@ -14,6 +14,8 @@ import (
 
 	"github.com/mcp-proxy/mcp-proxy/proxy/apierror"
 	"github.com/mcp-proxy/mcp-proxy/proxy/clientid"
+	"github.com/mcp-proxy/mcp-proxy/proxy/event"
+	"github.com/mcp-proxy/mcp-proxy/proxy/pages"
 	"github.com/mcp-proxy/mcp-proxy/proxy/redact"
 	"github.com/mcp-proxy/mcp-proxy/proxy/registration"
 )
@@ -42,7 +44,7 @@ func (s *Server) registrationEnabled() bool { return s.o.Registry != nil }
 // §3.2.2 error body (with the request id) and stores nothing.
 func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 	if !s.registrationEnabled() {
-		return apierror.New(apierror.CodeRegistrationDisabled, http.StatusNotFound,
+		return apierror.New(apierror.CodeRegistrationDisabled,
 			"Dynamic client registration is turned off on this proxy (disable_client_registration); use an MCP client with a Client ID Metadata Document, or ask the operator to turn registration on.")
 	}
 	if r.Method != http.MethodPost {
@@ -50,47 +52,47 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 	}
 	if ok, wait := s.o.RegistrationLimit.Allow(r); !ok {
 		secs := int(math.Ceil(wait.Seconds()))
-		e := apierror.New(apierror.CodeRegistrationRateLimited, http.StatusTooManyRequests,
+		e := apierror.New(apierror.CodeRegistrationRateLimited,
 			"Too many client registrations from this address or in total; try again after the time in the Retry-After header.")
 		e.Header = http.Header{"Retry-After": {strconv.Itoa(secs)}}
 		return e
 	}
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
-		return apierror.New(apierror.CodeInvalidClientMetadata, http.StatusBadRequest,
+		return apierror.New(apierror.CodeInvalidClientMetadata,
 			"The registration request must be JSON (Content-Type: application/json), not %q.", redact.Truncate(mt, 60))
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, registration.MaxBodyBytes+1))
 	if err != nil {
-		return apierror.Wrap(err, apierror.CodeInvalidClientMetadata, http.StatusBadRequest, "The registration request could not be read.")
+		return apierror.Wrap(err, apierror.CodeInvalidClientMetadata, "The registration request could not be read.")
 	}
 	if len(body) > registration.MaxBodyBytes {
-		return apierror.New(apierror.CodeInvalidClientMetadata, http.StatusRequestEntityTooLarge,
-			"The registration request is larger than %d bytes.", registration.MaxBodyBytes)
+		return apierror.New(apierror.CodeInvalidClientMetadata,
+			"The registration request is larger than %d bytes.", registration.MaxBodyBytes).WithStatus(http.StatusRequestEntityTooLarge)
 	}
 	req, err := registration.Decode(body)
 	if err != nil {
 		var re *registration.Error
 		if errors.As(err, &re) && re.Code == registration.CodeInvalidRedirectURI {
-			return apierror.New(apierror.CodeInvalidRedirectURI, http.StatusBadRequest, "The registration was refused: %s.", re.Description)
+			return apierror.New(apierror.CodeInvalidRedirectURI, "The registration was refused: %s.", re.Description)
 		}
 		desc := err.Error()
 		if re != nil {
 			desc = re.Description
 		}
-		return apierror.New(apierror.CodeInvalidClientMetadata, http.StatusBadRequest, "The registration was refused: %s.", desc)
+		return apierror.New(apierror.CodeInvalidClientMetadata, "The registration was refused: %s.", desc)
 	}
 	c, err := s.o.Registry.Register(r.Context(), s.route, req)
 	if errors.Is(err, registration.ErrFull) {
-		return apierror.New(apierror.CodeRegistrationLimitReached, http.StatusServiceUnavailable,
+		return apierror.New(apierror.CodeRegistrationLimitReached,
 			"The proxy holds the most client registrations it keeps (%d); unused ones expire after %s; try again later.", registration.MaxLive, registration.UnusedTTL)
 	}
 	if err != nil {
 		return storageError(err)
 	}
-	s.o.Log.Info("MCP client registered", s.logAttrs(r.Context(), slog.String("event", "mcp_client_registered"),
+	s.o.Log.Info("MCP client registered", s.logAttrs(r.Context(), event.MCPClientRegistered.Attr(),
 		slog.String("client_id", c.ID), slog.String("client_name", redact.Truncate(strconv.Quote(c.Name), 120)),
 		slog.String("application_type", c.ApplicationType))...)
-	writeJSON(w, http.StatusCreated, "no-store", registrationResponse{
+	pages.JSON(w, http.StatusCreated, "no-store", registrationResponse{
 		ClientID: c.ID, ClientIDIssuedAt: c.Created.Unix(), ClientName: c.Name, ClientURI: c.URI,
 		RedirectURIs: c.RedirectURIs, GrantTypes: []string{"authorization_code", "refresh_token"},
 		ResponseTypes: []string{"code"}, TokenEndpointAuthMethod: "none", ApplicationType: c.ApplicationType,

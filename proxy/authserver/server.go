@@ -1,10 +1,11 @@
 // Package authserver is the proxy's OAuth 2.1 authorization server towards
 // MCP clients, one per route host: its metadata (RFC 9728, RFC 8414), the
-// authorize and token endpoints, the user's sign-in at the identity
-// provider, consent to MCP clients, the remote authorization server's
-// callback, and the page where users see and remove their connections.
-// Every endpoint is a handler that returns its failure; the route's
-// responder answers it.
+// authorize and token endpoints, dynamic client registration, the user's
+// sign-in at the identity provider, consent to MCP clients, and the page
+// where users see and remove their connections. Once a user has signed in
+// and approved a client, it hands the authorization to the upstream leg
+// (connect) and gets it back once, with the result. Every endpoint is a
+// handler that returns its failure; the route's responder answers it.
 package authserver
 
 import (
@@ -32,8 +33,6 @@ import (
 // Lifetimes of what the authorization server issues and keeps. Named here
 // so the docs and the code say the same thing.
 const (
-	// SessionTTL is how long a browser stays signed in on a route host.
-	SessionTTL = 8 * time.Hour
 	// FlowTTL bounds a pending authorization: sign-in, consent and the
 	// remote authorization server's consent must finish within it.
 	FlowTTL = connect.FlowTTL
@@ -48,7 +47,7 @@ const (
 
 // The authorization server's paths on every route host.
 const (
-	PathPRM         = "/.well-known/oauth-protected-resource"
+	PathPRM         = config.PathProtectedResource
 	PathASM         = "/.well-known/oauth-authorization-server"
 	PathAuthorize   = "/.mcp-proxy/authorize"
 	PathToken       = "/.mcp-proxy/token"
@@ -56,14 +55,11 @@ const (
 	PathLoginCB     = "/.mcp-proxy/login/callback"
 	PathConnections = "/.mcp-proxy/connections"
 	PathDisconnect  = "/.mcp-proxy/connections/disconnect"
-	SessionCookie   = "__Host-mcp-proxy-session"
 	loginCookie     = "__Host-mcp-proxy-login"
-	metadataMaxAge  = "public, max-age=3600"
 )
 
 // Namespaces of the authorization server's records.
 const (
-	NSSessions store.Namespace = "sessions"
 	NSRequests store.Namespace = "requests"
 	NSCodes    store.Namespace = "codes"
 	NSRefresh  store.Namespace = "refresh"
@@ -77,16 +73,19 @@ type Options struct {
 	AllowedClientIDDomains []string
 	Backend                store.Backend
 	Access                 *bearer.Tokens
-	Tokens                 *tokens.Source
-	Flow                   *connect.Flow
-	Clients                *clientid.Resolver
+	// Tokens are the route's upstream tokens, which the connections page
+	// lists and revokes.
+	Tokens *tokens.Source
+	// Upstream is the upstream leg, to which the authorization is handed.
+	Upstream *connect.Flow
+	Sessions *login.Sessions
+	Clients  *clientid.Resolver
 	// Registry holds dynamically registered clients; nil: registration is
 	// turned off.
 	Registry *registration.Registry
 	// RegistrationLimit is the registration rate limit, shared by routes.
 	RegistrationLimit *registration.Limiter
 	IdP               *login.Provider
-	HTTP              *http.Client
 	Metrics           *metrics.Metrics
 	Audit             *audit.Recorder
 	Log               *slog.Logger
@@ -98,11 +97,10 @@ type Options struct {
 
 // Server is one route's authorization server.
 type Server struct {
-	o        Options
-	route    string // the route's key
-	origin   string
-	binding  config.BindingMode
-	sessions store.Records[Session]
+	o       Options
+	route   string // the route's key
+	origin  string
+	binding config.BindingMode
 	// loginSeal seals the sign-ins in flight (login.go).
 	loginSeal *store.Sealer
 	requests  store.Records[AuthRequest]
@@ -120,7 +118,6 @@ func New(o Options) *Server {
 	}
 	return &Server{
 		o: o, route: o.Route.Key(), origin: o.Route.Origin(), binding: o.Route.Server().Binding(),
-		sessions:  store.Records[Session]{B: b, NS: NSSessions},
 		loginSeal: seal,
 		requests:  store.Records[AuthRequest]{B: b, NS: NSRequests},
 		codes:     store.Records[Code]{B: b, NS: NSCodes},
@@ -136,8 +133,6 @@ func (s *Server) Handler(path string) http.Handler {
 	switch path {
 	case PathASM:
 		return rs.JSON(s.authorizationServerMetadata)
-	case connect.PathClientMetadata:
-		return rs.JSON(s.clientMetadata)
 	case PathAuthorize:
 		return rs.Pages(s.authorize)
 	case PathToken:
@@ -148,8 +143,6 @@ func (s *Server) Handler(path string) http.Handler {
 		return rs.Pages(s.consent)
 	case PathLoginCB:
 		return rs.Pages(s.loginCallback)
-	case connect.PathCallback:
-		return rs.Pages(s.upstreamCallback)
 	case PathConnections:
 		return rs.JSON(s.connections)
 	case PathDisconnect:
@@ -159,15 +152,6 @@ func (s *Server) Handler(path string) http.Handler {
 		return rs.JSON(s.protectedResourceMetadata)
 	}
 	return nil
-}
-
-// MetadataURL is the proxy's protected resource metadata URL for a path
-// on the route.
-func (s *Server) MetadataURL(path string) string {
-	if path == "/" || path == "" {
-		return s.origin + PathPRM
-	}
-	return s.origin + PathPRM + path
 }
 
 // FormToken binds a form to a session and a purpose (a request id, or the
@@ -184,21 +168,7 @@ func (s *Server) formTokenOK(sessionID, purpose, got string) bool {
 }
 
 // session returns the signed-in session of the browser, or nil.
-func (s *Server) session(r *http.Request) (*Session, error) {
-	c, err := r.Cookie(SessionCookie)
-	if err != nil {
-		return nil, nil
-	}
-	sess, err := s.sessions.Get(r.Context(), store.SecretKey(c.Value))
-	if err != nil || sess == nil {
-		return nil, err
-	}
-	if !s.o.Now().Before(sess.Expires) {
-		return nil, nil
-	}
-	sess.ID = c.Value
-	return sess, nil
-}
+func (s *Server) session(r *http.Request) (*login.Session, error) { return s.o.Sessions.Current(r) }
 
 func (s *Server) consentKey(subject, clientID string) string {
 	return s.route + "\x00" + subject + "\x00" + clientID
@@ -209,4 +179,4 @@ func (s *Server) logAttrs(ctx context.Context, attrs ...any) []any {
 }
 
 // storageError is the answer to a request whose store operation failed.
-func storageError(err error) *apierror.Error { return bearer.StorageError(err) }
+func storageError(err error) *apierror.Error { return apierror.Storage(err) }

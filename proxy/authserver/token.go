@@ -11,7 +11,10 @@ import (
 	"strings"
 
 	"github.com/mcp-proxy/mcp-proxy/proxy/apierror"
-	"github.com/mcp-proxy/mcp-proxy/proxy/bearer"
+	"github.com/mcp-proxy/mcp-proxy/proxy/binding"
+	"github.com/mcp-proxy/mcp-proxy/proxy/event"
+	"github.com/mcp-proxy/mcp-proxy/proxy/pages"
+	"github.com/mcp-proxy/mcp-proxy/proxy/request"
 	"github.com/mcp-proxy/mcp-proxy/proxy/store"
 )
 
@@ -45,9 +48,9 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
 		return apierror.MethodNotAllowed(r, http.MethodPost)
 	}
 	fail := func(status int, code, desc string) error {
-		s.o.Log.Info("token request refused", s.logAttrs(r.Context(), slog.String("event", "token_request_refused"),
+		s.o.Log.Info("token request refused", s.logAttrs(r.Context(), event.TokenRequestRefused.Attr(),
 			slog.String("error_code", code), slog.String("description", desc))...)
-		writeJSON(w, status, "no-store", tokenError{Error: code, Description: desc, RequestID: apierror.RequestID(r.Context())})
+		pages.JSON(w, status, "no-store", tokenError{Error: code, Description: desc, RequestID: apierror.RequestID(r.Context())})
 		return nil
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
@@ -86,6 +89,10 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
 
 type refuse func(status int, code, desc string) error
 
+// bindingChanged refuses a code or refresh token whose grant was made under
+// another upstream_token_binding than the route's.
+const bindingChanged = "the route's upstream_token_binding changed since this was issued; authorize again"
+
 func (s *Server) redeemCode(w http.ResponseWriter, r *http.Request, f url.Values, clientID string, fail refuse) error {
 	// Checks read the code; only a request that passes them consumes it,
 	// so a malformed request does not destroy a good code.
@@ -101,6 +108,8 @@ func (s *Server) redeemCode(w http.ResponseWriter, r *http.Request, f url.Values
 		return fail(http.StatusBadRequest, "invalid_grant", "the code was issued for another host")
 	case clientID != c.Request.ClientID:
 		return fail(http.StatusBadRequest, "invalid_grant", "the code was issued to another client_id")
+	case !binding.OfRoute(c.BindingKey, s.binding, s.route):
+		return fail(http.StatusBadRequest, "invalid_grant", bindingChanged)
 	}
 	if err := s.authenticateClient(r.Context(), f, clientID, c.Request.ClientAuth); err != nil {
 		return clientFailure(err, fail)
@@ -117,7 +126,7 @@ func (s *Server) redeemCode(w http.ResponseWriter, r *http.Request, f url.Values
 	if taken, err := s.codes.Take(r.Context(), key); err != nil || taken == nil {
 		return fail(http.StatusBadRequest, "invalid_grant", "the code is unknown, already used or expired")
 	}
-	return s.issueTokens(w, r, &bearer.Grant{
+	return s.issueTokens(w, r, &request.Grant{
 		ID:         store.NewSecret(16),
 		Route:      s.route,
 		Subject:    c.Subject,
@@ -141,6 +150,10 @@ func (s *Server) redeemRefresh(w http.ResponseWriter, r *http.Request, f url.Val
 		return fail(http.StatusBadRequest, "invalid_grant", "the refresh token is unknown, already used or expired")
 	case old.Grant.Route != s.route || clientID != old.Grant.ClientID:
 		return fail(http.StatusBadRequest, "invalid_grant", "the refresh token was issued to another client or host")
+	case !binding.OfRoute(old.Grant.BindingKey, s.binding, s.route):
+		// Its grant would be refused on every request: the client must
+		// authorize again, under the route's current binding.
+		return fail(http.StatusBadRequest, "invalid_grant", bindingChanged)
 	}
 	if err := s.authenticateClient(r.Context(), f, clientID, old.ClientAuth); err != nil {
 		return clientFailure(err, fail)
@@ -161,7 +174,7 @@ func clientFailure(err error, fail refuse) error {
 	return storageError(err)
 }
 
-func (s *Server) issueTokens(w http.ResponseWriter, r *http.Request, g *bearer.Grant, clientAuth string) error {
+func (s *Server) issueTokens(w http.ResponseWriter, r *http.Request, g *request.Grant, clientAuth string) error {
 	ctx := r.Context()
 	if err := s.clientUsed(ctx, g.ClientID); err != nil {
 		return storageError(err)
@@ -175,7 +188,7 @@ func (s *Server) issueTokens(w http.ResponseWriter, r *http.Request, g *bearer.G
 	if err := s.refresh.Put(ctx, store.SecretKey(refresh), &RefreshToken{Grant: g, Expires: exp, ClientAuth: clientAuth}, exp); err != nil {
 		return storageError(err)
 	}
-	writeJSON(w, http.StatusOK, "no-store", tokenResponse{
+	pages.JSON(w, http.StatusOK, "no-store", tokenResponse{
 		AccessToken:  access,
 		TokenType:    "Bearer",
 		ExpiresIn:    int64(AccessTokenTTL.Seconds()),

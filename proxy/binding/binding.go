@@ -6,20 +6,19 @@
 package binding
 
 import (
-	"context"
 	"net/http"
 	"strings"
 
 	"github.com/mcp-proxy/mcp-proxy/proxy/apierror"
-	"github.com/mcp-proxy/mcp-proxy/proxy/bearer"
 	"github.com/mcp-proxy/mcp-proxy/proxy/config"
+	"github.com/mcp-proxy/mcp-proxy/proxy/request"
 )
 
 // Key names the upstream token of a grant: per_user by route, user and
 // remote endpoint; per_session also by the MCP client's authorization;
 // service_account by route and remote endpoint only.
 func Key(mode config.BindingMode, route, subject, session, upstream string) string {
-	base := string(mode) + "\x00" + route + "\x00"
+	base := Prefix(mode, route)
 	switch mode {
 	case config.BindingServiceAccount:
 		return base + part(upstream)
@@ -33,7 +32,7 @@ func Key(mode config.BindingMode, route, subject, session, upstream string) stri
 // UserPrefix starts the keys of one user's tokens on a route (none under
 // service_account, where tokens belong to the route).
 func UserPrefix(mode config.BindingMode, route, subject string) string {
-	return string(mode) + "\x00" + route + "\x00" + part(subject) + "\x00"
+	return Prefix(mode, route) + part(subject) + "\x00"
 }
 
 // escaper escapes the separator of binding keys, and the escape character
@@ -42,32 +41,37 @@ var escaper = strings.NewReplacer("\\", "\\\\", "\x00", "\\0")
 
 func part(s string) string { return escaper.Replace(s) }
 
-// KeyFromContext returns the binding key [Resolve] stored: "" when the
-// request's grant needs no upstream token.
-func KeyFromContext(ctx context.Context) string { return bearer.BindingKey(ctx) }
+// Prefix starts every key of mode on route: a grant whose key lacks the
+// prefix of the route's current mode was made under another mode.
+func Prefix(mode config.BindingMode, route string) string {
+	return string(mode) + "\x00" + route + "\x00"
+}
+
+// OfRoute reports whether key names a token of route under mode ("" names
+// none, and is of every mode).
+func OfRoute(key string, mode config.BindingMode, route string) bool {
+	return key == "" || strings.HasPrefix(key, Prefix(mode, route))
+}
 
 // Resolve is the binding step: it takes the binding key of the request's
-// grant (stored by bearer.Require) and serves next with it, refusing a key
-// that is not of this route and mode.
-func Resolve(mode config.BindingMode, route string, rs *apierror.Responder, next http.Handler) http.Handler {
-	prefix := string(mode) + "\x00" + route + "\x00"
+// grant and records it in the request scope for the token step. A grant
+// made under another binding mode (the operator changed the route's
+// upstream_token_binding since) gets the route's 401 challenge, so the MCP
+// client authorizes again under the current mode; its key is never used.
+func Resolve(rc *config.Route, rs *apierror.Responder, next http.Handler) http.Handler {
+	mode, route := rc.Server().Binding(), rc.Key()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		g := bearer.GrantFromContext(r.Context())
-		if g == nil {
-			rs.Write(w, r, apierror.New(apierror.CodeInternal, http.StatusInternalServerError, "The request reached the binding step without a grant."))
+		sc := request.From(r.Context())
+		if sc == nil || sc.Grant == nil {
+			rs.Write(w, r, apierror.New(apierror.CodeInternal, "The request reached the binding step without a grant."))
 			return
 		}
-		if g.BindingKey == "" {
-			next.ServeHTTP(w, r)
+		if !OfRoute(sc.Grant.BindingKey, mode, route) {
+			rs.Write(w, r, apierror.Challenge(rc.MetadataURL(r.URL.Path), "invalid_token",
+				"the route's upstream_token_binding changed since this token was issued; authorize again"))
 			return
 		}
-		if !strings.HasPrefix(g.BindingKey, prefix) {
-			rs.Write(w, r, apierror.New(apierror.CodeInternal, http.StatusInternalServerError,
-				"The grant's token binding is not this route's; the proxy did not forward the request."))
-			return
-		}
-		// The key rides the grant's context value: no request copy.
-		bearer.SetBindingKey(r.Context(), g.BindingKey)
+		sc.BindingKey = sc.Grant.BindingKey
 		next.ServeHTTP(w, r)
 	})
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/mcp-proxy/mcp-proxy/proxy"
 	"github.com/mcp-proxy/mcp-proxy/proxy/config"
+	"github.com/mcp-proxy/mcp-proxy/proxy/event"
 	"github.com/mcp-proxy/mcp-proxy/proxy/metrics"
 	"github.com/mcp-proxy/mcp-proxy/proxy/netguard"
 )
@@ -261,16 +262,16 @@ func serve(ctx context.Context, args []string, env Env) int {
 	for _, r := range cfg.Routes {
 		routes = append(routes, r.From+" -> "+r.To)
 	}
-	log.Info("serving", slog.String("event", "proxy_started"), slog.String("listen", ln.Addr().String()),
+	log.Info("serving", event.ProxyStarted.Attr(), slog.String("listen", ln.Addr().String()),
 		slog.Any("routes", routes), slog.String("version", Version()))
 	if env.Ready != nil {
 		env.Ready(p, ln.Addr())
 	}
 	if err := p.Serve(ctx, ln); err != nil && !errors.Is(err, context.Canceled) {
-		log.Error("serving stopped", slog.String("event", "proxy_failed"), slog.Any("error", err))
+		log.Error("serving stopped", event.ProxyFailed.Attr(), slog.Any("error", err))
 		return ExitFailed
 	}
-	log.Info("stopped", slog.String("event", "proxy_stopped"))
+	log.Info("stopped", event.ProxyStopped.Attr())
 	return ExitOK
 }
 
@@ -308,7 +309,7 @@ func serveAdmin(ctx context.Context, p *proxy.Proxy, listen func(network, addr s
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	go admin.Serve(aln)
-	log.Info("admin listener", slog.String("event", "admin_started"), slog.String("listen", aln.Addr().String()))
+	log.Info("admin listener", event.AdminStarted.Attr(), slog.String("listen", aln.Addr().String()))
 	if env.AdminReady != nil {
 		env.AdminReady(aln.Addr())
 	}

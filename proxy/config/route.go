@@ -202,6 +202,20 @@ func (r *Route) Key() string { return r.key }
 // https://host[:port], without a default port.
 func (r *Route) Origin() string { return r.from.Scheme + "://" + r.key }
 
+// PathProtectedResource is where a host serves its protected resource
+// metadata (RFC 9728 §3): the bare path describes the host's root, and the
+// path of a resource follows it.
+const PathProtectedResource = "/.well-known/oauth-protected-resource"
+
+// MetadataURL is the URL of the proxy's protected resource metadata for a
+// path on the route: what its 401 challenges name in resource_metadata.
+func (r *Route) MetadataURL(path string) string {
+	if path == "/" || path == "" {
+		return r.Origin() + PathProtectedResource
+	}
+	return r.Origin() + PathProtectedResource + path
+}
+
 // UpstreamFor maps a URL on the route (a resource an MCP client names) to
 // the remote server's URL for the same path: To with the path appended.
 func (r *Route) UpstreamFor(downstream string) string {

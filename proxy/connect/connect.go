@@ -1,9 +1,15 @@
-// Package connect is the proxy's OAuth client towards a route's remote
-// server: it decides how to authorize (static endpoints, or discovery and
-// then the client identity: pre-registered, the route's own Client ID
-// Metadata Document, dynamic registration), registers dynamically when it
-// must, sends the user's browser to the remote authorization server, and
-// redeems the answer into an upstream token.
+// Package connect is the sole owner of the upstream leg: the proxy's OAuth
+// client towards a route's remote server. The proxy's authorization server
+// hands it a downstream authorization once the user has signed in and
+// approved the MCP client (Authorize); connect decides how to authorize
+// (static endpoints, or discovery and then the client identity:
+// pre-registered, the route's own Client ID Metadata Document, dynamic
+// registration), registers dynamically when it must, gets a service
+// account's token with the client credentials grant, sends the user's
+// browser to the remote authorization server, serves the callback and the
+// route's Client ID Metadata Document, redeems the code, stores the token
+// through tokens, and hands the authorization back once, with the result
+// (Result; Resumer).
 package connect
 
 import (
@@ -19,8 +25,13 @@ import (
 
 	"github.com/mcp-proxy/mcp-proxy/proxy/apierror"
 	"github.com/mcp-proxy/mcp-proxy/proxy/config"
+	"github.com/mcp-proxy/mcp-proxy/proxy/credentials"
+	"github.com/mcp-proxy/mcp-proxy/proxy/event"
+	"github.com/mcp-proxy/mcp-proxy/proxy/login"
 	"github.com/mcp-proxy/mcp-proxy/proxy/metrics"
+	"github.com/mcp-proxy/mcp-proxy/proxy/pages"
 	"github.com/mcp-proxy/mcp-proxy/proxy/store"
+	"github.com/mcp-proxy/mcp-proxy/proxy/tokens"
 	"github.com/mcp-proxy/mcp-proxy/proxy/upstream"
 )
 
@@ -33,32 +44,42 @@ const (
 	PathCallback = "/.mcp-proxy/upstream/callback"
 )
 
-// Namespaces of the flow's records.
-const (
-	NSPending       store.Namespace = "pending"
-	NSRegistrations store.Namespace = "registrations"
-)
-
-// Registration is a client the proxy registered dynamically (RFC 7591) for
-// one route at one authorization server; every user of the route shares it.
-type Registration struct {
-	ClientID     string
-	Secret       string
-	SecretInBody bool
-}
+// NSPending holds the authorizations in flight at remote authorization
+// servers, by the hash of their state.
+const NSPending store.Namespace = "pending"
 
 // Flow is one route's OAuth client.
 type Flow struct {
-	Route         *config.Route
-	Discovery     *upstream.Discoverer
-	HTTP          *http.Client
-	Pending       store.Records[Pending]
-	Registrations store.Records[Registration]
-	Metrics       *metrics.Metrics
-	Log           *slog.Logger
-	Now           func() time.Time
+	Route       *config.Route
+	Discovery   *upstream.Discoverer
+	HTTP        *http.Client
+	Tokens      *tokens.Source
+	Credentials *credentials.Store
+	// Sessions tell who is signed in, for the callback's check that the
+	// answer reached the browser of the user who asked.
+	Sessions  *login.Sessions
+	Pending   store.Records[Pending]
+	Responder *apierror.Responder
+	Metrics   *metrics.Metrics
+	Log       *slog.Logger
+	Now       func() time.Time
+	// Done resumes a downstream authorization that waited for the remote
+	// authorization server (the proxy's authorization server).
+	Done Resumer
 
 	registering singleflight.Group
+}
+
+// Handler returns the handler of one of the flow's own paths on the route
+// host, or nil when path is not one.
+func (f *Flow) Handler(path string) http.Handler {
+	switch path {
+	case PathClientMetadata:
+		return f.Responder.JSON(f.clientMetadata)
+	case PathCallback:
+		return f.Responder.Pages(f.callback)
+	}
+	return nil
 }
 
 // ClientID is the route's client id where it registers by Client ID
@@ -112,14 +133,14 @@ func (f *Flow) Plan(ctx context.Context, upstreamURL, scope, subject string) (g 
 		if err != nil {
 			f.Discovery.Invalidate(upstreamURL)
 			f.Failed(ctx, subject, apierror.CodeRegistrationUnavailable, d.Issuer, err)
-			return nil, false, apierror.Wrap(err, apierror.CodeRegistrationUnavailable, http.StatusBadGateway,
+			return nil, false, apierror.Wrap(err, apierror.CodeRegistrationUnavailable,
 				"The remote authorization server %s refused the proxy's dynamic registration: %v", d.Issuer, err)
 		}
 		g.ClientID, g.Method = reg.ClientID, upstream.MethodDCR
 		g.SecretInBody = reg.SecretInBody
 	default:
 		f.Discovery.Invalidate(upstreamURL)
-		e := apierror.New(apierror.CodeRegistrationUnavailable, http.StatusBadGateway,
+		e := apierror.New(apierror.CodeRegistrationUnavailable,
 			"The remote authorization server %s does not accept Client ID Metadata Documents, and this route allows no other way to register. Register the proxy there and set mcp.server.upstream_oauth2.client_id, or set mcp.server.dynamic_client_registration: true if it offers dynamic registration.", d.Issuer)
 		f.Failed(ctx, subject, e.Code, d.Issuer, nil)
 		return nil, false, e
@@ -142,9 +163,9 @@ func (f *Flow) discover(ctx context.Context, upstreamURL string) (*upstream.Disc
 		if errors.As(err, &de) {
 			step = de.Step
 		}
-		f.Log.Warn("discovery failed", slog.String("event", "discovery_failed"), slog.String("upstream", upstreamURL),
+		f.Log.Warn("discovery failed", event.DiscoveryFailed.Attr(), slog.String("upstream", upstreamURL),
 			slog.String("step", step), slog.String("error", err.Error()), slog.String("request_id", apierror.RequestID(ctx)))
-		return nil, apierror.Wrap(err, apierror.CodeDiscoveryFailed, http.StatusBadGateway, "%s", err.Error())
+		return nil, apierror.Wrap(err, apierror.CodeDiscoveryFailed, "%s", err.Error())
 	}
 	cache := "miss"
 	if hit {
@@ -153,14 +174,14 @@ func (f *Flow) discover(ctx context.Context, upstreamURL string) (*upstream.Disc
 	} else {
 		f.Metrics.DiscoveryCache(metrics.DiscoveryMiss)
 	}
-	f.Log.Info("discovery", slog.String("event", "discovery_completed"), slog.String("upstream", upstreamURL),
+	f.Log.Info("discovery", event.DiscoveryCompleted.Attr(), slog.String("upstream", upstreamURL),
 		slog.String("cache", cache), slog.String("request_id", apierror.RequestID(ctx)))
 	return d, nil
 }
 
 // Failed logs a failed upstream authorization.
 func (f *Flow) Failed(ctx context.Context, subject string, code apierror.Code, issuer string, err error) {
-	attrs := []any{slog.String("event", "authorization_failed"), slog.String("user", subject),
+	attrs := []any{event.AuthorizationFailed.Attr(), slog.String("user", subject),
 		slog.String("error_code", string(code)), slog.String("issuer", issuer),
 		slog.String("request_id", apierror.RequestID(ctx))}
 	if err != nil {
@@ -169,66 +190,45 @@ func (f *Flow) Failed(ctx context.Context, subject string, code apierror.Code, i
 	f.Log.Warn("upstream authorization failed", attrs...)
 }
 
-// ClientSecret returns the secret of the client a grant uses: from the
-// configuration for a registered client, from the registration for a
-// dynamically registered one, none for a Client ID Metadata Document.
-func (f *Flow) ClientSecret(ctx context.Context, g *upstream.Grant) string {
-	switch g.Method {
-	case upstream.MethodPreregistered, upstream.MethodStatic:
-		if pre := f.Route.Server().UpstreamOAuth2; pre != nil && pre.ClientID == g.ClientID {
-			return pre.ClientSecret
-		}
-	case upstream.MethodDCR:
-		reg, err := f.Registrations.Get(context.WithoutCancel(ctx), f.registrationKey(g.Issuer))
-		if err == nil && reg != nil && reg.ClientID == g.ClientID {
-			return reg.Secret
-		}
-	}
-	return ""
-}
-
-func (f *Flow) registrationKey(issuer string) string { return f.Route.Key() + "\x00" + issuer }
-
 // register returns the route's dynamic registration at the discovered
 // authorization server, registering once when there is none. Every user
 // of the route shares it; concurrent first authorizations share one
 // registration request.
-func (f *Flow) register(ctx context.Context, d *upstream.Discovery) (*Registration, error) {
-	key := f.registrationKey(d.Issuer)
-	if reg, err := f.Registrations.Get(ctx, key); err != nil || reg != nil {
+func (f *Flow) register(ctx context.Context, d *upstream.Discovery) (*credentials.Registration, error) {
+	if reg, err := f.Credentials.Registration(ctx, d.Issuer); err != nil || reg != nil {
 		return reg, err
 	}
-	v, err, _ := f.registering.Do(key, func() (any, error) {
+	v, err, _ := f.registering.Do(d.Issuer, func() (any, error) {
 		ctx := context.WithoutCancel(ctx)
-		if reg, err := f.Registrations.Get(ctx, key); err != nil || reg != nil {
+		if reg, err := f.Credentials.Registration(ctx, d.Issuer); err != nil || reg != nil {
 			return reg, err
 		}
 		resp, err := upstream.Register(ctx, f.HTTP, d.AS.RegistrationEndpoint, "mcp-proxy for "+f.Route.Key(), f.Route.Origin(), f.RedirectURL())
 		if err != nil {
 			return nil, err
 		}
-		reg := &Registration{ClientID: resp.ClientID, Secret: resp.ClientSecret}
+		reg := &credentials.Registration{ClientID: resp.ClientID, Secret: resp.ClientSecret}
 		if reg.Secret != "" && (resp.TokenEndpointAuthMethod == "client_secret_post" ||
 			resp.TokenEndpointAuthMethod == "" && !slices.Contains(d.AS.TokenEndpointAuthMethodsSupported, "client_secret_basic")) {
 			reg.SecretInBody = true
 		}
-		if err := f.Registrations.Put(ctx, key, reg, time.Time{}); err != nil {
+		if err := f.Credentials.SaveRegistration(ctx, d.Issuer, reg); err != nil {
 			return nil, err
 		}
-		f.Log.Info("registered with the remote authorization server", "event", "client_registered",
+		f.Log.Info("registered with the remote authorization server", event.ClientRegistered.Attr(),
 			"issuer", d.Issuer, "method", string(upstream.MethodDCR))
 		return reg, nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return v.(*Registration), nil
+	return v.(*credentials.Registration), nil
 }
 
-// ClientMetadata serves the route's own Client ID Metadata Document: the
+// clientMetadata serves the route's own Client ID Metadata Document: the
 // proxy's client id at the remote authorization server is this URL.
-func (f *Flow) ClientMetadata() map[string]any {
-	return map[string]any{
+func (f *Flow) clientMetadata(w http.ResponseWriter, r *http.Request) error {
+	return pages.Document(w, r, false, map[string]any{
 		"client_id":                  f.ClientID(),
 		"client_name":                "mcp-proxy for " + f.Route.Key(),
 		"client_uri":                 f.Route.Origin(),
@@ -236,5 +236,5 @@ func (f *Flow) ClientMetadata() map[string]any {
 		"grant_types":                []string{"authorization_code", "refresh_token"},
 		"response_types":             []string{"code"},
 		"token_endpoint_auth_method": "none",
-	}
+	})
 }

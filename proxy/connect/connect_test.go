@@ -2,35 +2,16 @@ package connect
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/mcp-proxy/mcp-proxy/proxy/config"
+	"github.com/mcp-proxy/mcp-proxy/proxy/config/configtest"
 )
-
-func loadRoute(t *testing.T, server string) *config.Route {
-	t.Helper()
-	dir := t.TempDir()
-	for _, n := range []string{"c.pem", "k.pem"} {
-		if err := os.WriteFile(filepath.Join(dir, n), []byte("x"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	src := "tls: {cert_file: c.pem, key_file: k.pem}\nidentity_provider: {issuer: https://idp.test, client_id: p, client_secret: s}\n" +
-		"routes:\n  - from: https://mcp.test\n    to: https://upstream.test\n    mcp:\n      server: " + server + "\n"
-	cfg, err := config.Load(filepath.Join(dir, "config.yaml"), []byte(src), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &cfg.Routes[0]
-}
 
 // TestPlanCarriesTheRequestShape: audience and omit_resource reach the
 // grant the proxy authorizes with, so every request of it carries them.
 func TestPlanCarriesTheRequestShape(t *testing.T) {
-	rc := loadRoute(t, "{upstream_oauth2: {client_id: c, audience: [aud-1, aud-2], omit_resource: true, endpoint: {auth_url: 'https://as.test/authorize', token_url: 'https://as.test/token'}}}")
+	rc := configtest.Route(t, "https://upstream.test", "{upstream_oauth2: {client_id: c, audience: [aud-1, aud-2], omit_resource: true, endpoint: {auth_url: 'https://as.test/authorize', token_url: 'https://as.test/token'}}}")
 	f := &Flow{Route: rc}
 	g, noAuth, err := f.Plan(context.Background(), "https://upstream.test/mcp", "", "alice")
 	if err != nil || noAuth {
@@ -39,7 +20,7 @@ func TestPlanCarriesTheRequestShape(t *testing.T) {
 	if strings.Join(g.Audience, " ") != "aud-1 aud-2" || !g.OmitResource {
 		t.Fatalf("grant %+v lacks the route's audience or omit_resource", g)
 	}
-	u := g.AuthCodeURL("https://mcp.test/.mcp-proxy/upstream/callback", "state", "verifier-verifier-verifier-verifier-verifier")
+	u := g.AuthCodeURL("https://mcp.example.com/.mcp-proxy/upstream/callback", "state", "verifier-verifier-verifier-verifier-verifier")
 	if !strings.Contains(u, "audience=aud-1+aud-2") || strings.Contains(u, "resource=") {
 		t.Errorf("authorization URL %s", u)
 	}
@@ -48,7 +29,7 @@ func TestPlanCarriesTheRequestShape(t *testing.T) {
 // TestAudienceAloneIsNoRegistration: a block with only audience is valid
 // and names no pre-registered client.
 func TestAudienceAloneIsNoRegistration(t *testing.T) {
-	rc := loadRoute(t, "{upstream_oauth2: {audience: [https://remote.test/mcp]}}")
+	rc := configtest.Route(t, "https://upstream.test", "{upstream_oauth2: {audience: [https://remote.test/mcp]}}")
 	if rc.Server().UpstreamOAuth2.Registered() {
 		t.Error("an audience-only block counts as a pre-registered client")
 	}

@@ -32,17 +32,17 @@ type Pending struct {
 	Expires     time.Time
 }
 
-// Begin stores a pending authorization for the user and returns the URL of
-// the remote authorization server to send the browser to.
-func (f *Flow) Begin(ctx context.Context, g *upstream.Grant, subject, client, requestID, bindingKey, upstreamURL string) (string, error) {
+// begin stores a pending authorization for req and returns the URL of the
+// remote authorization server to send the browser to.
+func (f *Flow) begin(ctx context.Context, g *upstream.Grant, req Request) (string, error) {
 	p := &Pending{
 		State:       store.NewSecret(32),
 		Route:       f.Route.Key(),
-		Subject:     subject,
-		Client:      client,
-		RequestID:   requestID,
-		BindingKey:  bindingKey,
-		Upstream:    upstreamURL,
+		Subject:     req.Subject,
+		Client:      req.Client,
+		RequestID:   req.ID,
+		BindingKey:  req.BindingKey,
+		Upstream:    req.Upstream,
 		Verifier:    store.NewSecret(48),
 		Grant:       *g,
 		RedirectURL: f.RedirectURL(),
@@ -54,9 +54,9 @@ func (f *Flow) Begin(ctx context.Context, g *upstream.Grant, subject, client, re
 	return p.Grant.AuthCodeURL(p.RedirectURL, p.State, p.Verifier), nil
 }
 
-// Lookup returns the live pending authorization of state without consuming
+// lookup returns the live pending authorization of state without consuming
 // it; nil when there is none.
-func (f *Flow) Lookup(ctx context.Context, state string) (*Pending, error) {
+func (f *Flow) lookup(ctx context.Context, state string) (*Pending, error) {
 	p, err := f.Pending.Get(ctx, store.SecretKey(state))
 	if err != nil || p == nil || !f.Now().Before(p.Expires) {
 		return nil, err
@@ -64,42 +64,42 @@ func (f *Flow) Lookup(ctx context.Context, state string) (*Pending, error) {
 	return p, nil
 }
 
-// Take consumes a pending authorization; false when another answer took it
+// take consumes a pending authorization; false when another answer took it
 // first.
-func (f *Flow) Take(ctx context.Context, p *Pending) bool {
+func (f *Flow) take(ctx context.Context, p *Pending) bool {
 	taken, err := f.Pending.Take(ctx, store.SecretKey(p.State))
 	return err == nil && taken != nil
 }
 
-// Redeem checks the remote authorization server's answer q for p (iss per
+// redeem checks the remote authorization server's answer q for p (iss per
 // RFC 9207, error) and exchanges its code for the upstream token. On failure
 // the discovery of the remote endpoint is dropped, so the next attempt
 // starts afresh.
-func (f *Flow) Redeem(ctx context.Context, p *Pending, q url.Values, secret string) (*tokens.Token, error) {
-	fail := func(err error, code apierror.Code, status int, format string, args ...any) error {
+func (f *Flow) redeem(ctx context.Context, p *Pending, q url.Values) (*upstream.Token, error) {
+	fail := func(e *apierror.Error) error {
 		f.Discovery.Invalidate(p.Upstream)
-		f.Failed(ctx, p.Subject, code, p.Grant.Issuer, err)
-		return apierror.Wrap(err, code, status, format, args...)
+		f.Failed(ctx, p.Subject, e.Code, p.Grant.Issuer, e.Err)
+		return e
 	}
 	iss := q.Get("iss")
 	if p.Grant.Issuer != "" && (p.Grant.IssRequired || iss != "") && iss != p.Grant.Issuer {
-		return nil, fail(nil, apierror.CodeIssuerMismatch, http.StatusBadRequest,
-			"The answer names issuer %q, but the proxy sent the authorization to %s, so it did not use it (RFC 9207). Start again from your MCP client.", iss, p.Grant.Issuer)
+		return nil, fail(apierror.New(apierror.CodeIssuerMismatch,
+			"The answer names issuer %q, but the proxy sent the authorization to %s, so it did not use it (RFC 9207). Start again from your MCP client.", iss, p.Grant.Issuer))
 	}
 	if e := q.Get("error"); e != "" {
-		return nil, fail(nil, apierror.CodeUpstreamAuthorization, http.StatusForbidden,
-			"The remote authorization server %s did not grant access: %s %s", p.Grant.Issuer, e, q.Get("error_description"))
+		return nil, fail(apierror.New(apierror.CodeUpstreamAuthorization,
+			"The remote authorization server %s did not grant access: %s %s", p.Grant.Issuer, e, q.Get("error_description")).WithStatus(http.StatusForbidden))
 	}
-	tok, err := p.Grant.Exchange(ctx, f.HTTP, p.RedirectURL, q.Get("code"), p.Verifier, secret)
+	tok, err := p.Grant.Exchange(ctx, f.HTTP, p.RedirectURL, q.Get("code"), p.Verifier, f.Credentials.Secret(ctx, &p.Grant))
 	if err != nil {
 		if upstream.IsRefused(err) {
-			return nil, fail(err, apierror.CodeUpstreamAuthorization, http.StatusBadGateway,
-				"The remote authorization server %s refused to exchange the code: %v", p.Grant.Issuer, err)
+			return nil, fail(apierror.Wrap(err, apierror.CodeUpstreamAuthorization,
+				"The remote authorization server %s refused to exchange the code: %v", p.Grant.Issuer, err))
 		}
-		return nil, fail(err, apierror.CodeASUnreachable, http.StatusBadGateway,
-			"The remote authorization server %s could not be reached to exchange the code. Try again shortly.", p.Grant.Issuer)
+		return nil, fail(apierror.Wrap(err, apierror.CodeASUnreachable,
+			"The remote authorization server %s could not be reached to exchange the code. Try again shortly.", p.Grant.Issuer))
 	}
-	return &tokens.Token{
+	return &upstream.Token{
 		Key:          p.BindingKey,
 		AccessToken:  tok.AccessToken,
 		RefreshToken: tok.RefreshToken,

@@ -21,10 +21,12 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
 
 	"github.com/mcp-proxy/mcp-proxy/proxy/apierror"
-	"github.com/mcp-proxy/mcp-proxy/proxy/bearer"
 	"github.com/mcp-proxy/mcp-proxy/proxy/config"
+	"github.com/mcp-proxy/mcp-proxy/proxy/event"
 	"github.com/mcp-proxy/mcp-proxy/proxy/metrics"
+	"github.com/mcp-proxy/mcp-proxy/proxy/request"
 	"github.com/mcp-proxy/mcp-proxy/proxy/tokens"
+	"github.com/mcp-proxy/mcp-proxy/proxy/upstream"
 )
 
 // MaxStepUps bounds how often in a row the proxy sends a user to consent
@@ -41,15 +43,12 @@ type Options struct {
 	Metrics   *metrics.Metrics
 	Log       *slog.Logger
 	Now       func() time.Time
-	// MetadataURL is the proxy's protected resource metadata URL for a
-	// path, for the challenges it answers.
-	MetadataURL func(path string) string
 	// Streams tracks long-lived GET streams for shutdown.
 	Streams *Streams
-	// Invalidate drops what discovery learned of a remote endpoint, when
-	// the remote server's 401 says it changed (a new authorization server,
-	// or authorization where there was none).
-	Invalidate func(upstream string)
+	// Discovery forgets what it learned of a remote endpoint when the
+	// remote server's 401 says it changed (a new authorization server, or
+	// authorization where there was none).
+	Discovery *upstream.Discoverer
 }
 
 // Handler forwards one route's requests.
@@ -81,7 +80,7 @@ func New(o Options) *Handler {
 			observe: func(code int, d time.Duration) { o.Metrics.UpstreamRequest(route, code, d) }},
 		ModifyResponse: h.modifyResponse,
 		ErrorHandler:   h.forwardError,
-		ErrorLog:       slog.NewLogLogger(o.Log.With(slog.String("event", "http_library")).Handler(), slog.LevelWarn),
+		ErrorLog:       slog.NewLogLogger(o.Log.With(event.HttpLibrary.Attr()).Handler(), slog.LevelWarn),
 		// FlushInterval 0: answers of known length are not flushed until
 		// they are written; server-sent events (and answers of unknown
 		// length that collectAnswer leaves as they are) are flushed after
@@ -115,8 +114,8 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.Host = "" // the remote server's own host
 	setBody(pr.In, pr.Out)
 	pr.Out.Header.Del(upstreamAuthHdr)
-	if t := tokens.FromContext(pr.In.Context()); t != nil {
-		pr.Out.Header.Set(upstreamAuthHdr, h.auth.value(t))
+	if sc := request.From(pr.In.Context()); sc != nil && sc.Token != nil {
+		pr.Out.Header.Set(upstreamAuthHdr, h.auth.value(sc.Token))
 	}
 	stripProxyCookies(pr.Out.Header)
 }
@@ -152,12 +151,16 @@ func stripProxyCookies(h http.Header) {
 // authorization asks the user for them (bounded by MaxStepUps).
 func (h *Handler) modifyResponse(resp *http.Response) error {
 	ctx := resp.Request.Context()
-	t := tokens.FromContext(ctx)
+	sc := request.From(ctx)
+	var t *upstream.Token
+	if sc != nil {
+		t = sc.Token
+	}
 	if resp.StatusCode == http.StatusUnauthorized {
 		// The remote server's own challenge never reaches the MCP client: it
 		// would point the client at the remote server's metadata.
-		if g := bearer.GrantFromContext(ctx); g != nil && h.o.Invalidate != nil {
-			h.o.Invalidate(g.Upstream)
+		if sc != nil && sc.Grant != nil && h.o.Discovery != nil {
+			h.o.Discovery.Invalidate(sc.Grant.Upstream)
 		}
 		if t == nil {
 			return errUpstreamChallenged
@@ -227,33 +230,32 @@ func (h *Handler) answer(r *http.Request, err error) error {
 	var mb *http.MaxBytesError
 	switch {
 	case errors.Is(err, errUpstreamRejected):
-		return bearer.Challenge(h.o.MetadataURL(r.URL.Path), "invalid_token", "the remote server no longer accepts the proxy's token for you; authorize again")
+		return apierror.Challenge(h.o.Route.MetadataURL(r.URL.Path), "invalid_token", "the remote server no longer accepts the proxy's token for you; authorize again")
 	case errors.Is(err, errUpstreamChallenged):
-		return bearer.Challenge(h.o.MetadataURL(r.URL.Path), "invalid_token", "the remote server now asks for authorization; authorize again")
+		return apierror.Challenge(h.o.Route.MetadataURL(r.URL.Path), "invalid_token", "the remote server now asks for authorization; authorize again")
 	case errors.As(err, &su):
 		hdr := fmt.Sprintf(`Bearer error="insufficient_scope", scope="%s", resource_metadata="%s", error_description="the remote server needs more scope; authorize again"`,
-			strings.Join(su.scopes, " "), h.o.MetadataURL(r.URL.Path))
-		return &apierror.Error{Code: apierror.CodeInsufficientScope, Status: http.StatusForbidden,
-			Message: "The remote MCP server needs more scope (" + strings.Join(su.scopes, " ") + "); authorize again to consent to it.",
-			Header:  http.Header{"Www-Authenticate": {hdr}}}
+			strings.Join(su.scopes, " "), h.o.Route.MetadataURL(r.URL.Path))
+		return apierror.New(apierror.CodeInsufficientScope, "The remote MCP server needs more scope (%s); authorize again to consent to it.",
+			strings.Join(su.scopes, " ")).WithHeader("Www-Authenticate", hdr)
 	case errors.Is(err, errScopeExhausted):
-		return apierror.New(apierror.CodeScopeExhausted, http.StatusForbidden,
+		return apierror.New(apierror.CodeScopeExhausted,
 			"The remote MCP server %s kept asking for more scope after %d consents; the proxy stopped asking. Check the scopes the remote server and its authorization server expect.", h.to.Host, MaxStepUps)
 	case errors.As(err, &mb):
 		return TooLarge(h.o.Route)
 	}
 	var ne net.Error
 	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
-		return apierror.Wrap(err, apierror.CodeUpstreamTimeout, http.StatusGatewayTimeout,
+		return apierror.Wrap(err, apierror.CodeUpstreamTimeout,
 			"The remote MCP server %s did not answer in time.", h.to.Host)
 	}
-	return apierror.Wrap(err, apierror.CodeUpstreamUnreachable, http.StatusBadGateway,
+	return apierror.Wrap(err, apierror.CodeUpstreamUnreachable,
 		"The remote MCP server %s could not be reached.", h.to.Host)
 }
 
 // TooLarge is the answer to a request body over the route's limit.
 func TooLarge(rc *config.Route) *apierror.Error {
-	return apierror.New(apierror.CodeRequestTooLarge, http.StatusRequestEntityTooLarge,
+	return apierror.New(apierror.CodeRequestTooLarge,
 		"The request body is larger than this route accepts (%d bytes; mcp.server.max_request_bytes).", rc.MaxRequestBytes())
 }
 

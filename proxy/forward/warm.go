@@ -11,7 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/mcp-proxy/mcp-proxy/proxy/tokens"
+	"github.com/mcp-proxy/mcp-proxy/proxy/upstream"
 )
 
 // The warm path's plumbing (docs/performance.md): what the request path
@@ -186,10 +186,10 @@ func forwardingTransport(base http.RoundTripper) http.RoundTripper {
 // authHeaders hold the Authorization header value of each upstream token
 // the route forwarded with lately, so that a warm request does not build
 // "Bearer " + a token of a kilobyte or so each time. The token source
-// hands out the same *tokens.Token for a key until the record changes; at
+// hands out the same *upstream.Token for a key until the record changes; at
 // most maxAuthHeaders are kept, then the map starts again.
 type authHeaders struct {
-	m sync.Map // *tokens.Token → authHeader
+	m sync.Map // *upstream.Token → authHeader
 	n atomic.Int64
 }
 
@@ -197,7 +197,7 @@ type authHeader struct{ token, value string }
 
 const maxAuthHeaders = 4096
 
-func (a *authHeaders) value(t *tokens.Token) string {
+func (a *authHeaders) value(t *upstream.Token) string {
 	if v, ok := a.m.Load(t); ok {
 		if h := v.(authHeader); h.token == t.AccessToken {
 			return h.value

@@ -10,18 +10,17 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/mcp-proxy/mcp-proxy/proxy/apierror"
-	"github.com/mcp-proxy/mcp-proxy/proxy/config"
+	"github.com/mcp-proxy/mcp-proxy/proxy/config/configtest"
 	"github.com/mcp-proxy/mcp-proxy/proxy/metrics"
 	"github.com/mcp-proxy/mcp-proxy/proxy/netguard"
 	"github.com/mcp-proxy/mcp-proxy/proxy/tokens"
+	"github.com/mcp-proxy/mcp-proxy/proxy/upstream"
 )
 
 // countingConn counts the writes that reach the socket (TLS records go out
@@ -45,23 +44,7 @@ type fixture struct {
 
 func newFixture(t testing.TB, upstream *httptest.Server) *fixture {
 	t.Helper()
-	dir := t.TempDir()
-	yaml := `tls: {cert_file: c.pem, key_file: k.pem}
-identity_provider: {issuer: "https://idp.example.com", client_id: mcp-proxy, client_secret: s}
-routes:
-  - from: https://mcp.example.com
-    to: ` + upstream.URL + `
-    mcp: {server: {}}
-`
-	for name, data := range map[string]string{"test.yaml": yaml, "c.pem": "", "k.pem": ""} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cfg, err := config.LoadFile(dir, "test.yaml", func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
+	rc := configtest.Route(t, upstream.URL, "{}")
 	f := &fixture{}
 	var d net.Dialer
 	tr := netguard.NewTransport(func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -75,9 +58,8 @@ routes:
 	tr.TLSClientConfig.InsecureSkipVerify = true // the test's own server, on loopback
 	t.Cleanup(tr.CloseIdleConnections)
 	log := slog.New(slog.DiscardHandler)
-	f.h = New(Options{Route: &cfg.Routes[0], Transport: tr, Tokens: &tokens.Source{}, Responder: &apierror.Responder{Log: log},
-		Metrics: metrics.New(), Log: log, Now: time.Now, Streams: &Streams{},
-		MetadataURL: func(string) string { return "https://mcp.example.com/.well-known/oauth-protected-resource" }})
+	f.h = New(Options{Route: rc, Transport: tr, Tokens: &tokens.Source{}, Responder: &apierror.Responder{Log: log},
+		Metrics: metrics.New(), Log: log, Now: time.Now, Streams: &Streams{}})
 	return f
 }
 
@@ -193,8 +175,8 @@ func TestEventsAreFlushedAtOnce(t *testing.T) {
 // also when a token record changes under the same pointer.
 func TestAuthHeaderFollowsTheToken(t *testing.T) {
 	var a authHeaders
-	t1 := &tokens.Token{AccessToken: "one"}
-	t2 := &tokens.Token{AccessToken: "two"}
+	t1 := &upstream.Token{AccessToken: "one"}
+	t2 := &upstream.Token{AccessToken: "two"}
 	for range 3 {
 		if got := a.value(t1); got != "Bearer one" {
 			t.Fatalf("t1: %q", got)
@@ -208,7 +190,7 @@ func TestAuthHeaderFollowsTheToken(t *testing.T) {
 		t.Fatalf("changed t1: %q", got)
 	}
 	for i := range maxAuthHeaders + 10 {
-		a.value(&tokens.Token{AccessToken: fmt.Sprint(i)})
+		a.value(&upstream.Token{AccessToken: fmt.Sprint(i)})
 	}
 	if n := a.n.Load(); n > maxAuthHeaders {
 		t.Errorf("%d entries, want at most %d", n, maxAuthHeaders)

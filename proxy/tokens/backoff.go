@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/mcp-proxy/mcp-proxy/proxy/apierror"
+	"github.com/mcp-proxy/mcp-proxy/proxy/upstream"
 )
 
 // Backoff after a failed refresh: the first wait, its cap, and how long
@@ -83,7 +84,7 @@ func (ss *streaks) waiting(key string, now time.Time) *apierror.Error {
 // fail notes a failed attempt for key, whose token is t, at now, and
 // returns the number of failures in a row. jitter, in [0, 1), shortens the
 // wait by up to half.
-func (ss *streaks) fail(key string, now time.Time, t *Token, reply *apierror.Error, jitter float64) int {
+func (ss *streaks) fail(key string, now time.Time, t *upstream.Token, reply *apierror.Error, jitter float64) int {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	st := ss.keys[key]
@@ -107,7 +108,7 @@ func (ss *streaks) fail(key string, now time.Time, t *Token, reply *apierror.Err
 // made: 1 s, 2 s, 4 s, … at most 30 s after now (5 s once t has
 // expired), shortened by up to half (jitter), but never past the last try
 // before t expires while that is still ahead.
-func nextAttempt(now time.Time, n int, jitter float64, t *Token) time.Time {
+func nextAttempt(now time.Time, n int, jitter float64, t *upstream.Token) time.Time {
 	wait := min(backoffFirst<<min(n-1, 5), backoffMax)
 	if !t.Expiry.IsZero() && !now.Before(t.Expiry) {
 		wait = min(wait, expiredBackoffMax)
@@ -117,7 +118,7 @@ func nextAttempt(now time.Time, n int, jitter float64, t *Token) time.Time {
 	if t.Expiry.IsZero() {
 		return next
 	}
-	last := t.Expiry.Add(-min(lastTryMargin, t.window()/4))
+	last := t.Expiry.Add(-min(lastTryMargin, window(t)/4))
 	if now.Before(last) && next.After(last) {
 		return last
 	}

@@ -7,76 +7,71 @@ import (
 	"time"
 
 	"github.com/mcp-proxy/mcp-proxy/proxy/apierror"
-	"github.com/mcp-proxy/mcp-proxy/proxy/bearer"
-	"github.com/mcp-proxy/mcp-proxy/proxy/binding"
 	"github.com/mcp-proxy/mcp-proxy/proxy/config"
+	"github.com/mcp-proxy/mcp-proxy/proxy/event"
+	"github.com/mcp-proxy/mcp-proxy/proxy/request"
+	"github.com/mcp-proxy/mcp-proxy/proxy/upstream"
 )
 
-type ctxKey struct{}
-
-// FromContext returns the upstream token [Source.Inject] put in the
-// request's context: nil for a remote server without OAuth.
-func FromContext(ctx context.Context) *Token {
-	t, _ := ctx.Value(ctxKey{}).(*Token)
-	return t
-}
-
 // Inject is the token step of the request path: it asks the source for the
-// token of the request's binding key (binding.Resolve stored it) and
-// serves next with it in the context. withdrawn answers a request whose
-// token is gone. Every use of a service account's shared token is audited
-// with the acting user; a request that cannot be audited is not forwarded.
-func (s *Source) Inject(rs *apierror.Responder, withdrawn func(r *http.Request) error, next http.Handler) http.Handler {
+// token of the binding key the binding step recorded in the request scope
+// and records the token there for forwarding. A request whose token is
+// gone gets the route's challenge, so its MCP client authorizes again.
+// Every use of a service account's shared token is audited with the acting
+// user; a request that cannot be audited is not forwarded.
+func (s *Source) Inject(rs *apierror.Responder, next http.Handler) http.Handler {
 	shared := s.Route.Server().Binding() == config.BindingServiceAccount
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		key := binding.KeyFromContext(r.Context())
-		if key == "" {
+		sc := request.From(r.Context())
+		if sc == nil || sc.BindingKey == "" {
 			next.ServeHTTP(w, r)
 			return
 		}
-		t, err := s.Token(r.Context(), key)
+		t, err := s.Token(r.Context(), sc.BindingKey)
 		if err != nil {
 			rs.Write(w, r, err)
 			return
 		}
 		if t == nil {
-			rs.Write(w, r, withdrawn(r))
+			rs.Write(w, r, apierror.Challenge(s.Route.MetadataURL(r.URL.Path), "invalid_token",
+				"the remote server's authorization is missing or was withdrawn; authorize again"))
 			return
 		}
 		if shared {
-			if err := s.Audit.Record(r.Context(), bearer.GrantFromContext(r.Context()).Subject, key, "upstream_request", "allowed", nil); err != nil {
-				rs.Write(w, r, apierror.Wrap(err, apierror.CodeInternal, http.StatusInternalServerError,
+			if err := s.Audit.Record(r.Context(), sc.Identity.Subject, sc.BindingKey, "upstream_request", "allowed", nil); err != nil {
+				rs.Write(w, r, apierror.Wrap(err, apierror.CodeInternal,
 					"The audit log cannot be written, so the shared connection is not used. Try again shortly."))
 				return
 			}
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, t)))
+		sc.Token = t
+		next.ServeHTTP(w, r)
 	})
 }
 
 // Rejected handles the remote server's 401 to a token: the token is
 // dropped, so the next authorization consents again. A token that a
 // refresh replaced meanwhile is kept: the 401 was for the one before it.
-func (s *Source) Rejected(ctx context.Context, t *Token) {
+func (s *Source) Rejected(ctx context.Context, t *upstream.Token) {
 	if cur, err := s.Records.Get(ctx, t.Key); err == nil && cur != nil && cur.AccessToken != t.AccessToken {
 		return
 	}
 	_ = s.Records.Delete(ctx, t.Key)
 	s.Log.Info("the remote server refused the upstream token; dropped it",
-		slog.String("event", "token_rejected"), slog.String("user", t.Subject),
+		event.TokenRejected.Attr(), slog.String("user", t.Subject),
 		slog.String("binding", string(s.Route.Server().Binding())), slog.String("request_id", apierror.RequestID(ctx)))
 }
 
 // StepUp notes that the remote server asked for more scope (403
 // insufficient_scope) and returns the scopes the next authorization asks
 // for and how many step-ups in a row this is.
-func (s *Source) StepUp(ctx context.Context, t *Token, scopes []string) ([]string, int) {
+func (s *Source) StepUp(ctx context.Context, t *upstream.Token, scopes []string) ([]string, int) {
 	cur := s.current(ctx, t)
 	next := *cur
 	next.NeedScopes = UnionScopes(cur.Scopes, cur.NeedScopes, scopes)
 	next.StepUps++
 	_ = s.Records.Put(ctx, t.Key, &next, time.Time{})
-	s.Log.Info("the remote server asked for more scope", slog.String("event", "scope_step_up"),
+	s.Log.Info("the remote server asked for more scope", event.ScopeStepUp.Attr(),
 		slog.String("user", t.Subject), slog.String("binding", string(s.Route.Server().Binding())), slog.Any("scopes", next.NeedScopes),
 		slog.Int("attempt", next.StepUps), slog.String("request_id", apierror.RequestID(ctx)))
 	return next.NeedScopes, next.StepUps
@@ -84,7 +79,7 @@ func (s *Source) StepUp(ctx context.Context, t *Token, scopes []string) ([]strin
 
 // Answered notes a successful answer to a request with t: a step-up count
 // starts again.
-func (s *Source) Answered(ctx context.Context, t *Token) {
+func (s *Source) Answered(ctx context.Context, t *upstream.Token) {
 	next := *s.current(ctx, t)
 	next.StepUps, next.NeedScopes = 0, nil
 	_ = s.Records.Put(ctx, t.Key, &next, time.Time{})
@@ -93,7 +88,7 @@ func (s *Source) Answered(ctx context.Context, t *Token) {
 // current is the stored token of t's key when a refresh replaced t while
 // its request was in flight, else t: a note written from t would put back
 // the access and refresh tokens the refresh replaced.
-func (s *Source) current(ctx context.Context, t *Token) *Token {
+func (s *Source) current(ctx context.Context, t *upstream.Token) *upstream.Token {
 	if cur, err := s.Records.Get(ctx, t.Key); err == nil && cur != nil && cur.AccessToken != t.AccessToken {
 		return cur
 	}

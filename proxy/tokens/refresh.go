@@ -3,11 +3,11 @@ package tokens
 import (
 	"context"
 	"log/slog"
-	"net/http"
 	"time"
 
 	"github.com/mcp-proxy/mcp-proxy/proxy/apierror"
 	"github.com/mcp-proxy/mcp-proxy/proxy/config"
+	"github.com/mcp-proxy/mcp-proxy/proxy/event"
 	"github.com/mcp-proxy/mcp-proxy/proxy/metrics"
 	"github.com/mcp-proxy/mcp-proxy/proxy/store"
 	"github.com/mcp-proxy/mcp-proxy/proxy/upstream"
@@ -34,7 +34,7 @@ const (
 
 // window is how long before its expiry t is refreshed: the refresh skew
 // that fits its life (RefreshSkew).
-func (t *Token) window() time.Duration {
+func window(t *upstream.Token) time.Duration {
 	issued := t.Issued
 	if issued.IsZero() {
 		issued = t.Acquired
@@ -42,15 +42,15 @@ func (t *Token) window() time.Duration {
 	return RefreshSkew(t.Expiry.Sub(issued))
 }
 
-// due reports where t stands at now. A token without an expiry is used
+// dueAt reports where t stands at now. A token without an expiry is used
 // until the remote server refuses it.
-func (t *Token) due(now time.Time) due {
+func dueAt(t *upstream.Token, now time.Time) due {
 	switch {
 	case t.Expiry.IsZero():
 		return dueFresh
 	case !now.Before(t.Expiry):
 		return dueExpired
-	case now.Add(t.window()).Before(t.Expiry):
+	case now.Add(window(t)).Before(t.Expiry):
 		return dueFresh
 	}
 	return dueWindow
@@ -63,7 +63,7 @@ func (t *Token) due(now time.Time) due {
 // authorization server cannot be reached, the token is kept, and an
 // expired one answers 502 (at once while the proxy waits before its next
 // attempt).
-func (s *Source) Token(ctx context.Context, key string) (*Token, error) {
+func (s *Source) Token(ctx context.Context, key string) (*upstream.Token, error) {
 	t, err := s.Records.Cached(ctx, key)
 	if err != nil {
 		return nil, storageError(err)
@@ -74,7 +74,7 @@ func (s *Source) Token(ctx context.Context, key string) (*Token, error) {
 		return nil, nil
 	}
 	now := s.Now()
-	d := t.due(now)
+	d := dueAt(t, now)
 	if d == dueFresh {
 		s.Metrics.TokenCache(route, metrics.CacheHit)
 		return t, nil
@@ -99,7 +99,7 @@ func (s *Source) Token(ctx context.Context, key string) (*Token, error) {
 		if r.Err != nil {
 			return nil, r.Err
 		}
-		return r.Val.(*Token), nil
+		return r.Val.(*upstream.Token), nil
 	case <-ctx.Done():
 		return nil, expiredError(&t.Grant, ctx.Err())
 	}
@@ -107,7 +107,9 @@ func (s *Source) Token(ctx context.Context, key string) (*Token, error) {
 
 // renewable reports whether the proxy can renew t: with its refresh
 // token, or with the route's client credentials.
-func (s *Source) renewable(t *Token) bool { return t.RefreshToken != "" || s.clientCredentials() }
+func (s *Source) renewable(t *upstream.Token) bool {
+	return t.RefreshToken != "" || s.clientCredentials()
+}
 
 func (s *Source) clientCredentials() bool {
 	srv := s.Route.Server()
@@ -117,7 +119,7 @@ func (s *Source) clientCredentials() bool {
 // attempt is one refresh of the token under key, read as t, on a context
 // of its own: the request that started it may end first, and a hung
 // authorization server must not hold the lease for ever.
-func (s *Source) attempt(ctx context.Context, key string, t *Token) (*Token, error) {
+func (s *Source) attempt(ctx context.Context, key string, t *upstream.Token) (*upstream.Token, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshTimeout)
 	defer cancel()
 	return s.refresh(ctx, key, t)
@@ -125,7 +127,7 @@ func (s *Source) attempt(ctx context.Context, key string, t *Token) (*Token, err
 
 // refresh renews the token under key, which was t when it was read. One
 // replica at a time holds the key's lease.
-func (s *Source) refresh(ctx context.Context, key string, t *Token) (*Token, error) {
+func (s *Source) refresh(ctx context.Context, key string, t *upstream.Token) (*upstream.Token, error) {
 	unlock, err := s.Locks.Lock(ctx, "refresh:"+store.SecretKey(key), refreshLease)
 	if err != nil {
 		return nil, storageError(err)
@@ -142,24 +144,17 @@ func (s *Source) refresh(ctx context.Context, key string, t *Token) (*Token, err
 		s.streaks.drop(key)
 		return nil, nil
 	}
-	if cur.AccessToken != t.AccessToken || cur.due(s.Now()) == dueFresh {
+	if cur.AccessToken != t.AccessToken || dueAt(cur, s.Now()) == dueFresh {
 		s.recovered(ctx, key, cur)
 		return cur, nil
 	}
 	if s.clientCredentials() {
-		if err := s.ClientCredentials(ctx, &cur.Grant, key, cur.Subject); err != nil {
-			if err.Code == apierror.CodeStorageUnavailable {
-				return nil, err
-			}
+		next, err := s.ClientCredentials(ctx, &cur.Grant, key, cur.Subject)
+		if err != nil {
 			return nil, s.failed(ctx, key, cur, err.Err, err)
 		}
-		s.Metrics.Refresh(s.Route.Key(), metrics.RefreshSuccess)
-		s.recovered(ctx, key, cur)
-		next, err := s.Records.Get(ctx, key)
-		if err != nil {
-			return nil, storageError(err)
-		}
-		return next, nil
+		next.Acquired, next.Client = cur.Acquired, cur.Client
+		return s.renewed(ctx, key, cur, next)
 	}
 	if cur.RefreshToken == "" {
 		if s.Now().Before(cur.Expiry) {
@@ -167,7 +162,7 @@ func (s *Source) refresh(ctx context.Context, key string, t *Token) (*Token, err
 		}
 		return nil, s.Records.Delete(ctx, key)
 	}
-	tok, err := cur.Grant.Refresh(ctx, s.HTTP, cur.RefreshToken, s.Secret(ctx, &cur.Grant), s.Now())
+	tok, err := cur.Grant.Refresh(ctx, s.HTTP, cur.RefreshToken, s.Credentials.Secret(ctx, &cur.Grant), s.Now())
 	if err != nil {
 		if upstream.IsRefused(err) {
 			s.streaks.drop(key)
@@ -181,26 +176,32 @@ func (s *Source) refresh(ctx context.Context, key string, t *Token) (*Token, err
 	if tok.TokenType != "" {
 		next.TokenType = tok.TokenType
 	}
-	if err := s.Records.Put(ctx, key, &next, time.Time{}); err != nil {
+	return s.renewed(ctx, key, cur, &next)
+}
+
+// renewed stores next, the renewal of cur under key, and ends the key's
+// failure streak.
+func (s *Source) renewed(ctx context.Context, key string, cur, next *upstream.Token) (*upstream.Token, error) {
+	if err := s.Records.Put(ctx, key, next, time.Time{}); err != nil {
 		return nil, storageError(err)
 	}
 	s.Metrics.Refresh(s.Route.Key(), metrics.RefreshSuccess)
-	s.Log.Info("upstream token refreshed", slog.String("event", "token_refreshed"), slog.String("user", cur.Subject),
+	s.Log.Info("upstream token refreshed", event.TokenRefreshed.Attr(), slog.String("user", cur.Subject),
 		slog.String("binding", string(s.Route.Server().Binding())), slog.String("request_id", apierror.RequestID(ctx)))
 	s.Audit.Try(ctx, cur.Subject, key, "token_refreshed", "allowed", nil)
 	s.recovered(ctx, key, cur)
-	return &next, nil
+	return next, nil
 }
 
 // refused handles a refresh the authorization server refused (4xx): the
 // token is dropped, so the user consents again.
-func (s *Source) refused(ctx context.Context, key string, cur *Token, err error) error {
+func (s *Source) refused(ctx context.Context, key string, cur *upstream.Token, err error) error {
 	if err := s.Records.Delete(ctx, key); err != nil {
 		return storageError(err)
 	}
 	s.Metrics.Refresh(s.Route.Key(), metrics.RefreshRefused)
 	s.Log.Info("the remote authorization server refused the refresh; the user must consent again",
-		slog.String("event", "token_refresh_refused"), slog.String("user", cur.Subject),
+		event.TokenRefreshRefused.Attr(), slog.String("user", cur.Subject),
 		slog.String("binding", string(s.Route.Server().Binding())), slog.String("request_id", apierror.RequestID(ctx)), slog.Any("error", err))
 	s.Audit.Try(ctx, cur.Subject, key, "token_refresh_refused", "denied", nil)
 	return nil
@@ -210,10 +211,10 @@ func (s *Source) refused(ctx context.Context, key string, cur *Token, err error)
 // 5xx, timeout): the token is kept, the key waits before its next attempt,
 // and the first failure of a streak is logged. reply is what a request
 // whose token has expired gets until the next attempt.
-func (s *Source) failed(ctx context.Context, key string, cur *Token, cause error, reply *apierror.Error) error {
+func (s *Source) failed(ctx context.Context, key string, cur *upstream.Token, cause error, reply *apierror.Error) error {
 	s.Metrics.Refresh(s.Route.Key(), metrics.RefreshFailed)
 	if s.streaks.fail(key, s.Now(), cur, reply, s.jitter()) == 1 {
-		s.Log.Warn("token refresh failed", slog.String("event", "token_refresh_failed"), slog.String("user", cur.Subject),
+		s.Log.Warn("token refresh failed", event.TokenRefreshFailed.Attr(), slog.String("user", cur.Subject),
 			slog.String("binding", string(s.Route.Server().Binding())), slog.String("request_id", apierror.RequestID(ctx)),
 			slog.Any("error", cause))
 	}
@@ -221,12 +222,12 @@ func (s *Source) failed(ctx context.Context, key string, cur *Token, cause error
 }
 
 // recovered ends the key's failure streak, if there is one, with one line.
-func (s *Source) recovered(ctx context.Context, key string, cur *Token) {
+func (s *Source) recovered(ctx context.Context, key string, cur *upstream.Token) {
 	st, ok := s.streaks.end(key)
 	if !ok {
 		return
 	}
-	s.Log.Info("token refresh works again", slog.String("event", "token_refresh_recovered"), slog.String("user", cur.Subject),
+	s.Log.Info("token refresh works again", event.TokenRefreshRecovered.Attr(), slog.String("user", cur.Subject),
 		slog.String("binding", string(s.Route.Server().Binding())), slog.String("request_id", apierror.RequestID(ctx)),
 		slog.Int("failed_attempts", st.failures), slog.String("failed_for", s.Now().Sub(st.since).Round(time.Millisecond).String()))
 }
@@ -234,7 +235,7 @@ func (s *Source) recovered(ctx context.Context, key string, cur *Token) {
 // expiredError is the answer to a request whose token expired while the
 // authorization server could not be reached.
 func expiredError(g *upstream.Grant, cause error) *apierror.Error {
-	return apierror.Wrap(cause, apierror.CodeASUnreachable, http.StatusBadGateway,
+	return apierror.Wrap(cause, apierror.CodeASUnreachable,
 		"Your token for the remote server expired and the remote authorization server %s could not be reached to refresh it. The token is kept; try again shortly.", ASName(g))
 }
 

@@ -9,8 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,6 +17,8 @@ import (
 
 	"github.com/mcp-proxy/mcp-proxy/proxy/apierror"
 	"github.com/mcp-proxy/mcp-proxy/proxy/config"
+	"github.com/mcp-proxy/mcp-proxy/proxy/config/configtest"
+	"github.com/mcp-proxy/mcp-proxy/proxy/credentials"
 	"github.com/mcp-proxy/mcp-proxy/proxy/metrics"
 	"github.com/mcp-proxy/mcp-proxy/proxy/store"
 	"github.com/mcp-proxy/mcp-proxy/proxy/upstream"
@@ -130,24 +130,7 @@ type fixture struct {
 
 func loadRoute(t *testing.T) *config.Route {
 	t.Helper()
-	dir := t.TempDir()
-	yaml := `tls: {cert_file: c.pem, key_file: k.pem}
-identity_provider: {issuer: "https://idp.example.com", client_id: mcp-proxy, client_secret: s}
-routes:
-  - from: https://mcp.example.com
-    to: https://remote.example.com/mcp
-    mcp: {server: {}}
-`
-	for name, data := range map[string]string{"test.yaml": yaml, "c.pem": "", "k.pem": ""} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cfg, err := config.LoadFile(dir, "test.yaml", func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &cfg.Routes[0]
+	return configtest.Route(t, "https://remote.example.com/mcp", "{}")
 }
 
 // newFixture is a Source holding alice's token, issued at t0, with the
@@ -157,7 +140,7 @@ func newFixture(t *testing.T, now time.Time) *fixture {
 	c := &clock{t: now}
 	f := &fixture{clock: c, as: newTokenEndpoint(t), log: &logBuffer{}, back: store.NewMemoryClock(c.now)}
 	f.src = f.source(t, f.back)
-	tok := &Token{Key: key, AccessToken: "at-0", RefreshToken: "rt-0", TokenType: "Bearer", Subject: "alice",
+	tok := &upstream.Token{Key: key, AccessToken: "at-0", RefreshToken: "rt-0", TokenType: "Bearer", Subject: "alice",
 		Acquired: t0, Issued: t0, Expiry: t0.Add(time.Hour), Grant: upstream.Grant{TokenURL: f.as.srv.URL + "/token", ClientID: "proxy"}}
 	if err := f.src.Put(context.Background(), tok); err != nil {
 		t.Fatal(err)
@@ -168,18 +151,19 @@ func newFixture(t *testing.T, now time.Time) *fixture {
 // source is another Source on the same route, log, clock and endpoint,
 // over back.
 func (f *fixture) source(t *testing.T, back store.Backend) *Source {
+	rc := loadRoute(t)
 	s := &Source{
-		Route: loadRoute(t), Records: store.Records[Token]{B: back, NS: NSUpstream}, Locks: back,
+		Route: rc, Records: store.Records[upstream.Token]{B: back, NS: NSUpstream}, Locks: back,
 		HTTP: f.as.srv.Client(), Now: f.clock.now, Metrics: metrics.New(),
-		Log:    slog.New(slog.NewJSONHandler(f.log, nil)).With(slog.String("route", "mcp.example.com")),
-		Secret: func(context.Context, *upstream.Grant) string { return "" },
-		Jitter: func() float64 { return 0 },
+		Log:         slog.New(slog.NewJSONHandler(f.log, nil)).With(slog.String("route", "mcp.example.com")),
+		Credentials: &credentials.Store{Route: rc, Records: store.Records[credentials.Registration]{B: back, NS: credentials.NSRegistrations}},
+		Jitter:      func() float64 { return 0 },
 	}
 	t.Cleanup(s.Settle)
 	return s
 }
 
-func (f *fixture) token(t *testing.T) *Token {
+func (f *fixture) token(t *testing.T) *upstream.Token {
 	t.Helper()
 	tok, err := f.src.Get(context.Background(), key)
 	if err != nil {
@@ -191,10 +175,10 @@ func (f *fixture) token(t *testing.T) *Token {
 // tokenWithin calls Token and fails the test if it has not returned
 // within a generous deadline: a request that waits for the authorization
 // server never returns while the endpoint holds its answer.
-func tokenWithin(t *testing.T, s *Source) (*Token, error) {
+func tokenWithin(t *testing.T, s *Source) (*upstream.Token, error) {
 	t.Helper()
 	type result struct {
-		tok *Token
+		tok *upstream.Token
 		err error
 	}
 	done := make(chan result, 1)
@@ -287,7 +271,7 @@ func TestTwoSourcesShareTheLease(t *testing.T) {
 // The backoff after the n-th failure: 1 s doubling to 30 s, shortened by
 // jitter by at most half, never past the last try before expiry.
 func TestBackoffGrowsAndIsJittered(t *testing.T) {
-	tok := &Token{Issued: t0, Expiry: t0.Add(time.Hour)}
+	tok := &upstream.Token{Issued: t0, Expiry: t0.Add(time.Hour)}
 	now := t0.Add(50 * time.Minute) // far from expiry: no cut
 	want := []time.Duration{1, 2, 4, 8, 16, 30, 30, 30}
 	for i, w := range want {
@@ -320,7 +304,7 @@ func TestBackoffGrowsAndIsJittered(t *testing.T) {
 		}
 	}
 	// A 4 s token has a 1 s window: its last try is a quarter of that before expiry.
-	short := &Token{Issued: t0, Expiry: t0.Add(4 * time.Second)}
+	short := &upstream.Token{Issued: t0, Expiry: t0.Add(4 * time.Second)}
 	if got, want := nextAttempt(t0.Add(3*time.Second), 1, 0, short), short.Expiry.Add(-250*time.Millisecond); !got.Equal(want) {
 		t.Errorf("a 4 s token's last try is at %v, want %v", got, want)
 	}

@@ -23,6 +23,8 @@ import (
 	"github.com/mcp-proxy/mcp-proxy/proxy/apierror"
 	"github.com/mcp-proxy/mcp-proxy/proxy/audit"
 	"github.com/mcp-proxy/mcp-proxy/proxy/config"
+	"github.com/mcp-proxy/mcp-proxy/proxy/credentials"
+	"github.com/mcp-proxy/mcp-proxy/proxy/event"
 	"github.com/mcp-proxy/mcp-proxy/proxy/metrics"
 	"github.com/mcp-proxy/mcp-proxy/proxy/store"
 	"github.com/mcp-proxy/mcp-proxy/proxy/upstream"
@@ -31,46 +33,10 @@ import (
 // NSUpstream holds upstream tokens, by binding key.
 const NSUpstream store.Namespace = "upstream"
 
-// Token is a token from a remote authorization server, with what is needed
-// to refresh it.
-type Token struct {
-	Key          string
-	AccessToken  string
-	RefreshToken string
-	TokenType    string
-	Expiry       time.Time // zero: the server did not say
-	Grant        upstream.Grant
-	Subject      string // the user the token was acquired for
-	Client       string // the MCP client whose authorization acquired it
-	Acquired     time.Time
-	// Issued is when the current access token was issued (acquired or
-	// last refreshed); with Expiry it gives the token's life.
-	Issued time.Time
-	// Scopes were granted (the token response's scope, else those asked for).
-	Scopes []string
-	// NeedScopes are the scopes the remote server asked for in a 403
-	// insufficient_scope challenge; the next authorization asks for them.
-	NeedScopes []string
-	// StepUps counts insufficient_scope challenges since the last answer
-	// that was not one; it bounds the step-up loop.
-	StepUps int
-}
-
-// NeedsMoreScope reports whether the remote server asked for scopes the
-// token does not have.
-func (t *Token) NeedsMoreScope() bool {
-	for _, s := range t.NeedScopes {
-		if !slices.Contains(t.Scopes, s) {
-			return true
-		}
-	}
-	return false
-}
-
 // Source is one route's source of upstream tokens.
 type Source struct {
 	Route   *config.Route
-	Records store.Records[Token]
+	Records store.Records[upstream.Token]
 	// Locks holds the refresh leases (the store's backend).
 	Locks   store.Backend
 	HTTP    *http.Client
@@ -78,9 +44,10 @@ type Source struct {
 	Metrics *metrics.Metrics
 	Log     *slog.Logger
 	Audit   *audit.Recorder
-	// Secret returns the client secret of a grant's client ("" for a
-	// public client).
-	Secret func(ctx context.Context, g *upstream.Grant) string
+	// Credentials hold the secrets of the route's clients at remote
+	// authorization servers, for refresh, client credentials and
+	// revocation.
+	Credentials *credentials.Store
 	// Jitter returns a number in [0, 1) that shortens each backoff wait;
 	// nil: math/rand/v2's Float64.
 	Jitter func() float64
@@ -91,10 +58,12 @@ type Source struct {
 }
 
 // Get reads the token under key; nil when there is none.
-func (s *Source) Get(ctx context.Context, key string) (*Token, error) { return s.Records.Get(ctx, key) }
+func (s *Source) Get(ctx context.Context, key string) (*upstream.Token, error) {
+	return s.Records.Get(ctx, key)
+}
 
 // Put stores a token under its key.
-func (s *Source) Put(ctx context.Context, t *Token) error {
+func (s *Source) Put(ctx context.Context, t *upstream.Token) error {
 	return s.Records.Put(ctx, t.Key, t, time.Time{})
 }
 
@@ -102,34 +71,47 @@ func (s *Source) Put(ctx context.Context, t *Token) error {
 func (s *Source) Drop(ctx context.Context, key string) error { return s.Records.Delete(ctx, key) }
 
 // List returns the tokens whose keys start with prefix, sorted by key.
-func (s *Source) List(ctx context.Context, prefix string) ([]*Token, error) {
+func (s *Source) List(ctx context.Context, prefix string) ([]*upstream.Token, error) {
 	toks, err := s.Records.Scan(ctx, prefix)
-	slices.SortFunc(toks, func(a, b *Token) int { return strings.Compare(a.Key, b.Key) })
+	slices.SortFunc(toks, func(a, b *upstream.Token) int { return strings.Compare(a.Key, b.Key) })
 	return toks, err
 }
 
-// ClientCredentials gets a service account route's shared token with the
-// client credentials grant (RFC 6749 §4.4) and stores it under key.
-func (s *Source) ClientCredentials(ctx context.Context, g *upstream.Grant, key, actor string) *apierror.Error {
-	tok, err := g.ClientCredentials(ctx, s.HTTP, s.Secret(ctx, g), s.Now())
-	if err != nil {
-		code := apierror.CodeASUnreachable
-		msg := "The remote authorization server %s could not be reached for the route's shared token; try again shortly."
-		if upstream.IsRefused(err) {
-			code, msg = apierror.CodeUpstreamAuthorization, "The remote authorization server %s refused the route's client credentials."
-		}
-		return apierror.Wrap(err, code, http.StatusBadGateway, msg, ASName(g))
+// Acquired stores a token the proxy just obtained (a code exchange, a
+// client credentials grant) and writes its token_acquired line and audit
+// record: the one place they are written. grant names the grant in the
+// audit record ("" for the authorization code). A step-up in progress for
+// the key keeps counting until an answer succeeds.
+func (s *Source) Acquired(ctx context.Context, t *upstream.Token, grant string) error {
+	if prev, _ := s.Records.Get(ctx, t.Key); prev != nil {
+		t.StepUps = prev.StepUps
 	}
-	ut := &Token{Key: key, AccessToken: tok.AccessToken, TokenType: tok.TokenType, Expiry: tok.Expiry,
-		Grant: *g, Subject: actor, Acquired: s.Now(), Issued: s.Now(), Scopes: GrantedScopes(tok, g.Scopes)}
-	if err := s.Records.Put(ctx, key, ut, time.Time{}); err != nil {
+	if err := s.Records.Put(ctx, t.Key, t, time.Time{}); err != nil {
 		return storageError(err)
 	}
-	s.Log.Info("upstream token acquired", slog.String("event", "token_acquired"), slog.String("user", actor),
-		slog.String("binding", string(s.Route.Server().Binding())), slog.String("issuer", g.Issuer),
+	s.Log.Info("upstream token acquired", event.TokenAcquired.Attr(), slog.String("user", t.Subject),
+		slog.String("binding", string(s.Route.Server().Binding())), slog.String("issuer", t.Grant.Issuer),
 		slog.String("request_id", apierror.RequestID(ctx)))
-	s.Audit.Try(ctx, actor, key, "token_acquired", "allowed", map[string]string{"grant": "client_credentials"})
+	var detail map[string]string
+	if grant != "" {
+		detail = map[string]string{"grant": grant}
+	}
+	s.Audit.Try(ctx, t.Subject, t.Key, "token_acquired", "allowed", detail)
 	return nil
+}
+
+// ClientCredentials runs the client credentials grant (RFC 6749 §4.4) of
+// g, for a service account route's shared token acting for actor.
+func (s *Source) ClientCredentials(ctx context.Context, g *upstream.Grant, key, actor string) (*upstream.Token, *apierror.Error) {
+	tok, err := g.ClientCredentials(ctx, s.HTTP, s.Credentials.Secret(ctx, g), s.Now())
+	if err != nil {
+		if upstream.IsRefused(err) {
+			return nil, apierror.Wrap(err, apierror.CodeUpstreamAuthorization, "The remote authorization server %s refused the route's client credentials.", ASName(g))
+		}
+		return nil, apierror.Wrap(err, apierror.CodeASUnreachable, "The remote authorization server %s could not be reached for the route's shared token; try again shortly.", ASName(g))
+	}
+	return &upstream.Token{Key: key, AccessToken: tok.AccessToken, TokenType: tok.TokenType, Expiry: tok.Expiry,
+		Grant: *g, Subject: actor, Acquired: s.Now(), Issued: s.Now(), Scopes: GrantedScopes(tok, g.Scopes)}, nil
 }
 
 // GrantedScopes returns the scope of a token response, or the scopes asked
@@ -167,6 +149,6 @@ func UnionScopes(lists ...[]string) []string {
 }
 
 func storageError(err error) *apierror.Error {
-	return apierror.Wrap(err, apierror.CodeStorageUnavailable, http.StatusServiceUnavailable,
+	return apierror.Wrap(err, apierror.CodeStorageUnavailable,
 		"The proxy's token store cannot be reached; nothing was changed. Try again shortly.")
 }

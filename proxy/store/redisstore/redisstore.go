@@ -45,6 +45,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
 
+	"github.com/mcp-proxy/mcp-proxy/proxy/event"
 	"github.com/mcp-proxy/mcp-proxy/proxy/store"
 )
 
@@ -426,7 +427,7 @@ func SetClientLogger(log *slog.Logger) { redis.SetLogger(clientLogger{log}) }
 type clientLogger struct{ log *slog.Logger }
 
 func (l clientLogger) Printf(ctx context.Context, format string, v ...any) {
-	l.log.WarnContext(ctx, fmt.Sprintf(format, v...), slog.String("event", "redis_client"))
+	l.log.WarnContext(ctx, fmt.Sprintf(format, v...), event.RedisClient.Attr())
 }
 
 // Prefix returns the key prefix.
