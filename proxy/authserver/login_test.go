@@ -8,8 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -17,7 +15,7 @@ import (
 
 	"github.com/mcp-proxy/mcp-proxy/proxy/apierror"
 	"github.com/mcp-proxy/mcp-proxy/proxy/clientid"
-	"github.com/mcp-proxy/mcp-proxy/proxy/config"
+	"github.com/mcp-proxy/mcp-proxy/proxy/config/configtest"
 	"github.com/mcp-proxy/mcp-proxy/proxy/login"
 	"github.com/mcp-proxy/mcp-proxy/proxy/store"
 )
@@ -52,32 +50,21 @@ func loginServer(t *testing.T) (*Server, *writeCounter, string) {
 	ts := httptest.NewTLSServer(mux)
 	t.Cleanup(ts.Close)
 	base = ts.URL
-	dir := t.TempDir()
-	for _, f := range []string{"c.pem", "k.pem"} {
-		if err := os.WriteFile(filepath.Join(dir, f), []byte("unused"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(`
+	cfg := configtest.Load(t, `
 tls: {cert_file: c.pem, key_file: k.pem}
 identity_provider: {issuer: `+base+`, client_id: p, client_secret: s}
 routes:
   - from: https://mcp.test
     to: https://remote.test
     mcp: {server: {}}
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.LoadFile(dir, "config.yaml", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	b := &writeCounter{Backend: store.NewMemory()}
 	log := slog.New(slog.DiscardHandler)
 	s := New(Options{
 		Route: &cfg.Routes[0], Backend: b, Log: log, Now: time.Now, FormKey: make([]byte, 32),
 		Clients:   &clientid.Resolver{HTTP: ts.Client()},
 		IdP:       &login.Provider{Issuer: base, ClientID: "p", ClientSecret: "s", HTTP: ts.Client()},
+		Sessions:  &login.Sessions{Records: store.Records[login.Session]{B: b, NS: login.NSSessions}, Now: time.Now},
 		Responder: &apierror.Responder{Log: log},
 	})
 	return s, b, base + "/client.json"
