@@ -31,6 +31,7 @@ import (
 	"github.com/mcp-proxy/mcp-proxy/proxy/connect"
 	"github.com/mcp-proxy/mcp-proxy/proxy/login"
 	"github.com/mcp-proxy/mcp-proxy/proxy/pages"
+	"github.com/mcp-proxy/mcp-proxy/proxy/request"
 	"github.com/mcp-proxy/mcp-proxy/proxy/store"
 	"github.com/mcp-proxy/mcp-proxy/proxy/tokens"
 )
@@ -549,7 +550,7 @@ func (r *bpRun) session(rt *bpRoute, user string) string {
 		return sid
 	}
 	sid := fmt.Sprintf("sid-%016x%016x", r.rng.Uint64(), r.rng.Uint64())
-	s := &login.Session{Subject: user, Expires: r.clock.now().Add(10 * 365 * 24 * time.Hour)}
+	s := &login.Session{Identity: request.Identity{Subject: user}, Expires: r.clock.now().Add(10 * 365 * 24 * time.Hour)}
 	if err := r.p.putSession(sid, s); err != nil {
 		r.t.Fatal(err)
 	}

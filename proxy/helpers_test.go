@@ -9,6 +9,7 @@ import (
 	"github.com/mcp-proxy/mcp-proxy/proxy/binding"
 	"github.com/mcp-proxy/mcp-proxy/proxy/config"
 	"github.com/mcp-proxy/mcp-proxy/proxy/login"
+	"github.com/mcp-proxy/mcp-proxy/proxy/request"
 	"github.com/mcp-proxy/mcp-proxy/proxy/store"
 	"github.com/mcp-proxy/mcp-proxy/proxy/upstream"
 )
@@ -64,7 +65,7 @@ type tokenError struct {
 }
 
 // authserverSession is a session of alice that outlives every test clock.
-var authserverSession = login.Session{Subject: "alice", Expires: time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)}
+var authserverSession = login.Session{Identity: request.Identity{Subject: "alice"}, Expires: time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)}
 
 func (p *Proxy) putRefreshToken(tok string, rt *authserver.RefreshToken) error {
 	return store.Records[authserver.RefreshToken]{B: p.backend, NS: authserver.NSRefresh}.Put(context.Background(), store.SecretKey(tok), rt, rt.Expires)

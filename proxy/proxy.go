@@ -171,7 +171,7 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 	shared.sessions = &login.Sessions{Records: store.Records[login.Session]{B: p.backend, NS: login.NSSessions}, Now: p.now}
 	shared.idp = &login.Provider{
 		Issuer: cfg.IdentityProvider.Issuer, ClientID: cfg.IdentityProvider.ClientID, ClientSecret: cfg.IdentityProvider.ClientSecret,
-		Scopes: cfg.IDPScopes(), HTTP: shared.hc, Now: p.now,
+		Scopes: cfg.IDPScopes(), GroupsClaim: cfg.IdentityProvider.GroupsClaim, HTTP: shared.hc, Now: p.now,
 	}
 	for i := range cfg.Routes {
 		rt := p.newRoute(&cfg.Routes[i], shared)

@@ -39,6 +39,29 @@ func newTestProxyTop(t testing.TB, top, extra string) (*Proxy, *time.Time) {
 // of its store.
 func newTestProxyWith(t testing.TB, top, extra string, transport http.RoundTripper, wrap func(store.Backend) store.Backend) (*Proxy, *time.Time) {
 	t.Helper()
+	return newTestProxySource(t, testConfig(top, "", extra), transport, wrap)
+}
+
+// testConfig is the test proxy's configuration: top-level lines top, the
+// route mcp.test (to https://upstream.test) with the route-level lines
+// route (such as a policy, indented four spaces) and the mcp.server
+// options extra.
+func testConfig(top, route, extra string) string {
+	return `tls: {cert_file: c.pem, key_file: k.pem}
+identity_provider: {issuer: https://idp.test, client_id: p, client_secret: s}
+` + top + `
+routes:
+  - from: https://mcp.test
+    to: https://upstream.test
+` + route + `
+    mcp:
+      server: {` + extra + `}
+`
+}
+
+// newTestProxySource runs a test proxy on the configuration src.
+func newTestProxySource(t testing.TB, src string, transport http.RoundTripper, wrap func(store.Backend) store.Backend) (*Proxy, *time.Time) {
+	t.Helper()
 	dir := t.TempDir()
 	ca, err := testca.New()
 	if err != nil {
@@ -51,15 +74,6 @@ func newTestProxyWith(t testing.TB, top, extra string, transport http.RoundTripp
 	if err := leaf.WriteFiles(filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem")); err != nil {
 		t.Fatal(err)
 	}
-	src := `tls: {cert_file: c.pem, key_file: k.pem}
-identity_provider: {issuer: https://idp.test, client_id: p, client_secret: s}
-` + top + `
-routes:
-  - from: https://mcp.test
-    to: https://upstream.test
-    mcp:
-      server: {` + extra + `}
-`
 	if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(src), 0o600); err != nil {
 		t.Fatal(err)
 	}

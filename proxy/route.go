@@ -16,6 +16,7 @@ import (
 	"github.com/mcp-proxy/mcp-proxy/proxy/forward"
 	"github.com/mcp-proxy/mcp-proxy/proxy/login"
 	"github.com/mcp-proxy/mcp-proxy/proxy/pages"
+	"github.com/mcp-proxy/mcp-proxy/proxy/policy"
 	"github.com/mcp-proxy/mcp-proxy/proxy/registration"
 	"github.com/mcp-proxy/mcp-proxy/proxy/store"
 	"github.com/mcp-proxy/mcp-proxy/proxy/tokens"
@@ -50,9 +51,11 @@ type route struct {
 	rs     *apierror.Responder
 	as     *authserver.Server
 	flow   *connect.Flow
+	policy *policy.Policy
 	tokens *tokens.Source
 	fwd    *forward.Handler
-	// mcp is the request path: bearer → binding → tokens → forward.
+	// mcp is the request path: bearer → binding → policy → tokens →
+	// forward.
 	mcp http.Handler
 }
 
@@ -70,9 +73,10 @@ func (p *Proxy) newRoute(rc *config.Route, sh *shared) *route {
 		Pending:   store.Records[connect.Pending]{B: p.backend, NS: connect.NSPending},
 		Responder: rs, Metrics: p.metrics, Log: log, Now: p.now,
 	}
+	pol := policy.New(rc, sh.idp.Source(), p.cfg.IdentityProvider.ClaimsMaxAgeDuration(), p.now)
 	as := authserver.New(authserver.Options{
 		Route: rc, AllowedClientIDDomains: p.cfg.AllowedClientIDDomains, Backend: p.backend, Access: p.access,
-		Tokens: src, Upstream: flow, Sessions: sh.sessions, Clients: sh.clients,
+		Tokens: src, Upstream: flow, Sessions: sh.sessions, Policy: pol, Clients: sh.clients,
 		Registry: sh.registry, RegistrationLimit: sh.regLimit, IdP: sh.idp, Metrics: p.metrics, Audit: rec,
 		Log: log, Now: p.now, Responder: rs, FormKey: sh.formKey,
 	})
@@ -81,10 +85,12 @@ func (p *Proxy) newRoute(rc *config.Route, sh *shared) *route {
 		Route: rc, Transport: sh.outbound, Tokens: src, Responder: rs, Metrics: p.metrics, Log: log, Now: p.now,
 		Streams: &p.streams, Discovery: sh.discovery,
 	})
+	decide := &policy.Step{Policy: pol, Route: rc, Responder: rs, Log: log, Metrics: p.metrics, Audit: rec}
 	mcp := bearer.Require(p.access, rc, rs,
 		binding.Resolve(rc, rs,
-			src.Inject(rs, fwd)))
-	return &route{cfg: rc, origin: rc.Origin(), rs: rs, as: as, flow: flow, tokens: src, fwd: fwd, mcp: mcp}
+			decide.Handler(
+				src.Inject(rs, fwd))))
+	return &route{cfg: rc, origin: rc.Origin(), rs: rs, as: as, flow: flow, policy: pol, tokens: src, fwd: fwd, mcp: mcp}
 }
 
 func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -119,7 +125,7 @@ func (rt *route) admit(w http.ResponseWriter, r *http.Request) error {
 	}
 	limit := rt.cfg.MaxRequestBytes()
 	if r.ContentLength > limit {
-		return forward.TooLarge(rt.cfg)
+		return apierror.TooLarge(limit)
 	}
 	// A body of known length cannot outgrow it (the server stops reading
 	// there); only one of unknown length needs the limit on its reads.

@@ -35,6 +35,9 @@ const (
 	CodeMethodNotAllowed         Code = "method_not_allowed"
 	CodeOriginNotAllowed         Code = "origin_not_allowed"
 	CodeRequestTooLarge          Code = "request_too_large"
+	CodePolicyDenied             Code = "policy_denied"
+	CodeHeaderMismatch           Code = "mcp_header_mismatch"
+	CodeNotInspectable           Code = "request_not_inspectable"
 	CodeInvalidRequest           Code = "invalid_request"
 	CodeInvalidClient            Code = "invalid_client"
 	CodeClientNotAllowed         Code = "client_not_allowed"
@@ -80,6 +83,9 @@ func Catalog() []Entry {
 		{CodeMethodNotAllowed, 405, "The proxy endpoint does not take that HTTP method.", nil},
 		{CodeOriginNotAllowed, 403, "A web page from another origin called the route. Add its origin to mcp.server.allowed_origins if it is a client you trust.", nil},
 		{CodeRequestTooLarge, 413, "The request body is larger than mcp.server.max_request_bytes.", nil},
+		{CodePolicyDenied, 403, "The route's access policy does not give the signed-in user this server, or (for a notification) this method; the log line with the request id names the rule. A refused tool, prompt, resource or method of a request is a JSON-RPC error instead (see Access Policy).", nil},
+		{CodeHeaderMismatch, 400, "The Mcp-Method or Mcp-Name header of a request disagrees with its body; the transport makes intermediaries refuse it.", nil},
+		{CodeNotInspectable, 400, "On a route with rules over tools, prompts, resources or methods, a request body the proxy cannot read with certainty: a batch, a member twice, not JSON; 413 over 1 MiB, 415 with a Content-Encoding.", []int{413, 415}},
 		{CodeInvalidRequest, 400, "A request to the proxy's own endpoints was malformed, or a flow expired; start again from the MCP client. 403 when a form did not come from the signed-in session.", []int{403}},
 		{CodeInvalidClient, 400, "The MCP client's client id or metadata document cannot be used; the message says why.", nil},
 		{CodeClientNotAllowed, 403, "The MCP client's client id host is not in allowed_client_id_domains.", nil},

@@ -19,7 +19,7 @@ var statusNames = map[string]int{
 	"StatusMethodNotAllowed": http.StatusMethodNotAllowed, "StatusRequestEntityTooLarge": http.StatusRequestEntityTooLarge,
 	"StatusTooManyRequests": http.StatusTooManyRequests, "StatusInternalServerError": http.StatusInternalServerError,
 	"StatusBadGateway": http.StatusBadGateway, "StatusServiceUnavailable": http.StatusServiceUnavailable,
-	"StatusGatewayTimeout": http.StatusGatewayTimeout,
+	"StatusGatewayTimeout": http.StatusGatewayTimeout, "StatusUnsupportedMediaType": http.StatusUnsupportedMediaType,
 }
 
 // TestNoCallSiteOverrulesTheCatalog reads every product file of the proxy:

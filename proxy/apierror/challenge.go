@@ -20,3 +20,8 @@ func Challenge(metadataURL, errCode, desc string) *Error {
 func Storage(err error) *Error {
 	return Wrap(err, CodeStorageUnavailable, "The proxy's token store cannot be reached; nothing was changed. Try again shortly.")
 }
+
+// TooLarge is the answer to a request body over a route's limit.
+func TooLarge(limit int64) *Error {
+	return New(CodeRequestTooLarge, "The request body is larger than this route accepts (%d bytes; mcp.server.max_request_bytes).", limit)
+}

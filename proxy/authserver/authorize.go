@@ -16,6 +16,7 @@ import (
 	"github.com/mcp-proxy/mcp-proxy/proxy/login"
 	"github.com/mcp-proxy/mcp-proxy/proxy/metrics"
 	"github.com/mcp-proxy/mcp-proxy/proxy/registration"
+	"github.com/mcp-proxy/mcp-proxy/proxy/request"
 	"github.com/mcp-proxy/mcp-proxy/proxy/store"
 )
 
@@ -124,6 +125,11 @@ func (s *Server) continueAuthorize(w http.ResponseWriter, r *http.Request, ar *A
 	if sess == nil {
 		return s.startLogin(w, r, ar, "")
 	}
+	if fresh, err := s.admit(r, sess); err != nil {
+		return err
+	} else if !fresh {
+		return s.startLogin(w, r, ar, "")
+	}
 	c, err := s.consents.Get(r.Context(), s.consentKey(sess.Subject, ar.ClientID))
 	if err != nil {
 		return storageError(err)
@@ -137,9 +143,9 @@ func (s *Server) continueAuthorize(w http.ResponseWriter, r *http.Request, ar *A
 
 // issueCode ends a downstream authorization: a code for the MCP client, with
 // iss (RFC 9207).
-func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, ar *AuthRequest, subject, bindingKey string) error {
+func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, ar *AuthRequest, id *request.Identity, bindingKey string) error {
 	code := store.NewSecret(32)
-	c := &Code{Request: *ar, Subject: subject, BindingKey: bindingKey, Expires: s.o.Now().Add(CodeTTL)}
+	c := &Code{Request: *ar, Subject: id.Subject, Identity: id, BindingKey: bindingKey, Expires: s.o.Now().Add(CodeTTL)}
 	if err := s.codes.Put(r.Context(), store.SecretKey(code), c, c.Expires); err != nil {
 		return storageError(err)
 	}

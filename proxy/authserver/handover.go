@@ -7,6 +7,8 @@ import (
 	"github.com/mcp-proxy/mcp-proxy/proxy/binding"
 	"github.com/mcp-proxy/mcp-proxy/proxy/connect"
 	"github.com/mcp-proxy/mcp-proxy/proxy/login"
+	"github.com/mcp-proxy/mcp-proxy/proxy/metrics"
+	"github.com/mcp-proxy/mcp-proxy/proxy/policy"
 	"github.com/mcp-proxy/mcp-proxy/proxy/store"
 )
 
@@ -17,6 +19,11 @@ import (
 // follows; otherwise the browser is on its way to the remote authorization
 // server and the leg comes back through Resume.
 func (s *Server) handOver(w http.ResponseWriter, r *http.Request, ar *AuthRequest, sess *login.Session) error {
+	if fresh, err := s.admit(r, sess); err != nil {
+		return err
+	} else if !fresh {
+		return s.startLogin(w, r, ar, "")
+	}
 	res, err := s.o.Upstream.Authorize(w, r, connect.Request{
 		ID: ar.ID, Subject: sess.Subject, Client: ar.ClientID, Upstream: ar.Upstream, Scope: ar.Scope,
 		BindingKey: binding.Key(s.binding, s.route, sess.Subject, ar.BindingSession, ar.Upstream), Started: ar.Created,
@@ -24,7 +31,7 @@ func (s *Server) handOver(w http.ResponseWriter, r *http.Request, ar *AuthReques
 	if err != nil || res == nil {
 		return err
 	}
-	return s.issueCode(w, r, ar, res.Subject, res.BindingKey)
+	return s.issueCode(w, r, ar, &sess.Identity, res.BindingKey)
 }
 
 // Resume is where the upstream leg hands a downstream authorization back
@@ -39,7 +46,40 @@ func (s *Server) Resume(w http.ResponseWriter, r *http.Request, res connect.Resu
 		return apierror.New(apierror.CodeInvalidRequest,
 			"The remote server is connected, but the MCP client's authorization request expired; start again from your MCP client.")
 	}
-	return s.issueCode(w, r, ar, res.Subject, res.BindingKey)
+	// The upstream leg checked that this browser's user started the
+	// authorization; the code carries the claims of their session.
+	sess, err := s.session(r)
+	if err != nil {
+		return apierror.Storage(err)
+	}
+	if sess == nil || sess.Subject != res.Subject {
+		return apierror.New(apierror.CodeWrongUser,
+			"This answer from the remote authorization server belongs to an authorization started by another user or in another browser, so the proxy did not use it. Start again from your MCP client.")
+	}
+	return s.issueCode(w, r, ar, &sess.Identity, res.BindingKey)
+}
+
+// admit applies the route's access policy at authorization, before
+// consent and before the upstream leg: a refused user gets the refusal
+// page and the remote server hears nothing. fresh is false when the
+// session's claims are too old, or from other sign-in settings, for the
+// policy to decide on: the user signs in again.
+func (s *Server) admit(r *http.Request, sess *login.Session) (fresh bool, err error) {
+	p := s.o.Policy
+	if p == nil {
+		return true, nil
+	}
+	if !p.Fresh(sess.Identity) {
+		return false, nil
+	}
+	d := p.Route(sess.Identity)
+	if d.Allowed {
+		s.o.Metrics.Policy(s.route, metrics.PolicyAllowed)
+		return true, nil
+	}
+	s.o.Metrics.Policy(s.route, metrics.PolicyDenied)
+	policy.Denied(r, s.o.Log, s.o.Audit, sess.Identity, "", "", d)
+	return true, policy.RouteDenied(sess.Identity, s.route)
 }
 
 var _ connect.Resumer = (*Server)(nil)

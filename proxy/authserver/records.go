@@ -53,6 +53,8 @@ type Consent struct {
 type Code struct {
 	Request AuthRequest
 	Subject string
+	// Identity is the user's sign-in the grant will carry.
+	Identity *request.Identity `json:",omitempty"`
 	// BindingKey names the upstream token the grant will use; empty when
 	// the remote server needs no authorization.
 	BindingKey string

@@ -25,6 +25,7 @@ import (
 	"github.com/mcp-proxy/mcp-proxy/proxy/connect"
 	"github.com/mcp-proxy/mcp-proxy/proxy/login"
 	"github.com/mcp-proxy/mcp-proxy/proxy/metrics"
+	"github.com/mcp-proxy/mcp-proxy/proxy/policy"
 	"github.com/mcp-proxy/mcp-proxy/proxy/registration"
 	"github.com/mcp-proxy/mcp-proxy/proxy/store"
 	"github.com/mcp-proxy/mcp-proxy/proxy/tokens"
@@ -79,7 +80,9 @@ type Options struct {
 	// Upstream is the upstream leg, to which the authorization is handed.
 	Upstream *connect.Flow
 	Sessions *login.Sessions
-	Clients  *clientid.Resolver
+	// Policy is the route's access policy; nil: the route has none.
+	Policy  *policy.Policy
+	Clients *clientid.Resolver
 	// Registry holds dynamically registered clients; nil: registration is
 	// turned off.
 	Registry *registration.Registry

@@ -130,6 +130,7 @@ func (s *Server) redeemCode(w http.ResponseWriter, r *http.Request, f url.Values
 		ID:         store.NewSecret(16),
 		Route:      s.route,
 		Subject:    c.Subject,
+		Identity:   c.Identity,
 		ClientID:   c.Request.ClientID,
 		Resource:   c.Request.Resource,
 		Scope:      c.Request.Scope,
@@ -154,6 +155,10 @@ func (s *Server) redeemRefresh(w http.ResponseWriter, r *http.Request, f url.Val
 		// Its grant would be refused on every request: the client must
 		// authorize again, under the route's current binding.
 		return fail(http.StatusBadRequest, "invalid_grant", bindingChanged)
+	case s.o.Policy != nil && !s.o.Policy.Fresh(old.Grant.User()):
+		return fail(http.StatusBadRequest, "invalid_grant", "the route's access policy decides on a sign-in within identity_provider.claims_max_age; authorize again")
+	case s.o.Policy != nil && !s.o.Policy.Route(old.Grant.User()).Allowed:
+		return fail(http.StatusBadRequest, "invalid_grant", "the route's access policy no longer gives the user this server; authorize again to see why")
 	}
 	if err := s.authenticateClient(r.Context(), f, clientID, old.ClientAuth); err != nil {
 		return clientFailure(err, fail)

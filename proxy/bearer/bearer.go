@@ -79,7 +79,7 @@ func Require(t *Tokens, rc *config.Route, rs *apierror.Responder, next http.Hand
 			rs.Write(w, r, apierror.Challenge(rc.MetadataURL(r.URL.Path), "invalid_token", "the token is unknown or expired; authorize again"))
 			return
 		}
-		sc := &request.Scope{Grant: g, Identity: request.Identity{Subject: g.Subject}}
+		sc := &request.Scope{Grant: g, Identity: g.User()}
 		next.ServeHTTP(w, r.WithContext(request.With(r.Context(), sc)))
 	})
 }

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"slices"
+	"time"
 
 	"github.com/mcp-proxy/mcp-proxy/proxy/hostname"
 )
@@ -188,7 +189,46 @@ type IdentityProvider struct {
 	ClientSecret string `yaml:"client_secret"`
 
 	// Scopes are requested at sign-in. Default: openid, email, profile.
+	// Add the scope your provider needs for groups (Dex: groups).
 	Scopes []string `yaml:"scopes"`
+
+	// GroupsClaim names the claim that holds a user's groups, read from
+	// the ID token or, when it lacks the claim, from the userinfo answer.
+	// Default groups (Okta, Keycloak, Dex); Entra ID names app roles in
+	// roles.
+	GroupsClaim string `yaml:"groups_claim"`
+
+	// ClaimsMaxAge is how long, on a route with a policy, the proxy
+	// decides on the claims of a user's sign-in (a Go duration, between 5m
+	// and 8h); then the user signs in again, and a change at the provider
+	// takes effect. Default 8h, the life of a sign-in.
+	ClaimsMaxAge string `yaml:"claims_max_age"`
+}
+
+// Bounds of identity_provider.claims_max_age.
+const (
+	MinClaimsMaxAge     = 5 * time.Minute
+	DefaultClaimsMaxAge = 8 * time.Hour
+)
+
+// DefaultGroupsClaim is identity_provider.groups_claim when it is not set.
+const DefaultGroupsClaim = "groups"
+
+// GroupsClaimName returns identity_provider.groups_claim or its default.
+func (idp *IdentityProvider) GroupsClaimName() string {
+	if idp.GroupsClaim == "" {
+		return DefaultGroupsClaim
+	}
+	return idp.GroupsClaim
+}
+
+// ClaimsMaxAgeDuration returns identity_provider.claims_max_age or its
+// default.
+func (idp *IdentityProvider) ClaimsMaxAgeDuration() time.Duration {
+	if d, err := time.ParseDuration(idp.ClaimsMaxAge); err == nil && d > 0 {
+		return d
+	}
+	return DefaultClaimsMaxAge
 }
 
 // ListenAddr returns Listen or its default.

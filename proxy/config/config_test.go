@@ -89,7 +89,7 @@ func TestLoadErrors(t *testing.T) {
 				`config.yaml:9:7: routes[0].mcp.sever: unknown field; did you mean "server"?`,
 				`config.yaml:10:11: routes[1].from: "https://a.test/path" has a path or query; from names only the host, such as https://a.test`,
 				`config.yaml:11:9: routes[1].to: "http://upstream.test" uses plain http to a host that is not loopback; use https (plain http is only for localhost, 127.0.0.1 and [::1])`,
-				`config.yaml:13:5: routes[1].extra: unknown field; known fields here: from, to, mcp`,
+				`config.yaml:13:5: routes[1].extra: unknown field; known fields here: from, to, mcp, policy`,
 			},
 		},
 		{

@@ -176,6 +176,8 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 		d.value(n, v.Elem(), path)
 	case reflect.Struct:
 		d.structure(n, v, path)
+	case reflect.Map:
+		d.mapping(n, v, path)
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
 			d.errorf(n, path, "must be a list, not %s", describe(n))
@@ -235,6 +237,30 @@ func (d *decoder) structure(n *yaml.Node, v reflect.Value, path string) {
 		seen[k.Value] = true
 		d.value(val, v.Field(idx), fp)
 	}
+}
+
+// mapping decodes a map with string keys (such as a policy's claims), each
+// value at path.key.
+func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
+	if n.Kind != yaml.MappingNode {
+		d.errorf(n, path, "must be a mapping, not %s", describe(n))
+		return
+	}
+	m := reflect.MakeMapWithSize(v.Type(), len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := n.Content[i], n.Content[i+1]
+		fp := join(path, k.Value)
+		key := reflect.New(v.Type().Key()).Elem()
+		key.SetString(k.Value)
+		if m.MapIndex(key).IsValid() {
+			d.errorf(k, fp, "appears twice; keep one")
+			continue
+		}
+		elem := reflect.New(v.Type().Elem()).Elem()
+		d.value(val, elem, fp)
+		m.SetMapIndex(key, elem)
+	}
+	v.Set(m)
 }
 
 func (d *decoder) scalar(n *yaml.Node, v reflect.Value, path string) {

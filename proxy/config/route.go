@@ -18,6 +18,11 @@ type Route struct {
 	// MCP says the remote end speaks MCP and how the proxy authorizes to it.
 	MCP *MCP `yaml:"mcp"`
 
+	// Policy decides who may use the route and what behind it. Not set:
+	// every user who can sign in at the identity provider may use all of
+	// it.
+	Policy *Policy `yaml:"policy"`
+
 	// Set by provisioning, once the route is valid.
 	from, to *url.URL
 	key      string // hostname.Key of from

@@ -75,6 +75,12 @@ func (idp *IdentityProvider) validate(d *decoder) {
 		if idp.ClientSecret == "" && !d.failed("identity_provider.client_secret") {
 			d.errorf(d.pos("identity_provider"), "identity_provider.client_secret", "missing; set the client secret, for example as ${IDP_CLIENT_SECRET}")
 		}
+		if a := idp.ClaimsMaxAge; a != "" {
+			if age, err := time.ParseDuration(a); err != nil || age < MinClaimsMaxAge || age > DefaultClaimsMaxAge {
+				d.errorf(d.pos("identity_provider.claims_max_age"), "identity_provider.claims_max_age",
+					"%q is not a duration between %s and %s, such as 1h", a, MinClaimsMaxAge, DefaultClaimsMaxAge)
+			}
+		}
 	}
 }
 
@@ -124,6 +130,9 @@ func (r *Route) validate(p string, hosts map[string]string, d *decoder) {
 	}
 	if r.MCP != nil && r.MCP.Server != nil {
 		r.MCP.Server.validate(p+".mcp.server", d)
+	}
+	if r.Policy != nil {
+		r.Policy.validate(p+".policy", d)
 	}
 	switch {
 	case r.MCP == nil && !d.failedUnder(p+".mcp"):

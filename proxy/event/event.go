@@ -37,6 +37,7 @@ const (
 	ScopeStepUp           Name = "scope_step_up"
 	ConnectionRemoved     Name = "connection_removed"
 	TokenRevocationFailed Name = "token_revocation_failed"
+	PolicyDenied          Name = "policy_denied"
 	AuditFailed           Name = "audit_failed"
 	StoreSweepFailed      Name = "store_sweep_failed"
 	RedisClient           Name = "redis_client"
@@ -77,6 +78,7 @@ func Catalog() []Doc {
 		{TokenRejected, "INFO", []string{"route", "user", "binding", "request_id"}, "The remote server answered 401 to a remote token; the token is dropped."},
 		{ScopeStepUp, "INFO", []string{"route", "user", "binding", "scopes", "attempt", "request_id"}, "The remote server asked for more scope (403 insufficient_scope)."},
 		{ConnectionRemoved, "INFO", []string{"route", "user", "binding", "upstream", "revoked_upstream", "request_id"}, "A user disconnected a remote server."},
+		{PolicyDenied, "INFO", []string{"route", "user", "method", "name", "rule", "request_id"}, "The access policy refused the user the route (at authorization or on a request; no method then) or a tool, prompt, resource or method; rule names the rule that decided, such as policy.tools[0]."},
 		{TokenRevocationFailed, "WARN", []string{"route", "user", "request_id", "error"}, "Revoking a token at the remote authorization server failed; it is deleted at the proxy anyway."},
 		{AuditFailed, "ERROR", []string{"action", "request_id"}, "An audit line could not be written."},
 		{StoreSweepFailed, "WARN", []string{"error"}, "Removing expired records from the store failed."},

@@ -169,7 +169,7 @@ func (h *Handler) modifyResponse(resp *http.Response) error {
 		return errUpstreamRejected
 	}
 	if t == nil {
-		return collectAnswer(resp)
+		return finish(resp, sc)
 	}
 	switch {
 	case resp.StatusCode == http.StatusForbidden:
@@ -185,7 +185,7 @@ func (h *Handler) modifyResponse(resp *http.Response) error {
 	case resp.StatusCode < 400 && t.StepUps > 0:
 		h.o.Tokens.Answered(ctx, t)
 	}
-	return collectAnswer(resp)
+	return finish(resp, sc)
 }
 
 // insufficientScope reads an RFC 6750 insufficient_scope challenge.
@@ -242,7 +242,10 @@ func (h *Handler) answer(r *http.Request, err error) error {
 		return apierror.New(apierror.CodeScopeExhausted,
 			"The remote MCP server %s kept asking for more scope after %d consents; the proxy stopped asking. Check the scopes the remote server and its authorization server expect.", h.to.Host, MaxStepUps)
 	case errors.As(err, &mb):
-		return TooLarge(h.o.Route)
+		return apierror.TooLarge(h.o.Route.MaxRequestBytes())
+	case errors.Is(err, errNotFiltered):
+		return apierror.Wrap(err, apierror.CodeInternal,
+			"The remote server's answer could not be filtered by the route's access policy, so the proxy did not pass it on.")
 	}
 	var ne net.Error
 	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
@@ -251,12 +254,6 @@ func (h *Handler) answer(r *http.Request, err error) error {
 	}
 	return apierror.Wrap(err, apierror.CodeUpstreamUnreachable,
 		"The remote MCP server %s could not be reached.", h.to.Host)
-}
-
-// TooLarge is the answer to a request body over the route's limit.
-func TooLarge(rc *config.Route) *apierror.Error {
-	return apierror.New(apierror.CodeRequestTooLarge,
-		"The request body is larger than this route accepts (%d bytes; mcp.server.max_request_bytes).", rc.MaxRequestBytes())
 }
 
 // Streams are the long-lived GET streams in flight, which a graceful

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/mcp-proxy/mcp-proxy/proxy/request"
 	"github.com/mcp-proxy/mcp-proxy/proxy/upstream"
 )
 
@@ -54,49 +55,35 @@ func (b *bufferPool) Put(buf []byte) {
 // hundred bytes.
 const MaxBufferedBody = 64 << 10
 
-// bufferedBody is a request body read in full; rewrite hands it to the
-// transport as an in-memory reader.
-type bufferedBody struct {
-	b []byte
-	r bytes.Reader
-}
-
-func (b *bufferedBody) Read(p []byte) (int, error) { return b.r.Read(p) }
-func (b *bufferedBody) Close() error               { return nil }
-
 // readSmallBody reads r's body when it is small and of known length, so
 // that it can go out in one write with the headers; r.Body is then a
-// *bufferedBody. A body over the route's limit fails here as it would
-// have in the transport (http.MaxBytesError).
+// *request.Body. A body an earlier step read already is left as it is. A
+// body over the route's limit fails here as it would have in the transport
+// (http.MaxBytesError).
 func readSmallBody(r *http.Request) error {
 	n := r.ContentLength
-	if n <= 0 || n > MaxBufferedBody || r.Body == nil || r.Body == http.NoBody {
+	if _, read := r.Body.(*request.Body); read || n <= 0 || n > MaxBufferedBody || r.Body == nil || r.Body == http.NoBody {
 		return nil
 	}
-	bb := &bufferedBody{b: make([]byte, n)}
-	if _, err := io.ReadFull(r.Body, bb.b); err != nil {
+	b := make([]byte, n)
+	if _, err := io.ReadFull(r.Body, b); err != nil {
 		return err
 	}
-	bb.r.Reset(bb.b)
-	r.Body = bb
+	r.Body = request.NewBody(b)
 	return nil
 }
 
-// setBody gives the outbound request the body readSmallBody read, as a
+// setBody gives the outbound request the body an earlier step read, as a
 // reader the transport knows is in memory (it then writes the headers and
 // the body together).
 func setBody(in, out *http.Request) {
-	bb, ok := in.Body.(*bufferedBody)
+	bb, ok := in.Body.(*request.Body)
 	if !ok {
 		return
 	}
-	out.Body = io.NopCloser(bytes.NewReader(bb.b))
-	out.ContentLength = int64(len(bb.b))
-	out.GetBody = bb.getBody
-}
-
-func (b *bufferedBody) getBody() (io.ReadCloser, error) {
-	return io.NopCloser(bytes.NewReader(b.b)), nil
+	out.Body = io.NopCloser(bytes.NewReader(bb.Bytes()))
+	out.ContentLength = int64(len(bb.Bytes()))
+	out.GetBody = bb.Reader
 }
 
 // MaxBufferedAnswer is the largest answer of unknown length (chunked) the

@@ -13,14 +13,9 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
-)
 
-// Identity is the signed-in user.
-type Identity struct {
-	Subject string
-	Email   string
-	Name    string
-}
+	"github.com/mcp-proxy/mcp-proxy/proxy/request"
+)
 
 // Provider is one identity provider.
 type Provider struct {
@@ -28,6 +23,9 @@ type Provider struct {
 	ClientID     string
 	ClientSecret string
 	Scopes       []string
+	// GroupsClaim names the claim with the user's groups (default
+	// groups).
+	GroupsClaim string
 	// HTTP reaches the provider (a host named in configuration).
 	HTTP *http.Client
 	// Now is the clock for ID token checks; nil means time.Now.
@@ -73,9 +71,12 @@ func (p *Provider) AuthURL(ctx context.Context, redirectURL, state, nonce, verif
 	return p.config(op, redirectURL).AuthCodeURL(state, oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)), nil
 }
 
-// Finish redeems the code and verifies the ID token: signature, issuer,
-// audience, expiry and nonce.
-func (p *Provider) Finish(ctx context.Context, redirectURL, code, verifier, nonce string) (*Identity, error) {
+// Finish redeems the code and verifies the ID token (signature, issuer,
+// audience, expiry and nonce), and returns the user with the token's
+// claims. When the ID token lacks the groups claim and the provider has a
+// userinfo endpoint, the groups come from there (Okta and some Keycloak
+// setups put them only there).
+func (p *Provider) Finish(ctx context.Context, redirectURL, code, verifier, nonce string) (*request.Identity, error) {
 	op, err := p.discover(ctx)
 	if err != nil {
 		return nil, err
@@ -88,23 +89,49 @@ func (p *Provider) Finish(ctx context.Context, redirectURL, code, verifier, nonc
 	if !ok || raw == "" {
 		return nil, errors.New("the identity provider returned no id_token")
 	}
-	now := p.Now
-	if now == nil {
-		now = time.Now
-	}
-	idt, err := op.Verifier(&oidc.Config{ClientID: p.ClientID, Now: now}).Verify(ctx, raw)
+	idt, err := op.Verifier(&oidc.Config{ClientID: p.ClientID, Now: p.now}).Verify(ctx, raw)
 	if err != nil {
 		return nil, fmt.Errorf("verifying the ID token: %w", err)
 	}
 	if idt.Nonce != nonce {
 		return nil, errors.New("the ID token's nonce does not match this sign-in")
 	}
-	var claims struct {
-		Email string `json:"email"`
-		Name  string `json:"name"`
-	}
+	var claims map[string]any
 	if err := idt.Claims(&claims); err != nil {
 		return nil, fmt.Errorf("reading ID token claims: %w", err)
 	}
-	return &Identity{Subject: idt.Subject, Email: claims.Email, Name: claims.Name}, nil
+	if _, has := claims[p.groupsClaim()]; !has && op.UserInfoEndpoint() != "" {
+		if g, ok := p.userinfoGroups(ctx, op, tok); ok {
+			claims[p.groupsClaim()] = g
+		}
+	}
+	return p.identity(idt.Subject, claims), nil
+}
+
+// userinfoGroups asks the userinfo endpoint for the groups claim.
+func (p *Provider) userinfoGroups(ctx context.Context, op *oidc.Provider, tok *oauth2.Token) (any, bool) {
+	ui, err := op.UserInfo(oidc.ClientContext(ctx, p.HTTP), oauth2.StaticTokenSource(tok))
+	if err != nil {
+		return nil, false
+	}
+	var c map[string]any
+	if ui.Claims(&c) != nil {
+		return nil, false
+	}
+	g, ok := c[p.groupsClaim()]
+	return g, ok
+}
+
+func (p *Provider) groupsClaim() string {
+	if p.GroupsClaim == "" {
+		return "groups"
+	}
+	return p.GroupsClaim
+}
+
+func (p *Provider) now() time.Time {
+	if p.Now == nil {
+		return time.Now()
+	}
+	return p.Now()
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/mcp-proxy/mcp-proxy/proxy/request"
 	"github.com/mcp-proxy/mcp-proxy/proxy/store"
 )
 
@@ -20,10 +21,10 @@ const NSSessions store.Namespace = "sessions"
 // Session is a user signed in through the identity provider, in one
 // browser, on one route host.
 type Session struct {
-	ID      string `json:"-"` // the cookie's value; the store keeps its hash
-	Subject string // the identity provider's sub
-	Email   string
-	Name    string
+	ID string `json:"-"` // the cookie's value; the store keeps its hash
+	// Identity is the user as the provider described them at sign-in (its
+	// members are stored at the top level, as before claims were kept).
+	request.Identity
 	Expires time.Time
 }
 
@@ -51,8 +52,8 @@ func (s *Sessions) Current(r *http.Request) (*Session, error) {
 }
 
 // Start signs the browser of w in as id: a new session and its cookie.
-func (s *Sessions) Start(ctx context.Context, w http.ResponseWriter, id *Identity) (*Session, error) {
-	sess := &Session{Subject: id.Subject, Email: id.Email, Name: id.Name, Expires: s.Now().Add(SessionTTL)}
+func (s *Sessions) Start(ctx context.Context, w http.ResponseWriter, id *request.Identity) (*Session, error) {
+	sess := &Session{Identity: *id, Expires: s.Now().Add(SessionTTL)}
 	sid := store.NewSecret(32)
 	if err := s.Records.Put(ctx, store.SecretKey(sid), sess, sess.Expires); err != nil {
 		return nil, err

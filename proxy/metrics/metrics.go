@@ -38,6 +38,16 @@ const (
 	NameTokenRefreshes        = "mcp_proxy_token_refreshes_total"
 	NameRegistrations         = "mcp_proxy_registrations_total"
 	NameBuildInfo             = "mcp_proxy_build_info"
+	NamePolicyDecisions       = "mcp_proxy_policy_decisions_total"
+)
+
+// PolicyDecision is how an access policy decided a request.
+type PolicyDecision string
+
+// Policy decisions.
+const (
+	PolicyAllowed PolicyDecision = "allowed"
+	PolicyDenied  PolicyDecision = "denied"
 )
 
 // CacheResult is how a token cache lookup was answered.
@@ -141,6 +151,8 @@ func Catalog() []Description {
 			"Upstream token refresh attempts, by result: success, refused (the user must consent again) or failed (every attempt of a failure streak counts).", nil},
 		{NameRegistrations, "counter", []string{"method"},
 			"Client registrations with upstream authorization servers, by method: cimd, preregistered or dcr.", nil},
+		{NamePolicyDecisions, "counter", []string{"route", "decision"},
+			"Access policy decisions on routes with a policy, one per request and authorization, by decision: allowed or denied.", nil},
 		{NameBuildInfo, "gauge", []string{"version"},
 			"Always 1; the version label is the running mcp-proxy's version.", nil},
 	}
@@ -159,6 +171,7 @@ type Metrics struct {
 	refreshes        *prometheus.CounterVec
 	registrations    *prometheus.CounterVec
 	buildInfo        *prometheus.GaugeVec
+	policy           *prometheus.CounterVec
 
 	mu     sync.RWMutex
 	routes map[string]*routeSeries
@@ -167,6 +180,7 @@ type Metrics struct {
 // routeSeries are a route's hot-path series, resolved once.
 type routeSeries struct {
 	cacheHit, cacheMiss, cacheRefresh prometheus.Counter
+	policyAllowed, policyDenied       prometheus.Counter
 
 	mu       sync.RWMutex
 	upstream map[int]prometheus.Observer // by status code
@@ -192,12 +206,14 @@ func New() *Metrics {
 			m.refreshes = counter(d)
 		case NameRegistrations:
 			m.registrations = counter(d)
+		case NamePolicyDecisions:
+			m.policy = counter(d)
 		case NameBuildInfo:
 			m.buildInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: d.Name, Help: d.Help}, d.Labels)
 		}
 	}
 	m.reg.MustRegister(m.tokenCache, m.authDuration, m.upstreamDuration, m.errors, m.discovery, m.refreshes,
-		m.registrations, m.buildInfo,
+		m.registrations, m.buildInfo, m.policy,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -224,10 +240,12 @@ func (m *Metrics) route(route string) *routeSeries {
 	defer m.mu.Unlock()
 	if rs = m.routes[route]; rs == nil {
 		rs = &routeSeries{
-			cacheHit:     m.tokenCache.WithLabelValues(route, string(CacheHit)),
-			cacheMiss:    m.tokenCache.WithLabelValues(route, string(CacheMiss)),
-			cacheRefresh: m.tokenCache.WithLabelValues(route, string(CacheRefresh)),
-			upstream:     make(map[int]prometheus.Observer),
+			cacheHit:      m.tokenCache.WithLabelValues(route, string(CacheHit)),
+			cacheMiss:     m.tokenCache.WithLabelValues(route, string(CacheMiss)),
+			cacheRefresh:  m.tokenCache.WithLabelValues(route, string(CacheRefresh)),
+			policyAllowed: m.policy.WithLabelValues(route, string(PolicyAllowed)),
+			policyDenied:  m.policy.WithLabelValues(route, string(PolicyDenied)),
+			upstream:      make(map[int]prometheus.Observer),
 		}
 		m.routes[route] = rs
 	}
@@ -273,6 +291,17 @@ func (m *Metrics) UpstreamRequest(route string, code int, d time.Duration) {
 		rs.mu.Unlock()
 	}
 	o.Observe(d.Seconds())
+}
+
+// Policy counts an access policy decision on route (per request: no
+// allocation).
+func (m *Metrics) Policy(route string, d PolicyDecision) {
+	rs := m.route(route)
+	if d == PolicyDenied {
+		rs.policyDenied.Inc()
+		return
+	}
+	rs.policyAllowed.Inc()
 }
 
 // AuthorizationFlow records a downstream authorization flow that took d.

@@ -11,6 +11,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/mcp-proxy/mcp-proxy/proxy/jsonrpc"
 	"github.com/mcp-proxy/mcp-proxy/proxy/upstream"
 )
 
@@ -30,12 +31,41 @@ type Grant struct {
 	// Upstream is the remote MCP endpoint the grant's resource maps to.
 	Upstream string
 	Created  time.Time
+	// Identity is the user as the identity provider described them when
+	// the grant was made; its Subject is Subject. Grants made before the
+	// proxy kept claims have none.
+	Identity *Identity `json:",omitempty"`
 }
 
-// Identity is the signed-in user a request acts for.
+// User returns the identity of the grant's user: its Identity, or the
+// subject alone.
+func (g *Grant) User() Identity {
+	if g.Identity != nil && g.Identity.Subject == g.Subject {
+		return *g.Identity
+	}
+	return Identity{Subject: g.Subject}
+}
+
+// Identity is the signed-in user a request acts for, as the identity
+// provider described them at sign-in.
 type Identity struct {
 	// Subject is the identity provider's sub.
 	Subject string
+	Email   string `json:",omitempty"`
+	// EmailVerified is the provider's email_verified: an email counts for
+	// a policy only when it is true.
+	EmailVerified bool     `json:",omitempty"`
+	Name          string   `json:",omitempty"`
+	Groups        []string `json:",omitempty"`
+	// Claims are the ID token's claims (with the groups claim from
+	// userinfo when the ID token lacks it).
+	Claims map[string]any `json:",omitempty"`
+	// SignedIn is when the provider gave these claims.
+	SignedIn time.Time `json:",omitzero"`
+	// Source names the sign-in settings the claims were obtained under
+	// (issuer, scopes, groups claim); claims from other settings are not
+	// used by a policy.
+	Source string `json:",omitempty"`
 }
 
 // Scope is what the request path knows about one request. A request is
@@ -53,6 +83,13 @@ type Scope struct {
 	// Token is the upstream token the request carries; the token step sets
 	// it (nil for a remote server without OAuth).
 	Token *upstream.Token
+	// Message is the JSON-RPC message of the request, when the policy step
+	// read it (on a route with rules over tools, prompts, resources or
+	// methods).
+	Message *jsonrpc.Message
+	// Visible decides which items of list answers the user may see; nil:
+	// all. The policy step sets it; forwarding filters answers with it.
+	Visible jsonrpc.Keep
 }
 
 type ctxKey struct{}
