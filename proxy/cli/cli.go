@@ -1,4 +1,5 @@
-// Package cli is the mcp-proxy command line: serve, validate and version.
+// Package cli is the mcp-proxy command line: serve, validate, discover,
+// audit verify, policy check and version.
 // cmd/mcp-proxy calls Run with the process's arguments; the harness calls it
 // in-process with its own listener and network, so scenarios run exactly
 // the commands the docs show.
@@ -60,6 +61,7 @@ Usage:
   mcp-proxy validate -config FILE           check FILE and print every problem
   mcp-proxy discover [flags] URL            walk discovery for a remote MCP server and print a verdict
   mcp-proxy audit verify FILE               check the hash chain of an audit log
+  mcp-proxy policy check -config FILE ...   explain a route's access policy decision for a user
   mcp-proxy version                         print the version
 
 Run "mcp-proxy COMMAND -h" for the flags of a command.
@@ -91,6 +93,8 @@ func Run(ctx context.Context, args []string, env Env) int {
 		return discover(ctx, args[1:], env)
 	case "audit":
 		return auditCommand(args[1:], env)
+	case "policy":
+		return policyCommand(args[1:], env)
 	case "version", "-version", "--version":
 		fmt.Fprintln(env.Stdout, Version())
 		return ExitOK

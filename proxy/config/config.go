@@ -193,9 +193,9 @@ type IdentityProvider struct {
 	Scopes []string `yaml:"scopes"`
 
 	// GroupsClaim names the claim that holds a user's groups, read from
-	// the ID token or, when it lacks the claim, from the userinfo answer.
-	// Default groups (Okta, Keycloak, Dex); Entra ID names app roles in
-	// roles.
+	// the ID token or, when it lacks the claim, from the userinfo answer:
+	// groups for Okta, Keycloak and Dex, roles for Entra ID's app roles.
+	// Default groups.
 	GroupsClaim string `yaml:"groups_claim"`
 
 	// ClaimsMaxAge is how long, on a route with a policy, the proxy

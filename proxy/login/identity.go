@@ -15,8 +15,11 @@ import (
 // are kept.
 const maxClaims = 16 << 10
 
-// identity makes the user of a sign-in from the ID token's claims.
-func (p *Provider) identity(subject string, claims map[string]any) *request.Identity {
+// Identity makes the user of a sign-in from its claims (the ID token's,
+// with sub): email counts only with email_verified, groups come from the
+// groups claim.
+func (p *Provider) Identity(claims map[string]any) *request.Identity {
+	subject, _ := claims["sub"].(string)
 	id := &request.Identity{Subject: subject, SignedIn: p.now(), Source: p.Source(), Claims: claims}
 	id.Email, _ = claims["email"].(string)
 	id.EmailVerified, _ = claims["email_verified"].(bool)

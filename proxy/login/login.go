@@ -105,7 +105,8 @@ func (p *Provider) Finish(ctx context.Context, redirectURL, code, verifier, nonc
 			claims[p.groupsClaim()] = g
 		}
 	}
-	return p.identity(idt.Subject, claims), nil
+	claims["sub"] = idt.Subject
+	return p.Identity(claims), nil
 }
 
 // userinfoGroups asks the userinfo endpoint for the groups claim.
