@@ -248,7 +248,7 @@ func TestMetadata(t *testing.T) {
 		"authorization_response_iss_parameter_supported": true,
 		"subject_types_supported":                        []any{"public"},
 		"id_token_signing_alg_values_supported":          []any{"RS256"},
-		"claims_supported":                               []any{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp", "email", "email_verified", "name"},
+		"claims_supported":                               []any{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp", "email", "email_verified", "name", "groups"},
 		"prompt_values_supported":                        []any{"none", "login", "consent"},
 	}
 	for _, p := range []string{

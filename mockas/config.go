@@ -29,16 +29,24 @@ type User struct {
 	// Name is returned as the "name" claim when the "profile" scope was
 	// granted. Empty means Username.
 	Name string
+	// EmailUnverified makes email_verified false: the provider has not
+	// checked that the user owns the address.
+	EmailUnverified bool
+	// Groups are returned as the "groups" claim when the "groups" scope was
+	// granted, as Dex does.
+	Groups []string
 }
 
 // DefaultUsers are the accounts of a server whose [Config.Users] is nil:
 //
-//	username  password         sub    email              name
-//	alice     alice-password   alice  alice@example.com  Alice Example
-//	bob       bob-password     bob    bob@example.com    Bob Example
+//	username  password         sub    email                          name           groups
+//	alice     alice-password   alice  alice@example.com              Alice Example  platform
+//	bob       bob-password     bob    bob@example.com                Bob Example
+//	carol     carol-password   carol  carol@example.com (unverified) Carol Example  platform
 var DefaultUsers = []User{
-	{Username: "alice", Password: "alice-password", Subject: "alice", Email: "alice@example.com", Name: "Alice Example"},
+	{Username: "alice", Password: "alice-password", Subject: "alice", Email: "alice@example.com", Name: "Alice Example", Groups: []string{"platform"}},
 	{Username: "bob", Password: "bob-password", Subject: "bob", Email: "bob@example.com", Name: "Bob Example"},
+	{Username: "carol", Password: "carol-password", Subject: "carol", Email: "carol@example.com", Name: "Carol Example", EmailUnverified: true, Groups: []string{"platform"}},
 }
 
 // Client is a pre-registered OAuth client.

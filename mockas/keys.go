@@ -133,13 +133,14 @@ type accessClaims struct {
 // the registered ones.
 type idClaims struct {
 	jwt.Claims
-	AuthTime      int64  `json:"auth_time,omitempty"`
-	Nonce         string `json:"nonce,omitempty"`
-	AtHash        string `json:"at_hash,omitempty"`
-	AZP           string `json:"azp,omitempty"`
-	Email         string `json:"email,omitempty"`
-	EmailVerified *bool  `json:"email_verified,omitempty"`
-	Name          string `json:"name,omitempty"`
+	AuthTime      int64    `json:"auth_time,omitempty"`
+	Nonce         string   `json:"nonce,omitempty"`
+	AtHash        string   `json:"at_hash,omitempty"`
+	AZP           string   `json:"azp,omitempty"`
+	Email         string   `json:"email,omitempty"`
+	EmailVerified *bool    `json:"email_verified,omitempty"`
+	Name          string   `json:"name,omitempty"`
+	Groups        []string `json:"groups,omitempty"`
 }
 
 func (s *Server) signAccess(c accessClaims) (string, error) {

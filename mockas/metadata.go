@@ -62,7 +62,7 @@ func (s *Server) Metadata() Metadata {
 		AuthorizationResponseIssParameterSupported: true,
 		SubjectTypesSupported:                      []string{"public"},
 		IDTokenSigningAlgValuesSupported:           []string{string(s.alg)},
-		ClaimsSupported:                            []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp", "email", "email_verified", "name"},
+		ClaimsSupported:                            []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp", "email", "email_verified", "name", "groups"},
 		PromptValuesSupported:                      []string{"none", "login", "consent"},
 	}
 }

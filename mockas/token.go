@@ -435,11 +435,17 @@ func (s *Server) issueLocked(famID string, fam *family, scopes []string, nonce s
 		// OpenID Connect Core §5.4: the email and profile scopes request
 		// these claims.
 		if u != nil && slices.Contains(scopes, "email") && u.Email != "" {
-			verified := true
+			verified := !u.EmailUnverified
 			c.Email, c.EmailVerified = u.Email, &verified
 		}
 		if u != nil && slices.Contains(scopes, "profile") {
 			c.Name = u.Name
+		}
+		if u != nil && slices.Contains(scopes, "groups") {
+			c.Groups = slices.Clone(u.Groups)
+			if c.Groups == nil {
+				c.Groups = []string{}
+			}
 		}
 		if resp.IDToken, err = s.signID(c); err != nil {
 			return nil, nil, &oauthError{Code: "server_error", Description: "signing the ID token failed: " + err.Error(), Status: http.StatusInternalServerError}

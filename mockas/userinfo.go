@@ -10,11 +10,12 @@ import (
 
 // userinfo is the UserInfo response (OpenID Connect Core §5.3.2).
 type userinfo struct {
-	Sub               string `json:"sub"`
-	Email             string `json:"email,omitempty"`
-	EmailVerified     *bool  `json:"email_verified,omitempty"`
-	Name              string `json:"name,omitempty"`
-	PreferredUsername string `json:"preferred_username,omitempty"`
+	Sub               string   `json:"sub"`
+	Email             string   `json:"email,omitempty"`
+	EmailVerified     *bool    `json:"email_verified,omitempty"`
+	Name              string   `json:"name,omitempty"`
+	PreferredUsername string   `json:"preferred_username,omitempty"`
+	Groups            []string `json:"groups,omitempty"`
 }
 
 // handleUserinfo is the UserInfo endpoint (OpenID Connect Core §5.3). The
@@ -69,11 +70,14 @@ func (s *Server) handleUserinfo(w http.ResponseWriter, r *http.Request) {
 	resp := userinfo{Sub: c.Subject}
 	if u := s.usersBySub[c.Subject]; u != nil {
 		if slices.Contains(scopes, "email") && u.Email != "" {
-			verified := true
+			verified := !u.EmailUnverified
 			resp.Email, resp.EmailVerified = u.Email, &verified
 		}
 		if slices.Contains(scopes, "profile") {
 			resp.Name, resp.PreferredUsername = u.Name, u.Username
+		}
+		if slices.Contains(scopes, "groups") {
+			resp.Groups = slices.Clone(u.Groups)
 		}
 	}
 	control.WriteJSON(w, http.StatusOK, resp)

@@ -28,7 +28,7 @@ import (
 )
 
 // Passwords are the mock servers' default accounts (mockas.DefaultUsers).
-var Passwords = map[string]string{"alice": "alice-password", "bob": "bob-password"}
+var Passwords = map[string]string{"alice": "alice-password", "bob": "bob-password", "carol": "carol-password"}
 
 // MCPClient is a user with an MCP client.
 type MCPClient struct {

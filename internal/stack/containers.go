@@ -389,6 +389,9 @@ func (s *Containers) RefusedDials() []string { return s.hosts.RefusedDials() }
 // WriteConfig implements Stack, exactly as the in-process stack does.
 func (s *Containers) WriteConfig(config string) error { return writeConfig(s.ca, s.dir, config) }
 
+// WriteFile implements Stack.
+func (s *Containers) WriteFile(name string, data []byte) error { return writeBeside(s.dir, name, data) }
+
 // trustFlags are the documented flags the stack adds to serve, as the
 // in-process stack does; caFile is where the proxy finds the run's CA.
 func (s *Containers) trustFlags(caFile string) ([]string, error) {

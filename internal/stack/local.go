@@ -198,6 +198,18 @@ func (s *Local) WriteConfig(config string) error {
 	return writeConfig(s.ca, s.dir, config)
 }
 
+// WriteFile implements Stack.
+func (s *Local) WriteFile(name string, data []byte) error { return writeBeside(s.dir, name, data) }
+
+// writeBeside writes a file into the configuration's directory; name must
+// be a plain file name.
+func writeBeside(dir, name string, data []byte) error {
+	if filepath.Base(name) != name || name == "config.yaml" {
+		return fmt.Errorf("%q is not a file name beside the configuration", name)
+	}
+	return os.WriteFile(filepath.Join(dir, name), data, 0o600)
+}
+
 // configShape is what the stack reads from an operator configuration: the
 // files to issue and where the proxy listens.
 type configShape struct {

@@ -73,6 +73,9 @@ type Stack interface {
 	// WriteConfig puts an operator configuration into the proxy's working
 	// directory as config.yaml, with the files it names (certificates).
 	WriteConfig(yaml string) error
+	// WriteFile writes a file the operator keeps beside the configuration
+	// (such as a claims file for mcp-proxy policy check).
+	WriteFile(name string, data []byte) error
 	// StartProxy runs `mcp-proxy serve -config config.yaml` with the
 	// stack's documented trust flags, and waits until it serves.
 	StartProxy(ctx context.Context) error
