@@ -33,6 +33,18 @@ Feature: Tested authorization servers: Dex and Ory Hydra
     And the token that reached the remote MCP server is not the one alice's MCP client holds
     And Hydra received 1 token request for "authorization_code"
 
+  Scenario: A route for one of Dex's groups
+    Given the proxy is registered at Hydra as the documented client "tested-hydra-client"
+    And the operator configuration "tested-dex-groups"
+    And the proxy is running
+    When bob tries to connect an MCP client to "https://mcp.example.com/mcp"
+    Then bob signed in at "idp.example.com"
+    And bob's browser shows an error with the code "policy_denied"
+    And Hydra received no token request
+    When alice connects an MCP client to "https://mcp.example.com/mcp"
+    And alice's MCP client calls the tool "whoami" behind Hydra
+    Then the tool answers with the subject "alice" and the audience "https://remote-mcp.provider.com/mcp"
+
   Scenario: The route's audience gives the remote server the aud it checks
     Given the proxy is registered at Hydra as the documented client "tested-hydra-client"
     And Hydra's consent app grants only the audience the client asks for

@@ -164,18 +164,21 @@ func (rs *RealServers) startDex(ctx context.Context, bin string) error {
 		return err
 	}
 	type password struct {
-		Email    string `json:"email"`
-		Hash     string `json:"hash"`
-		Username string `json:"username"`
-		UserID   string `json:"userID"`
+		Email    string   `json:"email"`
+		Hash     string   `json:"hash"`
+		Username string   `json:"username"`
+		UserID   string   `json:"userID"`
+		Groups   []string `json:"groups,omitempty"`
 	}
 	var passwords []password
+	// alice is in platform, as at mockas (mockas.DefaultUsers).
+	groups := map[string][]string{"alice": {"platform"}}
 	for _, user := range []string{"alice", "bob"} {
 		h, err := bcrypt.GenerateFromPassword([]byte(actors.Passwords[user]), bcrypt.DefaultCost)
 		if err != nil {
 			return err
 		}
-		passwords = append(passwords, password{Email: user, Hash: string(h), Username: user, UserID: user})
+		passwords = append(passwords, password{Email: user, Hash: string(h), Username: user, UserID: user, Groups: groups[user]})
 	}
 	cfg := map[string]any{
 		"issuer":  DexIssuer,
