@@ -26,7 +26,6 @@ import (
 	"github.com/mcp-proxy/mcp-proxy/proxy/connect"
 	"github.com/mcp-proxy/mcp-proxy/proxy/login"
 	"github.com/mcp-proxy/mcp-proxy/proxy/store"
-	"github.com/mcp-proxy/mcp-proxy/proxy/tokens"
 )
 
 // The binding property test (token binding, docs/token-binding.md): seeded
@@ -77,47 +76,6 @@ var (
 	}
 	bpClients = []string{"https://client.test/a.json", "https://client.test/b.json", "https://client.test/c.json"}
 )
-
-// The model.
-
-type bpRoute struct {
-	host     string
-	binding  config.BindingMode
-	rt       *route
-	sessions map[string]string // user → browser session id
-}
-
-// bpIdentity is one binding as the test sees it, and what the model
-// believes the proxy holds for it.
-type bpIdentity struct {
-	name  string
-	route *bpRoute
-	user  string // "" under service_account
-	key   string // the proxy's binding key, learned from the first grant
-
-	present         bool
-	access, refresh string
-	expiry          time.Time
-	issued          time.Time // when the current token was issued, on the fake clock
-	refuseArmed     bool      // the authorization server refuses the next refresh of refresh
-	rejectArmed     bool      // the remote MCP server refuses access
-}
-
-type bpDownstream struct {
-	token   string
-	expires time.Time
-}
-
-type bpGrant struct {
-	n              int
-	route          *bpRoute
-	user, client   string
-	id             *bpIdentity
-	grantID        string
-	access         []bpDownstream
-	refresh        string
-	refreshExpires time.Time
-}
 
 type bpStats struct {
 	ops, grants, refusedGrants, flows, requests, bursts, burstRequests, injected, refreshes, refusedRefreshes,
@@ -290,17 +248,6 @@ func (r *bpRun) step() *bpViolation {
 }
 
 func bpPick[T any](rng *rand.Rand, s []T) T { return s[rng.IntN(len(s))] }
-
-// identity returns the binding identity name, creating it.
-func (r *bpRun) identity(name string, rt *bpRoute, user string) *bpIdentity {
-	if id := r.ids[name]; id != nil {
-		return id
-	}
-	id := &bpIdentity{name: name, route: rt, user: user}
-	r.ids[name] = id
-	r.idList = append(r.idList, id)
-	return id
-}
 
 // session returns the id of user's browser session on the route, as the
 // identity provider's sign-in would have made it.
@@ -776,16 +723,6 @@ func (r *bpRun) opAdvance() *bpViolation {
 	return nil
 }
 
-func (r *bpRun) known(present bool) []*bpIdentity {
-	var out []*bpIdentity
-	for _, id := range r.idList {
-		if id.key != "" && (!present || id.present) {
-			out = append(out, id)
-		}
-	}
-	return out
-}
-
 // opDisconnect removes a binding's token: the user's disconnect on the
 // connections page, or for the shared token the operator dropping it.
 func (r *bpRun) opDisconnect() *bpViolation {
@@ -1077,10 +1014,4 @@ func TestBindingPropertyKeySemantics(t *testing.T) {
 			t.Errorf("%s: user key prefixes do not separate users", rt.host())
 		}
 	}
-}
-
-// skew is the model's refresh window of the identity's token: a quarter
-// of its life, at most a minute (docs/advanced.md).
-func (id *bpIdentity) skew() time.Duration {
-	return tokens.RefreshSkew(id.expiry.Sub(id.issued))
 }
