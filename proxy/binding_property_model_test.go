@@ -80,3 +80,11 @@ func (r *bpRun) known(present bool) []*bpIdentity {
 func (id *bpIdentity) skew() time.Duration {
 	return tokens.RefreshSkew(id.expiry.Sub(id.issued))
 }
+
+// hold records in the model that the proxy holds the token the
+// authorization server answered ev with, issued now; what the test armed
+// against the token it replaces does not apply to it.
+func (id *bpIdentity) hold(ev *bpASEvent, now time.Time) {
+	id.access, id.refresh, id.expiry, id.issued = ev.access, ev.refresh, ev.expiry, now
+	id.refuseArmed, id.rejectArmed = false, false
+}

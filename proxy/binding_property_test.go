@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -23,7 +22,6 @@ import (
 	"github.com/mcp-proxy/mcp-proxy/internal/testca"
 	"github.com/mcp-proxy/mcp-proxy/proxy/authserver"
 	"github.com/mcp-proxy/mcp-proxy/proxy/config"
-	"github.com/mcp-proxy/mcp-proxy/proxy/connect"
 	"github.com/mcp-proxy/mcp-proxy/proxy/login"
 	"github.com/mcp-proxy/mcp-proxy/proxy/store"
 )
@@ -280,162 +278,7 @@ func (r *bpRun) browse(method, u, sid string, form url.Values) *httptest.Respons
 	return do(r.p, req)
 }
 
-var (
-	bpRequestField = regexp.MustCompile(`name="request" value="([^"]+)"`)
-	bpCSRFField    = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
-)
-
 func bpShow(u string) string { return strings.ReplaceAll(u, "\x00", `\x00`) }
-
-// opGrant authorizes an MCP client for a user on a route through the
-// proxy's endpoints: authorize, consent (the first time), the remote
-// authorization server (when the proxy holds no token for the binding),
-// the proxy's upstream callback, and the code exchange.
-func (r *bpRun) opGrant() *bpViolation {
-	rt, user, client := bpPick(r.rng, r.routes), bpPick(r.rng, r.users), bpPick(r.rng, bpClients)
-	var lost []*bpGrant
-	for _, g := range r.grants {
-		if !g.id.present {
-			lost = append(lost, g)
-		}
-	}
-	if len(lost) > 0 && r.rng.IntN(2) == 0 { // an MCP client authorizes again after a challenge
-		g := bpPick(r.rng, lost)
-		rt, user, client = g.route, g.user, g.client
-	}
-	n := len(r.grants)
-	var id *bpIdentity
-	switch rt.binding {
-	case config.BindingPerUser:
-		id = r.identity(rt.host+" "+bpShow(user), rt, user)
-	case config.BindingPerSession:
-		id = r.identity(fmt.Sprintf("%s %s authorization@op%d", rt.host, bpShow(user), r.op), rt, user)
-	default:
-		id = r.identity(rt.host, rt, "")
-	}
-	r.note("grant: %s authorizes %s on %s (binding %s, held: %v)", bpShow(user), client, rt.host, id.name, id.present)
-	sid := r.session(rt, user)
-	origin := "https://" + rt.host
-	q := url.Values{"response_type": {"code"}, "client_id": {client}, "redirect_uri": {bpRedirect},
-		"code_challenge": {challengeOf(testVerifier)}, "code_challenge_method": {"S256"},
-		"resource": {origin + "/mcp"}, "state": {fmt.Sprintf("cs%d", r.op)}}
-	rec := r.browse(http.MethodGet, origin+authserver.PathAuthorize+"?"+q.Encode(), sid, nil)
-	if rec.Code == http.StatusOK {
-		req, csrf := bpRequestField.FindStringSubmatch(rec.Body.String()), bpCSRFField.FindStringSubmatch(rec.Body.String())
-		if req == nil || csrf == nil {
-			return r.fail(bpFlow, "authorize answered 200 without a consent form: %s", rec.Body)
-		}
-		rec = r.browse(http.MethodPost, origin+authserver.PathConsent, sid, url.Values{"request": {req[1]}, "csrf": {csrf[1]}, "decision": {"approve"}})
-	}
-	if rt.binding == config.BindingServiceAccount && !id.present && user != bpAdmin {
-		if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "service_account_not_connected") {
-			return r.fail(bpModel, "%s authorized on %s, whose shared token is not connected: %d %s", bpShow(user), rt.host, rec.Code, rec.Body)
-		}
-		r.stats.refusedGrants++
-		return nil
-	}
-	if rec.Code != http.StatusFound {
-		return r.fail(bpFlow, "authorize/consent answered %d %s", rec.Code, rec.Body)
-	}
-	loc, err := url.Parse(rec.Header().Get("Location"))
-	if err != nil {
-		return r.fail(bpFlow, "Location %q: %v", rec.Header().Get("Location"), err)
-	}
-	consented := false
-	if loc.Host == bpASHost {
-		if id.present {
-			return r.fail(bpModel, "the proxy sent %s to the remote authorization server although it holds the token of %s", bpShow(user), id.name)
-		}
-		aq := loc.Query()
-		if aq.Get("client_id") != bpASClientID || aq.Get("redirect_uri") != origin+connect.PathCallback || aq.Get("resource") != bpUpstreamURL ||
-			aq.Get("code_challenge_method") != "S256" || aq.Get("state") == "" {
-			return r.fail(bpFlow, "authorization request to the remote authorization server: %s", loc)
-		}
-		code := fmt.Sprintf("ac-op%d", r.op)
-		var lifetime int64
-		if r.rng.IntN(10) != 0 { // 2 minutes to 2 hours; some tokens say no expiry
-			lifetime = int64(10*(12+r.rng.IntN(708)) + 5)
-		}
-		r.remote.mu.Lock()
-		r.remote.codes[code] = bpCode{identity: id.name, challenge: aq.Get("code_challenge"), redirect: aq.Get("redirect_uri"),
-			resource: aq.Get("resource"), lifetime: lifetime}
-		r.remote.mu.Unlock()
-		rec = r.browse(http.MethodGet, origin+connect.PathCallback+"?"+url.Values{"code": {code}, "state": {aq.Get("state")}}.Encode(), sid, nil)
-		evs := r.remote.takeEvents()
-		if len(evs) != 1 || evs[0].grantType != "authorization_code" || evs[0].problem != "" || evs[0].refused {
-			return r.fail(bpFlow, "the upstream callback's requests to the authorization server: %+v", evs)
-		}
-		if rec.Code != http.StatusFound {
-			return r.fail(bpFlow, "upstream callback answered %d %s", rec.Code, rec.Body)
-		}
-		ev := evs[0]
-		id.present, id.access, id.refresh, id.expiry, id.issued = true, ev.access, ev.refresh, ev.expiry, r.clock.now()
-		id.refuseArmed, id.rejectArmed = false, false
-		consented = true
-		r.stats.flows++
-		if loc, err = url.Parse(rec.Header().Get("Location")); err != nil {
-			return r.fail(bpFlow, "Location %q: %v", rec.Header().Get("Location"), err)
-		}
-	} else if !id.present {
-		return r.fail(bpBinding, "the proxy issued %s a code for %s without a remote consent: it holds a remote token under that binding's key, which the test never issued for it (key collision?)",
-			bpShow(user), id.name)
-	}
-	cq := loc.Query()
-	if got := loc.Scheme + "://" + loc.Host + loc.Path; got != bpRedirect || cq.Get("code") == "" || cq.Get("iss") != origin {
-		return r.fail(bpFlow, "the redirect to the MCP client: %s", loc)
-	}
-	rec = do(r.p, bpTokenRequest(rt.host, url.Values{"grant_type": {"authorization_code"}, "code": {cq.Get("code")}, "client_id": {client},
-		"redirect_uri": {bpRedirect}, "code_verifier": {testVerifier}, "resource": {origin + "/mcp"}}))
-	var tr tokenResponse
-	if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &tr) != nil || tr.AccessToken == "" {
-		return r.fail(bpFlow, "code exchange: %d %s", rec.Code, rec.Body)
-	}
-	at, err := r.p.accessToken(tr.AccessToken)
-	if err != nil || at == nil || at.Grant == nil {
-		return r.fail(bpFlow, "the access token's record: %+v %v", at, err)
-	}
-	gr := at.Grant
-	if gr.Subject != user || gr.Route != rt.host || gr.ClientID != client || gr.BindingKey == "" {
-		return r.fail(bpFlow, "grant %+v for %s/%s/%s", gr, bpShow(user), rt.host, client)
-	}
-	if id.key == "" {
-		if other := r.byKey[gr.BindingKey]; other != nil {
-			return r.fail(bpBinding, "bindings %s and %s have the same key %q", other.name, id.name, gr.BindingKey)
-		}
-		id.key = gr.BindingKey
-		r.byKey[id.key] = id
-	} else if id.key != gr.BindingKey {
-		return r.fail(bpBinding, "a grant of binding %s has key %q; earlier grants of it have %q", id.name, gr.BindingKey, id.key)
-	}
-	if consented {
-		ut, err := r.p.upstreamToken(id.route.host, id.key)
-		switch {
-		case err != nil || ut == nil:
-			return r.fail(bpModel, "no upstream token under %s's key after the consent: %v", id.name, err)
-		case ut.AccessToken != id.access || ut.Key != id.key || ut.Subject != user:
-			return r.fail(bpBinding, "the token stored under %s's key is %s of %s (Key %q)", id.name, ut.AccessToken, bpShow(ut.Subject), ut.Key)
-		case id.expiry.IsZero() != ut.Expiry.IsZero() || ut.Expiry.Sub(id.expiry).Abs() > 2*time.Second:
-			return r.fail(bpFlow, "the stored expiry %s differs from the authorization server's %s", ut.Expiry, id.expiry)
-		}
-	}
-	now := r.clock.now()
-	g := &bpGrant{n: n, route: rt, user: user, client: client, id: id, grantID: gr.ID, refresh: tr.RefreshToken,
-		access: []bpDownstream{{tr.AccessToken, now.Add(authserver.AccessTokenTTL)}}, refreshExpires: now.Add(authserver.RefreshTokenTTL)}
-	r.downstream[tr.AccessToken], r.downstream[tr.RefreshToken] = true, true
-	r.grants = append(r.grants, g)
-	r.stats.grants++
-	r.note("  grant #%d of %s, key %q", n, id.name, id.key)
-	if consented && r.tamper != nil {
-		r.tamper(r, id)
-	}
-	return nil
-}
-
-func bpTokenRequest(host string, form url.Values) *http.Request {
-	req := httptest.NewRequest(http.MethodPost, "https://"+host+authserver.PathToken, strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	return req
-}
 
 type bpReq struct {
 	g     *bpGrant
