@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"strings"
 	"time"
 
 	"github.com/mcp-proxy/mcp-proxy/proxy/request"
@@ -39,4 +40,60 @@ func (r *bpRun) checkConsentStored(id *bpIdentity, user string) *bpViolation {
 		return r.fail(bpFlow, "the stored expiry %s differs from the authorization server's %s", ut.Expiry, id.expiry)
 	}
 	return nil
+}
+
+// checkInjected is the property: every token the remote server received
+// (hits, per request) belongs to the binding of the request's grant.
+func (r *bpRun) checkInjected(reqs []*bpReq, hits [][]bpHit) *bpViolation {
+	for i, q := range reqs {
+		for _, h := range hits[i] {
+			if v := r.checkHit(q, h); v != nil {
+				return v
+			}
+		}
+	}
+	return nil
+}
+
+func (r *bpRun) checkHit(q *bpReq, h bpHit) *bpViolation {
+	if len(h.auth) != 1 || !strings.HasPrefix(h.auth[0], "Bearer ") {
+		return r.fail(bpBinding, "request %s of grant #%d reached the remote server with Authorization %q", q.tag, q.g.n, h.auth)
+	}
+	tok := strings.TrimPrefix(h.auth[0], "Bearer ")
+	if r.downstream[tok] {
+		return r.fail(bpBinding, "request %s of grant #%d passed the MCP client's own token to the remote server", q.tag, q.g.n)
+	}
+	info, ok := r.remote.lookup(tok)
+	if !ok || info.refresh {
+		return r.fail(bpBinding, "request %s of grant #%d carried %q, which the authorization server never issued as an access token", q.tag, q.g.n, tok)
+	}
+	if info.identity != q.g.id.name {
+		return r.fail(bpBinding, "request %s of grant #%d (user %s, client %s, binding %s, key %q) carried %s, the remote token of %s",
+			q.tag, q.g.n, bpShow(q.g.user), q.g.client, q.g.id.name, q.g.id.key, tok, info.identity)
+	}
+	r.stats.injected++
+	return nil
+}
+
+// checkRefreshes requires every request the authorization server received
+// while serving the requests (desc) to be a well-formed refresh, with a
+// refresh token it issued, of a binding they used with a valid client
+// token (active): no refresh used another binding's refresh token. It
+// returns the refreshes by binding.
+func (r *bpRun) checkRefreshes(events []bpASEvent, active map[*bpIdentity]bool, desc []string) (map[*bpIdentity][]bpASEvent, *bpViolation) {
+	byID := map[*bpIdentity][]bpASEvent{}
+	for _, ev := range events {
+		id := r.ids[ev.identity]
+		switch {
+		case ev.grantType != "refresh_token" || ev.problem != "":
+			return nil, r.fail(bpModel, "unexpected request to the authorization server: %+v", ev)
+		case id == nil:
+			return nil, r.fail(bpBinding, "the proxy presented refresh token %q, which the authorization server never issued", ev.presented)
+		}
+		if !active[id] {
+			return nil, r.fail(bpBinding, "the proxy refreshed %s's token while serving %s", ev.identity, strings.Join(desc, ", "))
+		}
+		byID[id] = append(byID[id], ev)
+	}
+	return byID, nil
 }
