@@ -97,3 +97,16 @@ func (r *bpRun) checkRefreshes(events []bpASEvent, active map[*bpIdentity]bool, 
 	}
 	return byID, nil
 }
+
+// checkStored reports a token stored under id's key that the authorization
+// server issued for another binding.
+func (r *bpRun) checkStored(id *bpIdentity) *bpViolation {
+	ut, err := r.p.upstreamToken(id.route.host, id.key)
+	if err != nil || ut == nil {
+		return nil
+	}
+	if info, ok := r.remote.lookup(ut.AccessToken); !ok || info.identity != id.name || ut.Key != id.key {
+		return r.fail(bpBinding, "the token stored under the key of %s is %s, the remote token of %q (its Key field %q)", id.name, ut.AccessToken, info.identity, ut.Key)
+	}
+	return nil
+}
