@@ -9,6 +9,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -135,7 +136,7 @@ func (f *bpRemote) issue(identity string) (access, refresh string) {
 	return access, refresh
 }
 
-// hash64 makes the authorization server's choices deterministic functions
+// bpHash makes the authorization server's choices deterministic functions
 // of the token it is shown, whatever order concurrent refreshes arrive in.
 func bpHash(s string) uint64 {
 	h := fnv.New64a()
@@ -143,6 +144,8 @@ func bpHash(s string) uint64 {
 	return h.Sum64()
 }
 
+// token is the authorization server's token endpoint; it records every
+// request as a bpASEvent.
 func (f *bpRemote) token(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path != "/token" || r.Method != http.MethodPost || r.ParseForm() != nil {
 		http.Error(w, "not a token request", http.StatusBadRequest)
@@ -163,63 +166,18 @@ func (f *bpRemote) token(w http.ResponseWriter, r *http.Request) {
 	if form.Get("resource") != bpUpstreamURL {
 		ev.problem = fmt.Sprintf("resource %q, want %q", form.Get("resource"), bpUpstreamURL)
 	}
-	refuse := func() {
-		ev.refused = true
-		pages.JSON(w, http.StatusBadRequest, "no-store", map[string]string{"error": "invalid_grant"})
-	}
+	granted := false
 	switch ev.grantType {
 	case "authorization_code":
-		ev.presented = form.Get("code")
-		c, ok := f.codes[ev.presented]
-		delete(f.codes, ev.presented)
-		if !ok {
-			ev.problem = "an unknown or used authorization code"
-			refuse()
-			return
-		}
-		ev.identity = c.identity
-		switch {
-		case form.Get("redirect_uri") != c.redirect:
-			ev.problem = fmt.Sprintf("redirect_uri %q, want %q", form.Get("redirect_uri"), c.redirect)
-		case c.resource != bpUpstreamURL:
-			ev.problem = fmt.Sprintf("the authorization request named resource %q", c.resource)
-		case !bpPKCE(form.Get("code_verifier"), c.challenge):
-			ev.problem = "the code_verifier does not match the authorization request's code_challenge"
-		}
-		ev.access, ev.refresh = f.issue(c.identity)
-		if c.lifetime > 0 {
-			// x/oauth2 counts expires_in from the real clock: shift it so
-			// that the expiry lands lifetime seconds after the fake now.
-			resp["expires_in"] = c.lifetime + int64(math.Round(time.Until(now).Seconds()))
-			ev.expiry = now.Add(time.Duration(c.lifetime) * time.Second)
-		}
+		granted = f.exchange(form, &ev, now, resp)
 	case "refresh_token":
-		ev.presented = form.Get("refresh_token")
-		info, ok := f.tokens[ev.presented]
-		if !ok || !info.refresh {
-			ev.problem = "an unknown refresh token"
-			refuse()
-			return
-		}
-		ev.identity = info.identity
-		if f.refuse[ev.presented] {
-			delete(f.refuse, ev.presented)
-			refuse()
-			return
-		}
-		h := bpHash(ev.presented)
-		access, refresh := f.issue(info.identity)
-		ev.access, ev.refresh = access, ev.presented
-		if h%4 != 0 { // mostly rotate; sometimes keep the refresh token (RFC 6749 §6)
-			ev.refresh = refresh
-			resp["refresh_token"] = refresh
-		}
-		lifetime := int64(10*(12+h/4%48) + 5) // 125s..605s: always past tokens.RefreshSkew
-		resp["expires_in"] = lifetime
-		ev.expiry = now.Add(time.Duration(lifetime) * time.Second)
+		granted = f.refresh(form, &ev, now, resp)
 	default:
 		ev.problem = "grant_type " + ev.grantType
-		refuse()
+	}
+	if !granted {
+		ev.refused = true
+		pages.JSON(w, http.StatusBadRequest, "no-store", map[string]string{"error": "invalid_grant"})
 		return
 	}
 	resp["access_token"] = ev.access
@@ -227,6 +185,62 @@ func (f *bpRemote) token(w http.ResponseWriter, r *http.Request) {
 		resp["refresh_token"] = ev.refresh
 	}
 	pages.JSON(w, http.StatusOK, "no-store", resp)
+}
+
+// exchange redeems the authorization code of form into ev and resp, or
+// says it refuses it. Caller holds mu.
+func (f *bpRemote) exchange(form url.Values, ev *bpASEvent, now time.Time, resp map[string]any) bool {
+	ev.presented = form.Get("code")
+	c, ok := f.codes[ev.presented]
+	delete(f.codes, ev.presented)
+	if !ok {
+		ev.problem = "an unknown or used authorization code"
+		return false
+	}
+	ev.identity = c.identity
+	switch {
+	case form.Get("redirect_uri") != c.redirect:
+		ev.problem = fmt.Sprintf("redirect_uri %q, want %q", form.Get("redirect_uri"), c.redirect)
+	case c.resource != bpUpstreamURL:
+		ev.problem = fmt.Sprintf("the authorization request named resource %q", c.resource)
+	case !bpPKCE(form.Get("code_verifier"), c.challenge):
+		ev.problem = "the code_verifier does not match the authorization request's code_challenge"
+	}
+	ev.access, ev.refresh = f.issue(c.identity)
+	if c.lifetime > 0 {
+		// x/oauth2 counts expires_in from the real clock: shift it so
+		// that the expiry lands lifetime seconds after the fake now.
+		resp["expires_in"] = c.lifetime + int64(math.Round(time.Until(now).Seconds()))
+		ev.expiry = now.Add(time.Duration(c.lifetime) * time.Second)
+	}
+	return true
+}
+
+// refresh answers the refresh token of form into ev and resp, or says it
+// refuses it: unknown, or armed to be refused. Caller holds mu.
+func (f *bpRemote) refresh(form url.Values, ev *bpASEvent, now time.Time, resp map[string]any) bool {
+	ev.presented = form.Get("refresh_token")
+	info, ok := f.tokens[ev.presented]
+	if !ok || !info.refresh {
+		ev.problem = "an unknown refresh token"
+		return false
+	}
+	ev.identity = info.identity
+	if f.refuse[ev.presented] {
+		delete(f.refuse, ev.presented)
+		return false
+	}
+	h := bpHash(ev.presented)
+	access, refresh := f.issue(info.identity)
+	ev.access, ev.refresh = access, ev.presented
+	if h%4 != 0 { // mostly rotate; sometimes keep the refresh token (RFC 6749 §6)
+		ev.refresh = refresh
+		resp["refresh_token"] = refresh
+	}
+	lifetime := int64(10*(12+h/4%48) + 5) // 125s..605s: always past tokens.RefreshSkew
+	resp["expires_in"] = lifetime
+	ev.expiry = now.Add(time.Duration(lifetime) * time.Second)
+	return true
 }
 
 func (f *bpRemote) lookup(tok string) (bpTokenInfo, bool) {
