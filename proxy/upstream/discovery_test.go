@@ -134,228 +134,256 @@ func asMeta(issuer string) map[string]any {
 	}
 }
 
+// discoverMCPURL is the remote MCP server every discoverCases case
+// discovers.
+const discoverMCPURL = "https://mcp.test/mcp"
+
+// discoverCase is one discovery against a world of fake servers: it finds
+// what want checks, or fails with wantErr.
+type discoverCase struct {
+	name       string
+	setup      func(w *world)
+	fallback   string
+	allow      func(string) error
+	want       func(t *testing.T, d *Discovery)
+	wantErr    string
+	mustNotSee []string // host/path the discovery must not fetch
+}
+
+var discoverCases = []discoverCase{
+	{
+		name: "metadata from the challenge's resource_metadata",
+		setup: func(w *world) {
+			w.challenge(`Bearer resource_metadata="https://mcp.test/custom/prm.json", scope="read write"`)
+			w.json("mcp.test/custom/prm.json", map[string]any{"resource": discoverMCPURL, "authorization_servers": []string{"https://as.test"}, "scopes_supported": []string{"x"}})
+			w.json("as.test/.well-known/oauth-authorization-server", asMeta("https://as.test"))
+		},
+		want: func(t *testing.T, d *Discovery) {
+			if d.MetadataURL != "https://mcp.test/custom/prm.json" || d.Resource != discoverMCPURL || d.Issuer != "https://as.test" {
+				t.Errorf("got %+v", d)
+			}
+			if strings.Join(d.Scopes, " ") != "read write" {
+				t.Errorf("scopes = %v, want the challenge's", d.Scopes)
+			}
+			if !d.SupportsCIMD() {
+				t.Error("CIMD support not read")
+			}
+		},
+	},
+	{
+		name: "path-suffixed metadata, scopes_supported, OIDC discovery",
+		setup: func(w *world) {
+			w.challenge(`Bearer`)
+			w.json("mcp.test/.well-known/oauth-protected-resource/mcp", map[string]any{"resource": discoverMCPURL, "authorization_servers": []string{"https://as.test/tenant"}, "scopes_supported": []string{"x"}})
+			w.json("as.test/.well-known/openid-configuration/tenant", asMeta("https://as.test/tenant"))
+		},
+		want: func(t *testing.T, d *Discovery) {
+			if d.Issuer != "https://as.test/tenant" || strings.Join(d.Scopes, " ") != "x" {
+				t.Errorf("got %+v", d)
+			}
+		},
+	},
+	{
+		name: "root metadata describes the origin",
+		setup: func(w *world) {
+			w.challenge(`Bearer`)
+			w.json("mcp.test/.well-known/oauth-protected-resource", map[string]any{"resource": "https://mcp.test", "authorization_servers": []string{"https://as.test"}})
+			w.json("as.test/.well-known/oauth-authorization-server", asMeta("https://as.test"))
+		},
+		want: func(t *testing.T, d *Discovery) {
+			if d.Resource != "https://mcp.test" {
+				t.Errorf("resource = %q, want the origin", d.Resource)
+			}
+		},
+	},
+	{
+		name:    "no metadata but a challenge",
+		setup:   func(w *world) { w.challenge(`Bearer`) },
+		wantErr: "The remote MCP server https://mcp.test/mcp asks for authorization but publishes no protected resource metadata (tried https://mcp.test/.well-known/oauth-protected-resource/mcp and https://mcp.test/.well-known/oauth-protected-resource). Set mcp.server.authorization_server_url to its authorization server.",
+	},
+	{
+		name: "an answer without a token, no metadata: no OAuth",
+		setup: func(w *world) {
+			w.handle("mcp.test/mcp", func(rw http.ResponseWriter, _ *http.Request) { rw.WriteHeader(http.StatusOK) })
+		},
+		want: func(t *testing.T, d *Discovery) {
+			if !d.NoAuth {
+				t.Errorf("got %+v, want NoAuth", d)
+			}
+		},
+	},
+	{
+		// A 400 or 404 proves nothing: never "no authorization" from it.
+		name: "no metadata, no challenge, no success: an error",
+		setup: func(w *world) {
+			w.handle("mcp.test/mcp", func(rw http.ResponseWriter, _ *http.Request) { rw.WriteHeader(http.StatusBadRequest) })
+		},
+		wantErr: "The remote MCP server https://mcp.test/mcp answered 400 to an MCP client's first request without a token, with no challenge, and publishes no protected resource metadata (tried https://mcp.test/.well-known/oauth-protected-resource/mcp and https://mcp.test/.well-known/oauth-protected-resource), so the proxy cannot tell whether it needs authorization. Check the route's to, or set mcp.server.authorization_server_url.",
+	},
+	{
+		// The spec lets a server answer GET with 405 and challenge POST
+		// only; the challenge names metadata at a place of its own.
+		name: "a challenge on POST only, metadata only where it points",
+		setup: func(w *world) {
+			w.handle("mcp.test/mcp", func(rw http.ResponseWriter, r *http.Request) {
+				if r.Method != http.MethodPost {
+					rw.WriteHeader(http.StatusMethodNotAllowed)
+					return
+				}
+				rw.Header().Set("WWW-Authenticate", `Bearer resource_metadata="https://mcp.test/custom/prm", scope="mcp:basic"`)
+				rw.WriteHeader(http.StatusUnauthorized)
+			})
+			w.json("mcp.test/custom/prm", map[string]any{"resource": "https://mcp.test/mcp", "authorization_servers": []string{"https://as.test"}, "scopes_supported": []string{"mcp:basic", "mcp:admin"}})
+			w.json("as.test/.well-known/oauth-authorization-server", asMeta("https://as.test"))
+		},
+		want: func(t *testing.T, d *Discovery) {
+			if d.NoAuth || d.Issuer != "https://as.test" || strings.Join(d.Scopes, " ") != "mcp:basic" {
+				t.Errorf("got %+v, want as.test with the challenge's scope mcp:basic", d)
+			}
+		},
+	},
+	{
+		// A 2026-07-28 server checks the request's shape first: an
+		// initialize without its headers gets 400, server/discover the
+		// challenge. An older server is the other way round.
+		name: "server/discover first, initialize when that proves nothing",
+		setup: func(w *world) {
+			w.handle("mcp.test/mcp", func(rw http.ResponseWriter, r *http.Request) {
+				if r.Header.Get("Mcp-Method") != "initialize" || r.Header.Get("MCP-Protocol-Version") != "2025-11-25" {
+					rw.WriteHeader(http.StatusBadRequest)
+					return
+				}
+				rw.Header().Set("WWW-Authenticate", `Bearer resource_metadata="https://mcp.test/custom/prm"`)
+				rw.WriteHeader(http.StatusUnauthorized)
+			})
+			w.json("mcp.test/custom/prm", map[string]any{"resource": "https://mcp.test/mcp", "authorization_servers": []string{"https://as.test"}})
+			w.json("as.test/.well-known/oauth-authorization-server", asMeta("https://as.test"))
+		},
+		want: func(t *testing.T, d *Discovery) {
+			if d.NoAuth || d.Issuer != "https://as.test" {
+				t.Errorf("got %+v, want as.test from the initialize challenge", d)
+			}
+		},
+	},
+	{
+		name:     "no metadata, configured authorization server",
+		fallback: "https://as.test",
+		setup: func(w *world) {
+			w.challenge(`Bearer`)
+			w.json("as.test/.well-known/oauth-authorization-server", asMeta("https://as.test"))
+		},
+		want: func(t *testing.T, d *Discovery) {
+			if d.Resource != discoverMCPURL || d.Issuer != "https://as.test" {
+				t.Errorf("got %+v", d)
+			}
+		},
+	},
+	{
+		name: "metadata for another resource is not used",
+		setup: func(w *world) {
+			w.challenge(`Bearer`)
+			w.json("mcp.test/.well-known/oauth-protected-resource/mcp", map[string]any{"resource": "https://evil.test/mcp", "authorization_servers": []string{"https://as.test"}})
+			w.json("as.test/.well-known/oauth-authorization-server", asMeta("https://as.test"))
+		},
+		wantErr:    `The protected resource metadata at https://mcp.test/.well-known/oauth-protected-resource/mcp describes "https://evil.test/mcp", not https://mcp.test/mcp; the proxy does not use it.`,
+		mustNotSee: []string{"as.test/.well-known/oauth-authorization-server"},
+	},
+	{
+		name: "issuer mismatch",
+		setup: func(w *world) {
+			w.challenge(`Bearer`)
+			w.json("mcp.test/.well-known/oauth-protected-resource/mcp", map[string]any{"resource": discoverMCPURL, "authorization_servers": []string{"https://as.test"}})
+			w.json("as.test/.well-known/oauth-authorization-server", asMeta("https://other.test"))
+		},
+		wantErr: `The authorization server https://as.test is unusable: metadata issuer "https://other.test" does not match issuer URL "https://as.test"`,
+	},
+	{
+		name: "no PKCE S256",
+		setup: func(w *world) {
+			w.challenge(`Bearer`)
+			w.json("mcp.test/.well-known/oauth-protected-resource/mcp", map[string]any{"resource": discoverMCPURL, "authorization_servers": []string{"https://as.test"}})
+			m := asMeta("https://as.test")
+			m["code_challenge_methods_supported"] = []string{"plain"}
+			w.json("as.test/.well-known/oauth-authorization-server", m)
+		},
+		wantErr: "The authorization server https://as.test does not support PKCE with S256 (code_challenge_methods_supported: [plain]); the proxy will not authorize without it.",
+	},
+	{
+		name: "authorization server outside the allowlist",
+		allow: func(h string) error {
+			if h == "mcp.test" {
+				return nil
+			}
+			return fmt.Errorf("its host %s is not in allowed_metadata_domains", h)
+		},
+		setup: func(w *world) {
+			w.challenge(`Bearer`)
+			w.json("mcp.test/.well-known/oauth-protected-resource/mcp", map[string]any{"resource": discoverMCPURL, "authorization_servers": []string{"https://other.test"}})
+		},
+		wantErr:    "The proxy refused the authorization server https://other.test: its host other.test is not in allowed_metadata_domains",
+		mustNotSee: []string{"other.test/.well-known/oauth-authorization-server"},
+	},
+	{
+		name: "a hint that resolves to a private address is refused before any dial",
+		setup: func(w *world) {
+			w.private["evil.test"] = netip.MustParseAddrPort("10.0.0.7:443")
+			w.challenge(`Bearer resource_metadata="https://evil.test/prm"`)
+		},
+		wantErr: "The protected resource metadata at https://evil.test/prm could not be read: refused to connect to evil.test: it resolves to 10.0.0.7, a private address, and it is not a host named in the configuration",
+	},
+}
+
 func TestDiscover(t *testing.T) {
-	const mcpURL = "https://mcp.test/mcp"
-	tests := []struct {
-		name       string
-		setup      func(w *world)
-		fallback   string
-		allow      func(string) error
-		want       func(t *testing.T, d *Discovery)
-		wantErr    string
-		mustNotSee []string
-	}{
-		{
-			name: "metadata from the challenge's resource_metadata",
-			setup: func(w *world) {
-				w.challenge(`Bearer resource_metadata="https://mcp.test/custom/prm.json", scope="read write"`)
-				w.json("mcp.test/custom/prm.json", map[string]any{"resource": mcpURL, "authorization_servers": []string{"https://as.test"}, "scopes_supported": []string{"x"}})
-				w.json("as.test/.well-known/oauth-authorization-server", asMeta("https://as.test"))
-			},
-			want: func(t *testing.T, d *Discovery) {
-				if d.MetadataURL != "https://mcp.test/custom/prm.json" || d.Resource != mcpURL || d.Issuer != "https://as.test" {
-					t.Errorf("got %+v", d)
-				}
-				if strings.Join(d.Scopes, " ") != "read write" {
-					t.Errorf("scopes = %v, want the challenge's", d.Scopes)
-				}
-				if !d.SupportsCIMD() {
-					t.Error("CIMD support not read")
-				}
-			},
-		},
-		{
-			name: "path-suffixed metadata, scopes_supported, OIDC discovery",
-			setup: func(w *world) {
-				w.challenge(`Bearer`)
-				w.json("mcp.test/.well-known/oauth-protected-resource/mcp", map[string]any{"resource": mcpURL, "authorization_servers": []string{"https://as.test/tenant"}, "scopes_supported": []string{"x"}})
-				w.json("as.test/.well-known/openid-configuration/tenant", asMeta("https://as.test/tenant"))
-			},
-			want: func(t *testing.T, d *Discovery) {
-				if d.Issuer != "https://as.test/tenant" || strings.Join(d.Scopes, " ") != "x" {
-					t.Errorf("got %+v", d)
-				}
-			},
-		},
-		{
-			name: "root metadata describes the origin",
-			setup: func(w *world) {
-				w.challenge(`Bearer`)
-				w.json("mcp.test/.well-known/oauth-protected-resource", map[string]any{"resource": "https://mcp.test", "authorization_servers": []string{"https://as.test"}})
-				w.json("as.test/.well-known/oauth-authorization-server", asMeta("https://as.test"))
-			},
-			want: func(t *testing.T, d *Discovery) {
-				if d.Resource != "https://mcp.test" {
-					t.Errorf("resource = %q, want the origin", d.Resource)
-				}
-			},
-		},
-		{
-			name:    "no metadata but a challenge",
-			setup:   func(w *world) { w.challenge(`Bearer`) },
-			wantErr: "The remote MCP server https://mcp.test/mcp asks for authorization but publishes no protected resource metadata (tried https://mcp.test/.well-known/oauth-protected-resource/mcp and https://mcp.test/.well-known/oauth-protected-resource). Set mcp.server.authorization_server_url to its authorization server.",
-		},
-		{
-			name: "an answer without a token, no metadata: no OAuth",
-			setup: func(w *world) {
-				w.handle("mcp.test/mcp", func(rw http.ResponseWriter, _ *http.Request) { rw.WriteHeader(http.StatusOK) })
-			},
-			want: func(t *testing.T, d *Discovery) {
-				if !d.NoAuth {
-					t.Errorf("got %+v, want NoAuth", d)
-				}
-			},
-		},
-		{
-			// A 400 or 404 proves nothing: never "no authorization" from it.
-			name: "no metadata, no challenge, no success: an error",
-			setup: func(w *world) {
-				w.handle("mcp.test/mcp", func(rw http.ResponseWriter, _ *http.Request) { rw.WriteHeader(http.StatusBadRequest) })
-			},
-			wantErr: "The remote MCP server https://mcp.test/mcp answered 400 to an MCP client's first request without a token, with no challenge, and publishes no protected resource metadata (tried https://mcp.test/.well-known/oauth-protected-resource/mcp and https://mcp.test/.well-known/oauth-protected-resource), so the proxy cannot tell whether it needs authorization. Check the route's to, or set mcp.server.authorization_server_url.",
-		},
-		{
-			// The spec lets a server answer GET with 405 and challenge POST
-			// only; the challenge names metadata at a place of its own.
-			name: "a challenge on POST only, metadata only where it points",
-			setup: func(w *world) {
-				w.handle("mcp.test/mcp", func(rw http.ResponseWriter, r *http.Request) {
-					if r.Method != http.MethodPost {
-						rw.WriteHeader(http.StatusMethodNotAllowed)
-						return
-					}
-					rw.Header().Set("WWW-Authenticate", `Bearer resource_metadata="https://mcp.test/custom/prm", scope="mcp:basic"`)
-					rw.WriteHeader(http.StatusUnauthorized)
-				})
-				w.json("mcp.test/custom/prm", map[string]any{"resource": "https://mcp.test/mcp", "authorization_servers": []string{"https://as.test"}, "scopes_supported": []string{"mcp:basic", "mcp:admin"}})
-				w.json("as.test/.well-known/oauth-authorization-server", asMeta("https://as.test"))
-			},
-			want: func(t *testing.T, d *Discovery) {
-				if d.NoAuth || d.Issuer != "https://as.test" || strings.Join(d.Scopes, " ") != "mcp:basic" {
-					t.Errorf("got %+v, want as.test with the challenge's scope mcp:basic", d)
-				}
-			},
-		},
-		{
-			// A 2026-07-28 server checks the request's shape first: an
-			// initialize without its headers gets 400, server/discover the
-			// challenge. An older server is the other way round.
-			name: "server/discover first, initialize when that proves nothing",
-			setup: func(w *world) {
-				w.handle("mcp.test/mcp", func(rw http.ResponseWriter, r *http.Request) {
-					if r.Header.Get("Mcp-Method") != "initialize" || r.Header.Get("MCP-Protocol-Version") != "2025-11-25" {
-						rw.WriteHeader(http.StatusBadRequest)
-						return
-					}
-					rw.Header().Set("WWW-Authenticate", `Bearer resource_metadata="https://mcp.test/custom/prm"`)
-					rw.WriteHeader(http.StatusUnauthorized)
-				})
-				w.json("mcp.test/custom/prm", map[string]any{"resource": "https://mcp.test/mcp", "authorization_servers": []string{"https://as.test"}})
-				w.json("as.test/.well-known/oauth-authorization-server", asMeta("https://as.test"))
-			},
-			want: func(t *testing.T, d *Discovery) {
-				if d.NoAuth || d.Issuer != "https://as.test" {
-					t.Errorf("got %+v, want as.test from the initialize challenge", d)
-				}
-			},
-		},
-		{
-			name:     "no metadata, configured authorization server",
-			fallback: "https://as.test",
-			setup: func(w *world) {
-				w.challenge(`Bearer`)
-				w.json("as.test/.well-known/oauth-authorization-server", asMeta("https://as.test"))
-			},
-			want: func(t *testing.T, d *Discovery) {
-				if d.Resource != mcpURL || d.Issuer != "https://as.test" {
-					t.Errorf("got %+v", d)
-				}
-			},
-		},
-		{
-			name: "metadata for another resource is not used",
-			setup: func(w *world) {
-				w.challenge(`Bearer`)
-				w.json("mcp.test/.well-known/oauth-protected-resource/mcp", map[string]any{"resource": "https://evil.test/mcp", "authorization_servers": []string{"https://as.test"}})
-				w.json("as.test/.well-known/oauth-authorization-server", asMeta("https://as.test"))
-			},
-			wantErr:    `The protected resource metadata at https://mcp.test/.well-known/oauth-protected-resource/mcp describes "https://evil.test/mcp", not https://mcp.test/mcp; the proxy does not use it.`,
-			mustNotSee: []string{"as.test/.well-known/oauth-authorization-server"},
-		},
-		{
-			name: "issuer mismatch",
-			setup: func(w *world) {
-				w.challenge(`Bearer`)
-				w.json("mcp.test/.well-known/oauth-protected-resource/mcp", map[string]any{"resource": mcpURL, "authorization_servers": []string{"https://as.test"}})
-				w.json("as.test/.well-known/oauth-authorization-server", asMeta("https://other.test"))
-			},
-			wantErr: `The authorization server https://as.test is unusable: metadata issuer "https://other.test" does not match issuer URL "https://as.test"`,
-		},
-		{
-			name: "no PKCE S256",
-			setup: func(w *world) {
-				w.challenge(`Bearer`)
-				w.json("mcp.test/.well-known/oauth-protected-resource/mcp", map[string]any{"resource": mcpURL, "authorization_servers": []string{"https://as.test"}})
-				m := asMeta("https://as.test")
-				m["code_challenge_methods_supported"] = []string{"plain"}
-				w.json("as.test/.well-known/oauth-authorization-server", m)
-			},
-			wantErr: "The authorization server https://as.test does not support PKCE with S256 (code_challenge_methods_supported: [plain]); the proxy will not authorize without it.",
-		},
-		{
-			name: "authorization server outside the allowlist",
-			allow: func(h string) error {
-				if h == "mcp.test" {
-					return nil
-				}
-				return fmt.Errorf("its host %s is not in allowed_metadata_domains", h)
-			},
-			setup: func(w *world) {
-				w.challenge(`Bearer`)
-				w.json("mcp.test/.well-known/oauth-protected-resource/mcp", map[string]any{"resource": mcpURL, "authorization_servers": []string{"https://other.test"}})
-			},
-			wantErr:    "The proxy refused the authorization server https://other.test: its host other.test is not in allowed_metadata_domains",
-			mustNotSee: []string{"other.test/.well-known/oauth-authorization-server"},
-		},
-		{
-			name: "a hint that resolves to a private address is refused before any dial",
-			setup: func(w *world) {
-				w.private["evil.test"] = netip.MustParseAddrPort("10.0.0.7:443")
-				w.challenge(`Bearer resource_metadata="https://evil.test/prm"`)
-			},
-			wantErr: "The protected resource metadata at https://evil.test/prm could not be read: refused to connect to evil.test: it resolves to 10.0.0.7, a private address, and it is not a host named in the configuration",
-		},
-	}
-	for _, tt := range tests {
+	for _, tt := range discoverCases {
 		t.Run(tt.name, func(t *testing.T) {
 			w := newWorld(t)
 			tt.setup(w)
 			c := &Discoverer{HTTP: w.client, AllowHost: tt.allow}
-			d, hit, err := c.Discover(context.Background(), mcpURL, tt.fallback)
+			d, hit, err := c.Discover(context.Background(), discoverMCPURL, tt.fallback)
 			if tt.wantErr != "" {
-				if err == nil || err.Error() != tt.wantErr {
-					t.Fatalf("err =\n  %v\nwant\n  %s", err, tt.wantErr)
-				}
+				checkDiscoverErr(t, err, tt.wantErr)
 			} else {
-				if err != nil {
-					t.Fatalf("Discover: %v", err)
-				}
-				if hit {
-					t.Error("the first discovery was a cache hit")
-				}
-				tt.want(t, d)
+				checkDiscovered(t, d, hit, err, tt.want)
 			}
-			for _, p := range tt.mustNotSee {
-				if w.saw(p) {
-					t.Errorf("%s was fetched", p)
-				}
-			}
-			for _, a := range w.dialed {
-				if !netip.MustParseAddrPort(a).Addr().IsLoopback() {
-					t.Errorf("dialed %s: the guard let a private address through", a)
-				}
-			}
+			checkDiscoverFetches(t, w, tt.mustNotSee)
 		})
+	}
+}
+
+// checkDiscoverErr stops the test unless the discovery failed with want.
+func checkDiscoverErr(t *testing.T, err error, want string) {
+	t.Helper()
+	if err == nil || err.Error() != want {
+		t.Fatalf("err =\n  %v\nwant\n  %s", err, want)
+	}
+}
+
+// checkDiscovered stops the test unless the discovery succeeded, and
+// checks that it was no cache hit and what it found.
+func checkDiscovered(t *testing.T, d *Discovery, hit bool, err error, want func(t *testing.T, d *Discovery)) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("Discover: %v", err)
+	}
+	if hit {
+		t.Error("the first discovery was a cache hit")
+	}
+	want(t, d)
+}
+
+// checkDiscoverFetches checks that the discovery fetched none of
+// mustNotSee and dialed no private address.
+func checkDiscoverFetches(t *testing.T, w *world, mustNotSee []string) {
+	t.Helper()
+	for _, p := range mustNotSee {
+		if w.saw(p) {
+			t.Errorf("%s was fetched", p)
+		}
+	}
+	for _, a := range w.dialed {
+		if !netip.MustParseAddrPort(a).Addr().IsLoopback() {
+			t.Errorf("dialed %s: the guard let a private address through", a)
+		}
 	}
 }
 
