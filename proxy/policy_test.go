@@ -300,3 +300,37 @@ func TestRoutePolicyOnEveryRequest(t *testing.T) {
 		}
 	}
 }
+
+// TestServiceAccountPolicyIsTheCallers: on a service_account route every
+// user's requests carry the one shared token, but the policy decides on
+// the signed-in caller: bob is refused although the token works for alice.
+func TestServiceAccountPolicyIsTheCallers(t *testing.T) {
+	up := &mcpUpstream{}
+	src := testConfig("audit: {file: audit.log}", `    policy:
+      allow:
+        - users: [alice]`, "upstream_token_binding: service_account, service_account: {admin: alice}")
+	p, now := newTestProxySource(t, src, up, nil)
+	pp := &policyProxy{p: p, up: up, now: now}
+	rt := p.routes["mcp.test"]
+	key := rt.bindingKey("", "", "https://upstream.test/mcp")
+	if err := rt.tokens.Put(context.Background(), &upstream.Token{Key: key, AccessToken: "shared", Subject: "alice",
+		Grant: upstream.Grant{Resource: "https://upstream.test/mcp"}, Expiry: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	for user, want := range map[string]int{"alice": 200, "bob": 403} {
+		id := pp.identity(user)
+		tok := "down-" + user
+		g := &request.Grant{ID: tok, Route: "mcp.test", Subject: user, Identity: id, BindingKey: key, Upstream: "https://upstream.test/mcp"}
+		if err := p.putAccessToken(tok, &bearer.AccessToken{Grant: g, Expires: now.Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		r := httptest.NewRequest(http.MethodPost, "https://mcp.test/mcp", strings.NewReader(call("whoami")))
+		r.Header.Set("Authorization", "Bearer "+tok)
+		if rec := do(p, r); rec.Code != want {
+			t.Errorf("%s on the shared token: %d %s, want %d", user, rec.Code, rec.Body, want)
+		}
+	}
+	if got := up.got(); len(got) != 1 {
+		t.Errorf("the remote server received %q; only alice's request was to reach it", got)
+	}
+}
