@@ -229,7 +229,7 @@ site:
 # chromedp), and the build's refusal of unverified examples and broken links.
 site-test:
 	$(GO) test -count=1 -v ./internal/sitetest \
-		-args -public=$(CURDIR)/site/public -generated=$(CURDIR)/site/generated -screenshots=$(BUILD)/site/screenshots
+		-args -public=$(CURDIR)/site/public -generated=$(CURDIR)/site/generated -screenshots=$(BUILD)/site/screenshots -pages=$(abspath $(REPORTS))/pages
 
 docs:
 	$(GO) run ./internal/docgen/cmd/docgen tables

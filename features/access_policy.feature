@@ -11,6 +11,7 @@ Feature: Access policy: who may use a route, and which tools behind it
     And the proxy is running
     When bob tries to connect an MCP client to "https://mcp.example.com/mcp"
     Then bob's browser shows the documented error "err-policy-route-denied"
+    And the page bob's browser shows is kept for the browser test as "policy-route-denied.html"
     And nothing reached "auth.provider.com" for bob
     And the metric "mcp_proxy_policy_decisions_total" with route "mcp.example.com" and decision "denied" is at least 1
     When alice connects an MCP client to "https://mcp.example.com/mcp"

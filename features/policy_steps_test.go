@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -101,6 +103,19 @@ func policySteps(w *world, sc *godog.ScenarioContext) {
 		}
 		return st.WriteFile(name, []byte(e.Body))
 	})
+	sc.Step(`^the page (\w+)'s browser shows is kept for the browser test as "([^"]+)"$`, func(user, name string) error {
+		if err := w.browserShowsDocumentedPage(user); err != nil {
+			return err
+		}
+		dir, err := filepath.Abs(filepath.Join(*buildDir, "pages"))
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dir, name), w.page.Body, 0o644)
+	})
 	sc.Step(`^the operator runs the documented command "([^"]+)"$`, func(ctx context.Context, id string) error {
 		e, err := w.example(id)
 		if err != nil {
@@ -108,6 +123,22 @@ func policySteps(w *world, sc *godog.ScenarioContext) {
 		}
 		return w.operatorRuns(ctx, strings.TrimSpace(e.Body))
 	})
+}
+
+// browserShowsDocumentedPage makes sure the scenario has the error page
+// user's browser stopped at.
+func (w *world) browserShowsDocumentedPage(user string) error {
+	if w.page == nil {
+		a, err := w.actor(user)
+		if err != nil {
+			return err
+		}
+		w.page = a.PageError
+	}
+	if w.page == nil {
+		return fmt.Errorf("%s's browser did not stop at an error page", user)
+	}
+	return nil
 }
 
 // refusalIsDocumented compares the last refusal with a documented JSON-RPC

@@ -77,23 +77,33 @@ func newPolicyProxy(t *testing.T, policy string) *policyProxy {
 	t.Helper()
 	up := &mcpUpstream{}
 	p, now := newTestProxySource(t, testConfig("", policy, ""), up, nil)
-	rt := p.routes["mcp.test"]
 	pp := &policyProxy{p: p, up: up, now: now}
+	pp.putUpstreamTokens(t)
+	return pp
+}
+
+// putUpstreamTokens gives each test user a remote token.
+func (pp *policyProxy) putUpstreamTokens(t testing.TB) {
+	t.Helper()
+	rt := pp.p.routes["mcp.test"]
 	for _, user := range []string{"alice", "bob", "carol"} {
 		key := rt.bindingKey(user, "", "https://upstream.test/mcp")
 		if err := rt.tokens.Put(context.Background(), &upstream.Token{Key: key, AccessToken: "up-" + user,
-			Grant: upstream.Grant{Resource: "https://upstream.test/mcp"}, Subject: user, Expiry: now.Add(time.Hour)}); err != nil {
+			Grant: upstream.Grant{Resource: "https://upstream.test/mcp"}, Subject: user, Expiry: pp.now.Add(time.Hour)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return pp
 }
 
 // users of the tests: alice of platform, bob of no group, carol with an
 // email the provider has not verified.
 func (pp *policyProxy) identity(user string) *request.Identity {
+	src := ""
+	if pol := pp.p.routes["mcp.test"].policy; pol != nil {
+		src = pol.Source()
+	}
 	id := &request.Identity{Subject: user, Email: user + "@example.com", EmailVerified: true,
-		SignedIn: *pp.now, Source: pp.p.routes["mcp.test"].policy.Source()}
+		SignedIn: *pp.now, Source: src}
 	switch user {
 	case "alice":
 		id.Groups = []string{"platform"}
@@ -104,7 +114,7 @@ func (pp *policyProxy) identity(user string) *request.Identity {
 }
 
 // token issues user a downstream access token carrying id.
-func (pp *policyProxy) token(t *testing.T, id *request.Identity) string {
+func (pp *policyProxy) token(t testing.TB, id *request.Identity) string {
 	t.Helper()
 	rt := pp.p.routes["mcp.test"]
 	key := rt.bindingKey(id.Subject, "", "https://upstream.test/mcp")

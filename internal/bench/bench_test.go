@@ -39,10 +39,10 @@ func TestRatiosAreOfPairs(t *testing.T) {
 
 func TestChecks(t *testing.T) {
 	cells := []Cell{{"canned", "h1", 16}, {"sdk", "h1", 64}}
-	r := &Results{Cells: cells, Samples: map[Cell]map[string][]Sample{
-		cells[0]: {Direct: {{RPS: 1000}}, BareHop: {{RPS: 400, HopCPU: 100}}, Proxy: {{RPS: 450, HopCPU: 70}}},
+	r := &Results{Opts: Options{Upstreams: []string{"sdk", "canned"}}, Cells: cells, Samples: map[Cell]map[string][]Sample{
+		cells[0]: {Direct: {{RPS: 1000}}, BareHop: {{RPS: 400, HopCPU: 100}}, Proxy: {{RPS: 450, HopCPU: 70}}, ProxyPolicy: {{RPS: 440, HopCPU: 80}}},
 		cells[1]: {Direct: {{RPS: 1000}}, BareHop: {{RPS: 700, HopCPU: 200}}, Proxy: {{RPS: 800, HopCPU: 150}}},
-	}, ProxyRequests: map[string]int64{ProxyHost: 10, ProxyCannedHost: 10},
+	}, ProxyRequests: map[string]int64{ProxyHost: 10, ProxyCannedHost: 10, ProxyPolicyHost: 0},
 		CacheHits: map[string]float64{ProxyHost: 12, ProxyCannedHost: 9}, CacheOther: map[string]float64{}}
 	var ok, missed []string
 	for _, c := range r.Checks() {
@@ -52,7 +52,8 @@ func TestChecks(t *testing.T) {
 			missed = append(missed, c.What)
 		}
 	}
-	want := []string{"sdk h1 c=64: mcp-proxy 0.80x direct", ProxyCannedHost + ": 10 measured requests, 9 token cache hits"}
+	want := []string{"canned h1 c=16: a 20-rule tool policy costs mcp-proxy 1.14x", "sdk h1 c=64: mcp-proxy 0.80x direct",
+		ProxyCannedHost + ": 10 measured requests, 9 token cache hits", ProxyPolicyHost + ": 0 measured requests"}
 	if len(missed) != len(want) {
 		t.Fatalf("missed %q, want %d", missed, len(want))
 	}

@@ -31,15 +31,16 @@ import (
 
 // The bench's host names; every one of them is a 127.0.0.1 port.
 const (
-	ProxyHost       = "mcp.example.com"             // mcp-proxy's route to the SDK server
-	ProxyCannedHost = "canned-mcp.example.com"      // mcp-proxy's route to the canned answer
-	SDKHost         = "remote-mcp.provider.com"     // the SDK echo server
-	CannedHost      = "canned.provider.com"         // the canned answer
-	BareHost        = "bare-hop.example.com"        // the bare hop to the SDK server
-	BareCannedHost  = "bare-hop-canned.example.com" // the bare hop to the canned answer
-	ASHost          = "auth.provider.com"           // the remote authorization server (mockas)
-	IdPHost         = "idp.example.com"             // the operator's identity provider (mockas)
-	ClientHost      = "client.example.net"          // MCP clients' metadata documents
+	ProxyHost       = "mcp.example.com"               // mcp-proxy's route to the SDK server
+	ProxyCannedHost = "canned-mcp.example.com"        // mcp-proxy's route to the canned answer
+	ProxyPolicyHost = "policy-canned-mcp.example.com" // the same, through a route with a 20-rule tool policy
+	SDKHost         = "remote-mcp.provider.com"       // the SDK echo server
+	CannedHost      = "canned.provider.com"           // the canned answer
+	BareHost        = "bare-hop.example.com"          // the bare hop to the SDK server
+	BareCannedHost  = "bare-hop-canned.example.com"   // the bare hop to the canned answer
+	ASHost          = "auth.provider.com"             // the remote authorization server (mockas)
+	IdPHost         = "idp.example.com"               // the operator's identity provider (mockas)
+	ClientHost      = "client.example.net"            // MCP clients' metadata documents
 )
 
 // The remote authorization server's clients: the proxy's (public, both
@@ -115,7 +116,8 @@ func (h *Harness) Start(ctx context.Context) (err error) {
 		Issuer: "https://" + ASHost, Logger: quiet, DisableCIMD: true,
 		Clients: []mockas.Client{
 			{ID: proxyClient, Name: "mcp-proxy (bench)", RedirectURIs: []string{
-				"https://" + ProxyHost + "/.mcp-proxy/upstream/callback", "https://" + ProxyCannedHost + "/.mcp-proxy/upstream/callback"}},
+				"https://" + ProxyHost + "/.mcp-proxy/upstream/callback", "https://" + ProxyCannedHost + "/.mcp-proxy/upstream/callback",
+				"https://" + ProxyPolicyHost + "/.mcp-proxy/upstream/callback"}},
 			{ID: directClient, Secret: directSecret, Name: "bench direct", RedirectURIs: []string{"https://" + ClientHost + "/unused"}},
 		},
 	})
@@ -125,7 +127,8 @@ func (h *Harness) Start(ctx context.Context) (err error) {
 	idp, err := mockas.New(mockas.Config{
 		Issuer: "https://" + IdPHost, Logger: quiet, DisableCIMD: true,
 		Clients: []mockas.Client{{ID: idpClientID, Secret: idpSecretText, Name: "mcp-proxy", RedirectURIs: []string{
-			"https://" + ProxyHost + "/.mcp-proxy/login/callback", "https://" + ProxyCannedHost + "/.mcp-proxy/login/callback"}}},
+			"https://" + ProxyHost + "/.mcp-proxy/login/callback", "https://" + ProxyCannedHost + "/.mcp-proxy/login/callback",
+			"https://" + ProxyPolicyHost + "/.mcp-proxy/login/callback"}}},
 	})
 	if err != nil {
 		return err
@@ -158,7 +161,7 @@ func (h *Harness) Start(ctx context.Context) (err error) {
 	if err := h.startProxy(); err != nil {
 		return err
 	}
-	for _, host := range []string{ProxyHost, ProxyCannedHost} {
+	for _, host := range ProxyHosts {
 		if h.ProxyTokens[host], err = h.authorize(ctx, host); err != nil {
 			return err
 		}
@@ -307,11 +310,26 @@ storage:
 admin:
   listen: ` + admin + `
 routes:
-` + route(ProxyHost, SDKHost) + route(ProxyCannedHost, CannedHost)
+` + route(ProxyHost, SDKHost) + route(ProxyCannedHost, CannedHost) + route(ProxyPolicyHost, CannedHost) + benchPolicy()
+}
+
+// ProxyHosts are mcp-proxy's route hosts.
+var ProxyHosts = []string{ProxyHost, ProxyCannedHost, ProxyPolicyHost}
+
+// benchPolicy is the policy of ProxyPolicyHost's route (the last one): 20
+// tool rules, none of which names the tool the load generator calls, so
+// every request is read and checked against all of them.
+func benchPolicy() string {
+	var b strings.Builder
+	b.WriteString("    policy:\n      allow:\n        - users: [alice]\n      tools:\n")
+	for i := range 20 {
+		fmt.Fprintf(&b, "        - names: [\"admin_%02d_*\"]\n          allow:\n            - groups: [admins]\n", i)
+	}
+	return b.String()
 }
 
 func (h *Harness) startProxy() error {
-	leaf, err := h.ca.Issue(ProxyHost, ProxyCannedHost)
+	leaf, err := h.ca.Issue(ProxyHosts...)
 	if err != nil {
 		return err
 	}
@@ -346,14 +364,14 @@ func (h *Harness) startProxy() error {
 	if err := h.exec(ProxyHost, binary, args...); err != nil {
 		return err
 	}
-	h.addrs[ProxyHost], h.addrs[ProxyCannedHost] = addr, addr
 	if err := waitListening(addr, h.procs[ProxyHost], h.done[h.procs[ProxyHost]]); err != nil {
 		return err
 	}
-	h.procs[ProxyCannedHost] = h.procs[ProxyHost]
 	ap := netip.MustParseAddrPort(addr)
-	h.hosts.Set(ProxyHost, 443, ap)
-	h.hosts.Set(ProxyCannedHost, 443, ap)
+	for _, host := range ProxyHosts {
+		h.addrs[host], h.procs[host] = addr, h.procs[ProxyHost]
+		h.hosts.Set(host, 443, ap)
+	}
 	return nil
 }
 

@@ -26,10 +26,16 @@ const (
 	Direct  = "direct"
 	BareHop = "bare hop"
 	Proxy   = "mcp-proxy"
+	// ProxyPolicy is mcp-proxy on a route with a 20-rule tool policy
+	// (canned upstream only): what an access policy adds.
+	ProxyPolicy = "mcp-proxy+policy"
 )
 
 // Targets are measured in this order, rotated by one each round.
-var Targets = []string{Direct, BareHop, Proxy}
+var Targets = []string{Direct, BareHop, Proxy, ProxyPolicy}
+
+// measures reports whether target is measured against upstream.
+func measures(upstream, target string) bool { return target != ProxyPolicy || upstream == "canned" }
 
 // Cell is one (upstream, protocol, concurrency) of the table.
 type Cell struct {
@@ -73,9 +79,19 @@ func (h *Harness) targetHost(upstream, target string) string {
 		return CannedHost
 	case target == BareHop:
 		return BareCannedHost
+	case target == ProxyPolicy:
+		return ProxyPolicyHost
 	default:
 		return ProxyCannedHost
 	}
+}
+
+// upstreamOf is the upstream a proxy route host leads to.
+func upstreamOf(host string) string {
+	if host == ProxyHost {
+		return "sdk"
+	}
+	return "canned"
 }
 
 // Run measures every cell for every target, Rounds times.
@@ -92,7 +108,7 @@ func (h *Harness) Run(ctx context.Context, o Options) (*Results, error) {
 		}
 	}
 	before := map[string]map[string]float64{}
-	for _, host := range []string{ProxyHost, ProxyCannedHost} {
+	for _, host := range ProxyHosts {
 		m, err := h.TokenCache(host)
 		if err != nil {
 			return nil, err
@@ -103,9 +119,12 @@ func (h *Harness) Run(ctx context.Context, o Options) (*Results, error) {
 		for _, cell := range res.Cells {
 			for i := range Targets {
 				target := Targets[(i+round)%len(Targets)]
+				if !measures(cell.Upstream, target) {
+					continue
+				}
 				host := h.targetHost(cell.Upstream, target)
 				token := h.DirectToken
-				if target == Proxy {
+				if target == Proxy || target == ProxyPolicy {
 					token = h.ProxyTokens[host]
 				}
 				upHost := h.targetHost(cell.Upstream, Direct)
@@ -124,7 +143,7 @@ func (h *Harness) Run(ctx context.Context, o Options) (*Results, error) {
 				s := Sample{RPS: n / lr.Seconds, HopCPU: lr.CPU["hop"] * 1e6 / n,
 					UpstreamCPU: lr.CPU["upstream"] * 1e6 / n, LoadgenCPU: lr.CPU["loadgen"] * 1e6 / n}
 				res.Samples[cell][target] = append(res.Samples[cell][target], s)
-				if target == Proxy {
+				if target == Proxy || target == ProxyPolicy {
 					res.ProxyRequests[host] += lr.Requests
 				}
 				if o.Progress != nil {
@@ -134,7 +153,7 @@ func (h *Harness) Run(ctx context.Context, o Options) (*Results, error) {
 			}
 		}
 	}
-	for _, host := range []string{ProxyHost, ProxyCannedHost} {
+	for _, host := range ProxyHosts {
 		m, err := h.TokenCache(host)
 		if err != nil {
 			return nil, err
@@ -187,6 +206,10 @@ type Row struct {
 	BareRPS, BareVsDirect, BareCPU float64
 	ProxyRPS, ProxyVsDirect        float64
 	ProxyCPU, ProxyVsBareCPU       float64
+	// PolicyCPU is mcp-proxy's CPU per request on the route with the
+	// policy, PolicyVsProxyCPU its ratio to the route without (0: not
+	// measured).
+	PolicyCPU, PolicyVsProxyCPU float64
 }
 
 // Rows are the table's lines.
@@ -194,12 +217,13 @@ func (r *Results) Rows() []Row {
 	var rows []Row
 	for _, cell := range r.Cells {
 		s := r.Samples[cell]
-		d, b, p := s[Direct], s[BareHop], s[Proxy]
+		d, b, p, pp := s[Direct], s[BareHop], s[Proxy], s[ProxyPolicy]
 		rows = append(rows, Row{Cell: cell,
 			DirectRPS: med(d, rps),
 			BareRPS:   med(b, rps), BareVsDirect: ratio(b, d, rps), BareCPU: med(b, hopCPU),
 			ProxyRPS: med(p, rps), ProxyVsDirect: ratio(p, d, rps), ProxyCPU: med(p, hopCPU),
-			ProxyVsBareCPU: ratio(p, b, hopCPU)})
+			ProxyVsBareCPU: ratio(p, b, hopCPU),
+			PolicyCPU:      med(pp, hopCPU), PolicyVsProxyCPU: ratio(pp, p, hopCPU)})
 	}
 	return rows
 }
@@ -227,6 +251,9 @@ func (r *Results) Checks() []Check {
 		case row.Upstream == "sdk" && row.C == 64:
 			out = append(out, Check{fmt.Sprintf("sdk %s c=64: mcp-proxy %.2fx direct rps (budget >= 0.85x)", row.Proto, row.ProxyVsDirect), row.ProxyVsDirect >= 0.85})
 		}
+		if row.PolicyVsProxyCPU > 0 && row.C > 1 {
+			out = append(out, Check{fmt.Sprintf("canned %s c=%d: a 20-rule tool policy costs mcp-proxy %.2fx its CPU without one (budget <= 1.10x)", row.Proto, row.C, row.PolicyVsProxyCPU), row.PolicyVsProxyCPU <= 1.1})
+		}
 	}
 	for _, cell := range r.Cells {
 		if cell.Proto != "h2" {
@@ -243,10 +270,13 @@ func (r *Results) Checks() []Check {
 		pd, bd := h2.ProxyCPU-h1.ProxyCPU, h2.BareCPU-h1.BareCPU
 		out = append(out, Check{fmt.Sprintf("%s c=%d: HTTP/2 over HTTP/1.1 costs mcp-proxy %+.0f us, the bare hop %+.0f us (budget: the proxy adds nothing of its own, 10 us noise)", cell.Upstream, cell.C, pd, bd), pd <= bd+10})
 	}
-	for _, host := range []string{ProxyHost, ProxyCannedHost} {
+	for _, host := range ProxyHosts {
+		if !slices.Contains(r.Opts.Upstreams, upstreamOf(host)) {
+			continue // not measured in this run
+		}
 		n := r.ProxyRequests[host]
 		out = append(out, Check{fmt.Sprintf("%s: %d measured requests, %.0f token cache hits, %.0f misses or refreshes (the warm path ran)", host, n, r.CacheHits[host], r.CacheOther[host]),
-			r.CacheHits[host] >= float64(n) && r.CacheOther[host] == 0})
+			n > 0 && r.CacheHits[host] >= float64(n) && r.CacheOther[host] == 0})
 	}
 	return out
 }
@@ -265,6 +295,14 @@ func (r *Results) WriteTable(w io.Writer) {
 		fmt.Fprintf(w, "| %s | %s | %d | %.0f | %.0f | %.2f× | %.0f | %.0f | %.2f× | %.0f | %.2f× |\n",
 			row.Upstream, proto, row.C, row.DirectRPS, row.BareRPS, row.BareVsDirect, row.BareCPU,
 			row.ProxyRPS, row.ProxyVsDirect, row.ProxyCPU, row.ProxyVsBareCPU)
+	}
+	fmt.Fprintln(w, "\n| upstream | client leg | c | mcp-proxy CPU µs/req | with a 20-rule tool policy | policy ÷ none |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|")
+	for _, row := range r.Rows() {
+		if row.PolicyCPU > 0 {
+			proto := map[string]string{"h1": "HTTP/1.1", "h2": "HTTP/2"}[row.Proto]
+			fmt.Fprintf(w, "| %s | %s | %d | %.0f | %.0f | %.2f× |\n", row.Upstream, proto, row.C, row.ProxyCPU, row.PolicyCPU, row.PolicyVsProxyCPU)
+		}
 	}
 	for _, c := range r.Checks() {
 		verdict := "ok  "

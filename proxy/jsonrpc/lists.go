@@ -101,9 +101,8 @@ func filterList(result map[string]json.RawMessage, l List, keep Keep) (bool, err
 	}
 	kept := make([]json.RawMessage, 0, len(items))
 	for _, it := range items {
-		var named map[string]json.RawMessage
-		var name string
-		if json.Unmarshal(it, &named) != nil || json.Unmarshal(named[l.Key], &name) != nil {
+		name, ok := itemName(it, l.Key)
+		if !ok {
 			return false, fmt.Errorf("an item of the remote server's %s has no string %s", l.Items, l.Key)
 		}
 		if keep(l, name) {
@@ -119,4 +118,33 @@ func filterList(result map[string]json.RawMessage, l List, keep Keep) (bool, err
 	}
 	result[l.Items] = b
 	return true, nil
+}
+
+// itemKeys holds the members that name a list's items; decoding into it
+// reads no other member into memory.
+type itemKeys struct {
+	Name        *string `json:"name"`
+	URI         *string `json:"uri"`
+	URITemplate *string `json:"uriTemplate"`
+}
+
+// itemName reads the member key (name, uri or uriTemplate) of an item.
+func itemName(item []byte, key string) (string, bool) {
+	var k itemKeys
+	if json.Unmarshal(item, &k) != nil {
+		return "", false
+	}
+	var v *string
+	switch key {
+	case "name":
+		v = k.Name
+	case "uri":
+		v = k.URI
+	case "uriTemplate":
+		v = k.URITemplate
+	}
+	if v == nil {
+		return "", false
+	}
+	return *v, true
 }

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"unicode"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -63,9 +64,29 @@ func notInspectable(format string, args ...any) error {
 	return &Error{Reason: fmt.Sprintf(format, args...)}
 }
 
+// reader is a decoder and the reader it reads, reused: a jsontext.Decoder
+// holds buffers worth keeping.
+type reader struct {
+	r bytes.Reader
+	d *jsontext.Decoder
+}
+
+var readers = sync.Pool{New: func() any {
+	rd := &reader{}
+	rd.d = jsontext.NewDecoder(&rd.r)
+	return rd
+}}
+
 // Parse reads body as one JSON-RPC message.
 func Parse(body []byte) (*Message, error) {
-	d := jsontext.NewDecoder(bytes.NewReader(body))
+	rd := readers.Get().(*reader)
+	rd.r.Reset(body)
+	rd.d.Reset(&rd.r)
+	defer func() {
+		rd.r.Reset(nil)
+		readers.Put(rd)
+	}()
+	d := rd.d
 	switch d.PeekKind() {
 	case '{':
 	case '[':
@@ -166,6 +187,9 @@ func readObject(d *jsontext.Decoder, what string, member func(name string) error
 // orbit, so that "Method" is "method", "ſ" is "s" and the Kelvin sign is
 // "k".
 func fold(s string) string {
+	if isPlainLower(s) {
+		return s
+	}
 	var b strings.Builder
 	b.Grow(len(s))
 	for _, r := range s {
@@ -176,6 +200,20 @@ func fold(s string) string {
 		b.WriteRune(unicode.ToLower(least))
 	}
 	return b.String()
+}
+
+// isPlainLower reports whether s is ASCII without upper-case letters, which
+// fold leaves as it is (a lower-case letter's orbit, k's and s's with their
+// non-ASCII partners included, folds back to it): the names of every member
+// the proxy reads, as clients send them.
+func isPlainLower(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x80 || c >= 'A' && c <= 'Z' {
+			return false
+		}
+	}
+	return true
 }
 
 func readString(d *jsontext.Decoder, what string, dst *string) error {

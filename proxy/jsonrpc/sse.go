@@ -3,6 +3,7 @@ package jsonrpc
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"io"
 )
 
@@ -22,12 +23,34 @@ const MaxEvent = 16 << 20
 // SDK exports an event stream reader that keeps the fields it does not
 // interpret.
 func FilterEvents(r io.ReadCloser, keep Keep) io.ReadCloser {
-	return &eventFilter{src: r, in: bufio.NewReaderSize(r, 4<<10), keep: keep}
+	in := bufio.NewScanner(r)
+	in.Buffer(make([]byte, 0, 4<<10), MaxEvent)
+	in.Split(lines)
+	return &eventFilter{src: r, in: in, keep: keep}
+}
+
+// lines splits an event stream into lines, each with its end (LF, CRLF or
+// CR); a CR at the end of what has arrived waits for the next byte.
+func lines(data []byte, atEOF bool) (int, []byte, error) {
+	i := bytes.IndexAny(data, "\r\n")
+	switch {
+	case i < 0 && atEOF && len(data) > 0:
+		return len(data), data, nil
+	case i < 0:
+		return 0, nil, nil
+	case data[i] == '\n':
+		return i + 1, data[:i+1], nil
+	case i+1 < len(data) && data[i+1] == '\n':
+		return i + 2, data[:i+2], nil
+	case i+1 < len(data) || atEOF:
+		return i + 1, data[:i+1], nil
+	}
+	return 0, nil, nil // a CR, and the byte after it has not arrived
 }
 
 type eventFilter struct {
 	src  io.ReadCloser
-	in   *bufio.Reader
+	in   *bufio.Scanner
 	keep Keep
 	out  bytes.Buffer // what is ready to be read
 	ev   bytes.Buffer // the event being read, as it came
@@ -64,29 +87,18 @@ func (f *eventFilter) next() error {
 
 var errEventTooLarge = &Error{Reason: "an event of the remote server's stream is larger than the proxy filters"}
 
-// readLine reads up to and including a line end (LF, CRLF or CR).
+// readLine reads up to and including a line end; io.EOF after the last.
 func (f *eventFilter) readLine() ([]byte, error) {
-	var line []byte
-	for {
-		b, err := f.in.ReadByte()
-		if err != nil {
-			return line, err
-		}
-		line = append(line, b)
-		switch b {
-		case '\n':
-			return line, nil
-		case '\r':
-			if next, err := f.in.Peek(1); err == nil && next[0] == '\n' {
-				_, _ = f.in.ReadByte()
-				line = append(line, '\n')
-			}
-			return line, nil
-		}
-		if len(line) > MaxEvent {
-			return line, errEventTooLarge
-		}
+	if f.in.Scan() {
+		return f.in.Bytes(), nil
 	}
+	if err := f.in.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			return nil, errEventTooLarge
+		}
+		return nil, err
+	}
+	return nil, io.EOF
 }
 
 func isBlank(line []byte) bool {

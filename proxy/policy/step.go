@@ -59,10 +59,32 @@ func (s *Step) Handler(next http.Handler) http.Handler {
 			}
 		}
 		if s.Policy.InspectsMessages() {
-			sc.Message, sc.Visible = m, s.Policy.Keep(sc.Identity)
+			sc.Message = m
+			if mayList(r, m) {
+				sc.Visible = s.Policy.Keep(sc.Identity)
+			}
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// mayList reports whether the answer to r may hold a list the policy
+// filters: the answer to a list request, or anything on a GET stream, where
+// a resumed stream (Last-Event-ID) replays the answers of earlier POSTs.
+// The answer to a POST of another method holds that method's result only.
+func mayList(r *http.Request, m *jsonrpc.Message) bool {
+	if r.Method != http.MethodPost {
+		return true
+	}
+	if m == nil {
+		return true
+	}
+	for _, l := range jsonrpc.Lists {
+		if m.Method == l.Method {
+			return true
+		}
+	}
+	return false
 }
 
 // checkRoute refuses claims the policy may not decide on, and a user the
@@ -138,7 +160,7 @@ func (s *Step) inspect(r *http.Request) (*jsonrpc.Message, error) {
 	if r.ContentLength > MaxInspected {
 		return nil, tooLargeToInspect()
 	}
-	b, err := io.ReadAll(io.LimitReader(r.Body, MaxInspected+1))
+	b, err := readBody(r)
 	var mb *http.MaxBytesError
 	switch {
 	case errors.As(err, &mb):
@@ -155,6 +177,17 @@ func (s *Step) inspect(r *http.Request) (*jsonrpc.Message, error) {
 			"The proxy cannot read this request with certainty, so it did not forward it: %s.", err.Error())
 	}
 	return m, nil
+}
+
+// readBody reads r's body, at most MaxInspected+1 bytes: in one allocation
+// when its length is known.
+func readBody(r *http.Request) ([]byte, error) {
+	if n := r.ContentLength; n >= 0 && n <= MaxInspected {
+		b := make([]byte, n)
+		_, err := io.ReadFull(r.Body, b)
+		return b, err
+	}
+	return io.ReadAll(io.LimitReader(r.Body, MaxInspected+1))
 }
 
 func tooLargeToInspect() error {

@@ -79,7 +79,7 @@ func run() error {
 		return err
 	}
 	defer h.Close()
-	fmt.Printf("bench: started in %.1fs; mcp-proxy authorized on %s and %s\n", time.Since(start).Seconds(), bench.ProxyHost, bench.ProxyCannedHost)
+	fmt.Printf("bench: started in %.1fs; mcp-proxy authorized on %s\n", time.Since(start).Seconds(), strings.Join(bench.ProxyHosts, ", "))
 	res, err := h.Run(ctx, bench.Options{Rounds: *rounds, Concurrency: cs, Protos: strings.Split(*protos, ","),
 		Upstreams: strings.Split(*ups, ","), Warmup: *warmup, Duration: *dur, Progress: os.Stdout})
 	if err != nil {
