@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -342,5 +344,10 @@ func TestServiceAccountPolicyIsTheCallers(t *testing.T) {
 	}
 	if got := up.got(); len(got) != 1 {
 		t.Errorf("the remote server received %q; only alice's request was to reach it", got)
+	}
+	// The refusal is in the audit log, with the user who was refused.
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(p.cfg.Path("config.yaml")), "audit.log"))
+	if err != nil || !strings.Contains(string(b), `"user":"bob"`) || !strings.Contains(string(b), `"action":"policy_denied","decision":"denied"`) {
+		t.Errorf("the audit log lacks bob's refusal (%v):\n%s", err, b)
 	}
 }
