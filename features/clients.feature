@@ -79,8 +79,15 @@ Feature: Which MCP clients connect, and how
     When a browser opens an authorization request at "mcp.example.com" from the MCP client "app" with the redirect URI "https://attacker.example.org/callback" and response_type "token"
     Then the proxy answers on its own page with the documented error "err-redirect-unlisted"
 
-  Scenario: Once the client and its redirect URI are validated, errors go back to the client
+  Scenario: Until the user approved the client, even a validated request's errors stay on the proxy's page
     Given the operator configuration "quickstart-minimal"
     And the proxy is running
     When a browser opens an authorization request at "mcp.example.com" from the MCP client "app" with response_type "token"
-    Then the proxy sends the browser to the redirect URI of the MCP client "app" with the error "unsupported_response_type"
+    Then the proxy answers on its own page with the documented error "err-authorize-not-approved"
+
+  Scenario: Once the user approved the client, errors go back to it
+    Given the operator configuration "quickstart-minimal"
+    And the proxy is running
+    And alice has connected an MCP client to "https://mcp.example.com/mcp"
+    When alice's browser opens an authorization request at "mcp.example.com" from her MCP client with response_type "token"
+    Then the proxy sends the browser to the redirect URI of the MCP client "alice-client" with the error "unsupported_response_type"

@@ -34,6 +34,7 @@ func init() {
 			return w.openAuthorize(ctx, host, client, "", rt)
 		})
 		sc.Step(`^a browser opens an authorization request at "([^"]+)" from the MCP client "([^"]+)" with the redirect URI "([^"]+)" and response_type "([^"]+)"$`, w.openAuthorize)
+		sc.Step(`^(\w+)'s browser opens an authorization request at "([^"]+)" from (?:her|his|their) MCP client with response_type "([^"]+)"$`, w.userOpensAuthorize)
 		sc.Step(`^the proxy answers on its own page with the documented error "([^"]+)"$`, func(id string) error { return w.ownPage("", id) })
 		sc.Step(`^the proxy answers on its own page with the error "([^"]+)" ending in the documented "([^"]+)"$`, w.ownPage)
 		sc.Step(`^the proxy sends the browser to the redirect URI of the MCP client "([^"]+)" with the error "([^"]+)"$`, w.redirectedWithError)
@@ -159,13 +160,44 @@ func (w *world) tokenEndpointAccepted(user string) error {
 // starts an authorization, without following where the answer leads.
 // redirect "" is the first redirect URI of the client's document.
 func (w *world) openAuthorize(ctx context.Context, host, client, redirect, responseType string) error {
+	req, err := w.authorizeRequest(ctx, host, client, redirect, responseType)
+	if err != nil {
+		return err
+	}
+	return w.send(req)
+}
+
+// userOpensAuthorize sends the authorization request of user's MCP client
+// from user's browser (signed in, having approved the client), keeping the
+// answer without following it.
+func (w *world) userOpensAuthorize(ctx context.Context, user, host, responseType string) error {
+	a, err := w.actor(user)
+	if err != nil {
+		return err
+	}
+	req, err := w.authorizeRequest(ctx, host, a.Name, "", responseType)
+	if err != nil {
+		return err
+	}
+	resp, body, err := a.Browser.Send(req)
+	if err != nil {
+		return err
+	}
+	w.resp, w.body = resp, body
+	return nil
+}
+
+// authorizeRequest is a browser's authorization request of the MCP client
+// whose document is client.example.net's client, to redirect ("" for the
+// document's first redirect URI).
+func (w *world) authorizeRequest(ctx context.Context, host, client, redirect, responseType string) (*http.Request, error) {
 	if w.st == nil {
-		return errors.New("no stack is running")
+		return nil, errors.New("no stack is running")
 	}
 	if redirect == "" {
 		doc, err := clientmeta.Document(stack.ClientHost, "", client)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		redirect = doc["redirect_uris"].([]string)[0]
 	}
@@ -175,10 +207,10 @@ func (w *world) openAuthorize(ctx context.Context, host, client, redirect, respo
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+host+"/.mcp-proxy/authorize?"+q.Encode(), nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req.Header.Set("Accept", "text/html")
-	return w.send(req)
+	return req, nil
 }
 
 // ownPage checks that the last answer is the proxy's error page, not a

@@ -18,6 +18,7 @@ import (
 
 	"github.com/mcp-proxy/mcp-proxy/proxy/authserver"
 	"github.com/mcp-proxy/mcp-proxy/proxy/clientid"
+	"github.com/mcp-proxy/mcp-proxy/proxy/login"
 	"github.com/mcp-proxy/mcp-proxy/proxy/store"
 )
 
@@ -250,32 +251,64 @@ func TestReplayAcrossReplicas(t *testing.T) {
 	}
 }
 
-// TestAuthorizeRedirectsOnlyToValidatedURIs: until the client and its
-// redirect URI are validated every error is the proxy's page; after, it
-// goes back to the client (RFC 6749 §4.1.2.1).
-func TestAuthorizeRedirectsOnlyToValidatedURIs(t *testing.T) {
+// TestAuthorizeRedirectsOnlyToApprovedClients: until the client and its
+// redirect URI are validated every error is the proxy's page; after that
+// too, until the signed-in user has approved the client (or the operator
+// lists its host): anyone can publish a document naming their own site, and
+// the proxy's host must not forward a browser there without the user's act
+// (RFC 9700 §4.11.2). Then errors go back to the client (RFC 6749
+// §4.1.2.1).
+func TestAuthorizeRedirectsOnlyToApprovedClients(t *testing.T) {
 	bad, _ := json.Marshal(map[string]any{"client_id": "https://client.test/bad.json", "client_name": "bad", "redirect_uris": []string{"javascript:alert(1)"}})
 	pub, _ := json.Marshal(map[string]any{"client_id": testClient, "client_name": "pub", "redirect_uris": []string{testRedirect}})
-	p, _ := newTestProxyWith(t, "", "", clientHost{"client.test/bad.json": string(bad), "client.test/app.json": string(pub)}, nil)
-	authorize := func(client, redirect string) *http.Response {
+	docs := clientHost{"client.test/bad.json": string(bad), "client.test/app.json": string(pub)}
+	p, now := newTestProxyWith(t, "", "", docs, nil)
+	authorize := func(p *Proxy, client, redirect string, cookies ...*http.Cookie) (*http.Response, string) {
 		q := url.Values{"client_id": {client}, "redirect_uri": {redirect}, "response_type": {"token"}, "state": {"s"}}
-		return do(p, httptest.NewRequest(http.MethodGet, "https://mcp.test/.mcp-proxy/authorize?"+q.Encode(), nil)).Result()
+		r := httptest.NewRequest(http.MethodGet, "https://mcp.test/.mcp-proxy/authorize?"+q.Encode(), nil)
+		for _, c := range cookies {
+			r.AddCookie(c)
+		}
+		resp := do(p, r).Result()
+		body, _ := io.ReadAll(resp.Body)
+		return resp, string(body)
+	}
+	onPage := func(what string, resp *http.Response, body, want string) {
+		t.Helper()
+		if resp.StatusCode/100 != 4 || resp.Header.Get("Location") != "" || !strings.Contains(body, want) {
+			t.Errorf("%s: %d Location %q, body without %q", what, resp.StatusCode, resp.Header.Get("Location"), want)
+		}
 	}
 	for _, tc := range []struct{ client, redirect, want string }{
 		{"https://client.test/bad.json", "javascript:alert(1)", "redirect_uris[0] uses the scheme"},
 		{testClient, "https://evil.test/cb", "is not one of the redirect_uris"},
 		{"https://client.test/missing.json", testRedirect, "not 200"},
+		{testClient, testRedirect, "unsupported_response_type"}, // validated, but nobody approved it
 	} {
-		resp := authorize(tc.client, tc.redirect)
-		body, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode/100 != 4 || resp.Header.Get("Location") != "" || !strings.Contains(string(body), tc.want) {
-			t.Errorf("%s → %s: %d Location %q, body without %q", tc.client, tc.redirect, resp.StatusCode, resp.Header.Get("Location"), tc.want)
+		resp, body := authorize(p, tc.client, tc.redirect)
+		onPage(tc.client+" → "+tc.redirect, resp, body, tc.want)
+	}
+	// alice is signed in but has not approved the client: still the page.
+	if err := p.putSession("sid", &authserverSession); err != nil {
+		t.Fatal(err)
+	}
+	signedIn := &http.Cookie{Name: login.SessionCookie, Value: "sid"}
+	resp, body := authorize(p, testClient, testRedirect, signedIn)
+	onPage("signed in, not approved", resp, body, "unsupported_response_type")
+	redirected := func(what string, resp *http.Response) {
+		t.Helper()
+		if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc, testRedirect+"?") || !strings.Contains(loc, "error=unsupported_response_type") {
+			t.Errorf("%s: %d Location %q", what, resp.StatusCode, loc)
 		}
 	}
-	resp := authorize(testClient, testRedirect)
-	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc, testRedirect+"?") || !strings.Contains(loc, "error=unsupported_response_type") {
-		t.Errorf("a validated client: %d Location %q", resp.StatusCode, loc)
+	if err := p.putConsent("mcp.test", "alice", testClient, *now); err != nil {
+		t.Fatal(err)
 	}
+	resp, _ = authorize(p, testClient, testRedirect, signedIn)
+	redirected("approved", resp)
+	listed, _ := newTestProxyWith(t, "allowed_client_id_domains: [client.test]", "", docs, nil)
+	resp, _ = authorize(listed, testClient, testRedirect)
+	redirected("a host the operator lists", resp)
 }
 
 // TestPrivateKeyJWTInlineKeys: a document may carry its keys as jwks.

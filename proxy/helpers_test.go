@@ -70,3 +70,8 @@ var authserverSession = login.Session{Identity: request.Identity{Subject: "alice
 func (p *Proxy) putRefreshToken(tok string, rt *authserver.RefreshToken) error {
 	return store.Records[authserver.RefreshToken]{B: p.backend, NS: authserver.NSRefresh}.Put(context.Background(), store.SecretKey(tok), rt, rt.Expires)
 }
+
+func (p *Proxy) putConsent(route, subject, clientID string, at time.Time) error {
+	return store.Records[authserver.Consent]{B: p.backend, NS: authserver.NSConsents}.Put(context.Background(),
+		route+"\x00"+subject+"\x00"+clientID, &authserver.Consent{Time: at}, time.Time{})
+}

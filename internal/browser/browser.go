@@ -369,6 +369,19 @@ type Page struct {
 	Body   []byte
 }
 
+// Send sends one request with the browser's cookies and returns the
+// answer as it came, a redirect included, without following it.
+func (b *Browser) Send(req *http.Request) (*http.Response, []byte, error) {
+	resp, err := b.client.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	b.record(Visit{Method: req.Method, URL: req.URL, Status: resp.StatusCode, Action: "view"})
+	return resp, body, err
+}
+
 // Get loads u with the given Accept header, following redirects, and
 // returns the final page.
 func (b *Browser) Get(ctx context.Context, u, accept string) (*Page, error) {

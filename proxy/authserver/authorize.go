@@ -61,9 +61,19 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) error {
 		return apierror.New(apierror.CodeInvalidRequest,
 			"Redirect_uri %q is not one of the redirect_uris the MCP client %s publishes.", redirectURI, client.ID)
 	}
-	// From here on the redirect URI is trusted: errors go back to the client.
+	// The redirect URI is the client's, but the client may be anyone's: an
+	// error goes back to it only once the signed-in user has approved the
+	// client, or the operator lists its host (RFC 9700 §4.11.2); before that
+	// it is shown here, so that the proxy's host is no link to anywhere.
 	state := q.Get("state")
-	fail := func(code, desc string) error { return s.redirectError(w, r, redirectURI, state, code, desc) }
+	fail := func(code, desc string) error {
+		if trusted, err := s.redirectTrusted(r, client, selfRegistered); err != nil {
+			return storageError(err)
+		} else if !trusted {
+			return s.refuseHere(r, client.ID, code, desc)
+		}
+		return s.redirectError(w, r, redirectURI, state, code, desc)
+	}
 	switch {
 	case q.Get("response_type") != "code":
 		return fail("unsupported_response_type", "response_type must be code")
@@ -161,6 +171,31 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, ar *AuthReque
 	u.RawQuery = v.Encode()
 	http.Redirect(w, r, u.String(), http.StatusFound)
 	return nil
+}
+
+// redirectTrusted reports whether an error may be sent to the client's
+// redirect URI without the user's act: the browser's user approved the
+// client, or the operator lists its host in allowed_client_id_domains.
+func (s *Server) redirectTrusted(r *http.Request, client *clientid.Client, selfRegistered bool) (bool, error) {
+	if !selfRegistered && len(s.o.AllowedClientIDDomains) > 0 && config.DomainAllowed(client.Host(), s.o.AllowedClientIDDomains) {
+		return true, nil
+	}
+	sess, err := s.session(r)
+	if err != nil || sess == nil {
+		return false, err
+	}
+	c, err := s.consents.Get(r.Context(), s.consentKey(sess.Subject, client.ID))
+	return c != nil, err
+}
+
+// refuseHere shows an authorization error on the proxy's own page, with
+// the OAuth error the client would have received.
+func (s *Server) refuseHere(r *http.Request, clientID, code, desc string) error {
+	s.o.Log.Info("authorization refused", s.logAttrs(r.Context(), event.AuthorizationRefused.Attr(),
+		slog.String("error_code", code), slog.String("description", desc))...)
+	return apierror.New(apierror.CodeInvalidRequest,
+		"The MCP client %s sent an authorization request the proxy refuses (%s: %s). The proxy shows it here rather than send your browser to the client, which you have not approved.",
+		clientid.Redact(clientID), code, desc)
 }
 
 // redirectError returns an OAuth error to the MCP client's redirect URI.
