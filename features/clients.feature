@@ -55,6 +55,15 @@ Feature: Which MCP clients connect, and how
     When alice's MCP client refreshes its token with its last client assertion again
     Then the token endpoint answered alice's MCP client with status 401 and the documented error "err-assertion-replayed"
 
+  Scenario: A client that rotates the key in its document is served on its next request
+    Given the operator configuration "quickstart-minimal"
+    And the proxy is running
+    And alice's MCP client is "rotating", which signs client assertions with the keys in its document
+    And alice has connected an MCP client to "https://mcp.example.com/mcp"
+    When alice's MCP client rotates its key
+    And alice's MCP client refreshes its token
+    Then the token endpoint authenticated alice's MCP client by its client assertion
+
   Scenario Outline: A document that breaks a rule is refused on the proxy's own page
     Given the operator configuration "quickstart-minimal"
     And the proxy is running

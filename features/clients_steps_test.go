@@ -24,7 +24,24 @@ import (
 
 func init() {
 	moreSteps = append(moreSteps, func(w *world, sc *godog.ScenarioContext) {
-		sc.Step(`^(\w+)'s MCP client is "([^"]+)", which signs client assertions$`, w.pkjwtClient)
+		sc.Step(`^(\w+)'s MCP client is "([^"]+)", which signs client assertions$`, func(user, name string) error {
+			return w.pkjwtClient(user, name+"-pkjwt")
+		})
+		sc.Step(`^(\w+)'s MCP client is "([^"]+)", which signs client assertions with the keys in its document$`, func(user, name string) error {
+			return w.pkjwtClient(user, name+"-pkjwt-inline")
+		})
+		sc.Step(`^(\w+)'s MCP client rotates its key$`, func(ctx context.Context, user string) error {
+			a, err := w.assertions(user)
+			if err != nil {
+				return err
+			}
+			key, kid, err := w.st.RotateClientKey(ctx, w.actors[user+"/"].Name)
+			if err != nil {
+				return err
+			}
+			a.SetKey(key, kid)
+			return nil
+		})
 		sc.Step(`^(\w+)'s MCP client signs its client assertions (with another key|for another server|that expired|not at all)$`, w.assertionFault)
 		sc.Step(`^(\w+)'s MCP client refreshes its token$`, func(ctx context.Context, user string) error { return w.refresh(ctx, user, false) })
 		sc.Step(`^(\w+)'s MCP client refreshes its token with its last client assertion again$`, func(ctx context.Context, user string) error { return w.refresh(ctx, user, true) })
@@ -43,8 +60,8 @@ func init() {
 }
 
 // pkjwtClient makes user's MCP client one that authenticates with
-// private_key_jwt: the document of client.example.net/NAME-pkjwt, whose
-// key the stack derived for this run. It is the user's MCP client for the
+// private_key_jwt: the document of client.example.net/NAME (a name ending
+// in -pkjwt or -pkjwt-inline), whose key the stack derived for this run. It is the user's MCP client for the
 // steps that follow.
 func (w *world) pkjwtClient(user, name string) error {
 	if w.st == nil {
@@ -53,7 +70,6 @@ func (w *world) pkjwtClient(user, name string) error {
 	if _, ok := w.actors[user+"/"]; ok {
 		return fmt.Errorf("%s already has an MCP client", user)
 	}
-	name += "-pkjwt"
 	key, err := w.st.ClientSigningKey(name)
 	if err != nil {
 		return err

@@ -62,6 +62,14 @@ type Assertions struct {
 	answers  []TokenAnswer
 }
 
+// SetKey makes the following assertions signed with key, named kid (the
+// client rotated its key).
+func (a *Assertions) SetKey(key *ecdsa.PrivateKey, kid string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.Key, a.KeyID = key, kid
+}
+
 // SetFault makes the following token requests authenticate wrongly.
 func (a *Assertions) SetFault(f Fault) {
 	a.mu.Lock()
@@ -163,14 +171,17 @@ func tokenForm(req *http.Request) (url.Values, bool, error) {
 // sign makes a client assertion for the token endpoint aud (RFC 7523 §3):
 // iss and sub the client id, a random jti, exp a minute ahead.
 func (a *Assertions) sign(aud string, fault Fault) (string, error) {
-	key, now, life := a.Key, time.Now(), a.Lifetime
+	a.mu.Lock()
+	key, kid := a.Key, a.KeyID
+	a.mu.Unlock()
+	now, life := time.Now(), a.Lifetime
 	if life == 0 {
 		life = time.Minute
 	}
 	switch fault {
 	case FaultOtherKey:
 		var err error
-		if key, err = ecdsa.GenerateKey(a.Key.Curve, rand.Reader); err != nil {
+		if key, err = ecdsa.GenerateKey(key.Curve, rand.Reader); err != nil {
 			return "", err
 		}
 	case FaultAudience:
@@ -182,7 +193,7 @@ func (a *Assertions) sign(aud string, fault Fault) (string, error) {
 		return "", errors.New("actors: a private_key_jwt client needs its key")
 	}
 	sig, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key},
-		(&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", a.KeyID))
+		(&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", kid))
 	if err != nil {
 		return "", err
 	}

@@ -5,9 +5,11 @@
 //
 // The name of a client picks its kind of document (see Document): a public
 // client by default, a private_key_jwt client for names ending in -pkjwt
-// (its keys derived from the run's key seed, so the harness and mockcimd
-// agree without sharing a file), and for names starting with refuse- one of
-// the documents the proxy must refuse.
+// (keys at a jwks_uri) or -pkjwt-inline (keys in the document's jwks), its
+// keys derived from the run's key seed, so the harness and mockcimd agree
+// without sharing a file, and for names starting with refuse- one of the
+// documents the proxy must refuse. POST /NAME/rotate rotates a
+// private_key_jwt client's key (RotatedKey).
 package clientmeta
 
 import (
@@ -15,6 +17,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 )
 
 // MetadataURL is the metadata document of the MCP client called name,
@@ -35,7 +38,11 @@ func JWKSURL(host, name string) string {
 
 // PrivateKeyJWT reports whether the client called name authenticates with
 // private_key_jwt.
-func PrivateKeyJWT(name string) bool { return strings.HasSuffix(name, "-pkjwt") }
+func PrivateKeyJWT(name string) bool { return strings.HasSuffix(name, "-pkjwt") || InlineKeys(name) }
+
+// InlineKeys reports whether the client called name publishes its keys in
+// its document (jwks) rather than at a jwks_uri.
+func InlineKeys(name string) bool { return strings.HasSuffix(name, "-pkjwt-inline") }
 
 // refusals are the documents the proxy must refuse, by client name: each
 // breaks one rule of the docs' "Which MCP clients connect" page.
@@ -55,8 +62,13 @@ func refusals(host, name string) map[string]map[string]any {
 }
 
 // Document is the metadata document of the client called name, signed
-// with keys from seed.
+// with keys from seed, before any rotation.
 func Document(host, seed, name string) (map[string]any, error) {
+	return documentAt(host, seed, name, 0)
+}
+
+// documentAt is the document after gen rotations of the client's key.
+func documentAt(host, seed, name string, gen int) (map[string]any, error) {
 	doc := map[string]any{
 		"client_id":                  MetadataURL(host, name),
 		"client_name":                "MCP client " + name,
@@ -66,7 +78,15 @@ func Document(host, seed, name string) (map[string]any, error) {
 		"response_types":             []string{"code"},
 		"token_endpoint_auth_method": "none",
 	}
-	if PrivateKeyJWT(name) {
+	switch {
+	case InlineKeys(name):
+		set, err := PublicKeys(seed, name, gen)
+		if err != nil {
+			return nil, err
+		}
+		doc["token_endpoint_auth_method"] = "private_key_jwt"
+		doc["jwks"] = set
+	case PrivateKeyJWT(name):
 		doc["token_endpoint_auth_method"] = "private_key_jwt"
 		doc["jwks_uri"] = JWKSURL(host, name)
 	}
@@ -90,33 +110,39 @@ func Document(host, seed, name string) (map[string]any, error) {
 // clients read the redirect before following it). seed derives the
 // clients' keys (see SigningKey); the stack makes one per run.
 func Handler(host, seed string) http.Handler {
+	var mu sync.Mutex
+	gens := map[string]int{} // rotations, by client name
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		name, file, ok := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
 		if !ok || name == "" || strings.Contains(file, "/") {
 			http.NotFound(w, r)
 			return
 		}
+		mu.Lock()
+		gen := gens[name]
+		if file == "rotate" && r.Method == http.MethodPost && PrivateKeyJWT(name) {
+			gens[name]++
+		}
+		mu.Unlock()
 		var body any
+		var err error
 		switch {
 		case file == "callback":
 			callback(w, r)
 			return
+		case file == "rotate" && r.Method == http.MethodPost && PrivateKeyJWT(name):
+			w.WriteHeader(http.StatusNoContent)
+			return
 		case file == "client-metadata.json":
-			doc, err := Document(host, seed, name)
-			if err != nil {
-				http.NotFound(w, r)
-				return
-			}
-			body = doc
-		case file == "jwks.json" && PrivateKeyJWT(name):
-			set, err := PublicKeys(seed, name)
-			if err != nil {
-				http.Error(w, err.Error(), http.StatusInternalServerError)
-				return
-			}
-			body = set
+			body, err = documentAt(host, seed, name, gen)
+		case file == "jwks.json" && PrivateKeyJWT(name) && !InlineKeys(name):
+			body, err = PublicKeys(seed, name, gen)
 		default:
 			http.NotFound(w, r)
+			return
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusNotFound)
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"fmt"
 
 	jose "github.com/go-jose/go-jose/v4"
 )
@@ -31,15 +32,26 @@ func SigningKey(seed, name string) (*ecdsa.PrivateKey, error) {
 // KeySeedEnv is the environment variable mockcimd reads the key seed from.
 const KeySeedEnv = "MOCKCIMD_KEY_SEED"
 
-// KeyID is the key id of every client's signing key.
+// KeyID is the key id of every client's first signing key.
 const KeyID = "es256-1"
 
-// PublicKeys is the JWK Set the client called name publishes at its
-// jwks_uri.
-func PublicKeys(seed, name string) (*jose.JSONWebKeySet, error) {
-	k, err := SigningKey(seed, name)
+// RotatedKey is the key of the client called name after gen rotations
+// (gen 0 is SigningKey's), and its key id.
+func RotatedKey(seed, name string, gen int) (*ecdsa.PrivateKey, string, error) {
+	if gen == 0 {
+		k, err := SigningKey(seed, name)
+		return k, KeyID, err
+	}
+	k, err := SigningKey(seed, fmt.Sprintf("%s#%d", name, gen))
+	return k, fmt.Sprintf("es256-%d", gen+1), err
+}
+
+// PublicKeys is the JWK Set the client called name publishes (at its
+// jwks_uri, or in its document) after gen rotations.
+func PublicKeys(seed, name string, gen int) (*jose.JSONWebKeySet, error) {
+	k, kid, err := RotatedKey(seed, name, gen)
 	if err != nil {
 		return nil, err
 	}
-	return &jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &k.PublicKey, KeyID: KeyID, Algorithm: string(jose.ES256), Use: "sig"}}}, nil
+	return &jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &k.PublicKey, KeyID: kid, Algorithm: string(jose.ES256), Use: "sig"}}}, nil
 }

@@ -3,6 +3,7 @@ package stack
 import (
 	"context"
 	"crypto/ecdsa"
+	"fmt"
 	"net"
 	"net/http"
 	"time"
@@ -27,11 +28,14 @@ type shared struct {
 	idpSecret string
 	// keySeed derives the MCP clients' signing keys (clientmeta.SigningKey).
 	keySeed string
+	// rotations counts each client's key rotations (RotateClientKey).
+	rotations map[string]int
 }
 
 func newShared(ca *testca.CA, dir string) shared {
 	hosts := hostmap.New()
 	return shared{
+		rotations: map[string]int{},
 		ca:        ca,
 		hosts:     hosts,
 		transport: netguard.NewTransport(hosts.DialContext, netguard.TransportOptions{RootCAs: ca.Pool()}),
@@ -91,6 +95,25 @@ func (sh *shared) ClientRedirectURL(name string) string {
 // ClientSigningKey implements Stack.
 func (sh *shared) ClientSigningKey(name string) (*ecdsa.PrivateKey, error) {
 	return clientmeta.SigningKey(sh.keySeed, name)
+}
+
+// RotateClientKey implements Stack: client.example.net publishes the next
+// key from now on.
+func (sh *shared) RotateClientKey(ctx context.Context, name string) (*ecdsa.PrivateKey, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+ClientHost+"/"+name+"/rotate", nil)
+	if err != nil {
+		return nil, "", err
+	}
+	resp, err := (&http.Client{Transport: sh.transport, Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		return nil, "", err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		return nil, "", fmt.Errorf("rotating the key of %s: %s", name, resp.Status)
+	}
+	sh.rotations[name]++
+	return clientmeta.RotatedKey(sh.keySeed, name, sh.rotations[name])
 }
 
 func (sh *shared) control(host string) *control.Client {

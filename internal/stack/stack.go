@@ -97,6 +97,9 @@ type Stack interface {
 	// called name signs its client assertions with; client.example.net
 	// publishes its public half.
 	ClientSigningKey(name string) (*ecdsa.PrivateKey, error)
+	// RotateClientKey rotates the key that the private_key_jwt MCP client
+	// called name publishes and returns the new key and its key id.
+	RotateClientKey(ctx context.Context, name string) (*ecdsa.PrivateKey, string, error)
 
 	// RefusedDials lists every attempt to connect outside the stack: a
 	// scenario fails when there is one.

@@ -105,8 +105,13 @@ type Resolver struct {
 	cache    map[string]cachedClient
 	failures map[string]failedFetch
 	keys     map[string]cachedKeys
-	slots    chan struct{}
-	once     sync.Once
+	// keyFailures remembers failed jwks_uri fetches, by URI.
+	keyFailures map[string]failedFetch
+	// refetched is when each document was last fetched again for a key id
+	// its jwks lacked.
+	refetched map[string]time.Time
+	slots     chan struct{}
+	once      sync.Once
 }
 
 type failedFetch struct {
@@ -116,6 +121,7 @@ type failedFetch struct {
 
 type cachedClient struct {
 	c       *Client
+	fetched time.Time
 	expires time.Time
 }
 
@@ -170,6 +176,12 @@ func (r *Resolver) Resolve(ctx context.Context, id string) (*Client, error) {
 	}
 	r.mu.Unlock()
 
+	return r.load(ctx, id, now)
+}
+
+// load fetches id's document, then caches it (for as long as its
+// Cache-Control says) or the failure (for FailureCache).
+func (r *Resolver) load(ctx context.Context, id string, now time.Time) (*Client, error) {
 	r.once.Do(func() { r.slots = make(chan struct{}, MaxFetches) })
 	select {
 	case r.slots <- struct{}{}:
@@ -182,22 +194,31 @@ func (r *Resolver) Resolve(ctx context.Context, id string) (*Client, error) {
 	<-r.slots
 	if err != nil {
 		if ctx.Err() == nil { // a failure of the document, not of this request
-			r.mu.Lock()
-			if r.failures == nil || len(r.failures) > 10_000 {
-				r.failures = make(map[string]failedFetch)
-			}
-			r.failures[id] = failedFetch{err: err, until: now.Add(FailureCache)}
-			r.mu.Unlock()
+			r.remember(&r.failures, id, err, now)
 		}
 		return nil, err
 	}
-	if ttl > 0 {
-		r.mu.Lock()
-		if r.cache == nil {
-			r.cache = make(map[string]cachedClient)
-		}
-		r.cache[id] = cachedClient{c: c, expires: now.Add(ttl)}
-		r.mu.Unlock()
+	r.mu.Lock()
+	if r.cache == nil {
+		r.cache = make(map[string]cachedClient)
 	}
+	if ttl > 0 {
+		r.cache[id] = cachedClient{c: c, fetched: now, expires: now.Add(ttl)}
+	} else {
+		// Not cached, but the fetch is remembered: a key refetch waits
+		// JWKSRefetch after it all the same.
+		r.cache[id] = cachedClient{c: c, fetched: now, expires: now}
+	}
+	r.mu.Unlock()
 	return c, nil
+}
+
+// remember keeps a failed fetch of key in *m for FailureCache.
+func (r *Resolver) remember(m *map[string]failedFetch, key string, err error, now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if *m == nil || len(*m) > 10_000 {
+		*m = make(map[string]failedFetch)
+	}
+	(*m)[key] = failedFetch{err: err, until: now.Add(FailureCache)}
 }

@@ -82,26 +82,52 @@ func checkJWKSURI(u string) error {
 // Keys returns the keys of client c that may have signed an assertion
 // with key id kid (all of them when kid is empty): the document's jwks, or
 // those at its jwks_uri, fetched under the same rules as the document and
-// cached as long. A kid the cached set lacks refetches the set, at most
-// once per JWKSRefetch.
+// cached as long. A kid the keys lack is a key the client may have rotated
+// in: the document is fetched again (for jwks) or the set (for jwks_uri),
+// at most once per JWKSRefetch for each, so assertions with made-up key ids
+// cannot make the proxy fetch on every request. A failed jwks_uri fetch is
+// remembered for FailureCache, like a failed document.
 func (r *Resolver) Keys(ctx context.Context, c *Client, kid string) ([]jose.JSONWebKey, error) {
-	if c.JWKS != nil {
-		return pick(c.JWKS, kid), nil
+	if c.JWKS == nil {
+		return r.keysAt(ctx, c, kid)
 	}
+	keys := pick(c.JWKS, kid)
+	if len(keys) > 0 || kid == "" {
+		return keys, nil
+	}
+	fresh, err := r.refetch(ctx, c.ID)
+	switch {
+	case err != nil || fresh == nil || fresh == c:
+		return keys, err
+	case fresh.JWKS != nil:
+		return pick(fresh.JWKS, kid), nil
+	}
+	return r.keysAt(ctx, fresh, kid) // the client moved its keys to a jwks_uri
+}
+
+// keysAt returns the keys at c's jwks_uri that may have signed with kid.
+func (r *Resolver) keysAt(ctx context.Context, c *Client, kid string) ([]jose.JSONWebKey, error) {
 	if c.JWKSURI == "" {
 		return nil, &Error{c.ID, "its metadata document publishes no keys (jwks or jwks_uri)", nil}
 	}
 	now := r.now()
 	r.mu.Lock()
 	k, ok := r.keys[c.JWKSURI]
+	failed, hasFailed := r.keyFailures[c.JWKSURI]
 	r.mu.Unlock()
 	if ok && now.Before(k.expires) {
 		if keys := pick(k.set, kid); len(keys) > 0 || now.Sub(k.fetched) < JWKSRefetch {
 			return keys, nil
 		}
 	}
+	if hasFailed && now.Before(failed.until) {
+		return nil, failed.err
+	}
 	set, ttl, err := r.fetchKeys(ctx, c)
 	if err != nil {
+		if ctx.Err() == nil {
+			r.remember(&r.keyFailures, c.JWKSURI, err, now)
+		}
 		return nil, err
 	}
 	r.mu.Lock()
@@ -111,6 +137,28 @@ func (r *Resolver) Keys(ctx context.Context, c *Client, kid string) ([]jose.JSON
 	r.keys[c.JWKSURI] = cachedKeys{set: set, fetched: now, expires: now.Add(max(ttl, minCache))}
 	r.mu.Unlock()
 	return pick(set, kid), nil
+}
+
+// refetch fetches the document of id again, for a key id its keys lack,
+// unless such a refetch ran less than JWKSRefetch ago: then it returns the
+// cached client, or nil.
+func (r *Resolver) refetch(ctx context.Context, id string) (*Client, error) {
+	now := r.now()
+	r.mu.Lock()
+	last, refetched := r.refetched[id]
+	cached := r.cache[id]
+	if !refetched || now.Sub(last) >= JWKSRefetch {
+		if r.refetched == nil || len(r.refetched) > 10_000 {
+			r.refetched = make(map[string]time.Time)
+		}
+		r.refetched[id] = now
+		refetched = false
+	}
+	r.mu.Unlock()
+	if refetched {
+		return cached.c, nil
+	}
+	return r.load(ctx, id, now)
 }
 
 func pick(set *jose.JSONWebKeySet, kid string) []jose.JSONWebKey {
