@@ -166,7 +166,7 @@ fuzz-short:
 demo:
 	$(GO) run ./cmd/mcp-stack $(DEMOFLAGS)
 
-# What one warm request costs, in one run on this machine (DESIGN §5.9):
+# What one warm request costs, in one run on this machine (docs/performance.md):
 # the load generator, the upstream, the bare Go TLS hop and mcp-proxy are
 # separate processes, each one's CPU read from /proc. Direct, the bare hop
 # and mcp-proxy alternate, at concurrency 1, 16 and 64, against the MCP Go
