@@ -19,7 +19,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -30,6 +29,7 @@ import (
 	"github.com/mcp-proxy/mcp-proxy/internal/clientmeta"
 	"github.com/mcp-proxy/mcp-proxy/internal/docexamples"
 	"github.com/mcp-proxy/mcp-proxy/internal/hostmap"
+	"github.com/mcp-proxy/mcp-proxy/internal/syncbuf"
 	"github.com/mcp-proxy/mcp-proxy/internal/testca"
 	"github.com/mcp-proxy/mcp-proxy/mockas"
 	"github.com/mcp-proxy/mcp-proxy/mockmcp"
@@ -338,7 +338,7 @@ func serve(t *testing.T, c Command, work string, env, trust []string) netip.Addr
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logBuf syncBuffer
+	var logBuf syncbuf.Buffer
 	cmd.Stdout = &logBuf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -393,23 +393,6 @@ func serve(t *testing.T, c Command, work string, env, trust []string) netip.Addr
 		t.Fatalf("quickstart.md:%d: %s did not log proxy_started within 30s\n%s", c.Line, c.Text, logBuf.String())
 	}
 	return netip.AddrPort{}
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // TestDemoAgreesWithQuickStart checks that make demo, which the Quick Start
