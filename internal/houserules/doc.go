@@ -1,0 +1,6 @@
+// Package houserules holds the tests that keep the repository's own rules,
+// the ones no compiler checks: the README's layout names every directory
+// that exists and no other.
+//
+// It has no code of its own; `make unit` runs its tests.
+package houserules
