@@ -29,6 +29,7 @@ import (
 	"github.com/mcp-proxy/mcp-proxy/internal/clientmeta"
 	"github.com/mcp-proxy/mcp-proxy/internal/docexamples"
 	"github.com/mcp-proxy/mcp-proxy/internal/hostmap"
+	"github.com/mcp-proxy/mcp-proxy/internal/idp"
 	"github.com/mcp-proxy/mcp-proxy/internal/syncbuf"
 	"github.com/mcp-proxy/mcp-proxy/internal/testca"
 	"github.com/mcp-proxy/mcp-proxy/mockas"
@@ -77,14 +78,9 @@ func startDoubles(t *testing.T) *doubles {
 	if err != nil {
 		t.Fatal(err)
 	}
-	idp, err := mockas.New(mockas.Config{
-		Issuer: "https://" + idpHost,
-		Clients: []mockas.Client{{
-			ID: "mcp-proxy", Secret: d.idpSecret, Name: "mcp-proxy",
-			RedirectURIs: []string{"https://" + proxyHost + "/.mcp-proxy/login/callback"},
-		}},
-		DisableCIMD: true, Resolver: d.hosts, Dial: d.hosts.DialContext, RootCAs: ca.Pool(), Logger: quiet,
-	})
+	idpConfig := idp.Config(idpHost, d.idpSecret, proxyHost)
+	idpConfig.Resolver, idpConfig.Dial, idpConfig.RootCAs, idpConfig.Logger = d.hosts, d.hosts.DialContext, ca.Pool(), quiet
+	idpServer, err := mockas.New(idpConfig)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +93,7 @@ func startDoubles(t *testing.T) *doubles {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for host, h := range map[string]http.Handler{asHost: as, idpHost: idp, upstreamHost: mcp, clientHost: clientmeta.Handler(clientHost, "")} {
+	for host, h := range map[string]http.Handler{asHost: as, idpHost: idpServer, upstreamHost: mcp, clientHost: clientmeta.Handler(clientHost, "")} {
 		leaf, err := ca.Issue(host)
 		if err != nil {
 			t.Fatal(err)
