@@ -536,7 +536,7 @@ func TestSite(t *testing.T) {
 		}
 	}
 
-	t.Logf("%d pages, %d verified examples and %d left out by the run's stack (%d in the docs), %d feature pages; screenshots in %s", len(reports), verified, leftOut, len(docs.IDs()), len(feats), *shotsDir)
+	t.Logf("%d pages, %d verified examples and %d left out by the run (%d in the docs), %d feature pages; screenshots in %s", len(reports), verified, leftOut, len(docs.IDs()), len(feats), *shotsDir)
 	if reports["/troubleshooting/"] == nil {
 		// TODO(issue 7): the troubleshooting screenshot appears once
 		// docs/troubleshooting.md exists.
