@@ -566,6 +566,22 @@ func TestExamplesLeftOutForAPrerequisiteArePublishedUnverified(t *testing.T) {
 		t.Errorf("summary's left out = %q", sum.LeftOut)
 	}
 
+	// On the container stack, the @local scenarios run in a second,
+	// in-process run, whose filter still has the ~@real-servers.
+	rec := &results.Recorder{}
+	rec.StartRun("make conformance", "containers", "~@real-servers", "~@real-servers && ~@local")
+	rec.LeaveOut(1, "@local")
+	rec.Add(results.Scenario{Name: "The first one", Feature: "features/demo.feature", Status: results.Passed, Examples: []string{"ex-a"}, Steps: passed})
+	rec.StartRun("make conformance", "local", "~@real-servers", "~@real-servers && @local")
+	containers := rec.Manifest(nil, func(string) string { return "quickstart" }, dir)
+	data, _, err = BuildSiteData(SiteInput{Manifest: results.Merge(containers), Docs: docs, DocsDir: dir, Features: feats})
+	if err != nil {
+		t.Fatalf("a container run that left out the @real-servers scenarios: %v", err)
+	}
+	if diff := cmp.Diff(want, data.Examples["ex-hydra"]); diff != "" {
+		t.Errorf("ex-hydra after a container run (-want +got):\n%s", diff)
+	}
+
 	// The user's own filter left it out: running every scenario is the answer.
 	_, _, err = BuildSiteData(SiteInput{Manifest: results.Merge(run("@doc:quickstart && ~@real-servers")), Docs: docs, DocsDir: dir, Features: feats})
 	if err == nil || !strings.Contains(err.Error(), "1 documented examples were run by no scenario because the tag filter") || !strings.Contains(err.Error(), ": ex-hydra;") {
@@ -582,7 +598,7 @@ func TestExamplesLeftOutForAPrerequisiteArePublishedUnverified(t *testing.T) {
 	// make real-servers ran the scenario, and it failed: the example is
 	// failed, not left out, and the site's render hook refuses it.
 	docs = writeDocs(page)
-	rec := &results.Recorder{}
+	rec = &results.Recorder{}
 	rec.StartRun("make conformance STACK=local TAGS=@real-servers", "local", "@real-servers", "@real-servers && ~@containers")
 	rec.Add(results.Scenario{Name: "Behind Hydra", Feature: "features/tested.feature", Status: results.Failed, Examples: []string{"ex-hydra"}, Steps: passed})
 	realServers := rec.Manifest(nil, func(string) string { return "quickstart" }, dir)
