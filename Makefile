@@ -101,9 +101,9 @@ conformance:
 TESTSTEPS := $(BUILD)/test-steps
 # TEST_STEP defines the shell function step NAME COMMAND...: it runs
 # COMMAND with its output also in $(TESTSTEPS)/NAME.log and its wall time in
-# seconds in NAME.seconds, and adds NAME to $$failed when it fails. TEST_TOOK
-# defines took NAME, which prints " (m:ss)" for a step that ran, nothing
-# for one that did not.
+# seconds in NAME.seconds, and adds NAME to the shell variable failed when
+# it fails. TEST_TOOK defines took NAME, which prints " (m:ss)" for a step
+# that ran, nothing for one that did not.
 TEST_STEP = step() { name=$$1; shift; start=$$(date +%s); "$$@" 2>&1 | tee $(TESTSTEPS)/$$name.log; status=$${PIPESTATUS[0]}; \
 	echo $$(( $$(date +%s) - start )) > $(TESTSTEPS)/$$name.seconds; [ $$status -eq 0 ] || failed="$$failed $$name"; }
 TEST_TOOK = took() { [ -f $(TESTSTEPS)/$$1.seconds ] || return 0; s=$$(cat $(TESTSTEPS)/$$1.seconds); printf ' (%d:%02d)' $$((s / 60)) $$((s % 60)); }
