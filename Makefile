@@ -93,14 +93,23 @@ conformance:
 	else echo "0 passed, 0 failed: the run ended before writing its results"; status=1; fi; \
 	exit $$status
 
-# Every step runs, and the last line sums up all of them. The scenarios
-# run on the stack make conformance picks and, when that was the container
-# stack, on the in-process stack too (reports in build/conformance-local);
-# here Redis must be the real redis-server.
+# Every step runs, and the last line sums up all of them, each with its
+# wall time (m:ss). The scenarios run on the stack make conformance picks
+# and, when that was the container stack, on the in-process stack too
+# (reports in build/conformance-local); here Redis must be the real
+# redis-server.
 TESTSTEPS := $(BUILD)/test-steps
+# TEST_STEP defines the shell function step NAME COMMAND...: it runs
+# COMMAND with its output also in $(TESTSTEPS)/NAME.log and its wall time in
+# seconds in NAME.seconds, and adds NAME to the shell variable failed when
+# it fails. TEST_TOOK defines took NAME, which prints " (m:ss)" for a step
+# that ran, nothing for one that did not.
+TEST_STEP = step() { name=$$1; shift; start=$$(date +%s); "$$@" 2>&1 | tee $(TESTSTEPS)/$$name.log; status=$${PIPESTATUS[0]}; \
+	echo $$(( $$(date +%s) - start )) > $(TESTSTEPS)/$$name.seconds; [ $$status -eq 0 ] || failed="$$failed $$name"; }
+TEST_TOOK = took() { [ -f $(TESTSTEPS)/$$1.seconds ] || return 0; s=$$(cat $(TESTSTEPS)/$$1.seconds); printf ' (%d:%02d)' $$((s / 60)) $$((s % 60)); }
 test:
 	@rm -rf $(TESTSTEPS); mkdir -p $(TESTSTEPS); failed=""; \
-	step() { name=$$1; shift; "$$@" 2>&1 | tee $(TESTSTEPS)/$$name.log; [ $${PIPESTATUS[0]} -eq 0 ] || failed="$$failed $$name"; }; \
+	$(TEST_STEP); $(TEST_TOOK); \
 	step lint $(MAKE) --no-print-directory lint; \
 	step unit $(MAKE) --no-print-directory unit; \
 	step fuzz $(MAKE) --no-print-directory fuzz-short; \
@@ -114,15 +123,16 @@ test:
 	step site $(MAKE) --no-print-directory site; \
 	step site-test $(MAKE) --no-print-directory site-test; \
 	count() { grep -c -E "$$1" $(TESTSTEPS)/$$2.log 2>/dev/null || true; }; \
-	line="lint $$(case " $$failed " in *" lint "*) echo failed;; *) echo ok;; esac)"; \
-	line="$$line; unit: $$(count '^ok ' unit) packages passed, $$(count '^FAIL[[:space:]]+github' unit) failed"; \
-	line="$$line; conformance: $$(tail -n 1 $(REPORTS)/summary.txt 2>/dev/null || echo 'no results')"; \
-	if [ -f $(TESTSTEPS)/conformance-local.log ]; then line="$$line; conformance-local: $$(tail -n 1 $(BUILD)/conformance-local/summary.txt 2>/dev/null || echo 'no results')"; fi; \
-	line="$$line; fuzz $$(case " $$failed " in *" fuzz "*) echo failed;; *) echo ok;; esac)"; \
-	line="$$line; $$(grep -h '^mcp-conformance: .* (through mcp-proxy)' $(TESTSTEPS)/mcp-conformance.log 2>/dev/null || echo 'mcp-conformance: no results')"; \
-	line="$$line; $$(grep -h -o -E '^load: (PASS|FAIL)' $(TESTSTEPS)/load.log 2>/dev/null | tail -n 1 | grep . || echo 'load: no result')"; \
-	line="$$line; site $$(case " $$failed " in *" site "*) echo failed;; *) echo built;; esac)"; \
-	line="$$line; site-test: $$(count '^--- PASS' site-test) passed, $$(count '^--- FAIL' site-test) failed"; \
+	line="lint $$(case " $$failed " in *" lint "*) echo failed;; *) echo ok;; esac)$$(took lint)"; \
+	line="$$line; unit: $$(count '^ok ' unit) packages passed, $$(count '^FAIL[[:space:]]+github' unit) failed$$(took unit)"; \
+	line="$$line; conformance: $$(tail -n 1 $(REPORTS)/summary.txt 2>/dev/null || echo 'no results')$$(took conformance)"; \
+	if [ -f $(TESTSTEPS)/conformance-local.log ]; then line="$$line; conformance-local: $$(tail -n 1 $(BUILD)/conformance-local/summary.txt 2>/dev/null || echo 'no results')$$(took conformance-local)"; fi; \
+	line="$$line; fuzz $$(case " $$failed " in *" fuzz "*) echo failed;; *) echo ok;; esac)$$(took fuzz)"; \
+	line="$$line; real-servers-build $$(case " $$failed " in *" real-servers-build "*) echo failed;; *) echo ok;; esac)$$(took real-servers-build)"; \
+	line="$$line; $$(grep -h '^mcp-conformance: .* (through mcp-proxy)' $(TESTSTEPS)/mcp-conformance.log 2>/dev/null || echo 'mcp-conformance: no results')$$(took mcp-conformance)"; \
+	line="$$line; $$(grep -h -o -E '^load: (PASS|FAIL)' $(TESTSTEPS)/load.log 2>/dev/null | tail -n 1 | grep . || echo 'load: no result')$$(took load)"; \
+	line="$$line; site $$(case " $$failed " in *" site "*) echo failed;; *) echo built;; esac)$$(took site)"; \
+	line="$$line; site-test: $$(count '^--- PASS' site-test) passed, $$(count '^--- FAIL' site-test) failed$$(took site-test)"; \
 	if [ -z "$$failed" ]; then echo "make test: PASS: $$line"; else echo "make test: FAIL ($${failed# }): $$line"; exit 1; fi
 
 lint: fmt-check vet staticcheck shipped-deps
@@ -166,7 +176,7 @@ fuzz-short:
 demo:
 	$(GO) run ./cmd/mcp-stack $(DEMOFLAGS)
 
-# What one warm request costs, in one run on this machine (DESIGN §5.9):
+# What one warm request costs, in one run on this machine (docs/performance.md):
 # the load generator, the upstream, the bare Go TLS hop and mcp-proxy are
 # separate processes, each one's CPU read from /proc. Direct, the bare hop
 # and mcp-proxy alternate, at concurrency 1, 16 and 64, against the MCP Go
@@ -202,10 +212,13 @@ load:
 	@set -o pipefail; $(BUILD)/load/bin/load -bin $(BUILD)/load/bin -clients $(LOAD_CLIENTS) -duration $(LOAD_DURATION) $(LOADFLAGS) | tee $(BUILD)/load.txt
 
 # The docs site (Hugo, a tool of site/go.mod; D2 renders the diagrams). Its
-# generated inputs go to site/generated, the site to site/public; an example
-# that no passing scenario ran fails the build, naming the command that runs
-# it, unless only a stack the run lacked can run it (it is then published
-# with a badge saying so).
+# generated inputs go to site/generated, the site to site/public. An example
+# whose scenarios the run left out on purpose (a stack it lacked, or a ~TAG
+# that conformance adds to TAGS for what the machine lacks: @real-servers,
+# @mcp-remote) is published with a badge saying it is unverified and naming
+# the command that runs it (make real-servers, ...), so make site works after
+# any make conformance. An example that no scenario runs, or whose scenario
+# failed, fails the build.
 site:
 	@if [ ! -s $(REPORTS)/manifest.json ]; then \
 		echo "site: no conformance results in $(REPORTS); running the scenarios first"; \

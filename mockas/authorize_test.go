@@ -116,109 +116,138 @@ func TestAuthorizeRefusals(t *testing.T) {
 // TestLoginAndConsentForms covers the form checks: CSRF, the session
 // binding, deny, consent memory, prompt=login and prompt=consent.
 func TestLoginAndConsentForms(t *testing.T) {
-	f := newFixture(t, nil, nil)
-	_, challenge := pkce("forms")
-	start := func(b *browser, change func(url.Values)) *page {
-		t.Helper()
-		v := authParams(pubID, pubRedir, challenge)
-		if change != nil {
-			change(v)
-		}
-		p, err := b.get(authURL(v))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return p
+	r := &formsRun{f: newFixture(t, nil, nil)}
+	_, r.challenge = pkce("forms")
+	// In this order: the last one moves the clock past the flows' lifetime.
+	for _, tc := range []struct {
+		name  string
+		check func(*testing.T, *formsRun)
+	}{
+		{"wrong CSRF token", checkWrongCSRF},
+		{"form posted from another browser", checkFormFromAnotherBrowser},
+		{"unknown user", checkUnknownUser},
+		{"deny", checkDeny},
+		{"consent is remembered per client and scope", checkConsentRemembered},
+		{"expired flow", checkExpiredFlow},
+	} {
+		t.Run(tc.name, func(t *testing.T) { tc.check(t, r) })
 	}
+}
 
-	t.Run("wrong CSRF token", func(t *testing.T) {
-		b := f.e.browser("auth.provider.com")
-		lf, err := onlyForm(start(b, nil))
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, err := b.submit(lf, url.Values{"username": {"alice"}, "password": {"alice-password"}, "csrf_token": {"forged"}}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if p.status != http.StatusForbidden || !strings.Contains(elementText(p.body, "error_description"), "CSRF") {
-			t.Fatalf("status %d %q", p.status, elementText(p.body, "error_description"))
-		}
-	})
-	t.Run("form posted from another browser", func(t *testing.T) {
-		lf, err := onlyForm(start(f.e.browser("auth.provider.com"), nil))
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, err := f.e.browser("auth.provider.com").submit(lf, url.Values{"username": {"alice"}, "password": {"alice-password"}}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if p.status != http.StatusForbidden || !strings.Contains(elementText(p.body, "error_description"), "session") {
-			t.Fatalf("status %d %q", p.status, elementText(p.body, "error_description"))
-		}
-	})
-	t.Run("unknown user", func(t *testing.T) {
-		b := f.e.browser("auth.provider.com")
-		p, err := b.login(start(b, nil), "mallory", "alice-password")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if p.status != http.StatusUnauthorized || !strings.Contains(p.body, `name="password"`) {
-			t.Fatalf("status %d", p.status)
-		}
-	})
-	t.Run("deny", func(t *testing.T) {
-		b := f.e.browser("auth.provider.com")
-		before := durableOf(f.s.stats())
-		p, err := b.login(start(b, nil), "bob", "bob-password")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if p, err = b.decide(p, "deny"); err != nil {
-			t.Fatal(err)
-		}
-		q := p.location().Query()
-		if p.status != http.StatusFound || q.Get("error") != "access_denied" || q.Get("state") != "xyz" || q.Get("iss") != asIssuer || q.Get("code") != "" {
-			t.Fatalf("deny: %d %s", p.status, p.location())
-		}
-		if diff := cmp.Diff(before, durableOf(f.s.stats())); diff != "" {
-			t.Errorf("deny stored something (-before +after):\n%s", diff)
-		}
-	})
-	t.Run("consent is remembered per client and scope", func(t *testing.T) {
-		b := f.e.browser("auth.provider.com")
-		if _, err := b.authorizeAll(authURL(authParams(pubID, pubRedir, challenge)), "alice", "alice-password"); err != nil {
-			t.Fatal(err)
-		}
-		if p := start(b, nil); p.status != http.StatusFound {
-			t.Fatalf("same client and scopes: status %d, want a direct redirect", p.status)
-		}
-		checkPage(t, start(b, set("scope", "openid files:read files:write")), "consent")
-		checkPage(t, start(b, set("client_id", pub2ID)), "consent")
-		checkPage(t, start(b, set("prompt", "consent")), "consent")
-		checkPage(t, start(b, set("prompt", "login")), "login")
-		p := start(b, set("prompt", "none"))
-		if p.status != http.StatusFound || p.location().Query().Get("code") == "" {
-			t.Fatalf("prompt=none with consent: %d %s", p.status, p.location())
-		}
-		p = start(b, func(v url.Values) { v.Set("prompt", "none"); v.Set("client_id", pub2ID) })
-		if p.location().Query().Get("error") != "consent_required" {
-			t.Fatalf("prompt=none without consent: %s", p.location())
-		}
-	})
-	t.Run("expired flow", func(t *testing.T) {
-		b := f.e.browser("auth.provider.com")
-		p := start(b, nil)
-		f.e.clock.Advance(flowTTL + 1)
-		p, err := b.login(p, "alice", "alice-password")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if p.status != http.StatusBadRequest || !strings.Contains(elementText(p.body, "error_description"), "expired") {
-			t.Fatalf("status %d %q", p.status, elementText(p.body, "error_description"))
-		}
-	})
+// formsRun is TestLoginAndConsentForms's server and the PKCE challenge its
+// authorization requests carry.
+type formsRun struct {
+	f         *fixture
+	challenge string
+}
+
+// start opens an authorization request of the public client in b, changed
+// by change when not nil.
+func (r *formsRun) start(t *testing.T, b *browser, change func(url.Values)) *page {
+	t.Helper()
+	v := authParams(pubID, pubRedir, r.challenge)
+	if change != nil {
+		change(v)
+	}
+	p, err := b.get(authURL(v))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func checkWrongCSRF(t *testing.T, r *formsRun) {
+	b := r.f.e.browser("auth.provider.com")
+	lf, err := onlyForm(r.start(t, b, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := b.submit(lf, url.Values{"username": {"alice"}, "password": {"alice-password"}, "csrf_token": {"forged"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.status != http.StatusForbidden || !strings.Contains(elementText(p.body, "error_description"), "CSRF") {
+		t.Fatalf("status %d %q", p.status, elementText(p.body, "error_description"))
+	}
+}
+
+func checkFormFromAnotherBrowser(t *testing.T, r *formsRun) {
+	lf, err := onlyForm(r.start(t, r.f.e.browser("auth.provider.com"), nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := r.f.e.browser("auth.provider.com").submit(lf, url.Values{"username": {"alice"}, "password": {"alice-password"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.status != http.StatusForbidden || !strings.Contains(elementText(p.body, "error_description"), "session") {
+		t.Fatalf("status %d %q", p.status, elementText(p.body, "error_description"))
+	}
+}
+
+func checkUnknownUser(t *testing.T, r *formsRun) {
+	b := r.f.e.browser("auth.provider.com")
+	p, err := b.login(r.start(t, b, nil), "mallory", "alice-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.status != http.StatusUnauthorized || !strings.Contains(p.body, `name="password"`) {
+		t.Fatalf("status %d", p.status)
+	}
+}
+
+func checkDeny(t *testing.T, r *formsRun) {
+	b := r.f.e.browser("auth.provider.com")
+	before := durableOf(r.f.s.stats())
+	p, err := b.login(r.start(t, b, nil), "bob", "bob-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err = b.decide(p, "deny"); err != nil {
+		t.Fatal(err)
+	}
+	q := p.location().Query()
+	if p.status != http.StatusFound || q.Get("error") != "access_denied" || q.Get("state") != "xyz" || q.Get("iss") != asIssuer || q.Get("code") != "" {
+		t.Fatalf("deny: %d %s", p.status, p.location())
+	}
+	if diff := cmp.Diff(before, durableOf(r.f.s.stats())); diff != "" {
+		t.Errorf("deny stored something (-before +after):\n%s", diff)
+	}
+}
+
+func checkConsentRemembered(t *testing.T, r *formsRun) {
+	b := r.f.e.browser("auth.provider.com")
+	if _, err := b.authorizeAll(authURL(authParams(pubID, pubRedir, r.challenge)), "alice", "alice-password"); err != nil {
+		t.Fatal(err)
+	}
+	if p := r.start(t, b, nil); p.status != http.StatusFound {
+		t.Fatalf("same client and scopes: status %d, want a direct redirect", p.status)
+	}
+	checkPage(t, r.start(t, b, set("scope", "openid files:read files:write")), "consent")
+	checkPage(t, r.start(t, b, set("client_id", pub2ID)), "consent")
+	checkPage(t, r.start(t, b, set("prompt", "consent")), "consent")
+	checkPage(t, r.start(t, b, set("prompt", "login")), "login")
+	p := r.start(t, b, set("prompt", "none"))
+	if p.status != http.StatusFound || p.location().Query().Get("code") == "" {
+		t.Fatalf("prompt=none with consent: %d %s", p.status, p.location())
+	}
+	p = r.start(t, b, func(v url.Values) { v.Set("prompt", "none"); v.Set("client_id", pub2ID) })
+	if p.location().Query().Get("error") != "consent_required" {
+		t.Fatalf("prompt=none without consent: %s", p.location())
+	}
+}
+
+func checkExpiredFlow(t *testing.T, r *formsRun) {
+	b := r.f.e.browser("auth.provider.com")
+	p := r.start(t, b, nil)
+	r.f.e.clock.Advance(flowTTL + 1)
+	p, err := b.login(p, "alice", "alice-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.status != http.StatusBadRequest || !strings.Contains(elementText(p.body, "error_description"), "expired") {
+		t.Fatalf("status %d %q", p.status, elementText(p.body, "error_description"))
+	}
 }
 
 // TestMetadata checks the metadata document and every URL it is served at,

@@ -2,7 +2,6 @@ package mockas
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -164,68 +163,97 @@ var sharedSecretMethods = []string{"client_secret_basic", "client_secret_post", 
 
 // parseCIMD validates a document's content and returns its client.
 func parseCIMD(id string, body []byte) (*clientInfo, error) {
-	var doc map[string]json.RawMessage
-	if err := json.Unmarshal(body, &doc); err != nil || doc == nil {
-		if err == nil {
-			err = errors.New("it is null")
-		}
+	obj, err := decodeObject(body)
+	if err != nil {
 		return nil, fmt.Errorf("is not a JSON object: %v", err)
 	}
-	str := func(name string) (string, bool, error) {
-		raw, ok := doc[name]
-		if !ok {
-			return "", false, nil
-		}
-		var v string
-		if err := json.Unmarshal(raw, &v); err != nil {
-			return "", true, fmt.Errorf("has %s that is not a string", name)
-		}
-		return v, true, nil
-	}
-	strs := func(name string) ([]string, bool, error) {
-		raw, ok := doc[name]
-		if !ok {
-			return nil, false, nil
-		}
-		var v []string
-		if err := json.Unmarshal(raw, &v); err != nil {
-			return nil, true, fmt.Errorf("has %s that is not an array of strings", name)
-		}
-		return v, true, nil
-	}
-
-	cid, ok, err := str("client_id")
-	switch {
-	case err != nil:
+	doc := cimdDoc{obj}
+	if err := doc.checkIdentity(id); err != nil {
 		return nil, err
-	case !ok:
-		return nil, errors.New("has no client_id")
-	case cid != id:
-		return nil, fmt.Errorf("has client_id %q that differs from its URL", cid)
 	}
-	for _, f := range []string{"client_secret", "client_secret_expires_at"} {
-		if _, ok := doc[f]; ok {
-			return nil, fmt.Errorf("carries %s, which a client metadata document must not contain: a document is public", f)
-		}
-	}
-	method, _, err := str("token_endpoint_auth_method")
+	name, err := doc.clientName()
 	if err != nil {
 		return nil, err
 	}
-	switch {
-	case slices.Contains(sharedSecretMethods, method):
-		return nil, fmt.Errorf("has token_endpoint_auth_method %q, a shared-secret method, which a client metadata document must not use", method)
-	case method != "" && method != "none":
-		return nil, fmt.Errorf("has token_endpoint_auth_method %q, which this server does not support for client metadata documents (use none)", method)
+	redirects, err := doc.redirectURIs()
+	if err != nil {
+		return nil, err
 	}
-	name, ok, err := str("client_name")
+	c := &clientInfo{ID: id, Name: name, RedirectURIs: redirects, CIMD: true}
+	if c.NoRefresh, err = doc.noRefresh(); err != nil {
+		return nil, err
+	}
+	if err := doc.checkResponseTypes(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// cimdDoc is a client metadata document's fields; its errors say what the
+// document has, since the caller prefixes them with its URL.
+type cimdDoc struct{ jsonObject }
+
+func (d cimdDoc) str(name string) (string, bool, error) {
+	v, present, ok := d.jsonObject.str(name)
+	if !ok {
+		return "", true, fmt.Errorf("has %s that is not a string", name)
+	}
+	return v, present, nil
+}
+
+func (d cimdDoc) strs(name string) ([]string, bool, error) {
+	v, present, ok := d.jsonObject.strs(name)
+	if !ok {
+		return nil, true, fmt.Errorf("has %s that is not an array of strings", name)
+	}
+	return v, present, nil
+}
+
+// checkIdentity checks that the document names itself (its client_id is
+// its URL id) and is a public client: no secret, no shared-secret method.
+func (d cimdDoc) checkIdentity(id string) error {
+	cid, ok, err := d.str("client_id")
 	switch {
 	case err != nil:
-		return nil, err
-	case !ok || strings.TrimSpace(name) == "":
-		return nil, errors.New("has no client_name, which MCP requires of a client metadata document")
+		return err
+	case !ok:
+		return errors.New("has no client_id")
+	case cid != id:
+		return fmt.Errorf("has client_id %q that differs from its URL", cid)
 	}
-	redirects, ok, err := strs("redirect_uris")
+	for _, f := range []string{"client_secret", "client_secret_expires_at"} {
+		if _, ok := d.jsonObject[f]; ok {
+			return fmt.Errorf("carries %s, which a client metadata document must not contain: a document is public", f)
+		}
+	}
+	method, _, err := d.str("token_endpoint_auth_method")
+	switch {
+	case err != nil:
+		return err
+	case slices.Contains(sharedSecretMethods, method):
+		return fmt.Errorf("has token_endpoint_auth_method %q, a shared-secret method, which a client metadata document must not use", method)
+	case method != "" && method != "none":
+		return fmt.Errorf("has token_endpoint_auth_method %q, which this server does not support for client metadata documents (use none)", method)
+	}
+	return nil
+}
+
+// clientName is the document's client_name, which MCP requires.
+func (d cimdDoc) clientName() (string, error) {
+	name, ok, err := d.str("client_name")
+	switch {
+	case err != nil:
+		return "", err
+	case !ok || strings.TrimSpace(name) == "":
+		return "", errors.New("has no client_name, which MCP requires of a client metadata document")
+	}
+	return name, nil
+}
+
+// redirectURIs are the document's redirect URIs: at least one, each
+// acceptable.
+func (d cimdDoc) redirectURIs() ([]string, error) {
+	redirects, ok, err := d.strs("redirect_uris")
 	switch {
 	case err != nil:
 		return nil, err
@@ -237,21 +265,35 @@ func parseCIMD(id string, body []byte) (*clientInfo, error) {
 			return nil, fmt.Errorf("has redirect_uris[%d]: %v", i, err)
 		}
 	}
-	c := &clientInfo{ID: id, Name: name, RedirectURIs: redirects, CIMD: true}
-	if gts, ok, err := strs("grant_types"); err != nil {
-		return nil, err
-	} else if ok {
-		if !slices.Contains(gts, "authorization_code") {
-			return nil, fmt.Errorf("has grant_types %q without authorization_code", gts)
-		}
-		c.NoRefresh = !slices.Contains(gts, "refresh_token")
+	return redirects, nil
+}
+
+// noRefresh says whether the document's grant_types, when it has them,
+// leave out refresh_token; they must have authorization_code.
+func (d cimdDoc) noRefresh() (bool, error) {
+	gts, ok, err := d.strs("grant_types")
+	switch {
+	case err != nil:
+		return false, err
+	case !ok:
+		return false, nil
+	case !slices.Contains(gts, "authorization_code"):
+		return false, fmt.Errorf("has grant_types %q without authorization_code", gts)
 	}
-	if rts, ok, err := strs("response_types"); err != nil {
-		return nil, err
-	} else if ok && !slices.Contains(rts, "code") {
-		return nil, fmt.Errorf("has response_types %q without code", rts)
+	return !slices.Contains(gts, "refresh_token"), nil
+}
+
+// checkResponseTypes checks that the document's response_types, when it
+// has them, have code.
+func (d cimdDoc) checkResponseTypes() error {
+	rts, ok, err := d.strs("response_types")
+	if err != nil {
+		return err
 	}
-	return c, nil
+	if ok && !slices.Contains(rts, "code") {
+		return fmt.Errorf("has response_types %q without code", rts)
+	}
+	return nil
 }
 
 // cacheLifetime is how long a fetched document may be cached: its

@@ -124,6 +124,16 @@ func TestControlAPIGuard(t *testing.T) {
 // checks the fault events and that the next request is served.
 func TestFaultsControlAPI(t *testing.T) {
 	f := ctlFixture(t, nil)
+	checkFaultStatus(t, f)
+	checkFaultDrop(t, f)
+	checkFaultDelay(t, f)
+	checkFaultRules(t, f)
+}
+
+// checkFaultStatus answers two token requests with 503, then serves the
+// third.
+func checkFaultStatus(t *testing.T, f *fixture) {
+	t.Helper()
 	if s, b := f.ctl(t, http.MethodPost, "/.test/faults", `{"path":"/token","count":2,"status":503}`); s != http.StatusCreated {
 		t.Fatalf("add rule: %d %s", s, b)
 	}
@@ -142,7 +152,12 @@ func TestFaultsControlAPI(t *testing.T) {
 	if ev := lastEvent(f.s, "fault"); ev.Status != 503 || ev.Path != "/token" || ev.Method != http.MethodPost || ev.Detail["outcome"] != "status" {
 		t.Errorf("fault event %+v", ev)
 	}
+}
 
+// checkFaultDrop drops a JWKS connection over HTTP/2 and over HTTP/1.1;
+// the next request on the same client is served.
+func checkFaultDrop(t *testing.T, f *fixture) {
+	t.Helper()
 	h1 := f.e.transport.Clone()
 	h1.ForceAttemptHTTP2 = false
 	h1.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
@@ -177,8 +192,12 @@ func TestFaultsControlAPI(t *testing.T) {
 			}
 		})
 	}
+}
 
-	// A delay is latency only: the request is served and recorded as usual.
+// checkFaultDelay checks that a delay is latency only: the request is
+// served and recorded as usual.
+func checkFaultDelay(t *testing.T, f *fixture) {
+	t.Helper()
 	if err := f.s.Faults().Add(faults.Rule{Path: "/jwks", Count: 1, Delay: "1ms"}); err != nil {
 		t.Fatal(err)
 	}
@@ -189,9 +208,12 @@ func TestFaultsControlAPI(t *testing.T) {
 	if got := f.s.Counters()["fault"]; got != n {
 		t.Errorf("a delayed request was recorded as a fault")
 	}
+}
 
-	// Bad rules are refused; DELETE clears; the control API itself is
-	// never faulted.
+// checkFaultRules checks that bad rules are refused, DELETE clears, and the
+// control API itself is never faulted.
+func checkFaultRules(t *testing.T, f *fixture) {
+	t.Helper()
 	for _, bad := range []string{`{"path":"token","status":503}`, `{"path":"/token"}`, `{"path":"/token","status":503,"drop":true}`, `{"path":"/token","status":503,"colour":1}`} {
 		if s, _ := f.ctl(t, http.MethodPost, "/.test/faults", bad); s != http.StatusBadRequest {
 			t.Errorf("rule %s: %d, want 400", bad, s)
@@ -379,47 +401,7 @@ func kidOf(t *testing.T, raw string) string {
 // forgotten, and bob and the client's own grant are untouched.
 func TestRevokeUserControlAPI(t *testing.T) {
 	f := ctlFixture(t, nil)
-	grant := func(clientID, redirect, user string) map[string]any {
-		t.Helper()
-		b := f.e.browser("auth.provider.com")
-		verifier, challenge := pkce(clientID + user)
-		cb, err := b.authorizeAll(authURL(authParams(clientID, redirect, challenge)), user, user+"-password")
-		if err != nil {
-			t.Fatal(err)
-		}
-		v := exchange(cb.Query().Get("code"), verifier)
-		v.Set("redirect_uri", redirect)
-		basic := [2]string{}
-		if clientID == confID {
-			v.Del("client_id")
-			basic = [2]string{confID, confSecret}
-		} else {
-			v.Set("client_id", clientID)
-		}
-		status, tok := f.token(t, v, basic[0], basic[1])
-		if status != 200 {
-			t.Fatalf("token: %d %v", status, tok)
-		}
-		return tok
-	}
-	refresh := func(tok map[string]any, clientID string) (int, map[string]any) {
-		v := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok["refresh_token"].(string)}}
-		if clientID == confID {
-			return f.token(t, v, confID, confSecret)
-		}
-		v.Set("client_id", clientID)
-		return f.token(t, v, "", "")
-	}
-	alicePub := grant(pubID, pubRedir, "alice")
-	aliceConf := grant(confID, confRedir, "alice")
-	// One rotation: the spent refresh token does not count again.
-	s, aliceRotated := refresh(alicePub, pubID)
-	if s != 200 {
-		t.Fatal(s)
-	}
-	bob := grant(pubID, pubRedir, "bob")
-	_, service := f.token(t, ccRequest(), confID, confSecret)
-	pendingCode, pendingVerifier := f.code(t, pubID, pubRedir, nil) // alice, signed in and approved already
+	sc := newRevokeScene(t, f)
 
 	s, got := f.ctlJSON(t, http.MethodPost, "/.test/revoke-user", `{"subject":"alice"}`)
 	want := map[string]any{"subject": "alice", "grants": float64(2), "access_tokens": float64(3), "refresh_tokens": float64(2), "codes": float64(1), "consents": float64(2)}
@@ -429,29 +411,8 @@ func TestRevokeUserControlAPI(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("revoke-user answer (-want +got):\n%s", diff)
 	}
-	for name, tok := range map[string]map[string]any{"alice/public": alicePub, "alice/confidential": aliceConf, "alice/rotated": aliceRotated} {
-		if s, _ := f.userinfo(t, tok["access_token"].(string)); s != http.StatusUnauthorized {
-			t.Errorf("%s access token after revoke-user: userinfo %d, want 401", name, s)
-		}
-	}
-	if s, b := refresh(aliceRotated, pubID); s != 400 || b["error"] != "invalid_grant" || !strings.Contains(b["error_description"].(string), "revoked") {
-		t.Errorf("alice's refresh token after revoke-user: %d %v", s, b)
-	}
-	if s, b := refresh(aliceConf, confID); s != 400 || b["error"] != "invalid_grant" {
-		t.Errorf("alice's confidential refresh token after revoke-user: %d %v", s, b)
-	}
-	if s, b := f.token(t, exchange(pendingCode, pendingVerifier), "", ""); s != 400 || b["error"] != "invalid_grant" {
-		t.Errorf("alice's pending code after revoke-user: %d %v", s, b)
-	}
-	if s, _ := f.userinfo(t, bob["access_token"].(string)); s != 200 {
-		t.Errorf("bob's access token after alice's revocation: %d", s)
-	}
-	if s, _ := refresh(bob, pubID); s != 200 {
-		t.Errorf("bob's refresh token after alice's revocation: %d", s)
-	}
-	if _, err := f.s.verifyAccess(service["access_token"].(string)); err != nil {
-		t.Errorf("the client's own token after alice's revocation: %v", err)
-	}
+	sc.checkAliceRevoked(t, f)
+	sc.checkOthersKept(t, f)
 	// Consent was forgotten: the next authorization asks again.
 	_, challenge := pkce("again")
 	p, err := f.b.get(authURL(authParams(pubID, pubRedir, challenge)))
@@ -463,7 +424,7 @@ func TestRevokeUserControlAPI(t *testing.T) {
 	if s, got := f.ctlJSON(t, http.MethodPost, "/.test/revoke-user", `{"subject":"conf-app"}`); s != 200 || got["grants"] != float64(1) || got["access_tokens"] != float64(1) {
 		t.Errorf("revoke-user conf-app: %d %v", s, got)
 	}
-	if _, err := f.s.verifyAccess(service["access_token"].(string)); err == nil {
+	if _, err := f.s.verifyAccess(sc.service["access_token"].(string)); err == nil {
 		t.Error("the client's own token survived revoke-user of its client id")
 	}
 	// Again: a known subject with nothing left answers zero counts.
@@ -471,6 +432,102 @@ func TestRevokeUserControlAPI(t *testing.T) {
 	if diff := cmp.Diff(map[string]any{"subject": "alice", "grants": float64(0), "access_tokens": float64(0), "refresh_tokens": float64(0), "codes": float64(0), "consents": float64(0)}, got); s != 200 || diff != "" {
 		t.Errorf("second revoke-user: %d (-want +got):\n%s", s, diff)
 	}
+}
+
+// revokeScene is what TestRevokeUserControlAPI revokes, or must not:
+// alice's grants through a public and a confidential client (the public
+// one refreshed once), a code she has not redeemed yet, bob's grant and the
+// confidential client's own client_credentials token.
+type revokeScene struct {
+	alicePub, aliceConf, aliceRotated, bob, service map[string]any
+	pendingCode, pendingVerifier                    string
+}
+
+func newRevokeScene(t *testing.T, f *fixture) *revokeScene {
+	t.Helper()
+	sc := &revokeScene{
+		alicePub:  grantFor(t, f, pubID, pubRedir, "alice"),
+		aliceConf: grantFor(t, f, confID, confRedir, "alice"),
+	}
+	// One rotation: the spent refresh token does not count again.
+	s, rotated := refreshFor(t, f, sc.alicePub, pubID)
+	if s != 200 {
+		t.Fatal(s)
+	}
+	sc.aliceRotated = rotated
+	sc.bob = grantFor(t, f, pubID, pubRedir, "bob")
+	_, sc.service = f.token(t, ccRequest(), confID, confSecret)
+	sc.pendingCode, sc.pendingVerifier = f.code(t, pubID, pubRedir, nil) // alice, signed in and approved already
+	return sc
+}
+
+// checkAliceRevoked checks that none of alice's tokens and codes works.
+func (sc *revokeScene) checkAliceRevoked(t *testing.T, f *fixture) {
+	t.Helper()
+	for name, tok := range map[string]map[string]any{"alice/public": sc.alicePub, "alice/confidential": sc.aliceConf, "alice/rotated": sc.aliceRotated} {
+		if s, _ := f.userinfo(t, tok["access_token"].(string)); s != http.StatusUnauthorized {
+			t.Errorf("%s access token after revoke-user: userinfo %d, want 401", name, s)
+		}
+	}
+	if s, b := refreshFor(t, f, sc.aliceRotated, pubID); s != 400 || b["error"] != "invalid_grant" || !strings.Contains(b["error_description"].(string), "revoked") {
+		t.Errorf("alice's refresh token after revoke-user: %d %v", s, b)
+	}
+	if s, b := refreshFor(t, f, sc.aliceConf, confID); s != 400 || b["error"] != "invalid_grant" {
+		t.Errorf("alice's confidential refresh token after revoke-user: %d %v", s, b)
+	}
+	if s, b := f.token(t, exchange(sc.pendingCode, sc.pendingVerifier), "", ""); s != 400 || b["error"] != "invalid_grant" {
+		t.Errorf("alice's pending code after revoke-user: %d %v", s, b)
+	}
+}
+
+// checkOthersKept checks that bob's tokens and the client's own still work.
+func (sc *revokeScene) checkOthersKept(t *testing.T, f *fixture) {
+	t.Helper()
+	if s, _ := f.userinfo(t, sc.bob["access_token"].(string)); s != 200 {
+		t.Errorf("bob's access token after alice's revocation: %d", s)
+	}
+	if s, _ := refreshFor(t, f, sc.bob, pubID); s != 200 {
+		t.Errorf("bob's refresh token after alice's revocation: %d", s)
+	}
+	if _, err := f.s.verifyAccess(sc.service["access_token"].(string)); err != nil {
+		t.Errorf("the client's own token after alice's revocation: %v", err)
+	}
+}
+
+// grantFor signs user in through clientID (public, or confID with its
+// secret), approves and redeems the code; it returns the token response.
+func grantFor(t *testing.T, f *fixture, clientID, redirect, user string) map[string]any {
+	t.Helper()
+	b := f.e.browser("auth.provider.com")
+	verifier, challenge := pkce(clientID + user)
+	cb, err := b.authorizeAll(authURL(authParams(clientID, redirect, challenge)), user, user+"-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := exchange(cb.Query().Get("code"), verifier)
+	v.Set("redirect_uri", redirect)
+	basic := [2]string{}
+	if clientID == confID {
+		v.Del("client_id")
+		basic = [2]string{confID, confSecret}
+	} else {
+		v.Set("client_id", clientID)
+	}
+	status, tok := f.token(t, v, basic[0], basic[1])
+	if status != 200 {
+		t.Fatalf("token: %d %v", status, tok)
+	}
+	return tok
+}
+
+// refreshFor redeems tok's refresh token as clientID.
+func refreshFor(t *testing.T, f *fixture, tok map[string]any, clientID string) (int, map[string]any) {
+	v := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok["refresh_token"].(string)}}
+	if clientID == confID {
+		return f.token(t, v, confID, confSecret)
+	}
+	v.Set("client_id", clientID)
+	return f.token(t, v, "", "")
 }
 
 // TestRevokeUserRefusals covers the bad requests of /.test/revoke-user;

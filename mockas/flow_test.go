@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -70,34 +71,67 @@ func fetchJWKS(t *testing.T, c *http.Client, u string) jose.JSONWebKeySet {
 // golang.org/x/oauth2 as the client, the MCP Go SDK reading the metadata,
 // and a headless browser submitting the login and consent forms.
 func TestOAuth2ClientFullFlow(t *testing.T) {
+	f := newFullFlow(t)
+	verifier := oauth2.GenerateVerifier()
+	p := f.openLogin(t, verifier)
+	p = f.signIn(t, p)
+	callback := f.approve(t, p)
+	tok, claims := f.exchange(t, callback.Get("code"), verifier)
+	f.checkTokenEvent(t, tok, claims, callback.Get("code"), verifier)
+	f.checkRemembered(t)
+	f.checkRefresh(t, tok)
+}
+
+// fullFlow is TestOAuth2ClientFullFlow's run: the server, the client's
+// document host, the user's browser and the client's OAuth configuration.
+type fullFlow struct {
+	e    *env
+	s    *Server
+	docs *cimdHost
+	b    *browser
+	conf *oauth2.Config
+	ctx  context.Context // carries the run's HTTP client for x/oauth2
+}
+
+// newFullFlow starts the server with the client's document published, and
+// configures the client from the metadata the MCP Go SDK reads.
+func newFullFlow(t *testing.T) *fullFlow {
+	t.Helper()
 	e := newEnv(t)
 	docs := e.cimdHost("client.example.net")
 	docs.handle("/oauth/client.json", jsonDoc(goodCIMD(), "Cache-Control", "max-age=300"))
 	cfg := e.config(asIssuer)
 	cfg.TrustedHosts = []string{"client.example.net"}
 	cfg.ScopesSupported = []string{"files:read", "files:write"}
-	s := e.newServer(cfg)
-	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, e.client())
+	f := &fullFlow{e: e, s: e.newServer(cfg), docs: docs, b: e.browser("auth.provider.com"),
+		ctx: context.WithValue(context.Background(), oauth2.HTTPClient, e.client())}
 
-	meta, err := oauthex.GetAuthServerMeta(ctx, asIssuer+"/.well-known/oauth-authorization-server", asIssuer, e.client())
+	meta, err := oauthex.GetAuthServerMeta(f.ctx, asIssuer+"/.well-known/oauth-authorization-server", asIssuer, e.client())
 	if err != nil || meta == nil {
 		t.Fatalf("go-sdk GetAuthServerMeta: %v, %v", meta, err)
 	}
 	if !meta.ClientIDMetadataDocumentSupported || !meta.AuthorizationResponseIssParameterSupported || !slices.Equal(meta.CodeChallengeMethodsSupported, []string{"S256"}) {
 		t.Fatalf("metadata: %+v", meta)
 	}
-
-	conf := &oauth2.Config{
+	f.conf = &oauth2.Config{
 		ClientID:    cimdURL,
 		Endpoint:    oauth2.Endpoint{AuthURL: meta.AuthorizationEndpoint, TokenURL: meta.TokenEndpoint},
 		RedirectURL: cimdRedir,
 		Scopes:      []string{"files:read"},
 	}
-	verifier := oauth2.GenerateVerifier()
-	authURL := conf.AuthCodeURL("state-123", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("resource", mcpResource))
+	return f
+}
 
-	b := e.browser("auth.provider.com")
-	p, err := b.get(authURL)
+// authURL is the client's authorization request for verifier's challenge.
+func (f *fullFlow) authURL(state, verifier string) string {
+	return f.conf.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("resource", mcpResource))
+}
+
+// openLogin opens the authorization request and checks the login page, its
+// session cookie and its form.
+func (f *fullFlow) openLogin(t *testing.T, verifier string) *page {
+	t.Helper()
+	p, err := f.b.get(f.authURL("state-123", verifier))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,16 +150,22 @@ func TestOAuth2ClientFullFlow(t *testing.T) {
 		lf.inputs["username"] != "text" || lf.inputs["password"] != "password" || len(lf.buttons) != 1 || lf.buttons[0]["text"] != "Sign in" {
 		t.Fatalf("login form: %+v", lf)
 	}
+	return p
+}
 
+// signIn signs alice in, first with a wrong password, and checks the
+// consent page she reaches.
+func (f *fullFlow) signIn(t *testing.T, p *page) *page {
+	t.Helper()
 	// A wrong password renders the form again, with an error.
-	p, err = b.login(p, "alice", "wrong")
+	p, err := f.b.login(p, "alice", "wrong")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if p.status != http.StatusUnauthorized || elementText(p.body, "error") == "" {
 		t.Fatalf("wrong password: status %d, error %q", p.status, elementText(p.body, "error"))
 	}
-	p, err = b.login(p, "alice", "alice-password")
+	p, err = f.b.login(p, "alice", "alice-password")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,6 +175,13 @@ func TestOAuth2ClientFullFlow(t *testing.T) {
 			t.Errorf("consent page does not show %q", want)
 		}
 	}
+	return p
+}
+
+// approve checks the consent form, approves, and returns the query of the
+// redirect to the client.
+func (f *fullFlow) approve(t *testing.T, p *page) url.Values {
+	t.Helper()
 	cf, err := onlyForm(p)
 	if err != nil {
 		t.Fatal(err)
@@ -142,7 +189,7 @@ func TestOAuth2ClientFullFlow(t *testing.T) {
 	if cf.action != asIssuer+"/consent" || cf.button("approve")["text"] != "Allow" || cf.button("deny")["text"] != "Deny" || cf.button("approve")["name"] != "decision" {
 		t.Fatalf("consent form: %+v", cf)
 	}
-	p, err = b.decide(p, "approve")
+	p, err = f.b.decide(p, "approve")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,22 +204,33 @@ func TestOAuth2ClientFullFlow(t *testing.T) {
 	if q.Get("state") != "state-123" || q.Get("iss") != asIssuer || q.Get("code") == "" {
 		t.Fatalf("callback query %v: want state, iss %s and code", q, asIssuer)
 	}
+	return q
+}
 
-	tok, err := conf.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(verifier), oauth2.SetAuthURLParam("resource", mcpResource))
+// exchange redeems the code and checks the token response and the access
+// token's claims.
+func (f *fullFlow) exchange(t *testing.T, code, verifier string) (*oauth2.Token, accessClaims) {
+	t.Helper()
+	tok, err := f.conf.Exchange(f.ctx, code, oauth2.VerifierOption(verifier), oauth2.SetAuthURLParam("resource", mcpResource))
 	if err != nil {
 		t.Fatalf("exchange: %v", err)
 	}
 	if tok.TokenType != "Bearer" || tok.RefreshToken == "" || tok.Extra("scope") != "files:read" || tok.Extra("id_token") != nil {
 		t.Fatalf("token response: %+v scope=%v id_token=%v", tok, tok.Extra("scope"), tok.Extra("id_token"))
 	}
-	claims := checkAccessToken(t, e, tok.AccessToken)
+	claims := checkAccessToken(t, f.e, tok.AccessToken)
 	if claims.Subject != "alice" || !slices.Equal([]string(claims.Audience), []string{mcpResource}) || claims.ClientID != cimdURL || claims.Scope != "files:read" {
 		t.Fatalf("access token claims: %+v", claims)
 	}
+	return tok, claims
+}
 
-	// The token event names the token by fingerprint, never in clear.
+// checkTokenEvent checks that the token event names the token by
+// fingerprint, never in clear.
+func (f *fullFlow) checkTokenEvent(t *testing.T, tok *oauth2.Token, claims accessClaims, code, verifier string) {
+	t.Helper()
 	var tokenEv *control.Event
-	for _, ev := range s.Recorder().Events() {
+	for _, ev := range f.s.Recorder().Events() {
 		if ev.Kind == "token" && ev.Status == http.StatusOK {
 			tokenEv = &ev
 		}
@@ -181,41 +239,48 @@ func TestOAuth2ClientFullFlow(t *testing.T) {
 		t.Fatal("no successful token event")
 	}
 	if tokenEv.Detail["access_token"] != control.Fingerprint(tok.AccessToken) || tokenEv.Detail["jti"] != claims.ID || tokenEv.Detail["sub"] != "alice" ||
-		tokenEv.Detail["refresh_token"] != control.Fingerprint(tok.RefreshToken) || tokenEv.Params["code"] != control.Fingerprint(q.Get("code")) ||
+		tokenEv.Detail["refresh_token"] != control.Fingerprint(tok.RefreshToken) || tokenEv.Params["code"] != control.Fingerprint(code) ||
 		tokenEv.Params["code_verifier"] != control.Fingerprint(verifier) || tokenEv.Params["resource"] != mcpResource || tokenEv.Host != "auth.provider.com" || tokenEv.Path != "/token" {
 		t.Fatalf("token event: %+v", tokenEv)
 	}
+}
 
-	// Consent and the document are remembered: a second authorization goes
-	// straight back to the client, without a second fetch.
-	verifier2 := oauth2.GenerateVerifier()
-	p, err = b.get(conf.AuthCodeURL("state-2", oauth2.S256ChallengeOption(verifier2), oauth2.SetAuthURLParam("resource", mcpResource)))
+// checkRemembered checks that consent and the document are remembered: a
+// second authorization goes straight back to the client, without a second
+// fetch.
+func (f *fullFlow) checkRemembered(t *testing.T) {
+	t.Helper()
+	p, err := f.b.get(f.authURL("state-2", oauth2.GenerateVerifier()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if p.status != http.StatusFound || p.location().Query().Get("code") == "" {
 		t.Fatalf("second authorization: status %d, body %.200s", p.status, p.body)
 	}
-	if n := docs.hitCount("/oauth/client.json"); n != 1 {
+	if n := f.docs.hitCount("/oauth/client.json"); n != 1 {
 		t.Errorf("document fetched %d times, want 1 (cached for max-age=300)", n)
 	}
-	if n := s.Recorder().Count("cimd_fetch"); n != 1 {
+	if n := f.s.Recorder().Count("cimd_fetch"); n != 1 {
 		t.Errorf("%d cimd_fetch events, want 1", n)
 	}
-	// Refresh rotates the refresh token and keeps the audience.
-	e.clock.Advance(2 * time.Hour)
-	tok2, err := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+}
+
+// checkRefresh checks that a refresh rotates the refresh token and keeps
+// the audience.
+func (f *fullFlow) checkRefresh(t *testing.T, tok *oauth2.Token) {
+	t.Helper()
+	f.e.clock.Advance(2 * time.Hour)
+	tok2, err := f.conf.TokenSource(f.ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
 	if err != nil {
 		t.Fatalf("refresh: %v", err)
 	}
 	if tok2.RefreshToken == "" || tok2.RefreshToken == tok.RefreshToken || tok2.AccessToken == tok.AccessToken {
 		t.Fatal("refresh did not rotate the tokens")
 	}
-	claims2 := checkAccessToken(t, e, tok2.AccessToken)
-	if !slices.Equal([]string(claims2.Audience), []string{mcpResource}) || !claims2.IssuedAt.Time().Equal(e.clock.Now().Truncate(time.Second)) {
+	claims2 := checkAccessToken(t, f.e, tok2.AccessToken)
+	if !slices.Equal([]string(claims2.Audience), []string{mcpResource}) || !claims2.IssuedAt.Time().Equal(f.e.clock.Now().Truncate(time.Second)) {
 		t.Fatalf("refreshed claims: %+v", claims2)
 	}
-
 }
 
 // checkPage checks what every login or consent page must have.
@@ -276,39 +341,76 @@ func TestOIDCRelyingParty(t *testing.T) {
 }
 
 func testOIDCRelyingParty(t *testing.T, alg jose.SignatureAlgorithm) {
-	const issuer = "https://idp.example.com/tenant1"
-	const redirect = "https://mcp.example.com/.auth/callback"
-	e := newEnv(t)
-	cfg := e.config(issuer)
-	cfg.SigningAlgorithm = string(alg)
-	cfg.Clients = []Client{{ID: "mcp-proxy", Secret: "proxy-secret", Name: "MCP Proxy", RedirectURIs: []string{redirect}}}
-	s := e.newServer(cfg)
-	ctx := oidc.ClientContext(context.Background(), e.client())
+	r := newOIDCRun(t, alg)
+	tok, rawID := r.signIn(t)
+	r.checkTokens(t, tok, rawID)
+	tok2, raw2 := r.checkKeyRotation(t, tok, rawID)
+	r.checkExpiry(t, tok2, raw2)
+}
 
-	provider, err := oidc.NewProvider(ctx, issuer)
-	if err != nil {
+// oidcRun is one run of testOIDCRelyingParty: the IdP and go-oidc's view
+// of it.
+type oidcRun struct {
+	e        *env
+	s        *Server
+	alg      jose.SignatureAlgorithm
+	provider *oidc.Provider
+	rp       *oidc.IDTokenVerifier
+	conf     *oauth2.Config
+	ctx      context.Context // go-oidc's client
+	octx     context.Context // x/oauth2's client
+}
+
+const (
+	oidcIssuer   = "https://idp.example.com/tenant1"
+	oidcRedirect = "https://mcp.example.com/.auth/callback"
+)
+
+func newOIDCRun(t *testing.T, alg jose.SignatureAlgorithm) *oidcRun {
+	t.Helper()
+	e := newEnv(t)
+	cfg := e.config(oidcIssuer)
+	cfg.SigningAlgorithm = string(alg)
+	cfg.Clients = []Client{{ID: "mcp-proxy", Secret: "proxy-secret", Name: "MCP Proxy", RedirectURIs: []string{oidcRedirect}}}
+	r := &oidcRun{e: e, s: e.newServer(cfg), alg: alg, ctx: oidc.ClientContext(context.Background(), e.client())}
+	r.octx = context.WithValue(r.ctx, oauth2.HTTPClient, e.client())
+	var err error
+	if r.provider, err = oidc.NewProvider(r.ctx, oidcIssuer); err != nil {
 		t.Fatal(err)
 	}
-	conf := &oauth2.Config{
-		ClientID: "mcp-proxy", ClientSecret: "proxy-secret", RedirectURL: redirect,
-		Endpoint: provider.Endpoint(), Scopes: []string{oidc.ScopeOpenID, "email", "profile"},
+	r.conf = &oauth2.Config{
+		ClientID: "mcp-proxy", ClientSecret: "proxy-secret", RedirectURL: oidcRedirect,
+		Endpoint: r.provider.Endpoint(), Scopes: []string{oidc.ScopeOpenID, "email", "profile"},
 	}
+	r.rp = r.provider.Verifier(&oidc.Config{ClientID: "mcp-proxy", Now: e.clock.Now})
+	return r
+}
+
+// signIn takes bob through the code flow with PKCE and a nonce and returns
+// the tokens and the raw ID token.
+func (r *oidcRun) signIn(t *testing.T) (*oauth2.Token, string) {
+	t.Helper()
 	verifier := oauth2.GenerateVerifier()
-	cb, err := e.browser("idp.example.com").authorizeAll(conf.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier), oidc.Nonce("n-0S6_WzA2Mj")), "bob", "bob-password")
+	cb, err := r.e.browser("idp.example.com").authorizeAll(r.conf.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier), oidc.Nonce("n-0S6_WzA2Mj")), "bob", "bob-password")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cb.Query().Get("iss") != issuer {
+	if cb.Query().Get("iss") != oidcIssuer {
 		t.Fatalf("iss %q", cb.Query().Get("iss"))
 	}
-	octx := context.WithValue(ctx, oauth2.HTTPClient, e.client())
-	tok, err := conf.Exchange(octx, cb.Query().Get("code"), oauth2.VerifierOption(verifier))
+	tok, err := r.conf.Exchange(r.octx, cb.Query().Get("code"), oauth2.VerifierOption(verifier))
 	if err != nil {
 		t.Fatal(err)
 	}
 	rawID, _ := tok.Extra("id_token").(string)
-	rp := provider.Verifier(&oidc.Config{ClientID: "mcp-proxy", Now: e.clock.Now})
-	idt, err := rp.Verify(ctx, rawID)
+	return tok, rawID
+}
+
+// checkTokens checks the ID token as go-oidc verifies it (claims, nonce,
+// at_hash), the access token's audience and UserInfo.
+func (r *oidcRun) checkTokens(t *testing.T, tok *oauth2.Token, rawID string) {
+	t.Helper()
+	idt, err := r.rp.Verify(r.ctx, rawID)
 	if err != nil {
 		t.Fatalf("go-oidc rejected the ID token: %v", err)
 	}
@@ -319,7 +421,7 @@ func testOIDCRelyingParty(t *testing.T, alg jose.SignatureAlgorithm) {
 	if err := idt.Claims(&extra); err != nil {
 		t.Fatal(err)
 	}
-	if idt.Subject != "bob" || idt.Nonce != "n-0S6_WzA2Mj" || extra.Email != "bob@example.com" || extra.Name != "Bob Example" || idt.Issuer != issuer {
+	if idt.Subject != "bob" || idt.Nonce != "n-0S6_WzA2Mj" || extra.Email != "bob@example.com" || extra.Name != "Bob Example" || idt.Issuer != oidcIssuer {
 		t.Fatalf("ID token: %+v %+v", idt, extra)
 	}
 	if err := idt.VerifyAccessToken(tok.AccessToken); err != nil {
@@ -327,50 +429,58 @@ func testOIDCRelyingParty(t *testing.T, alg jose.SignatureAlgorithm) {
 	}
 	// The access token of the IdP role names the client as its audience.
 	var ac accessClaims
-	parsed, _ := jwt.ParseSigned(tok.AccessToken, []jose.SignatureAlgorithm{alg})
+	parsed, _ := jwt.ParseSigned(tok.AccessToken, []jose.SignatureAlgorithm{r.alg})
 	_ = parsed.UnsafeClaimsWithoutVerification(&ac)
 	if !slices.Equal([]string(ac.Audience), []string{"mcp-proxy"}) {
 		t.Fatalf("aud %v, want the client id", ac.Audience)
 	}
-	ui, err := provider.UserInfo(octx, oauth2.StaticTokenSource(tok))
+	ui, err := r.provider.UserInfo(r.octx, oauth2.StaticTokenSource(tok))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if ui.Subject != "bob" || ui.Email != "bob@example.com" || !ui.EmailVerified {
 		t.Fatalf("userinfo: %+v", ui)
 	}
+}
 
-	// Key rotation: the new key signs, the old one stays published, and the
-	// relying party verifies both tokens.
-	if err := s.RotateKey(); err != nil {
+// checkKeyRotation rotates the key: the new key signs, the old one stays
+// published, and the relying party verifies both tokens. It returns the
+// refreshed tokens and their ID token.
+func (r *oidcRun) checkKeyRotation(t *testing.T, tok *oauth2.Token, rawID string) (*oauth2.Token, string) {
+	t.Helper()
+	if err := r.s.RotateKey(); err != nil {
 		t.Fatal(err)
 	}
-	tok2, err := conf.TokenSource(octx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+	tok2, err := r.conf.TokenSource(r.octx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
 	if err != nil {
 		t.Fatal(err)
 	}
 	raw2, _ := tok2.Extra("id_token").(string)
-	h1, _ := jwt.ParseSigned(rawID, []jose.SignatureAlgorithm{alg})
-	h2, _ := jwt.ParseSigned(raw2, []jose.SignatureAlgorithm{alg})
+	h1, _ := jwt.ParseSigned(rawID, []jose.SignatureAlgorithm{r.alg})
+	h2, _ := jwt.ParseSigned(raw2, []jose.SignatureAlgorithm{r.alg})
 	if h1.Headers[0].KeyID == h2.Headers[0].KeyID {
 		t.Fatal("the rotated key did not sign the new ID token")
 	}
-	if _, err := rp.Verify(ctx, raw2); err != nil {
+	if _, err := r.rp.Verify(r.ctx, raw2); err != nil {
 		t.Fatalf("new key: %v", err)
 	}
-	if _, err := rp.Verify(ctx, rawID); err != nil {
+	if _, err := r.rp.Verify(r.ctx, rawID); err != nil {
 		t.Fatalf("old key no longer verifies: %v", err)
 	}
-	if n := len(s.JWKS().Keys); n != 2 {
+	if n := len(r.s.JWKS().Keys); n != 2 {
 		t.Fatalf("%d published keys, want 2", n)
 	}
+	return tok2, raw2
+}
 
-	// Expiry follows the injected clock.
-	e.clock.Advance(2 * time.Hour)
-	if _, err := rp.Verify(ctx, raw2); err == nil || !strings.Contains(err.Error(), "expired") {
+// checkExpiry checks that expiry follows the injected clock.
+func (r *oidcRun) checkExpiry(t *testing.T, tok2 *oauth2.Token, raw2 string) {
+	t.Helper()
+	r.e.clock.Advance(2 * time.Hour)
+	if _, err := r.rp.Verify(r.ctx, raw2); err == nil || !strings.Contains(err.Error(), "expired") {
 		t.Fatalf("verify after 2h: %v, want expired", err)
 	}
-	if _, err := provider.UserInfo(octx, oauth2.StaticTokenSource(tok2)); err == nil {
+	if _, err := r.provider.UserInfo(r.octx, oauth2.StaticTokenSource(tok2)); err == nil {
 		t.Fatal("userinfo accepted an expired access token")
 	}
 }

@@ -1,7 +1,6 @@
 package mockas
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -45,134 +44,170 @@ type registrationRequest struct {
 	Scope                   string
 }
 
+// sentRegistration is a registration request as the client sent it, with
+// whether each array was present: an absent one takes its RFC 7591 §2
+// default, an empty one does not.
+type sentRegistration struct {
+	registrationRequest
+	hasRedirects, hasGrantTypes, hasResponseTypes bool
+}
+
 // parseRegistration reads and validates a registration request body. Its
 // errors are RFC 7591 §3.2.2 errors: invalid_redirect_uri for a bad
 // redirect URI, invalid_client_metadata for everything else.
 func (s *Server) parseRegistration(body []byte, ev *control.Event) (*registrationRequest, *oauthError) {
-	bad := func(format string, args ...any) (*registrationRequest, *oauthError) {
-		return nil, errf("invalid_client_metadata", format, args...)
-	}
-	var doc map[string]json.RawMessage
-	if err := json.Unmarshal(body, &doc); err != nil || doc == nil {
-		if err == nil {
-			err = errors.New("it is null")
-		}
-		return bad("the body is not a JSON object: %v", err)
-	}
-	str := func(name string) (string, error) {
-		raw, ok := doc[name]
-		if !ok {
-			return "", nil
-		}
-		var v string
-		if err := json.Unmarshal(raw, &v); err != nil {
-			return "", fmt.Errorf("%s is not a string", name)
-		}
-		return v, nil
-	}
-	strs := func(name string) ([]string, bool, error) {
-		raw, ok := doc[name]
-		if !ok {
-			return nil, false, nil
-		}
-		var v []string
-		if err := json.Unmarshal(raw, &v); err != nil || v == nil {
-			return nil, true, fmt.Errorf("%s is not an array of strings", name)
-		}
-		return v, true, nil
-	}
-	req := &registrationRequest{}
-	var err error
-	if req.ClientName, err = str("client_name"); err != nil {
-		return bad("%v", err)
-	}
-	if req.Scope, err = str("scope"); err != nil {
-		return bad("%v", err)
-	}
-	if req.TokenEndpointAuthMethod, err = str("token_endpoint_auth_method"); err != nil {
-		return bad("%v", err)
-	}
-	redirects, hasRedirects, err := strs("redirect_uris")
+	sent, err := decodeRegistration(body)
 	if err != nil {
-		return bad("%v", err)
-	}
-	req.RedirectURIs = redirects
-	gts, hasGTs, err := strs("grant_types")
-	if err != nil {
-		return bad("%v", err)
-	}
-	rts, hasRTs, err := strs("response_types")
-	if err != nil {
-		return bad("%v", err)
+		return nil, errf("invalid_client_metadata", "%v", err)
 	}
 	// Recorded as sent, before the checks, so a refused request shows
 	// what the client asked for.
-	ev.Params["client_name"] = req.ClientName
-	ev.Params["token_endpoint_auth_method"] = req.TokenEndpointAuthMethod
-	ev.Params["redirect_uris"] = strings.Join(redirects, " ")
-	ev.Params["grant_types"] = strings.Join(gts, " ")
-	ev.Params["response_types"] = strings.Join(rts, " ")
-	ev.Params["scope"] = req.Scope
+	sent.record(ev)
+	req := sent.withDefaults()
+	if err := checkRegistrationGrants(req); err != nil {
+		return nil, errf("invalid_client_metadata", "%v", err)
+	}
+	if req.ResponseTypes, err = registrationResponseTypes(req.GrantTypes, req.ResponseTypes, sent.hasResponseTypes); err != nil {
+		return nil, errf("invalid_client_metadata", "%v", err)
+	}
+	if e := checkRegistrationRedirects(req, sent.hasRedirects); e != nil {
+		return nil, e
+	}
+	if _, e := s.parseScopes(req.Scope); e != nil {
+		return nil, errf("invalid_client_metadata", "%s", e.Description)
+	}
+	return req, nil
+}
+
+// decodeRegistration reads the client metadata this server understands
+// from body, each field of the type RFC 7591 §2 gives it.
+func decodeRegistration(body []byte) (*sentRegistration, error) {
+	doc, err := decodeObject(body)
+	if err != nil {
+		return nil, fmt.Errorf("the body is not a JSON object: %v", err)
+	}
+	sent := &sentRegistration{}
+	for _, f := range []struct {
+		name string
+		to   *string
+	}{
+		{"client_name", &sent.ClientName},
+		{"scope", &sent.Scope},
+		{"token_endpoint_auth_method", &sent.TokenEndpointAuthMethod},
+	} {
+		var ok bool
+		if *f.to, _, ok = doc.str(f.name); !ok {
+			return nil, fmt.Errorf("%s is not a string", f.name)
+		}
+	}
+	for _, f := range []struct {
+		name    string
+		to      *[]string
+		present *bool
+	}{
+		{"redirect_uris", &sent.RedirectURIs, &sent.hasRedirects},
+		{"grant_types", &sent.GrantTypes, &sent.hasGrantTypes},
+		{"response_types", &sent.ResponseTypes, &sent.hasResponseTypes},
+	} {
+		var ok bool
+		if *f.to, *f.present, ok = doc.strs(f.name); !ok || (*f.present && *f.to == nil) {
+			return nil, fmt.Errorf("%s is not an array of strings", f.name)
+		}
+	}
+	return sent, nil
+}
+
+// record puts the request's values into ev's parameters, those sent only.
+func (sent *sentRegistration) record(ev *control.Event) {
+	for k, v := range map[string]string{
+		"client_name":                sent.ClientName,
+		"token_endpoint_auth_method": sent.TokenEndpointAuthMethod,
+		"redirect_uris":              strings.Join(sent.RedirectURIs, " "),
+		"grant_types":                strings.Join(sent.GrantTypes, " "),
+		"response_types":             strings.Join(sent.ResponseTypes, " "),
+		"scope":                      sent.Scope,
+	} {
+		ev.Params[k] = v
+	}
 	for k, v := range ev.Params {
 		if v == "" {
 			delete(ev.Params, k)
 		}
 	}
+}
 
-	// RFC 7591 §2: the defaults.
+// withDefaults is the request with RFC 7591 §2's defaults in place of
+// what was not sent.
+func (sent *sentRegistration) withDefaults() *registrationRequest {
+	req := sent.registrationRequest
 	if req.TokenEndpointAuthMethod == "" {
 		req.TokenEndpointAuthMethod = "client_secret_basic"
 	}
-	if !hasGTs {
-		gts = []string{"authorization_code"}
+	if !sent.hasGrantTypes {
+		req.GrantTypes = []string{"authorization_code"}
 	}
-	if !hasRTs {
-		rts = []string{"code"}
+	if !sent.hasResponseTypes {
+		req.ResponseTypes = []string{"code"}
 	}
+	return &req
+}
+
+// checkRegistrationGrants checks the authentication method and the grant
+// types, and that they go together.
+func checkRegistrationGrants(req *registrationRequest) error {
 	if !slices.Contains(registerAuthMethods, req.TokenEndpointAuthMethod) {
-		return bad("token_endpoint_auth_method %q is not supported (%s)", req.TokenEndpointAuthMethod, strings.Join(registerAuthMethods, ", "))
+		return fmt.Errorf("token_endpoint_auth_method %q is not supported (%s)", req.TokenEndpointAuthMethod, strings.Join(registerAuthMethods, ", "))
 	}
-	if len(gts) == 0 {
-		return bad("grant_types is empty")
+	if len(req.GrantTypes) == 0 {
+		return errors.New("grant_types is empty")
 	}
-	for _, gt := range gts {
+	for _, gt := range req.GrantTypes {
 		if !slices.Contains(registerGrantTypes, gt) {
-			return bad("grant type %q is not supported (%s)", gt, strings.Join(registerGrantTypes, ", "))
+			return fmt.Errorf("grant type %q is not supported (%s)", gt, strings.Join(registerGrantTypes, ", "))
+		}
+	}
+	switch {
+	case slices.Contains(req.GrantTypes, "refresh_token") && !slices.Contains(req.GrantTypes, "authorization_code"):
+		return errors.New("grant_types has refresh_token without authorization_code, the only grant that issues refresh tokens here")
+	case slices.Contains(req.GrantTypes, "client_credentials") && req.TokenEndpointAuthMethod == "none":
+		return errors.New("grant type client_credentials needs a confidential client, but token_endpoint_auth_method is none")
+	}
+	return nil
+}
+
+// registrationResponseTypes checks the response types against the grant
+// types (RFC 7591 §2.1) and returns those to register: none without the
+// authorization_code grant.
+func registrationResponseTypes(gts, rts []string, sent bool) ([]string, error) {
+	for _, rt := range rts {
+		if rt != "code" {
+			return nil, fmt.Errorf("response type %q is not supported (code)", rt)
 		}
 	}
 	code := slices.Contains(gts, "authorization_code")
 	switch {
-	case slices.Contains(gts, "refresh_token") && !code:
-		return bad("grant_types has refresh_token without authorization_code, the only grant that issues refresh tokens here")
-	case slices.Contains(gts, "client_credentials") && req.TokenEndpointAuthMethod == "none":
-		return bad("grant type client_credentials needs a confidential client, but token_endpoint_auth_method is none")
-	}
-	for _, rt := range rts {
-		if rt != "code" {
-			return bad("response type %q is not supported (code)", rt)
-		}
-	}
-	switch {
 	case code && len(rts) == 0:
-		return bad("response_types must contain code, since grant_types has authorization_code (RFC 7591 §2.1)")
-	case !code && len(rts) > 0 && hasRTs:
-		return bad("response_types has code, but grant_types lacks authorization_code (RFC 7591 §2.1)")
+		return nil, errors.New("response_types must contain code, since grant_types has authorization_code (RFC 7591 §2.1)")
+	case !code && len(rts) > 0 && sent:
+		return nil, errors.New("response_types has code, but grant_types lacks authorization_code (RFC 7591 §2.1)")
 	case !code:
-		rts = []string{}
+		return []string{}, nil
 	}
-	if code && (!hasRedirects || len(redirects) == 0) {
-		return nil, errf("invalid_redirect_uri", "redirect_uris is required for the authorization_code grant")
+	return rts, nil
+}
+
+// checkRegistrationRedirects checks the redirect URIs: required for the
+// authorization_code grant, and each one acceptable.
+func checkRegistrationRedirects(req *registrationRequest, sent bool) *oauthError {
+	if slices.Contains(req.GrantTypes, "authorization_code") && (!sent || len(req.RedirectURIs) == 0) {
+		return errf("invalid_redirect_uri", "redirect_uris is required for the authorization_code grant")
 	}
-	for i, ru := range redirects {
+	for i, ru := range req.RedirectURIs {
 		if err := checkRedirectURI(ru); err != nil {
-			return nil, errf("invalid_redirect_uri", "redirect_uris[%d]: %v", i, err)
+			return errf("invalid_redirect_uri", "redirect_uris[%d]: %v", i, err)
 		}
 	}
-	if _, e := s.parseScopes(req.Scope); e != nil {
-		return bad("%s", e.Description)
-	}
-	req.GrantTypes, req.ResponseTypes = gts, rts
-	return req, nil
+	return nil
 }
 
 // handleRegister is the client registration endpoint of RFC 7591 at

@@ -141,84 +141,17 @@ func New(cfg Config) (*Server, error) {
 	// __Host- pins it to this host, Secure and Path=/ (RFC 6265bis §4.1.3.2).
 	s.cookieName = "__Host-mockas_session_" + hex.EncodeToString(sum[:4])
 
-	switch cfg.SigningAlgorithm {
-	case "", "RS256":
-		s.alg = jose.RS256
-	case "ES256":
-		s.alg = jose.ES256
-	default:
-		return nil, fmt.Errorf("mockas: signing algorithm %q is not supported (use RS256 or ES256)", cfg.SigningAlgorithm)
+	if s.alg, err = signingAlgorithm(cfg.SigningAlgorithm); err != nil {
+		return nil, err
 	}
-
-	users := cfg.Users
-	if users == nil {
-		users = DefaultUsers
-		s.hint = DefaultUsers
+	if err := s.addUsers(cfg.Users); err != nil {
+		return nil, err
 	}
-	if len(users) == 0 {
-		return nil, errors.New("mockas: no users: nobody could sign in (leave Users nil for the defaults)")
+	if err := s.addClients(cfg.Clients); err != nil {
+		return nil, err
 	}
-	for i, usr := range users {
-		if usr.Username == "" || usr.Password == "" {
-			return nil, fmt.Errorf("mockas: user %d: username and password are required", i)
-		}
-		if usr.Subject == "" {
-			usr.Subject = usr.Username
-		}
-		if usr.Name == "" {
-			usr.Name = usr.Username
-		}
-		if s.users[usr.Username] != nil {
-			return nil, fmt.Errorf("mockas: user %q: username repeated", usr.Username)
-		}
-		if s.usersBySub[usr.Subject] != nil {
-			return nil, fmt.Errorf("mockas: user %q: subject %q repeated", usr.Username, usr.Subject)
-		}
-		s.users[usr.Username] = &usr
-		s.usersBySub[usr.Subject] = &usr
-	}
-
-	for _, c := range cfg.Clients {
-		switch {
-		case c.ID == "":
-			return nil, errors.New("mockas: a client has no id")
-		case strings.HasPrefix(strings.ToLower(c.ID), "https://"):
-			return nil, fmt.Errorf("mockas: client %q: a pre-registered client id must not be an https URL: such ids name Client ID Metadata Documents", c.ID)
-		case s.clients[c.ID] != nil:
-			return nil, fmt.Errorf("mockas: client %q: id repeated", c.ID)
-		case len(c.RedirectURIs) == 0:
-			return nil, fmt.Errorf("mockas: client %q: needs at least one redirect URI", c.ID)
-		}
-		for _, ru := range c.RedirectURIs {
-			if err := checkRedirectURI(ru); err != nil {
-				return nil, fmt.Errorf("mockas: client %q: %w", c.ID, err)
-			}
-		}
-		name := c.Name
-		if name == "" {
-			name = c.ID
-		}
-		s.clients[c.ID] = &clientInfo{ID: c.ID, Name: name, Secret: c.Secret, RedirectURIs: slices.Clone(c.RedirectURIs)}
-	}
-
-	if cfg.ScopesSupported != nil {
-		s.scopes = map[string]bool{}
-	}
-	for _, sc := range cfg.ScopesSupported {
-		if !validScope(sc) {
-			return nil, fmt.Errorf("mockas: scope %q is not a valid scope token (RFC 6749 §3.3)", sc)
-		}
-		s.scopes[sc] = true
-	}
-	for _, sc := range append(slices.Clone(cfg.ScopesSupported), oidcScopes...) {
-		if !slices.Contains(s.advertised, sc) {
-			s.advertised = append(s.advertised, sc)
-		}
-	}
-	if s.scopes != nil {
-		for _, sc := range oidcScopes {
-			s.scopes[sc] = true
-		}
+	if err := s.setScopes(cfg.ScopesSupported); err != nil {
+		return nil, err
 	}
 
 	s.cimdHTTP = newFetchGuard(cfg).client(cfg.RootCAs, cimdFetchTimeout)
@@ -230,6 +163,102 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// signingAlgorithm is Config.SigningAlgorithm's algorithm; RS256 when
+// empty.
+func signingAlgorithm(name string) (jose.SignatureAlgorithm, error) {
+	switch name {
+	case "", "RS256":
+		return jose.RS256, nil
+	case "ES256":
+		return jose.ES256, nil
+	}
+	return "", fmt.Errorf("mockas: signing algorithm %q is not supported (use RS256 or ES256)", name)
+}
+
+// addUsers adds Config.Users, or DefaultUsers when nil (the login page then
+// lists them), each with its subject and name defaulting to its username.
+func (s *Server) addUsers(users []User) error {
+	if users == nil {
+		users = DefaultUsers
+		s.hint = DefaultUsers
+	}
+	if len(users) == 0 {
+		return errors.New("mockas: no users: nobody could sign in (leave Users nil for the defaults)")
+	}
+	for i, usr := range users {
+		if usr.Username == "" || usr.Password == "" {
+			return fmt.Errorf("mockas: user %d: username and password are required", i)
+		}
+		if usr.Subject == "" {
+			usr.Subject = usr.Username
+		}
+		if usr.Name == "" {
+			usr.Name = usr.Username
+		}
+		if s.users[usr.Username] != nil {
+			return fmt.Errorf("mockas: user %q: username repeated", usr.Username)
+		}
+		if s.usersBySub[usr.Subject] != nil {
+			return fmt.Errorf("mockas: user %q: subject %q repeated", usr.Username, usr.Subject)
+		}
+		s.users[usr.Username] = &usr
+		s.usersBySub[usr.Subject] = &usr
+	}
+	return nil
+}
+
+// addClients adds the pre-registered clients of Config.Clients.
+func (s *Server) addClients(clients []Client) error {
+	for _, c := range clients {
+		switch {
+		case c.ID == "":
+			return errors.New("mockas: a client has no id")
+		case strings.HasPrefix(strings.ToLower(c.ID), "https://"):
+			return fmt.Errorf("mockas: client %q: a pre-registered client id must not be an https URL: such ids name Client ID Metadata Documents", c.ID)
+		case s.clients[c.ID] != nil:
+			return fmt.Errorf("mockas: client %q: id repeated", c.ID)
+		case len(c.RedirectURIs) == 0:
+			return fmt.Errorf("mockas: client %q: needs at least one redirect URI", c.ID)
+		}
+		for _, ru := range c.RedirectURIs {
+			if err := checkRedirectURI(ru); err != nil {
+				return fmt.Errorf("mockas: client %q: %w", c.ID, err)
+			}
+		}
+		name := c.Name
+		if name == "" {
+			name = c.ID
+		}
+		s.clients[c.ID] = &clientInfo{ID: c.ID, Name: name, Secret: c.Secret, RedirectURIs: slices.Clone(c.RedirectURIs)}
+	}
+	return nil
+}
+
+// setScopes sets the scopes the server accepts (any valid one when
+// supported is nil, else those and OpenID Connect's) and advertises.
+func (s *Server) setScopes(supported []string) error {
+	if supported != nil {
+		s.scopes = map[string]bool{}
+	}
+	for _, sc := range supported {
+		if !validScope(sc) {
+			return fmt.Errorf("mockas: scope %q is not a valid scope token (RFC 6749 §3.3)", sc)
+		}
+		s.scopes[sc] = true
+	}
+	for _, sc := range append(slices.Clone(supported), oidcScopes...) {
+		if !slices.Contains(s.advertised, sc) {
+			s.advertised = append(s.advertised, sc)
+		}
+	}
+	if s.scopes != nil {
+		for _, sc := range oidcScopes {
+			s.scopes[sc] = true
+		}
+	}
+	return nil
 }
 
 func orDefault(d, def time.Duration) time.Duration {

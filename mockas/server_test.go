@@ -1,19 +1,18 @@
 package mockas
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/mcp-proxy/mcp-proxy/internal/control"
+	"github.com/mcp-proxy/mcp-proxy/internal/syncbuf"
 )
 
 func TestNewRefusesBadConfig(t *testing.T) {
@@ -137,29 +136,11 @@ func TestHealthzAndControlAPI(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a log sink safe for concurrent handlers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestEventsAndLogsHoldNoSecrets runs every endpoint once and checks that
 // each event kind was recorded with Host and Path, and that no secret
 // appears in clear in the events or the log.
 func TestEventsAndLogsHoldNoSecrets(t *testing.T) {
-	var logs lockedBuffer
+	var logs syncbuf.Buffer // the handlers log concurrently
 	f := newFixture(t, func(c *Config) {
 		c.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}, nil)

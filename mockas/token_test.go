@@ -208,91 +208,114 @@ func TestCodeRedeemedOnceUnderConcurrency(t *testing.T) {
 // resource binding and expiry.
 func TestRefreshRotation(t *testing.T) {
 	f := newFixture(t, nil, nil)
-	redeem := func() map[string]any {
-		t.Helper()
-		code, verifier := f.code(t, pubID, pubRedir, nil)
-		status, body := f.token(t, exchange(code, verifier), "", "")
-		if status != http.StatusOK {
-			t.Fatalf("redeem: %d %v", status, body)
-		}
-		return body
+	// In this order: the last one moves the clock past the tokens' lifetime.
+	for _, tc := range []struct {
+		name  string
+		check func(*testing.T, *fixture)
+	}{
+		{"reuse revokes the family", checkRefreshReuse},
+		{"scope may narrow, not widen", checkRefreshScope},
+		{"resource is bound to the grant", checkRefreshResource},
+		{"another client", checkRefreshOtherClient},
+		{"expiry", checkRefreshExpiry},
+	} {
+		t.Run(tc.name, func(t *testing.T) { tc.check(t, f) })
 	}
-	refresh := func(rt string, extra url.Values) (int, map[string]any) {
-		t.Helper()
-		v := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "client_id": {pubID}}
-		for k, vals := range extra {
-			v[k] = vals
-		}
-		return f.token(t, v, "", "")
-	}
+}
 
-	t.Run("reuse revokes the family", func(t *testing.T) {
-		r1 := redeem()["refresh_token"].(string)
-		status, b2 := refresh(r1, nil)
-		if status != http.StatusOK || b2["refresh_token"] == r1 {
-			t.Fatalf("refresh: %d %v", status, b2)
-		}
-		r2, at2 := b2["refresh_token"].(string), b2["access_token"].(string)
-		before := durableOf(f.s.stats())
-		status, b := refresh(r1, nil)
-		if status != http.StatusBadRequest || b["error"] != "invalid_grant" || !strings.Contains(b["error_description"].(string), "already used") {
-			t.Fatalf("reuse of a rotated token: %d %v", status, b)
-		}
-		if diff := cmp.Diff(before, durableOf(f.s.stats())); diff != "" {
-			t.Errorf("the refused refresh issued something (-before +after):\n%s", diff)
-		}
-		if status, b := refresh(r2, nil); status != http.StatusBadRequest || b["error"] != "invalid_grant" || !strings.Contains(b["error_description"].(string), "revoked") {
-			t.Fatalf("the newest token of a revoked family: %d %v", status, b)
-		}
-		if status, _ := f.userinfo(t, at2); status != http.StatusUnauthorized {
-			t.Fatalf("an access token of a revoked family: userinfo %d", status)
-		}
-	})
-	t.Run("scope may narrow, not widen", func(t *testing.T) {
-		rt := redeem()["refresh_token"].(string)
-		if status, b := refresh(rt, url.Values{"scope": {"openid files:write"}}); status != 400 || b["error"] != "invalid_scope" {
-			t.Fatalf("widen: %d %v", status, b)
-		}
-		status, b := refresh(rt, url.Values{"scope": {"files:read"}})
-		if status != 200 || b["scope"] != "files:read" || b["id_token"] != nil {
-			t.Fatalf("narrow: %d %v", status, b)
-		}
-		// The new refresh token keeps the grant's scope (RFC 6749 §6).
-		if status, b := refresh(b["refresh_token"].(string), url.Values{"scope": {"openid files:read"}}); status != 200 || b["id_token"] == nil {
-			t.Fatalf("back to the granted scope: %d %v", status, b)
-		}
-	})
-	t.Run("resource is bound to the grant", func(t *testing.T) {
-		rt := redeem()["refresh_token"].(string)
-		if status, b := refresh(rt, url.Values{"resource": {"https://other.example.com/mcp"}}); status != 400 || b["error"] != "invalid_target" {
-			t.Fatalf("other resource: %d %v", status, b)
-		}
-		status, b := refresh(rt, url.Values{"resource": {mcpResource}})
-		if status != 200 {
-			t.Fatalf("same resource: %d %v", status, b)
-		}
-		claims := checkAccessToken(t, f.e, b["access_token"].(string))
-		if claims.Audience[0] != mcpResource {
-			t.Fatalf("aud %v", claims.Audience)
-		}
-	})
-	t.Run("another client", func(t *testing.T) {
-		rt := redeem()["refresh_token"].(string)
-		v := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "client_id": {pub2ID}}
-		if status, b := f.token(t, v, "", ""); status != 400 || b["error"] != "invalid_grant" {
-			t.Fatalf("%d %v", status, b)
-		}
-		if status, _ := refresh(rt, nil); status != 200 {
-			t.Fatal("a refusal for another client spent the token")
-		}
-	})
-	t.Run("expiry", func(t *testing.T) {
-		rt := redeem()["refresh_token"].(string)
-		f.e.clock.Advance(DefaultRefreshTokenTTL + time.Second)
-		if status, b := refresh(rt, nil); status != 400 || b["error"] != "invalid_grant" {
-			t.Fatalf("%d %v", status, b)
-		}
-	})
+// redeemPublic runs the public client's code flow and returns the token
+// response.
+func (f *fixture) redeemPublic(t *testing.T) map[string]any {
+	t.Helper()
+	code, verifier := f.code(t, pubID, pubRedir, nil)
+	status, body := f.token(t, exchange(code, verifier), "", "")
+	if status != http.StatusOK {
+		t.Fatalf("redeem: %d %v", status, body)
+	}
+	return body
+}
+
+// refreshPublic redeems the public client's refresh token rt, with extra
+// parameters.
+func (f *fixture) refreshPublic(t *testing.T, rt string, extra url.Values) (int, map[string]any) {
+	t.Helper()
+	v := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "client_id": {pubID}}
+	for k, vals := range extra {
+		v[k] = vals
+	}
+	return f.token(t, v, "", "")
+}
+
+func checkRefreshReuse(t *testing.T, f *fixture) {
+	r1 := f.redeemPublic(t)["refresh_token"].(string)
+	status, b2 := f.refreshPublic(t, r1, nil)
+	if status != http.StatusOK || b2["refresh_token"] == r1 {
+		t.Fatalf("refresh: %d %v", status, b2)
+	}
+	r2, at2 := b2["refresh_token"].(string), b2["access_token"].(string)
+	before := durableOf(f.s.stats())
+	status, b := f.refreshPublic(t, r1, nil)
+	if status != http.StatusBadRequest || b["error"] != "invalid_grant" || !strings.Contains(b["error_description"].(string), "already used") {
+		t.Fatalf("reuse of a rotated token: %d %v", status, b)
+	}
+	if diff := cmp.Diff(before, durableOf(f.s.stats())); diff != "" {
+		t.Errorf("the refused refresh issued something (-before +after):\n%s", diff)
+	}
+	if status, b := f.refreshPublic(t, r2, nil); status != http.StatusBadRequest || b["error"] != "invalid_grant" || !strings.Contains(b["error_description"].(string), "revoked") {
+		t.Fatalf("the newest token of a revoked family: %d %v", status, b)
+	}
+	if status, _ := f.userinfo(t, at2); status != http.StatusUnauthorized {
+		t.Fatalf("an access token of a revoked family: userinfo %d", status)
+	}
+}
+
+func checkRefreshScope(t *testing.T, f *fixture) {
+	rt := f.redeemPublic(t)["refresh_token"].(string)
+	if status, b := f.refreshPublic(t, rt, url.Values{"scope": {"openid files:write"}}); status != 400 || b["error"] != "invalid_scope" {
+		t.Fatalf("widen: %d %v", status, b)
+	}
+	status, b := f.refreshPublic(t, rt, url.Values{"scope": {"files:read"}})
+	if status != 200 || b["scope"] != "files:read" || b["id_token"] != nil {
+		t.Fatalf("narrow: %d %v", status, b)
+	}
+	// The new refresh token keeps the grant's scope (RFC 6749 §6).
+	if status, b := f.refreshPublic(t, b["refresh_token"].(string), url.Values{"scope": {"openid files:read"}}); status != 200 || b["id_token"] == nil {
+		t.Fatalf("back to the granted scope: %d %v", status, b)
+	}
+}
+
+func checkRefreshResource(t *testing.T, f *fixture) {
+	rt := f.redeemPublic(t)["refresh_token"].(string)
+	if status, b := f.refreshPublic(t, rt, url.Values{"resource": {"https://other.example.com/mcp"}}); status != 400 || b["error"] != "invalid_target" {
+		t.Fatalf("other resource: %d %v", status, b)
+	}
+	status, b := f.refreshPublic(t, rt, url.Values{"resource": {mcpResource}})
+	if status != 200 {
+		t.Fatalf("same resource: %d %v", status, b)
+	}
+	claims := checkAccessToken(t, f.e, b["access_token"].(string))
+	if claims.Audience[0] != mcpResource {
+		t.Fatalf("aud %v", claims.Audience)
+	}
+}
+
+func checkRefreshOtherClient(t *testing.T, f *fixture) {
+	rt := f.redeemPublic(t)["refresh_token"].(string)
+	v := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "client_id": {pub2ID}}
+	if status, b := f.token(t, v, "", ""); status != 400 || b["error"] != "invalid_grant" {
+		t.Fatalf("%d %v", status, b)
+	}
+	if status, _ := f.refreshPublic(t, rt, nil); status != 200 {
+		t.Fatal("a refusal for another client spent the token")
+	}
+}
+
+func checkRefreshExpiry(t *testing.T, f *fixture) {
+	rt := f.redeemPublic(t)["refresh_token"].(string)
+	f.e.clock.Advance(DefaultRefreshTokenTTL + time.Second)
+	if status, b := f.refreshPublic(t, rt, nil); status != 400 || b["error"] != "invalid_grant" {
+		t.Fatalf("%d %v", status, b)
+	}
 }
 
 // TestRevocation revokes a refresh token (its grant goes) and an access

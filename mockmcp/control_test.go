@@ -391,38 +391,20 @@ func (e *env) callEcho(authz string) (*http.Response, []byte) {
 }
 
 func TestSettings(t *testing.T) {
-	const origin = "https://remote-mcp.provider.com"
 	startup := Settings{PRM: PRMPathSuffixed, ChallengeScopes: []string{"mcp:read", "mcp:write"}, ToolScopes: map[string][]string{}}
 	with := func(f func(*Settings)) Settings {
 		st := startup.clone()
 		f(&st)
 		return st
 	}
-	tests := []struct {
-		name      string
-		config    func(*Config)
-		patch     string
-		status    int
-		want      Settings
-		prm       map[string]int // metadata URL → status
-		challenge string         // WWW-Authenticate of an initialize without a token; "" = answered 200
-		audiences map[string]int // aud → status of an initialize
-		echo      int            // status of a tools/call echo with a valid token; 0 = not checked
-		check     func(t *testing.T, e *env)
-	}{
+	tests := []settingsCase{
 		{
 			name: "metadata at the root", patch: `{"prm":"root"}`, status: 200,
 			want:      with(func(s *Settings) { s.PRM = PRMRoot }),
 			prm:       map[string]int{prmPathURL: 404, prmRootURL: 200},
 			challenge: `Bearer resource_metadata="` + prmRootURL + `", ` + scopeParam,
 			audiences: map[string]int{origin: 200, resourceURL: 200},
-			check: func(t *testing.T, e *env) {
-				_, body := e.get(prmRootURL)
-				var md struct{ Resource string }
-				if err := json.Unmarshal(body, &md); err != nil || md.Resource != origin {
-					t.Errorf("root metadata resource %q, want %q", md.Resource, origin)
-				}
-			},
+			check:     checkRootMetadata,
 		},
 		{
 			name: "no metadata", patch: `{"prm":"absent"}`, status: 200,
@@ -451,16 +433,9 @@ func TestSettings(t *testing.T) {
 		},
 		{
 			name: "a tool needs more scope", patch: `{"tool_scopes":{"echo":["mcp:admin"]}}`, status: 200,
-			want: with(func(s *Settings) { s.ToolScopes = map[string][]string{"echo": {"mcp:admin"}} }),
-			echo: 403,
-			check: func(t *testing.T, e *env) {
-				resp, b := e.callEcho("Bearer " + e.valid())
-				want := wantChallenge{status: 403, error: "insufficient_scope",
-					header: `Bearer error="insufficient_scope", error_description="tool echo needs scope mcp:admin; the token has scope [mcp:read mcp:write]", resource_metadata="` + prmPathURL + `", scope="mcp:read mcp:write mcp:admin"`}
-				if err := checkRefused(resp, b, want); err != nil {
-					t.Error(err)
-				}
-			},
+			want:  with(func(s *Settings) { s.ToolScopes = map[string][]string{"echo": {"mcp:admin"}} }),
+			echo:  403,
+			check: checkEchoNeedsAdmin,
 		},
 		{
 			name: "tool scopes removed", config: func(c *Config) { c.ToolScopes = map[string][]string{"echo": {"mcp:admin"}} },
@@ -469,23 +444,10 @@ func TestSettings(t *testing.T) {
 		},
 		{
 			name: "no auth", patch: `{"no_auth":true}`, status: 200,
-			want: with(func(s *Settings) { s.NoAuth = true }),
-			prm:  map[string]int{prmPathURL: 404, prmRootURL: 404},
-			echo: 200,
-			check: func(t *testing.T, e *env) {
-				cs := connect(t, e, "leaked-token")
-				res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "whoami"})
-				if err != nil {
-					t.Fatal(err)
-				}
-				var got WhoAmI
-				if err := json.Unmarshal([]byte(mustJSON(t, res.StructuredContent)), &got); err != nil {
-					t.Fatal(err)
-				}
-				if got.TokenRequired || got.Subject != "" {
-					t.Errorf("whoami in no-auth mode: %+v", got)
-				}
-			},
+			want:  with(func(s *Settings) { s.NoAuth = true }),
+			prm:   map[string]int{prmPathURL: 404, prmRootURL: 404},
+			echo:  200,
+			check: checkNoAuthWhoami,
 		},
 		{
 			name: "auth again", config: func(c *Config) { c.NoAuth = true }, patch: `{"no_auth":false}`, status: 200,
@@ -511,62 +473,141 @@ func TestSettings(t *testing.T) {
 		{name: "not JSON", patch: `prm=root`, status: 400, want: startup},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			e := newEnv(t, func(c *Config, _ *testAS) {
-				if tt.config != nil {
-					tt.config(c)
-				}
-			})
-			status, body := e.control(http.MethodPatch, "/.test/settings", tt.patch)
-			if status != tt.status {
-				t.Fatalf("PATCH %s: %d %s, want %d", tt.patch, status, body, tt.status)
-			}
-			if status == http.StatusBadRequest && !strings.Contains(string(body), "nothing was changed") {
-				t.Errorf("PATCH %s: refusal %s does not say that nothing was changed", tt.patch, body)
-			}
-			status, body = e.control(http.MethodGet, "/.test/settings", "")
-			var got Settings
-			if err := json.Unmarshal(body, &got); status != http.StatusOK || err != nil {
-				t.Fatalf("GET /.test/settings: %d %s %v", status, body, err)
-			}
-			if diff := cmp.Diff(tt.want, got); diff != "" {
-				t.Errorf("settings (-want +got):\n%s", diff)
-			}
-			for u, want := range tt.prm {
-				if resp, b := e.get(u); resp.StatusCode != want {
-					t.Errorf("GET %s: %d %s, want %d", u, resp.StatusCode, b, want)
-				}
-			}
-			wantPRM := ""
-			if !tt.want.NoAuth {
-				wantPRM = map[PRMLocation]string{PRMPathSuffixed: prmPathURL, PRMRoot: prmRootURL}[tt.want.PRM]
-			}
-			if got := e.srv.ResourceMetadataURL(); got != wantPRM {
-				t.Errorf("ResourceMetadataURL() = %q, want %q", got, wantPRM)
-			}
-			resp, b := e.post("", initializeBody)
-			switch {
-			case tt.want.NoAuth && resp.StatusCode != http.StatusOK:
-				t.Errorf("initialize without a token in no-auth mode: %d %s", resp.StatusCode, b)
-			case !tt.want.NoAuth && tt.challenge != "" && resp.Header.Get("WWW-Authenticate") != tt.challenge:
-				t.Errorf("challenge\n got: %s\nwant: %s", resp.Header.Get("WWW-Authenticate"), tt.challenge)
-			}
-			for aud, want := range tt.audiences {
-				c := e.claims()
-				c["aud"] = aud
-				if resp, b := e.post("Bearer "+mint(t, e.key, c), initializeBody); resp.StatusCode != want {
-					t.Errorf("aud %s: %d %s, want %d", aud, resp.StatusCode, b, want)
-				}
-			}
-			if tt.echo != 0 {
-				if resp, b := e.callEcho("Bearer " + e.valid()); resp.StatusCode != tt.echo {
-					t.Errorf("tools/call echo: %d %s, want %d", resp.StatusCode, b, tt.echo)
-				}
-			}
-			if tt.check != nil {
-				tt.check(t, e)
-			}
-		})
+		t.Run(tt.name, tt.run)
+	}
+}
+
+// origin is the resource's origin, which the root metadata names.
+const origin = "https://remote-mcp.provider.com"
+
+// settingsCase is one PATCH of /.test/settings on a server started with
+// config, and what it must change.
+type settingsCase struct {
+	name      string
+	config    func(*Config)
+	patch     string
+	status    int
+	want      Settings
+	prm       map[string]int // metadata URL → status
+	challenge string         // WWW-Authenticate of an initialize without a token; "" = answered 200
+	audiences map[string]int // aud → status of an initialize
+	echo      int            // status of a tools/call echo with a valid token; 0 = not checked
+	check     func(t *testing.T, e *env)
+}
+
+func (tt settingsCase) run(t *testing.T) {
+	e := newEnv(t, func(c *Config, _ *testAS) {
+		if tt.config != nil {
+			tt.config(c)
+		}
+	})
+	tt.patchAndRead(t, e)
+	tt.checkMetadata(t, e)
+	tt.checkRequests(t, e)
+	if tt.check != nil {
+		tt.check(t, e)
+	}
+}
+
+// patchAndRead sends the PATCH and checks its answer and the settings the
+// server then reports.
+func (tt settingsCase) patchAndRead(t *testing.T, e *env) {
+	t.Helper()
+	status, body := e.control(http.MethodPatch, "/.test/settings", tt.patch)
+	if status != tt.status {
+		t.Fatalf("PATCH %s: %d %s, want %d", tt.patch, status, body, tt.status)
+	}
+	if status == http.StatusBadRequest && !strings.Contains(string(body), "nothing was changed") {
+		t.Errorf("PATCH %s: refusal %s does not say that nothing was changed", tt.patch, body)
+	}
+	status, body = e.control(http.MethodGet, "/.test/settings", "")
+	var got Settings
+	if err := json.Unmarshal(body, &got); status != http.StatusOK || err != nil {
+		t.Fatalf("GET /.test/settings: %d %s %v", status, body, err)
+	}
+	if diff := cmp.Diff(tt.want, got); diff != "" {
+		t.Errorf("settings (-want +got):\n%s", diff)
+	}
+}
+
+// checkMetadata checks where the metadata is served and the URL the
+// server says it is at.
+func (tt settingsCase) checkMetadata(t *testing.T, e *env) {
+	t.Helper()
+	for u, want := range tt.prm {
+		if resp, b := e.get(u); resp.StatusCode != want {
+			t.Errorf("GET %s: %d %s, want %d", u, resp.StatusCode, b, want)
+		}
+	}
+	wantPRM := ""
+	if !tt.want.NoAuth {
+		wantPRM = map[PRMLocation]string{PRMPathSuffixed: prmPathURL, PRMRoot: prmRootURL}[tt.want.PRM]
+	}
+	if got := e.srv.ResourceMetadataURL(); got != wantPRM {
+		t.Errorf("ResourceMetadataURL() = %q, want %q", got, wantPRM)
+	}
+}
+
+// checkRequests checks how the server answers an initialize without a
+// token, one for each audience, and an echo call.
+func (tt settingsCase) checkRequests(t *testing.T, e *env) {
+	t.Helper()
+	resp, b := e.post("", initializeBody)
+	switch {
+	case tt.want.NoAuth && resp.StatusCode != http.StatusOK:
+		t.Errorf("initialize without a token in no-auth mode: %d %s", resp.StatusCode, b)
+	case !tt.want.NoAuth && tt.challenge != "" && resp.Header.Get("WWW-Authenticate") != tt.challenge:
+		t.Errorf("challenge\n got: %s\nwant: %s", resp.Header.Get("WWW-Authenticate"), tt.challenge)
+	}
+	for aud, want := range tt.audiences {
+		c := e.claims()
+		c["aud"] = aud
+		if resp, b := e.post("Bearer "+mint(t, e.key, c), initializeBody); resp.StatusCode != want {
+			t.Errorf("aud %s: %d %s, want %d", aud, resp.StatusCode, b, want)
+		}
+	}
+	if tt.echo != 0 {
+		if resp, b := e.callEcho("Bearer " + e.valid()); resp.StatusCode != tt.echo {
+			t.Errorf("tools/call echo: %d %s, want %d", resp.StatusCode, b, tt.echo)
+		}
+	}
+}
+
+// checkRootMetadata checks that the metadata at the root names the origin
+// as the resource.
+func checkRootMetadata(t *testing.T, e *env) {
+	_, body := e.get(prmRootURL)
+	var md struct{ Resource string }
+	if err := json.Unmarshal(body, &md); err != nil || md.Resource != origin {
+		t.Errorf("root metadata resource %q, want %q", md.Resource, origin)
+	}
+}
+
+// checkEchoNeedsAdmin checks the challenge of an echo call whose token
+// lacks the scope the tool needs.
+func checkEchoNeedsAdmin(t *testing.T, e *env) {
+	resp, b := e.callEcho("Bearer " + e.valid())
+	want := wantChallenge{status: 403, error: "insufficient_scope",
+		header: `Bearer error="insufficient_scope", error_description="tool echo needs scope mcp:admin; the token has scope [mcp:read mcp:write]", resource_metadata="` + prmPathURL + `", scope="mcp:read mcp:write mcp:admin"`}
+	if err := checkRefused(resp, b, want); err != nil {
+		t.Error(err)
+	}
+}
+
+// checkNoAuthWhoami checks that whoami in no-auth mode says no token was
+// required and names nobody, whatever token came.
+func checkNoAuthWhoami(t *testing.T, e *env) {
+	cs := connect(t, e, "leaked-token")
+	res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "whoami"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got WhoAmI
+	if err := json.Unmarshal([]byte(mustJSON(t, res.StructuredContent)), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.TokenRequired || got.Subject != "" {
+		t.Errorf("whoami in no-auth mode: %+v", got)
 	}
 }
 

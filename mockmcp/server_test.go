@@ -38,7 +38,25 @@ func TestSDKClientWhoamiAndEcho(t *testing.T) {
 	cs := connect(t, e, tok)
 	ctx := context.Background()
 
-	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "whoami"})
+	checkWhoami(t, cs, tok)
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "hello, upstream"}})
+	if err != nil {
+		t.Fatalf("echo: %v", err)
+	}
+	if got := res.Content[0].(*mcp.TextContent).Text; got != "hello, upstream" {
+		t.Errorf("echo: got %q, want %q", got, "hello, upstream")
+	}
+	if err := cs.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	checkSessionEvents(t, e.events(KindMCP), tok)
+}
+
+// checkWhoami calls whoami and checks that its structured output and its
+// text say who the verified token tok names.
+func checkWhoami(t *testing.T, cs *mcp.ClientSession, tok string) {
+	t.Helper()
+	res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "whoami"})
 	if err != nil {
 		t.Fatalf("whoami: %v", err)
 	}
@@ -73,36 +91,20 @@ func TestSDKClientWhoamiAndEcho(t *testing.T) {
 	if diff := cmp.Diff(want, fromText); diff != "" {
 		t.Errorf("whoami text content (-want +got):\n%s", diff)
 	}
+}
 
-	res, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "hello, upstream"}})
-	if err != nil {
-		t.Fatalf("echo: %v", err)
-	}
-	if got := res.Content[0].(*mcp.TextContent).Text; got != "hello, upstream" {
-		t.Errorf("echo: got %q, want %q", got, "hello, upstream")
-	}
-	if err := cs.Close(); err != nil {
-		t.Fatalf("close: %v", err)
-	}
-
-	evs := e.events(KindMCP)
+// checkSessionEvents checks the recorded MCP requests of one session with
+// tok: each names the token by fingerprint and the verified identity, and
+// together they show the session's methods, its assigned id and its
+// closing DELETE.
+func checkSessionEvents(t *testing.T, evs []control.Event, tok string) {
+	t.Helper()
 	var methods []string
 	sawDelete := false
 	for _, ev := range evs {
-		if ev.Authorization != control.Fingerprint(tok) {
-			t.Errorf("event %d: authorization %q, want the token's fingerprint", ev.Seq, ev.Authorization)
-		}
-		if ev.Detail[DetailSub] != "alice" || ev.Detail[DetailJTI] != "jti-1" || ev.Detail[DetailIss] != issuer {
-			t.Errorf("event %d: detail %v lacks the verified sub/jti/iss", ev.Seq, ev.Detail)
-		}
-		if ev.Host != resourceHost || ev.Path != "/mcp" {
-			t.Errorf("event %d: host %q path %q", ev.Seq, ev.Host, ev.Path)
-		}
+		checkVerifiedEvent(t, ev, tok)
 		if m := ev.Detail[DetailMCPMethod]; m != "" {
 			methods = append(methods, m)
-		}
-		if ev.Detail[DetailMCPMethod] == "tools/call" && ev.Detail[DetailToolName] == "" {
-			t.Errorf("event %d: tools/call without tool_name", ev.Seq)
 		}
 		if ev.Method == http.MethodDelete && ev.Detail[DetailMCPSessionID] != "" {
 			sawDelete = true
@@ -118,6 +120,23 @@ func TestSDKClientWhoamiAndEcho(t *testing.T) {
 	}
 	if evs[0].Detail[DetailAssignedSessionID] == "" && !hasAssigned(evs) {
 		t.Errorf("no event records the session id the server assigned")
+	}
+}
+
+// checkVerifiedEvent checks what one recorded request of tok must carry.
+func checkVerifiedEvent(t *testing.T, ev control.Event, tok string) {
+	t.Helper()
+	if ev.Authorization != control.Fingerprint(tok) {
+		t.Errorf("event %d: authorization %q, want the token's fingerprint", ev.Seq, ev.Authorization)
+	}
+	if ev.Detail[DetailSub] != "alice" || ev.Detail[DetailJTI] != "jti-1" || ev.Detail[DetailIss] != issuer {
+		t.Errorf("event %d: detail %v lacks the verified sub/jti/iss", ev.Seq, ev.Detail)
+	}
+	if ev.Host != resourceHost || ev.Path != "/mcp" {
+		t.Errorf("event %d: host %q path %q", ev.Seq, ev.Host, ev.Path)
+	}
+	if ev.Detail[DetailMCPMethod] == "tools/call" && ev.Detail[DetailToolName] == "" {
+		t.Errorf("event %d: tools/call without tool_name", ev.Seq)
 	}
 }
 

@@ -89,33 +89,9 @@ type verifier struct {
 // be refused, or a *keyFetchError when the issuer's keys are unavailable.
 // The token's aud must name one of v.audiences or also.
 func (v *verifier) verify(ctx context.Context, raw string, also ...string) (*Identity, error) {
-	parts := strings.Split(raw, ".")
-	switch {
-	case len(parts) == 5:
-		return nil, invalid("the token is an encrypted JWT (JWE); this server accepts signed JWT access tokens (RFC 9068) only")
-	case len(parts) != 3:
-		return nil, invalid("the token is not a JWT: want three base64url parts separated by dots (RFC 7519), got %d part(s)", len(parts))
-	}
-	hb, err := base64.RawURLEncoding.DecodeString(parts[0])
-	var hdr struct {
-		Alg  string   `json:"alg"`
-		Kid  string   `json:"kid"`
-		Typ  string   `json:"typ"`
-		Crit []string `json:"crit"`
-	}
-	if err != nil || json.Unmarshal(hb, &hdr) != nil {
-		return nil, invalid("the token's JOSE header is not base64url-encoded JSON")
-	}
-	if !slices.Contains(allowedAlgs, jose.SignatureAlgorithm(hdr.Alg)) {
-		return nil, invalid("alg %s is not accepted; this server accepts %s", quoteOrEmpty(hdr.Alg), algList())
-	}
-	typOK := false
-	switch strings.ToLower(hdr.Typ) {
-	case "at+jwt", "application/at+jwt":
-		typOK = true
-	}
-	if len(hdr.Crit) > 0 {
-		return nil, invalid("critical header parameters %v are not understood (RFC 7515 section 4.1.11)", hdr.Crit)
+	hdr, err := parseHeader(raw)
+	if err != nil {
+		return nil, err
 	}
 	tok, err := jwt.ParseSigned(raw, allowedAlgs)
 	if err != nil {
@@ -132,39 +108,16 @@ func (v *verifier) verify(ctx context.Context, raw string, also ...string) (*Ide
 		return nil, invalid("the token has no iss claim")
 	}
 	external := v.external[unverified.Issuer]
-	if !typOK && !(external && (hdr.Typ == "" || strings.EqualFold(hdr.Typ, "JWT"))) {
+	if !hdr.accessTokenTyp() && !(external && (hdr.Typ == "" || strings.EqualFold(hdr.Typ, "JWT"))) {
 		return nil, invalid("typ %s is not at+jwt: not a JWT access token (RFC 9068 section 4)", quoteOrEmpty(hdr.Typ))
 	}
 	src, ok := v.issuers[unverified.Issuer]
 	if !ok {
 		return nil, invalid("issuer %s is not an authorization server of this resource (trusted: %s)", unverified.Issuer, strings.Join(v.issuerList(), " "))
 	}
-	keys, err := src.lookup(ctx, hdr.Kid)
-	if errors.Is(err, errUnknownKey) {
-		if hdr.Kid == "" {
-			return nil, invalid("the token has no kid and the JWKS of %s has no keys", src.issuer)
-		}
-		return nil, invalid("no key with kid %s in the JWKS of %s", hdr.Kid, src.issuer)
-	}
+	payload, err := verifySignature(ctx, tok, hdr, src)
 	if err != nil {
 		return nil, err
-	}
-	var payload rawPayload
-	verified := false
-	for _, key := range keys {
-		if key.Algorithm != "" && key.Algorithm != hdr.Alg {
-			continue
-		}
-		if err := tok.Claims(key.Key, &payload); err == nil {
-			verified = true
-			break
-		}
-	}
-	if !verified {
-		if hdr.Kid == "" {
-			return nil, invalid("the signature does not verify with any %s key of %s (the token has no kid)", hdr.Alg, src.issuer)
-		}
-		return nil, invalid("the signature does not verify with the %s key %s of %s", hdr.Alg, hdr.Kid, src.issuer)
 	}
 	var claims jwt.Claims
 	var extra accessTokenClaims
@@ -181,6 +134,81 @@ func (v *verifier) verify(ctx context.Context, raw string, also ...string) (*Ide
 	if err := v.checkClaims(&claims, &extra, append(slices.Clip(v.audiences), also...)); err != nil {
 		return nil, err
 	}
+	return identity(&claims, &extra, external), nil
+}
+
+// jwtHeader is the part of a JOSE header the verifier reads.
+type jwtHeader struct {
+	Alg  string   `json:"alg"`
+	Kid  string   `json:"kid"`
+	Typ  string   `json:"typ"`
+	Crit []string `json:"crit"`
+}
+
+// accessTokenTyp reports whether typ is RFC 9068's at+jwt.
+func (h *jwtHeader) accessTokenTyp() bool {
+	switch strings.ToLower(h.Typ) {
+	case "at+jwt", "application/at+jwt":
+		return true
+	}
+	return false
+}
+
+// parseHeader reads the JOSE header of raw, which must be a signed JWT in
+// compact form, with an accepted alg and no critical parameters.
+func parseHeader(raw string) (*jwtHeader, error) {
+	parts := strings.Split(raw, ".")
+	switch {
+	case len(parts) == 5:
+		return nil, invalid("the token is an encrypted JWT (JWE); this server accepts signed JWT access tokens (RFC 9068) only")
+	case len(parts) != 3:
+		return nil, invalid("the token is not a JWT: want three base64url parts separated by dots (RFC 7519), got %d part(s)", len(parts))
+	}
+	hb, err := base64.RawURLEncoding.DecodeString(parts[0])
+	var hdr jwtHeader
+	if err != nil || json.Unmarshal(hb, &hdr) != nil {
+		return nil, invalid("the token's JOSE header is not base64url-encoded JSON")
+	}
+	if !slices.Contains(allowedAlgs, jose.SignatureAlgorithm(hdr.Alg)) {
+		return nil, invalid("alg %s is not accepted; this server accepts %s", quoteOrEmpty(hdr.Alg), algList())
+	}
+	if len(hdr.Crit) > 0 {
+		return nil, invalid("critical header parameters %v are not understood (RFC 7515 section 4.1.11)", hdr.Crit)
+	}
+	return &hdr, nil
+}
+
+// verifySignature finds the issuer's keys the header names and returns the
+// claims set once one of them verifies the signature.
+func verifySignature(ctx context.Context, tok *jwt.JSONWebToken, hdr *jwtHeader, src *keySource) (rawPayload, error) {
+	keys, err := src.lookup(ctx, hdr.Kid)
+	if errors.Is(err, errUnknownKey) {
+		if hdr.Kid == "" {
+			return nil, invalid("the token has no kid and the JWKS of %s has no keys", src.issuer)
+		}
+		return nil, invalid("no key with kid %s in the JWKS of %s", hdr.Kid, src.issuer)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var payload rawPayload
+	for _, key := range keys {
+		if key.Algorithm != "" && key.Algorithm != hdr.Alg {
+			continue
+		}
+		if err := tok.Claims(key.Key, &payload); err == nil {
+			return payload, nil
+		}
+	}
+	if hdr.Kid == "" {
+		return nil, invalid("the signature does not verify with any %s key of %s (the token has no kid)", hdr.Alg, src.issuer)
+	}
+	return nil, invalid("the signature does not verify with the %s key %s of %s", hdr.Alg, hdr.Kid, src.issuer)
+}
+
+// identity is what the verified claims say; an external issuer's scopes
+// may come in scp.
+func identity(claims *jwt.Claims, extra *accessTokenClaims, external bool) *Identity {
 	id := &Identity{
 		Issuer:    claims.Issuer,
 		Subject:   claims.Subject,
@@ -195,7 +223,7 @@ func (v *verifier) verify(ctx context.Context, raw string, also ...string) (*Ide
 	} else if external && extra.Scp != nil {
 		id.Scopes = slices.Clone(extra.Scp)
 	}
-	return id, nil
+	return id
 }
 
 // checkClaims checks audience, validity window and the claims RFC 9068 §2.2

@@ -1,7 +1,7 @@
 // Package bench is `make bench`: it measures, in one run on this machine,
 // what one warm request costs through mcp-proxy next to calling the remote
 // MCP server directly and next to a bare Go reverse proxy hop over TLS
-// that only injects a bearer token (DESIGN §5.9).
+// that only injects a bearer token (docs/performance.md, "Measuring it").
 //
 // The parts run as separate processes, so that each one's CPU time can be
 // read from /proc: the upstream (cmd/benchupstream: the MCP Go SDK echo

@@ -1,7 +1,10 @@
 package bench
 
 import (
+	"os"
+	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -18,10 +21,59 @@ func TestParseStat(t *testing.T) {
 	}
 }
 
+// ProcessCPU of this process agrees with what the kernel reports through
+// getrusage, before and after burning some CPU, by pid 0 and by its own
+// pid; a pid with no process is an error.
 func TestProcessCPUOfSelf(t *testing.T) {
-	if _, err := ProcessCPU(0); err != nil {
-		t.Skipf("no /proc here: %v", err)
+	if runtime.GOOS != "linux" {
+		t.Skip("ProcessCPU reads /proc, which only Linux has; make bench runs on Linux")
 	}
+	spin := func(d time.Duration) {
+		// Busy for d of this process's CPU time, read from getrusage.
+		for start := rusageCPU(t); rusageCPU(t)-start < d; {
+			for i := 0; i < 1e5; i++ {
+				sink += i
+			}
+		}
+	}
+	spin(10 * time.Millisecond)
+	for _, pid := range []int{0, os.Getpid()} {
+		before := rusageCPU(t)
+		got, err := ProcessCPU(pid)
+		after := rusageCPU(t)
+		if err != nil {
+			t.Fatalf("ProcessCPU(%d): %v", pid, err)
+		}
+		// /proc counts user and system time in clock ticks, each truncated:
+		// allow a tick below for each.
+		if got < before-2*time.Second/clockTicks || got > after {
+			t.Errorf("ProcessCPU(%d) = %v, want between %v and %v (getrusage)", pid, got, before, after)
+		}
+		spin(200 * time.Millisecond)
+		later, err := ProcessCPU(pid)
+		if err != nil {
+			t.Fatalf("ProcessCPU(%d): %v", pid, err)
+		}
+		if later-got < 150*time.Millisecond {
+			t.Errorf("ProcessCPU(%d) moved %v across 200ms of CPU, want at least 150ms", pid, later-got)
+		}
+	}
+	if got, err := ProcessCPU(1 << 30); err == nil {
+		t.Errorf("ProcessCPU of a pid with no process = %v, nil; want an error", got)
+	}
+}
+
+var sink int
+
+// rusageCPU is this process's user plus system CPU time from getrusage,
+// which does not read /proc.
+func rusageCPU(t *testing.T) time.Duration {
+	t.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func TestRatiosAreOfPairs(t *testing.T) {

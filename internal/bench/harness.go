@@ -25,6 +25,7 @@ import (
 	"github.com/mcp-proxy/mcp-proxy/internal/actors"
 	"github.com/mcp-proxy/mcp-proxy/internal/clientmeta"
 	"github.com/mcp-proxy/mcp-proxy/internal/hostmap"
+	"github.com/mcp-proxy/mcp-proxy/internal/idp"
 	"github.com/mcp-proxy/mcp-proxy/internal/testca"
 	"github.com/mcp-proxy/mcp-proxy/mockas"
 )
@@ -50,7 +51,6 @@ const (
 	proxyClient   = "mcp-proxy-bench"
 	directClient  = "bench-direct"
 	directSecret  = "bench-direct-secret"
-	idpClientID   = "mcp-proxy"
 	idpSecretText = "bench-idp-secret"
 )
 
@@ -124,16 +124,13 @@ func (h *Harness) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	idp, err := mockas.New(mockas.Config{
-		Issuer: "https://" + IdPHost, Logger: quiet, DisableCIMD: true,
-		Clients: []mockas.Client{{ID: idpClientID, Secret: idpSecretText, Name: "mcp-proxy", RedirectURIs: []string{
-			"https://" + ProxyHost + "/.mcp-proxy/login/callback", "https://" + ProxyCannedHost + "/.mcp-proxy/login/callback",
-			"https://" + ProxyPolicyHost + "/.mcp-proxy/login/callback"}}},
-	})
+	idpConfig := idp.Config(IdPHost, idpSecretText, ProxyHosts...)
+	idpConfig.Logger = quiet
+	idpServer, err := mockas.New(idpConfig)
 	if err != nil {
 		return err
 	}
-	for host, hd := range map[string]http.Handler{ASHost: as, IdPHost: idp, ClientHost: clientmeta.Handler(ClientHost, "")} {
+	for host, hd := range map[string]http.Handler{ASHost: as, IdPHost: idpServer, ClientHost: clientmeta.Handler(ClientHost, "")} {
 		if err := h.serveInProcess(host, hd); err != nil {
 			return err
 		}
@@ -282,13 +279,29 @@ func (h *Harness) clientCredentials(ctx context.Context) (string, error) {
 	return tok.AccessToken, nil
 }
 
-// proxyConfig is mcp-proxy's configuration: one route per upstream, each
+// proxyConfig is mcp-proxy's configuration: storage (the YAML under
+// storage:, indented) and one route per pair of from and to hosts, each
 // with the proxy's pre-registered client at the remote authorization
-// server, and the memory store.
-func proxyConfig(admin string) string {
-	route := func(from, to string) string {
-		return `  - from: https://` + from + `
-    to: https://` + to + `
+// server. The bench's has a route per upstream and the memory store; make
+// load's one route to mockmcp and the file store beside the configuration
+// file, so that a restarted proxy finds its records.
+func proxyConfig(admin, storage string, routes ...[2]string) string {
+	config := `tls:
+  cert_file: proxy.crt
+  key_file: proxy.key
+identity_provider:
+  issuer: https://` + IdPHost + `
+  client_id: ` + idp.ClientID + `
+  client_secret: ` + idpSecretText + `
+storage:
+  ` + storage + `
+admin:
+  listen: ` + admin + `
+routes:
+`
+	for _, r := range routes {
+		config += `  - from: https://` + r[0] + `
+    to: https://` + r[1] + `
     mcp:
       server:
         upstream_oauth2:
@@ -298,19 +311,7 @@ func proxyConfig(admin string) string {
             token_url: https://` + ASHost + `/token
 `
 	}
-	return `tls:
-  cert_file: proxy.crt
-  key_file: proxy.key
-identity_provider:
-  issuer: https://` + IdPHost + `
-  client_id: ` + idpClientID + `
-  client_secret: ` + idpSecretText + `
-storage:
-  type: memory
-admin:
-  listen: ` + admin + `
-routes:
-` + route(ProxyHost, SDKHost) + route(ProxyCannedHost, CannedHost) + route(ProxyPolicyHost, CannedHost) + benchPolicy()
+	return config
 }
 
 // ProxyHosts are mcp-proxy's route hosts.
@@ -343,9 +344,10 @@ func (h *Harness) startProxy() error {
 	if h.adminAddr, err = freeAddr(); err != nil {
 		return err
 	}
-	config := proxyConfig(h.adminAddr)
+	config := proxyConfig(h.adminAddr, "type: memory", [2]string{ProxyHost, SDKHost}, [2]string{ProxyCannedHost, CannedHost},
+		[2]string{ProxyPolicyHost, CannedHost}) + benchPolicy()
 	if h.LoadSet != nil {
-		config = loadProxyConfig(h.adminAddr)
+		config = proxyConfig(h.adminAddr, "type: file\n  path: proxy.db", [2]string{ProxyHost, SDKHost})
 	}
 	if err := os.WriteFile(h.path("proxy.yaml"), []byte(config), 0o600); err != nil {
 		return err

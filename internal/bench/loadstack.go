@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/mcp-proxy/mcp-proxy/internal/clientmeta"
+	"github.com/mcp-proxy/mcp-proxy/internal/idp"
 	"github.com/mcp-proxy/mcp-proxy/mockas"
 	"github.com/mcp-proxy/mcp-proxy/proxy/netguard"
 )
@@ -41,11 +42,9 @@ func (h *Harness) startLoad() error {
 	if err != nil {
 		return err
 	}
-	h.idp, err = mockas.New(mockas.Config{
-		Issuer: "https://" + IdPHost, Logger: quiet, DisableCIMD: true, Users: h.LoadSet.Users,
-		Clients: []mockas.Client{{ID: idpClientID, Secret: idpSecretText, Name: "mcp-proxy",
-			RedirectURIs: []string{"https://" + ProxyHost + "/.mcp-proxy/login/callback"}}},
-	})
+	idpConfig := idp.Config(IdPHost, idpSecretText, ProxyHost)
+	idpConfig.Logger, idpConfig.Users = quiet, h.LoadSet.Users
+	h.idp, err = mockas.New(idpConfig)
 	if err != nil {
 		return err
 	}
@@ -60,34 +59,6 @@ func (h *Harness) startLoad() error {
 		return err
 	}
 	return h.startProxy()
-}
-
-// loadProxyConfig is mcp-proxy's configuration for make load: one route to
-// mockmcp, and the file store beside the configuration file.
-func loadProxyConfig(admin string) string {
-	return `tls:
-  cert_file: proxy.crt
-  key_file: proxy.key
-identity_provider:
-  issuer: https://` + IdPHost + `
-  client_id: ` + idpClientID + `
-  client_secret: ` + idpSecretText + `
-storage:
-  type: file
-  path: proxy.db
-admin:
-  listen: ` + admin + `
-routes:
-  - from: https://` + ProxyHost + `
-    to: https://` + SDKHost + `
-    mcp:
-      server:
-        upstream_oauth2:
-          client_id: ` + proxyClient + `
-          endpoint:
-            auth_url: https://` + ASHost + `/authorize
-            token_url: https://` + ASHost + `/token
-`
 }
 
 // AS is the remote authorization server and IdP the identity provider

@@ -228,7 +228,8 @@ func (r *Results) Rows() []Row {
 	return rows
 }
 
-// Check is one of the budget's thresholds (DESIGN §5.9) with its verdict.
+// Check is one of the performance budget's thresholds (docs/performance.md,
+// "Measuring it") with its verdict.
 type Check struct {
 	What string
 	OK   bool

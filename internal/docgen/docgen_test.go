@@ -506,3 +506,125 @@ func TestBadgeNamesTheOwnPagesScenariosFirst(t *testing.T) {
 		t.Errorf("badge (-want +got):\n%s; more %d, want 1", diff, e.More)
 	}
 }
+
+// An example whose only scenarios make conformance left out on purpose,
+// with a ~TAG in the run's tag filter for a prerequisite the machine lacked
+// (Dex and Hydra not built), is published unverified with the command that
+// runs it; an example no scenario names still fails the build, and so does
+// one the user's own tag filter left out. Once its scenario has run, the
+// example carries that scenario's status, failed included.
+func TestExamplesLeftOutForAPrerequisiteArePublishedUnverified(t *testing.T) {
+	dir := t.TempDir()
+	page := "```yaml {id=\"ex-a\"}\na: 1\n```\n\n```yaml {id=\"ex-hydra\"}\nh: 1\n```\n"
+	writeDocs := func(page string) *docexamples.Set {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, "quickstart.md"), []byte(page), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		docs, err := docexamples.Load(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return docs
+	}
+	var feats []*Feature
+	for file, src := range map[string]string{
+		"features/demo.feature":   testFeature,
+		"features/tested.feature": "@doc:tested @real-servers @local\nFeature: T\n  Scenario: Behind Hydra\n    Given the operator configuration \"ex-hydra\"\n",
+	} {
+		f, err := ParseFeature(file, []byte(src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		feats = append(feats, f)
+	}
+	passed := []results.Step{{Text: "x", Status: results.Passed}}
+	// run is make conformance's run on a fresh clone: the Makefile added
+	// ~@real-servers to TAGS, and the local stack ~@containers.
+	run := func(filter string) *results.Manifest {
+		rec := &results.Recorder{}
+		rec.StartRun("make conformance", "local", filter, filter+" && ~@containers")
+		rec.Add(results.Scenario{Name: "The first one", Feature: "features/demo.feature", Status: results.Passed, Examples: []string{"ex-a"}, Steps: passed})
+		return rec.Manifest(nil, func(string) string { return "quickstart" }, dir)
+	}
+
+	docs := writeDocs(page)
+	data, sum, err := BuildSiteData(SiteInput{Manifest: results.Merge(run("~@real-servers")), Docs: docs, DocsDir: dir, Features: feats})
+	if err != nil {
+		t.Fatalf("a run that left out the @real-servers scenarios: %v", err)
+	}
+	want := SiteExample{Page: "quickstart.md", Status: LeftOut, Scenarios: []SiteScenario{}, Badge: []SiteScenario{},
+		Why:     "its scenario needs Dex and Ory Hydra, which the run that made these results had not built",
+		Command: "make real-servers"}
+	if diff := cmp.Diff(want, data.Examples["ex-hydra"]); diff != "" {
+		t.Errorf("ex-hydra (-want +got):\n%s", diff)
+	}
+	if e := data.Examples["ex-a"]; e.Status != results.Passed || len(e.Scenarios) != 1 {
+		t.Errorf("ex-a = %+v, want passed by its one scenario", e)
+	}
+	if len(sum.LeftOut) != 1 || !strings.HasPrefix(sum.LeftOut[0], "ex-hydra (") || !strings.HasSuffix(sum.LeftOut[0], "; make real-servers runs it") {
+		t.Errorf("summary's left out = %q", sum.LeftOut)
+	}
+
+	// On the container stack, the @local scenarios run in a second,
+	// in-process run, whose filter still has the ~@real-servers.
+	rec := &results.Recorder{}
+	rec.StartRun("make conformance", "containers", "~@real-servers", "~@real-servers && ~@local")
+	rec.LeaveOut(1, "@local")
+	rec.Add(results.Scenario{Name: "The first one", Feature: "features/demo.feature", Status: results.Passed, Examples: []string{"ex-a"}, Steps: passed})
+	rec.StartRun("make conformance", "local", "~@real-servers", "~@real-servers && @local")
+	containers := rec.Manifest(nil, func(string) string { return "quickstart" }, dir)
+	data, _, err = BuildSiteData(SiteInput{Manifest: results.Merge(containers), Docs: docs, DocsDir: dir, Features: feats})
+	if err != nil {
+		t.Fatalf("a container run that left out the @real-servers scenarios: %v", err)
+	}
+	if diff := cmp.Diff(want, data.Examples["ex-hydra"]); diff != "" {
+		t.Errorf("ex-hydra after a container run (-want +got):\n%s", diff)
+	}
+
+	// The user's own filter left it out: running every scenario is the answer.
+	_, _, err = BuildSiteData(SiteInput{Manifest: results.Merge(run("@doc:quickstart && ~@real-servers")), Docs: docs, DocsDir: dir, Features: feats})
+	if err == nil || !strings.Contains(err.Error(), "1 documented examples were run by no scenario because the tag filter") || !strings.Contains(err.Error(), ": ex-hydra;") {
+		t.Errorf("with the user's filter @doc:quickstart: %v", err)
+	}
+
+	// An example that no scenario names fails the build, left-out tags or not.
+	docs = writeDocs(page + "\n```yaml {id=\"ex-drift\"}\nd: 1\n```\n")
+	_, _, err = BuildSiteData(SiteInput{Manifest: results.Merge(run("~@real-servers")), Docs: docs, DocsDir: dir, Features: feats})
+	if err == nil || !strings.Contains(err.Error(), `example "ex-drift" is run by no scenario: write a scenario`) || strings.Contains(err.Error(), "ex-hydra") {
+		t.Errorf("with ex-drift named by no scenario: %v", err)
+	}
+
+	// make real-servers ran the scenario, and it failed: the example is
+	// failed, not left out, and the site's render hook refuses it.
+	docs = writeDocs(page)
+	rec = &results.Recorder{}
+	rec.StartRun("make conformance STACK=local TAGS=@real-servers", "local", "@real-servers", "@real-servers && ~@containers")
+	rec.Add(results.Scenario{Name: "Behind Hydra", Feature: "features/tested.feature", Status: results.Failed, Examples: []string{"ex-hydra"}, Steps: passed})
+	realServers := rec.Manifest(nil, func(string) string { return "quickstart" }, dir)
+	data, sum, err = BuildSiteData(SiteInput{Manifest: results.Merge(run("~@real-servers"), realServers), Docs: docs, DocsDir: dir, Features: feats})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := data.Examples["ex-hydra"]; e.Status != results.Failed || len(e.Scenarios) != 1 || e.Scenarios[0].Status != results.Failed {
+		t.Errorf("ex-hydra after a failed make real-servers = %+v", e)
+	}
+	if len(sum.LeftOut) != 0 {
+		t.Errorf("summary's left out = %q, want none", sum.LeftOut)
+	}
+}
+
+func TestWithoutNegated(t *testing.T) {
+	for _, tc := range []struct{ expr, tag, want string }{
+		{"~@real-servers", "@real-servers", ""},
+		{"~@real-servers && ~@containers", "@real-servers", "~@containers"},
+		{"@doc:quickstart && ~@real-servers && ~@mcp-remote", "@real-servers", "@doc:quickstart && ~@mcp-remote"},
+		{"@a && ~real-servers,@b && ~@real-servers", "@real-servers", "@a,@b"},
+		{"@real-servers", "@real-servers", "@real-servers"},
+		{"~@real-servers-extra", "@real-servers", "~@real-servers-extra"},
+	} {
+		if got := withoutNegated(tc.expr, tc.tag); got != tc.want {
+			t.Errorf("withoutNegated(%q, %q) = %q, want %q", tc.expr, tc.tag, got, tc.want)
+		}
+	}
+}

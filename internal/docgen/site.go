@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -42,7 +43,8 @@ type SiteData struct {
 }
 
 // LeftOut is the status of an example that no scenario of the results ran
-// because every scenario that runs it needs a stack the run did not have.
+// because every scenario that runs it needs a stack the run did not have,
+// or something the run left out on purpose (see prerequisiteTags).
 const LeftOut = "left out"
 
 // BadgeScenarios is how many scenarios a badge names; the rest are on the
@@ -71,8 +73,8 @@ type SiteExample struct {
 	// More counts the others.
 	Badge []SiteScenario `json:"badge"`
 	More  int            `json:"more"`
-	// Why, for a LeftOut example, says which stack its scenarios need and
-	// Command the command that runs them.
+	// Why, for a LeftOut example, says what its scenarios need that the run
+	// did not have, and Command the command that runs them.
 	Why     string `json:"why,omitempty"`
 	Command string `json:"command,omitempty"`
 }
@@ -92,7 +94,8 @@ type Summary struct {
 	Examples int // identified examples in the docs
 	Verified int // of those, verified by passing scenarios only
 	// LeftOut lists the examples published unverified because the run's
-	// stack could not run their scenarios, each with the command that can.
+	// stack could not run their scenarios, or the run left them out for
+	// what the machine lacked, each with the command that runs them.
 	LeftOut   []string
 	Scenarios int // scenarios in the manifest
 	Features  int
@@ -235,11 +238,63 @@ var stackTags = map[string]struct{ stack, command string }{
 	"@local":      {"the in-process stack", "make conformance STACK=local"},
 }
 
+// prerequisiteTags are the tags of scenarios that make conformance leaves
+// out on purpose when the machine lacks what they need: it adds ~TAG to
+// the run's tag filter, which the manifest records. Such a scenario's
+// examples are published unverified, with the command that runs them.
+var prerequisiteTags = map[string]struct{ needs, command string }{
+	"@real-servers": {"Dex and Ory Hydra, which the run that made these results had not built", "make real-servers"},
+	"@mcp-remote":   {"mcp-remote (npm), which the run that made these results could not install", "make mcp-remote-install && make conformance"},
+}
+
+// leftOutFor says why the run r did not select a scenario tagged tags when
+// that was on purpose: its stack cannot run it (r.LeftOutTag), or the
+// filter's ~TAG for a prerequisite the machine lacked, without which the
+// run would have selected it. It returns "" for a scenario the run's own
+// tag filter did not ask for.
+func leftOutFor(r results.Run, tags []string) (why, command string) {
+	if t, ok := stackTags[r.LeftOutTag]; ok && slices.Contains(tags, r.LeftOutTag) && results.MatchTags(r.Filter, tags) {
+		return "its scenario needs " + t.stack + ", which the run that made these results did not have", t.command
+	}
+	for _, tag := range slices.Sorted(maps.Keys(prerequisiteTags)) {
+		if slices.Contains(tags, tag) && results.MatchTags(withoutNegated(r.Tags, tag), tags) {
+			p := prerequisiteTags[tag]
+			return "its scenario needs " + p.needs, p.command
+		}
+	}
+	return "", ""
+}
+
+// withoutNegated is the godog tag expression expr (comma-separated
+// alternatives of &&-joined tags) without its ~tag terms; an alternative
+// left empty selects every scenario, and so does the expression.
+func withoutNegated(expr, tag string) string {
+	var alts []string
+	for _, alt := range strings.Split(expr, ",") {
+		var terms []string
+		for _, term := range strings.Split(alt, "&&") {
+			term = strings.TrimSpace(term)
+			if n, ok := strings.CutPrefix(term, "~"); ok && "@"+strings.TrimPrefix(n, "@") == tag {
+				continue
+			}
+			if term != "" {
+				terms = append(terms, term)
+			}
+		}
+		if len(terms) == 0 {
+			return ""
+		}
+		alts = append(alts, strings.Join(terms, " && "))
+	}
+	return strings.Join(alts, ",")
+}
+
 // missingExample explains an example that the manifest m has no scenario
-// for. When every scenario that names it was left out because it needs a
-// stack the run did not have, the example is published as LeftOut, with
-// the command that runs it; otherwise the site cannot be built, and the
-// error names the command that gives it what it lacks.
+// for. When every scenario that names it was left out on purpose, because
+// it needs a stack the run did not have or a prerequisite the machine
+// lacked (see leftOutFor), the example is published as LeftOut, with the
+// command that runs it; otherwise the site cannot be built, and the error
+// names the command that gives it what it lacks.
 func missingExample(id, file string, m *results.Manifest, feats []*Feature) (ex SiteExample, filtered bool, err error) {
 	type named struct {
 		name, feature string
@@ -259,21 +314,20 @@ func missingExample(id, file string, m *results.Manifest, feats []*Feature) (ex 
 	runs := m.Provenance.Runs
 	var why, command string
 	for _, n := range naming {
-		selected, leftOut := false, ""
+		selected, leftOut := false, false
 		for _, r := range runs {
 			if results.MatchTags(r.Tags, n.tags) {
 				selected = true
-			} else if t, ok := stackTags[r.LeftOutTag]; ok && slices.Contains(n.tags, r.LeftOutTag) && results.MatchTags(r.Filter, n.tags) {
-				leftOut = r.LeftOutTag
-				why, command = "its scenario needs "+t.stack+", which the run that made these results did not have", t.command
+			} else if w, c := leftOutFor(r, n.tags); w != "" {
+				leftOut, why, command = true, w, c
 			}
 		}
 		switch {
 		case selected:
 			return SiteExample{}, false, fmt.Errorf("%s: example %q: the scenario %q of %s runs it, but the results (%s) do not have it: they are older than the feature files; run %s, then make site",
 				file, id, n.name, n.feature, m.Provenance.Command, rerun(m))
-		case leftOut == "":
-			return SiteExample{}, true, nil // the tag filter left it out
+		case !leftOut:
+			return SiteExample{}, true, nil // the tag filter asked for other scenarios
 		}
 	}
 	return SiteExample{Status: LeftOut, Scenarios: []SiteScenario{}, Badge: []SiteScenario{}, Why: why, Command: command}, false, nil

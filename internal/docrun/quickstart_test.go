@@ -19,7 +19,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -30,6 +29,8 @@ import (
 	"github.com/mcp-proxy/mcp-proxy/internal/clientmeta"
 	"github.com/mcp-proxy/mcp-proxy/internal/docexamples"
 	"github.com/mcp-proxy/mcp-proxy/internal/hostmap"
+	"github.com/mcp-proxy/mcp-proxy/internal/idp"
+	"github.com/mcp-proxy/mcp-proxy/internal/syncbuf"
 	"github.com/mcp-proxy/mcp-proxy/internal/testca"
 	"github.com/mcp-proxy/mcp-proxy/mockas"
 	"github.com/mcp-proxy/mcp-proxy/mockmcp"
@@ -77,14 +78,9 @@ func startDoubles(t *testing.T) *doubles {
 	if err != nil {
 		t.Fatal(err)
 	}
-	idp, err := mockas.New(mockas.Config{
-		Issuer: "https://" + idpHost,
-		Clients: []mockas.Client{{
-			ID: "mcp-proxy", Secret: d.idpSecret, Name: "mcp-proxy",
-			RedirectURIs: []string{"https://" + proxyHost + "/.mcp-proxy/login/callback"},
-		}},
-		DisableCIMD: true, Resolver: d.hosts, Dial: d.hosts.DialContext, RootCAs: ca.Pool(), Logger: quiet,
-	})
+	idpConfig := idp.Config(idpHost, d.idpSecret, proxyHost)
+	idpConfig.Resolver, idpConfig.Dial, idpConfig.RootCAs, idpConfig.Logger = d.hosts, d.hosts.DialContext, ca.Pool(), quiet
+	idpServer, err := mockas.New(idpConfig)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +93,7 @@ func startDoubles(t *testing.T) *doubles {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for host, h := range map[string]http.Handler{asHost: as, idpHost: idp, upstreamHost: mcp, clientHost: clientmeta.Handler(clientHost, "")} {
+	for host, h := range map[string]http.Handler{asHost: as, idpHost: idpServer, upstreamHost: mcp, clientHost: clientmeta.Handler(clientHost, "")} {
 		leaf, err := ca.Issue(host)
 		if err != nil {
 			t.Fatal(err)
@@ -338,7 +334,7 @@ func serve(t *testing.T, c Command, work string, env, trust []string) netip.Addr
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logBuf syncBuffer
+	var logBuf syncbuf.Buffer
 	cmd.Stdout = &logBuf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -393,23 +389,6 @@ func serve(t *testing.T, c Command, work string, env, trust []string) netip.Addr
 		t.Fatalf("quickstart.md:%d: %s did not log proxy_started within 30s\n%s", c.Line, c.Text, logBuf.String())
 	}
 	return netip.AddrPort{}
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // TestDemoAgreesWithQuickStart checks that make demo, which the Quick Start

@@ -45,6 +45,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/mcp-proxy/mcp-proxy/internal/browser"
+	"github.com/mcp-proxy/mcp-proxy/internal/syncbuf"
 )
 
 // DirEnv names the install directory (build/mcp-remote) for the scenarios.
@@ -85,7 +86,7 @@ type Client struct {
 	stack    Dialer
 	proxy    *http.Server
 	session  *mcp.ClientSession
-	stderr   syncBuffer
+	stderr   *syncbuf.Buffer // what mcp-remote printed, at most about 1 MiB
 	done     chan struct{}
 	mu       sync.Mutex
 	navErr   error
@@ -100,7 +101,7 @@ func New(dir string, stack Dialer, b *browser.Browser) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Client{Browser: b, dir: dir, tmp: tmp, stack: stack, done: make(chan struct{})}, nil
+	return &Client{Browser: b, dir: dir, tmp: tmp, stack: stack, stderr: &syncbuf.Buffer{Limit: 1 << 20}, done: make(chan struct{})}, nil
 }
 
 // Connect starts mcp-remote for endpoint and opens the MCP session; the
@@ -147,7 +148,7 @@ func (c *Client) Connect(ctx context.Context, endpoint string) error {
 		"NO_PROXY=localhost,127.0.0.1,::1",
 		"NODE_EXTRA_CA_CERTS=" + ca,
 	}
-	cmd.Stderr = &c.stderr
+	cmd.Stderr = c.stderr
 	client := mcp.NewClient(&mcp.Implementation{Name: "mcp-remote-scenario", Version: "1.0.0"}, nil)
 	sess, err := client.Connect(ctx, &mcp.CommandTransport{Command: cmd, TerminateDuration: 2 * time.Second}, nil)
 	if err != nil {
@@ -270,24 +271,4 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.b.Len() > 1<<20 {
-		return len(p), nil
-	}
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -88,8 +88,10 @@ type Run struct {
 	Command string `json:"command"`
 	Stack   string `json:"stack"`
 	// Filter is the tag filter the command asked for ("" for every
-	// scenario); Tags is the one the run applied, as godog took it, which
-	// also leaves out what the stack cannot run.
+	// scenario), with the ~TAG terms make conformance adds for what the
+	// machine lacks (~@real-servers when Dex and Hydra are not built); Tags
+	// is the one the run applied, as godog took it, which also leaves out
+	// what the stack cannot run.
 	Filter string `json:"filter"`
 	Tags   string `json:"tags"`
 	// LeftOut counts scenarios the filter left out because this stack

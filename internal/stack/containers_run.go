@@ -26,11 +26,11 @@ import (
 	tclog "github.com/testcontainers/testcontainers-go/log"
 )
 
-// The container stack's environment, set before any testcontainers call
-// (DESIGN §8): no Ryuk reaper, whose image would have to be pulled (this
-// package removes what it creates itself, see CleanupContainers), and
-// published ports reached on 127.0.0.1, never on an address that
-// testcontainers would work out from the Docker host.
+// The container stack's environment, set before any testcontainers call:
+// no Ryuk reaper, whose image would have to be pulled (this package
+// removes what it creates itself, see CleanupContainers), and published
+// ports reached on 127.0.0.1, never on an address that testcontainers
+// would work out from the Docker host.
 func init() {
 	os.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true")
 	os.Setenv("TESTCONTAINERS_HOST_OVERRIDE", "127.0.0.1")

@@ -21,6 +21,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/mcp-proxy/mcp-proxy/internal/clientmeta"
+	"github.com/mcp-proxy/mcp-proxy/internal/syncbuf"
 	"github.com/mcp-proxy/mcp-proxy/internal/testca"
 	"github.com/mcp-proxy/mcp-proxy/mockas"
 	"github.com/mcp-proxy/mcp-proxy/mockmcp"
@@ -37,7 +38,7 @@ type Local struct {
 	services map[string]*service // the doubles and the client host, by name
 
 	mu         sync.Mutex
-	proxyLog   syncBuffer
+	proxyLog   syncbuf.Buffer
 	proxyGate  gate
 	stopProxy  context.CancelFunc
 	proxyDone  chan int
@@ -630,38 +631,9 @@ func (c *gatedConn) Close() error {
 	return c.Conn.Close()
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent writes and reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-	tee io.Writer // also gets every write, when set
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.tee != nil {
-		_, _ = b.tee.Write(p)
-	}
-	return b.buf.Write(p)
-}
-
 // CopyProxyLog writes what the proxy has logged so far to w, and then
 // every line it logs, as it logs it (make demo keeps it in a file).
-func (s *Local) CopyProxyLog(w io.Writer) error {
-	b := &s.proxyLog
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.tee = w
-	_, err := w.Write(b.buf.Bytes())
-	return err
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+func (s *Local) CopyProxyLog(w io.Writer) error { return s.proxyLog.Tee(w) }
 
 // Names are every hostname the stack serves.
 var Names = []string{ProxyHost, UpstreamHost, ASHost, IdPHost, ClientHost}

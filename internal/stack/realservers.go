@@ -27,6 +27,7 @@ import (
 
 	"github.com/mcp-proxy/mcp-proxy/internal/actors"
 	"github.com/mcp-proxy/mcp-proxy/internal/hydralogin"
+	"github.com/mcp-proxy/mcp-proxy/internal/syncbuf"
 	"github.com/mcp-proxy/mcp-proxy/mockmcp"
 )
 
@@ -477,7 +478,7 @@ func (rs *RealServers) Close() error {
 type process struct {
 	name string
 	cmd  *exec.Cmd
-	out  syncBuffer
+	out  syncbuf.Buffer
 	done chan struct{}
 	err  error
 }

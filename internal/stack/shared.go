@@ -11,6 +11,7 @@ import (
 	"github.com/mcp-proxy/mcp-proxy/internal/clientmeta"
 	"github.com/mcp-proxy/mcp-proxy/internal/control"
 	"github.com/mcp-proxy/mcp-proxy/internal/hostmap"
+	"github.com/mcp-proxy/mcp-proxy/internal/idp"
 	"github.com/mcp-proxy/mcp-proxy/internal/testca"
 	"github.com/mcp-proxy/mcp-proxy/mockas"
 	"github.com/mcp-proxy/mcp-proxy/proxy/netguard"
@@ -61,14 +62,7 @@ func asSettings() mockas.Config {
 // proxy's client, with the sign-in redirect of every route host the docs
 // use.
 func (sh *shared) idpSettings() mockas.Config {
-	return mockas.Config{
-		Issuer: "https://" + IdPHost,
-		Clients: []mockas.Client{{
-			ID: "mcp-proxy", Secret: sh.idpSecret, Name: "mcp-proxy",
-			RedirectURIs: []string{"https://" + ProxyHost + "/.mcp-proxy/login/callback", "https://" + InnerProxyHost + "/.mcp-proxy/login/callback"},
-		}},
-		DisableCIMD: true,
-	}
+	return idp.Config(IdPHost, sh.idpSecret, ProxyHost, InnerProxyHost)
 }
 
 // CACertPEM implements Stack.

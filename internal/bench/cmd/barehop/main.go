@@ -1,6 +1,6 @@
-// Command barehop is the baseline of `make bench` (DESIGN §5.9): a bare
-// httputil.ReverseProxy over TLS that only sends each request on to the
-// upstream its Host names, with a fixed bearer token in place of the
+// Command barehop is the baseline of `make bench` (docs/performance.md): a
+// bare httputil.ReverseProxy over TLS that only sends each request on to
+// the upstream its Host names, with a fixed bearer token in place of the
 // client's. It has the defaults of the standard library (no buffer pool, no
 // flush interval) and the proxy's outbound transport settings.
 package main
