@@ -59,3 +59,23 @@ Feature: Advanced topics: multi-hop, scope pass-through, connections, cache inva
     And bob connects an MCP client to "https://mcp.example.com/mcp", trying again if the first attempt fails
     Then the code exchange for bob failed once
     And the first discovery after that failure was a cache miss
+
+  Scenario: A changed configuration applies without a restart
+    Given the operator configuration "quickstart-minimal"
+    And the proxy is running
+    And bob has connected an MCP client to "https://mcp.example.com/mcp"
+    When bob's MCP client calls the tool "echo" with the text "before"
+    Then the tool answers with the text "before"
+    When the operator changes the configuration to "policy-tools"
+    Then the proxy logs the documented event "log-config-reloaded" within 15 seconds
+    When bob's MCP client calls the tool "echo" and is refused
+    Then the refusal names the error "policy_denied"
+
+  Scenario: A configuration with mistakes is refused, and the running one stays
+    Given the operator configuration "quickstart-minimal"
+    And the proxy is running
+    And alice has connected an MCP client to "https://mcp.example.com/mcp"
+    When the operator changes the configuration to "quickstart-typo"
+    Then the proxy logs the documented event "log-reload-failed" within 15 seconds
+    When alice's MCP client calls the tool "whoami"
+    Then the tool answers with the subject "alice" and the audience "https://remote-mcp.provider.com/mcp"

@@ -57,7 +57,7 @@ func (r *bpRun) opDisconnect() *bpViolation {
 	r.stats.disconnects++
 	if id.user == "" {
 		r.note("the operator drops the shared token of %s (held: %v)", id.name, id.present)
-		if err := r.p.routes[id.route.host].tokens.Drop(context.Background(), id.key); err != nil {
+		if err := r.p.current().routes[id.route.host].tokens.Drop(context.Background(), id.key); err != nil {
 			return r.fail(bpFlow, "%v", err)
 		}
 		id.present = false

@@ -123,7 +123,7 @@ func (r *bpRun) send(reqs []*bpReq) ([][]bpHit, []bpASEvent) {
 		}
 		wg.Wait()
 	}
-	for _, rt := range r.p.routes {
+	for _, rt := range r.p.current().routes {
 		rt.tokens.Settle()
 	}
 	hits := make([][]bpHit, len(reqs))

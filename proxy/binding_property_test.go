@@ -143,7 +143,7 @@ func newBindingRun(t *testing.T, seed uint64) *bpRun {
 	}
 	r.p = newBindingProxy(t, clock.now, r.remote)
 	for _, s := range bpRouteSpecs {
-		rt := r.p.routes[s.host]
+		rt := r.p.current().routes[s.host]
 		if rt == nil || rt.binding() != s.binding {
 			t.Fatalf("route %s: %+v", s.host, rt)
 		}
@@ -319,7 +319,7 @@ func swapUsersTokens(r *bpRun, id *bpIdentity) {
 		if errA != nil || errB != nil || a == nil || b == nil {
 			r.t.Fatalf("tamper: %v %v", errA, errB)
 		}
-		if r.p.routes[id.route.host].tokens.Records.Put(ctx, id.key, b, time.Time{}) != nil || r.p.routes[other.route.host].tokens.Records.Put(ctx, other.key, a, time.Time{}) != nil {
+		if r.p.current().routes[id.route.host].tokens.Records.Put(ctx, id.key, b, time.Time{}) != nil || r.p.current().routes[other.route.host].tokens.Records.Put(ctx, other.key, a, time.Time{}) != nil {
 			r.t.Fatal("tamper: put failed")
 		}
 		r.note("  TAMPER: swapped the tokens of %s and %s", id.name, other.name)
@@ -346,7 +346,7 @@ func TestBindingPropertyCatchesAWrongKey(t *testing.T) {
 // directly: who shares a key and who does not.
 func TestBindingPropertyKeySemantics(t *testing.T) {
 	p := newBindingProxy(t, time.Now, nil)
-	pu, pu2, ps, sa := p.routes["pu.test"], p.routes["pu2.test"], p.routes["ps.test"], p.routes["sa.test"]
+	pu, pu2, ps, sa := p.current().routes["pu.test"], p.current().routes["pu2.test"], p.current().routes["ps.test"], p.current().routes["sa.test"]
 	other := "https://upstream.test/other"
 	type keyed struct{ name, key string }
 	var all []keyed

@@ -90,7 +90,7 @@ func seedPKCode(t *testing.T, p *Proxy, code string, now time.Time) {
 	err := p.putCode(code, &authserver.Code{
 		Request: authserver.AuthRequest{Route: "mcp.test", ClientID: pkClient, ClientAuth: clientid.AuthPrivateKeyJWT, RedirectURI: testRedirect,
 			CodeChallenge: challengeOf(testVerifier), Resource: "https://mcp.test/mcp", Upstream: "https://upstream.test/mcp"},
-		Subject: "alice", BindingKey: p.routes["mcp.test"].bindingKey("alice", "", "https://upstream.test/mcp"), Expires: now.Add(authserver.CodeTTL),
+		Subject: "alice", BindingKey: p.current().routes["mcp.test"].bindingKey("alice", "", "https://upstream.test/mcp"), Expires: now.Add(authserver.CodeTTL),
 	})
 	if err != nil {
 		t.Fatal(err)

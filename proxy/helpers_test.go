@@ -45,7 +45,7 @@ func (p *Proxy) putAccessToken(tok string, at *bearer.AccessToken) error {
 }
 
 func (p *Proxy) upstreamToken(host, key string) (*upstream.Token, error) {
-	return p.routes[host].tokens.Get(context.Background(), key)
+	return p.current().routes[host].tokens.Get(context.Background(), key)
 }
 
 // tokenResponse is what the tests read of a token endpoint's answer.

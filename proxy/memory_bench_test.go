@@ -24,7 +24,7 @@ func BenchmarkMemoryPerUser(b *testing.B) {
 			for b.Loop() {
 				b.StopTimer()
 				p, now := newTestProxy(b, "")
-				rt := p.routes["mcp.test"]
+				rt := p.current().routes["mcp.test"]
 				ctx := context.Background()
 				before := heap()
 				for i := range users {

@@ -87,7 +87,7 @@ func newPolicyProxy(t *testing.T, policy string) *policyProxy {
 // putUpstreamTokens gives each test user a remote token.
 func (pp *policyProxy) putUpstreamTokens(t testing.TB) {
 	t.Helper()
-	rt := pp.p.routes["mcp.test"]
+	rt := pp.p.current().routes["mcp.test"]
 	for _, user := range []string{"alice", "bob", "carol"} {
 		key := rt.bindingKey(user, "", "https://upstream.test/mcp")
 		if err := rt.tokens.Put(context.Background(), &upstream.Token{Key: key, AccessToken: "up-" + user,
@@ -101,7 +101,7 @@ func (pp *policyProxy) putUpstreamTokens(t testing.TB) {
 // email the provider has not verified.
 func (pp *policyProxy) identity(user string) *request.Identity {
 	src := ""
-	if pol := pp.p.routes["mcp.test"].policy; pol != nil {
+	if pol := pp.p.current().routes["mcp.test"].policy; pol != nil {
 		src = pol.Source()
 	}
 	id := &request.Identity{Subject: user, Email: user + "@example.com", EmailVerified: true,
@@ -118,7 +118,7 @@ func (pp *policyProxy) identity(user string) *request.Identity {
 // token issues user a downstream access token carrying id.
 func (pp *policyProxy) token(t testing.TB, id *request.Identity) string {
 	t.Helper()
-	rt := pp.p.routes["mcp.test"]
+	rt := pp.p.current().routes["mcp.test"]
 	key := rt.bindingKey(id.Subject, "", "https://upstream.test/mcp")
 	tok := "down-" + id.Subject + fmt.Sprint(time.Now().UnixNano())
 	g := &request.Grant{ID: tok, Route: "mcp.test", Subject: id.Subject, Identity: id, BindingKey: key, Upstream: "https://upstream.test/mcp"}
@@ -323,7 +323,7 @@ func TestServiceAccountPolicyIsTheCallers(t *testing.T) {
         - users: [alice]`, "upstream_token_binding: service_account, service_account: {admin: alice}")
 	p, now := newTestProxySource(t, src, up, nil)
 	pp := &policyProxy{p: p, up: up, now: now}
-	rt := p.routes["mcp.test"]
+	rt := p.current().routes["mcp.test"]
 	key := rt.bindingKey("", "", "https://upstream.test/mcp")
 	if err := rt.tokens.Put(context.Background(), &upstream.Token{Key: key, AccessToken: "shared", Subject: "alice",
 		Grant: upstream.Grant{Resource: "https://upstream.test/mcp"}, Expiry: now.Add(time.Hour)}); err != nil {
@@ -346,7 +346,7 @@ func TestServiceAccountPolicyIsTheCallers(t *testing.T) {
 		t.Errorf("the remote server received %q; only alice's request was to reach it", got)
 	}
 	// The refusal is in the audit log, with the user who was refused.
-	b, err := os.ReadFile(filepath.Join(filepath.Dir(p.cfg.Path("config.yaml")), "audit.log"))
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(p.current().cfg.Path("config.yaml")), "audit.log"))
 	if err != nil || !strings.Contains(string(b), `"user":"bob"`) || !strings.Contains(string(b), `"action":"policy_denied","decision":"denied"`) {
 		t.Errorf("the audit log lacks bob's refusal (%v):\n%s", err, b)
 	}

@@ -30,14 +30,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mcp-proxy/mcp-proxy/proxy/apierror"
 	"github.com/mcp-proxy/mcp-proxy/proxy/audit"
-	"github.com/mcp-proxy/mcp-proxy/proxy/authserver"
 	"github.com/mcp-proxy/mcp-proxy/proxy/bearer"
-	"github.com/mcp-proxy/mcp-proxy/proxy/clientid"
 	"github.com/mcp-proxy/mcp-proxy/proxy/config"
 	"github.com/mcp-proxy/mcp-proxy/proxy/event"
 	"github.com/mcp-proxy/mcp-proxy/proxy/forward"
@@ -45,9 +44,7 @@ import (
 	"github.com/mcp-proxy/mcp-proxy/proxy/login"
 	"github.com/mcp-proxy/mcp-proxy/proxy/metrics"
 	"github.com/mcp-proxy/mcp-proxy/proxy/netguard"
-	"github.com/mcp-proxy/mcp-proxy/proxy/registration"
 	"github.com/mcp-proxy/mcp-proxy/proxy/store"
-	"github.com/mcp-proxy/mcp-proxy/proxy/upstream"
 )
 
 // hotTTL is how long a replica reuses a record of the request path (an
@@ -94,46 +91,48 @@ type Options struct {
 	Transport http.RoundTripper
 }
 
-// Proxy is a running configuration.
+// Proxy is a running configuration. What outlives a reload (the store,
+// the downstream tokens, metrics, the audit log, open streams) is the
+// Proxy's own; what a configuration builds (routes, their certificate,
+// the outbound transport) is a generation, swapped whole by Reload.
 type Proxy struct {
-	cfg    *config.Config
-	log    *slog.Logger
-	now    func() time.Time
-	routes map[string]*route // by hostname.Key
-	named  []string          // the hosts the configuration names
-	tlsCfg *tls.Config
+	log  *slog.Logger
+	now  func() time.Time
+	opts Options
+	gen  atomic.Pointer[generation]
+	// reloading serializes reloads.
+	reloading sync.Mutex
 
-	transport *http.Transport // the guarded transport, for idle connection cleanup
-	backend   store.Backend
-	access    *bearer.Tokens
-	metrics   *metrics.Metrics
-	audit     *audit.Log
-	streams   forward.Streams
-	stop      chan struct{}
+	backend store.Backend
+	hot     *store.HotCache
+	access  *bearer.Tokens
+	formKey []byte
+	metrics *metrics.Metrics
+	audit   *audit.Log
+	streams forward.Streams
+	stop    chan struct{}
 }
 
 // New builds a proxy for cfg. It loads the TLS certificate and opens the
 // store; it does not contact any remote server.
 func New(cfg *config.Config, opts Options) (*Proxy, error) {
-	p := &Proxy{cfg: cfg, log: opts.Logger, now: opts.Now, routes: make(map[string]*route), stop: make(chan struct{}), metrics: metrics.New()}
+	p := &Proxy{log: opts.Logger, now: opts.Now, opts: opts, stop: make(chan struct{}), metrics: metrics.New()}
 	if p.log == nil {
 		p.log = slog.Default()
 	}
 	if p.now == nil {
 		p.now = time.Now
 	}
-	cert, err := tls.LoadX509KeyPair(cfg.Path(cfg.TLS.CertFile), cfg.Path(cfg.TLS.KeyFile))
+	g, err := p.build(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("tls: loading %s and %s: %w", cfg.TLS.CertFile, cfg.TLS.KeyFile, err)
+		return nil, err
 	}
-	p.tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
 	if p.backend = opts.Backend; p.backend == nil {
 		if p.backend, err = openBackend(context.Background(), cfg, p.now); err != nil {
 			return nil, err
 		}
 	}
-	formKey, err := sharedKey(context.Background(), p.backend, "form-signing")
-	if err != nil {
+	if p.formKey, err = sharedKey(context.Background(), p.backend, "form-signing"); err != nil {
 		p.backend.Close()
 		return nil, fmt.Errorf("storage: the form-signing key: %w", err)
 	}
@@ -143,55 +142,16 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 			return nil, fmt.Errorf("audit.file: %w", err)
 		}
 	}
-	p.named = cfg.NamedHostNames()
-	guard := &netguard.Guard{Resolver: opts.Resolver, AllowLoopback: opts.AllowLoopback, Dial: opts.Dial}
-	guard.Trust(opts.TrustedHosts...)
-	guard.Trust(cfg.NamedHosts()...)
-	p.transport = netguard.NewTransport(guard.DialContext, netguard.TransportOptions{RootCAs: opts.RootCAs})
-	var outbound http.RoundTripper = p.transport
-	if opts.Transport != nil {
-		outbound = opts.Transport
-	}
-	hot := store.NewHotCache(hotTTL, hotMax, p.now)
-	p.access = &bearer.Tokens{Records: store.Records[bearer.AccessToken]{B: p.backend, NS: bearer.NSAccess, Hot: hot}, Now: p.now}
-	shared := &shared{
-		outbound: outbound,
-		// Metadata, token and document fetches: no redirects.
-		hc:        &http.Client{Transport: outbound, CheckRedirect: netguard.NoRedirects, Timeout: 30 * time.Second},
-		hot:       hot,
-		formKey:   formKey,
-		discovery: nil,
-	}
-	shared.discovery = &upstream.Discoverer{HTTP: shared.hc, Now: p.now, AllowHost: p.allowMetadataHost}
-	shared.clients = &clientid.Resolver{HTTP: shared.hc, Now: p.now}
-	if !p.cfg.DisableClientRegistration {
-		shared.registry = &registration.Registry{B: p.backend, Now: p.now, UsedTTL: authserver.RefreshTokenTTL}
-		shared.regLimit = &registration.Limiter{Now: p.now}
-	}
-	shared.sessions = &login.Sessions{Records: store.Records[login.Session]{B: p.backend, NS: login.NSSessions}, Now: p.now}
-	shared.idp = &login.Provider{
-		Issuer: cfg.IdentityProvider.Issuer, ClientID: cfg.IdentityProvider.ClientID, ClientSecret: cfg.IdentityProvider.ClientSecret,
-		Scopes: cfg.IDPScopes(), GroupsClaim: cfg.IdentityProvider.GroupsClaim, HTTP: shared.hc, Now: p.now,
-	}
-	for i := range cfg.Routes {
-		rt := p.newRoute(&cfg.Routes[i], shared)
-		p.routes[cfg.Routes[i].Key()] = rt
-	}
+	p.hot = store.NewHotCache(hotTTL, hotMax, p.now)
+	p.access = &bearer.Tokens{Records: store.Records[bearer.AccessToken]{B: p.backend, NS: bearer.NSAccess, Hot: p.hot}, Now: p.now}
+	p.route(g)
+	p.gen.Store(g)
 	go p.sweep()
 	return p, nil
 }
 
-// allowMetadataHost vets a host that a remote document named: hosts of the
-// configuration always pass; others must match allowed_metadata_domains
-// when it is set. (Where the host resolves is the guard's business, at
-// dial time.)
-func (p *Proxy) allowMetadataHost(host string) error {
-	allowed := p.cfg.AllowedMetadataDomains
-	if len(allowed) == 0 || slices.Contains(p.named, hostname.Name(host)) || config.DomainAllowed(host, allowed) {
-		return nil
-	}
-	return fmt.Errorf("its host %s is not in allowed_metadata_domains", host)
-}
+// current is the generation serving now.
+func (p *Proxy) current() *generation { return p.gen.Load() }
 
 // Close stops background work.
 func (p *Proxy) Close() error {
@@ -200,10 +160,7 @@ func (p *Proxy) Close() error {
 	default:
 		close(p.stop)
 	}
-	p.transport.CloseIdleConnections()
-	for _, rt := range p.routes {
-		rt.fwd.CloseIdleConnections()
-	}
+	p.current().closeIdle()
 	var errs []error
 	if p.audit != nil {
 		errs = append(errs, p.audit.Close())
@@ -243,8 +200,12 @@ func (p *Proxy) sweep() {
 	}
 }
 
-// TLSConfig returns the server TLS configuration for the routes' hosts.
-func (p *Proxy) TLSConfig() *tls.Config { return p.tlsCfg }
+// TLSConfig returns the server TLS configuration for the routes' hosts:
+// the certificate of the generation serving when a connection starts.
+func (p *Proxy) TLSConfig() *tls.Config {
+	return &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"},
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return p.current().cert, nil }}
+}
 
 // Handler returns the proxy's HTTP handler.
 func (p *Proxy) Handler() http.Handler { return apierror.WithRequestID(p) }
@@ -253,7 +214,7 @@ func (p *Proxy) Handler() http.Handler { return apierror.WithRequestID(p) }
 // route gets an error and nothing else: no metadata or client document is
 // ever rendered for a host the operator did not configure.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	rt := p.routes[hostname.Key("https", r.Host)]
+	rt := p.current().routes[hostname.Key("https", r.Host)]
 	if rt == nil {
 		apierror.Write(w, r, p.log, apierror.New(apierror.CodeUnknownHost,
 			"No route answers for host %q; check the from of your routes.", r.Host))
@@ -267,7 +228,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           p.Handler(),
-		TLSConfig:         p.tlsCfg,
+		TLSConfig:         p.TLSConfig(),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(p.log.With(event.HttpLibrary.Attr()).Handler(), slog.LevelWarn),

@@ -118,7 +118,7 @@ func seedCode(t *testing.T, p *Proxy, code string, now time.Time) {
 	err := p.putCode(code, &authserver.Code{
 		Request: authserver.AuthRequest{Route: "mcp.test", ClientID: testClient, RedirectURI: testRedirect,
 			CodeChallenge: challengeOf(testVerifier), Resource: "https://mcp.test/mcp", Upstream: "https://upstream.test/mcp"},
-		Subject: "alice", BindingKey: p.routes["mcp.test"].bindingKey("alice", "", "https://upstream.test/mcp"), Expires: now.Add(authserver.CodeTTL),
+		Subject: "alice", BindingKey: p.current().routes["mcp.test"].bindingKey("alice", "", "https://upstream.test/mcp"), Expires: now.Add(authserver.CodeTTL),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -193,7 +193,7 @@ func TestTokenEndpointRefusals(t *testing.T) {
 
 	// The access token names the grant; the refresh token rotates.
 	at, err := p.accessToken(tr.AccessToken)
-	if err != nil || at == nil || at.Grant.Subject != "alice" || at.Grant.BindingKey != p.routes["mcp.test"].bindingKey("alice", "", "https://upstream.test/mcp") {
+	if err != nil || at == nil || at.Grant.Subject != "alice" || at.Grant.BindingKey != p.current().routes["mcp.test"].bindingKey("alice", "", "https://upstream.test/mcp") {
 		t.Fatalf("access token grant: %+v %v", at, err)
 	}
 	refresh := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tr.RefreshToken}, "client_id": {testClient}}

@@ -147,7 +147,7 @@ func TestUsedRegistrationOutlivesTheUnusedLifetime(t *testing.T) {
 	err := p.putCode("the-code", &authserver.Code{
 		Request: authserver.AuthRequest{Route: "mcp.test", ClientID: id, RedirectURI: "http://127.0.0.1:4000/cb",
 			CodeChallenge: challengeOf(testVerifier), Resource: "https://mcp.test/mcp", Upstream: "https://upstream.test/mcp"},
-		Subject: "alice", BindingKey: p.routes["mcp.test"].bindingKey("alice", "", "https://upstream.test/mcp"), Expires: now.Add(authserver.CodeTTL),
+		Subject: "alice", BindingKey: p.current().routes["mcp.test"].bindingKey("alice", "", "https://upstream.test/mcp"), Expires: now.Add(authserver.CodeTTL),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -59,7 +59,7 @@ type route struct {
 	mcp http.Handler
 }
 
-func (p *Proxy) newRoute(rc *config.Route, sh *shared) *route {
+func (p *Proxy) newRoute(g *generation, rc *config.Route, sh *shared) *route {
 	log := p.log.With(slog.String("route", rc.Key()))
 	rs := &apierror.Responder{Log: log, Count: func(c apierror.Code) { p.metrics.Error(rc.Key(), c) }, Page: pages.Error(rc.Key())}
 	rec := &audit.Recorder{Log: p.audit, Route: rc.Key(), Binding: string(rc.Server().Binding()), Now: p.now, Logger: log}
@@ -73,9 +73,9 @@ func (p *Proxy) newRoute(rc *config.Route, sh *shared) *route {
 		Pending:   store.Records[connect.Pending]{B: p.backend, NS: connect.NSPending},
 		Responder: rs, Metrics: p.metrics, Log: log, Now: p.now,
 	}
-	pol := policy.New(rc, sh.idp.Source(), p.cfg.IdentityProvider.ClaimsMaxAgeDuration(), p.now)
+	pol := policy.New(rc, sh.idp.Source(), g.cfg.IdentityProvider.ClaimsMaxAgeDuration(), p.now)
 	as := authserver.New(authserver.Options{
-		Route: rc, AllowedClientIDDomains: p.cfg.AllowedClientIDDomains, Backend: p.backend, Access: p.access,
+		Route: rc, AllowedClientIDDomains: g.cfg.AllowedClientIDDomains, Backend: p.backend, Access: p.access,
 		Tokens: src, Upstream: flow, Sessions: sh.sessions, Policy: pol, Clients: sh.clients,
 		Registry: sh.registry, RegistrationLimit: sh.regLimit, IdP: sh.idp, Metrics: p.metrics, Audit: rec,
 		Log: log, Now: p.now, Responder: rs, FormKey: sh.formKey,

@@ -36,7 +36,7 @@ func (a *answer) RoundTrip(r *http.Request) (*http.Response, error) {
 func TestStepUpIsBounded(t *testing.T) {
 	up := &answer{status: http.StatusForbidden}
 	p, now := newTestProxyWith(t, "", "", up, nil)
-	rt := p.routes["mcp.test"]
+	rt := p.current().routes["mcp.test"]
 	ctx := context.Background()
 	key := rt.bindingKey("alice", "", "https://upstream.test/mcp")
 	if err := rt.tokens.Put(ctx, &upstream.Token{Key: key, AccessToken: "up", Grant: upstream.Grant{Resource: "https://upstream.test/mcp"},

@@ -191,6 +191,7 @@ func serve(ctx context.Context, args []string, env Env) int {
 	allowLoopback := fs.Bool("allow-loopback", false, "let any host resolve to a loopback address (for trying the proxy on one machine)")
 	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn or error")
 	adminListen := fs.String("admin-listen", "", "serve /metrics, /healthz and /readyz on this `address` instead of the configuration's\nadmin.listen (default 127.0.0.1:9464; off turns it off)")
+	watch := fs.Duration("watch-interval", DefaultWatchInterval, "how often to look for a changed configuration file or certificate and reload it\n(0: reload only on SIGHUP)")
 	if err := fs.Parse(args); err != nil {
 		return flagExit(err)
 	}
@@ -268,6 +269,10 @@ func serve(ctx context.Context, args []string, env Env) int {
 	}
 	log.Info("serving", event.ProxyStarted.Attr(), slog.String("listen", ln.Addr().String()),
 		slog.Any("routes", routes), slog.String("version", Version()))
+	rl := &reloader{p: p, env: env, cfgPath: *cfgPath, log: log, interval: *watch}
+	rctx, stopReloads := context.WithCancel(ctx)
+	defer stopReloads()
+	go rl.run(rctx)
 	if env.Ready != nil {
 		env.Ready(p, ln.Addr())
 	}

@@ -38,6 +38,8 @@ const (
 	ConnectionRemoved     Name = "connection_removed"
 	TokenRevocationFailed Name = "token_revocation_failed"
 	PolicyDenied          Name = "policy_denied"
+	ConfigReloaded        Name = "config_reloaded"
+	ReloadFailed          Name = "reload_failed"
 	AuditFailed           Name = "audit_failed"
 	StoreSweepFailed      Name = "store_sweep_failed"
 	RedisClient           Name = "redis_client"
@@ -78,6 +80,8 @@ func Catalog() []Doc {
 		{TokenRejected, "INFO", []string{"route", "user", "binding", "request_id"}, "The remote server answered 401 to a remote token; the token is dropped."},
 		{ScopeStepUp, "INFO", []string{"route", "user", "binding", "scopes", "attempt", "request_id"}, "The remote server asked for more scope (403 insufficient_scope)."},
 		{ConnectionRemoved, "INFO", []string{"route", "user", "binding", "upstream", "revoked_upstream", "request_id"}, "A user disconnected a remote server."},
+		{ConfigReloaded, "INFO", []string{"trigger", "routes"}, "The proxy reloaded its configuration (trigger: SIGHUP, or a file changed); routes are the new routes. Requests in flight finished on the old ones."},
+		{ReloadFailed, "ERROR", []string{"trigger", "error"}, "A reload was refused: error has validate's errors (file:line:column), or names a setting only a restart applies. The running configuration stays."},
 		{PolicyDenied, "INFO", []string{"route", "user", "method", "name", "rule", "request_id"}, "The access policy refused the user the route (at authorization or on a request; no method then) or a tool, prompt, resource or method; rule names the rule that decided, such as policy.tools[0]."},
 		{TokenRevocationFailed, "WARN", []string{"route", "user", "request_id", "error"}, "Revoking a token at the remote authorization server failed; it is deleted at the proxy anyway."},
 		{AuditFailed, "ERROR", []string{"action", "request_id"}, "An audit line could not be written."},
