@@ -1,7 +1,10 @@
 package docgen
 
 import (
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/mcp-proxy/mcp-proxy/proxy/apierror"
@@ -44,4 +47,26 @@ func codeList(s []string) string {
 		return "—"
 	}
 	return "`" + strings.Join(s, "`, `") + "`"
+}
+
+// DashboardPanels renders the panels of the Grafana dashboard
+// (docs/grafana/mcp-proxy.json): each panel's title and the question it
+// answers, from the dashboard itself.
+func DashboardPanels(root string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(root, "docs", "grafana", "mcp-proxy.json"))
+	if err != nil {
+		return "", err
+	}
+	var dash struct {
+		Panels []struct{ Title, Description string }
+	}
+	if err := json.Unmarshal(b, &dash); err != nil {
+		return "", fmt.Errorf("docs/grafana/mcp-proxy.json: %v", err)
+	}
+	var out strings.Builder
+	out.WriteString("| Panel | The question it answers |\n|---|---|\n")
+	for _, p := range dash.Panels {
+		fmt.Fprintf(&out, "| %s | %s |\n", p.Title, p.Description)
+	}
+	return out.String(), nil
 }

@@ -24,6 +24,7 @@ var Generators = map[string]Generator{
 	"error-codes":      ErrorCodes,
 	"metrics":          MetricsTable,
 	"log-events":       LogEvents,
+	"dashboard-panels": DashboardPanels,
 }
 
 // UpdateCommand is what a person runs to rewrite the generated blocks.
