@@ -54,6 +54,20 @@ func bindingSteps(w *world, sc *godog.ScenarioContext) {
 		return nil
 	})
 	sc.Step(`^the operator changes the configuration to "([^"]+)"$`, w.operatorConfiguration)
+	// A restart cuts the MCP client's event stream; the MCP Go SDK client
+	// reconnects it on its own, and if that reconnection meets a 401 before
+	// a request has run the authorization again, it gives the session up. A
+	// client opening a new session, as clients do after their server went
+	// away, makes the order the same every run.
+	sc.Step(`^(\w+)'s MCP client opens a new session with "([^"]+)"$`, func(ctx context.Context, user, endpoint string) error {
+		a, err := w.actor(user)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := stepContext(ctx)
+		defer cancel()
+		return a.Reconnect(ctx, endpoint)
+	})
 	sc.Step(`^the proxy restarts$`, func(ctx context.Context) error {
 		ctx, cancel := stepContext(ctx)
 		defer cancel()

@@ -59,6 +59,7 @@ Feature: Token binding: whose remote token a request carries
     And alice has connected an MCP client to "https://mcp.example.com/mcp"
     When the operator changes the configuration to "token-binding-per-session"
     And the proxy restarts
+    And alice's MCP client opens a new session with "https://mcp.example.com/mcp"
     And alice's MCP client calls the tool "whoami"
     Then the tool answers with the subject "alice" and the audience "https://remote-mcp.provider.com/mcp"
     And the proxy logged the documented event "log-binding-changed"
