@@ -214,6 +214,11 @@ func mockasFlags(cfg mockas.Config, extra ...string) []string {
 		if c.Secret != "" {
 			spec += ",secret=" + c.Secret
 		}
+		if c.PublicKey != nil {
+			if k, err := mockas.ClientKeyFlag(c.PublicKey); err == nil {
+				spec += ",key=" + k
+			}
+		}
 		for _, r := range c.RedirectURIs {
 			spec += ",redirect=" + r
 		}
