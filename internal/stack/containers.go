@@ -181,8 +181,12 @@ func startContainers(ctx context.Context, run *containerRun) (_ *Containers, err
 	// The doubles get the stack's settings (shared.go) as flags.
 	asEnv := map[string]string{"MOCKAS_CONTROL_SECRET": s.secret}
 	caFlag := []string{"-ca-file", containerDir + "/stack-ca.pem"}
+	as, err := s.asSettings()
+	if err != nil {
+		return nil, err
+	}
 	for _, err := range []error{
-		add("as", ASHost, "mockas", asEnv, mockasFlags(asSettings(), caFlag...)...),
+		add("as", ASHost, "mockas", asEnv, mockasFlags(as, caFlag...)...),
 		add("idp", IdPHost, "mockas", asEnv, mockasFlags(s.idpSettings(), caFlag...)...),
 		add("mcp", UpstreamHost, "mockmcp", map[string]string{"MOCKMCP_CONTROL_SECRET": s.secret},
 			append([]string{"-resource", UpstreamResource, "-as", "https://" + ASHost}, caFlag...)...),
@@ -392,7 +396,13 @@ func (s *Containers) Mode() string { return "containers" }
 func (s *Containers) RefusedDials() []string { return s.hosts.RefusedDials() }
 
 // WriteConfig implements Stack, exactly as the in-process stack does.
-func (s *Containers) WriteConfig(config string) error { return writeConfig(s.ca, s.dir, config) }
+func (s *Containers) WriteConfig(config string) error {
+	key, err := s.serviceKey()
+	if err != nil {
+		return err
+	}
+	return writeConfig(s.ca, s.dir, config, key)
+}
 
 // trustFlags are the documented flags the stack adds to serve, as the
 // in-process stack does; caFile is where the proxy finds the run's CA.

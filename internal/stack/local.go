@@ -3,7 +3,10 @@ package stack
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -103,7 +106,11 @@ func NewLocal() (_ *Local, err error) {
 		c.ControlSecret, c.Logger = s.secret, quiet
 		return c
 	}
-	asConfig := inProcess(asSettings())
+	as, err := s.asSettings()
+	if err != nil {
+		return nil, err
+	}
+	asConfig := inProcess(as)
 	idpConfig := inProcess(s.idpSettings())
 	mcpConfig := mockmcp.Config{
 		ResourceURL:          UpstreamResource,
@@ -195,7 +202,11 @@ func (s *Local) WriteConfig(config string) error {
 	s.mu.Lock()
 	s.routeHosts = routeHosts(readShape(config))
 	s.mu.Unlock()
-	return writeConfig(s.ca, s.dir, config)
+	key, err := s.serviceKey()
+	if err != nil {
+		return err
+	}
+	return writeConfig(s.ca, s.dir, config, key)
 }
 
 // configShape is what the stack reads from an operator configuration: the
@@ -208,6 +219,13 @@ type configShape struct {
 	} `yaml:"tls"`
 	Routes []struct {
 		From string `yaml:"from"`
+		MCP  struct {
+			Server struct {
+				UpstreamOAuth2 struct {
+					PrivateKeyFile string `yaml:"private_key_file"`
+				} `yaml:"upstream_oauth2"`
+			} `yaml:"server"`
+		} `yaml:"mcp"`
 	} `yaml:"routes"`
 }
 
@@ -229,13 +247,32 @@ func readShape(config string) configShape {
 	return shape
 }
 
-// writeConfig writes config as dir/config.yaml and issues from ca the
-// certificate and key it names, for its routes' hosts.
-func writeConfig(ca *testca.CA, dir, config string) error {
+// writeConfig writes config as dir/config.yaml and the files it names that
+// the stack owns: the certificate and key, issued from ca for its routes'
+// hosts, and the private key of the proxy's service client at the remote
+// authorization server (serviceKey) where a route names one.
+func writeConfig(ca *testca.CA, dir, config string, serviceKey *ecdsa.PrivateKey) error {
 	if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(config), 0o600); err != nil {
 		return err
 	}
 	shape := readShape(config)
+	path := func(p string) string {
+		if filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(dir, p)
+	}
+	for _, r := range shape.Routes {
+		if f := r.MCP.Server.UpstreamOAuth2.PrivateKeyFile; f != "" {
+			der, err := x509.MarshalPKCS8PrivateKey(serviceKey)
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(path(f), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+				return err
+			}
+		}
+	}
 	if shape.TLS.CertFile == "" || shape.TLS.KeyFile == "" {
 		return nil
 	}
@@ -243,12 +280,6 @@ func writeConfig(ca *testca.CA, dir, config string) error {
 	leaf, err := ca.Issue(names...)
 	if err != nil {
 		return err
-	}
-	path := func(p string) string {
-		if filepath.IsAbs(p) {
-			return p
-		}
-		return filepath.Join(dir, p)
 	}
 	return leaf.WriteFiles(path(shape.TLS.CertFile), path(shape.TLS.KeyFile))
 }

@@ -44,13 +44,25 @@ func newShared(ca *testca.CA, dir string) shared {
 
 // asSettings are the remote authorization server's settings in the stack:
 // it fetches the route hosts' Client ID Metadata Documents, and has the
-// clients the Troubleshooting page's pre-registration examples name.
-func asSettings() mockas.Config {
+// clients the Troubleshooting and Token Binding pages' pre-registration
+// examples name.
+func (sh *shared) asSettings() (mockas.Config, error) {
+	key, err := sh.serviceKey()
+	if err != nil {
+		return mockas.Config{}, err
+	}
 	return mockas.Config{
 		Issuer:       "https://" + ASHost,
 		TrustedHosts: []string{ProxyHost, InnerProxyHost},
-		Clients:      UpstreamClients(),
-	}
+		Clients:      UpstreamClients(key.Public()),
+	}, nil
+}
+
+// serviceKey is the private key of UpstreamServiceClient: derived from the
+// run's seed as the MCP clients' keys are, so the remote authorization
+// server (in process or in a container) and the proxy's key file agree.
+func (sh *shared) serviceKey() (*ecdsa.PrivateKey, error) {
+	return clientmeta.SigningKey(sh.keySeed, "upstream "+UpstreamServiceClient)
 }
 
 // idpSettings are the identity provider's settings in the stack: the
