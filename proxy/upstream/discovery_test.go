@@ -237,6 +237,28 @@ func TestDiscover(t *testing.T) {
 			},
 		},
 		{
+			// A server that answers every GET with an event stream (a
+			// catch-all handler, as the official conformance suite's
+			// servers have) publishes no metadata at the well-known
+			// locations; it answered without a token, so it needs none.
+			name: "event streams at the well-known locations are no metadata",
+			setup: func(w *world) {
+				w.handle("mcp.test/mcp", func(rw http.ResponseWriter, _ *http.Request) { rw.WriteHeader(http.StatusOK) })
+				sse := func(rw http.ResponseWriter, _ *http.Request) {
+					rw.Header().Set("Content-Type", "text/event-stream")
+					rw.WriteHeader(http.StatusOK)
+					_, _ = rw.Write([]byte(": stream\n\n"))
+				}
+				w.handle("mcp.test/.well-known/oauth-protected-resource/mcp", sse)
+				w.handle("mcp.test/.well-known/oauth-protected-resource", sse)
+			},
+			want: func(t *testing.T, d *Discovery) {
+				if !d.NoAuth {
+					t.Errorf("got %+v, want NoAuth", d)
+				}
+			},
+		},
+		{
 			// A 2026-07-28 server checks the request's shape first: an
 			// initialize without its headers gets 400, server/discover the
 			// challenge. An older server is the other way round.
