@@ -222,6 +222,7 @@ type configShape struct {
 		MCP  struct {
 			Server struct {
 				UpstreamOAuth2 struct {
+					ClientID       string `yaml:"client_id"`
 					PrivateKeyFile string `yaml:"private_key_file"`
 				} `yaml:"upstream_oauth2"`
 			} `yaml:"server"`
@@ -250,7 +251,8 @@ func readShape(config string) configShape {
 // writeConfig writes config as dir/config.yaml and the files it names that
 // the stack owns: the certificate and key, issued from ca for its routes'
 // hosts, and the private key of the proxy's service client at the remote
-// authorization server (serviceKey) where a route names one.
+// authorization server (serviceKey) where a route names that client and a
+// key file.
 func writeConfig(ca *testca.CA, dir, config string, serviceKey *ecdsa.PrivateKey) error {
 	if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(config), 0o600); err != nil {
 		return err
@@ -263,7 +265,8 @@ func writeConfig(ca *testca.CA, dir, config string, serviceKey *ecdsa.PrivateKey
 		return filepath.Join(dir, p)
 	}
 	for _, r := range shape.Routes {
-		if f := r.MCP.Server.UpstreamOAuth2.PrivateKeyFile; f != "" {
+		if up := r.MCP.Server.UpstreamOAuth2; up.ClientID == UpstreamServiceClient && up.PrivateKeyFile != "" {
+			f := up.PrivateKeyFile
 			der, err := x509.MarshalPKCS8PrivateKey(serviceKey)
 			if err != nil {
 				return err
