@@ -43,7 +43,7 @@ func newShared(ca *testca.CA, dir string) shared {
 }
 
 // asSettings are the remote authorization server's settings in the stack:
-// it fetches the route hosts' Client ID Metadata Documents, and has the
+// it fetches the stack's Client ID Metadata Documents, and has the
 // clients the Troubleshooting and Token Binding pages' pre-registration
 // examples name.
 func (sh *shared) asSettings() (mockas.Config, error) {
@@ -52,8 +52,11 @@ func (sh *shared) asSettings() (mockas.Config, error) {
 		return mockas.Config{}, err
 	}
 	return mockas.Config{
-		Issuer:       "https://" + ASHost,
-		TrustedHosts: []string{ProxyHost, InnerProxyHost},
+		Issuer: "https://" + ASHost,
+		// The routes' documents, and the MCP clients' at ClientHost for a
+		// client that uses this server without the proxy (the official
+		// suite's authorization baseline).
+		TrustedHosts: []string{ProxyHost, InnerProxyHost, ClientHost},
 		Clients:      UpstreamClients(key.Public()),
 	}, nil
 }
@@ -67,13 +70,17 @@ func (sh *shared) serviceKey() (*ecdsa.PrivateKey, error) {
 
 // idpSettings are the identity provider's settings in the stack: the
 // proxy's client, with the sign-in redirect of every route host the docs
-// use.
-func (sh *shared) idpSettings() mockas.Config {
+// use, and of the other route origins given (https://localhost:24443).
+func (sh *shared) idpSettings(origins ...string) mockas.Config {
+	redirects := []string{"https://" + ProxyHost + "/.mcp-proxy/login/callback", "https://" + InnerProxyHost + "/.mcp-proxy/login/callback"}
+	for _, o := range origins {
+		redirects = append(redirects, o+"/.mcp-proxy/login/callback")
+	}
 	return mockas.Config{
 		Issuer: "https://" + IdPHost,
 		Clients: []mockas.Client{{
 			ID: "mcp-proxy", Secret: sh.idpSecret, Name: "mcp-proxy",
-			RedirectURIs: []string{"https://" + ProxyHost + "/.mcp-proxy/login/callback", "https://" + InnerProxyHost + "/.mcp-proxy/login/callback"},
+			RedirectURIs: redirects,
 		}},
 		DisableCIMD: true,
 	}
