@@ -121,10 +121,8 @@ func runAuthorizationLeg(ctx context.Context, cfg *Config) (*Leg, []string, []st
 				cr.Total++
 				if t.client == "mcp-proxy" {
 					if reason, ok := cfg.Excuses[LegAuthorization][res.Scenario]; ok {
-						if res.Verdict == Passed {
-							problems = append(problems, fmt.Sprintf("mcp-proxy: %s passes now: remove it from %s", res.Scenario, cfg.ExcusesFile))
-						} else {
-							res.Verdict, res.Reason = NotApplicable, reason
+						if p := applyExcuse(&res, reason, t.client, cfg.ExcusesFile); p != "" {
+							problems = append(problems, p)
 						}
 					}
 					cr.count(res, &failures)

@@ -170,7 +170,12 @@ func TestJudgeServer(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d, p := tc.direct, tc.proxy
-			judgeServer(&d, &p, tc.excuse)
+			judgeServer(&d, &p)
+			if tc.excuse != "" {
+				if problem := applyExcuse(&p, tc.excuse, "mcp-proxy", "na.yaml"); problem != "" {
+					t.Errorf("applyExcuse: %s", problem)
+				}
+			}
 			if p.Verdict != tc.want || d.Verdict != tc.wantDir {
 				t.Errorf("verdicts: proxy %s, direct %s; want %s, %s (reason %q)", p.Verdict, d.Verdict, tc.want, tc.wantDir, p.Reason)
 			}
@@ -271,5 +276,24 @@ func TestSummaryLine(t *testing.T) {
 	}}
 	if got, want := r.SummaryLine(), "mcp-conformance: client 33 of 34 passed, authorization 8 of 8 passed, server 83 of 83 as direct, 1 not applicable (through mcp-proxy)"; got != want {
 		t.Errorf("summary %q, want %q", got, want)
+	}
+}
+
+// TestApplyExcuse: an excuse turns a failure into not applicable, and an
+// excused scenario that passes, or scores as direct in the server leg, is
+// a problem until the entry is removed.
+func TestApplyExcuse(t *testing.T) {
+	for _, tc := range []struct {
+		verdict, want, problem string
+	}{
+		{Failed, NotApplicable, ""},
+		{Passed, Passed, "mcp-proxy: s passes now: remove it from na.yaml"},
+		{AsDirect, AsDirect, "mcp-proxy: s scores as direct now: remove it from na.yaml"},
+	} {
+		res := ScenarioResult{Scenario: "s", Verdict: tc.verdict, Reason: "checks failed"}
+		p := applyExcuse(&res, "an intermediary cannot", "mcp-proxy", "na.yaml")
+		if res.Verdict != tc.want || p != tc.problem {
+			t.Errorf("%s: verdict %s, problem %q; want %s, %q", tc.verdict, res.Verdict, p, tc.want, tc.problem)
+		}
 	}
 }

@@ -489,10 +489,8 @@ func Grade(cl Client, scenarios []string, run func(scenario string) ScenarioResu
 			res = run(sc)
 		}
 		if reason, ok := cl.Excuses[sc]; ok {
-			if res.Verdict == Passed {
-				problems = append(problems, fmt.Sprintf("%s: %s passes now: remove it from %s", cl.Name, sc, excusesFile))
-			} else {
-				res.Verdict, res.Reason = NotApplicable, reason
+			if p := applyExcuse(&res, reason, cl.Name, excusesFile); p != "" {
+				problems = append(problems, p)
 			}
 		}
 		cr.count(res, &failures)
@@ -518,6 +516,21 @@ func (cr *ClientResult) count(res ScenarioResult, failures *[]string) {
 		cr.Failed++
 		*failures = append(*failures, fmt.Sprintf("%s: %s failed: %s", cr.Client, res.Scenario, oneLine(res.Reason, 300)))
 	}
+}
+
+// applyExcuse holds a result of the proxy to the not-applicable file's
+// reason for it: a failure becomes not applicable; a scenario that passes
+// (or, in the server leg, fails only as it does direct) no longer needs
+// the excuse, which is a problem until it is removed.
+func applyExcuse(res *ScenarioResult, reason, client, excusesFile string) (problem string) {
+	switch res.Verdict {
+	case Failed:
+		res.Verdict, res.Reason = NotApplicable, reason
+		return ""
+	case AsDirect:
+		return fmt.Sprintf("%s: %s scores as direct now: remove it from %s", client, res.Scenario, excusesFile)
+	}
+	return fmt.Sprintf("%s: %s passes now: remove it from %s", client, res.Scenario, excusesFile)
 }
 
 // staleExcuses are the problems of excuses that name no scenario of the

@@ -152,13 +152,15 @@ func runServerLeg(ctx context.Context, cfg *Config) (*Leg, []string, []string, e
 					pr.Reason = "the full run differed (" + first + "); the scenario run alone failed the same checks on both sides"
 				}
 			}
-			judgeServer(&dr, &pr, cfg.Excuses[LegServer][row])
+			judgeServer(&dr, &pr)
+			if reason, ok := cfg.Excuses[LegServer][row]; ok {
+				if p := applyExcuse(&pr, reason, "mcp-proxy", cfg.ExcusesFile); p != "" {
+					problems = append(problems, p)
+				}
+			}
 			cfg.progress("mcp-conformance server: %-50s direct %d passed, %d failed; mcp-proxy %d passed, %d failed: %s\n", row, dr.ChecksPassed, dr.ChecksFailed, pr.ChecksPassed, pr.ChecksFailed, pr.Verdict)
 			if dr.Scored && dr.Verdict != Passed {
 				problems = append(problems, fmt.Sprintf("baseline: %s failed directly, though %s scores it: the fixture or the harness is broken: %s", row, req.File(), oneLine(dr.Reason, 200)))
-			}
-			if _, excused := cfg.Excuses[LegServer][row]; excused && pr.Verdict != NotApplicable {
-				problems = append(problems, fmt.Sprintf("mcp-proxy: %s scores as direct now: remove it from %s", row, cfg.ExcusesFile))
 			}
 			direct.Total++
 			direct.count(dr, new([]string))
@@ -184,8 +186,8 @@ func runServerLeg(ctx context.Context, cfg *Config) (*Leg, []string, []string, e
 // when no check fails (a WARNING does not fail it: the suite does not
 // count it); through the proxy it passes when no check fails, fails as
 // direct when it fails exactly the checks direct does, and fails
-// otherwise, or is not applicable when excused.
-func judgeServer(dr, pr *ScenarioResult, excuse string) {
+// otherwise.
+func judgeServer(dr, pr *ScenarioResult) {
 	if ids := dr.failures(); dr.Dir != "" && len(ids) > 0 {
 		dr.Verdict, dr.Reason = Failed, "failing checks: "+strings.Join(ids, ", ")
 	}
@@ -196,9 +198,6 @@ func judgeServer(dr, pr *ScenarioResult, excuse string) {
 		pr.Verdict, pr.Reason = AsDirect, joinReason("the same failing checks as direct: "+strings.Join(pr.failures(), ", "), pr.Reason)
 	default:
 		pr.Verdict = Passed
-	}
-	if excuse != "" && pr.Verdict == Failed {
-		pr.Verdict, pr.Reason = NotApplicable, excuse
 	}
 }
 
