@@ -97,7 +97,7 @@ func runServerLeg(ctx context.Context, cfg *Config) (*Leg, []string, []string, e
 	}
 
 	leg := &Leg{Name: LegServer, Title: "The proxy as the MCP server its users' clients reach",
-		Description: fmt.Sprintf("The suite's server mode against %s, once directly and once through a route of mcp-proxy (alice's token on every request), for the stateless wire of %s and the stateful wire of %s. Every scenario runs, scored or not; through the proxy a scenario must fail exactly the checks it fails directly.", cfg.Fixture, halves[0].revision, halves[1].revision)}
+		Description: fmt.Sprintf("The suite's server mode against the MCP Go SDK's everything-server, once directly and once through a route of mcp-proxy (alice's token on every request), for the stateless wire of %s and the stateful wire of %s. Every scenario runs, scored or not; through the proxy a scenario must fail exactly the checks it fails directly.", halves[0].revision, halves[1].revision)}
 	proxy := ClientResult{Client: "mcp-proxy", Description: "through mcp-proxy"}
 	direct := ClientResult{Client: "baseline", Description: "baseline: " + cfg.Fixture + ", no proxy"}
 	var failures, problems []string
