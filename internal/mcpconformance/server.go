@@ -138,7 +138,7 @@ func runServerLeg(ctx context.Context, cfg *Config) (*Leg, []string, []string, e
 			if !sameFailures(dr, pr) {
 				// Some checks are timing sensitive: a difference must show
 				// again when the scenario runs alone, on both sides.
-				dir := filepath.Join(cfg.Out, LegServer, "rerun", h.revision)
+				dir := filepath.Join(cfg.Out, LegServer, "rerun", h.revision, name)
 				d2, err1 := sr.run(ctx, directURL, nil, filepath.Join(dir, "baseline"), name)
 				p2, err2 := sr.run(ctx, proxied, proxyEnv, filepath.Join(dir, "mcp-proxy"), name)
 				if err := errors.Join(err1, err2); err != nil {
