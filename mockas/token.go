@@ -32,7 +32,7 @@ type tokenResponse struct {
 // secrets among them are fingerprinted.
 var tokenParams = []string{
 	"grant_type", "client_id", "resource", "scope", "redirect_uri",
-	"code", "code_verifier", "refresh_token", "client_secret",
+	"code", "code_verifier", "refresh_token", "client_secret", "client_assertion",
 }
 
 // writeOAuthError answers with an RFC 6749 §5.2 error: 400, or 401 with a
@@ -88,14 +88,29 @@ func parseTokenRequest(w http.ResponseWriter, r *http.Request) (url.Values, *oau
 // authenticateClient identifies and authenticates the client of a token or
 // revocation request (RFC 6749 §2.3): a confidential client with
 // client_secret_basic (form-encoded id and secret, §2.3.1) or
-// client_secret_post, a public client (pre-registered without secret, or a
-// client metadata document URL) with none. Exactly one method: a public
-// client that sends any secret, even an empty Basic password, is refused.
+// client_secret_post, or with a client assertion (private_key_jwt, RFC 7523
+// §2.2) when it registered a key; a public client (pre-registered without
+// secret, or a client metadata document URL) with none. Exactly one method:
+// a public client that sends any secret, even an empty Basic password, is
+// refused.
 func (s *Server) authenticateClient(r *http.Request, form url.Values) (*clientInfo, string, *oauthError) {
 	unauthorized := func(format string, args ...any) (*clientInfo, string, *oauthError) {
 		e := errf("invalid_client", format, args...)
 		e.Status = http.StatusUnauthorized
 		return nil, "", e
+	}
+	_, assertion := form["client_assertion"]
+	if _, typed := form["client_assertion_type"]; typed || assertion {
+		const method = "private_key_jwt"
+		if r.Header.Get("Authorization") != "" || form.Has("client_secret") {
+			return nil, method, errf("invalid_request", "the client sent a client assertion and a secret; use one method (RFC 6749 §2.3)")
+		}
+		c, e := s.verifyAssertion(form, s.endpoint(strings.TrimPrefix(r.URL.Path, s.prefix)))
+		if e != nil {
+			e.Status = http.StatusUnauthorized
+			return nil, method, e
+		}
+		return c, method, nil
 	}
 	var id, secret, method string
 	if r.Header.Get("Authorization") != "" {
@@ -129,6 +144,8 @@ func (s *Server) authenticateClient(r *http.Request, form url.Values) (*clientIn
 	}
 	if c := s.lookupClient(id); c != nil {
 		switch {
+		case c.PublicKey != nil:
+			return unauthorized("client %q registered a public key and must authenticate with private_key_jwt (a client_assertion, RFC 7523), but it used %s", id, method)
 		case c.Secret == "" && method != "none":
 			return unauthorized("client %q is a public client (token_endpoint_auth_method none) and must not send a client secret, but it used %s", id, method)
 		case c.Secret == "":
@@ -347,7 +364,7 @@ func (s *Server) grantRefresh(form url.Values, c *clientInfo, now time.Time) (*t
 // OpenID scopes are refused: they need a signed-in user.
 func (s *Server) grantClientCredentials(form url.Values, c *clientInfo, now time.Time) (*tokenResponse, *issued, *oauthError) {
 	switch {
-	case c.Secret == "":
+	case !c.confidential():
 		return nil, nil, errf("unauthorized_client", "client %q is a public client; the client_credentials grant is only for confidential clients, which authenticate (RFC 6749 §4.4)", c.ID)
 	case !c.allows("client_credentials"):
 		return nil, nil, errf("unauthorized_client", "client %q did not register the client_credentials grant type (its grant_types are %q)", c.ID, c.GrantTypes)

@@ -143,6 +143,49 @@ func (c *MCPClient) Refresh(ctx context.Context) error {
 // Connect opens an MCP session with endpoint, running the OAuth flow when
 // the server asks for it.
 func (c *MCPClient) Connect(ctx context.Context, endpoint string) error {
+	h, err := c.newHandler()
+	if err != nil {
+		return err
+	}
+	c.handler = h
+	return c.connect(ctx, endpoint)
+}
+
+// Authorize runs the OAuth flow for endpoint without opening an MCP
+// session: a first POST without a token, whose 401 challenge the SDK's
+// handler follows (the user's browser signs in and consents), so that the
+// client holds a token (Token) and the MCP server has seen nothing but
+// what its proxy sent while authorizing.
+func (c *MCPClient) Authorize(ctx context.Context, endpoint string) error {
+	h, err := c.newHandler()
+	if err != nil {
+		return err
+	}
+	c.handler = h
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"ping"}`))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	resp, err := (&http.Client{Transport: c.transport}).Do(req)
+	if err != nil {
+		return err
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		return fmt.Errorf("%s answered %s to a request without a token, not 401", endpoint, resp.Status)
+	}
+	if err := h.Authorize(ctx, req, resp); err != nil {
+		return fmt.Errorf("%s's MCP client could not authorize at %s: %w (browser: %s)", c.User, endpoint, err, c.History())
+	}
+	return nil
+}
+
+// newHandler is the client's OAuth handler: the SDK's authorization code
+// handler with the client's metadata document (or registration), whose
+// browser is the user's.
+func (c *MCPClient) newHandler() (*auth.AuthorizationCodeHandler, error) {
 	cfg := &auth.AuthorizationCodeHandlerConfig{
 		RedirectURL: c.redirectURL,
 		AuthorizationCodeFetcher: func(ctx context.Context, args *auth.AuthorizationArgs) (*auth.AuthorizationResult, error) {
@@ -185,12 +228,7 @@ func (c *MCPClient) Connect(ctx context.Context, endpoint string) error {
 	if c.Scopes != nil {
 		cfg.ScopeFilter = func([]string) []string { return c.Scopes }
 	}
-	h, err := auth.NewAuthorizationCodeHandler(cfg)
-	if err != nil {
-		return err
-	}
-	c.handler = h
-	return c.connect(ctx, endpoint)
+	return auth.NewAuthorizationCodeHandler(cfg)
 }
 
 // Reconnect opens a new MCP session with endpoint, keeping the tokens the

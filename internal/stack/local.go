@@ -3,7 +3,10 @@ package stack
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -51,7 +55,12 @@ type Local struct {
 	miniRedis  *EmbeddedRedis // the embedded one, when redis-server is missing
 	redisMu    sync.Mutex
 	redisURL   string
-	loopback   []string // hosts outside the stack on this machine (TrustLoopbackHost)
+	loopback   []string       // hosts outside the stack on this machine (TrustLoopbackHost)
+	listen     netip.AddrPort // the configuration's listen address, when it names a loopback port
+	// loginOrigins are route origins besides the docs' hosts whose sign-in
+	// callback the identity provider knows (a harness's own configuration).
+	loginMu      sync.Mutex
+	loginOrigins []string
 }
 
 // adminListen makes the proxy's admin listener take an ephemeral port, so
@@ -104,8 +113,12 @@ func NewLocal() (_ *Local, err error) {
 		c.ControlSecret, c.Logger = s.secret, quiet
 		return c
 	}
-	asConfig := inProcess(asSettings())
-	idpConfig := inProcess(s.idpSettings())
+	as, err := s.asSettings()
+	if err != nil {
+		return nil, err
+	}
+	asConfig := inProcess(as)
+
 	mcpConfig := mockmcp.Config{
 		ResourceURL:          UpstreamResource,
 		AuthorizationServers: []string{"https://" + ASHost},
@@ -122,7 +135,10 @@ func NewLocal() (_ *Local, err error) {
 			return h, nil
 		},
 		IdPHost: func() (http.Handler, error) {
-			h, err := mockas.New(idpConfig)
+			s.loginMu.Lock() // not s.mu: StartService holds it while it calls this
+			origins := slices.Clone(s.loginOrigins)
+			s.loginMu.Unlock()
+			h, err := mockas.New(inProcess(s.idpSettings(origins...)))
 			if err != nil {
 				return nil, fmt.Errorf("stack: identity provider: %w", err)
 			}
@@ -187,16 +203,67 @@ func listenAgain(addr netip.AddrPort) (net.Listener, error) {
 // Mode implements Stack.
 func (s *Local) Mode() string { return "local" }
 
+// Addr is the loopback address (ip:port) that serves host on port 443, for
+// a program that cannot use the stack's resolver (the official suite, in
+// Node).
+func (s *Local) Addr(host string) (string, error) {
+	targets, err := s.hosts.Resolve(context.Background(), host, 443)
+	if err != nil {
+		return "", err
+	}
+	if len(targets) == 0 {
+		return "", fmt.Errorf("stack: %s has no address", host)
+	}
+	return targets[0].String(), nil
+}
+
 // RefusedDials implements Stack.
 func (s *Local) RefusedDials() []string { return s.hosts.RefusedDials() }
 
 // WriteConfig implements Stack: the configuration goes in verbatim; the
 // certificate and key it names are issued for its routes' hosts.
 func (s *Local) WriteConfig(config string) error {
+	shape := readShape(config)
 	s.mu.Lock()
-	s.routeHosts = routeHosts(readShape(config))
+	s.routeHosts = routeHosts(shape)
+	s.listen = loopbackListen(shape.Listen)
 	s.mu.Unlock()
-	return writeConfig(s.ca, s.dir, config)
+	s.loginMu.Lock()
+	added := false
+	for _, r := range shape.Routes {
+		u, err := url.Parse(r.From)
+		if err != nil || u.Host == "" || u.Hostname() == ProxyHost || u.Hostname() == InnerProxyHost {
+			continue
+		}
+		if o := "https://" + u.Host; !slices.Contains(s.loginOrigins, o) {
+			s.loginOrigins = append(s.loginOrigins, o)
+			added = true
+		}
+	}
+	s.loginMu.Unlock()
+	if added {
+		// The identity provider learns the new sign-in callbacks as a
+		// restarted process: before the proxy sends anyone there.
+		if err := s.RestartService(context.Background(), IdPHost); err != nil {
+			return err
+		}
+	}
+	key, err := s.serviceKey()
+	if err != nil {
+		return err
+	}
+	return writeConfig(s.ca, s.dir, config, key)
+}
+
+// loopbackListen is a listen address that names a port on a loopback IP
+// address, such as 127.0.0.1:24443; the zero value for any other (":443",
+// a name, port 0), which the in-process stack replaces with its own.
+func loopbackListen(listen string) netip.AddrPort {
+	ap, err := netip.ParseAddrPort(listen)
+	if err != nil || !ap.Addr().IsLoopback() || ap.Port() == 0 {
+		return netip.AddrPort{}
+	}
+	return ap
 }
 
 // WriteFile implements Stack.
@@ -221,6 +288,14 @@ type configShape struct {
 	} `yaml:"tls"`
 	Routes []struct {
 		From string `yaml:"from"`
+		MCP  struct {
+			Server struct {
+				UpstreamOAuth2 struct {
+					ClientID       string `yaml:"client_id"`
+					PrivateKeyFile string `yaml:"private_key_file"`
+				} `yaml:"upstream_oauth2"`
+			} `yaml:"server"`
+		} `yaml:"mcp"`
 	} `yaml:"routes"`
 }
 
@@ -242,13 +317,34 @@ func readShape(config string) configShape {
 	return shape
 }
 
-// writeConfig writes config as dir/config.yaml and issues from ca the
-// certificate and key it names, for its routes' hosts.
-func writeConfig(ca *testca.CA, dir, config string) error {
+// writeConfig writes config as dir/config.yaml and the files it names that
+// the stack owns: the certificate and key, issued from ca for its routes'
+// hosts, and the private key of the proxy's service client at the remote
+// authorization server (serviceKey) where a route names that client and a
+// key file.
+func writeConfig(ca *testca.CA, dir, config string, serviceKey *ecdsa.PrivateKey) error {
 	if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(config), 0o600); err != nil {
 		return err
 	}
 	shape := readShape(config)
+	path := func(p string) string {
+		if filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(dir, p)
+	}
+	for _, r := range shape.Routes {
+		if up := r.MCP.Server.UpstreamOAuth2; up.ClientID == UpstreamServiceClient && up.PrivateKeyFile != "" {
+			f := up.PrivateKeyFile
+			der, err := x509.MarshalPKCS8PrivateKey(serviceKey)
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(path(f), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+				return err
+			}
+		}
+	}
 	if shape.TLS.CertFile == "" || shape.TLS.KeyFile == "" {
 		return nil
 	}
@@ -256,12 +352,6 @@ func writeConfig(ca *testca.CA, dir, config string) error {
 	leaf, err := ca.Issue(names...)
 	if err != nil {
 		return err
-	}
-	path := func(p string) string {
-		if filepath.IsAbs(p) {
-			return p
-		}
-		return filepath.Join(dir, p)
 	}
 	return leaf.WriteFiles(path(shape.TLS.CertFile), path(shape.TLS.KeyFile))
 }
@@ -321,7 +411,15 @@ func (s *Local) StartProxy(ctx context.Context) error {
 	if s.stopProxy != nil {
 		return errors.New("stack: the proxy is already running")
 	}
-	raw, err := listenAgain(s.proxyAddr)
+	var raw net.Listener
+	var err error
+	if s.listen.IsValid() {
+		// A configuration that names its loopback port gets it: its routes'
+		// from may name the port too (https://localhost:24443).
+		raw, err = net.Listen("tcp", s.listen.String())
+	} else {
+		raw, err = listenAgain(s.proxyAddr)
+	}
 	if err != nil {
 		return err
 	}

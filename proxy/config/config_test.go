@@ -1,6 +1,11 @@
 package config
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"os"
 	"path/filepath"
 	"strings"
@@ -250,5 +255,72 @@ func TestAudienceOptions(t *testing.T) {
 	_, err := Load(filepath.Join(dir, "config.yaml"), []byte(bad), env(map[string]string{"SECRET": "x"}))
 	if err == nil || !strings.Contains(err.Error(), `upstream_oauth2.audience[0]: "a b" is not an audience`) {
 		t.Errorf("an audience with a space: %v", err)
+	}
+}
+
+// TestPrivateKeyFile: upstream_oauth2.private_key_file names a key the
+// proxy can sign client assertions with, or the file is refused with its
+// position and what is wrong; a valid key is provisioned, and it is enough
+// for a client credentials service account.
+func TestPrivateKeyFile(t *testing.T) {
+	dir := writeTLS(t)
+	writeKey := func(name string, key any, pemType string) {
+		t.Helper()
+		var der []byte
+		var err error
+		switch pemType {
+		case "PRIVATE KEY":
+			der, err = x509.MarshalPKCS8PrivateKey(key)
+		case "EC PRIVATE KEY":
+			der, err = x509.MarshalECPrivateKey(key.(*ecdsa.PrivateKey))
+		default:
+			der = []byte("not a key")
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := pem.EncodeToMemory(&pem.Block{Type: pemType, Bytes: der})
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	writeKey("p256.pem", p256, "PRIVATE KEY")
+	writeKey("sec1.pem", p256, "EC PRIVATE KEY")
+	writeKey("p384.pem", p384, "PRIVATE KEY")
+	writeKey("encrypted.pem", nil, "ENCRYPTED PRIVATE KEY")
+	if err := os.WriteFile(filepath.Join(dir, "cert.pem"), []byte("-----BEGIN CERTIFICATE-----\nMA==\n-----END CERTIFICATE-----\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	route := func(upstream string) string {
+		return "audit: {file: a.log}\nroutes: [{from: https://a.test, to: https://b.test, mcp: {server: {upstream_token_binding: service_account, service_account: {client_credentials: true}, upstream_oauth2: " + upstream + "}}}]\n"
+	}
+	for _, file := range []string{"p256.pem", "sec1.pem", filepath.Join(dir, "p256.pem")} {
+		cfg, err := Load(filepath.Join(dir, "config.yaml"), []byte(head+route("{client_id: svc, private_key_file: "+file+", private_key_id: k1}")), env(map[string]string{"SECRET": "x"}))
+		if err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		if got := cfg.Routes[0].Server().UpstreamOAuth2.PrivateKey(); got == nil || !got.Public().(*ecdsa.PublicKey).Equal(p256.Public()) {
+			t.Errorf("%s: PrivateKey() = %v, want the file's key", file, got)
+		}
+	}
+	for _, tc := range []struct{ upstream, want string }{
+		{"{client_id: svc, private_key_file: nope.pem}", `routes[0].mcp.server.upstream_oauth2.private_key_file: cannot read nope.pem: no such file or directory`},
+		{"{client_id: svc, private_key_file: cert.pem}", `routes[0].mcp.server.upstream_oauth2.private_key_file: cert.pem holds no PEM private key; write the key as -----BEGIN PRIVATE KEY----- (PKCS #8), EC PRIVATE KEY or RSA PRIVATE KEY`},
+		{"{client_id: svc, private_key_file: p384.pem}", `routes[0].mcp.server.upstream_oauth2.private_key_file: p384.pem holds an EC key on P-384; use an EC P-256 key (ES256) or an RSA key of at least 2048 bits (RS256)`},
+		{"{client_id: svc, private_key_file: encrypted.pem}", `routes[0].mcp.server.upstream_oauth2.private_key_file: encrypted.pem holds an encrypted private key; the proxy needs it unencrypted (protect the file with its permissions)`},
+		{"{client_id: svc, client_secret: s, private_key_file: p256.pem}", `routes[0].mcp.server.upstream_oauth2: client_secret and private_key_file are two ways for the proxy to authenticate; set one`},
+		{"{client_id: svc, client_secret: s, private_key_id: k1}", `routes[0].mcp.server.upstream_oauth2.private_key_id: only applies with private_key_file`},
+		{"{client_id: svc}", `routes[0].mcp.server.service_account.client_credentials: needs upstream_oauth2.client_id and its client_secret or private_key_file: the client credentials grant authenticates the proxy's registered client`},
+	} {
+		_, err := Load(filepath.Join(dir, "config.yaml"), []byte(head+route(tc.upstream)), env(map[string]string{"SECRET": "x"}))
+		var got []string
+		for _, e := range Errors(err) {
+			got = append(got, e.Path+": "+e.Msg)
+		}
+		if len(got) != 1 || got[0] != tc.want {
+			t.Errorf("%s:\n got %q\nwant %q", tc.upstream, got, tc.want)
+		}
 	}
 }

@@ -1,6 +1,12 @@
 package config
 
 import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
@@ -153,10 +159,11 @@ func (s *MCPServer) validate(p string, d *decoder) {
 func (u *UpstreamOAuth2) validate(p string, s *MCPServer, d *decoder) {
 	{
 		up := p + ".upstream_oauth2"
-		onlyRequestShape := u.ClientSecret == "" && u.Endpoint == nil && len(u.Scopes) == 0 && (len(u.Audience) > 0 || u.OmitResource)
+		onlyRequestShape := u.ClientSecret == "" && u.PrivateKeyFile == "" && u.Endpoint == nil && len(u.Scopes) == 0 && (len(u.Audience) > 0 || u.OmitResource)
 		if u.ClientID == "" && !onlyRequestShape && !d.failed(up+".client_id") {
 			d.errorf(d.pos(up), up+".client_id", "missing; set the client id the remote authorization server issued, or remove upstream_oauth2 for auto-discovery")
 		}
+		u.validateKey(up, d)
 		if e := u.Endpoint; e != nil {
 			ep := up + ".endpoint"
 			for _, f := range []struct{ name, value string }{{"auth_url", e.AuthURL}, {"token_url", e.TokenURL}} {
@@ -206,8 +213,8 @@ func (s *MCPServer) validateBinding(p string, d *decoder) {
 			d.errorf(d.pos(bp), p+".service_account", "missing; say where the shared token comes from: service_account.admin (a user who consents once for everyone) or service_account.client_credentials: true")
 		case sa.Admin != "" && sa.ClientCredentials:
 			d.errorf(d.pos(p+".service_account"), p+".service_account", "admin and client_credentials are two sources of the shared token; set one")
-		case sa.ClientCredentials && (s.UpstreamOAuth2 == nil || s.UpstreamOAuth2.ClientSecret == ""):
-			d.errorf(d.pos(p+".service_account.client_credentials"), p+".service_account.client_credentials", "needs upstream_oauth2.client_id and client_secret: the client credentials grant authenticates the proxy's registered client")
+		case sa.ClientCredentials && (s.UpstreamOAuth2 == nil || s.UpstreamOAuth2.ClientSecret == "" && s.UpstreamOAuth2.PrivateKeyFile == ""):
+			d.errorf(d.pos(p+".service_account.client_credentials"), p+".service_account.client_credentials", "needs upstream_oauth2.client_id and its client_secret or private_key_file: the client credentials grant authenticates the proxy's registered client")
 		}
 	default:
 		d.errorf(d.pos(bp), bp, "%q is not a binding mode; use per_user, per_session or service_account", s.UpstreamTokenBinding)
@@ -235,5 +242,77 @@ func (s *MCPServer) validateHTTP(p string, d *decoder) {
 	}
 	if s.MaxRequestBytes < 0 {
 		d.errorf(d.pos(p+".max_request_bytes"), p+".max_request_bytes", "%d is negative; omit it for the default of %d", s.MaxRequestBytes, DefaultMaxRequestBytes)
+	}
+}
+
+// validateKey checks private_key_file and private_key_id, and provisions
+// the key: a configuration names a key the proxy can sign with, or it is
+// refused now rather than at the first token request.
+func (u *UpstreamOAuth2) validateKey(up string, d *decoder) {
+	kp := up + ".private_key_file"
+	switch {
+	case u.PrivateKeyFile == "":
+		if u.PrivateKeyID != "" {
+			d.errorf(d.pos(up+".private_key_id"), up+".private_key_id", "only applies with private_key_file")
+		}
+		return
+	case u.ClientSecret != "":
+		d.errorf(d.pos(kp), up, "client_secret and private_key_file are two ways for the proxy to authenticate; set one")
+		return
+	}
+	b, err := os.ReadFile(d.resolve(u.PrivateKeyFile))
+	if err != nil {
+		d.errorf(d.pos(kp), kp, "cannot read %s: %v", u.PrivateKeyFile, errors.Unwrap(err))
+		return
+	}
+	key, msg := parsePrivateKey(b)
+	if msg != "" {
+		d.errorf(d.pos(kp), kp, "%s %s", u.PrivateKeyFile, msg)
+		return
+	}
+	u.privateKey = key
+}
+
+// parsePrivateKey reads an unencrypted PEM private key (PKCS #8, SEC 1 or
+// PKCS #1) of a kind the proxy signs client assertions with (the keys
+// upstream.SigningAlgorithm takes); msg says what is wrong otherwise, after
+// the file's name.
+func parsePrivateKey(b []byte) (crypto.Signer, string) {
+	for rest := b; ; {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			return nil, "holds no PEM private key; write the key as -----BEGIN PRIVATE KEY----- (PKCS #8), EC PRIVATE KEY or RSA PRIVATE KEY"
+		}
+		var key any
+		var err error
+		switch block.Type {
+		case "PRIVATE KEY":
+			key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
+		case "EC PRIVATE KEY":
+			key, err = x509.ParseECPrivateKey(block.Bytes)
+		case "RSA PRIVATE KEY":
+			key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
+		case "ENCRYPTED PRIVATE KEY":
+			return nil, "holds an encrypted private key; the proxy needs it unencrypted (protect the file with its permissions)"
+		default:
+			continue // a certificate or parameters beside the key
+		}
+		if err != nil {
+			return nil, fmt.Sprintf("holds a %s block that does not parse: %v", block.Type, err)
+		}
+		switch k := key.(type) {
+		case *ecdsa.PrivateKey:
+			if k.Curve != elliptic.P256() {
+				return nil, fmt.Sprintf("holds an EC key on %s; use an EC P-256 key (ES256) or an RSA key of at least 2048 bits (RS256)", k.Curve.Params().Name)
+			}
+			return k, ""
+		case *rsa.PrivateKey:
+			if k.N.BitLen() < 2048 {
+				return nil, fmt.Sprintf("holds an RSA key of %d bits; RSA keys need at least 2048 bits", k.N.BitLen())
+			}
+			return k, ""
+		}
+		return nil, fmt.Sprintf("holds a %T key; use an EC P-256 key (ES256) or an RSA key of at least 2048 bits (RS256)", key)
 	}
 }

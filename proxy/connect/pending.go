@@ -90,7 +90,7 @@ func (f *Flow) redeem(ctx context.Context, p *Pending, q url.Values) (*upstream.
 		return nil, fail(apierror.New(apierror.CodeUpstreamAuthorization,
 			"The remote authorization server %s did not grant access: %s %s", p.Grant.Issuer, e, q.Get("error_description")).WithStatus(http.StatusForbidden))
 	}
-	tok, err := p.Grant.Exchange(ctx, f.HTTP, p.RedirectURL, q.Get("code"), p.Verifier, f.Credentials.Secret(ctx, &p.Grant))
+	tok, err := p.Grant.Exchange(ctx, f.HTTP, p.RedirectURL, q.Get("code"), p.Verifier, f.Credentials.Auth(ctx, &p.Grant))
 	if err != nil {
 		if upstream.IsRefused(err) {
 			return nil, fail(apierror.Wrap(err, apierror.CodeUpstreamAuthorization,
