@@ -191,10 +191,11 @@ type ACME struct {
 	// writes to it about problems with the certificates. Required.
 	Email string `yaml:"email"`
 
-	// DirectoryURL is the CA's ACME directory. Default Let's Encrypt,
-	// https://acme-v02.api.letsencrypt.org/directory; its staging
-	// directory, https://acme-staging-v02.api.letsencrypt.org/directory,
-	// issues untrusted certificates without the production rate limits.
+	// DirectoryURL is the CA's ACME directory, such as Let's Encrypt's
+	// staging directory https://acme-staging-v02.api.letsencrypt.org/directory
+	// (untrusted certificates, generous rate limits) while you try a setup.
+	// Default Let's Encrypt's production directory,
+	// https://acme-v02.api.letsencrypt.org/directory.
 	DirectoryURL string `yaml:"directory_url"`
 
 	// CAFile is a PEM file of CA certificates to trust for the ACME
