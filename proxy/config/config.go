@@ -27,7 +27,8 @@ type Config struct {
 	// Default ":443".
 	Listen string `yaml:"listen"`
 
-	// TLS is the certificate the proxy presents for its routes' hosts.
+	// TLS is the certificate the proxy presents for its routes' hosts:
+	// files, or certificates it obtains with ACME.
 	TLS TLS `yaml:"tls"`
 
 	// IdentityProvider is the OpenID Connect provider your users sign in
