@@ -21,8 +21,8 @@
 #                      each beside a baseline without the proxy
 #   make mcp-remote-install  install mcp-remote (npm, pinned) and its Node into
 #                      build/mcp-remote; make conformance does it when npm is there
-#   make real-servers  build Dex and Ory Hydra (once per pinned version) and run
-#                      the @real-servers scenarios against them
+#   make real-servers  build Dex, Ory Hydra and Pebble (once per pinned version)
+#                      and run the @real-servers scenarios against Dex and Hydra
 
 SHELL        := /bin/bash
 GO           ?= go
@@ -46,6 +46,12 @@ build:
 # REQUIRE_REAL names the parts the scenarios must take from the machine
 # instead of embedding a stand-in (make test: redis-server).
 REQUIRE_REAL ?=
+
+# REQUIRE_PEBBLE=1 makes the @acme scenarios (ACME certificates against
+# Pebble, docs/certificates.md) required: make conformance then fails when
+# Pebble is not built, instead of leaving them out (make test sets it; its
+# real-servers-build step builds Pebble first).
+REQUIRE_PEBBLE ?=
 
 # REQUIRE_MCP_REMOTE=1 makes the @mcp-remote scenarios required: make
 # conformance then fails when npm is missing or mcp-remote does not install,
@@ -73,6 +79,11 @@ conformance:
 	if ! ./internal/realservers/build.sh --check $(REALSERVERS); then \
 		echo "conformance: leaves out the @real-servers scenarios: Dex and Hydra are not built in $(REALSERVERS) (make real-servers builds them)"; \
 		export TAGS="$${TAGS:+$$TAGS && }~@real-servers"; \
+	fi; \
+	if ! ./internal/realservers/build.sh --check-pebble $(REALSERVERS); then \
+		if [ "$(REQUIRE_PEBBLE)" = 1 ]; then echo "conformance: the @acme scenarios are required (REQUIRE_PEBBLE=1) but Pebble is not built in $(REALSERVERS) (make real-servers-build builds it)"; exit 1; fi; \
+		echo "conformance: leaves out the @acme scenarios: Pebble is not built in $(REALSERVERS) (make real-servers-build builds it)"; \
+		export TAGS="$${TAGS:+$$TAGS && }~@acme"; \
 	fi; \
 	if ! command -v $(NPM) >/dev/null; then \
 		if [ "$(REQUIRE_MCP_REMOTE)" = 1 ]; then echo "conformance: the @mcp-remote scenarios are required (REQUIRE_MCP_REMOTE=1) but npm is not on this machine"; exit 1; fi; \
@@ -115,9 +126,9 @@ test:
 	step unit $(MAKE) --no-print-directory unit; \
 	step fuzz $(MAKE) --no-print-directory fuzz-short; \
 	step real-servers-build $(MAKE) --no-print-directory real-servers-build; \
-	step conformance $(MAKE) --no-print-directory conformance GOTESTFLAGS=-race REQUIRE_REAL=redis-server REQUIRE_MCP_REMOTE=1; \
+	step conformance $(MAKE) --no-print-directory conformance GOTESTFLAGS=-race REQUIRE_REAL=redis-server REQUIRE_MCP_REMOTE=1 REQUIRE_PEBBLE=1; \
 	if grep -q '^    "stack": "containers' $(REPORTS)/manifest.json 2>/dev/null; then \
-		step conformance-local $(MAKE) --no-print-directory conformance STACK=local GOTESTFLAGS=-race REQUIRE_REAL=redis-server REQUIRE_MCP_REMOTE=1 REPORTS=$(BUILD)/conformance-local; \
+		step conformance-local $(MAKE) --no-print-directory conformance STACK=local GOTESTFLAGS=-race REQUIRE_REAL=redis-server REQUIRE_MCP_REMOTE=1 REQUIRE_PEBBLE=1 REPORTS=$(BUILD)/conformance-local; \
 	else echo "make test: the scenarios ran on the local stack only (STACK=$(STACK); containers need a Docker engine)"; fi; \
 	step mcp-conformance $(MAKE) --no-print-directory mcp-conformance; \
 	step load $(MAKE) --no-print-directory load; \
@@ -322,16 +333,18 @@ $(MCPREMOTE_DIR)/node_modules/.package-lock.json: $(MCPREMOTE_CLIENT)/package.js
 mcp-remote-install: $(MCPREMOTE_DIR)/node_modules/.package-lock.json
 
 # Real servers (docs/tested-authorization-servers.md): Dex as the identity
-# provider and Ory Hydra as the remote authorization server, built from the
-# Go module proxy into $(REALSERVERS) once per pinned version (the versions
-# are in internal/realservers/build.sh), then the @real-servers scenarios
-# alone on the local stack (reports in $(BUILD)/real-servers). make
-# conformance runs those scenarios only when the binaries are already built.
+# provider and Ory Hydra as the remote authorization server, and Pebble as
+# the ACME server (docs/certificates.md), built from the Go module proxy
+# into $(REALSERVERS) once per pinned version (the versions are in
+# internal/realservers/build.sh), then the @real-servers scenarios alone on
+# the local stack (reports in $(BUILD)/real-servers). make conformance runs
+# the @real-servers and @acme scenarios only when the binaries are already
+# built.
 REALSERVERS ?= $(BUILD)/realservers
 
 real-servers-build:
 	@start=$$(date +%s); ./internal/realservers/build.sh $(REALSERVERS) && \
-	echo "real-servers: Dex and Hydra ready in $(REALSERVERS) ($$(( $$(date +%s) - start ))s)"
+	echo "real-servers: Dex, Hydra and Pebble ready in $(REALSERVERS) ($$(( $$(date +%s) - start ))s)"
 
 real-servers: real-servers-build
 	@$(MAKE) --no-print-directory conformance STACK=local TAGS=@real-servers REPORTS=$(BUILD)/real-servers

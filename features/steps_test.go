@@ -66,6 +66,8 @@ type world struct {
 	// tokenRequests is the number of token requests the remote
 	// authorization server had received at a marked point.
 	tokenRequests int
+	// acme is the scenario's ACME server and the certificates seen.
+	acme *acmeState
 }
 
 // moreSteps lets other files of this package add their own steps: each

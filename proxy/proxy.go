@@ -34,6 +34,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mholt/acmez/v3"
+
+	"github.com/mcp-proxy/mcp-proxy/proxy/acme"
 	"github.com/mcp-proxy/mcp-proxy/proxy/apierror"
 	"github.com/mcp-proxy/mcp-proxy/proxy/audit"
 	"github.com/mcp-proxy/mcp-proxy/proxy/bearer"
@@ -89,6 +92,10 @@ type Options struct {
 	// Transport replaces every outbound connection, forwarding and OAuth
 	// alike (tests). Nil: the SSRF-guarded transport.
 	Transport http.RoundTripper
+	// ACMERenewCheckInterval is how often tls.acme's certificates are
+	// checked for renewal. Zero means every 10 minutes; tests with
+	// certificates that live a minute shorten it.
+	ACMERenewCheckInterval time.Duration
 }
 
 // Proxy is a running configuration. What outlives a reload (the store,
@@ -111,6 +118,12 @@ type Proxy struct {
 	audit   *audit.Log
 	streams forward.Streams
 	stop    chan struct{}
+
+	// acme obtains and renews the certificates under tls.acme (nil
+	// without it); it outlives reloads, so there is one renewal loop.
+	acme *acme.Manager
+	// challengeLn is tls.acme.http_listen's listener (SetChallengeListener).
+	challengeLn net.Listener
 }
 
 // New builds a proxy for cfg. It loads the TLS certificate and opens the
@@ -142,6 +155,18 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 			return nil, fmt.Errorf("audit.file: %w", err)
 		}
 	}
+	if cfg.TLS.ACME != nil {
+		p.acme = acme.NewManager(acme.Options{Logger: p.log, Backend: p.backend, RootCAs: opts.RootCAs,
+			RenewCheckInterval: opts.ACMERenewCheckInterval, Now: p.now})
+		if err := p.acme.Apply(cfg); err != nil {
+			p.acme.Stop()
+			if p.audit != nil {
+				p.audit.Close()
+			}
+			p.backend.Close()
+			return nil, err
+		}
+	}
 	p.hot = store.NewHotCache(hotTTL, hotMax, p.now)
 	p.access = &bearer.Tokens{Records: store.Records[bearer.AccessToken]{B: p.backend, NS: bearer.NSAccess, Hot: p.hot}, Now: p.now}
 	p.route(g)
@@ -161,6 +186,9 @@ func (p *Proxy) Close() error {
 		close(p.stop)
 	}
 	p.current().closeIdle()
+	if p.acme != nil {
+		p.acme.Stop()
+	}
 	var errs []error
 	if p.audit != nil {
 		errs = append(errs, p.audit.Close())
@@ -201,11 +229,23 @@ func (p *Proxy) sweep() {
 }
 
 // TLSConfig returns the server TLS configuration for the routes' hosts:
-// the certificate of the generation serving when a connection starts.
+// the certificate of the generation serving when a connection starts, or
+// under tls.acme the one ACME obtained for the host (and, while the CA
+// validates, the tls-alpn-01 challenge certificate: acme-tls/1 is offered
+// for that).
 func (p *Proxy) TLSConfig() *tls.Config {
+	if p.acme != nil {
+		return &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1", acmez.ACMETLS1Protocol},
+			GetCertificate: p.acme.GetCertificate}
+	}
 	return &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"},
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return p.current().cert, nil }}
 }
+
+// SetChallengeListener hands the proxy the listener of
+// tls.acme.http_listen, before Serve: Serve answers http-01 challenges on
+// it and redirects every other request to https.
+func (p *Proxy) SetChallengeListener(ln net.Listener) { p.challengeLn = ln }
 
 // Handler returns the proxy's HTTP handler.
 func (p *Proxy) Handler() http.Handler { return apierror.WithRequestID(p) }
@@ -237,6 +277,17 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeTLS(ln, "", "") }()
+	if p.acme != nil {
+		var httpAddr net.Addr
+		if p.challengeLn != nil {
+			httpAddr = p.challengeLn.Addr()
+			hs := &http.Server{Handler: p.acme.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second,
+				ErrorLog: srv.ErrorLog}
+			go hs.Serve(p.challengeLn)
+			defer hs.Close()
+		}
+		p.acme.Start(ln.Addr(), httpAddr)
+	}
 	select {
 	case err := <-errc:
 		return err

@@ -1,19 +1,31 @@
 #!/usr/bin/env bash
-# Builds Dex and Ory Hydra from the Go module proxy into $1 (default
-# build/realservers), once per pinned version: a binary whose stamp file
-# names the same module version is kept. Nothing third-party is committed;
-# the sources come from the module cache, are copied to a scratch directory
-# (their nested-module replace directives dropped, see
-# docs/tested-authorization-servers.md) and built there.
+# Builds Dex, Ory Hydra and Pebble (Let's Encrypt's test ACME server) from
+# the Go module proxy into $1 (default build/realservers), once per pinned
+# version: a binary whose stamp file names the same module version is
+# kept. Nothing third-party is committed; Dex's and Hydra's sources come
+# from the module cache, are copied to a scratch directory (their
+# nested-module replace directives dropped, see
+# docs/tested-authorization-servers.md) and built there; Pebble, which has
+# none, is built with go install.
 #
-#   build.sh [DIR]          build what is missing or out of date
-#   build.sh --check [DIR]  exit 0 when both are built at the pinned versions
+#   build.sh [DIR]                 build what is missing or out of date
+#   build.sh --check [DIR]         exit 0 when Dex and Hydra are built at the pinned versions
+#   build.sh --check-pebble [DIR]  exit 0 when Pebble is built at the pinned version
 set -euo pipefail
 
 GO=${GO:-go}
 check=false
+check_pebble=false
 if [ "${1:-}" = "--check" ]; then check=true; shift; fi
+if [ "${1:-}" = "--check-pebble" ]; then check_pebble=true; shift; fi
 OUT=${1:-build/realservers}
+PEBBLE_MODULE=github.com/letsencrypt/pebble/v2
+PEBBLE_VERSION=${PEBBLE_VERSION:-v2.10.3}
+
+if $check_pebble; then
+	[ -x "$OUT/pebble" ] && [ "$(cat "$OUT/pebble.version" 2>/dev/null)" = "$PEBBLE_MODULE@$PEBBLE_VERSION" ]
+	exit
+fi
 DEX_MODULE=github.com/dexidp/dex
 # The v2.45.1 tag as a pseudo-version: the module has no /v2 path, so the
 # proxy does not serve the tag by name.
@@ -56,3 +68,16 @@ build() {
 build dex "$DEX_MODULE" "$DEX_VERSION" github.com/dexidp/dex/api/v2 0 "" ./cmd/dex
 # Hydra's memory DSN is SQLite, which needs cgo.
 build hydra "$HYDRA_MODULE" "$HYDRA_VERSION" github.com/ory/hydra-client-go/v2 1 sqlite,sqlite_omit_load_extension .
+
+# Pebble (docs/certificates.md): no replace directives, so go install
+# builds it at the pinned version straight from the module proxy.
+if [ -x "$OUT/pebble" ] && [ "$(cat "$OUT/pebble.version" 2>/dev/null)" = "$PEBBLE_MODULE@$PEBBLE_VERSION" ]; then
+	echo "realservers: pebble $PEBBLE_MODULE@$PEBBLE_VERSION is built (cached)"
+else
+	start=$(date +%s)
+	mkdir -p "$work/pebble-bin"
+	(cd "$work" && GOBIN="$work/pebble-bin" CGO_ENABLED=0 "$GO" install -trimpath "$PEBBLE_MODULE/cmd/pebble@$PEBBLE_VERSION")
+	mv "$work/pebble-bin/pebble" "$OUT/pebble"
+	echo "$PEBBLE_MODULE@$PEBBLE_VERSION" >"$OUT/pebble.version"
+	echo "realservers: built pebble $PEBBLE_MODULE@$PEBBLE_VERSION in $(( $(date +%s) - start ))s"
+fi

@@ -61,7 +61,20 @@ type Local struct {
 	// callback the identity provider knows (a harness's own configuration).
 	loginMu      sync.Mutex
 	loginOrigins []string
+
+	// ACME (PrepareACMEServer): Pebble, the proxy's listener bound before
+	// the proxy starts, and its http-01 listener.
+	acme          *ACMEServer
+	acmeDirectory string // read by the proxy's environment, under redisMu
+	reserved      net.Listener
+	challengeLn   net.Listener
+	challengeAddr netip.AddrPort
+	httpListen    string // the configuration's tls.acme.http_listen
 }
+
+// acmeRenewCheck is how often the proxy checks its ACME certificates for
+// renewal in the stack: Pebble's certificates there live a minute.
+const acmeRenewCheck = time.Second
 
 // adminListen makes the proxy's admin listener take an ephemeral port, so
 // that several proxies can run at once.
@@ -227,6 +240,13 @@ func (s *Local) WriteConfig(config string) error {
 	s.mu.Lock()
 	s.routeHosts = routeHosts(shape)
 	s.listen = loopbackListen(shape.Listen)
+	s.httpListen = shape.TLS.ACME.HTTPListen
+	if s.stopProxy != nil {
+		// A reload may add route hosts: they reach the running proxy.
+		for _, h := range s.routeHosts {
+			s.hosts.Set(h, 443, s.proxyAddr)
+		}
+	}
 	s.mu.Unlock()
 	s.loginMu.Lock()
 	added := false
@@ -285,6 +305,10 @@ type configShape struct {
 	TLS    struct {
 		CertFile string `yaml:"cert_file"`
 		KeyFile  string `yaml:"key_file"`
+		ACME     struct {
+			CAFile     string `yaml:"ca_file"`
+			HTTPListen string `yaml:"http_listen"`
+		} `yaml:"acme"`
 	} `yaml:"tls"`
 	Routes []struct {
 		From string `yaml:"from"`
@@ -345,6 +369,12 @@ func writeConfig(ca *testca.CA, dir, config string, serviceKey *ecdsa.PrivateKey
 			}
 		}
 	}
+	if f := shape.TLS.ACME.CAFile; f != "" {
+		// The ACME server's own HTTPS certificate is the run CA's.
+		if err := os.WriteFile(path(filepath.Clean(f)), ca.CertPEM(), 0o644); err != nil {
+			return err
+		}
+	}
 	if shape.TLS.CertFile == "" || shape.TLS.KeyFile == "" {
 		return nil
 	}
@@ -363,6 +393,11 @@ func (s *Local) env() func(string) (string, bool) {
 		}
 		if k == UpstreamClientSecretEnv {
 			return UpstreamClientSecret, true
+		}
+		if k == ACMEDirectoryEnv {
+			s.redisMu.Lock()
+			defer s.redisMu.Unlock()
+			return s.acmeDirectory, s.acmeDirectory != ""
 		}
 		if k == RedisURLEnv {
 			// Not s.mu: StartProxy holds it while the proxy reads its
@@ -411,17 +446,20 @@ func (s *Local) StartProxy(ctx context.Context) error {
 	if s.stopProxy != nil {
 		return errors.New("stack: the proxy is already running")
 	}
-	var raw net.Listener
-	var err error
-	if s.listen.IsValid() {
-		// A configuration that names its loopback port gets it: its routes'
-		// from may name the port too (https://localhost:24443).
-		raw, err = net.Listen("tcp", s.listen.String())
-	} else {
-		raw, err = listenAgain(s.proxyAddr)
-	}
-	if err != nil {
-		return err
+	raw := s.reserved
+	s.reserved = nil
+	if raw == nil {
+		var err error
+		if s.listen.IsValid() {
+			// A configuration that names its loopback port gets it: its
+			// routes' from may name the port too (https://localhost:24443).
+			raw, err = net.Listen("tcp", s.listen.String())
+		} else {
+			raw, err = listenAgain(s.proxyAddr)
+		}
+		if err != nil {
+			return err
+		}
 	}
 	ln := s.proxyGate.listener(raw)
 	cancel, done, err := s.runProxy(ctx, ln, func(a net.Addr) { s.adminAddr = a.String() })
@@ -445,18 +483,27 @@ func (s *Local) runProxy(ctx context.Context, ln net.Listener, adminReady func(n
 		ln.Close()
 		return nil, nil, err
 	}
+	challenge, err := s.challengeListener()
+	if err != nil {
+		ln.Close()
+		return nil, nil, err
+	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	ready := make(chan struct{})
 	done := make(chan int, 1)
+	httpListen := s.httpListen
 	env := cli.Env{
 		Stdout: &s.proxyLog, Stderr: &s.proxyLog, Dir: s.dir, LookupEnv: s.env(),
 		Listen: func(network, addr string) (net.Listener, error) {
-			if addr == adminListen {
+			switch {
+			case addr == adminListen:
 				return net.Listen(network, addr)
+			case challenge != nil && addr == httpListen:
+				return challenge, nil
 			}
 			return ln, nil
 		},
-		Network:    proxy.Options{Resolver: s.hosts, Dial: s.hosts.DialContext},
+		Network:    proxy.Options{Resolver: s.hosts, Dial: s.hosts.DialContext, ACMERenewCheckInterval: acmeRenewCheck},
 		Ready:      func(*proxy.Proxy, net.Addr) { close(ready) },
 		AdminReady: adminReady,
 	}
@@ -475,6 +522,22 @@ func (s *Local) runProxy(ctx context.Context, ln net.Listener, adminReady func(n
 		<-done
 		return nil, nil, ctx.Err()
 	}
+}
+
+// challengeListener is the proxy's http-01 listener when an ACME server
+// reserved one: the reserved listener the first time, then one on the
+// same port. The caller holds s.mu.
+func (s *Local) challengeListener() (net.Listener, error) {
+	if s.challengeLn != nil {
+		ln := s.challengeLn
+		s.challengeLn = nil
+		s.challengeAddr = netip.MustParseAddrPort(ln.Addr().String())
+		return ln, nil
+	}
+	if !s.challengeAddr.IsValid() {
+		return nil, nil
+	}
+	return listenAgain(s.challengeAddr)
 }
 
 // haltProxy stops the proxy, if it runs. The caller holds s.mu.
@@ -621,6 +684,13 @@ func (s *Local) Close() error {
 	s.mu.Lock()
 	s.haltProxy()
 	s.stopExtras()
+	for _, ln := range []net.Listener{s.reserved, s.challengeLn} {
+		if ln != nil {
+			ln.Close()
+		}
+	}
+	acme := s.acme
+	s.acme = nil
 	// The doubles stop at once: a scenario is over, and waiting for their
 	// open streams to drain would only slow the run.
 	for _, svc := range s.services {
@@ -631,7 +701,11 @@ func (s *Local) Close() error {
 		}
 	}
 	s.mu.Unlock()
-	return os.RemoveAll(s.dir)
+	var err error
+	if acme != nil {
+		err = acme.Close()
+	}
+	return errors.Join(err, os.RemoveAll(s.dir))
 }
 
 // gate freezes a service as a paused process is frozen: while it is shut,

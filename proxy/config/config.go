@@ -27,7 +27,8 @@ type Config struct {
 	// Default ":443".
 	Listen string `yaml:"listen"`
 
-	// TLS is the certificate the proxy presents for its routes' hosts.
+	// TLS is the certificate the proxy presents for its routes' hosts:
+	// files, or certificates it obtains with ACME.
 	TLS TLS `yaml:"tls"`
 
 	// IdentityProvider is the OpenID Connect provider your users sign in
@@ -165,7 +166,8 @@ func (c *Config) AdminListen() string {
 	return c.Admin.Listen
 }
 
-// TLS names a certificate and its key, as PEM files.
+// TLS is where the certificate for the routes' hosts comes from: PEM
+// files (cert_file and key_file), or an ACME certificate authority (acme).
 type TLS struct {
 	// CertFile is the PEM certificate chain, valid for every route's host.
 	// A relative path is read from the configuration file's directory.
@@ -173,6 +175,73 @@ type TLS struct {
 
 	// KeyFile is the PEM private key of the certificate.
 	KeyFile string `yaml:"key_file"`
+
+	// ACME obtains a certificate for each route's host from an ACME
+	// certificate authority (Let's Encrypt unless directory_url says
+	// otherwise) and renews it before it expires, instead of cert_file and
+	// key_file. Certificates, their keys and the ACME account are kept in
+	// storage, so replicas on one Redis share them. Setting it agrees to
+	// the CA's subscriber agreement.
+	ACME *ACME `yaml:"acme"`
+}
+
+// ACME configures certificates from an ACME certificate authority (RFC
+// 8555).
+type ACME struct {
+	// Email is the contact address of the proxy's ACME account: the CA
+	// writes to it about problems with the certificates. Required.
+	Email string `yaml:"email"`
+
+	// DirectoryURL is the CA's ACME directory, such as Let's Encrypt's
+	// staging directory https://acme-staging-v02.api.letsencrypt.org/directory
+	// (untrusted certificates, generous rate limits) while you try a setup.
+	// Default Let's Encrypt's production directory,
+	// https://acme-v02.api.letsencrypt.org/directory.
+	DirectoryURL string `yaml:"directory_url"`
+
+	// CAFile is a PEM file of CA certificates to trust for the ACME
+	// server's own HTTPS, for a private CA (step-ca, Pebble). Default: the
+	// system's roots.
+	CAFile string `yaml:"ca_file"`
+
+	// Challenges are the ACME challenge types the proxy answers, from
+	// tls-alpn-01 (answered on listen: the CA connects to port 443 of each
+	// route's host) and http-01 (answered on http_listen: the CA connects
+	// to port 80). Default: tls-alpn-01, and http-01 when http_listen is
+	// set.
+	Challenges []string `yaml:"challenges"`
+
+	// HTTPListen is the address of a plain HTTP listener, such as ":80",
+	// that answers http-01 challenges and redirects every other request to
+	// https. Default: none (only tls-alpn-01). A reload cannot change it.
+	HTTPListen string `yaml:"http_listen"`
+}
+
+// ACME challenge types (tls.acme.challenges).
+const (
+	ChallengeTLSALPN = "tls-alpn-01"
+	ChallengeHTTP    = "http-01"
+)
+
+// DefaultACMEDirectory is tls.acme.directory_url when it is not set: Let's
+// Encrypt's production directory.
+const DefaultACMEDirectory = "https://acme-v02.api.letsencrypt.org/directory"
+
+// Directory returns directory_url or its default.
+func (a *ACME) Directory() string {
+	if a.DirectoryURL == "" {
+		return DefaultACMEDirectory
+	}
+	return a.DirectoryURL
+}
+
+// Answers reports whether the proxy answers the challenge type: the listed
+// ones, or by default tls-alpn-01 and, with http_listen, http-01.
+func (a *ACME) Answers(challenge string) bool {
+	if len(a.Challenges) > 0 {
+		return slices.Contains(a.Challenges, challenge)
+	}
+	return challenge == ChallengeTLSALPN || (challenge == ChallengeHTTP && a.HTTPListen != "")
 }
 
 // IdentityProvider configures user sign-in with OpenID Connect.

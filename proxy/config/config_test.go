@@ -125,7 +125,7 @@ routes:
 			name: "missing everything",
 			src:  "{}\n",
 			want: []string{
-				`config.yaml:1:1: tls: missing; name the certificate and key the proxy serves, as tls.cert_file and tls.key_file`,
+				`config.yaml:1:1: tls: missing; name the certificate and key the proxy serves, as tls.cert_file and tls.key_file, or obtain them with tls.acme`,
 				`config.yaml:1:1: identity_provider: missing; users sign in through an OpenID Connect provider: set issuer, client_id and client_secret`,
 				`config.yaml:1:1: routes: no routes; add one with from, to and mcp.server`,
 			},
@@ -151,6 +151,77 @@ routes:
 				t.Errorf("errors (-want +got):\n%s\nfull error:\n%v", diff, err)
 			}
 		})
+	}
+}
+
+const acmeTail = `identity_provider:
+  issuer: https://idp.test
+  client_id: proxy
+  client_secret: x
+routes: [{from: https://a.test, to: https://b.test, mcp: {server: {}}}]
+`
+
+func TestACMEValid(t *testing.T) {
+	dir := writeTLS(t)
+	for _, c := range []struct {
+		src           string
+		directory     string
+		tlsALPN, http bool
+	}{
+		{"tls: {acme: {email: ops@example.com}}\n", DefaultACMEDirectory, true, false},
+		{"tls: {acme: {email: ops@example.com, http_listen: \":80\"}}\n", DefaultACMEDirectory, true, true},
+		{"tls: {acme: {email: ops@example.com, directory_url: https://acme.test/dir, ca_file: c.pem, http_listen: \":80\", challenges: [http-01]}}\n",
+			"https://acme.test/dir", false, true},
+	} {
+		cfg, err := Load(filepath.Join(dir, "config.yaml"), []byte(c.src+acmeTail), nil)
+		if err != nil {
+			t.Errorf("%s: %v", c.src, err)
+			continue
+		}
+		a := cfg.TLS.ACME
+		if a.Directory() != c.directory || a.Answers(ChallengeTLSALPN) != c.tlsALPN || a.Answers(ChallengeHTTP) != c.http {
+			t.Errorf("%s: directory %s, tls-alpn-01 %v, http-01 %v; want %s, %v, %v", c.src,
+				a.Directory(), a.Answers(ChallengeTLSALPN), a.Answers(ChallengeHTTP), c.directory, c.tlsALPN, c.http)
+		}
+	}
+}
+
+func TestACMEErrors(t *testing.T) {
+	dir := writeTLS(t)
+	for _, c := range []struct {
+		src  string
+		want []string
+	}{
+		{"tls:\n  cert_file: c.pem\n  acme: {email: ops@example.com}\n", []string{
+			`config.yaml:3:9: tls.acme: cert_file and key_file do not apply with acme, which obtains the certificates itself; remove one or the other`}},
+		{"tls:\n  acme: {}\n", []string{
+			`config.yaml:2:9: tls.acme.email: missing; set the address the certificate authority writes to about your certificates, such as ops@example.com`}},
+		{"tls:\n  acme:\n    email: ops\n    directory_url: http://acme.test/dir\n    ca_file: none.pem\n    http_listen: \"80\"\n    challenges: [dns-01, http-01, dns-01]\n    emial: x\n", []string{
+			`config.yaml:3:12: tls.acme.email: "ops" is not an email address, such as ops@example.com`,
+			`config.yaml:4:20: tls.acme.directory_url: "http://acme.test/dir" uses plain http to a host that is not loopback; use https (plain http is only for localhost, 127.0.0.1 and [::1])`,
+			`config.yaml:5:14: tls.acme.ca_file: cannot read none.pem: no such file or directory`,
+			`config.yaml:6:18: tls.acme.http_listen: "80" is not a host:port address, such as :80`,
+			`config.yaml:7:18: tls.acme.challenges[0]: "dns-01" is not a challenge the proxy answers; use tls-alpn-01 or http-01`,
+			`config.yaml:7:35: tls.acme.challenges[2]: "dns-01" is not a challenge the proxy answers; use tls-alpn-01 or http-01`,
+			`config.yaml:8:5: tls.acme.emial: unknown field; did you mean "email"?`,
+		}},
+		{"tls:\n  acme: {email: ops@example.com, challenges: [http-01, tls-alpn-01, tls-alpn-01]}\n", []string{
+			`config.yaml:2:47: tls.acme.challenges[0]: http-01 is answered on a plain HTTP listener: set tls.acme.http_listen, such as ":80"`,
+			`config.yaml:2:69: tls.acme.challenges[2]: tls-alpn-01 is listed twice; keep one`,
+		}},
+		{"tls:\n  acme: {email: ops@example.com, challenges: []}\n", []string{
+			`config.yaml:2:46: tls.acme.challenges: empty; list tls-alpn-01, http-01 or both, or leave it out for the default`,
+		}},
+	} {
+		_, err := Load(filepath.Join(dir, "config.yaml"), []byte(c.src+acmeTail), nil)
+		var got []string
+		for _, e := range Errors(err) {
+			e.File = filepath.Base(e.File)
+			got = append(got, e.Error())
+		}
+		if diff := cmp.Diff(c.want, got); diff != "" {
+			t.Errorf("%s: errors (-want +got):\n%s", c.src, diff)
+		}
 	}
 }
 

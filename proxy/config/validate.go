@@ -10,8 +10,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/mail"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -51,8 +53,13 @@ func validate(c *Config, d *decoder) {
 func (t *TLS) validate(c *Config, d *decoder) {
 	root := d.root
 	switch {
+	case t.ACME != nil:
+		if t.CertFile != "" || t.KeyFile != "" {
+			d.errorf(d.pos("tls.acme"), "tls.acme", "cert_file and key_file do not apply with acme, which obtains the certificates itself; remove one or the other")
+		}
+		t.ACME.validate(c, d)
 	case c.TLS.CertFile == "" && c.TLS.KeyFile == "":
-		d.errorf(root, "tls", "missing; name the certificate and key the proxy serves, as tls.cert_file and tls.key_file")
+		d.errorf(root, "tls", "missing; name the certificate and key the proxy serves, as tls.cert_file and tls.key_file, or obtain them with tls.acme")
 	case c.TLS.CertFile == "":
 		d.errorf(d.pos("tls"), "tls.cert_file", "missing; name the PEM certificate for the routes' hosts")
 	case c.TLS.KeyFile == "":
@@ -63,6 +70,47 @@ func (t *TLS) validate(c *Config, d *decoder) {
 				d.errorf(d.pos(f.path), f.path, "cannot read %s: %v", f.value, errors.Unwrap(err))
 			}
 		}
+	}
+}
+
+func (a *ACME) validate(c *Config, d *decoder) {
+	const p = "tls.acme"
+	switch {
+	case a.Email == "" && !d.failed(p+".email"):
+		d.errorf(d.pos(p), p+".email", "missing; set the address the certificate authority writes to about your certificates, such as ops@example.com")
+	case a.Email != "":
+		if _, err := mail.ParseAddress(a.Email); err != nil || strings.ContainsAny(a.Email, "<> ") {
+			d.errorf(d.pos(p+".email"), p+".email", "%q is not an email address, such as ops@example.com", a.Email)
+		}
+	}
+	if a.DirectoryURL != "" {
+		if _, msg := parseServiceURL(a.DirectoryURL); msg != "" {
+			d.errorf(d.pos(p+".directory_url"), p+".directory_url", "%s", msg)
+		}
+	}
+	if a.CAFile != "" {
+		if _, err := os.Stat(c.Path(a.CAFile)); err != nil {
+			d.errorf(d.pos(p+".ca_file"), p+".ca_file", "cannot read %s: %v", a.CAFile, errors.Unwrap(err))
+		}
+	}
+	if a.HTTPListen != "" {
+		if _, _, err := net.SplitHostPort(a.HTTPListen); err != nil {
+			d.errorf(d.pos(p+".http_listen"), p+".http_listen", "%q is not a host:port address, such as :80", a.HTTPListen)
+		}
+	}
+	for i, ch := range a.Challenges {
+		cp := fmt.Sprintf("%s.challenges[%d]", p, i)
+		switch {
+		case ch != ChallengeTLSALPN && ch != ChallengeHTTP:
+			d.errorf(d.pos(cp), cp, "%q is not a challenge the proxy answers; use tls-alpn-01 or http-01", ch)
+		case slices.Index(a.Challenges, ch) < i:
+			d.errorf(d.pos(cp), cp, "%s is listed twice; keep one", ch)
+		case ch == ChallengeHTTP && a.HTTPListen == "":
+			d.errorf(d.pos(cp), cp, "http-01 is answered on a plain HTTP listener: set tls.acme.http_listen, such as \":80\"")
+		}
+	}
+	if _, present := d.nodes[p+".challenges"]; present && len(a.Challenges) == 0 {
+		d.errorf(d.pos(p+".challenges"), p+".challenges", "empty; list tls-alpn-01, http-01 or both, or leave it out for the default")
 	}
 }
 

@@ -15,35 +15,39 @@ func (n Name) Attr() slog.Attr { return slog.String("event", string(n)) }
 
 // The events.
 const (
-	ProxyStarted          Name = "proxy_started"
-	AdminStarted          Name = "admin_started"
-	ProxyStopped          Name = "proxy_stopped"
-	ProxyFailed           Name = "proxy_failed"
-	RequestFailed         Name = "request_failed"
-	LoginSucceeded        Name = "login_succeeded"
-	DiscoveryCompleted    Name = "discovery_completed"
-	DiscoveryFailed       Name = "discovery_failed"
-	ClientRegistered      Name = "client_registered"
-	MCPClientRegistered   Name = "mcp_client_registered"
-	AuthorizationFailed   Name = "authorization_failed"
-	AuthorizationRefused  Name = "authorization_refused"
-	TokenRequestRefused   Name = "token_request_refused"
-	TokenAcquired         Name = "token_acquired"
-	TokenRefreshed        Name = "token_refreshed"
-	TokenRefreshRefused   Name = "token_refresh_refused"
-	TokenRefreshFailed    Name = "token_refresh_failed"
-	TokenRefreshRecovered Name = "token_refresh_recovered"
-	TokenRejected         Name = "token_rejected"
-	ScopeStepUp           Name = "scope_step_up"
-	ConnectionRemoved     Name = "connection_removed"
-	TokenRevocationFailed Name = "token_revocation_failed"
-	PolicyDenied          Name = "policy_denied"
-	ConfigReloaded        Name = "config_reloaded"
-	ReloadFailed          Name = "reload_failed"
-	AuditFailed           Name = "audit_failed"
-	StoreSweepFailed      Name = "store_sweep_failed"
-	RedisClient           Name = "redis_client"
-	HttpLibrary           Name = "http_library"
+	ProxyStarted           Name = "proxy_started"
+	AdminStarted           Name = "admin_started"
+	ProxyStopped           Name = "proxy_stopped"
+	ProxyFailed            Name = "proxy_failed"
+	RequestFailed          Name = "request_failed"
+	LoginSucceeded         Name = "login_succeeded"
+	DiscoveryCompleted     Name = "discovery_completed"
+	DiscoveryFailed        Name = "discovery_failed"
+	ClientRegistered       Name = "client_registered"
+	MCPClientRegistered    Name = "mcp_client_registered"
+	AuthorizationFailed    Name = "authorization_failed"
+	AuthorizationRefused   Name = "authorization_refused"
+	TokenRequestRefused    Name = "token_request_refused"
+	TokenAcquired          Name = "token_acquired"
+	TokenRefreshed         Name = "token_refreshed"
+	TokenRefreshRefused    Name = "token_refresh_refused"
+	TokenRefreshFailed     Name = "token_refresh_failed"
+	TokenRefreshRecovered  Name = "token_refresh_recovered"
+	TokenRejected          Name = "token_rejected"
+	ScopeStepUp            Name = "scope_step_up"
+	ConnectionRemoved      Name = "connection_removed"
+	TokenRevocationFailed  Name = "token_revocation_failed"
+	PolicyDenied           Name = "policy_denied"
+	ConfigReloaded         Name = "config_reloaded"
+	ReloadFailed           Name = "reload_failed"
+	CertificateObtained    Name = "certificate_obtained"
+	CertificateFailed      Name = "certificate_failed"
+	CertificateUnavailable Name = "certificate_unavailable"
+	ACMELibrary            Name = "acme_library"
+	AuditFailed            Name = "audit_failed"
+	StoreSweepFailed       Name = "store_sweep_failed"
+	RedisClient            Name = "redis_client"
+	HttpLibrary            Name = "http_library"
 )
 
 // Doc describes one log event: its stable name, its level, the keys it
@@ -82,6 +86,10 @@ func Catalog() []Doc {
 		{ConnectionRemoved, "INFO", []string{"route", "user", "binding", "upstream", "revoked_upstream", "request_id"}, "A user disconnected a remote server."},
 		{ConfigReloaded, "INFO", []string{"trigger", "routes"}, "The proxy reloaded its configuration (trigger: SIGHUP, or a file changed); routes are the new routes. Requests in flight finished on the old ones."},
 		{ReloadFailed, "ERROR", []string{"trigger", "error"}, "A reload was refused: error has validate's errors (file:line:column), or names a setting only a restart applies. The running configuration stays."},
+		{CertificateObtained, "INFO", []string{"host", "renewal", "serial", "not_after"}, "ACME (tls.acme) obtained a certificate for a route's host, or renewed it (renewal: true); serial (hex) and not_after are the new certificate's. Handshakes use it from now on."},
+		{CertificateFailed, "WARN", []string{"host", "renewal", "error"}, "An attempt to obtain or renew a route's certificate with ACME failed; error is the CA's answer or why it could not be reached. Attempts go on in the background, after 1, 2, 2, 5 and 10 minutes and then less often; a renewal keeps the old certificate in use meanwhile."},
+		{CertificateUnavailable, "WARN", []string{"host", "error"}, "A TLS handshake for a route's host found no certificate, because ACME has not obtained one yet: the client's connection fails. Logged once a minute per host while it lasts."},
+		{ACMELibrary, "WARN or ERROR", []string{"logger", "details"}, "A warning or error of certmagic, the ACME library, such as a failed attempt and when it retries; details holds its fields as JSON."},
 		{PolicyDenied, "INFO", []string{"route", "user", "method", "name", "rule", "request_id"}, "The access policy refused the user the route (at authorization or on a request; no method then) or a tool, prompt, resource or method; rule names the rule that decided, such as policy.tools[0]."},
 		{TokenRevocationFailed, "WARN", []string{"route", "user", "request_id", "error"}, "Revoking a token at the remote authorization server failed; it is deleted at the proxy anyway."},
 		{AuditFailed, "ERROR", []string{"action", "request_id"}, "An audit line could not be written."},
