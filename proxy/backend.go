@@ -4,18 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/mcp-proxy/mcp-proxy/proxy/config"
+	"github.com/mcp-proxy/mcp-proxy/proxy/event"
 	"github.com/mcp-proxy/mcp-proxy/proxy/store"
 	"github.com/mcp-proxy/mcp-proxy/proxy/store/filestore"
 	"github.com/mcp-proxy/mcp-proxy/proxy/store/redisstore"
 )
 
 // openBackend opens the store the configuration names.
-func openBackend(ctx context.Context, cfg *config.Config, now func() time.Time) (store.Backend, error) {
+func openBackend(ctx context.Context, cfg *config.Config, now func() time.Time, log *slog.Logger) (store.Backend, error) {
 	switch cfg.StorageType() {
 	case config.StorageMemory:
 		return store.NewMemoryClock(now), nil
@@ -31,6 +33,10 @@ func openBackend(ctx context.Context, cfg *config.Config, now func() time.Time) 
 		s, err := redisstore.Open(ctx, cfg.Storage.RedisURL, redisstore.Options{Prefix: cfg.Storage.Prefix, Key: key, Now: now})
 		if err != nil {
 			return nil, fmt.Errorf("storage: %w", err)
+		}
+		if m := s.Migration(); m.Moved+m.Left > 0 {
+			log.Info("records of the earlier Redis layout moved to hashed key names", event.StoreMigrated.Attr(),
+				slog.String("store", "redis"), slog.Int("moved", m.Moved), slog.Int("left", m.Left))
 		}
 		return s, nil
 	default:

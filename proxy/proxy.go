@@ -128,7 +128,7 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 	}
 	p.tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
 	if p.backend = opts.Backend; p.backend == nil {
-		if p.backend, err = openBackend(context.Background(), cfg, p.now); err != nil {
+		if p.backend, err = openBackend(context.Background(), cfg, p.now, p.log); err != nil {
 			return nil, err
 		}
 	}

@@ -2,19 +2,31 @@
 // tokens through one Redis (6.2 or newer), and the refresh lock is a lease
 // in Redis, so exactly one replica refreshes a token.
 //
-// Layout: a value lives at "<prefix>:<ns>:<key>" with Redis's own expiry
-// (PX); a lease lives at "<prefix>:!lock:<name>" and a marker that records
-// how values are sealed at "<prefix>:!meta:seal" ('!' cannot appear in a
-// namespace, so neither collides with a value).
+// Layout: a record lives at "<prefix>:<ns>#<hash>" with Redis's own expiry
+// (PX), where hash is the hex HMAC-SHA256 of ns and the record's key: Redis
+// shows which namespaces hold how many records, never whose they are or
+// which client or remote server they name. The HMAC key is derived from
+// Options.Key, so every replica with the same key file computes the same
+// names; without a key, names are hashed under a fixed key (every replica
+// agrees, and the values, in the clear then, hold their keys anyway). The
+// value holds the record's key beside its value, so Scan, which cannot
+// narrow a prefix of hashed names, reads a namespace's records and keeps
+// those whose keys start with the prefix, as the file store does. A lease
+// lives at "<prefix>:!lock:<hash of its name>"; markers at
+// "<prefix>:!meta:seal" (how values are sealed) and "<prefix>:!meta:layout"
+// ('!' and '#' cannot appear in a namespace, so none collides with a
+// record). Records of the earlier layout, "<prefix>:<ns>:<key>" with the
+// key in the clear, are moved to their hashed names by the first replica
+// that opens the prefix (see migrate.go).
 //
 // Sealing: with Options.Key set (every replica must have the same key
-// file), values are sealed with AES-256-GCM, with ns+"\x00"+key as
-// additional data, so a value copied to another key does not open; Redis,
-// its dumps and its replication stream then never hold a token in the
-// clear. Without a key, values are stored as given, for a Redis that is
-// itself trusted with secrets. The marker makes the choice stick: Open
-// refuses a key that differs from the one the prefix was first used with,
-// and refuses to mix sealed and unsealed replicas.
+// file), keys and values are sealed with AES-256-GCM, with ns and the name
+// hash as additional data, so a value copied under another name does not
+// open; Redis, its dumps and its replication stream then never hold a
+// token in the clear. Without a key, values are stored as given, for a
+// Redis that is itself trusted with secrets. The marker makes the choice
+// stick: Open refuses a key that differs from the one the prefix was first
+// used with, and refuses to mix sealed and unsealed replicas.
 //
 // Leases (Lock): SET name token NX PX ttl, retried with capped, jittered
 // exponential backoff (2ms doubling to 100ms) until it succeeds or the
@@ -52,12 +64,6 @@ import (
 // DefaultPrefix is the key prefix when Options.Prefix is empty.
 const DefaultPrefix = "mcp-proxy"
 
-// Value formats: the first byte of every stored value.
-const (
-	formatPlain  = 0
-	formatSealed = 1
-)
-
 const (
 	markerPlain  = "plain v1"
 	markerSealed = "mcp-proxy redisstore: this value opens with the right key"
@@ -83,7 +89,10 @@ type Store struct {
 	addr   string // for errors; never the URL (it may hold a password)
 	prefix string
 	sealer *store.Sealer
+	names  []byte // the HMAC key of record names
 	now    func() time.Time
+
+	migration Migration
 
 	closeOnce sync.Once
 }
@@ -127,7 +136,7 @@ func Open(ctx context.Context, rawURL string, o Options) (*Store, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	s := &Store{rdb: redis.NewClient(ro), addr: ro.Addr, prefix: o.Prefix, now: o.Now}
+	s := &Store{rdb: redis.NewClient(ro), addr: ro.Addr, prefix: o.Prefix, now: o.Now, names: nameKey(o.Key)}
 	if o.Key != nil {
 		if s.sealer, err = store.NewSealer(o.Key); err != nil {
 			s.rdb.Close()
@@ -139,6 +148,10 @@ func Open(ctx context.Context, rawURL string, o Options) (*Store, error) {
 		return nil, err
 	}
 	if err := s.checkMarker(ctx); err != nil {
+		s.rdb.Close()
+		return nil, err
+	}
+	if err := s.migrate(ctx); err != nil {
 		s.rdb.Close()
 		return nil, err
 	}
@@ -174,9 +187,9 @@ func (s *Store) checkServer(ctx context.Context) error {
 
 func (s *Store) checkMarker(ctx context.Context) error {
 	k := s.prefix + ":!meta:seal"
-	want := s.encode("!meta", "seal", []byte(markerPlain))
+	want := s.encodeV1("!meta", "seal", []byte(markerPlain))
 	if s.sealer != nil {
-		want = s.encode("!meta", "seal", []byte(markerSealed))
+		want = s.encodeV1("!meta", "seal", []byte(markerSealed))
 	}
 	if err := s.rdb.SetNX(ctx, k, want, 0).Err(); err != nil {
 		return s.fail("open", "", err)
@@ -191,43 +204,11 @@ func (s *Store) checkMarker(ctx context.Context) error {
 	case len(got) > 0 && got[0] == formatPlain && s.sealer != nil:
 		return fmt.Errorf("redisstore: prefix %q at %s holds unsealed values: give every replica the key file, with a new prefix (the old values are not migrated)", s.prefix, s.addr)
 	case s.sealer != nil:
-		if v, err := s.decode("!meta", "seal", got); err != nil || string(v) != markerSealed {
+		if v, err := s.decodeV1("!meta", "seal", got); err != nil || string(v) != markerSealed {
 			return fmt.Errorf("redisstore: prefix %q at %s was written with another key file: give every replica the same key file", s.prefix, s.addr)
 		}
 	}
 	return nil
-}
-
-func (s *Store) redisKey(ns, key string) string { return s.prefix + ":" + ns + ":" + key }
-
-func (s *Store) encode(ns, key string, v []byte) []byte {
-	if s.sealer == nil {
-		out := make([]byte, 0, 1+len(v))
-		return append(append(out, formatPlain), v...)
-	}
-	out := make([]byte, 1, 1+s.sealer.Overhead()+len(v))
-	out[0] = formatSealed
-	return s.sealer.Seal(out, v, []byte(ns+"\x00"+key))
-}
-
-func (s *Store) decode(ns, key string, raw []byte) ([]byte, error) {
-	switch {
-	case len(raw) == 0:
-		return nil, fmt.Errorf("redisstore: a value in namespace %s is empty: it was not written by mcp-proxy", ns)
-	case raw[0] == formatPlain && s.sealer == nil:
-		return raw[1:], nil
-	case raw[0] == formatSealed && s.sealer != nil:
-		v, err := s.sealer.Open(nil, raw[1:], []byte(ns+"\x00"+key))
-		if err != nil {
-			return nil, fmt.Errorf("redisstore: a value in namespace %s: %w", ns, err)
-		}
-		if v == nil {
-			v = []byte{}
-		}
-		return v, nil
-	default:
-		return nil, fmt.Errorf("redisstore: a value in namespace %s: %w (format %d)", ns, store.ErrUnsealable, raw[0])
-	}
 }
 
 // fail wraps an error from Redis: every one means the storage cannot be
@@ -248,14 +229,15 @@ func (s *Store) Get(ctx context.Context, ns, key string) ([]byte, error) {
 	if err := store.CheckNamespace(ns); err != nil {
 		return nil, err
 	}
-	raw, err := s.rdb.Get(ctx, s.redisKey(ns, key)).Bytes()
+	name, hash := s.recordName(ns, key)
+	raw, err := s.rdb.Get(ctx, name).Bytes()
 	switch {
 	case errors.Is(err, redis.Nil):
 		return nil, notFound("get", ns)
 	case err != nil:
 		return nil, s.fail("get", ns, err)
 	}
-	return s.decode(ns, key, raw)
+	return s.record(ns, key, hash, raw)
 }
 
 // Put implements store.Backend.
@@ -275,7 +257,8 @@ func (s *Store) Put(ctx context.Context, ns, key string, value []byte, expires t
 		// PX counts milliseconds; round up so a value never expires early.
 		ttl = (ttl + time.Millisecond - 1).Truncate(time.Millisecond)
 	}
-	if err := s.rdb.Set(ctx, s.redisKey(ns, key), s.encode(ns, key, value), ttl).Err(); err != nil {
+	name, hash := s.recordName(ns, key)
+	if err := s.rdb.Set(ctx, name, s.encodeRecord(ns, hash, key, value), ttl).Err(); err != nil {
 		return s.fail("put", ns, err)
 	}
 	return nil
@@ -289,14 +272,15 @@ func (s *Store) Take(ctx context.Context, ns, key string) ([]byte, error) {
 	if err := store.CheckNamespace(ns); err != nil {
 		return nil, err
 	}
-	raw, err := s.rdb.GetDel(ctx, s.redisKey(ns, key)).Bytes()
+	name, hash := s.recordName(ns, key)
+	raw, err := s.rdb.GetDel(ctx, name).Bytes()
 	switch {
 	case errors.Is(err, redis.Nil):
 		return nil, notFound("take", ns)
 	case err != nil:
 		return nil, s.fail("take", ns, err)
 	}
-	return s.decode(ns, key, raw)
+	return s.record(ns, key, hash, raw)
 }
 
 // Delete implements store.Backend.
@@ -304,7 +288,8 @@ func (s *Store) Delete(ctx context.Context, ns, key string) error {
 	if err := store.CheckNamespace(ns); err != nil {
 		return err
 	}
-	if err := s.rdb.Del(ctx, s.redisKey(ns, key)).Err(); err != nil {
+	name, _ := s.recordName(ns, key)
+	if err := s.rdb.Del(ctx, name).Err(); err != nil {
 		return s.fail("delete", ns, err)
 	}
 	return nil
@@ -325,24 +310,28 @@ func globEscape(s string) string {
 	return b.String()
 }
 
-// Scan implements store.Backend with SCAN MATCH (the prefix escaped) and
-// MGET, 100 keys a round trip. Redis may return a key twice during a scan;
-// Scan visits it once.
+// Scan implements store.Backend. Names are hashed, so a prefix cannot
+// narrow the SCAN: it reads every record of the namespace (SCAN MATCH on
+// the namespace, MGET, 100 keys a round trip), opens each, and calls fn
+// for those whose keys start with prefix. Its cost grows with the
+// namespace, not with what it finds; the proxy scans on a user's
+// connections page and when counting registrations, never on the request
+// path. Redis may return a key twice during a scan; Scan visits it once.
 func (s *Store) Scan(ctx context.Context, ns, prefix string, fn func(key string, value []byte) error) error {
 	if err := store.CheckNamespace(ns); err != nil {
 		return err
 	}
-	base := s.redisKey(ns, "")
-	pattern := globEscape(base+prefix) + "*"
+	base := s.nsBase(ns)
+	pattern := globEscape(base) + "*"
 	seen := make(map[string]struct{})
 	var cursor uint64
 	for {
-		keys, next, err := s.rdb.Scan(ctx, cursor, pattern, 100).Result()
+		names, next, err := s.rdb.Scan(ctx, cursor, pattern, 100).Result()
 		if err != nil {
 			return s.fail("scan", ns, err)
 		}
-		fresh := keys[:0]
-		for _, k := range keys {
+		fresh := names[:0]
+		for _, k := range names {
 			if _, dup := seen[k]; !dup {
 				seen[k] = struct{}{}
 				fresh = append(fresh, k)
@@ -358,10 +347,12 @@ func (s *Store) Scan(ctx context.Context, ns, prefix string, fn func(key string,
 				if !ok { // expired or deleted since SCAN saw it
 					continue
 				}
-				key := strings.TrimPrefix(fresh[i], base)
-				val, err := s.decode(ns, key, []byte(str))
+				key, val, err := s.decodeRecord(ns, strings.TrimPrefix(fresh[i], base), []byte(str))
 				if err != nil {
 					return err
+				}
+				if !strings.HasPrefix(key, prefix) {
+					continue
 				}
 				if err := fn(key, val); err != nil {
 					return err
@@ -381,7 +372,17 @@ func (s *Store) Lock(ctx context.Context, name string, ttl time.Duration) (func(
 	if err := store.CheckTTL(ttl); err != nil {
 		return nil, err
 	}
-	k := s.prefix + ":!lock:" + name
+	k := s.leaseName(name)
+	token, err := s.lease(ctx, k, ttl)
+	if err != nil {
+		return nil, err
+	}
+	return func() { s.unlock(k, token) }, nil
+}
+
+// lease takes the lease at Redis key k for ttl, waiting while another
+// holder has it, and returns this holder's token.
+func (s *Store) lease(ctx context.Context, k string, ttl time.Duration) (string, error) {
 	tok := make([]byte, 16)
 	_, _ = crand.Read(tok)
 	token := hex.EncodeToString(tok)
@@ -390,11 +391,11 @@ func (s *Store) Lock(ctx context.Context, name string, ttl time.Duration) (func(
 		ok, err := s.rdb.SetNX(ctx, k, token, ttl).Result()
 		switch {
 		case err != nil && ctx.Err() != nil:
-			return nil, fmt.Errorf("redisstore: lock: held by another holder until it unlocks or its ttl passes: %w", ctx.Err())
+			return "", fmt.Errorf("redisstore: lock: held by another holder until it unlocks or its ttl passes: %w", ctx.Err())
 		case err != nil:
-			return nil, s.fail("lock", "", err)
+			return "", s.fail("lock", "", err)
 		case ok:
-			return func() { s.unlock(k, token) }, nil
+			return token, nil
 		}
 		// Jitter spreads replicas that wait for the same lease.
 		d := wait/2 + rand.N(wait)
@@ -402,7 +403,7 @@ func (s *Store) Lock(ctx context.Context, name string, ttl time.Duration) (func(
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, fmt.Errorf("redisstore: lock: held by another holder until it unlocks or its ttl passes: %w", ctx.Err())
+			return "", fmt.Errorf("redisstore: lock: held by another holder until it unlocks or its ttl passes: %w", ctx.Err())
 		case <-t.C:
 		}
 		wait = min(2*wait, 100*time.Millisecond)
