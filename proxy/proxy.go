@@ -57,6 +57,15 @@ import (
 // within hotTTL.
 const hotTTL = 2 * time.Second
 
+// hotStale is how long after a replica read a record of the request path
+// it still serves it from memory while the store cannot be reached (a
+// Redis outage or failover), as long as the record is valid by its own
+// expiry. What another replica changed meanwhile (a disconnect) is missed
+// only while the store is away; a record the store no longer has is never
+// served. Longer than any outage a Redis Sentinel failover takes, short
+// enough that a replica cut off from Redis for long stops serving.
+const hotStale = 15 * time.Minute
+
 // hotMax bounds the decoded records a replica keeps; past it the least
 // recently used go first.
 const hotMax = 100_000
@@ -153,6 +162,8 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 		outbound = opts.Transport
 	}
 	hot := store.NewHotCache(hotTTL, hotMax, p.now)
+	hot.Stale = hotStale
+	hot.OnStale = func(ns store.Namespace) { p.metrics.StoreStaleRead(string(ns)) }
 	p.access = &bearer.Tokens{Records: store.Records[bearer.AccessToken]{B: p.backend, NS: bearer.NSAccess, Hot: hot}, Now: p.now}
 	shared := &shared{
 		outbound: outbound,
