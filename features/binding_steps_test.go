@@ -66,6 +66,22 @@ func bindingSteps(w *world, sc *godog.ScenarioContext) {
 		}
 		return r.StartRedis(ctx)
 	})
+	sc.Step(`^Redis with a replica and three Sentinels$`, func(ctx context.Context) error {
+		r, err := w.replicas()
+		if err != nil {
+			return err
+		}
+		return r.StartRedisSentinel(ctx)
+	})
+	sc.Step(`^the Sentinels fail the Redis primary over to its replica$`, func(ctx context.Context) error {
+		r, err := w.replicas()
+		if err != nil {
+			return err
+		}
+		ctx, cancel := stepContext(ctx)
+		defer cancel()
+		return r.FailoverRedis(ctx)
+	})
 	sc.Step(`^the proxy is running with (\d+) replicas$`, func(ctx context.Context, n int) error {
 		if err := w.proxyIsRunning(ctx); err != nil {
 			return err

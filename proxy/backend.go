@@ -30,7 +30,15 @@ func openBackend(ctx context.Context, cfg *config.Config, now func() time.Time, 
 			}
 			key = k
 		}
-		s, err := redisstore.Open(ctx, cfg.Storage.RedisURL, redisstore.Options{Prefix: cfg.Storage.Prefix, Key: key, Now: now})
+		o := redisstore.Options{Prefix: cfg.Storage.Prefix, Key: key, Now: now}
+		var s *redisstore.Store
+		var err error
+		if sn := cfg.Storage.RedisSentinel; sn != nil {
+			s, err = redisstore.OpenSentinel(ctx, redisstore.Sentinel{MasterName: sn.MasterName, Addrs: sn.Addresses,
+				Username: sn.Username, Password: sn.Password, SentinelUsername: sn.SentinelUsername, SentinelPassword: sn.SentinelPassword, DB: sn.DB}, o)
+		} else {
+			s, err = redisstore.Open(ctx, cfg.Storage.RedisURL, o)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("storage: %w", err)
 		}

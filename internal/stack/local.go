@@ -21,6 +21,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/mcp-proxy/mcp-proxy/internal/clientmeta"
+	"github.com/mcp-proxy/mcp-proxy/internal/redisproc"
 	"github.com/mcp-proxy/mcp-proxy/internal/testca"
 	"github.com/mcp-proxy/mcp-proxy/mockas"
 	"github.com/mcp-proxy/mcp-proxy/mockmcp"
@@ -48,9 +49,11 @@ type Local struct {
 	replicas   []*replica     // more proxies on the same configuration
 	redis      *exec.Cmd      // a Redis server, when a scenario asked for one
 	miniRedis  *EmbeddedRedis // the embedded one, when redis-server is missing
+	sentinels  *redisproc.Set // a Redis with Sentinels, when a scenario asked for one
 	redisMu    sync.Mutex
 	redisURL   string
-	loopback   []string // hosts outside the stack on this machine (TrustLoopbackHost)
+	redisEnv   map[string]string // the Sentinel example's variables
+	loopback   []string          // hosts outside the stack on this machine (TrustLoopbackHost)
 }
 
 // adminListen makes the proxy's admin listener take an ephemeral port, so
@@ -280,7 +283,10 @@ func (s *Local) env() func(string) (string, bool) {
 			defer s.redisMu.Unlock()
 			return s.redisURL, s.redisURL != ""
 		}
-		return "", false
+		s.redisMu.Lock()
+		defer s.redisMu.Unlock()
+		v, ok := s.redisEnv[k]
+		return v, ok
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/alicebob/miniredis/v2/server"
 
+	"github.com/mcp-proxy/mcp-proxy/internal/redisproc"
 	"github.com/mcp-proxy/mcp-proxy/proxy/netguard"
 )
 
@@ -26,6 +27,14 @@ type Replicas interface {
 	// StartRedis starts a Redis server for the run; the proxy's environment
 	// then has REDIS_URL pointing at it.
 	StartRedis(ctx context.Context) error
+	// StartRedisSentinel starts a Redis primary with a password, its
+	// replica and three Sentinels watching it (real redis-server and
+	// redis-sentinel, no stand-in); the proxy's environment then has
+	// REDIS_SENTINEL_1 to _3 (their addresses) and REDIS_PASSWORD.
+	StartRedisSentinel(ctx context.Context) error
+	// FailoverRedis has the Sentinels fail the primary over to its
+	// replica, and returns once the replica answers as the primary.
+	FailoverRedis(ctx context.Context) error
 	// StartReplica starts one more proxy with the same configuration and
 	// returns its number (the first proxy is 1).
 	StartReplica(ctx context.Context) (int, error)
@@ -57,6 +66,59 @@ var (
 
 // RedisURLEnv is the variable the docs' Redis example reads its URL from.
 const RedisURLEnv = "REDIS_URL"
+
+// The variables the docs' Sentinel example reads: the Sentinels'
+// addresses (REDIS_SENTINEL_1 to _3) and the Redis servers' password.
+const (
+	RedisSentinelEnvPrefix = "REDIS_SENTINEL_"
+	RedisPasswordEnv       = "REDIS_PASSWORD"
+)
+
+// PartRedisSentinel is redis-sentinel: always the real one (nothing
+// stands in for it), with two real redis-servers.
+const PartRedisSentinel = "redis-sentinel"
+
+// StartRedisSentinel implements Replicas.
+func (s *Local) StartRedisSentinel(ctx context.Context) error {
+	dir := filepath.Join(s.dir, "redis-sentinel")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	password := "redis-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	set, err := redisproc.StartSet(ctx, redisproc.SetConfig{Dir: dir, Password: password})
+	if err != nil {
+		return fmt.Errorf("stack: %w", err)
+	}
+	s.mu.Lock()
+	s.sentinels = set
+	s.mu.Unlock()
+	s.redisMu.Lock()
+	s.redisEnv = map[string]string{RedisPasswordEnv: password}
+	for i, a := range set.SentinelAddrs() {
+		s.redisEnv[fmt.Sprintf("%s%d", RedisSentinelEnvPrefix, i+1)] = a
+	}
+	s.redisMu.Unlock()
+	bin, _ := exec.LookPath("redis-sentinel")
+	recordPart(PartRedisSentinel, Real, bin+", with two redis-servers (a primary and its replica)")
+	return nil
+}
+
+// FailoverRedis implements Replicas.
+func (s *Local) FailoverRedis(ctx context.Context) error {
+	s.mu.Lock()
+	set := s.sentinels
+	s.mu.Unlock()
+	if set == nil {
+		return fmt.Errorf("stack: no Redis with Sentinels runs (StartRedisSentinel)")
+	}
+	if err := set.WaitReplicated(ctx, 30*time.Second); err != nil {
+		return fmt.Errorf("stack: the replica is not in sync before the failover: %w", err)
+	}
+	if _, err := set.Failover(ctx); err != nil {
+		return fmt.Errorf("stack: the Sentinels did not fail the primary over: %w", err)
+	}
+	return nil
+}
 
 type replica struct {
 	addr netip.AddrPort
@@ -277,6 +339,10 @@ func (s *Local) stopExtras() {
 	if s.miniRedis != nil {
 		s.miniRedis.Close()
 		s.miniRedis = nil
+	}
+	if s.sentinels != nil {
+		s.sentinels.Close()
+		s.sentinels = nil
 	}
 }
 

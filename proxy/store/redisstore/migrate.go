@@ -77,7 +77,7 @@ func (s *Store) migrate(ctx context.Context) error {
 	lease := s.leaseName("migrate-names")
 	token, err := s.lease(wctx, lease, migrateLease)
 	if err != nil {
-		return fmt.Errorf("redisstore: prefix %q at %s: waiting for another replica to finish moving the records to hashed names: %w", s.prefix, s.addr, err)
+		return fmt.Errorf("redisstore: prefix %q in %s: waiting for another replica to finish moving the records to hashed names: %w", s.prefix, s.at, err)
 	}
 	defer s.unlock(lease, token)
 	if done, err := s.layoutDone(ctx); err != nil || done {
@@ -116,7 +116,7 @@ func (s *Store) layoutDone(ctx context.Context) (bool, error) {
 	case err != nil:
 		return false, s.fail("open", "", err)
 	case v != layoutMarker:
-		return false, fmt.Errorf("redisstore: prefix %q at %s is in layout %q, which this version does not know (written by a newer mcp-proxy?)", s.prefix, s.addr, v)
+		return false, fmt.Errorf("redisstore: prefix %q in %s is in layout %q, which this version does not know (written by a newer mcp-proxy?)", s.prefix, s.at, v)
 	}
 	return true, nil
 }
