@@ -241,6 +241,7 @@ func (h *Harness) exec(key, binary string, args ...string) error {
 	}
 	cmd := exec.Command(filepath.Join(h.Bin, binary), args...)
 	cmd.Dir, cmd.Stdout, cmd.Stderr = h.Dir, logf, logf
+	ownProcess(cmd)
 	if h.ProfileDir != "" {
 		cmd.Env = append(os.Environ(), "BENCH_PROFILE_DIR="+h.ProfileDir)
 	}
@@ -442,6 +443,7 @@ func (h *Harness) Load(ctx context.Context, host, token, upstream, proto string,
 	var stdout, stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, filepath.Join(h.Bin, "loadgen"), args...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	ownProcess(cmd)
 	if err := cmd.Run(); err != nil {
 		return nil, fmt.Errorf("loadgen %s c=%d %s: %v: %s", host, c, proto, err, strings.TrimSpace(stderr.String()))
 	}
@@ -472,7 +474,7 @@ func (h *Harness) Close() error {
 			case <-time.After(15 * time.Second):
 			}
 		}
-		if err := c.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		if err := killProcess(c); err != nil && !errors.Is(err, os.ErrProcessDone) {
 			errs = append(errs, err)
 			continue
 		}
