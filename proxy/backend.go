@@ -22,6 +22,9 @@ func openBackend(ctx context.Context, cfg *config.Config, now func() time.Time, 
 	case config.StorageMemory:
 		return store.NewMemoryClock(now), nil
 	case config.StorageRedis:
+		// The Redis client's own messages (failed dials while Redis is
+		// away) become redis_client events in the proxy's log.
+		redisstore.SetClientLogger(log)
 		var key []byte
 		if kf := cfg.StorageKeyFile(); kf != "" {
 			k, _, err := store.LoadKeyFile(kf)
