@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/cucumber/godog"
 
@@ -65,6 +66,30 @@ func bindingSteps(w *world, sc *godog.ScenarioContext) {
 			return err
 		}
 		return r.StartRedis(ctx)
+	})
+	sc.Step(`^Redis has been stopped for (\d+) seconds$`, func(ctx context.Context, n int) error {
+		r, err := w.replicas()
+		if err != nil {
+			return err
+		}
+		if err := r.StopRedis(ctx); err != nil {
+			return err
+		}
+		// Past the replicas' 2 s reuse of what they read: requests now
+		// ask Redis, and find it gone.
+		select {
+		case <-time.After(time.Duration(n) * time.Second):
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+	sc.Step(`^Redis starts again$`, func(ctx context.Context) error {
+		r, err := w.replicas()
+		if err != nil {
+			return err
+		}
+		return r.RestartRedis(ctx)
 	})
 	sc.Step(`^Redis with a replica and three Sentinels$`, func(ctx context.Context) error {
 		r, err := w.replicas()
