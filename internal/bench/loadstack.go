@@ -65,6 +65,11 @@ func (h *Harness) startLoad() error {
 // loadProxyConfig is mcp-proxy's configuration for make load: one route to
 // mockmcp, and the file store beside the configuration file.
 func loadProxyConfig(admin string) string {
+	return loadProxyConfigWith(admin, "  type: file\n  path: proxy.db\n")
+}
+
+// loadProxyConfigWith is loadProxyConfig with another storage block.
+func loadProxyConfigWith(admin, storage string) string {
 	return `tls:
   cert_file: proxy.crt
   key_file: proxy.key
@@ -73,9 +78,7 @@ identity_provider:
   client_id: ` + idpClientID + `
   client_secret: ` + idpSecretText + `
 storage:
-  type: file
-  path: proxy.db
-admin:
+` + storage + `admin:
   listen: ` + admin + `
 routes:
   - from: https://` + ProxyHost + `

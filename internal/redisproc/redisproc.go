@@ -75,6 +75,9 @@ func StartServer(ctx context.Context, c ServerConfig) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := os.MkdirAll(c.Dir, 0o700); err != nil {
+		return nil, err
+	}
 	var last error
 	// The free port is found by listening and closing; another process
 	// may take it before redis-server does, so try a few.
@@ -214,8 +217,9 @@ type SetConfig struct {
 	Dir string
 	// MasterName defaults to "mcp-proxy".
 	MasterName string
-	// Password is the Redis servers' requirepass; the Sentinels are told
-	// it (auth-pass) and have none of their own.
+	// Password is the Redis servers' requirepass (AttachSet takes the
+	// primary's); the Sentinels are told it (auth-pass) and have none of
+	// their own.
 	Password string
 	// DownAfter is how long the primary must not answer before a Sentinel
 	// deems it down; default 1 s (the Sentinels' default is 30 s).
@@ -224,40 +228,61 @@ type SetConfig struct {
 
 // StartSet starts a Set and waits until the replica is in sync and every
 // Sentinel knows the replica and the other two Sentinels.
-func StartSet(ctx context.Context, c SetConfig) (st *Set, err error) {
+func StartSet(ctx context.Context, c SetConfig) (*Set, error) {
+	dir := filepath.Join(c.Dir, "primary")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	primary, err := StartServer(ctx, ServerConfig{Dir: dir, AppendOnly: true, Password: c.Password})
+	if err != nil {
+		return nil, err
+	}
+	st, err := AttachSet(ctx, primary, c)
+	if err != nil {
+		primary.Kill()
+		return nil, err
+	}
+	return st, nil
+}
+
+// AttachSet makes a running server the primary of a Set: it starts a
+// replica of it and three Sentinels watching it, as an operator moving a
+// single Redis to Sentinel does, and waits as StartSet does. The server's
+// data stays; Close stops it with the rest.
+func AttachSet(ctx context.Context, primary *Server, c SetConfig) (st *Set, err error) {
 	if c.MasterName == "" {
 		c.MasterName = "mcp-proxy"
 	}
 	if c.DownAfter == 0 {
 		c.DownAfter = time.Second
 	}
+	c.Password = primary.Password
 	sbin, err := Lookup("redis-sentinel")
 	if err != nil {
 		return nil, err
 	}
-	st = &Set{MasterName: c.MasterName}
+	st = &Set{MasterName: c.MasterName, Servers: []*Server{primary}}
 	defer func() {
 		if err != nil {
-			st.Close()
+			for _, s := range st.Sentinels {
+				s.Kill()
+			}
+			for _, s := range st.Servers[1:] {
+				s.Kill()
+			}
 		}
 	}()
-	for i, role := range []string{"primary", "replica"} {
-		dir := filepath.Join(c.Dir, role)
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return st, err
-		}
-		sc := ServerConfig{Dir: dir, AppendOnly: true, Password: c.Password}
-		if i > 0 {
-			sc.ReplicaOf = st.Servers[0].Addr
-		}
-		srv, err := StartServer(ctx, sc)
-		if err != nil {
-			return st, err
-		}
-		st.Servers = append(st.Servers, srv)
+	dir := filepath.Join(c.Dir, "replica")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return st, err
 	}
+	replica, err := StartServer(ctx, ServerConfig{Dir: dir, AppendOnly: true, Password: c.Password, ReplicaOf: primary.Addr})
+	if err != nil {
+		return st, err
+	}
+	st.Servers = append(st.Servers, replica)
 	if err := waitFor(ctx, 20*time.Second, func() (bool, error) {
-		info, err := st.Servers[1].Do(ctx, "INFO", "replication")
+		info, err := replica.Do(ctx, "INFO", "replication")
 		return strings.Contains(info, "master_link_status:up"), err
 	}); err != nil {
 		return st, fmt.Errorf("the replica did not sync with the primary: %w", err)
@@ -267,7 +292,7 @@ func StartSet(ctx context.Context, c SetConfig) (st *Set, err error) {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return st, err
 		}
-		s, err := startSentinel(ctx, sbin, dir, c, st.Servers[0].Addr)
+		s, err := startSentinel(ctx, sbin, dir, c, primary.Addr)
 		if err != nil {
 			return st, err
 		}
