@@ -10,7 +10,9 @@
 #                      own user and session, on the warm path for LOAD_DURATION (60s),
 #                      then with the upstream restarted, the authorization server slow
 #                      and down during refreshes, and the proxy restarted onto its file
-#                      store; loopback only, about 3 minutes; a leak or a lost token fails it
+#                      store; then two replicas on Redis: Redis stopped for 15 s, a
+#                      replica killed, a Sentinel failover; loopback only, about 5
+#                      minutes; a leak, a lost token or a failure while tokens are valid fails it
 #   make build         build the binaries into bin/
 #   make site          build the docs site into site/public from the latest conformance
 #                      results (running the scenarios first when there are none)
@@ -210,9 +212,13 @@ bench:
 # goroutines and heap before and after (a leak fails it), then the mock
 # MCP server restarted, the remote authorization server slow and then down
 # while short-lived tokens come due, and mcp-proxy restarted onto its file
-# store (a user who must authorize again fails it). Bounded: at most 2000
-# clients, every phase timed, every process stopped at the end. Tables per
-# phase, then "load: PASS: …" or "load: FAIL: …". LOADFLAGS=-h lists the
+# store (a user who must authorize again fails it); then two proxy replicas
+# on a real redis-server behind a loopback balancer: Redis stopped for 15 s
+# (requests with valid tokens must go on from memory), a replica killed, and
+# the primary failed over with redis-sentinel (needs Debian's redis-server
+# and redis-sentinel). Bounded: at most 2000 clients, every phase timed,
+# every process stopped at the end, and killed with the load binary. Tables
+# per phase, then "load: PASS: …" or "load: FAIL: …". LOADFLAGS=-h lists the
 # knobs (a request refused while its user's remote token is still valid
 # fails the run; -serve-while-valid=false only reports it).
 LOAD_CLIENTS  ?= 200

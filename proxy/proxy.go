@@ -57,6 +57,15 @@ import (
 // within hotTTL.
 const hotTTL = 2 * time.Second
 
+// hotStale is how long after a replica read a record of the request path
+// it still serves it from memory while the store cannot be reached (a
+// Redis outage or failover), as long as the record is valid by its own
+// expiry. What another replica changed meanwhile (a disconnect) is missed
+// only while the store is away; a record the store no longer has is never
+// served. Longer than any outage a Redis Sentinel failover takes, short
+// enough that a replica cut off from Redis for long stops serving.
+const hotStale = 15 * time.Minute
+
 // hotMax bounds the decoded records a replica keeps; past it the least
 // recently used go first.
 const hotMax = 100_000
@@ -141,7 +150,7 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 		return nil, err
 	}
 	if p.backend = opts.Backend; p.backend == nil {
-		if p.backend, err = openBackend(context.Background(), cfg, p.now); err != nil {
+		if p.backend, err = openBackend(context.Background(), cfg, p.now, p.log); err != nil {
 			return nil, err
 		}
 	}
@@ -168,6 +177,8 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 		}
 	}
 	p.hot = store.NewHotCache(hotTTL, hotMax, p.now)
+	p.hot.Stale = hotStale
+	p.hot.OnStale = func(ns store.Namespace) { p.metrics.StoreStaleRead(string(ns)) }
 	p.access = &bearer.Tokens{Records: store.Records[bearer.AccessToken]{B: p.backend, NS: bearer.NSAccess, Hot: p.hot}, Now: p.now}
 	p.route(g)
 	p.gen.Store(g)

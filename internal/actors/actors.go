@@ -279,6 +279,23 @@ func (c *MCPClient) Token(ctx context.Context) (string, error) {
 	return tok.AccessToken, nil
 }
 
+// RefreshToken returns the refresh token the MCP client holds (issued by
+// the proxy), for a refresh sent by hand.
+func (c *MCPClient) RefreshToken(ctx context.Context) (string, error) {
+	if c.handler == nil {
+		return "", fmt.Errorf("%s's MCP client never authorized", c.User)
+	}
+	ts, err := c.handler.TokenSource(ctx)
+	if err != nil || ts == nil {
+		return "", fmt.Errorf("%s's MCP client has no token: %v", c.User, err)
+	}
+	tok, err := ts.Token()
+	if err != nil {
+		return "", err
+	}
+	return tok.RefreshToken, nil
+}
+
 // SessionID is the MCP session id of the connection, and ProtocolVersion
 // the negotiated protocol version, for requests sent by hand.
 func (c *MCPClient) SessionID() string {

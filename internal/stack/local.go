@@ -25,6 +25,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/mcp-proxy/mcp-proxy/internal/clientmeta"
+	"github.com/mcp-proxy/mcp-proxy/internal/redisproc"
 	"github.com/mcp-proxy/mcp-proxy/internal/syncbuf"
 	"github.com/mcp-proxy/mcp-proxy/internal/testca"
 	"github.com/mcp-proxy/mcp-proxy/mockas"
@@ -53,6 +54,7 @@ type Local struct {
 	replicas   []*replica     // more proxies on the same configuration
 	redis      *exec.Cmd      // a Redis server, when a scenario asked for one
 	miniRedis  *EmbeddedRedis // the embedded one, when redis-server is missing
+	sentinels  *redisproc.Set // a Redis with Sentinels, when a scenario asked for one
 	redisMu    sync.Mutex
 	redisURL   string
 	loopback   []string       // hosts outside the stack on this machine (TrustLoopbackHost)
@@ -69,7 +71,8 @@ type Local struct {
 	reserved      net.Listener
 	challengeLn   net.Listener
 	challengeAddr netip.AddrPort
-	httpListen    string // the configuration's tls.acme.http_listen
+	httpListen    string            // the configuration's tls.acme.http_listen
+	redisEnv      map[string]string // the Sentinel example's variables
 }
 
 // acmeRenewCheck is how often the proxy checks its ACME certificates for
@@ -406,7 +409,10 @@ func (s *Local) env() func(string) (string, bool) {
 			defer s.redisMu.Unlock()
 			return s.redisURL, s.redisURL != ""
 		}
-		return "", false
+		s.redisMu.Lock()
+		defer s.redisMu.Unlock()
+		v, ok := s.redisEnv[k]
+		return v, ok
 	}
 }
 

@@ -92,16 +92,54 @@ type Storage struct {
 	// (AES-256-GCM). The file store creates it with mode 0600 on first
 	// start (default mcp-proxy.key beside the configuration file) and
 	// refuses one that others can read. With redis it is optional: set it
-	// to seal values in Redis too.
+	// to seal values in Redis too, and to key the hash that Redis key
+	// names are made of (every replica needs the same file).
 	KeyFile string `yaml:"key_file"`
 
 	// RedisURL is the Redis server of the redis store, such as
 	// redis://:${REDIS_PASSWORD}@redis.internal:6379/0. Several proxies
-	// sharing it share tokens.
+	// sharing it share tokens. Set this or redis_sentinel.
 	RedisURL string `yaml:"redis_url"`
+
+	// RedisSentinel is a Redis run the highly available way, a primary
+	// with replicas watched by Redis Sentinel: the proxy asks the
+	// Sentinels which server is the primary and follows a failover. Set
+	// this or redis_url.
+	RedisSentinel *RedisSentinel `yaml:"redis_sentinel"`
 
 	// Prefix starts every Redis key. Default mcp-proxy.
 	Prefix string `yaml:"prefix"`
+}
+
+// RedisSentinel names the Sentinels of the redis store and how to sign
+// in to them and to the Redis servers they watch.
+type RedisSentinel struct {
+	// MasterName is the name the Sentinels watch the primary under, as
+	// in their sentinel monitor lines.
+	MasterName string `yaml:"master_name"`
+
+	// Addresses are the Sentinels' host:port addresses, such as
+	// sentinel-1.internal:26379. List all of them (three or more, so a
+	// majority outlives one); the proxy asks the first that answers.
+	Addresses []string `yaml:"addresses"`
+
+	// Username is the Redis servers' ACL user, for servers with ACL users.
+	Username string `yaml:"username"`
+
+	// Password is the Redis servers' password (their requirepass, or the
+	// username's), such as ${REDIS_PASSWORD}.
+	Password string `yaml:"password"`
+
+	// SentinelUsername is the Sentinels' own ACL user, for Sentinels with
+	// ACL users.
+	SentinelUsername string `yaml:"sentinel_username"`
+
+	// SentinelPassword is the Sentinels' own password (their
+	// requirepass), when they have one.
+	SentinelPassword string `yaml:"sentinel_password"`
+
+	// DB is the Redis database number. Default 0.
+	DB int `yaml:"db"`
 }
 
 // Audit configures the audit log.

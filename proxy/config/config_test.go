@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -298,7 +299,7 @@ func TestBindingAndStorageValidation(t *testing.T) {
 		{"storage: {type: disk}\nroutes: [{from: https://a.test, to: https://b.test, mcp: {server: {}}}]",
 			`storage.type: "disk" is not a store; use memory, file or redis`},
 		{"storage: {type: redis}\nroutes: [{from: https://a.test, to: https://b.test, mcp: {server: {}}}]",
-			`storage.redis_url: missing; the redis store needs the server's URL, such as redis://redis.internal:6379/0`},
+			`storage.redis_url: missing; the redis store needs the server's URL, such as redis://redis.internal:6379/0, or redis_sentinel with the Sentinels' addresses`},
 		{"routes: [{from: https://a.test, to: https://b.test, mcp: {server: {upstream_timeout: soon}}}]",
 			`routes[0].mcp.server.upstream_timeout: "soon" is not a positive duration such as 30s or 2m`},
 	} {
@@ -309,6 +310,79 @@ func TestBindingAndStorageValidation(t *testing.T) {
 		}
 		if len(got) != 1 || got[0] != tc.want {
 			t.Errorf("%s:\n got %q\nwant %q", tc.body, got, tc.want)
+		}
+	}
+}
+
+// TestRedisSentinelValidation: the Sentinel block is checked field by
+// field, every problem at once with its line and column.
+func TestRedisSentinelValidation(t *testing.T) {
+	dir := writeTLS(t)
+	route := "routes: [{from: https://a.test, to: https://b.test, mcp: {server: {}}}]\n"
+	ok := head + `storage:
+  type: redis
+  redis_sentinel:
+    master_name: mcp-proxy
+    addresses: [sentinel-1.internal:26379, "[::1]:26380", 10.0.0.3:26379]
+    password: ${SECRET}
+` + route
+	c, err := Load(filepath.Join(dir, "config.yaml"), []byte(ok), env(map[string]string{"SECRET": "x"}))
+	if err != nil {
+		t.Fatalf("a good Sentinel block: %v", err)
+	}
+	if s := c.Storage.RedisSentinel; s == nil || s.MasterName != "mcp-proxy" || len(s.Addresses) != 3 || s.Password != "x" {
+		t.Errorf("decoded %+v", c.Storage.RedisSentinel)
+	}
+	for _, tc := range []struct {
+		storage string
+		want    []string
+	}{
+		{`storage:
+  type: redis
+  redis_sentinel:
+    addresses: [sentinel-1.internal, "s2:26379", "s2:26379", ":26379", "s4:99999"]
+    db: -1
+`, []string{
+			`9:5: storage.redis_sentinel.master_name: missing; set the name the Sentinels watch the primary under (their sentinel monitor <name> ...)`,
+			`9:17: storage.redis_sentinel.addresses[0]: "sentinel-1.internal" is not a host:port address, such as sentinel-1.internal:26379`,
+			`9:50: storage.redis_sentinel.addresses[2]: s2:26379 is listed twice (also as addresses[1]); list each Sentinel once`,
+			`9:62: storage.redis_sentinel.addresses[3]: ":26379" is not a host:port address, such as sentinel-1.internal:26379`,
+			`9:72: storage.redis_sentinel.addresses[4]: "s4:99999" is not a host:port address, such as sentinel-1.internal:26379`,
+			`10:9: storage.redis_sentinel.db: -1 is not a database number; use 0 or more`,
+		}},
+		{`storage:
+  type: redis
+  redis_sentinel: {master_name: m}
+`, []string{
+			`8:19: storage.redis_sentinel.addresses: missing; list the Sentinels' host:port addresses, such as [sentinel-1.internal:26379, sentinel-2.internal:26379, sentinel-3.internal:26379]`,
+		}},
+		{`storage:
+  type: redis
+  redis_url: redis://r.internal:6379
+  redis_sentinel: {master_name: m, addresses: ["s:26379"]}
+`, []string{
+			`9:19: storage.redis_sentinel: set redis_url (one Redis server) or redis_sentinel (a primary and replicas watched by Sentinels), not both`,
+		}},
+		{`storage:
+  type: file
+  redis_sentinel: {master_name: m, addresses: ["s:26379"]}
+`, []string{
+			`8:19: storage.redis_sentinel: only applies to type: redis`,
+		}},
+		{`storage:
+  type: redis
+  redis_sentinel: {master_name: m, adresses: ["s:26379"]}
+`, []string{
+			`8:36: storage.redis_sentinel.adresses: unknown field; did you mean "addresses"?`,
+		}},
+	} {
+		_, err := Load(filepath.Join(dir, "config.yaml"), []byte(head+tc.storage+route), env(map[string]string{"SECRET": "x"}))
+		var got []string
+		for _, e := range Errors(err) {
+			got = append(got, fmt.Sprintf("%d:%d: %s: %s", e.Line, e.Column, e.Path, e.Msg))
+		}
+		if diff := cmp.Diff(tc.want, got); diff != "" {
+			t.Errorf("%s: errors (-want +got):\n%s", tc.storage, diff)
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -144,17 +145,59 @@ func (s *Storage) validate(c *Config, d *decoder) {
 		if c.Storage.RedisURL != "" || c.Storage.Prefix != "" {
 			d.errorf(d.pos("storage"), "storage", "redis_url and prefix only apply to type: redis")
 		}
+		if c.Storage.RedisSentinel != nil {
+			d.errorf(d.pos("storage.redis_sentinel"), "storage.redis_sentinel", "only applies to type: redis")
+		}
 	case StorageRedis:
-		if c.Storage.RedisURL == "" && !d.failed("storage.redis_url") {
-			d.errorf(d.pos("storage"), "storage.redis_url", "missing; the redis store needs the server's URL, such as redis://redis.internal:6379/0")
-		} else if u, err := url.Parse(c.Storage.RedisURL); c.Storage.RedisURL != "" && (err != nil || (u.Scheme != "redis" && u.Scheme != "rediss")) {
-			d.errorf(d.pos("storage.redis_url"), "storage.redis_url", "%q is not a redis:// or rediss:// URL", redactURL(c.Storage.RedisURL))
+		switch {
+		case c.Storage.RedisURL != "" && c.Storage.RedisSentinel != nil:
+			d.errorf(d.pos("storage.redis_sentinel"), "storage.redis_sentinel", "set redis_url (one Redis server) or redis_sentinel (a primary and replicas watched by Sentinels), not both")
+		case c.Storage.RedisSentinel != nil:
+			c.Storage.RedisSentinel.validate(d)
+		case c.Storage.RedisURL == "" && !d.failed("storage.redis_url"):
+			d.errorf(d.pos("storage"), "storage.redis_url", "missing; the redis store needs the server's URL, such as redis://redis.internal:6379/0, or redis_sentinel with the Sentinels' addresses")
+		default:
+			if u, err := url.Parse(c.Storage.RedisURL); c.Storage.RedisURL != "" && (err != nil || (u.Scheme != "redis" && u.Scheme != "rediss")) {
+				d.errorf(d.pos("storage.redis_url"), "storage.redis_url", "%q is not a redis:// or rediss:// URL", redactURL(c.Storage.RedisURL))
+			}
 		}
 		if c.Storage.Path != "" {
 			d.errorf(d.pos("storage.path"), "storage.path", "only applies to type: file")
 		}
 	default:
 		d.errorf(d.pos("storage.type"), "storage.type", "%q is not a store; use memory, file or redis", c.Storage.Type)
+	}
+}
+
+func (r *RedisSentinel) validate(d *decoder) {
+	const p = "storage.redis_sentinel"
+	// A misspelt field is reported already; "missing" beside it is noise.
+	misspelt := d.failedUnder(p)
+	if r.MasterName == "" && !misspelt {
+		d.errorf(d.pos(p), p+".master_name", "missing; set the name the Sentinels watch the primary under (their sentinel monitor <name> ...)")
+	}
+	if len(r.Addresses) == 0 && !misspelt {
+		d.errorf(d.pos(p), p+".addresses", "missing; list the Sentinels' host:port addresses, such as [sentinel-1.internal:26379, sentinel-2.internal:26379, sentinel-3.internal:26379]")
+	}
+	seen := map[string]int{}
+	for i, a := range r.Addresses {
+		ap := fmt.Sprintf("%s.addresses[%d]", p, i)
+		if d.failed(ap) {
+			continue
+		}
+		host, port, err := net.SplitHostPort(a)
+		if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
+			d.errorf(d.pos(ap), ap, "%q is not a host:port address, such as sentinel-1.internal:26379", a)
+			continue
+		}
+		if j, dup := seen[a]; dup {
+			d.errorf(d.pos(ap), ap, "%s is listed twice (also as addresses[%d]); list each Sentinel once", a, j)
+			continue
+		}
+		seen[a] = i
+	}
+	if r.DB < 0 {
+		d.errorf(d.pos(p+".db"), p+".db", "%d is not a database number; use 0 or more", r.DB)
 	}
 }
 

@@ -46,6 +46,7 @@ const (
 	ACMELibrary            Name = "acme_library"
 	AuditFailed            Name = "audit_failed"
 	StoreSweepFailed       Name = "store_sweep_failed"
+	StoreMigrated          Name = "store_migrated"
 	RedisClient            Name = "redis_client"
 	HttpLibrary            Name = "http_library"
 )
@@ -94,6 +95,7 @@ func Catalog() []Doc {
 		{TokenRevocationFailed, "WARN", []string{"route", "user", "request_id", "error"}, "Revoking a token at the remote authorization server failed; it is deleted at the proxy anyway."},
 		{AuditFailed, "ERROR", []string{"action", "request_id"}, "An audit line could not be written."},
 		{StoreSweepFailed, "WARN", []string{"error"}, "Removing expired records from the store failed."},
+		{StoreMigrated, "INFO", []string{"store", "moved", "left"}, "At start, the Redis store moved the records an earlier version wrote under key names in the clear to hashed names (once per storage.prefix); left counts keys that looked like such records but do not open with this key file, and were left in place."},
 		{RedisClient, "WARN", nil, "A message of the Redis client library."},
 		{HttpLibrary, "WARN", []string{"route"}, "A message of Go's HTTP server or reverse proxy, such as a client that went away mid-answer or a stream the remote server closed; route is set for forwarding."},
 	}
