@@ -297,3 +297,17 @@ func TestApplyExcuse(t *testing.T) {
 		}
 	}
 }
+
+// TestServerArgs: a scenario run alone (the rerun of a difference) is
+// forced, so an extension scenario of the requirement set is not skipped
+// as off the spec's timeline; the whole set is run by its revision.
+func TestServerArgs(t *testing.T) {
+	alone := strings.Join(serverArgs("http://x/mcp", "out", "2026-07-28", "tasks-request-headers"), " ")
+	if want := "server --url http://x/mcp -o out --scenario tasks-request-headers --spec-version 2026-07-28 --force"; alone != want {
+		t.Errorf("one scenario: %q, want %q", alone, want)
+	}
+	all := strings.Join(serverArgs("http://x/mcp", "out", "2026-07-28", ""), " ")
+	if want := "server --url http://x/mcp -o out --requirements 2026-07-28"; all != want {
+		t.Errorf("the set: %q, want %q", all, want)
+	}
+}
