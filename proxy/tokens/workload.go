@@ -64,8 +64,9 @@ func (s *Source) workload() bool {
 // one the authorization server refused is not sent again; after a failure
 // nothing else is tried: no second request, no other grant.
 func (s *Source) JWTBearer(ctx context.Context, g *upstream.Grant, key, actor string) (*upstream.Token, *apierror.Error) {
-	file := s.Route.Server().ServiceAccount.WorkloadIdentity.Path()
-	assertion, e := s.readWorkloadToken(file)
+	wi := s.Route.Server().ServiceAccount.WorkloadIdentity
+	file := wi.TokenFile // as the operator wrote it, in messages
+	assertion, e := s.readWorkloadToken(wi.Path(), file)
 	if e != nil {
 		return nil, e
 	}
@@ -88,11 +89,12 @@ func (s *Source) JWTBearer(ctx context.Context, g *upstream.Grant, key, actor st
 		Grant: *g, Subject: actor, Acquired: s.Now(), Issued: s.Now(), Scopes: GrantedScopes(tok, g.Scopes)}, nil
 }
 
-// readWorkloadToken reads the workload's JWT from file and refuses, without
+// readWorkloadToken reads the workload's JWT from path (file, as the
+// configuration names it, in messages) and refuses, without
 // sending it anywhere, one that cannot be read, is not a JWT, or has
 // expired.
-func (s *Source) readWorkloadToken(file string) (string, *apierror.Error) {
-	b, err := os.ReadFile(file)
+func (s *Source) readWorkloadToken(path, file string) (string, *apierror.Error) {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return "", apierror.Wrap(err, apierror.CodeUpstreamAuthorization,
 			"The route's workload token file %s cannot be read (%v); check that it is mounted where the configuration says.", file, errors.Unwrap(err))
