@@ -1,5 +1,5 @@
 @doc:advanced
-Feature: Advanced topics: multi-hop, scope pass-through, connections, cache invalidation
+Feature: Advanced topics: multi-hop, scope pass-through, workload identity, connections, cache invalidation
 
   Scenario: A route in front of another mcp-proxy route reaches the remote server through both
     Given the operator configuration "advanced-multi-hop"

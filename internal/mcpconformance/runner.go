@@ -148,6 +148,17 @@ func (r *Requirements) Extension(leg string, names ...string) ([]string, error) 
 	return names, nil
 }
 
+// NotScoredAs is the set's reason for running the scenario name of leg
+// without scoring it; "" when the set scores it or does not name it.
+func (r *Requirements) NotScoredAs(leg, name string) string {
+	for _, e := range r.NotScored {
+		if e.Scenario == name && e.Leg == leg {
+			return e.Reason
+		}
+	}
+	return ""
+}
+
 // Scored reports whether the set scores the server scenario name.
 func (r *Requirements) Scored(leg, name string) bool {
 	if leg == LegServer {
@@ -467,6 +478,7 @@ func runClientLeg(ctx context.Context, cfg *Config) (*Leg, []string, []string, e
 		cr, f, p := Grade(cl, scenarios, run, cfg.ExcusesFile, req.File())
 		for i := range cr.Scenarios {
 			cr.Scenarios[i].Scored = req.Scored(LegClient, cr.Scenarios[i].Scenario)
+			cr.Scenarios[i].NotScoredAs = req.NotScoredAs(LegClient, cr.Scenarios[i].Scenario)
 		}
 		leg.Clients = append(leg.Clients, cr)
 		if cl.Gated {
