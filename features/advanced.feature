@@ -80,6 +80,7 @@ Feature: Advanced topics: multi-hop, scope pass-through, workload identity, conn
     When alice's MCP client calls the tool "whoami"
     Then the tool answers with the subject "alice" and the audience "https://remote-mcp.provider.com/mcp"
 
+  @workload-identity
   Scenario: A workload identity route gets the remote token with the workload's JWT, without anyone's consent
     Given the operator configuration "advanced-workload-identity"
     And the proxy is running
@@ -90,7 +91,7 @@ Feature: Advanced topics: multi-hop, scope pass-through, workload identity, conn
     And "auth.provider.com" received 1 token request, each with the JWT bearer grant and no client authentication
     And the audit log has a line like the documented "audit-line-service-account"
 
-  @doc:troubleshooting
+  @doc:troubleshooting @workload-identity
   Scenario: A workload token the remote authorization server refuses is not presented again, and no other grant is tried
     Given the operator configuration "advanced-workload-identity"
     And the workload's token names the audience "https://wrong.example"
@@ -108,7 +109,7 @@ Feature: Advanced topics: multi-hop, scope pass-through, workload identity, conn
     Then the tool answers with the subject "system:serviceaccount:mcp:mcp-proxy" and the audience "https://remote-mcp.provider.com/mcp"
     And "auth.provider.com" received 2 token requests, each with the JWT bearer grant and no client authentication
 
-  @doc:troubleshooting
+  @doc:troubleshooting @workload-identity
   Scenario: An expired workload token is not sent
     Given the operator configuration "advanced-workload-identity"
     And the workload's token has expired
