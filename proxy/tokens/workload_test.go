@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -21,6 +22,8 @@ import (
 	"github.com/mcp-proxy/mcp-proxy/proxy/apierror"
 	"github.com/mcp-proxy/mcp-proxy/proxy/config"
 	"github.com/mcp-proxy/mcp-proxy/proxy/credentials"
+	"github.com/mcp-proxy/mcp-proxy/proxy/metrics"
+	"github.com/mcp-proxy/mcp-proxy/proxy/store"
 	"github.com/mcp-proxy/mcp-proxy/proxy/upstream"
 )
 
@@ -209,5 +212,34 @@ func TestJWTBearerFileProblems(t *testing.T) {
 	}
 	if n := len(as.requests()); n != 0 {
 		t.Errorf("the authorization server got %d requests", n)
+	}
+}
+
+// An expired workload route token is renewed with the JWT bearer grant,
+// with what the file holds now: the token the kubelet wrote since.
+func TestJWTBearerRenewsWithTheFileAsItIsNow(t *testing.T) {
+	src, as, file, c := workloadFixture(t, "")
+	back := store.NewMemoryClock(c.now)
+	src.Records, src.Locks = store.Records[upstream.Token]{B: back, NS: NSUpstream}, back
+	src.Metrics, src.Log = metrics.New(), slog.New(slog.DiscardHandler)
+	t.Cleanup(src.Settle)
+	writeWorkloadToken(t, file, "first", t0.Add(2*time.Hour))
+	g := workloadGrant(as, "")
+	tok, e := src.JWTBearer(context.Background(), g, key, "bob")
+	if e != nil {
+		t.Fatal(e)
+	}
+	if err := src.Put(context.Background(), tok); err != nil {
+		t.Fatal(err)
+	}
+	renewed := writeWorkloadToken(t, file, "renewed", t0.Add(3*time.Hour))
+	c.set(t0.Add(time.Hour))
+	got, err := src.Token(context.Background(), key)
+	if err != nil || got == nil {
+		t.Fatalf("Token after expiry = %v, %v; want a renewed token", got, err)
+	}
+	reqs := as.requests()
+	if len(reqs) != 2 || reqs[1]["assertion"][0] != renewed || reqs[1]["grant_type"][0] != upstream.GrantTypeJWTBearer {
+		t.Fatalf("the renewal sent %v, want the JWT bearer grant with the file's new token", reqs)
 	}
 }
