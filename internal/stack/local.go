@@ -354,9 +354,10 @@ func readShape(config string) configShape {
 // hosts, and the private key of the proxy's service client at the remote
 // authorization server (serviceKey) where a route names that client and a
 // key file.
-// A route's workload token file gets a valid workload token of the
-// stack's cluster for the remote authorization server (workloadToken), as
-// the kubelet would have written it.
+// A route's workload token file that does not exist yet gets a valid
+// workload token of the stack's cluster for the remote authorization
+// server (workloadToken), as the kubelet would have written it; one that
+// exists (a token a harness wrote, such as the official suite's) is kept.
 func writeConfig(ca *testca.CA, dir, config string, serviceKey *ecdsa.PrivateKey, workloadToken func(audience string, expiry time.Time) (string, error)) error {
 	if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(config), 0o600); err != nil {
 		return err
@@ -369,7 +370,7 @@ func writeConfig(ca *testca.CA, dir, config string, serviceKey *ecdsa.PrivateKey
 		return filepath.Join(dir, p)
 	}
 	for _, r := range shape.Routes {
-		if f := r.MCP.Server.ServiceAccount.WorkloadIdentity.TokenFile; f != "" {
+		if f := r.MCP.Server.ServiceAccount.WorkloadIdentity.TokenFile; f != "" && !exists(path(f)) {
 			tok, err := workloadToken("https://"+ASHost, time.Now().Add(time.Hour))
 			if err != nil {
 				return err
@@ -847,4 +848,9 @@ func (s *Local) Certificate(names ...string) (tls.Certificate, error) {
 		return tls.Certificate{}, err
 	}
 	return leaf.TLS, nil
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
