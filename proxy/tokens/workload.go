@@ -26,28 +26,30 @@ var workloadAlgorithms = []jose.SignatureAlgorithm{
 	jose.ES256, jose.ES384, jose.ES512, jose.EdDSA,
 }
 
-// refusedAssertions remembers the workload tokens a remote authorization
-// server refused, by hash, with the refusal: the proxy never presents a
-// refused token again (SEP-1933: no retry loop), and tries again only
-// once the file holds another.
+// refusedAssertions remembers the last workload token a remote
+// authorization server refused, by hash, with the refusal: the proxy never
+// presents a refused token again (SEP-1933: no retry loop), and tries
+// again only once the file holds another. The file holds one token at a
+// time, so the last refusal is the only one that can matter.
 type refusedAssertions struct {
-	mu      sync.Mutex
-	refused map[[sha256.Size]byte]*apierror.Error
+	mu   sync.Mutex
+	hash [sha256.Size]byte
+	err  *apierror.Error
 }
 
 func (r *refusedAssertions) get(h [sha256.Size]byte) *apierror.Error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.refused[h]
+	if r.err != nil && r.hash == h {
+		return r.err
+	}
+	return nil
 }
 
 func (r *refusedAssertions) put(h [sha256.Size]byte, e *apierror.Error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.refused == nil {
-		r.refused = map[[sha256.Size]byte]*apierror.Error{}
-	}
-	r.refused[h] = e
+	r.hash, r.err = h, e
 }
 
 // workload reports whether the route's shared token comes from its
