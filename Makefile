@@ -279,8 +279,9 @@ clean:
 # (the in-process stack, mockas as the identity provider) and beside a
 # baseline without it:
 #   client         every client scenario the suite's requirements/2026-07-28.yaml
-#                  scores, and the client credentials extension scenarios
-#                  (through a service_account route);
+#                  scores, and the client credentials and workload
+#                  identity extension scenarios (through service_account
+#                  routes), marked "not scored: extension";
 #   authorization  the authorization mode against the proxy's own
 #                  authorization server, signed in headlessly through the
 #                  real pages;

@@ -1,5 +1,5 @@
 @doc:advanced
-Feature: Advanced topics: multi-hop, scope pass-through, connections, cache invalidation
+Feature: Advanced topics: multi-hop, scope pass-through, workload identity, connections, cache invalidation
 
   Scenario: A route in front of another mcp-proxy route reaches the remote server through both
     Given the operator configuration "advanced-multi-hop"
@@ -81,3 +81,41 @@ Feature: Advanced topics: multi-hop, scope pass-through, connections, cache inva
     And the metric "mcp_proxy_config_reloads_total" with result "failure" is at least 1
     When alice's MCP client calls the tool "whoami"
     Then the tool answers with the subject "alice" and the audience "https://remote-mcp.provider.com/mcp"
+
+  @workload-identity
+  Scenario: A workload identity route gets the remote token with the workload's JWT, without anyone's consent
+    Given the operator configuration "advanced-workload-identity"
+    And the proxy is running
+    When bob connects an MCP client to "https://mcp.example.com/mcp"
+    And bob's MCP client calls the tool "whoami"
+    Then the tool answers with the subject "system:serviceaccount:mcp:mcp-proxy" and the audience "https://remote-mcp.provider.com/mcp"
+    And bob was never sent to "auth.provider.com"
+    And "auth.provider.com" received 1 token request, each with the JWT bearer grant and no client authentication
+    And the audit log has a line like the documented "audit-line-service-account"
+
+  @doc:troubleshooting @workload-identity
+  Scenario: A workload token the remote authorization server refuses is not presented again, and no other grant is tried
+    Given the operator configuration "advanced-workload-identity"
+    And the workload's token names the audience "https://wrong.example"
+    And the proxy is running
+    When bob tries to connect an MCP client to "https://mcp.example.com/mcp"
+    Then bob's browser shows the documented error "err-workload-token-refused", each <...> standing for any text
+    And the proxy logged the documented event "log-workload-token-refused" for that page
+    When bob tries to connect an MCP client to "https://mcp.example.com/mcp"
+    Then bob's browser shows the documented error "err-workload-token-refused", each <...> standing for any text
+    And "auth.provider.com" received 1 token request, each with the JWT bearer grant and no client authentication
+    And bob was never sent to "auth.provider.com"
+    When the workload's token is renewed
+    And bob connects an MCP client to "https://mcp.example.com/mcp"
+    And bob's MCP client calls the tool "whoami"
+    Then the tool answers with the subject "system:serviceaccount:mcp:mcp-proxy" and the audience "https://remote-mcp.provider.com/mcp"
+    And "auth.provider.com" received 2 token requests, each with the JWT bearer grant and no client authentication
+
+  @doc:troubleshooting @workload-identity
+  Scenario: An expired workload token is not sent
+    Given the operator configuration "advanced-workload-identity"
+    And the workload's token has expired
+    And the proxy is running
+    When bob tries to connect an MCP client to "https://mcp.example.com/mcp"
+    Then bob's browser shows the documented error "err-workload-token-expired", each <...> standing for any text
+    And "auth.provider.com" received 0 token requests, each with the JWT bearer grant and no client authentication

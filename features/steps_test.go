@@ -33,6 +33,8 @@ type world struct {
 	newStack func() (stack.Stack, error)
 	st       stack.Stack
 	examples []string // ids of the documented examples this scenario used
+	// config is the operator configuration the proxy was given last.
+	config string
 
 	// The last raw HTTP answer.
 	resp *http.Response
@@ -153,6 +155,7 @@ func (w *world) operatorConfiguration(id string) error {
 	if err != nil {
 		return err
 	}
+	w.config = e.Body
 	return st.WriteConfig(e.Body)
 }
 

@@ -74,6 +74,33 @@ type Client struct {
 	PublicKey crypto.PublicKey
 }
 
+// WorkloadIssuer is an issuer of workload JWTs the server trusts.
+type WorkloadIssuer struct {
+	// Issuer is the tokens' iss, compared exactly.
+	Issuer string
+	// PublicKey verifies their signatures: EC P-256 (ES256) or RSA of at
+	// least 2048 bits (RS256).
+	PublicKey crypto.PublicKey
+}
+
+// ParseWorkloadIssuerFlag parses the value of cmd/mockas's
+// -workload-issuer flag: "ISSUER=KEY", KEY a base64url PKIX public key.
+func ParseWorkloadIssuerFlag(v string) (WorkloadIssuer, error) {
+	i := strings.LastIndex(v, "=")
+	if i <= 0 {
+		return WorkloadIssuer{}, fmt.Errorf("workload issuer %q is not ISSUER=KEY", v)
+	}
+	der, err := base64.RawURLEncoding.DecodeString(v[i+1:])
+	var pub crypto.PublicKey
+	if err == nil {
+		pub, err = x509.ParsePKIXPublicKey(der)
+	}
+	if err != nil {
+		return WorkloadIssuer{}, fmt.Errorf("workload issuer %q: the key is not a base64url PKIX public key: %v", v[:i], err)
+	}
+	return WorkloadIssuer{Issuer: v[:i], PublicKey: pub}, nil
+}
+
 // Config configures a [Server]. The zero value of every field except Issuer is
 // a documented default.
 type Config struct {
@@ -142,6 +169,11 @@ type Config struct {
 	// Now is the clock of every expiry and every issued token. Nil means
 	// time.Now. Tests advance a fake clock instead of sleeping.
 	Now func() time.Time
+	// WorkloadIssuers are the issuers of workload JWTs (such as a
+	// Kubernetes cluster's service account tokens) whose tokens this
+	// server accepts as authorization grants with the JWT bearer grant
+	// (RFC 7523 §2.1, SEP-1933). Nil means none: the grant is refused.
+	WorkloadIssuers []WorkloadIssuer
 	// Logger receives one structured line per request, never a token, code,
 	// verifier, password or secret. Nil means no logging.
 	Logger *slog.Logger

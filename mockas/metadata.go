@@ -54,7 +54,7 @@ func (s *Server) Metadata() Metadata {
 		ScopesSupported:                            append([]string(nil), s.advertised...),
 		ResponseTypesSupported:                     []string{"code"},
 		ResponseModesSupported:                     []string{"query"},
-		GrantTypesSupported:                        []string{"authorization_code", "refresh_token", "client_credentials"},
+		GrantTypesSupported:                        s.grantTypes(),
 		CodeChallengeMethodsSupported:              []string{"S256"},
 		TokenEndpointAuthMethodsSupported:          auth,
 		RevocationEndpointAuthMethodsSupported:     auth,
@@ -85,4 +85,14 @@ func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request, doc stri
 	}
 	control.WriteJSON(w, http.StatusOK, s.Metadata())
 	s.record(r.Context(), ev, http.StatusOK)
+}
+
+// grantTypes are the grants the server offers: the JWT bearer grant only
+// when it trusts a workload issuer.
+func (s *Server) grantTypes() []string {
+	g := []string{"authorization_code", "refresh_token", "client_credentials"}
+	if len(s.workloadIssuers) > 0 {
+		g = append(g, grantTypeJWTBearer)
+	}
+	return g
 }

@@ -34,10 +34,12 @@ type Server struct {
 	users      map[string]*User // by username
 	usersBySub map[string]*User
 	clients    map[string]*clientInfo
-	scopes     map[string]bool // nil: any valid scope
-	advertised []string        // scopes_supported
-	hint       []User          // accounts the login page lists: the defaults only
-	alg        jose.SignatureAlgorithm
+	// workloadIssuers are the trusted issuers of JWT bearer grants.
+	workloadIssuers map[string]crypto.PublicKey
+	scopes          map[string]bool // nil: any valid scope
+	advertised      []string        // scopes_supported
+	hint            []User          // accounts the login page lists: the defaults only
+	alg             jose.SignatureAlgorithm
 
 	now      func() time.Time
 	log      *slog.Logger
@@ -160,6 +162,13 @@ func New(cfg Config) (*Server, error) {
 	}
 	if err := s.setScopes(cfg.ScopesSupported); err != nil {
 		return nil, err
+	}
+	s.workloadIssuers = map[string]crypto.PublicKey{}
+	for _, wi := range cfg.WorkloadIssuers {
+		if _, err := assertionAlgorithm(wi.PublicKey); err != nil || wi.Issuer == "" {
+			return nil, fmt.Errorf("mockas: workload issuer %q: needs an issuer and an EC P-256 or RSA (2048 bits or more) public key", wi.Issuer)
+		}
+		s.workloadIssuers[wi.Issuer] = wi.PublicKey
 	}
 
 	s.cimdHTTP = newFetchGuard(cfg).client(cfg.RootCAs, cimdFetchTimeout)
@@ -443,7 +452,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 var secretParams = map[string]bool{
 	"code": true, "code_verifier": true, "refresh_token": true, "client_secret": true,
 	"token": true, "password": true, "csrf_token": true, "access_token": true,
-	"client_assertion": true,
+	"client_assertion": true, "assertion": true,
 }
 
 // newEvent starts the event of one request.

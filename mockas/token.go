@@ -1,6 +1,7 @@
 package mockas
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
@@ -32,7 +33,7 @@ type tokenResponse struct {
 // secrets among them are fingerprinted.
 var tokenParams = []string{
 	"grant_type", "client_id", "resource", "scope", "redirect_uri",
-	"code", "code_verifier", "refresh_token", "client_secret", "client_assertion",
+	"code", "code_verifier", "refresh_token", "client_secret", "client_assertion", "assertion",
 }
 
 // writeOAuthError answers with an RFC 6749 §5.2 error: 400, or 401 with a
@@ -211,6 +212,18 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	setParams(ev, form, tokenParams...)
+	if form.Get("grant_type") == grantTypeJWTBearer && !presentsClientAuth(r, form) {
+		// A workload presents its JWT alone (SEP-1933): the assertion is
+		// the only credential.
+		ev.Detail["auth_method"] = "none"
+		resp, iss, e := s.grantJWTBearer(form, s.endpoint(strings.TrimPrefix(r.URL.Path, s.prefix)), s.now())
+		if e != nil {
+			fail(e)
+			return
+		}
+		s.answerToken(ctx, w, ev, resp, iss)
+		return
+	}
 	client, method, e := s.authenticateClient(r, form)
 	if method != "" {
 		ev.Detail["auth_method"] = method
@@ -241,12 +254,17 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	case "":
 		e = errf("invalid_request", "grant_type is missing")
 	default:
-		e = errf("unsupported_grant_type", "grant_type %q is not supported (authorization_code, refresh_token, client_credentials)", gt)
+		e = errf("unsupported_grant_type", "grant_type %q is not supported (authorization_code, refresh_token, client_credentials, %s)", gt, grantTypeJWTBearer)
 	}
 	if e != nil {
 		fail(e)
 		return
 	}
+	s.answerToken(ctx, w, ev, resp, iss)
+}
+
+// answerToken writes a successful token response and records its event.
+func (s *Server) answerToken(ctx context.Context, w http.ResponseWriter, ev *control.Event, resp *tokenResponse, iss *issued) {
 	ev.Detail["access_token"] = control.Fingerprint(resp.AccessToken)
 	ev.Detail["jti"] = iss.jti
 	ev.Detail["sub"] = iss.sub

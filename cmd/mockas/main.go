@@ -47,6 +47,7 @@ type options struct {
 	accessTTL, refreshTTL, codeTTL          *time.Duration
 	signingAlg, logLevel                    *string
 	trustHosts, clients, users              listFlag
+	workloadIssuers                         listFlag
 }
 
 // newFlagSet declares every flag with the text -h prints for it.
@@ -72,6 +73,7 @@ func newFlagSet(stderr io.Writer) (*flag.FlagSet, *options) {
 	}
 	fs.Var(&o.trustHosts, "trust-host", "host `name` allowed to resolve to private or loopback addresses when fetching Client ID Metadata Documents, such as the stack's client.example.net (repeatable)")
 	fs.Var(&o.clients, "client", "pre-registered client as a `spec`: id=ID,secret=S,redirect=URI[,redirect=URI][,name=NAME]; omit secret for a public client, or give key=PUBLIC (the public key's PKIX DER in base64url) instead for a private_key_jwt client; a client with a secret or key may also use the client_credentials grant (repeatable)")
+	fs.Var(&o.workloadIssuers, "workload-issuer", "issuer of workload JWTs accepted with the JWT bearer grant (RFC 7523), as `ISSUER=KEY`, KEY the public key's PKIX DER in base64url (repeatable)")
 	fs.Var(&o.users, "user", "user `name:password` that can sign in (repeatable); replaces the default users alice:alice-password and bob:bob-password")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, `Usage: mockas -issuer URL [flags]
@@ -200,6 +202,13 @@ func config(o *options, logger *slog.Logger) (mockas.Config, error) {
 			return mockas.Config{}, fmt.Errorf("-client: %v", err)
 		}
 		cfg.Clients = append(cfg.Clients, c)
+	}
+	for _, v := range o.workloadIssuers {
+		wi, err := mockas.ParseWorkloadIssuerFlag(v)
+		if err != nil {
+			return mockas.Config{}, fmt.Errorf("-workload-issuer: %v", err)
+		}
+		cfg.WorkloadIssuers = append(cfg.WorkloadIssuers, wi)
 	}
 	for _, v := range o.users {
 		u, err := mockas.ParseUserFlag(v)

@@ -119,7 +119,7 @@ func writeLegTable(b *strings.Builder, l mcpconformance.Leg) {
 	for i, s := range l.Clients[0].Scenarios {
 		name := "`" + s.Scenario + "`"
 		if !s.Scored {
-			name += " (not scored)"
+			name += mcpconformance.NotScoredLabel(s.NotScoredAs)
 		}
 		fmt.Fprintf(b, "| %s |", name)
 		var reasons []string

@@ -65,6 +65,9 @@ type ScenarioResult struct {
 	// Scored is false for a scenario the requirement set runs but does
 	// not score (an extension, a pending scenario).
 	Scored bool `json:"scored"`
+	// NotScoredAs is the requirement set's reason for not scoring it
+	// ("extension", "pending", "added-after-release"), when it names one.
+	NotScoredAs string `json:"not_scored_as,omitempty"`
 	// Warnings counts the WARNING checks among ChecksFailed.
 	Warnings int `json:"warnings,omitempty"`
 	// Skipped are the checks the suite skipped, with its reason.
@@ -253,7 +256,7 @@ func (l *Leg) WriteTable(w io.Writer) error {
 	for i, s := range l.Clients[0].Scenarios {
 		name := s.Scenario
 		if !s.Scored {
-			name += " (not scored)"
+			name += NotScoredLabel(s.NotScoredAs)
 		}
 		fmt.Fprint(tw, name)
 		var reasons []string
@@ -283,4 +286,14 @@ func oneLine(s string, max int) string {
 		s = s[:max-1] + "…"
 	}
 	return s
+}
+
+// NotScoredLabel is what a table adds to the name of a scenario the
+// requirement set does not score: " (not scored)", with the set's reason
+// when it names one, such as " (not scored: extension)".
+func NotScoredLabel(reason string) string {
+	if reason == "" {
+		return " (not scored)"
+	}
+	return " (not scored: " + reason + ")"
 }

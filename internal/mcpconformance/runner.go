@@ -148,6 +148,17 @@ func (r *Requirements) Extension(leg string, names ...string) ([]string, error) 
 	return names, nil
 }
 
+// NotScoredAs is the set's reason for running the scenario name of leg
+// without scoring it; "" when the set scores it or does not name it.
+func (r *Requirements) NotScoredAs(leg, name string) string {
+	for _, e := range r.NotScored {
+		if e.Scenario == name && e.Leg == leg {
+			return e.Reason
+		}
+	}
+	return ""
+}
+
 // Scored reports whether the set scores the server scenario name.
 func (r *Requirements) Scored(leg, name string) bool {
 	if leg == LegServer {
@@ -339,9 +350,18 @@ type Client struct {
 }
 
 // ClientCredentialsScenarios are the client credentials extension
-// scenarios (io.modelcontextprotocol/oauth-client-credentials) the client
-// leg runs beside the scored ones: what a service_account route does.
+// scenarios (io.modelcontextprotocol/oauth-client-credentials): what a
+// service_account route with client_credentials does.
 var ClientCredentialsScenarios = []string{"auth/client-credentials-basic", "auth/client-credentials-jwt"}
+
+// WorkloadScenarios are the workload identity extension's
+// (io.modelcontextprotocol/auth/wif, SEP-1933): what a service_account
+// route with workload_identity does.
+var WorkloadScenarios = []string{"auth/wif-jwt-bearer"}
+
+// ExtensionScenarios are the extension scenarios the client leg runs
+// beside the scored ones, marked "extension" in its table.
+var ExtensionScenarios = append(slices.Clone(ClientCredentialsScenarios), WorkloadScenarios...)
 
 // Config is one whole run.
 type Config struct {
@@ -428,13 +448,14 @@ func RunAll(ctx context.Context, cfg Config) (*Report, error) {
 }
 
 // runClientLeg runs every client scenario the revision scores, and the
-// client credentials extension scenarios, with each client, one at a time.
+// extension scenarios (ExtensionScenarios), with each client, one at a
+// time.
 func runClientLeg(ctx context.Context, cfg *Config) (*Leg, []string, []string, error) {
 	req, err := cfg.Suite.Requirements(cfg.Revision)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	ext, err := req.Extension(LegClient, ClientCredentialsScenarios...)
+	ext, err := req.Extension(LegClient, ExtensionScenarios...)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -457,6 +478,7 @@ func runClientLeg(ctx context.Context, cfg *Config) (*Leg, []string, []string, e
 		cr, f, p := Grade(cl, scenarios, run, cfg.ExcusesFile, req.File())
 		for i := range cr.Scenarios {
 			cr.Scenarios[i].Scored = req.Scored(LegClient, cr.Scenarios[i].Scenario)
+			cr.Scenarios[i].NotScoredAs = req.NotScoredAs(LegClient, cr.Scenarios[i].Scenario)
 		}
 		leg.Clients = append(leg.Clients, cr)
 		if cl.Gated {

@@ -135,6 +135,7 @@ func runServerLeg(ctx context.Context, cfg *Config) (*Leg, []string, []string, e
 			dr, pr := d.result(name), p.result(name)
 			dr.Scenario, pr.Scenario = row, row
 			dr.Scored, pr.Scored = req.Scored(LegServer, name), req.Scored(LegServer, name)
+			dr.NotScoredAs, pr.NotScoredAs = req.NotScoredAs(LegServer, name), req.NotScoredAs(LegServer, name)
 			if !sameFailures(dr, pr) {
 				// Some checks are timing sensitive: a difference must show
 				// again when the scenario runs alone, on both sides.

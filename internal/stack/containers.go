@@ -231,6 +231,11 @@ func mockasFlags(cfg mockas.Config, extra ...string) []string {
 		}
 		flags = append(flags, "-client", spec)
 	}
+	for _, wi := range cfg.WorkloadIssuers {
+		if k, err := mockas.ClientKeyFlag(wi.PublicKey); err == nil {
+			flags = append(flags, "-workload-issuer", wi.Issuer+"="+k)
+		}
+	}
 	if cfg.DisableCIMD {
 		flags = append(flags, "-disable-cimd")
 	}
@@ -401,7 +406,7 @@ func (s *Containers) WriteConfig(config string) error {
 	if err != nil {
 		return err
 	}
-	return writeConfig(s.ca, s.dir, config, key)
+	return writeConfig(s.ca, s.dir, config, key, s.WorkloadToken)
 }
 
 // WriteFile implements Stack.

@@ -275,7 +275,7 @@ func (s *Local) WriteConfig(config string) error {
 	if err != nil {
 		return err
 	}
-	return writeConfig(s.ca, s.dir, config, key)
+	return writeConfig(s.ca, s.dir, config, key, s.WorkloadToken)
 }
 
 // loopbackListen is a listen address that names a port on a loopback IP
@@ -321,6 +321,11 @@ type configShape struct {
 					ClientID       string `yaml:"client_id"`
 					PrivateKeyFile string `yaml:"private_key_file"`
 				} `yaml:"upstream_oauth2"`
+				ServiceAccount struct {
+					WorkloadIdentity struct {
+						TokenFile string `yaml:"token_file"`
+					} `yaml:"workload_identity"`
+				} `yaml:"service_account"`
 			} `yaml:"server"`
 		} `yaml:"mcp"`
 	} `yaml:"routes"`
@@ -349,7 +354,11 @@ func readShape(config string) configShape {
 // hosts, and the private key of the proxy's service client at the remote
 // authorization server (serviceKey) where a route names that client and a
 // key file.
-func writeConfig(ca *testca.CA, dir, config string, serviceKey *ecdsa.PrivateKey) error {
+// A route's workload token file that does not exist yet gets a valid
+// workload token of the stack's cluster for the remote authorization
+// server (workloadToken), as the kubelet would have written it; one that
+// exists (a token a harness wrote, such as the official suite's) is kept.
+func writeConfig(ca *testca.CA, dir, config string, serviceKey *ecdsa.PrivateKey, workloadToken func(audience string, expiry time.Time) (string, error)) error {
 	if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(config), 0o600); err != nil {
 		return err
 	}
@@ -361,6 +370,18 @@ func writeConfig(ca *testca.CA, dir, config string, serviceKey *ecdsa.PrivateKey
 		return filepath.Join(dir, p)
 	}
 	for _, r := range shape.Routes {
+		if f := r.MCP.Server.ServiceAccount.WorkloadIdentity.TokenFile; f != "" && !exists(path(f)) {
+			tok, err := workloadToken("https://"+ASHost, time.Now().Add(time.Hour))
+			if err != nil {
+				return err
+			}
+			if err := os.MkdirAll(filepath.Dir(path(f)), 0o700); err != nil {
+				return err
+			}
+			if err := os.WriteFile(path(f), []byte(tok+"\n"), 0o600); err != nil {
+				return err
+			}
+		}
 		if up := r.MCP.Server.UpstreamOAuth2; up.ClientID == UpstreamServiceClient && up.PrivateKeyFile != "" {
 			f := up.PrivateKeyFile
 			der, err := x509.MarshalPKCS8PrivateKey(serviceKey)
@@ -827,4 +848,9 @@ func (s *Local) Certificate(names ...string) (tls.Certificate, error) {
 		return tls.Certificate{}, err
 	}
 	return leaf.TLS, nil
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

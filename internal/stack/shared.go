@@ -9,6 +9,9 @@ import (
 	"strings"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
 	"github.com/mcp-proxy/mcp-proxy/internal/clientmeta"
 	"github.com/mcp-proxy/mcp-proxy/internal/control"
 	"github.com/mcp-proxy/mcp-proxy/internal/hostmap"
@@ -57,6 +60,10 @@ func (sh *shared) asSettings() (mockas.Config, error) {
 	if err != nil {
 		return mockas.Config{}, err
 	}
+	wk, err := sh.workloadKey()
+	if err != nil {
+		return mockas.Config{}, err
+	}
 	return mockas.Config{
 		Issuer: "https://" + ASHost,
 		// The routes' documents, and the MCP clients' at ClientHost for a
@@ -64,7 +71,47 @@ func (sh *shared) asSettings() (mockas.Config, error) {
 		// suite's authorization baseline).
 		TrustedHosts: []string{ProxyHost, InnerProxyHost, ClientHost},
 		Clients:      UpstreamClients(key.Public()),
+		// The cluster the proxy's workload runs in: its service account
+		// tokens are JWT bearer grants here.
+		WorkloadIssuers: []mockas.WorkloadIssuer{{Issuer: WorkloadIssuer, PublicKey: wk.Public()}},
 	}, nil
+}
+
+// WorkloadIssuer is the issuer of the stack's workload tokens: the
+// Kubernetes cluster the proxy would run in, whose service account tokens
+// the remote authorization server trusts.
+const WorkloadIssuer = "https://oidc.cluster.example.com"
+
+// WorkloadSubject is the subject of the stack's workload tokens: the
+// proxy's Kubernetes service account.
+const WorkloadSubject = "system:serviceaccount:mcp:mcp-proxy"
+
+// workloadKey signs the stack's workload tokens: derived from the run's
+// seed, so the remote authorization server (in process or in a container)
+// and the tokens the harness writes agree.
+func (sh *shared) workloadKey() (*ecdsa.PrivateKey, error) {
+	return clientmeta.SigningKey(sh.keySeed, "workload "+WorkloadIssuer)
+}
+
+// WorkloadToken is a workload JWT of the stack's cluster (iss
+// WorkloadIssuer, sub WorkloadSubject) for audience, expiring at expiry,
+// as a projected service account token is.
+func (sh *shared) WorkloadToken(audience string, expiry time.Time) (string, error) {
+	key, err := sh.workloadKey()
+	if err != nil {
+		return "", err
+	}
+	sig, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, (&jose.SignerOptions{}).WithType("JWT"))
+	if err != nil {
+		return "", err
+	}
+	now := time.Now()
+	iat := now
+	if expiry.Before(now) {
+		iat = expiry.Add(-time.Hour)
+	}
+	return jwt.Signed(sig).Claims(jwt.Claims{Issuer: WorkloadIssuer, Subject: WorkloadSubject, Audience: jwt.Audience{audience},
+		Expiry: jwt.NewNumericDate(expiry), IssuedAt: jwt.NewNumericDate(iat), ID: randomHex()}).Serialize()
 }
 
 // serviceKey is the private key of UpstreamServiceClient: derived from the

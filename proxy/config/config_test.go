@@ -295,7 +295,7 @@ func TestBindingAndStorageValidation(t *testing.T) {
 		{"routes: [{from: https://a.test, to: https://b.test, mcp: {server: {upstream_token_binding: service_account, service_account: {admin: a}}}}]",
 			`routes[0].mcp.server.upstream_token_binding: service_account shares one remote token among all users, so every use must be audited; set audit.file`},
 		{"audit: {file: a.log}\nroutes: [{from: https://a.test, to: https://b.test, mcp: {server: {upstream_token_binding: service_account}}}]",
-			`routes[0].mcp.server.service_account: missing; say where the shared token comes from: service_account.admin (a user who consents once for everyone) or service_account.client_credentials: true`},
+			`routes[0].mcp.server.service_account: missing; say where the shared token comes from: service_account.admin (a user who consents once for everyone), service_account.client_credentials: true or service_account.workload_identity`},
 		{"storage: {type: disk}\nroutes: [{from: https://a.test, to: https://b.test, mcp: {server: {}}}]",
 			`storage.type: "disk" is not a store; use memory, file or redis`},
 		{"storage: {type: redis}\nroutes: [{from: https://a.test, to: https://b.test, mcp: {server: {}}}]",

@@ -130,6 +130,47 @@ type ServiceAccount struct {
 	// as upstream_oauth2.client_id with its client_secret or
 	// private_key_file, without a user.
 	ClientCredentials bool `yaml:"client_credentials"`
+
+	// WorkloadIdentity gets the token with a JWT the proxy's workload
+	// already holds (such as a projected Kubernetes service account
+	// token), presented with the JWT bearer grant (RFC 7523) and no client
+	// secret.
+	WorkloadIdentity *WorkloadIdentity `yaml:"workload_identity"`
+}
+
+// Source names where a service account's shared token comes from, for
+// messages and the audit record's grant.
+func (sa *ServiceAccount) Source() string {
+	switch {
+	case sa == nil:
+		return ""
+	case sa.ClientCredentials:
+		return "client_credentials"
+	case sa.WorkloadIdentity != nil:
+		return "jwt_bearer"
+	}
+	return "authorization_code"
+}
+
+// WorkloadIdentity is a service account route's workload JWT.
+type WorkloadIdentity struct {
+	// TokenFile holds the workload's JWT, relative to the configuration
+	// file. The proxy reads it each time it asks for a remote token, so a
+	// token its issuer rewrites (the kubelet renews projected tokens) is
+	// used from the next request on. Required.
+	TokenFile string `yaml:"token_file"`
+
+	// Set by provisioning, once the route is valid.
+	path string
+}
+
+// Path is the token file's path, resolved against the configuration
+// file's directory once the configuration is valid.
+func (w *WorkloadIdentity) Path() string {
+	if w.path == "" {
+		return w.TokenFile
+	}
+	return w.path
 }
 
 // UpstreamOAuth2 is a pre-registered client at the remote authorization

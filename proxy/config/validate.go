@@ -300,10 +300,12 @@ func (s *MCPServer) validateBinding(p string, d *decoder) {
 		}
 		sa := s.ServiceAccount
 		switch {
-		case sa == nil || (sa.Admin == "" && !sa.ClientCredentials):
-			d.errorf(d.pos(bp), p+".service_account", "missing; say where the shared token comes from: service_account.admin (a user who consents once for everyone) or service_account.client_credentials: true")
-		case sa.Admin != "" && sa.ClientCredentials:
-			d.errorf(d.pos(p+".service_account"), p+".service_account", "admin and client_credentials are two sources of the shared token; set one")
+		case sa == nil || (sa.Admin == "" && !sa.ClientCredentials && sa.WorkloadIdentity == nil):
+			d.errorf(d.pos(bp), p+".service_account", "missing; say where the shared token comes from: service_account.admin (a user who consents once for everyone), service_account.client_credentials: true or service_account.workload_identity")
+		case sources(sa) > 1:
+			d.errorf(d.pos(p+".service_account"), p+".service_account", "admin, client_credentials and workload_identity are three sources of the shared token; set one")
+		case sa.WorkloadIdentity != nil:
+			sa.WorkloadIdentity.validate(p+".service_account.workload_identity", s.UpstreamOAuth2, d)
 		case sa.ClientCredentials && (s.UpstreamOAuth2 == nil || s.UpstreamOAuth2.ClientSecret == "" && s.UpstreamOAuth2.PrivateKeyFile == ""):
 			d.errorf(d.pos(p+".service_account.client_credentials"), p+".service_account.client_credentials", "needs upstream_oauth2.client_id and its client_secret or private_key_file: the client credentials grant authenticates the proxy's registered client")
 		}

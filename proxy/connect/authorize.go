@@ -83,6 +83,11 @@ func (f *Flow) Authorize(w http.ResponseWriter, r *http.Request, req Request) (*
 				return failed(err)
 			}
 			return done, nil
+		} else if sa.WorkloadIdentity != nil {
+			if err := f.jwtBearer(ctx, grant, req); err != nil {
+				return failed(err)
+			}
+			return done, nil
 		} else if req.Subject != sa.Admin {
 			f.Failed(ctx, req.Subject, apierror.CodeServiceAccountMissing, grant.Issuer, nil)
 			return nil, apierror.New(apierror.CodeServiceAccountMissing,

@@ -122,6 +122,10 @@ func (f *Flow) Plan(ctx context.Context, upstreamURL, scope, subject string) (g 
 		IssRequired:   d.AS.AuthorizationResponseIssParameterSupported,
 	}
 	switch {
+	case srv.ServiceAccount != nil && srv.ServiceAccount.WorkloadIdentity != nil:
+		if err := f.workloadGrant(ctx, d, g, subject); err != nil {
+			return nil, false, err
+		}
 	case pre.Registered():
 		g.ClientID, g.Method = pre.ClientID, upstream.MethodPreregistered
 		g.SecretInBody = pre.ClientSecret != "" && !slices.Contains(d.AS.TokenEndpointAuthMethodsSupported, "client_secret_basic") &&

@@ -108,7 +108,7 @@ func (s *Source) Token(ctx context.Context, key string) (*upstream.Token, error)
 // renewable reports whether the proxy can renew t: with its refresh
 // token, or with the route's client credentials.
 func (s *Source) renewable(t *upstream.Token) bool {
-	return t.RefreshToken != "" || s.clientCredentials()
+	return t.RefreshToken != "" || s.clientCredentials() || s.workload()
 }
 
 func (s *Source) clientCredentials() bool {
@@ -150,6 +150,14 @@ func (s *Source) refresh(ctx context.Context, key string, t *upstream.Token) (*u
 	}
 	if s.clientCredentials() {
 		next, err := s.ClientCredentials(ctx, &cur.Grant, key, cur.Subject)
+		if err != nil {
+			return nil, s.failed(ctx, key, cur, err.Err, err)
+		}
+		next.Acquired, next.Client = cur.Acquired, cur.Client
+		return s.renewed(ctx, key, cur, next)
+	}
+	if s.workload() {
+		next, err := s.JWTBearer(ctx, &cur.Grant, key, cur.Subject)
 		if err != nil {
 			return nil, s.failed(ctx, key, cur, err.Err, err)
 		}

@@ -52,9 +52,10 @@ type Source struct {
 	// nil: math/rand/v2's Float64.
 	Jitter func() float64
 
-	refreshes singleflight.Group
-	streaks   streaks
-	behind    sync.WaitGroup // background refreshes, for tests to wait on
+	refreshes   singleflight.Group
+	streaks     streaks
+	refusedJWTs refusedAssertions // workload tokens refused, never sent again
+	behind      sync.WaitGroup    // background refreshes, for tests to wait on
 }
 
 // Get reads the token under key; nil when there is none.

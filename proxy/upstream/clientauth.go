@@ -127,7 +127,9 @@ func (g *Grant) authenticate(form url.Values, a ClientAuth) (basic bool, err err
 		form.Set("client_assertion_type", AssertionType)
 		form.Set("client_assertion", assertion)
 	case a.Secret == "":
-		form.Set("client_id", g.ClientID)
+		if g.ClientID != "" {
+			form.Set("client_id", g.ClientID)
+		}
 	case g.SecretInBody:
 		form.Set("client_id", g.ClientID)
 		form.Set("client_secret", a.Secret)

@@ -16,6 +16,10 @@ const (
 	MethodCIMD Method = "cimd"
 	// MethodDCR: dynamic client registration (RFC 7591).
 	MethodDCR Method = "dcr"
+	// MethodWorkload: no registration; the workload's JWT is the
+	// credential (SEP-1933), with a public client id when one is
+	// configured.
+	MethodWorkload Method = "workload"
 )
 
 // Metric names the method for the registrations metric, where a static

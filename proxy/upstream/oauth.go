@@ -235,6 +235,31 @@ func (g *Grant) ClientCredentials(ctx context.Context, hc *http.Client, auth Cli
 	return tok, redactError(err)
 }
 
+// GrantTypeJWTBearer is RFC 7523 §2.1's grant type.
+const GrantTypeJWTBearer = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+
+// JWTBearer presents assertion, a JWT the proxy holds, as an authorization
+// grant (RFC 7523 §2.1), with the resource indicator (unless OmitResource),
+// the audience and the scopes, and the client's authentication when it has
+// one (a public client sends only its client_id, and a grant without a
+// client id sends none). One request: a refusal is an
+// *oauth2.RetrieveError, and the caller decides what follows, never this
+// function.
+func (g *Grant) JWTBearer(ctx context.Context, hc *http.Client, assertion string, auth ClientAuth, now time.Time) (*oauth2.Token, error) {
+	form := g.params()
+	form.Set("grant_type", GrantTypeJWTBearer)
+	form.Set("assertion", assertion)
+	if len(g.Scopes) > 0 {
+		form.Set("scope", strings.Join(g.Scopes, " "))
+	}
+	resp, err := g.post(ctx, hc, g.TokenURL, form, auth)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := readToken(resp, g.TokenURL, "", now)
+	return tok, redactError(err)
+}
+
 // IsRefused reports whether err is the authorization server refusing a grant
 // (a 4xx OAuth error): the token must be dropped and the user asked again.
 // Anything else (5xx, network) is a failure to reach it: the token is kept.

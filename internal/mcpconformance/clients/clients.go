@@ -60,6 +60,11 @@ type ScenarioContext struct {
 	// SigningAlgorithm their algorithm (ES256).
 	PrivateKeyPEM    string `json:"private_key_pem"`
 	SigningAlgorithm string `json:"signing_algorithm"`
+	// ValidJWT is auth/wif-jwt-bearer's workload token: what a workload
+	// identity route's token file holds. (The scenario's
+	// wrong_audience_jwt and expired_jwt are for clients that test their
+	// own refusals; the proxy's are tested against mockas.)
+	ValidJWT string `json:"valid_jwt"`
 }
 
 // Auth reports whether a scenario is a client auth scenario (auth/...),
@@ -72,6 +77,14 @@ func Auth(scenario string) bool { return strings.HasPrefix(scenario, "auth/") }
 func ClientCredentials(scenario string) bool {
 	return strings.HasPrefix(scenario, "auth/client-credentials-")
 }
+
+// Workload reports whether a scenario is the workload identity
+// extension's (SEP-1933), which a workload identity route runs.
+func Workload(scenario string) bool { return scenario == "auth/wif-jwt-bearer" }
+
+// ServiceAccount reports whether a scenario runs through a
+// service_account route: the route's own token, with no user's consent.
+func ServiceAccount(scenario string) bool { return ClientCredentials(scenario) || Workload(scenario) }
 
 // RunFromEnv reads a Run from the command line's server URL and the
 // suite's environment.
@@ -125,8 +138,8 @@ func Direct(ctx context.Context, r Run, everythingClient string) error {
 	if !Auth(r.Scenario) {
 		return runEverythingClient(ctx, everythingClient, r.ServerURL)
 	}
-	if ClientCredentials(r.Scenario) {
-		return fmt.Errorf("%s: the MCP Go SDK client has no client credentials grant (its conformance baseline lists the scenario): nothing to run", r.Scenario)
+	if ServiceAccount(r.Scenario) {
+		return fmt.Errorf("%s: the MCP Go SDK client has neither the client credentials nor the JWT bearer grant (its conformance baseline lists the scenario): nothing to run", r.Scenario)
 	}
 	b := browser.New(http.DefaultTransport, "", "")
 	cfg := &auth.AuthorizationCodeHandlerConfig{
@@ -313,7 +326,9 @@ func forward(transport http.RoundTripper, origin, token string) (*forwarder, err
 // Client ID Metadata Documents). A client credentials scenario's route is
 // a service_account route that gets its token with the client credentials
 // grant, with the scenario's secret or its private key, which is written
-// to keyDir. A scenario without auth has a route without options: its
+// to keyDir; the workload identity scenario's is one whose token file, in
+// keyDir, holds the scenario's valid workload JWT, with its client id as
+// the public client's. A scenario without auth has a route without options: its
 // server needs no authorization.
 func ProxyConfig(r Run, keyDir string) (string, error) {
 	u, err := url.Parse(r.ServerURL)
@@ -346,6 +361,12 @@ routes:
 	case r.Context.ClientID == "":
 		b.WriteString("        dynamic_client_registration: true\n")
 		return b.String(), nil
+	case Workload(r.Scenario):
+		token := filepath.Join(keyDir, "workload-token")
+		if err := os.WriteFile(token, []byte(r.Context.ValidJWT), 0o600); err != nil {
+			return "", err
+		}
+		fmt.Fprintf(&b, "        upstream_token_binding: service_account\n        service_account:\n          workload_identity:\n            token_file: %s\n", yamlString(token))
 	case ClientCredentials(r.Scenario):
 		b.WriteString("        upstream_token_binding: service_account\n        service_account:\n          client_credentials: true\n")
 	}
@@ -369,7 +390,7 @@ routes:
 // auditFor is the audit block of a scenario's configuration: a
 // service_account route must audit every use.
 func auditFor(r Run) string {
-	if ClientCredentials(r.Scenario) {
+	if ServiceAccount(r.Scenario) {
 		return "\naudit:\n  file: audit.log\n"
 	}
 	return ""

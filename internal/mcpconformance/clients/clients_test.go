@@ -52,6 +52,8 @@ func TestProxyConfigLoads(t *testing.T) {
 			[]string{"upstream_token_binding: service_account", "client_credentials: true", `client_secret: "s"`, "audit:\n  file: audit.log"}},
 		{Run{ServerURL: "http://localhost:4000/mcp", Scenario: "auth/client-credentials-jwt", Context: ScenarioContext{ClientID: "cc", PrivateKeyPEM: keyPEM, SigningAlgorithm: "ES256"}},
 			[]string{"upstream_token_binding: service_account", "private_key_file: "}},
+		{Run{ServerURL: "http://localhost:4000/mcp", Scenario: "auth/wif-jwt-bearer", Context: ScenarioContext{ClientID: "conformance-wif-workload", ValidJWT: "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ3In0.c2ln"}},
+			[]string{"upstream_token_binding: service_account", "workload_identity:\n            token_file: ", `client_id: "conformance-wif-workload"`, "audit:\n  file: audit.log"}},
 	} {
 		t.Run(tc.run.Scenario, func(t *testing.T) {
 			dir := t.TempDir()

@@ -134,12 +134,16 @@ func run() int {
 }
 
 // notRunByBaseline are the client scenarios the baseline does not run: the
-// MCP Go SDK's clients implement no client credentials grant (the SDK's
-// own conformance baseline lists both scenarios).
+// MCP Go SDK's clients implement neither the client credentials grant nor
+// the JWT bearer grant (the SDK's own conformance baseline lists these
+// scenarios).
 func notRunByBaseline() map[string]string {
 	m := map[string]string{}
 	for _, sc := range mcpconformance.ClientCredentialsScenarios {
 		m[sc] = "the MCP Go SDK's clients have no client credentials grant (go-sdk conformance/baseline.yml lists the scenario); only the proxy runs it"
+	}
+	for _, sc := range mcpconformance.WorkloadScenarios {
+		m[sc] = "the MCP Go SDK's clients have no JWT bearer grant (go-sdk conformance/baseline.yml lists the scenario); only the proxy runs it"
 	}
 	return m
 }
