@@ -40,6 +40,9 @@ const (
 	PolicyDenied          Name = "policy_denied"
 	ConfigReloaded        Name = "config_reloaded"
 	ReloadFailed          Name = "reload_failed"
+	TracingEnabled        Name = "tracing_enabled"
+	TraceExportFailed     Name = "trace_export_failed"
+	TraceExportRecovered  Name = "trace_export_recovered"
 	AuditFailed           Name = "audit_failed"
 	StoreSweepFailed      Name = "store_sweep_failed"
 	RedisClient           Name = "redis_client"
@@ -84,6 +87,9 @@ func Catalog() []Doc {
 		{ReloadFailed, "ERROR", []string{"trigger", "error"}, "A reload was refused: error has validate's errors (file:line:column), or names a setting only a restart applies. The running configuration stays."},
 		{PolicyDenied, "INFO", []string{"route", "user", "method", "name", "rule", "request_id"}, "The access policy refused the user the route (at authorization or on a request; no method then) or a tool, prompt, resource or method; rule names the rule that decided, such as policy.tools[0]."},
 		{TokenRevocationFailed, "WARN", []string{"route", "user", "request_id", "error"}, "Revoking a token at the remote authorization server failed; it is deleted at the proxy anyway."},
+		{TracingEnabled, "INFO", []string{"endpoint", "protocol", "sampler", "service_name", "settings_from"}, "The proxy sends OpenTelemetry traces to endpoint; settings_from names where each setting came from: the file's field, an OTEL_* variable, or the default."},
+		{TraceExportFailed, "WARN", []string{"endpoint", "spans", "error"}, "Sending spans to the trace receiver failed; they are dropped (requests are not affected). Written once per failure streak, at its first export."},
+		{TraceExportRecovered, "INFO", []string{"endpoint", "failed_exports", "failed_for"}, "Sending spans works again after a failure streak of failed_exports exports over failed_for (a Go duration)."},
 		{AuditFailed, "ERROR", []string{"action", "request_id"}, "An audit line could not be written."},
 		{StoreSweepFailed, "WARN", []string{"error"}, "Removing expired records from the store failed."},
 		{RedisClient, "WARN", nil, "A message of the Redis client library."},
