@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net/http"
+	"reflect"
 	"slices"
 	"time"
 
@@ -135,6 +136,7 @@ func restartOnly(running, next *config.Config) error {
 			running.StorageKeyFile() == next.StorageKeyFile() && running.Storage.RedisURL == next.Storage.RedisURL &&
 			running.Storage.Prefix == next.Storage.Prefix},
 		{"audit.file", running.Path(running.Audit.File) == next.Path(next.Audit.File)},
+		{"tracing", reflect.DeepEqual(running.TracingSettings(), next.TracingSettings())},
 	} {
 		if !s.same {
 			return fmt.Errorf("%s changed, which a reload cannot apply: restart the proxy for it; the running configuration stays", s.name)

@@ -34,6 +34,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
 	"github.com/mcp-proxy/mcp-proxy/proxy/apierror"
 	"github.com/mcp-proxy/mcp-proxy/proxy/audit"
 	"github.com/mcp-proxy/mcp-proxy/proxy/bearer"
@@ -45,6 +47,7 @@ import (
 	"github.com/mcp-proxy/mcp-proxy/proxy/metrics"
 	"github.com/mcp-proxy/mcp-proxy/proxy/netguard"
 	"github.com/mcp-proxy/mcp-proxy/proxy/store"
+	"github.com/mcp-proxy/mcp-proxy/proxy/tracing"
 )
 
 // hotTTL is how long a replica reuses a record of the request path (an
@@ -89,6 +92,12 @@ type Options struct {
 	// Transport replaces every outbound connection, forwarding and OAuth
 	// alike (tests). Nil: the SSRF-guarded transport.
 	Transport http.RoundTripper
+	// Version is the proxy's version, the service.version of its spans.
+	Version string
+	// SpanExporter replaces the OTLP exporter of the configuration's
+	// tracing block (tests). Tracing stays off unless the configuration
+	// turns it on.
+	SpanExporter sdktrace.SpanExporter
 }
 
 // Proxy is a running configuration. What outlives a reload (the store,
@@ -110,7 +119,10 @@ type Proxy struct {
 	metrics *metrics.Metrics
 	audit   *audit.Log
 	streams forward.Streams
-	stop    chan struct{}
+	// tracer is nil when tracing is off; the configuration it came from
+	// is only applied by a restart.
+	tracer *tracing.Tracer
+	stop   chan struct{}
 }
 
 // New builds a proxy for cfg. It loads the TLS certificate and opens the
@@ -142,6 +154,10 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 			return nil, fmt.Errorf("audit.file: %w", err)
 		}
 	}
+	if p.tracer, err = p.newTracer(cfg); err != nil {
+		p.backend.Close()
+		return nil, err
+	}
 	p.hot = store.NewHotCache(hotTTL, hotMax, p.now)
 	p.access = &bearer.Tokens{Records: store.Records[bearer.AccessToken]{B: p.backend, NS: bearer.NSAccess, Hot: p.hot}, Now: p.now}
 	p.route(g)
@@ -162,6 +178,13 @@ func (p *Proxy) Close() error {
 	}
 	p.current().closeIdle()
 	var errs []error
+	if p.tracer != nil {
+		// The spans not sent yet go now, bounded: a receiver that does not
+		// answer must not hold up the shutdown.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		errs = append(errs, p.tracer.Shutdown(ctx))
+		cancel()
+	}
 	if p.audit != nil {
 		errs = append(errs, p.audit.Close())
 	}
@@ -212,15 +235,45 @@ func (p *Proxy) Handler() http.Handler { return apierror.WithRequestID(p) }
 
 // ServeHTTP dispatches on the Host header to a route. A host that names no
 // route gets an error and nothing else: no metadata or client document is
-// ever rendered for a host the operator did not configure.
+// ever rendered for a host the operator did not configure. With tracing
+// on, the request is served inside its span.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt := p.current().routes[hostname.Key("https", r.Host)]
+	if p.tracer != nil {
+		var route string
+		if rt != nil {
+			route = rt.cfg.Key()
+		}
+		p.tracer.Serve(w, r, route, apierror.RequestID(r.Context()), func(w http.ResponseWriter, r *http.Request) { p.serve(rt, w, r) })
+		return
+	}
+	p.serve(rt, w, r)
+}
+
+func (p *Proxy) serve(rt *route, w http.ResponseWriter, r *http.Request) {
 	if rt == nil {
 		apierror.Write(w, r, p.log, apierror.New(apierror.CodeUnknownHost,
 			"No route answers for host %q; check the from of your routes.", r.Host))
 		return
 	}
 	rt.ServeHTTP(w, r)
+}
+
+// newTracer starts the tracer of cfg's tracing settings; nil when tracing
+// is off. Its exporter dials as the proxy does everywhere: through the
+// SSRF guard, which trusts the receiver as a host the configuration
+// names.
+func (p *Proxy) newTracer(cfg *config.Config) (*tracing.Tracer, error) {
+	s := cfg.TracingSettings()
+	if s == nil {
+		return nil, nil
+	}
+	o := p.opts
+	guard := &netguard.Guard{Resolver: o.Resolver, AllowLoopback: o.AllowLoopback, Dial: o.Dial}
+	guard.Trust(o.TrustedHosts...)
+	guard.Trust(cfg.NamedHosts()...)
+	return tracing.New(context.Background(), s, tracing.Options{Version: o.Version, Log: p.log, Dial: guard.DialContext,
+		RootCAs: o.RootCAs, Exporter: o.SpanExporter})
 }
 
 // Serve accepts connections on ln, terminates TLS and serves until ctx is
