@@ -21,7 +21,9 @@
 #   make mcp-remote-install  install mcp-remote (npm, pinned) and its Node into
 #                      build/mcp-remote; make conformance does it when npm is there
 #   make real-servers  build Dex and Ory Hydra (once per pinned version) and run
-#                      the @real-servers scenarios against them
+#                      the @real-servers scenarios against them; make
+#                      real-servers-build also builds Jaeger, for the @jaeger
+#                      scenarios (make conformance runs them once it is built)
 
 SHELL        := /bin/bash
 GO           ?= go
@@ -72,6 +74,10 @@ conformance:
 	if ! ./internal/realservers/build.sh --check $(REALSERVERS); then \
 		echo "conformance: leaves out the @real-servers scenarios: Dex and Hydra are not built in $(REALSERVERS) (make real-servers builds them)"; \
 		export TAGS="$${TAGS:+$$TAGS && }~@real-servers"; \
+	fi; \
+	if ! ./internal/realservers/build.sh --check $(REALSERVERS) jaeger; then \
+		echo "conformance: leaves out the @jaeger scenarios: Jaeger is not built in $(REALSERVERS) (make real-servers-build builds it)"; \
+		export TAGS="$${TAGS:+$$TAGS && }~@jaeger"; \
 	fi; \
 	if ! command -v $(NPM) >/dev/null; then \
 		if [ "$(REQUIRE_MCP_REMOTE)" = 1 ]; then echo "conformance: the @mcp-remote scenarios are required (REQUIRE_MCP_REMOTE=1) but npm is not on this machine"; exit 1; fi; \
@@ -308,11 +314,14 @@ mcp-remote-install: $(MCPREMOTE_DIR)/node_modules/.package-lock.json
 # are in internal/realservers/build.sh), then the @real-servers scenarios
 # alone on the local stack (reports in $(BUILD)/real-servers). make
 # conformance runs those scenarios only when the binaries are already built.
+# real-servers-build also builds Jaeger (docs/observability.md), which the
+# @jaeger scenarios read traces back from; on empty caches it is the longest
+# of the three builds (minutes).
 REALSERVERS ?= $(BUILD)/realservers
 
 real-servers-build:
 	@start=$$(date +%s); ./internal/realservers/build.sh $(REALSERVERS) && \
-	echo "real-servers: Dex and Hydra ready in $(REALSERVERS) ($$(( $$(date +%s) - start ))s)"
+	echo "real-servers: Dex, Hydra and Jaeger ready in $(REALSERVERS) ($$(( $$(date +%s) - start ))s)"
 
 real-servers: real-servers-build
 	@$(MAKE) --no-print-directory conformance STACK=local TAGS=@real-servers REPORTS=$(BUILD)/real-servers

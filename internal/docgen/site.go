@@ -245,6 +245,7 @@ var stackTags = map[string]struct{ stack, command string }{
 var prerequisiteTags = map[string]struct{ needs, command string }{
 	"@real-servers": {"Dex and Ory Hydra, which the run that made these results had not built", "make real-servers"},
 	"@mcp-remote":   {"mcp-remote (npm), which the run that made these results could not install", "make mcp-remote-install && make conformance"},
+	"@jaeger":       {"Jaeger, which the run that made these results had not built", "make real-servers-build && make conformance"},
 }
 
 // leftOutFor says why the run r did not select a scenario tagged tags when

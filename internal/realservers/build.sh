@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Builds Dex and Ory Hydra from the Go module proxy into $1 (default
-# build/realservers), once per pinned version: a binary whose stamp file
-# names the same module version is kept. Nothing third-party is committed;
-# the sources come from the module cache, are copied to a scratch directory
-# (their nested-module replace directives dropped, see
-# docs/tested-authorization-servers.md) and built there.
+# Builds Dex and Ory Hydra (docs/tested-authorization-servers.md) and
+# Jaeger (docs/observability.md, "Tested with Jaeger") from the Go module
+# proxy into $1 (default build/realservers), once per pinned version: a
+# binary whose stamp file names the same module version is kept. Nothing
+# third-party is committed; the sources come from the module cache, are
+# copied to a scratch directory (Dex's and Hydra's nested-module replace
+# directives dropped; Jaeger's own replace kept: it builds as the main
+# module there) and built there.
 #
-#   build.sh [DIR]          build what is missing or out of date
-#   build.sh --check [DIR]  exit 0 when both are built at the pinned versions
+#   build.sh [DIR]                 build what is missing or out of date
+#   build.sh --check [DIR [NAME...]]  exit 0 when the named servers (default:
+#                                  dex hydra) are built at the pinned versions
 set -euo pipefail
 
 GO=${GO:-go}
@@ -20,11 +23,29 @@ DEX_MODULE=github.com/dexidp/dex
 DEX_VERSION=${DEX_VERSION:-v0.0.0-20260303133905-11d2eeb52b42}
 HYDRA_MODULE=github.com/ory/hydra/v2
 HYDRA_VERSION=${HYDRA_VERSION:-v2.3.0}
+# Jaeger v2 (the OpenTelemetry Collector based backend, cmd/jaeger) is
+# tagged v1.x in the Go module, v2.x on its releases.
+JAEGER_MODULE=github.com/jaegertracing/jaeger
+JAEGER_VERSION=${JAEGER_VERSION:-v1.75.0}
+
+# built NAME: the binary is there, stamped with its pinned version.
+built() {
+	local module version
+	case $1 in
+	dex) module=$DEX_MODULE version=$DEX_VERSION ;;
+	hydra) module=$HYDRA_MODULE version=$HYDRA_VERSION ;;
+	jaeger) module=$JAEGER_MODULE version=$JAEGER_VERSION ;;
+	*) echo "realservers: no server called $1 (dex, hydra, jaeger)" >&2; return 2 ;;
+	esac
+	[ -x "$OUT/$1" ] && [ "$(cat "$OUT/$1.version" 2>/dev/null)" = "$module@$version" ]
+}
 
 if $check; then
-	[ -x "$OUT/dex" ] && [ "$(cat "$OUT/dex.version" 2>/dev/null)" = "$DEX_MODULE@$DEX_VERSION" ] &&
-		[ -x "$OUT/hydra" ] && [ "$(cat "$OUT/hydra.version" 2>/dev/null)" = "$HYDRA_MODULE@$HYDRA_VERSION" ]
-	exit
+	shift || true
+	for name in "${@:-dex hydra}"; do
+		for n in $name; do built "$n" || exit 1; done
+	done
+	exit 0
 fi
 
 mkdir -p "$OUT"
@@ -46,7 +67,7 @@ build() {
 	if [ -z "$dir" ]; then echo "realservers: go mod download $module@$version gave no directory" >&2; exit 1; fi
 	cp -r "$dir" "$work/$name"
 	chmod -R u+w "$work/$name"
-	(cd "$work/$name" && "$GO" mod edit -dropreplace "$drop" &&
+	(cd "$work/$name" && { [ -z "$drop" ] || "$GO" mod edit -dropreplace "$drop"; } &&
 		CGO_ENABLED=$cgo "$GO" build -mod=mod -trimpath -tags "$tags" -o "$OUT/$name.tmp" "$pkg")
 	mv "$OUT/$name.tmp" "$OUT/$name"
 	echo "$module@$version" >"$stamp"
@@ -56,3 +77,6 @@ build() {
 build dex "$DEX_MODULE" "$DEX_VERSION" github.com/dexidp/dex/api/v2 0 "" ./cmd/dex
 # Hydra's memory DSN is SQLite, which needs cgo.
 build hydra "$HYDRA_MODULE" "$HYDRA_VERSION" github.com/ory/hydra-client-go/v2 1 sqlite,sqlite_omit_load_extension .
+# Jaeger: every storage backend and receiver comes along (2,300 packages);
+# on empty caches the largest build of the three.
+build jaeger "$JAEGER_MODULE" "$JAEGER_VERSION" "" 0 "" ./cmd/jaeger

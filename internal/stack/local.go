@@ -52,6 +52,10 @@ type Local struct {
 	redisMu    sync.Mutex
 	redisURL   string
 	loopback   []string // hosts outside the stack on this machine (TrustLoopbackHost)
+
+	// proxyEnv are variables of the proxy's environment a scenario set
+	// (SetProxyEnv), under redisMu.
+	proxyEnv map[string]string
 }
 
 // adminListen makes the proxy's admin listener take an ephemeral port, so
@@ -274,14 +278,15 @@ func (s *Local) env() func(string) (string, bool) {
 		if k == UpstreamClientSecretEnv {
 			return UpstreamClientSecret, true
 		}
+		// Not s.mu: StartProxy holds it while the proxy reads its
+		// configuration.
+		s.redisMu.Lock()
+		defer s.redisMu.Unlock()
 		if k == RedisURLEnv {
-			// Not s.mu: StartProxy holds it while the proxy reads its
-			// configuration.
-			s.redisMu.Lock()
-			defer s.redisMu.Unlock()
 			return s.redisURL, s.redisURL != ""
 		}
-		return "", false
+		v, ok := s.proxyEnv[k]
+		return v, ok
 	}
 }
 
@@ -300,6 +305,19 @@ func (s *Local) trustFlags() ([]string, error) {
 		flags = append(flags, "-allow-loopback")
 	}
 	return flags, nil
+}
+
+// SetProxyEnv puts a variable into the environment of the proxies the
+// stack starts from now on (as the operator would export it before
+// mcp-proxy serve), such as the OTEL_* variables of the docs' tracing
+// examples.
+func (s *Local) SetProxyEnv(k, v string) {
+	s.redisMu.Lock()
+	defer s.redisMu.Unlock()
+	if s.proxyEnv == nil {
+		s.proxyEnv = map[string]string{}
+	}
+	s.proxyEnv[k] = v
 }
 
 // TrustLoopbackHost makes host resolve to 127.0.0.1 on every port, for the
