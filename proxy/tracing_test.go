@@ -190,8 +190,8 @@ func TestTracingAToolCall(t *testing.T) {
 	if got := attrOf(ref, tracing.RefreshResult); got != "success" {
 		t.Errorf("refresh result = %q, want success", got)
 	}
-	if got, want := attrOf(up, tracing.ServerAddress)+" "+attrOf(up, tracing.HTTPResponseStatusCode)+" "+attrOf(up, tracing.MCPMethodName),
-		"upstream.test 200 tools/call"; got != want {
+	if got, want := attrOf(up, tracing.ServerAddress)+" "+attrOf(up, tracing.HTTPResponseStatusCode)+" "+attrOf(up, tracing.MCPMethodName)+" "+attrOf(up, tracing.MCPSessionID),
+		"upstream.test 200 tools/call session-1"; got != want {
 		t.Errorf("upstream call: %q, want %q", got, want)
 	}
 	want := "00-" + clientTraceID + "-" + up.SpanContext.SpanID().String() + "-01"

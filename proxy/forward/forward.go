@@ -128,6 +128,7 @@ func (h *Handler) traced(r *http.Request) (*http.Request, trace.Span) {
 		}
 	}
 	span.SetAttributes(tracing.HTTPRequestMethod.String(r.Method), tracing.ServerAddress.String(h.to.Hostname()), tracing.ServerPort.Int(port))
+	tracing.HeaderAttributes(span, r.Header)
 	tracing.Message(ctx, span, message(r))
 	return r.WithContext(ctx), span
 }

@@ -73,7 +73,7 @@ func Attributes() []AttributeDoc {
 		{HTTPResponseStatusCode, up, "The HTTP status of the answer (request: the proxy's, upstream call: the remote server's)."},
 		{URLScheme, req, "https."},
 		{URLPath, up, "The path, never the query (which may hold an authorization code)."},
-		{ServerAddress, up, "The host the request named (request: the route's host, upstream call: the remote server's)."},
+		{ServerAddress, "request, upstream call, upstream discovery, upstream code exchange", "The host the request named: the route's host, the remote server's, the remote authorization server's."},
 		{ServerPort, "upstream call", "The remote server's port."},
 		{NetworkProtocolVersion, req, "The client leg's HTTP version: 1.1 or 2."},
 		{UserAgentOriginal, req, "The MCP client's User-Agent header."},

@@ -43,7 +43,7 @@ func (t *Tracer) Serve(w http.ResponseWriter, r *http.Request, route, requestID 
 	if ua := r.UserAgent(); ua != "" {
 		span.SetAttributes(UserAgentOriginal.String(ua))
 	}
-	headerAttributes(span, r.Header)
+	HeaderAttributes(span, r.Header)
 	rec := &statusRecorder{ResponseWriter: w}
 	next(rec, r.WithContext(context.WithValue(ctx, requestSpanKey{}, span)))
 	if rec.code == 0 {
@@ -52,8 +52,9 @@ func (t *Tracer) Serve(w http.ResponseWriter, r *http.Request, route, requestID 
 	SetStatus(span, rec.code, false)
 }
 
-// headerAttributes are the MCP attributes of a request's headers.
-func headerAttributes(span trace.Span, h http.Header) {
+// HeaderAttributes puts the MCP attributes of a request's headers on
+// span.
+func HeaderAttributes(span trace.Span, h http.Header) {
 	if v := h.Get("Mcp-Session-Id"); v != "" {
 		span.SetAttributes(MCPSessionID.String(v))
 	}
