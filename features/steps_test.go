@@ -66,6 +66,8 @@ type world struct {
 	// tokenRequests is the number of token requests the remote
 	// authorization server had received at a marked point.
 	tokenRequests int
+	// acme is the scenario's ACME server and the certificates seen.
+	acme *acmeState
 }
 
 // moreSteps lets other files of this package add their own steps: each
@@ -218,7 +220,7 @@ func (w *world) answerIsDocumented(id string) error {
 	return nil
 }
 
-func (w *world) answerNamesError(code string) error {
+func (w *world) answerNamesError(ctx context.Context, code string) error {
 	var b struct {
 		Error     string `json:"error"`
 		RequestID string `json:"request_id"`
@@ -232,10 +234,18 @@ func (w *world) answerNamesError(code string) error {
 	if b.RequestID == "" || b.RequestID != w.resp.Header.Get("X-Request-Id") {
 		return fmt.Errorf("request_id %q differs from the X-Request-Id header %q", b.RequestID, w.resp.Header.Get("X-Request-Id"))
 	}
-	if !strings.Contains(w.st.ProxyLog(), `"request_id":"`+b.RequestID+`"`) {
-		return fmt.Errorf("the proxy log has no line with request id %s", b.RequestID)
-	}
-	return nil
+	return w.loggedRequestID(ctx, b.RequestID)
+}
+
+// loggedRequestID waits (bounded) for the proxy's log line of a request
+// id: a container's log reaches the harness a moment after its answer.
+func (w *world) loggedRequestID(ctx context.Context, id string) error {
+	return poll(ctx, 5*time.Second, func() error {
+		if !strings.Contains(w.st.ProxyLog(), `"request_id":"`+id+`"`) {
+			return fmt.Errorf("the proxy log has no line with request id %s", id)
+		}
+		return nil
+	})
 }
 
 func (w *world) connects(ctx context.Context, user, endpoint string) error {

@@ -40,3 +40,18 @@ Feature: Token storage: durable, shared, and refreshed once
     And alice disconnects it
     And alice lists her connections at "https://mcp.example.com/.mcp-proxy/connections"
     Then she sees 0 connections to "https://remote-mcp.provider.com/mcp"
+
+  @local
+  Scenario: Through Redis Sentinel, the proxy follows a failover and keeps every token
+    Given Redis with a replica and three Sentinels
+    And the operator configuration "storage-redis-sentinel"
+    And the proxy is running
+    And alice has connected an MCP client to "https://mcp.example.com/mcp"
+    When the Sentinels fail the Redis primary over to its replica
+    And the proxy restarts
+    And alice's MCP client calls the tool "whoami"
+    Then the tool answers with the subject "alice" and the audience "https://remote-mcp.provider.com/mcp"
+    And alice was sent to "auth.provider.com" only once
+    When bob connects an MCP client to "https://mcp.example.com/mcp"
+    And bob's MCP client calls the tool "whoami"
+    Then the tool answers with the subject "bob" and the audience "https://remote-mcp.provider.com/mcp"

@@ -53,12 +53,23 @@ Feature: Token binding: whose remote token a request carries
     And the operator runs "mcp-proxy audit verify audit.log"
     And the command succeeds
 
+  Scenario: A service_account route gets its shared token with client credentials, authenticated by a private key
+    Given the operator configuration "token-binding-service-account-client-credentials"
+    And the proxy is running
+    When bob connects an MCP client to "https://mcp.example.com/mcp"
+    And bob's MCP client calls the tool "whoami"
+    Then the tool answers with the subject "mcp-proxy-service" and the audience "https://remote-mcp.provider.com/mcp"
+    And bob was never sent to "auth.provider.com"
+    And the token requests to "auth.provider.com" authenticated with "private_key_jwt"
+    And the audit log has a line like the documented "audit-line-service-account"
+
   Scenario: Changing a route's binding sends its MCP clients to authorize again under the new mode
     Given the operator configuration "quickstart-minimal"
     And the proxy is running
     And alice has connected an MCP client to "https://mcp.example.com/mcp"
     When the operator changes the configuration to "token-binding-per-session"
     And the proxy restarts
+    And alice's MCP client opens a new session with "https://mcp.example.com/mcp"
     And alice's MCP client calls the tool "whoami"
     Then the tool answers with the subject "alice" and the audience "https://remote-mcp.provider.com/mcp"
     And the proxy logged the documented event "log-binding-changed"

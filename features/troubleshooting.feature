@@ -136,3 +136,22 @@ Feature: Troubleshooting: every documented failure, reproduced
     And the proxy is running
     When a request for "https://mcp.example.com/.mcp-proxy/client-metadata.json" carries the Host "other.example.com"
     Then the answer has status 404 and names the error "unknown_host"
+
+  @local
+  Scenario: While Redis is away, valid tokens keep working and a sign-in gets the documented error
+    Given a Redis server
+    And the operator configuration "storage-redis"
+    And the proxy is running
+    And alice has connected an MCP client to "https://mcp.example.com/mcp"
+    And alice's MCP client has called the tool "whoami"
+    When Redis has been stopped for 3 seconds
+    And alice's MCP client calls the tool "whoami"
+    Then the tool answers with the subject "alice" and the audience "https://remote-mcp.provider.com/mcp"
+    And alice was sent to "auth.provider.com" only once
+    When bob tries to connect an MCP client to "https://mcp.example.com/mcp"
+    Then bob's browser shows the documented error "err-storage-unavailable"
+    And the proxy logged the documented event "log-storage-unavailable" for that page
+    When Redis starts again
+    And bob connects an MCP client to "https://mcp.example.com/mcp"
+    And bob's MCP client calls the tool "whoami"
+    Then the tool answers with the subject "bob" and the audience "https://remote-mcp.provider.com/mcp"

@@ -69,6 +69,9 @@ func troubleshootingSteps(w *world, sc *godog.ScenarioContext) {
 	sc.Step(`^(\w+) was sent to "([^"]+)" twice$`, func(ctx context.Context, _ string, host string) error {
 		return w.countEvents(ctx, host, "authorize", 2)
 	})
+	sc.Step(`^(\w+) was never sent to "([^"]+)"$`, func(ctx context.Context, _ string, host string) error {
+		return w.countEvents(ctx, host, "authorize", 0)
+	})
 	sc.Step(`^the client id in every authorization request to "([^"]+)" is "([^"]+)"$`, w.everyClientID)
 	sc.Step(`^the token requests to "([^"]+)" authenticated with "([^"]+)"$`, w.tokenAuthMethod)
 	sc.Step(`^"([^"]+)" registered exactly one client, the one every authorization request names$`, w.registeredOne)

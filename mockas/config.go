@@ -2,7 +2,9 @@ package mockas
 
 import (
 	"context"
+	"crypto"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -65,6 +67,11 @@ type Client struct {
 	// compared by exact string match. At least one is required; each must be
 	// https, or http on a loopback host (localhost, 127.0.0.1, [::1]).
 	RedirectURIs []string
+	// PublicKey makes the client confidential without a secret: it must
+	// authenticate at the token and revocation endpoints with a client
+	// assertion (private_key_jwt, RFC 7523 §2.2) signed with the private
+	// half, an EC P-256 key (ES256) or an RSA key (RS256). Not with Secret.
+	PublicKey crypto.PublicKey
 }
 
 // Config configures a [Server]. The zero value of every field except Issuer is
@@ -246,14 +253,16 @@ func validScope(s string) bool {
 }
 
 // ParseClientFlag parses the value of cmd/mockas's -client flag:
-// "id=ID,secret=S,redirect=URI[,redirect=URI...][,name=NAME]". secret may be
+// "id=ID,secret=S,redirect=URI[,redirect=URI...][,name=NAME]" or, for a
+// private_key_jwt client, key=PUBLIC instead of secret=S, where PUBLIC is
+// the public key's DER (PKIX) in unpadded base64url. secret and key may be
 // omitted for a public client. Redirect URIs must not contain commas.
 func ParseClientFlag(v string) (Client, error) {
 	var c Client
 	for part := range strings.SplitSeq(v, ",") {
 		k, val, ok := strings.Cut(part, "=")
 		if !ok {
-			return Client{}, fmt.Errorf("client %q: %q is not key=value (keys: id, secret, redirect, name)", v, part)
+			return Client{}, fmt.Errorf("client %q: %q is not key=value (keys: id, secret, key, redirect, name)", v, part)
 		}
 		switch k {
 		case "id":
@@ -264,8 +273,16 @@ func ParseClientFlag(v string) (Client, error) {
 			c.RedirectURIs = append(c.RedirectURIs, val)
 		case "name":
 			c.Name = val
+		case "key":
+			der, err := base64.RawURLEncoding.DecodeString(val)
+			if err == nil {
+				c.PublicKey, err = x509.ParsePKIXPublicKey(der)
+			}
+			if err != nil {
+				return Client{}, fmt.Errorf("client %q: key= is not a base64url PKIX public key: %v", v, err)
+			}
 		default:
-			return Client{}, fmt.Errorf("client %q: unknown key %q (keys: id, secret, redirect, name)", v, k)
+			return Client{}, fmt.Errorf("client %q: unknown key %q (keys: id, secret, key, redirect, name)", v, k)
 		}
 	}
 	if c.ID == "" {
@@ -286,4 +303,14 @@ func ParseUserFlag(v string) (User, error) {
 		return User{}, fmt.Errorf("user %q: want name:password with both parts non-empty", v)
 	}
 	return User{Username: name, Password: pw, Subject: name, Email: name + "@example.com", Name: name}, nil
+}
+
+// ClientKeyFlag is the key= value of a -client flag for pub: its DER
+// (PKIX) in unpadded base64url.
+func ClientKeyFlag(pub crypto.PublicKey) (string, error) {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(der), nil
 }

@@ -23,6 +23,7 @@ type Metadata struct {
 	CodeChallengeMethodsSupported              []string `json:"code_challenge_methods_supported"`
 	TokenEndpointAuthMethodsSupported          []string `json:"token_endpoint_auth_methods_supported"`
 	RevocationEndpointAuthMethodsSupported     []string `json:"revocation_endpoint_auth_methods_supported"`
+	TokenEndpointAuthSigningAlgValuesSupported []string `json:"token_endpoint_auth_signing_alg_values_supported"`
 	ClientIDMetadataDocumentSupported          bool     `json:"client_id_metadata_document_supported,omitempty"`
 	AuthorizationResponseIssParameterSupported bool     `json:"authorization_response_iss_parameter_supported"`
 	SubjectTypesSupported                      []string `json:"subject_types_supported"`
@@ -36,28 +37,29 @@ type Metadata struct {
 // registration is on, client_id_metadata_document_supported only while
 // Client ID Metadata Documents are.
 func (s *Server) Metadata() Metadata {
-	auth := []string{"none", "client_secret_basic", "client_secret_post"}
+	auth := []string{"none", "client_secret_basic", "client_secret_post", "private_key_jwt"}
 	set := s.Settings()
 	var registration string
 	if set.DCR {
 		registration = s.endpoint("/register")
 	}
 	return Metadata{
-		Issuer:                                 s.issuer,
-		AuthorizationEndpoint:                  s.endpoint("/authorize"),
-		TokenEndpoint:                          s.endpoint("/token"),
-		JWKSURI:                                s.endpoint("/jwks"),
-		UserinfoEndpoint:                       s.endpoint("/userinfo"),
-		RevocationEndpoint:                     s.endpoint("/revoke"),
-		RegistrationEndpoint:                   registration,
-		ScopesSupported:                        append([]string(nil), s.advertised...),
-		ResponseTypesSupported:                 []string{"code"},
-		ResponseModesSupported:                 []string{"query"},
-		GrantTypesSupported:                    []string{"authorization_code", "refresh_token", "client_credentials"},
-		CodeChallengeMethodsSupported:          []string{"S256"},
-		TokenEndpointAuthMethodsSupported:      auth,
-		RevocationEndpointAuthMethodsSupported: auth,
-		ClientIDMetadataDocumentSupported:      set.CIMD,
+		Issuer:                                     s.issuer,
+		AuthorizationEndpoint:                      s.endpoint("/authorize"),
+		TokenEndpoint:                              s.endpoint("/token"),
+		JWKSURI:                                    s.endpoint("/jwks"),
+		UserinfoEndpoint:                           s.endpoint("/userinfo"),
+		RevocationEndpoint:                         s.endpoint("/revoke"),
+		RegistrationEndpoint:                       registration,
+		ScopesSupported:                            append([]string(nil), s.advertised...),
+		ResponseTypesSupported:                     []string{"code"},
+		ResponseModesSupported:                     []string{"query"},
+		GrantTypesSupported:                        []string{"authorization_code", "refresh_token", "client_credentials"},
+		CodeChallengeMethodsSupported:              []string{"S256"},
+		TokenEndpointAuthMethodsSupported:          auth,
+		RevocationEndpointAuthMethodsSupported:     auth,
+		TokenEndpointAuthSigningAlgValuesSupported: []string{"ES256", "RS256"},
+		ClientIDMetadataDocumentSupported:          set.CIMD,
 		// RFC 9207 §3: every authorization response carries iss.
 		AuthorizationResponseIssParameterSupported: true,
 		SubjectTypesSupported:                      []string{"public"},

@@ -3,6 +3,7 @@ package mockas
 import (
 	"bufio"
 	"context"
+	"crypto"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -81,7 +82,14 @@ type clientInfo struct {
 	// AuthMethod is the token_endpoint_auth_method a dynamically registered
 	// client registered and must use; empty means any its kind allows.
 	AuthMethod string
+	// PublicKey verifies the client assertions of a private_key_jwt client
+	// (then Secret is empty).
+	PublicKey crypto.PublicKey
 }
+
+// confidential reports whether the client authenticates: with a secret or
+// with a key.
+func (c *clientInfo) confidential() bool { return c.Secret != "" || c.PublicKey != nil }
 
 // allows reports whether the client may use the grant type gt.
 func (c *clientInfo) allows(gt string) bool {
@@ -227,11 +235,29 @@ func (s *Server) addClients(clients []Client) error {
 				return fmt.Errorf("mockas: client %q: %w", c.ID, err)
 			}
 		}
+		if err := checkClientKey(c); err != nil {
+			return err
+		}
 		name := c.Name
 		if name == "" {
 			name = c.ID
 		}
-		s.clients[c.ID] = &clientInfo{ID: c.ID, Name: name, Secret: c.Secret, RedirectURIs: slices.Clone(c.RedirectURIs)}
+		s.clients[c.ID] = &clientInfo{ID: c.ID, Name: name, Secret: c.Secret, PublicKey: c.PublicKey, RedirectURIs: slices.Clone(c.RedirectURIs)}
+	}
+	return nil
+}
+
+// checkClientKey checks a private_key_jwt client's public key: one way to
+// authenticate, with a key the server can verify.
+func checkClientKey(c Client) error {
+	if c.PublicKey == nil {
+		return nil
+	}
+	if c.Secret != "" {
+		return fmt.Errorf("mockas: client %q: a secret and a public key are two ways to authenticate; give one", c.ID)
+	}
+	if _, err := assertionAlgorithm(c.PublicKey); err != nil {
+		return fmt.Errorf("mockas: client %q: %w", c.ID, err)
 	}
 	return nil
 }
@@ -417,6 +443,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 var secretParams = map[string]bool{
 	"code": true, "code_verifier": true, "refresh_token": true, "client_secret": true,
 	"token": true, "password": true, "csrf_token": true, "access_token": true,
+	"client_assertion": true,
 }
 
 // newEvent starts the event of one request.

@@ -20,6 +20,9 @@ type state struct {
 	cimd     map[string]*cimdEntry    // by client id URL
 	// registered are the clients of dynamic registration, by client id.
 	registered map[string]*clientInfo
+	// assertions are the client assertions seen, by client id and jti,
+	// until they expire: each is accepted once (RFC 7523 §3).
+	assertions map[string]time.Time
 }
 
 func newState() state {
@@ -34,6 +37,7 @@ func newState() state {
 		cimd:     map[string]*cimdEntry{},
 
 		registered: map[string]*clientInfo{},
+		assertions: map[string]time.Time{},
 	}
 }
 
@@ -141,6 +145,11 @@ func (st *state) sweep(now time.Time, refreshTTL time.Duration) {
 	for k, at := range st.access {
 		if now.After(at.expires) {
 			delete(st.access, k)
+		}
+	}
+	for k, exp := range st.assertions {
+		if now.After(exp.Add(assertionLeeway)) {
+			delete(st.assertions, k)
 		}
 	}
 	for k, e := range st.cimd {

@@ -32,7 +32,7 @@ type tokenResponse struct {
 // secrets among them are fingerprinted.
 var tokenParams = []string{
 	"grant_type", "client_id", "resource", "scope", "redirect_uri",
-	"code", "code_verifier", "refresh_token", "client_secret",
+	"code", "code_verifier", "refresh_token", "client_secret", "client_assertion",
 }
 
 // writeOAuthError answers with an RFC 6749 §5.2 error: 400, or 401 with a
@@ -88,69 +88,110 @@ func parseTokenRequest(w http.ResponseWriter, r *http.Request) (url.Values, *oau
 // authenticateClient identifies and authenticates the client of a token or
 // revocation request (RFC 6749 §2.3): a confidential client with
 // client_secret_basic (form-encoded id and secret, §2.3.1) or
-// client_secret_post, a public client (pre-registered without secret, or a
-// client metadata document URL) with none. Exactly one method: a public
-// client that sends any secret, even an empty Basic password, is refused.
+// client_secret_post, or with a client assertion (private_key_jwt, RFC 7523
+// §2.2) when it registered a key; a public client (pre-registered without
+// secret, or a client metadata document URL) with none. Exactly one method:
+// a public client that sends any secret, even an empty Basic password, is
+// refused.
 func (s *Server) authenticateClient(r *http.Request, form url.Values) (*clientInfo, string, *oauthError) {
-	unauthorized := func(format string, args ...any) (*clientInfo, string, *oauthError) {
-		e := errf("invalid_client", format, args...)
-		e.Status = http.StatusUnauthorized
-		return nil, "", e
+	_, assertion := form["client_assertion"]
+	if _, typed := form["client_assertion_type"]; typed || assertion {
+		return s.assertionClient(r, form)
 	}
-	var id, secret, method string
+	id, secret, method, e := clientCredentials(r, form)
+	if e != nil {
+		return nil, method, e
+	}
+	c, e := s.checkClientSecret(id, secret, method)
+	return c, method, e
+}
+
+// unauthorizedClient is an invalid_client refusal, with 401 (RFC 6749 §5.2).
+func unauthorizedClient(format string, args ...any) *oauthError {
+	e := errf("invalid_client", format, args...)
+	e.Status = http.StatusUnauthorized
+	return e
+}
+
+// assertionClient authenticates a client by its client assertion
+// (private_key_jwt, RFC 7523 §2.2), and refuses one that also sent a secret.
+func (s *Server) assertionClient(r *http.Request, form url.Values) (*clientInfo, string, *oauthError) {
+	const method = "private_key_jwt"
+	if r.Header.Get("Authorization") != "" || form.Has("client_secret") {
+		return nil, method, errf("invalid_request", "the client sent a client assertion and a secret; use one method (RFC 6749 §2.3)")
+	}
+	c, e := s.verifyAssertion(form, s.endpoint(strings.TrimPrefix(r.URL.Path, s.prefix)))
+	if e != nil {
+		e.Status = http.StatusUnauthorized
+		return nil, method, e
+	}
+	return c, method, nil
+}
+
+// clientCredentials reads the client id and secret a request presents, and
+// the method it used: client_secret_basic, client_secret_post or none.
+func clientCredentials(r *http.Request, form url.Values) (id, secret, method string, e *oauthError) {
 	if r.Header.Get("Authorization") != "" {
 		user, pass, ok := r.BasicAuth()
 		if !ok {
-			return unauthorized("the Authorization header is not HTTP Basic client credentials")
+			return "", "", "", unauthorizedClient("the Authorization header is not HTTP Basic client credentials")
 		}
 		var err1, err2 error
 		id, err1 = url.QueryUnescape(user)
 		secret, err2 = url.QueryUnescape(pass)
 		if err1 != nil || err2 != nil {
-			return unauthorized("the Basic credentials are not form-encoded (RFC 6749 §2.3.1)")
+			return "", "", "", unauthorizedClient("the Basic credentials are not form-encoded (RFC 6749 §2.3.1)")
 		}
 		if _, ok := form["client_secret"]; ok {
-			return nil, "", errf("invalid_request", "the client used both client_secret_basic and client_secret_post; use one method (RFC 6749 §2.3)")
+			return "", "", "", errf("invalid_request", "the client used both client_secret_basic and client_secret_post; use one method (RFC 6749 §2.3)")
 		}
 		if fid, ok := form["client_id"]; ok && fid[0] != id {
-			return unauthorized("client_id %q in the body differs from %q in the Authorization header", fid[0], id)
+			return "", "", "", unauthorizedClient("client_id %q in the body differs from %q in the Authorization header", fid[0], id)
 		}
-		method = "client_secret_basic"
-	} else if sec, ok := form["client_secret"]; ok {
-		id, secret, method = form.Get("client_id"), sec[0], "client_secret_post"
-		if id == "" {
-			return unauthorized("client_secret was sent without client_id")
-		}
-	} else {
-		id, method = form.Get("client_id"), "none"
-		if id == "" {
-			return unauthorized("no client_id and no client authentication")
-		}
+		return id, secret, "client_secret_basic", nil
 	}
+	if sec, ok := form["client_secret"]; ok {
+		if form.Get("client_id") == "" {
+			return "", "", "", unauthorizedClient("client_secret was sent without client_id")
+		}
+		return form.Get("client_id"), sec[0], "client_secret_post", nil
+	}
+	if form.Get("client_id") == "" {
+		return "", "", "", unauthorizedClient("no client_id and no client authentication")
+	}
+	return form.Get("client_id"), "", "none", nil
+}
+
+// checkClientSecret authenticates client id, which presented secret with
+// method: a registered client by its registration, a client metadata
+// document URL as a public client.
+func (s *Server) checkClientSecret(id, secret, method string) (*clientInfo, *oauthError) {
 	if c := s.lookupClient(id); c != nil {
 		switch {
+		case c.PublicKey != nil:
+			return nil, unauthorizedClient("client %q registered a public key and must authenticate with private_key_jwt (a client_assertion, RFC 7523), but it used %s", id, method)
 		case c.Secret == "" && method != "none":
-			return unauthorized("client %q is a public client (token_endpoint_auth_method none) and must not send a client secret, but it used %s", id, method)
+			return nil, unauthorizedClient("client %q is a public client (token_endpoint_auth_method none) and must not send a client secret, but it used %s", id, method)
 		case c.Secret == "":
-			return c, method, nil
+			return c, nil
 		case method == "none":
-			return unauthorized("client %q is confidential and must authenticate with client_secret_basic or client_secret_post", id)
+			return nil, unauthorizedClient("client %q is confidential and must authenticate with client_secret_basic or client_secret_post", id)
 		case subtle.ConstantTimeCompare([]byte(secret), []byte(c.Secret)) != 1:
-			return unauthorized("the client secret of %q is wrong (%s)", id, method)
+			return nil, unauthorizedClient("the client secret of %q is wrong (%s)", id, method)
 		case c.AuthMethod != "" && c.AuthMethod != method:
-			return unauthorized("client %q registered token_endpoint_auth_method %s, but it used %s", id, c.AuthMethod, method)
+			return nil, unauthorizedClient("client %q registered token_endpoint_auth_method %s, but it used %s", id, c.AuthMethod, method)
 		}
-		return c, method, nil
+		return c, nil
 	}
 	if s.Settings().CIMD && strings.HasPrefix(strings.ToLower(id), "https://") {
 		if method != "none" {
-			return unauthorized("client %q is identified by a client metadata document, so it is public and must not send a client secret, but it used %s", id, method)
+			return nil, unauthorizedClient("client %q is identified by a client metadata document, so it is public and must not send a client secret, but it used %s", id, method)
 		}
 		// Which document it is was settled at the authorization request; the
 		// grant names the client it was issued to.
-		return &clientInfo{ID: id, CIMD: true}, method, nil
+		return &clientInfo{ID: id, CIMD: true}, nil
 	}
-	return unauthorized("client_id %q is not registered with this server", id)
+	return nil, unauthorizedClient("client_id %q is not registered with this server", id)
 }
 
 // handleToken is the token endpoint (RFC 6749 §3.2) for the
@@ -347,7 +388,7 @@ func (s *Server) grantRefresh(form url.Values, c *clientInfo, now time.Time) (*t
 // OpenID scopes are refused: they need a signed-in user.
 func (s *Server) grantClientCredentials(form url.Values, c *clientInfo, now time.Time) (*tokenResponse, *issued, *oauthError) {
 	switch {
-	case c.Secret == "":
+	case !c.confidential():
 		return nil, nil, errf("unauthorized_client", "client %q is a public client; the client_credentials grant is only for confidential clients, which authenticate (RFC 6749 §4.4)", c.ID)
 	case !c.allows("client_credentials"):
 		return nil, nil, errf("unauthorized_client", "client %q did not register the client_credentials grant type (its grant_types are %q)", c.ID, c.GrantTypes)

@@ -4,22 +4,27 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/mcp-proxy/mcp-proxy/proxy/config"
+	"github.com/mcp-proxy/mcp-proxy/proxy/event"
 	"github.com/mcp-proxy/mcp-proxy/proxy/store"
 	"github.com/mcp-proxy/mcp-proxy/proxy/store/filestore"
 	"github.com/mcp-proxy/mcp-proxy/proxy/store/redisstore"
 )
 
 // openBackend opens the store the configuration names.
-func openBackend(ctx context.Context, cfg *config.Config, now func() time.Time) (store.Backend, error) {
+func openBackend(ctx context.Context, cfg *config.Config, now func() time.Time, log *slog.Logger) (store.Backend, error) {
 	switch cfg.StorageType() {
 	case config.StorageMemory:
 		return store.NewMemoryClock(now), nil
 	case config.StorageRedis:
+		// The Redis client's own messages (failed dials while Redis is
+		// away) become redis_client events in the proxy's log.
+		redisstore.SetClientLogger(log)
 		var key []byte
 		if kf := cfg.StorageKeyFile(); kf != "" {
 			k, _, err := store.LoadKeyFile(kf)
@@ -28,9 +33,21 @@ func openBackend(ctx context.Context, cfg *config.Config, now func() time.Time) 
 			}
 			key = k
 		}
-		s, err := redisstore.Open(ctx, cfg.Storage.RedisURL, redisstore.Options{Prefix: cfg.Storage.Prefix, Key: key, Now: now})
+		o := redisstore.Options{Prefix: cfg.Storage.Prefix, Key: key, Now: now}
+		var s *redisstore.Store
+		var err error
+		if sn := cfg.Storage.RedisSentinel; sn != nil {
+			s, err = redisstore.OpenSentinel(ctx, redisstore.Sentinel{MasterName: sn.MasterName, Addrs: sn.Addresses,
+				Username: sn.Username, Password: sn.Password, SentinelUsername: sn.SentinelUsername, SentinelPassword: sn.SentinelPassword, DB: sn.DB}, o)
+		} else {
+			s, err = redisstore.Open(ctx, cfg.Storage.RedisURL, o)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("storage: %w", err)
+		}
+		if m := s.Migration(); m.Moved+m.Left > 0 {
+			log.Info("records of the earlier Redis layout moved to hashed key names", event.StoreMigrated.Attr(),
+				slog.String("store", "redis"), slog.Int("moved", m.Moved), slog.Int("left", m.Left))
 		}
 		return s, nil
 	default:

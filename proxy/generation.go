@@ -36,11 +36,14 @@ type generation struct {
 // once the store is open). It loads the certificate; it contacts no
 // remote server.
 func (p *Proxy) build(cfg *config.Config) (*generation, error) {
-	cert, err := tls.LoadX509KeyPair(cfg.Path(cfg.TLS.CertFile), cfg.Path(cfg.TLS.KeyFile))
-	if err != nil {
-		return nil, fmt.Errorf("tls: loading %s and %s: %w", cfg.TLS.CertFile, cfg.TLS.KeyFile, err)
+	g := &generation{cfg: cfg, routes: make(map[string]*route), named: cfg.NamedHostNames()}
+	if cfg.TLS.ACME == nil {
+		cert, err := tls.LoadX509KeyPair(cfg.Path(cfg.TLS.CertFile), cfg.Path(cfg.TLS.KeyFile))
+		if err != nil {
+			return nil, fmt.Errorf("tls: loading %s and %s: %w", cfg.TLS.CertFile, cfg.TLS.KeyFile, err)
+		}
+		g.cert = &cert
 	}
-	g := &generation{cfg: cfg, routes: make(map[string]*route), named: cfg.NamedHostNames(), cert: &cert}
 	o := p.opts
 	guard := &netguard.Guard{Resolver: o.Resolver, AllowLoopback: o.AllowLoopback, Dial: o.Dial}
 	guard.Trust(o.TrustedHosts...)
@@ -118,6 +121,13 @@ func (p *Proxy) Reload(cfg *config.Config) error {
 		return err
 	}
 	p.route(g)
+	if p.acme != nil {
+		// The same manager, so the same renewal loop and the
+		// certificates it holds; new hosts are obtained, settings apply.
+		if err := p.acme.Apply(cfg); err != nil {
+			return err
+		}
+	}
 	p.gen.Store(g)
 	old.closeIdle()
 	return nil
@@ -136,6 +146,13 @@ func restartOnly(running, next *config.Config) error {
 			running.StorageKeyFile() == next.StorageKeyFile() && running.Storage.RedisURL == next.Storage.RedisURL &&
 			running.Storage.Prefix == next.Storage.Prefix},
 		{"audit.file", running.Path(running.Audit.File) == next.Path(next.Audit.File)},
+		// One certificate manager for the process: turning ACME on or off,
+		// or moving its http-01 listener, takes a restart.
+		{"tls.acme", (running.TLS.ACME == nil) == (next.TLS.ACME == nil)},
+		{"tls.acme.http_listen", running.TLS.ACME == nil || next.TLS.ACME == nil || running.TLS.ACME.HTTPListen == next.TLS.ACME.HTTPListen},
+		// One tracer and exporter for the process (its batch processor
+		// holds spans not sent yet): turning tracing on, off or elsewhere,
+		// by the file or the OTEL_* variables, takes a restart.
 		{"tracing", reflect.DeepEqual(running.TracingSettings(), next.TracingSettings())},
 	} {
 		if !s.same {
@@ -146,8 +163,14 @@ func restartOnly(running, next *config.Config) error {
 }
 
 // Files are the files the running configuration reads: its certificate
-// and key (a reload re-reads them).
+// and key, or under tls.acme its ca_file (a reload re-reads them).
 func (p *Proxy) Files() []string {
 	cfg := p.current().cfg
+	if a := cfg.TLS.ACME; a != nil {
+		if a.CAFile == "" {
+			return nil
+		}
+		return []string{cfg.Path(a.CAFile)}
+	}
 	return []string{cfg.Path(cfg.TLS.CertFile), cfg.Path(cfg.TLS.KeyFile)}
 }

@@ -34,8 +34,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mholt/acmez/v3"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
+	"github.com/mcp-proxy/mcp-proxy/proxy/acme"
 	"github.com/mcp-proxy/mcp-proxy/proxy/apierror"
 	"github.com/mcp-proxy/mcp-proxy/proxy/audit"
 	"github.com/mcp-proxy/mcp-proxy/proxy/bearer"
@@ -56,6 +58,15 @@ import (
 // changes made through another replica (a disconnect, a refresh) are seen
 // within hotTTL.
 const hotTTL = 2 * time.Second
+
+// hotStale is how long after a replica read a record of the request path
+// it still serves it from memory while the store cannot be reached (a
+// Redis outage or failover), as long as the record is valid by its own
+// expiry. What another replica changed meanwhile (a disconnect) is missed
+// only while the store is away; a record the store no longer has is never
+// served. Longer than any outage a Redis Sentinel failover takes, short
+// enough that a replica cut off from Redis for long stops serving.
+const hotStale = 15 * time.Minute
 
 // hotMax bounds the decoded records a replica keeps; past it the least
 // recently used go first.
@@ -92,6 +103,10 @@ type Options struct {
 	// Transport replaces every outbound connection, forwarding and OAuth
 	// alike (tests). Nil: the SSRF-guarded transport.
 	Transport http.RoundTripper
+	// ACMERenewCheckInterval is how often tls.acme's certificates are
+	// checked for renewal. Zero means every 10 minutes; tests with
+	// certificates that live a minute shorten it.
+	ACMERenewCheckInterval time.Duration
 	// Version is the proxy's version, the service.version of its spans.
 	Version string
 	// SpanExporter replaces the OTLP exporter of the configuration's
@@ -119,10 +134,16 @@ type Proxy struct {
 	metrics *metrics.Metrics
 	audit   *audit.Log
 	streams forward.Streams
+	stop    chan struct{}
 	// tracer is nil when tracing is off; the configuration it came from
 	// is only applied by a restart.
 	tracer *tracing.Tracer
-	stop   chan struct{}
+
+	// acme obtains and renews the certificates under tls.acme (nil
+	// without it); it outlives reloads, so there is one renewal loop.
+	acme *acme.Manager
+	// challengeLn is tls.acme.http_listen's listener (SetChallengeListener).
+	challengeLn net.Listener
 }
 
 // New builds a proxy for cfg. It loads the TLS certificate and opens the
@@ -140,7 +161,7 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 		return nil, err
 	}
 	if p.backend = opts.Backend; p.backend == nil {
-		if p.backend, err = openBackend(context.Background(), cfg, p.now); err != nil {
+		if p.backend, err = openBackend(context.Background(), cfg, p.now, p.log); err != nil {
 			return nil, err
 		}
 	}
@@ -155,10 +176,30 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 		}
 	}
 	if p.tracer, err = p.newTracer(cfg); err != nil {
+		if p.audit != nil {
+			p.audit.Close()
+		}
 		p.backend.Close()
 		return nil, err
 	}
+	if cfg.TLS.ACME != nil {
+		p.acme = acme.NewManager(acme.Options{Logger: p.log, Backend: p.backend, RootCAs: opts.RootCAs,
+			RenewCheckInterval: opts.ACMERenewCheckInterval, Now: p.now})
+		if err := p.acme.Apply(cfg); err != nil {
+			p.acme.Stop()
+			if p.tracer != nil {
+				p.tracer.Shutdown(context.Background())
+			}
+			if p.audit != nil {
+				p.audit.Close()
+			}
+			p.backend.Close()
+			return nil, err
+		}
+	}
 	p.hot = store.NewHotCache(hotTTL, hotMax, p.now)
+	p.hot.Stale = hotStale
+	p.hot.OnStale = func(ns store.Namespace) { p.metrics.StoreStaleRead(string(ns)) }
 	p.access = &bearer.Tokens{Records: store.Records[bearer.AccessToken]{B: p.backend, NS: bearer.NSAccess, Hot: p.hot}, Now: p.now}
 	p.route(g)
 	p.gen.Store(g)
@@ -177,6 +218,9 @@ func (p *Proxy) Close() error {
 		close(p.stop)
 	}
 	p.current().closeIdle()
+	if p.acme != nil {
+		p.acme.Stop()
+	}
 	var errs []error
 	if p.tracer != nil {
 		// The spans not sent yet go now, bounded: a receiver that does not
@@ -224,11 +268,23 @@ func (p *Proxy) sweep() {
 }
 
 // TLSConfig returns the server TLS configuration for the routes' hosts:
-// the certificate of the generation serving when a connection starts.
+// the certificate of the generation serving when a connection starts, or
+// under tls.acme the one ACME obtained for the host (and, while the CA
+// validates, the tls-alpn-01 challenge certificate: acme-tls/1 is offered
+// for that).
 func (p *Proxy) TLSConfig() *tls.Config {
+	if p.acme != nil {
+		return &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1", acmez.ACMETLS1Protocol},
+			GetCertificate: p.acme.GetCertificate}
+	}
 	return &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"},
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return p.current().cert, nil }}
 }
+
+// SetChallengeListener hands the proxy the listener of
+// tls.acme.http_listen, before Serve: Serve answers http-01 challenges on
+// it and redirects every other request to https.
+func (p *Proxy) SetChallengeListener(ln net.Listener) { p.challengeLn = ln }
 
 // Handler returns the proxy's HTTP handler.
 func (p *Proxy) Handler() http.Handler { return apierror.WithRequestID(p) }
@@ -290,6 +346,17 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeTLS(ln, "", "") }()
+	if p.acme != nil {
+		var httpAddr net.Addr
+		if p.challengeLn != nil {
+			httpAddr = p.challengeLn.Addr()
+			hs := &http.Server{Handler: p.acme.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second,
+				ErrorLog: srv.ErrorLog}
+			go hs.Serve(p.challengeLn)
+			defer hs.Close()
+		}
+		p.acme.Start(ln.Addr(), httpAddr)
+	}
 	select {
 	case err := <-errc:
 		return err

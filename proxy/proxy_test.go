@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -19,8 +20,11 @@ import (
 
 	"github.com/mcp-proxy/mcp-proxy/internal/testca"
 	"github.com/mcp-proxy/mcp-proxy/proxy/authserver"
+	"github.com/mcp-proxy/mcp-proxy/proxy/bearer"
 	"github.com/mcp-proxy/mcp-proxy/proxy/config"
+	"github.com/mcp-proxy/mcp-proxy/proxy/request"
 	"github.com/mcp-proxy/mcp-proxy/proxy/store"
+	"github.com/mcp-proxy/mcp-proxy/proxy/upstream"
 )
 
 // newTestProxy builds a proxy for one route on mcp.test with a fake clock.
@@ -341,6 +345,82 @@ func TestStorageUnavailable(t *testing.T) {
 	if rec.Code != http.StatusServiceUnavailable || body.Error != "storage_unavailable" || body.RequestID == "" || body.RequestID != rec.Header().Get("X-Request-Id") {
 		t.Errorf("got %d %+v (X-Request-Id %q)", rec.Code, body, rec.Header().Get("X-Request-Id"))
 	}
+}
+
+// TestStoreOutageServesValidTokensFromMemory: while the store cannot be
+// reached (Redis down, or failing over), a request whose access token and
+// remote token this replica read before is answered from memory as long
+// as both are valid; one the replica never read, or whose token expired,
+// gets 503 storage_unavailable or the 401 challenge, as before.
+func TestStoreOutageServesValidTokensFromMemory(t *testing.T) {
+	failing := new(atomic.Bool)
+	p, now := newTestProxyWith(t, "", "", &answer{status: http.StatusOK}, func(b store.Backend) store.Backend { return failingBackend{b, failing} })
+	rt := p.current().routes["mcp.test"]
+	ctx := context.Background()
+	key := rt.bindingKey("alice", "", "https://upstream.test/mcp")
+	if err := rt.tokens.Put(ctx, &upstream.Token{Key: key, AccessToken: "up", Grant: upstream.Grant{Resource: "https://upstream.test/mcp"},
+		Subject: "alice", Expiry: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	g := &request.Grant{ID: "g", Route: "mcp.test", Subject: "alice", BindingKey: key}
+	for tok, life := range map[string]time.Duration{"long": time.Hour, "short": 40 * time.Second, "unread": time.Hour} {
+		if err := p.putAccessToken(tok, &bearer.AccessToken{Grant: g, Expires: now.Add(life)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	call := func(tok string) (int, string) {
+		r := httptest.NewRequest(http.MethodPost, "https://mcp.test/mcp", strings.NewReader("{}"))
+		r.Header.Set("Authorization", "Bearer "+tok)
+		rec := do(p, r)
+		var b struct{ Error string }
+		_ = json.Unmarshal(rec.Body.Bytes(), &b)
+		return rec.Code, b.Error
+	}
+	for _, tok := range []string{"long", "short"} {
+		if code, e := call(tok); code != http.StatusOK {
+			t.Fatalf("%s with the store up: %d %s", tok, code, e)
+		}
+	}
+	failing.Store(true)
+	*now = now.Add(30 * time.Second) // well past the hot cache's TTL
+	if code, e := call("long"); code != http.StatusOK {
+		t.Errorf("a valid token read before, with the store down: %d %s; want 200 from memory", code, e)
+	}
+	if code, e := call("unread"); code != http.StatusServiceUnavailable || e != "storage_unavailable" {
+		t.Errorf("a token this replica never read, with the store down: %d %s; want 503 storage_unavailable", code, e)
+	}
+	*now = now.Add(15 * time.Second)
+	if code, e := call("short"); code != http.StatusUnauthorized {
+		t.Errorf("a token that expired during the outage: %d %s; want the 401 challenge", code, e)
+	}
+	stale, err := metricValue(p, "mcp_proxy_store_stale_reads_total", "access")
+	if err != nil || stale < 2 {
+		t.Errorf("mcp_proxy_store_stale_reads_total{namespace=access} = %v, %v; want at least 2", stale, err)
+	}
+	*now = now.Add(hotStale)
+	if code, e := call("long"); code != http.StatusServiceUnavailable || e != "storage_unavailable" {
+		t.Errorf("with the store down for longer than hotStale: %d %s; want 503 storage_unavailable", code, e)
+	}
+}
+
+// metricValue reads one counter of the proxy's registry by its single
+// label's value.
+func metricValue(p *Proxy, name, label string) (float64, error) {
+	mfs, err := p.Metrics().Registry().Gather()
+	if err != nil {
+		return 0, err
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if len(m.GetLabel()) == 1 && m.GetLabel()[0].GetValue() == label {
+				return m.GetCounter().GetValue(), nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("no %s{%s}", name, label)
 }
 
 // TestClientIDAllowlist: a client id outside allowed_client_id_domains is

@@ -71,7 +71,7 @@ func newFlagSet(stderr io.Writer) (*flag.FlagSet, *options) {
 		logLevel:      fs.String("log-level", "info", "log `level` of the JSON lines on standard error: debug, info, warn or error"),
 	}
 	fs.Var(&o.trustHosts, "trust-host", "host `name` allowed to resolve to private or loopback addresses when fetching Client ID Metadata Documents, such as the stack's client.example.net (repeatable)")
-	fs.Var(&o.clients, "client", "pre-registered client as a `spec`: id=ID,secret=S,redirect=URI[,redirect=URI][,name=NAME]; omit secret for a public client; a client with a secret may also use the client_credentials grant (repeatable)")
+	fs.Var(&o.clients, "client", "pre-registered client as a `spec`: id=ID,secret=S,redirect=URI[,redirect=URI][,name=NAME]; omit secret for a public client, or give key=PUBLIC (the public key's PKIX DER in base64url) instead for a private_key_jwt client; a client with a secret or key may also use the client_credentials grant (repeatable)")
 	fs.Var(&o.users, "user", "user `name:password` that can sign in (repeatable); replaces the default users alice:alice-password and bob:bob-password")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, `Usage: mockas -issuer URL [flags]

@@ -143,6 +143,49 @@ func (c *MCPClient) Refresh(ctx context.Context) error {
 // Connect opens an MCP session with endpoint, running the OAuth flow when
 // the server asks for it.
 func (c *MCPClient) Connect(ctx context.Context, endpoint string) error {
+	h, err := c.newHandler()
+	if err != nil {
+		return err
+	}
+	c.handler = h
+	return c.connect(ctx, endpoint)
+}
+
+// Authorize runs the OAuth flow for endpoint without opening an MCP
+// session: a first POST without a token, whose 401 challenge the SDK's
+// handler follows (the user's browser signs in and consents), so that the
+// client holds a token (Token) and the MCP server has seen nothing but
+// what its proxy sent while authorizing.
+func (c *MCPClient) Authorize(ctx context.Context, endpoint string) error {
+	h, err := c.newHandler()
+	if err != nil {
+		return err
+	}
+	c.handler = h
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"ping"}`))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	resp, err := (&http.Client{Transport: c.transport}).Do(req)
+	if err != nil {
+		return err
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		return fmt.Errorf("%s answered %s to a request without a token, not 401", endpoint, resp.Status)
+	}
+	if err := h.Authorize(ctx, req, resp); err != nil {
+		return fmt.Errorf("%s's MCP client could not authorize at %s: %w (browser: %s)", c.User, endpoint, err, c.History())
+	}
+	return nil
+}
+
+// newHandler is the client's OAuth handler: the SDK's authorization code
+// handler with the client's metadata document (or registration), whose
+// browser is the user's.
+func (c *MCPClient) newHandler() (*auth.AuthorizationCodeHandler, error) {
 	cfg := &auth.AuthorizationCodeHandlerConfig{
 		RedirectURL: c.redirectURL,
 		AuthorizationCodeFetcher: func(ctx context.Context, args *auth.AuthorizationArgs) (*auth.AuthorizationResult, error) {
@@ -185,12 +228,7 @@ func (c *MCPClient) Connect(ctx context.Context, endpoint string) error {
 	if c.Scopes != nil {
 		cfg.ScopeFilter = func([]string) []string { return c.Scopes }
 	}
-	h, err := auth.NewAuthorizationCodeHandler(cfg)
-	if err != nil {
-		return err
-	}
-	c.handler = h
-	return c.connect(ctx, endpoint)
+	return auth.NewAuthorizationCodeHandler(cfg)
 }
 
 // Reconnect opens a new MCP session with endpoint, keeping the tokens the
@@ -259,6 +297,23 @@ func (c *MCPClient) Token(ctx context.Context) (string, error) {
 		return "", err
 	}
 	return tok.AccessToken, nil
+}
+
+// RefreshToken returns the refresh token the MCP client holds (issued by
+// the proxy), for a refresh sent by hand.
+func (c *MCPClient) RefreshToken(ctx context.Context) (string, error) {
+	if c.handler == nil {
+		return "", fmt.Errorf("%s's MCP client never authorized", c.User)
+	}
+	ts, err := c.handler.TokenSource(ctx)
+	if err != nil || ts == nil {
+		return "", fmt.Errorf("%s's MCP client has no token: %v", c.User, err)
+	}
+	tok, err := ts.Token()
+	if err != nil {
+		return "", err
+	}
+	return tok.RefreshToken, nil
 }
 
 // SessionID is the MCP session id of the connection, and ProtocolVersion

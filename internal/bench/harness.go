@@ -69,10 +69,12 @@ type Harness struct {
 	hosts  *hostmap.Map
 	tr     *http.Transport // reaches every bench host, as the in-process actors do
 	inproc []*http.Server
-	procs  map[string]*exec.Cmd
-	done   map[*exec.Cmd]chan struct{} // closed when the process has exited
-	addrs  map[string]string           // host → 127.0.0.1:port
-	args   map[string][]string         // key → the binary and arguments it was started with
+	// inprocClose stops what else runs in this process (a balancer).
+	inprocClose []func()
+	procs       map[string]*exec.Cmd
+	done        map[*exec.Cmd]chan struct{} // closed when the process has exited
+	addrs       map[string]string           // host → 127.0.0.1:port
+	args        map[string][]string         // key → the binary and arguments it was started with
 
 	// The mock authorization servers, in this process (make load's).
 	as, idp *mockas.Server
@@ -238,6 +240,7 @@ func (h *Harness) exec(key, binary string, args ...string) error {
 	}
 	cmd := exec.Command(filepath.Join(h.Bin, binary), args...)
 	cmd.Dir, cmd.Stdout, cmd.Stderr = h.Dir, logf, logf
+	ownProcess(cmd)
 	if h.ProfileDir != "" {
 		cmd.Env = append(os.Environ(), "BENCH_PROFILE_DIR="+h.ProfileDir)
 	}
@@ -352,13 +355,7 @@ func (h *Harness) startProxy() error {
 	if err := os.WriteFile(h.path("proxy.yaml"), []byte(config), 0o600); err != nil {
 		return err
 	}
-	args := []string{"serve", "-config", "proxy.yaml", "-listen", addr, "-ca-file", "ca.pem",
-		"-allow-private-host", ClientHost, "-log-level", "warn"}
-	for _, host := range []string{ASHost, IdPHost, ClientHost, SDKHost, CannedHost} {
-		if h.addrs[host] != "" {
-			args = append(args, "-resolve", host+":443:"+h.addrs[host])
-		}
-	}
+	args := h.proxyArgs("proxy.yaml", addr)
 	binary := "mcp-proxy"
 	if h.ProfileDir != "" {
 		binary = "profproxy"
@@ -375,6 +372,19 @@ func (h *Harness) startProxy() error {
 		h.hosts.Set(host, 443, ap)
 	}
 	return nil
+}
+
+// proxyArgs are mcp-proxy's arguments: serve config on addr, trusting the
+// run's CA and reaching the doubles on their ports.
+func (h *Harness) proxyArgs(config, addr string) []string {
+	args := []string{"serve", "-config", config, "-listen", addr, "-ca-file", "ca.pem",
+		"-allow-private-host", ClientHost, "-log-level", "warn"}
+	for _, host := range []string{ASHost, IdPHost, ClientHost, SDKHost, CannedHost} {
+		if h.addrs[host] != "" {
+			args = append(args, "-resolve", host+":443:"+h.addrs[host])
+		}
+	}
+	return args
 }
 
 // authorize runs alice's MCP client through the proxy's authorization on
@@ -444,6 +454,7 @@ func (h *Harness) Load(ctx context.Context, host, token, upstream, proto string,
 	var stdout, stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, filepath.Join(h.Bin, "loadgen"), args...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	ownProcess(cmd)
 	if err := cmd.Run(); err != nil {
 		return nil, fmt.Errorf("loadgen %s c=%d %s: %v: %s", host, c, proto, err, strings.TrimSpace(stderr.String()))
 	}
@@ -474,7 +485,7 @@ func (h *Harness) Close() error {
 			case <-time.After(15 * time.Second):
 			}
 		}
-		if err := c.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		if err := killProcess(c); err != nil && !errors.Is(err, os.ErrProcessDone) {
 			errs = append(errs, err)
 			continue
 		}
@@ -487,6 +498,9 @@ func (h *Harness) Close() error {
 	}
 	for _, s := range h.inproc {
 		s.Close()
+	}
+	for _, c := range h.inprocClose {
+		c()
 	}
 	return errors.Join(errs...)
 }

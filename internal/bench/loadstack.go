@@ -108,7 +108,7 @@ func (h *Harness) stop(c *exec.Cmd, grace time.Duration) error {
 		return nil
 	case <-time.After(grace):
 	}
-	if err := c.Process.Kill(); err != nil && err != os.ErrProcessDone {
+	if err := killProcess(c); err != nil && err != os.ErrProcessDone {
 		return err
 	}
 	select {

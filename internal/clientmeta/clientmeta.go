@@ -7,15 +7,19 @@
 // client by default, a private_key_jwt client for names ending in -pkjwt
 // (keys at a jwks_uri) or -pkjwt-inline (keys in the document's jwks), its
 // keys derived from the run's key seed, so the harness and mockcimd agree
-// without sharing a file, and for names starting with refuse- one of the
-// documents the proxy must refuse. POST /NAME/rotate rotates a
-// private_key_jwt client's key (RotatedKey).
+// without sharing a file; a native client that receives its answers on a
+// loopback port for names loopback-PORT (as the official MCP conformance
+// suite's authorization mode does, on http://127.0.0.1:PORT/callback); and
+// for names starting with refuse- one of the documents the proxy must
+// refuse. POST /NAME/rotate rotates a private_key_jwt client's key
+// (RotatedKey).
 package clientmeta
 
 import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -34,6 +38,29 @@ func RedirectURL(host, name string) string {
 // JWKSURL is where a private_key_jwt client called name publishes its keys.
 func JWKSURL(host, name string) string {
 	return "https://" + host + "/" + name + "/jwks.json"
+}
+
+// LoopbackName is the name of the client whose redirect URI is
+// LoopbackRedirectURL(port).
+func LoopbackName(port int) string { return "loopback-" + strconv.Itoa(port) }
+
+// LoopbackRedirectURL is the redirect URI of a native client that listens
+// on a loopback port (RFC 8252 §7.3).
+func LoopbackRedirectURL(port int) string {
+	return "http://127.0.0.1:" + strconv.Itoa(port) + "/callback"
+}
+
+// LoopbackPort reports the port of a client called loopback-PORT.
+func LoopbackPort(name string) (int, bool) {
+	p, ok := strings.CutPrefix(name, "loopback-")
+	if !ok {
+		return 0, false
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 1 || port > 65535 || strconv.Itoa(port) != p {
+		return 0, false
+	}
+	return port, true
 }
 
 // PrivateKeyJWT reports whether the client called name authenticates with
@@ -89,6 +116,9 @@ func documentAt(host, seed, name string, gen int) (map[string]any, error) {
 	case PrivateKeyJWT(name):
 		doc["token_endpoint_auth_method"] = "private_key_jwt"
 		doc["jwks_uri"] = JWKSURL(host, name)
+	}
+	if port, ok := LoopbackPort(name); ok {
+		doc["redirect_uris"] = []string{LoopbackRedirectURL(port)}
 	}
 	if strings.HasPrefix(name, "refuse-") {
 		change, ok := refusals(host, name)[name]

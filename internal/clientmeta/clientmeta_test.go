@@ -63,6 +63,12 @@ func TestDocumentKindsAndKeys(t *testing.T) {
 	if !k.Equal(k2) || k.Equal(other) {
 		t.Error("keys are not derived from the seed alone")
 	}
+	if _, doc := get("/loopback-24123/client-metadata.json"); doc["redirect_uris"].([]any)[0] != "http://127.0.0.1:24123/callback" {
+		t.Errorf("loopback-24123: %v", doc)
+	}
+	if _, doc := get("/loopback-024123/client-metadata.json"); doc["redirect_uris"].([]any)[0] != RedirectURL("client.example.net", "loopback-024123") {
+		t.Errorf("loopback-024123 is not a loopback client: %v", doc)
+	}
 	if code, _ := get("/refuse-nothing/client-metadata.json"); code != 404 {
 		t.Errorf("an unknown refused document answered %d, want 404", code)
 	}

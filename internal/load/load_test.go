@@ -54,6 +54,7 @@ func TestClassify(t *testing.T) {
 		`Post "https://mcp.example.com/mcp": dial tcp 127.0.0.1:1: connect: connection refused`: "connection",
 		`sending "tools/call": 503 Service Unavailable`:                                         "HTTP 503",
 		`calling "tools/call": connection closed`:                                               "session lost",
+		`tools/call whoami: calling "tools/call": request terminated without response`:          "connection",
 		`tool error: boom`: "tool error",
 		`Post "https://mcp.example.com/mcp": context deadline exceeded (Client.Timeout exceeded while waiting)`: "timeout",
 		`something else`: "other",

@@ -15,9 +15,19 @@ import (
 func (r *Report) Print(w io.Writer) {
 	for _, p := range r.Phases {
 		fmt.Fprintf(w, "\n### %s\n\n", p.Name)
-		fmt.Fprintln(w, "| clients, window | requests | failed | failures by kind | p50 | p99 | max | answered/s | clients failed | not recovered |")
-		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
+		if p.Extended {
+			fmt.Fprintln(w, "| window | requests | failed | failed while tokens valid | failures by kind | p50 | p99 | max | answered/s | clients failed | not recovered | recovery |")
+			fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|")
+		} else {
+			fmt.Fprintln(w, "| clients, window | requests | failed | failures by kind | p50 | p99 | max | answered/s | clients failed | not recovered |")
+			fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
+		}
 		for _, row := range p.Rows {
+			if p.Extended {
+				fmt.Fprintf(w, "| %s | %d | %d | %d | %s | %s | %s | %s | %.0f | %d | %d | %s |\n", row.Label, row.Requests, row.Errors, row.ValidFailures,
+					kinds(row.Summary), ms(row.P50), ms(row.P99), ms(row.Max), row.RPS, row.ClientsFailed, row.Unrecovered, ms(row.Recovery))
+				continue
+			}
 			fmt.Fprintf(w, "| %s | %d | %d | %s | %s | %s | %s | %.0f | %d | %d |\n", row.Label, row.Requests, row.Errors,
 				kinds(row.Summary), ms(row.P50), ms(row.P99), ms(row.Max), row.RPS, row.ClientsFailed, row.Unrecovered)
 		}

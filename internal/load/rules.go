@@ -91,3 +91,13 @@ func NotAnsweredAfter(recs []Record, clients []int, t time.Duration) int {
 	}
 	return n
 }
+
+// ValidRules: no request failed while its user's tokens were valid (in the
+// Redis phases, every token is), whatever happened to the store; after
+// names the event.
+func ValidRules(s Summary, after string) []string {
+	if s.ValidFailures > 0 {
+		return []string{fmt.Sprintf("%d requests failed while their users' tokens were valid, before or after %s", s.ValidFailures, after)}
+	}
+	return nil
+}

@@ -85,3 +85,40 @@ func TestReportLine(t *testing.T) {
 		t.Errorf("failing line: %s", l)
 	}
 }
+
+func TestValidRules(t *testing.T) {
+	if got := ValidRules(Summary{}, "the outage"); got != nil {
+		t.Errorf("no failures: %v", got)
+	}
+	if got := ValidRules(Summary{Errors: 3, ValidFailures: 2}, "the outage"); len(got) != 1 || !strings.Contains(got[0], "2 requests failed while their users' tokens were valid") {
+		t.Errorf("two failures while valid: %v", got)
+	}
+}
+
+// The Redis phases' rows: a client that failed in one window and had an
+// answer in a later one recovered; the recovery is when the last failed
+// client had its first answer after its last failure.
+func TestWindowedAndRecovery(t *testing.T) {
+	s := time.Second
+	recs := []Record{
+		{Client: 1, At: 4 * s, Took: s / 2, Kind: "connection"}, // fails at the event (5 s)
+		{Client: 1, At: 6 * s, Took: s / 2},                     // answered at 6.5 s
+		{Client: 2, At: 4 * s, Took: s, Kind: "connection"},
+		{Client: 2, At: 5 * s, Took: s, Kind: "initialize: connection"},
+		{Client: 2, At: 7 * s, Took: s},                   // answered at 8 s
+		{Client: 3, At: 2 * s, Took: s, Kind: "HTTP 503"}, // never answered again
+	}
+	rows := windowed(recs, []window{{"before", 0, 5 * s}, {"after", 5 * s, 10 * s}})
+	if rows[0].Requests != 3 || rows[0].Errors != 3 || rows[0].Unrecovered != 1 || rows[0].ClientsFailed != 3 {
+		t.Errorf("before: %+v; want 3 requests, 3 failed, 1 not recovered (client 3)", rows[0].Summary)
+	}
+	if rows[1].Requests != 3 || rows[1].Unrecovered != 0 {
+		t.Errorf("after: %+v; want 3 requests, every client recovered", rows[1].Summary)
+	}
+	if got := recovery(recs, 5*s); got != 3*s {
+		t.Errorf("recovery = %v, want 3s (client 2 answered at 8 s)", got)
+	}
+	if got := recovery(recs[:2], 9*s); got != 0 {
+		t.Errorf("recovery with no failure after the event = %v, want 0", got)
+	}
+}

@@ -41,13 +41,22 @@ type Options struct {
 	// while the remote token the proxy holds for its user is still valid;
 	// off, that count is only reported.
 	ServeWhileValid bool
-	Progress        io.Writer
+	// Redis runs the Redis phases after the others (redis.go).
+	Redis bool
+	// RedisOutage is how long redis-server is stopped; RedisPhase is the
+	// length of the replica-kill and failover phases, whose event comes at
+	// a quarter of it.
+	RedisOutage, RedisPhase time.Duration
+	Progress                io.Writer
 }
 
 // Row is one line of a phase's table.
 type Row struct {
 	Label string
 	Summary
+	// Recovery is how long the proxy took to recover after the phase's
+	// event, in the row of the window that follows it; zero elsewhere.
+	Recovery time.Duration
 }
 
 // Phase is one phase's result.
@@ -58,6 +67,9 @@ type Phase struct {
 	Notes    []string // what was checked besides the rows
 	Failures []string // the phase's rules that did not hold
 	Tally    *Tally
+	// Extended phases' tables also show the failures while a token was
+	// valid and the recovery time.
+	Extended bool
 }
 
 // Report is a whole run.
@@ -87,9 +99,9 @@ func (o Options) logf(format string, args ...any) {
 }
 
 // Run runs every phase against h, which must have been started with
-// bench.LoadSetup{Users: Users(o.Clients + o.Cohort)}.
+// bench.LoadSetup{Users: Users(UserCount(o))}.
 func Run(ctx context.Context, h *bench.Harness, o Options) (*Report, error) {
-	users := Users(o.Clients + o.Cohort)
+	users := Users(UserCount(o))
 	rep := &Report{Opts: o}
 	t0 := time.Now()
 	clients, err := authorizeAll(ctx, h, users[:o.Clients], 0, o.Parallel)
@@ -104,7 +116,7 @@ func Run(ctx context.Context, h *bench.Harness, o Options) (*Report, error) {
 	}
 	rep.Phases = append(rep.Phases, warm)
 	rep.Phases = append(rep.Phases, upstreamPhase(ctx, h, o, clients))
-	as, cohort, err := refreshPhase(ctx, h, o, clients, users[o.Clients:])
+	as, cohort, err := refreshPhase(ctx, h, o, clients, users[o.Clients:o.Clients+o.Cohort])
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +130,25 @@ func Run(ctx context.Context, h *bench.Harness, o Options) (*Report, error) {
 	if rep.Final, err = Settle(ctx, h.AdminMetrics, time.Second, 10*time.Second); err != nil {
 		return nil, err
 	}
+	if o.Redis {
+		probes := users[o.Clients+o.Cohort:]
+		if len(probes) < RedisProbeUsers {
+			return nil, fmt.Errorf("the Redis phases need %d more users than -clients and -cohort", RedisProbeUsers)
+		}
+		if err := redisSection(ctx, h, o, users[:o.Clients], probes, rep); err != nil {
+			return nil, err
+		}
+	}
 	return rep, nil
+}
+
+// UserCount is how many users a run with o needs.
+func UserCount(o Options) int {
+	n := o.Clients + o.Cohort
+	if o.Redis {
+		n += RedisProbeUsers
+	}
+	return n
 }
 
 // warmPhase measures the warm path: a short warm-up, the proxy's figures

@@ -50,7 +50,8 @@ func Classify(err error) string {
 	case errors.Is(err, context.DeadlineExceeded) || strings.Contains(msg, "Client.Timeout") || strings.Contains(msg, "deadline exceeded"):
 		return "timeout"
 	case strings.Contains(msg, "connection refused") || strings.Contains(msg, "connection reset") ||
-		strings.Contains(msg, "EOF") || strings.Contains(msg, "broken pipe") || strings.Contains(msg, "use of closed network connection"):
+		strings.Contains(msg, "EOF") || strings.Contains(msg, "broken pipe") || strings.Contains(msg, "use of closed network connection") ||
+		strings.Contains(msg, "terminated without response"):
 		return "connection"
 	case strings.Contains(msg, "session not found") || strings.Contains(msg, "session missing") || strings.Contains(msg, "connection closed"):
 		return "session lost"

@@ -1,8 +1,13 @@
-// Package mcpconformance runs the official MCP conformance suite's client
-// auth scenarios (@modelcontextprotocol/conformance, npm), one at a time,
-// through mcp-proxy's upstream leg, where the proxy is the OAuth client the
-// suite grades, and through the plain MCP Go SDK client as a baseline. It
-// judges each scenario from the suite's checks, holds the scenarios that
-// cannot apply to an intermediary to their checked-in reason, and writes
-// the results the docs site publishes.
+// Package mcpconformance runs the official MCP conformance suite
+// (@modelcontextprotocol/conformance, npm) against the three faces of
+// mcp-proxy, one leg each, and each beside a baseline without the proxy:
+// its upstream OAuth and MCP client (the suite's client mode, one scenario
+// at a time, through a route whose to is the scenario's server), its own
+// authorization server (the authorization mode, signed in headlessly
+// through the real pages), and the MCP server its users' clients reach
+// (the server mode against the MCP Go SDK's everything-server, direct and
+// through a route; the failure sets must be equal). It judges each
+// scenario from the suite's checks, holds the scenarios that cannot apply
+// to an intermediary to their checked-in reason, and writes the results the
+// docs site publishes.
 package mcpconformance

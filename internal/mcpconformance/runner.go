@@ -3,6 +3,7 @@ package mcpconformance
 import (
 	"bytes"
 	"context"
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +22,18 @@ import (
 	"github.com/mcp-proxy/mcp-proxy/internal/results"
 )
 
+// preload is the Node module the suite runs with (node --import): it binds
+// the suite's servers to loopback, maps the stack's names, and adds the
+// MCP client's token and HTTPS where the suite cannot (its header says
+// how).
+//
+//go:embed suite/preload.mjs
+var preload []byte
+
+// PreloadFile is the preload's name in the suite's directory, beside
+// node_modules, whose undici it imports.
+const PreloadFile = "preload.mjs"
+
 // Suite is an installed copy of the official suite and the Node that runs
 // it (make mcp-conformance installs both from npm into the build
 // directory).
@@ -30,6 +43,34 @@ type Suite struct {
 	// Package is the suite's package directory
 	// (node_modules/@modelcontextprotocol/conformance).
 	Package string
+	// Preload is the path of the preload module (WritePreload writes it).
+	Preload string
+}
+
+// WritePreload writes the preload module into dir, the directory the suite
+// is installed in, and sets Preload.
+func (s *Suite) WritePreload(dir string) error {
+	s.Preload = filepath.Join(dir, PreloadFile)
+	return os.WriteFile(s.Preload, preload, 0o644)
+}
+
+// Command is a run of the suite with args (a mode and its options), with
+// the preload and env added to this process's environment.
+func (s Suite) Command(ctx context.Context, env map[string]string, args ...string) *exec.Cmd {
+	all := []string{filepath.Join(s.Package, "dist", "index.js")}
+	if s.Preload != "" {
+		all = append([]string{"--import", "file://" + s.Preload}, all...)
+	}
+	cmd := exec.CommandContext(ctx, s.Node, append(all, args...)...)
+	// The suite's own colours would clutter the saved output.
+	cmd.Env = append(os.Environ(), "NO_COLOR=1", "FORCE_COLOR=0")
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	// A suite that is told to stop gets a moment to close its servers.
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 5 * time.Second
+	return cmd
 }
 
 // Version is the suite's version, from its package.json.
@@ -57,41 +98,77 @@ func (s Suite) NodeVersion(ctx context.Context) (string, error) {
 	return strings.TrimSpace(string(out)), nil
 }
 
-// ClientAuthScenarios are the client auth scenarios (auth/*) that the
-// suite's frozen requirement set for revision scores, in its order.
-func (s Suite) ClientAuthScenarios(revision string) ([]string, error) {
+// Requirements is a frozen requirement set of the suite
+// (requirements/REVISION.yaml): the scenarios conformance to a protocol
+// revision requires, and those it runs without scoring.
+type Requirements struct {
+	Revision  string
+	Server    []string    `yaml:"server"`
+	Client    []string    `yaml:"client"`
+	NotScored []NotScored `yaml:"not_scored"`
+}
+
+// NotScored is a scenario a requirement set runs without scoring it, and
+// why: "extension", "pending", "added-after-release".
+type NotScored struct {
+	Scenario string `yaml:"scenario"`
+	Leg      string `yaml:"leg"`
+	Reason   string `yaml:"reason"`
+}
+
+// File is the requirement set's path inside the suite's package.
+func (r *Requirements) File() string { return "requirements/" + r.Revision + ".yaml" }
+
+// Requirements reads the suite's requirement set for revision.
+func (s Suite) Requirements(revision string) (*Requirements, error) {
 	path := filepath.Join(s.Package, "requirements", revision+".yaml")
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	var req struct {
-		Client []string `yaml:"client"`
-	}
-	if err := yaml.Unmarshal(b, &req); err != nil {
+	req := &Requirements{Revision: revision}
+	if err := yaml.Unmarshal(b, req); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	var out []string
-	for _, sc := range req.Client {
-		if strings.HasPrefix(sc, "auth/") {
-			out = append(out, sc)
+	if len(req.Client) == 0 || len(req.Server) == 0 {
+		return nil, fmt.Errorf("%s scores no client or no server scenario", path)
+	}
+	return req, nil
+}
+
+// Extension returns the not-scored extension scenarios of leg among
+// names, failing when the set does not list one of them: the harness runs
+// them by name, so a suite that dropped one must not pass unnoticed.
+func (r *Requirements) Extension(leg string, names ...string) ([]string, error) {
+	for _, n := range names {
+		if !slices.ContainsFunc(r.NotScored, func(e NotScored) bool { return e.Scenario == n && e.Leg == leg && e.Reason == "extension" }) {
+			return nil, fmt.Errorf("%s does not list %s as a %s extension scenario", r.File(), n, leg)
 		}
 	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%s scores no client auth scenario", path)
+	return names, nil
+}
+
+// Scored reports whether the set scores the server scenario name.
+func (r *Requirements) Scored(leg, name string) bool {
+	if leg == LegServer {
+		return slices.Contains(r.Server, name)
 	}
-	return out, nil
+	return slices.Contains(r.Client, name)
 }
 
 // Excuse is an entry of the not-applicable file.
 type Excuse struct {
+	Leg      string `yaml:"leg"`
 	Scenario string `yaml:"scenario"`
 	Reason   string `yaml:"reason"`
 }
 
-// ReadExcuses reads the not-applicable file: every entry needs a scenario
-// and a reason, once.
-func ReadExcuses(path string) (map[string]string, error) {
+// Excuses are the not-applicable file's entries: leg → scenario → reason.
+type Excuses map[string]map[string]string
+
+// ReadExcuses reads the not-applicable file: every entry needs a leg, a
+// scenario and a reason, once.
+func ReadExcuses(path string) (Excuses, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -102,15 +179,20 @@ func ReadExcuses(path string) (map[string]string, error) {
 	if err := dec.Decode(&list); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	out := make(map[string]string)
+	out := Excuses{}
 	for i, e := range list {
 		switch {
 		case e.Scenario == "" || strings.TrimSpace(e.Reason) == "":
 			return nil, fmt.Errorf("%s: entry %d needs a scenario and a reason", path, i+1)
-		case out[e.Scenario] != "":
-			return nil, fmt.Errorf("%s: %s is listed twice", path, e.Scenario)
+		case e.Leg != LegClient && e.Leg != LegAuthorization && e.Leg != LegServer:
+			return nil, fmt.Errorf("%s: entry %d (%s): leg %q is not %s, %s or %s", path, i+1, e.Scenario, e.Leg, LegClient, LegAuthorization, LegServer)
+		case out[e.Leg][e.Scenario] != "":
+			return nil, fmt.Errorf("%s: %s %s is listed twice", path, e.Leg, e.Scenario)
 		}
-		out[e.Scenario] = strings.Join(strings.Fields(e.Reason), " ")
+		if out[e.Leg] == nil {
+			out[e.Leg] = map[string]string{}
+		}
+		out[e.Leg][e.Scenario] = strings.Join(strings.Fields(e.Reason), " ")
 	}
 	return out, nil
 }
@@ -130,6 +212,9 @@ type Runner struct {
 	Out string
 	// Log, when set, receives the suite's output.
 	Log io.Writer
+	// Force are scenarios that run although the spec version does not
+	// name them (extension scenarios, off the spec's timeline).
+	Force []string
 }
 
 // Run runs one scenario and judges it from the suite's checks and exit
@@ -146,17 +231,17 @@ func (r Runner) Run(ctx context.Context, scenario string) ScenarioResult {
 		return res
 	}
 	res.Dir = dir
-	args := []string{filepath.Join(r.Suite.Package, "dist", "index.js"), "client",
-		"--command", r.Command, "--scenario", scenario, "--spec-version", r.SpecVersion,
+	args := []string{"client", "--command", r.Command, "--scenario", scenario, "--spec-version", r.SpecVersion,
 		"--timeout", fmt.Sprint(r.Timeout.Milliseconds()), "-o", dir}
-	cmd := exec.CommandContext(ctx, r.Suite.Node, args...)
+	if slices.Contains(r.Force, scenario) {
+		args = append(args, "--force")
+	}
+	cmd := r.Suite.Command(ctx, nil, args...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if r.Log != nil {
 		cmd.Stdout, cmd.Stderr = io.MultiWriter(&out, r.Log), io.MultiWriter(&out, r.Log)
 	}
-	// The suite's own colours would clutter the saved output.
-	cmd.Env = append(os.Environ(), "NO_COLOR=1", "FORCE_COLOR=0")
 	start := time.Now()
 	err := cmd.Run()
 	res.Seconds = time.Since(start).Seconds()
@@ -176,20 +261,28 @@ func (r Runner) Run(ctx context.Context, scenario string) ScenarioResult {
 		return res
 	}
 	res.Dir = filepath.Dir(checksFile)
-	b, err := os.ReadFile(checksFile)
+	checks, err := readChecks(checksFile)
 	if err != nil {
 		res.Reason = err.Error()
 		return res
 	}
-	var checks []Check
-	if err := json.Unmarshal(b, &checks); err != nil {
-		res.Reason = fmt.Sprintf("%s: %v", checksFile, err)
-		return res
-	}
 	stderr, _ := os.ReadFile(filepath.Join(res.Dir, "stderr.txt"))
 	j := Judge(checks, res.SuiteExit, string(stderr), strings.Contains(out.String(), "Client timed out"))
-	res.Verdict, res.Reason, res.ChecksPassed, res.ChecksFailed, res.FailedChecks = j.Verdict, j.Reason, j.ChecksPassed, j.ChecksFailed, j.FailedChecks
+	res.Verdict, res.Reason, res.ChecksPassed, res.ChecksFailed, res.Warnings, res.FailedChecks = j.Verdict, j.Reason, j.ChecksPassed, j.ChecksFailed, j.Warnings, j.FailedChecks
 	return res
+}
+
+// readChecks reads a checks.json the suite wrote.
+func readChecks(path string) ([]Check, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var checks []Check
+	if err := json.Unmarshal(b, &checks); err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	return checks, nil
 }
 
 // findFile finds the first file called name under dir.
@@ -232,22 +325,43 @@ func lastErrorLine(stderr string) string {
 	return ""
 }
 
-// Client is one client the run grades.
+// Client is one client the client leg grades.
 type Client struct {
 	Name, Description string
 	Command           string
 	// Excuses are the scenarios that cannot apply to it, with the reason.
 	Excuses map[string]string
+	// NotRun are the scenarios it does not run, with the reason.
+	NotRun map[string]string
 	// Gated makes its failing scenarios fail the run only when the run is
 	// required; a client that is not gated (the baseline) fails it always.
 	Gated bool
 }
 
+// ClientCredentialsScenarios are the client credentials extension
+// scenarios (io.modelcontextprotocol/oauth-client-credentials) the client
+// leg runs beside the scored ones: what a service_account route does.
+var ClientCredentialsScenarios = []string{"auth/client-credentials-basic", "auth/client-credentials-jwt"}
+
 // Config is one whole run.
 type Config struct {
-	Suite       Suite
-	Revision    string // the requirement set, also the --spec-version
-	Clients     []Client
+	Suite Suite
+	// Revision is the requirement set of the client leg (also its
+	// --spec-version) and of the server leg's stateless half.
+	Revision string
+	// StatefulRevision is the requirement set of the server leg's stateful
+	// half (2025-11-25: sessions, Mcp-Session-Id).
+	StatefulRevision string
+	// Legs are the legs to run (LegClient, LegAuthorization, LegServer).
+	Legs []string
+	// Clients are the client leg's clients: through the proxy, then the
+	// baseline.
+	Clients []Client
+	// EverythingServer is the MCP Go SDK's conformance fixture, the server
+	// leg's remote MCP server; Fixture names it and its version.
+	EverythingServer, Fixture string
+	// Excuses are the not-applicable file's entries, by leg.
+	Excuses     Excuses
 	Timeout     time.Duration
 	Out         string
 	ExcusesFile string // named in problems
@@ -258,8 +372,14 @@ type Config struct {
 	Progress, SuiteLog io.Writer
 }
 
-// RunAll runs every scored client auth scenario with each client, one at a
-// time, and judges the run.
+func (cfg *Config) progress(format string, args ...any) {
+	if cfg.Progress != nil {
+		fmt.Fprintf(cfg.Progress, format, args...)
+	}
+}
+
+// RunAll runs the configured legs, one after the other, and judges the
+// run.
 func RunAll(ctx context.Context, cfg Config) (*Report, error) {
 	start := time.Now()
 	version, err := cfg.Suite.Version()
@@ -270,81 +390,164 @@ func RunAll(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	scenarios, err := cfg.Suite.ClientAuthScenarios(cfg.Revision)
-	if err != nil {
-		return nil, err
-	}
 	commit, dirty := results.GitState(cfg.RepoDir)
 	rep := &Report{
 		Suite: "@modelcontextprotocol/conformance", SuiteVersion: version, NodeVersion: node,
-		SpecVersion: cfg.Revision, Requirements: "requirements/" + cfg.Revision + ".yaml",
 		Commit: commit, Dirty: dirty, GoVersion: runtime.Version(), Time: start.UTC(), Command: cfg.Command,
 	}
-	for _, cl := range cfg.Clients {
-		r := Runner{Suite: cfg.Suite, Command: cl.Command, SpecVersion: cfg.Revision, Timeout: cfg.Timeout,
-			Out: filepath.Join(cfg.Out, cl.Name), Log: cfg.SuiteLog}
-		run := func(sc string) ScenarioResult {
-			res := r.Run(ctx, sc)
-			if cfg.Progress != nil {
-				fmt.Fprintf(cfg.Progress, "mcp-conformance: %-10s %-40s %d passed, %d failed (%.1fs)\n", cl.Name, sc, res.ChecksPassed, res.ChecksFailed, res.Seconds)
-			}
-			return res
+	for _, leg := range cfg.Legs {
+		legStart := time.Now()
+		var l *Leg
+		var failures, problems []string
+		switch leg {
+		case LegClient:
+			l, failures, problems, err = runClientLeg(ctx, &cfg)
+		case LegAuthorization:
+			l, failures, problems, err = runAuthorizationLeg(ctx, &cfg)
+		case LegServer:
+			rep.Fixture = cfg.Fixture
+			l, failures, problems, err = runServerLeg(ctx, &cfg)
+		default:
+			return nil, fmt.Errorf("no leg is called %q (%s, %s, %s)", leg, LegClient, LegAuthorization, LegServer)
 		}
-		cr, failures, problems := Grade(cl, scenarios, run, cfg.ExcusesFile, rep.Requirements)
-		rep.Clients = append(rep.Clients, cr)
-		if cl.Gated {
-			rep.Failures = append(rep.Failures, failures...)
-		} else {
-			rep.Problems = append(rep.Problems, failures...)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
 		}
+		if err != nil {
+			// A leg that cannot run is a failure of the run, not a skip.
+			rep.Problems = append(rep.Problems, fmt.Sprintf("%s leg: could not run: %v", leg, err))
+			continue
+		}
+		l.Seconds = time.Since(legStart).Seconds()
+		rep.Legs = append(rep.Legs, *l)
+		rep.Failures = append(rep.Failures, failures...)
 		rep.Problems = append(rep.Problems, problems...)
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
 	}
 	rep.WallSeconds = time.Since(start).Seconds()
 	return rep, nil
 }
 
+// runClientLeg runs every client scenario the revision scores, and the
+// client credentials extension scenarios, with each client, one at a time.
+func runClientLeg(ctx context.Context, cfg *Config) (*Leg, []string, []string, error) {
+	req, err := cfg.Suite.Requirements(cfg.Revision)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ext, err := req.Extension(LegClient, ClientCredentialsScenarios...)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	scenarios := append(slices.Clone(req.Client), ext...)
+	leg := &Leg{Name: LegClient, Title: "The proxy as an OAuth client", Requirements: []string{req.File()},
+		Description: "Each client scenario starts an MCP server and, for the auth scenarios, an authorization server that behave in one particular way, runs a client against them and checks what the client sent. Through mcp-proxy, the route's to is the scenario's server: a user's MCP client signs in at the proxy, and the proxy is the client the scenario grades."}
+	var failures, problems []string
+	for _, cl := range cfg.Clients {
+		r := Runner{Suite: cfg.Suite, Command: cl.Command, SpecVersion: cfg.Revision, Timeout: cfg.Timeout,
+			Out: filepath.Join(cfg.Out, LegClient, cl.Name), Log: cfg.SuiteLog, Force: ext}
+		run := func(sc string) ScenarioResult {
+			res := r.Run(ctx, sc)
+			res.Scored = req.Scored(LegClient, sc)
+			cfg.progress("mcp-conformance client: %-10s %-40s %d passed, %d failed (%.1fs)\n", cl.Name, sc, res.ChecksPassed, res.ChecksFailed, res.Seconds)
+			return res
+		}
+		if cl.Gated {
+			cl.Excuses = cfg.Excuses[LegClient]
+		}
+		cr, f, p := Grade(cl, scenarios, run, cfg.ExcusesFile, req.File())
+		for i := range cr.Scenarios {
+			cr.Scenarios[i].Scored = req.Scored(LegClient, cr.Scenarios[i].Scenario)
+		}
+		leg.Clients = append(leg.Clients, cr)
+		if cl.Gated {
+			failures = append(failures, f...)
+		} else {
+			problems = append(problems, f...)
+		}
+		problems = append(problems, p...)
+		if err := ctx.Err(); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	return leg, failures, problems, nil
+}
+
 // Grade runs every scenario with run and grades the client: a failing
 // scenario is a failure unless the client's excuses name it, in which case
 // it is not applicable; an excuse whose scenario passes, or that names no
-// scenario of the run, is a problem.
+// scenario of the run, is a problem. A scenario the client does not run is
+// not run, with its reason.
 func Grade(cl Client, scenarios []string, run func(scenario string) ScenarioResult, excusesFile, requirements string) (cr ClientResult, failures, problems []string) {
 	cr = ClientResult{Client: cl.Name, Description: cl.Description, Total: len(scenarios)}
-	names := make([]string, 0, len(cl.Excuses))
-	for name := range cl.Excuses {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	for _, name := range names {
-		if !slices.Contains(scenarios, name) {
-			problems = append(problems, fmt.Sprintf("%s: %s names %s, which %s does not score: remove it", cl.Name, excusesFile, name, requirements))
-		}
-	}
+	problems = staleExcuses(cl.Name, cl.Excuses, scenarios, excusesFile, requirements)
 	start := time.Now()
 	for _, sc := range scenarios {
-		res := run(sc)
+		var res ScenarioResult
+		if why, skip := cl.NotRun[sc]; skip {
+			res = ScenarioResult{Scenario: sc, Verdict: NotRun, Reason: why}
+		} else {
+			res = run(sc)
+		}
 		if reason, ok := cl.Excuses[sc]; ok {
-			if res.Verdict == Passed {
-				problems = append(problems, fmt.Sprintf("%s: %s passes now: remove it from %s", cl.Name, sc, excusesFile))
-			} else {
-				res.Verdict, res.Reason = NotApplicable, reason
+			if p := applyExcuse(&res, reason, cl.Name, excusesFile); p != "" {
+				problems = append(problems, p)
 			}
 		}
-		switch res.Verdict {
-		case Passed:
-			cr.Passed++
-		case NotApplicable:
-			cr.NotApplicable++
-		default:
-			cr.Failed++
-			failures = append(failures, fmt.Sprintf("%s: %s failed: %s", cl.Name, sc, oneLine(res.Reason, 300)))
-		}
+		cr.count(res, &failures)
 		cr.Scenarios = append(cr.Scenarios, res)
 	}
 	cr.Seconds = time.Since(start).Seconds()
 	return cr, failures, problems
+}
+
+// count adds one scenario's verdict to the client's counts, and a failure
+// to failures.
+func (cr *ClientResult) count(res ScenarioResult, failures *[]string) {
+	switch res.Verdict {
+	case Passed:
+		cr.Passed++
+	case NotApplicable:
+		cr.NotApplicable++
+	case AsDirect:
+		cr.AsDirect++
+	case NotRun:
+		cr.NotRun++
+	default:
+		cr.Failed++
+		*failures = append(*failures, fmt.Sprintf("%s: %s failed: %s", cr.Client, res.Scenario, oneLine(res.Reason, 300)))
+	}
+}
+
+// applyExcuse holds a result of the proxy to the not-applicable file's
+// reason for it: a failure becomes not applicable; a scenario that passes
+// (or, in the server leg, fails only as it does direct) no longer needs
+// the excuse, which is a problem until it is removed.
+func applyExcuse(res *ScenarioResult, reason, client, excusesFile string) (problem string) {
+	switch res.Verdict {
+	case Failed:
+		res.Verdict, res.Reason = NotApplicable, reason
+		return ""
+	case AsDirect:
+		return fmt.Sprintf("%s: %s scores as direct now: remove it from %s", client, res.Scenario, excusesFile)
+	}
+	return fmt.Sprintf("%s: %s passes now: remove it from %s", client, res.Scenario, excusesFile)
+}
+
+// staleExcuses are the problems of excuses that name no scenario of the
+// run.
+func staleExcuses(client string, excuses map[string]string, scenarios []string, excusesFile, requirements string) []string {
+	names := make([]string, 0, len(excuses))
+	for name := range excuses {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	var problems []string
+	for _, name := range names {
+		if !slices.Contains(scenarios, name) {
+			problems = append(problems, fmt.Sprintf("%s: %s names %s, which %s does not run: remove it", client, excusesFile, name, requirements))
+		}
+	}
+	return problems
 }
 
 // Judge grades one scenario as the suite counts it: a FAILURE or a WARNING
@@ -352,21 +555,14 @@ func Grade(cl Client, scenarios []string, run func(scenario string) ScenarioResu
 // up, or timed out) when no check says why. stderr is the client's, for
 // the reason. It fills the verdict, the reason and the check counts.
 func Judge(checks []Check, suiteExit int, stderr string, timedOut bool) ScenarioResult {
-	var j ScenarioResult
+	j := countChecks(checks)
 	var reasons []string
-	for _, c := range checks {
-		switch c.Status {
-		case statusSuccess:
-			j.ChecksPassed++
-		case statusFailure, statusWarning:
-			j.ChecksFailed++
-			j.FailedChecks = append(j.FailedChecks, c)
-			msg := c.ErrorMessage
-			if msg == "" {
-				msg = c.Description
-			}
-			reasons = append(reasons, fmt.Sprintf("%s %s: %s", c.ID, strings.ToLower(c.Status), msg))
+	for _, c := range j.FailedChecks {
+		msg := c.ErrorMessage
+		if msg == "" {
+			msg = c.Description
 		}
+		reasons = append(reasons, fmt.Sprintf("%s %s: %s", c.ID, strings.ToLower(c.Status), msg))
 	}
 	switch {
 	case j.ChecksFailed == 0 && suiteExit == 0:
@@ -384,5 +580,30 @@ func Judge(checks []Check, suiteExit int, stderr string, timedOut bool) Scenario
 		why += "; the client said: " + l
 	}
 	j.Verdict, j.Reason = Failed, why
+	return j
+}
+
+// countChecks counts a scenario's passing and failing checks (FAILURE and
+// WARNING) and keeps the failing ones.
+func countChecks(checks []Check) ScenarioResult {
+	var j ScenarioResult
+	for _, c := range checks {
+		switch c.Status {
+		case statusSuccess:
+			j.ChecksPassed++
+		case statusFailure, statusWarning:
+			j.ChecksFailed++
+			if c.Status == statusWarning {
+				j.Warnings++
+			}
+			j.FailedChecks = append(j.FailedChecks, c)
+		case statusSkipped:
+			msg := c.ErrorMessage
+			if msg == "" {
+				msg = c.Description
+			}
+			j.Skipped = append(j.Skipped, c.ID+": "+msg)
+		}
+	}
 	return j
 }

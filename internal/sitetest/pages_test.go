@@ -25,7 +25,7 @@ var pagesDir = flag.String("pages", "../../build/conformance/pages", "the proxy'
 // and a text each must show.
 var proxyPages = map[string]string{
 	// The access policy's refusal (docs/access-policy.md).
-	"policy-route-denied.html": "You are signed in as bob@example.com (bob), and the operator has not given you the MCP server at mcp.example.com.",
+	"policy-route-denied.html": "Access denied You are signed in as bob@example.com (bob), and the operator has not given you the MCP server at mcp.example.com.",
 }
 
 // TestProxyPages renders the proxy's own pages, as the scenarios saw them,

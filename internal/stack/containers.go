@@ -181,8 +181,12 @@ func startContainers(ctx context.Context, run *containerRun) (_ *Containers, err
 	// The doubles get the stack's settings (shared.go) as flags.
 	asEnv := map[string]string{"MOCKAS_CONTROL_SECRET": s.secret}
 	caFlag := []string{"-ca-file", containerDir + "/stack-ca.pem"}
+	as, err := s.asSettings()
+	if err != nil {
+		return nil, err
+	}
 	for _, err := range []error{
-		add("as", ASHost, "mockas", asEnv, mockasFlags(asSettings(), caFlag...)...),
+		add("as", ASHost, "mockas", asEnv, mockasFlags(as, caFlag...)...),
 		add("idp", IdPHost, "mockas", asEnv, mockasFlags(s.idpSettings(), caFlag...)...),
 		add("mcp", UpstreamHost, "mockmcp", map[string]string{"MOCKMCP_CONTROL_SECRET": s.secret},
 			append([]string{"-resource", UpstreamResource, "-as", "https://" + ASHost}, caFlag...)...),
@@ -213,6 +217,11 @@ func mockasFlags(cfg mockas.Config, extra ...string) []string {
 		spec := "id=" + c.ID
 		if c.Secret != "" {
 			spec += ",secret=" + c.Secret
+		}
+		if c.PublicKey != nil {
+			if k, err := mockas.ClientKeyFlag(c.PublicKey); err == nil {
+				spec += ",key=" + k
+			}
 		}
 		for _, r := range c.RedirectURIs {
 			spec += ",redirect=" + r
@@ -387,7 +396,13 @@ func (s *Containers) Mode() string { return "containers" }
 func (s *Containers) RefusedDials() []string { return s.hosts.RefusedDials() }
 
 // WriteConfig implements Stack, exactly as the in-process stack does.
-func (s *Containers) WriteConfig(config string) error { return writeConfig(s.ca, s.dir, config) }
+func (s *Containers) WriteConfig(config string) error {
+	key, err := s.serviceKey()
+	if err != nil {
+		return err
+	}
+	return writeConfig(s.ca, s.dir, config, key)
+}
 
 // WriteFile implements Stack.
 func (s *Containers) WriteFile(name string, data []byte) error { return writeBeside(s.dir, name, data) }

@@ -3,7 +3,10 @@ package stack
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -15,12 +18,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/mcp-proxy/mcp-proxy/internal/clientmeta"
+	"github.com/mcp-proxy/mcp-proxy/internal/redisproc"
 	"github.com/mcp-proxy/mcp-proxy/internal/syncbuf"
 	"github.com/mcp-proxy/mcp-proxy/internal/testca"
 	"github.com/mcp-proxy/mcp-proxy/mockas"
@@ -49,14 +54,34 @@ type Local struct {
 	replicas   []*replica     // more proxies on the same configuration
 	redis      *exec.Cmd      // a Redis server, when a scenario asked for one
 	miniRedis  *EmbeddedRedis // the embedded one, when redis-server is missing
+	sentinels  *redisproc.Set // a Redis with Sentinels, when a scenario asked for one
 	redisMu    sync.Mutex
 	redisURL   string
-	loopback   []string // hosts outside the stack on this machine (TrustLoopbackHost)
+	loopback   []string       // hosts outside the stack on this machine (TrustLoopbackHost)
+	listen     netip.AddrPort // the configuration's listen address, when it names a loopback port
+	// loginOrigins are route origins besides the docs' hosts whose sign-in
+	// callback the identity provider knows (a harness's own configuration).
+	loginMu      sync.Mutex
+	loginOrigins []string
+
+	// ACME (PrepareACMEServer): Pebble, the proxy's listener bound before
+	// the proxy starts, and its http-01 listener.
+	acme          *ACMEServer
+	acmeDirectory string // read by the proxy's environment, under redisMu
+	reserved      net.Listener
+	challengeLn   net.Listener
+	challengeAddr netip.AddrPort
+	httpListen    string            // the configuration's tls.acme.http_listen
+	redisEnv      map[string]string // the Sentinel example's variables
 
 	// proxyEnv are variables of the proxy's environment a scenario set
 	// (SetProxyEnv), under redisMu.
 	proxyEnv map[string]string
 }
+
+// acmeRenewCheck is how often the proxy checks its ACME certificates for
+// renewal in the stack: Pebble's certificates there live a minute.
+const acmeRenewCheck = time.Second
 
 // adminListen makes the proxy's admin listener take an ephemeral port, so
 // that several proxies can run at once.
@@ -108,8 +133,12 @@ func NewLocal() (_ *Local, err error) {
 		c.ControlSecret, c.Logger = s.secret, quiet
 		return c
 	}
-	asConfig := inProcess(asSettings())
-	idpConfig := inProcess(s.idpSettings())
+	as, err := s.asSettings()
+	if err != nil {
+		return nil, err
+	}
+	asConfig := inProcess(as)
+
 	mcpConfig := mockmcp.Config{
 		ResourceURL:          UpstreamResource,
 		AuthorizationServers: []string{"https://" + ASHost},
@@ -126,7 +155,10 @@ func NewLocal() (_ *Local, err error) {
 			return h, nil
 		},
 		IdPHost: func() (http.Handler, error) {
-			h, err := mockas.New(idpConfig)
+			s.loginMu.Lock() // not s.mu: StartService holds it while it calls this
+			origins := slices.Clone(s.loginOrigins)
+			s.loginMu.Unlock()
+			h, err := mockas.New(inProcess(s.idpSettings(origins...)))
 			if err != nil {
 				return nil, fmt.Errorf("stack: identity provider: %w", err)
 			}
@@ -191,16 +223,74 @@ func listenAgain(addr netip.AddrPort) (net.Listener, error) {
 // Mode implements Stack.
 func (s *Local) Mode() string { return "local" }
 
+// Addr is the loopback address (ip:port) that serves host on port 443, for
+// a program that cannot use the stack's resolver (the official suite, in
+// Node).
+func (s *Local) Addr(host string) (string, error) {
+	targets, err := s.hosts.Resolve(context.Background(), host, 443)
+	if err != nil {
+		return "", err
+	}
+	if len(targets) == 0 {
+		return "", fmt.Errorf("stack: %s has no address", host)
+	}
+	return targets[0].String(), nil
+}
+
 // RefusedDials implements Stack.
 func (s *Local) RefusedDials() []string { return s.hosts.RefusedDials() }
 
 // WriteConfig implements Stack: the configuration goes in verbatim; the
 // certificate and key it names are issued for its routes' hosts.
 func (s *Local) WriteConfig(config string) error {
+	shape := readShape(config)
 	s.mu.Lock()
-	s.routeHosts = routeHosts(readShape(config))
+	s.routeHosts = routeHosts(shape)
+	s.listen = loopbackListen(shape.Listen)
+	s.httpListen = shape.TLS.ACME.HTTPListen
+	if s.stopProxy != nil {
+		// A reload may add route hosts: they reach the running proxy.
+		for _, h := range s.routeHosts {
+			s.hosts.Set(h, 443, s.proxyAddr)
+		}
+	}
 	s.mu.Unlock()
-	return writeConfig(s.ca, s.dir, config)
+	s.loginMu.Lock()
+	added := false
+	for _, r := range shape.Routes {
+		u, err := url.Parse(r.From)
+		if err != nil || u.Host == "" || u.Hostname() == ProxyHost || u.Hostname() == InnerProxyHost {
+			continue
+		}
+		if o := "https://" + u.Host; !slices.Contains(s.loginOrigins, o) {
+			s.loginOrigins = append(s.loginOrigins, o)
+			added = true
+		}
+	}
+	s.loginMu.Unlock()
+	if added {
+		// The identity provider learns the new sign-in callbacks as a
+		// restarted process: before the proxy sends anyone there.
+		if err := s.RestartService(context.Background(), IdPHost); err != nil {
+			return err
+		}
+	}
+	key, err := s.serviceKey()
+	if err != nil {
+		return err
+	}
+	return writeConfig(s.ca, s.dir, config, key)
+}
+
+// loopbackListen is a listen address that names a port on a loopback IP
+// address, such as 127.0.0.1:24443; the zero value for any other (":443",
+// a name, port 0), which the in-process stack replaces with its own.
+func loopbackListen(listen string) netip.AddrPort {
+	ap, err := netip.ParseAddrPort(listen)
+	if err != nil || !ap.Addr().IsLoopback() || ap.Port() == 0 {
+		return netip.AddrPort{}
+	}
+	return ap
 }
 
 // WriteFile implements Stack.
@@ -222,9 +312,21 @@ type configShape struct {
 	TLS    struct {
 		CertFile string `yaml:"cert_file"`
 		KeyFile  string `yaml:"key_file"`
+		ACME     struct {
+			CAFile     string `yaml:"ca_file"`
+			HTTPListen string `yaml:"http_listen"`
+		} `yaml:"acme"`
 	} `yaml:"tls"`
 	Routes []struct {
 		From string `yaml:"from"`
+		MCP  struct {
+			Server struct {
+				UpstreamOAuth2 struct {
+					ClientID       string `yaml:"client_id"`
+					PrivateKeyFile string `yaml:"private_key_file"`
+				} `yaml:"upstream_oauth2"`
+			} `yaml:"server"`
+		} `yaml:"mcp"`
 	} `yaml:"routes"`
 }
 
@@ -246,13 +348,40 @@ func readShape(config string) configShape {
 	return shape
 }
 
-// writeConfig writes config as dir/config.yaml and issues from ca the
-// certificate and key it names, for its routes' hosts.
-func writeConfig(ca *testca.CA, dir, config string) error {
+// writeConfig writes config as dir/config.yaml and the files it names that
+// the stack owns: the certificate and key, issued from ca for its routes'
+// hosts, and the private key of the proxy's service client at the remote
+// authorization server (serviceKey) where a route names that client and a
+// key file.
+func writeConfig(ca *testca.CA, dir, config string, serviceKey *ecdsa.PrivateKey) error {
 	if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(config), 0o600); err != nil {
 		return err
 	}
 	shape := readShape(config)
+	path := func(p string) string {
+		if filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(dir, p)
+	}
+	for _, r := range shape.Routes {
+		if up := r.MCP.Server.UpstreamOAuth2; up.ClientID == UpstreamServiceClient && up.PrivateKeyFile != "" {
+			f := up.PrivateKeyFile
+			der, err := x509.MarshalPKCS8PrivateKey(serviceKey)
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(path(f), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+				return err
+			}
+		}
+	}
+	if f := shape.TLS.ACME.CAFile; f != "" {
+		// The ACME server's own HTTPS certificate is the run CA's.
+		if err := os.WriteFile(path(filepath.Clean(f)), ca.CertPEM(), 0o644); err != nil {
+			return err
+		}
+	}
 	if shape.TLS.CertFile == "" || shape.TLS.KeyFile == "" {
 		return nil
 	}
@@ -260,12 +389,6 @@ func writeConfig(ca *testca.CA, dir, config string) error {
 	leaf, err := ca.Issue(names...)
 	if err != nil {
 		return err
-	}
-	path := func(p string) string {
-		if filepath.IsAbs(p) {
-			return p
-		}
-		return filepath.Join(dir, p)
 	}
 	return leaf.WriteFiles(path(shape.TLS.CertFile), path(shape.TLS.KeyFile))
 }
@@ -282,8 +405,14 @@ func (s *Local) env() func(string) (string, bool) {
 		// configuration.
 		s.redisMu.Lock()
 		defer s.redisMu.Unlock()
+		if k == ACMEDirectoryEnv {
+			return s.acmeDirectory, s.acmeDirectory != ""
+		}
 		if k == RedisURLEnv {
 			return s.redisURL, s.redisURL != ""
+		}
+		if v, ok := s.redisEnv[k]; ok {
+			return v, true
 		}
 		v, ok := s.proxyEnv[k]
 		return v, ok
@@ -339,9 +468,20 @@ func (s *Local) StartProxy(ctx context.Context) error {
 	if s.stopProxy != nil {
 		return errors.New("stack: the proxy is already running")
 	}
-	raw, err := listenAgain(s.proxyAddr)
-	if err != nil {
-		return err
+	raw := s.reserved
+	s.reserved = nil
+	if raw == nil {
+		var err error
+		if s.listen.IsValid() {
+			// A configuration that names its loopback port gets it: its
+			// routes' from may name the port too (https://localhost:24443).
+			raw, err = net.Listen("tcp", s.listen.String())
+		} else {
+			raw, err = listenAgain(s.proxyAddr)
+		}
+		if err != nil {
+			return err
+		}
 	}
 	ln := s.proxyGate.listener(raw)
 	cancel, done, err := s.runProxy(ctx, ln, func(a net.Addr) { s.adminAddr = a.String() })
@@ -365,18 +505,27 @@ func (s *Local) runProxy(ctx context.Context, ln net.Listener, adminReady func(n
 		ln.Close()
 		return nil, nil, err
 	}
+	challenge, err := s.challengeListener()
+	if err != nil {
+		ln.Close()
+		return nil, nil, err
+	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	ready := make(chan struct{})
 	done := make(chan int, 1)
+	httpListen := s.httpListen
 	env := cli.Env{
 		Stdout: &s.proxyLog, Stderr: &s.proxyLog, Dir: s.dir, LookupEnv: s.env(),
 		Listen: func(network, addr string) (net.Listener, error) {
-			if addr == adminListen {
+			switch {
+			case addr == adminListen:
 				return net.Listen(network, addr)
+			case challenge != nil && addr == httpListen:
+				return challenge, nil
 			}
 			return ln, nil
 		},
-		Network:    proxy.Options{Resolver: s.hosts, Dial: s.hosts.DialContext},
+		Network:    proxy.Options{Resolver: s.hosts, Dial: s.hosts.DialContext, ACMERenewCheckInterval: acmeRenewCheck},
 		Ready:      func(*proxy.Proxy, net.Addr) { close(ready) },
 		AdminReady: adminReady,
 	}
@@ -395,6 +544,22 @@ func (s *Local) runProxy(ctx context.Context, ln net.Listener, adminReady func(n
 		<-done
 		return nil, nil, ctx.Err()
 	}
+}
+
+// challengeListener is the proxy's http-01 listener when an ACME server
+// reserved one: the reserved listener the first time, then one on the
+// same port. The caller holds s.mu.
+func (s *Local) challengeListener() (net.Listener, error) {
+	if s.challengeLn != nil {
+		ln := s.challengeLn
+		s.challengeLn = nil
+		s.challengeAddr = netip.MustParseAddrPort(ln.Addr().String())
+		return ln, nil
+	}
+	if !s.challengeAddr.IsValid() {
+		return nil, nil
+	}
+	return listenAgain(s.challengeAddr)
 }
 
 // haltProxy stops the proxy, if it runs. The caller holds s.mu.
@@ -541,6 +706,13 @@ func (s *Local) Close() error {
 	s.mu.Lock()
 	s.haltProxy()
 	s.stopExtras()
+	for _, ln := range []net.Listener{s.reserved, s.challengeLn} {
+		if ln != nil {
+			ln.Close()
+		}
+	}
+	acme := s.acme
+	s.acme = nil
 	// The doubles stop at once: a scenario is over, and waiting for their
 	// open streams to drain would only slow the run.
 	for _, svc := range s.services {
@@ -551,7 +723,11 @@ func (s *Local) Close() error {
 		}
 	}
 	s.mu.Unlock()
-	return os.RemoveAll(s.dir)
+	var err error
+	if acme != nil {
+		err = acme.Close()
+	}
+	return errors.Join(err, os.RemoveAll(s.dir))
 }
 
 // gate freezes a service as a paused process is frozen: while it is shut,

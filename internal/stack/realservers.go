@@ -487,10 +487,16 @@ type process struct {
 // ready: the server says it is about to serve. It fails when the process
 // exits first.
 func startProcess(ctx context.Context, name, bin string, args []string, dir, ready string) (*process, error) {
+	return startProcessEnv(ctx, name, bin, args, dir, ready, nil)
+}
+
+// startProcessEnv is startProcess with more environment variables
+// (NAME=value) beside PATH and HOME.
+func startProcessEnv(ctx context.Context, name, bin string, args []string, dir, ready string, env []string) (*process, error) {
 	p := &process{name: name, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Dir = dir
-	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
+	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}, env...)
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	pr, pw := io.Pipe()
 	p.cmd.Stdout, p.cmd.Stderr = pw, pw

@@ -6,16 +6,19 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/alicebob/miniredis/v2/server"
 
+	"github.com/mcp-proxy/mcp-proxy/internal/redisproc"
 	"github.com/mcp-proxy/mcp-proxy/proxy/netguard"
 )
 
@@ -26,6 +29,18 @@ type Replicas interface {
 	// StartRedis starts a Redis server for the run; the proxy's environment
 	// then has REDIS_URL pointing at it.
 	StartRedis(ctx context.Context) error
+	// StopRedis stops the Redis server of StartRedis; RestartRedis starts
+	// it again on the same port with the data it had.
+	StopRedis(ctx context.Context) error
+	RestartRedis(ctx context.Context) error
+	// StartRedisSentinel starts a Redis primary with a password, its
+	// replica and three Sentinels watching it (real redis-server and
+	// redis-sentinel, no stand-in); the proxy's environment then has
+	// REDIS_SENTINEL_1 to _3 (their addresses) and REDIS_PASSWORD.
+	StartRedisSentinel(ctx context.Context) error
+	// FailoverRedis has the Sentinels fail the primary over to its
+	// replica, and returns once the replica answers as the primary.
+	FailoverRedis(ctx context.Context) error
 	// StartReplica starts one more proxy with the same configuration and
 	// returns its number (the first proxy is 1).
 	StartReplica(ctx context.Context) (int, error)
@@ -58,6 +73,59 @@ var (
 // RedisURLEnv is the variable the docs' Redis example reads its URL from.
 const RedisURLEnv = "REDIS_URL"
 
+// The variables the docs' Sentinel example reads: the Sentinels'
+// addresses (REDIS_SENTINEL_1 to _3) and the Redis servers' password.
+const (
+	RedisSentinelEnvPrefix = "REDIS_SENTINEL_"
+	RedisPasswordEnv       = "REDIS_PASSWORD"
+)
+
+// PartRedisSentinel is redis-sentinel: always the real one (nothing
+// stands in for it), with two real redis-servers.
+const PartRedisSentinel = "redis-sentinel"
+
+// StartRedisSentinel implements Replicas.
+func (s *Local) StartRedisSentinel(ctx context.Context) error {
+	dir := filepath.Join(s.dir, "redis-sentinel")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	password := "redis-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	set, err := redisproc.StartSet(ctx, redisproc.SetConfig{Dir: dir, Password: password})
+	if err != nil {
+		return fmt.Errorf("stack: %w", err)
+	}
+	s.mu.Lock()
+	s.sentinels = set
+	s.mu.Unlock()
+	s.redisMu.Lock()
+	s.redisEnv = map[string]string{RedisPasswordEnv: password}
+	for i, a := range set.SentinelAddrs() {
+		s.redisEnv[fmt.Sprintf("%s%d", RedisSentinelEnvPrefix, i+1)] = a
+	}
+	s.redisMu.Unlock()
+	bin, _ := exec.LookPath("redis-sentinel")
+	recordPart(PartRedisSentinel, Real, bin+", with two redis-servers (a primary and its replica)")
+	return nil
+}
+
+// FailoverRedis implements Replicas.
+func (s *Local) FailoverRedis(ctx context.Context) error {
+	s.mu.Lock()
+	set := s.sentinels
+	s.mu.Unlock()
+	if set == nil {
+		return fmt.Errorf("stack: no Redis with Sentinels runs (StartRedisSentinel)")
+	}
+	if err := set.WaitReplicated(ctx, 30*time.Second); err != nil {
+		return fmt.Errorf("stack: the replica is not in sync before the failover: %w", err)
+	}
+	if _, err := set.Failover(ctx); err != nil {
+		return fmt.Errorf("stack: the Sentinels did not fail the primary over: %w", err)
+	}
+	return nil
+}
+
 type replica struct {
 	addr netip.AddrPort
 	stop context.CancelFunc
@@ -87,22 +155,33 @@ func (s *Local) StartRedis(ctx context.Context) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
+	// The append-only file keeps the data across StopRedis and
+	// RestartRedis.
+	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes", "--dir", dir)
+	s.redisMu.Lock()
+	s.redisURL = fmt.Sprintf("redis://127.0.0.1:%d/0", port)
+	s.redisMu.Unlock()
+	if err := s.runRedis(ctx, cmd, port); err != nil {
+		return err
+	}
+	recordPart(PartRedis, Real, bin)
+	return nil
+}
+
+// runRedis starts a redis-server command and waits until it accepts
+// connections on port.
+func (s *Local) runRedis(ctx context.Context, cmd *exec.Cmd, port int) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("stack: start redis-server: %w", err)
 	}
 	s.mu.Lock()
 	s.redis = cmd
 	s.mu.Unlock()
-	s.redisMu.Lock()
-	s.redisURL = fmt.Sprintf("redis://127.0.0.1:%d/0", port)
-	s.redisMu.Unlock()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 200*time.Millisecond)
 		if err == nil {
 			c.Close()
-			recordPart(PartRedis, Real, bin)
 			return nil
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
@@ -115,6 +194,53 @@ func (s *Local) StartRedis(ctx context.Context) error {
 			t.Stop()
 		}
 	}
+}
+
+// StopRedis implements Replicas: the server stops as an operator's stop
+// does (SIGTERM), and every connection to it is refused until
+// RestartRedis.
+func (s *Local) StopRedis(context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.redis != nil:
+		_ = s.redis.Process.Signal(syscall.SIGTERM)
+		_ = s.redis.Wait()
+		s.redis = nil
+	case s.miniRedis != nil:
+		s.miniRedis.m.Close()
+	default:
+		return fmt.Errorf("stack: no Redis server runs (StartRedis)")
+	}
+	return nil
+}
+
+// RestartRedis implements Replicas: the server starts again on its port,
+// with its data.
+func (s *Local) RestartRedis(ctx context.Context) error {
+	s.mu.Lock()
+	mini := s.miniRedis
+	s.mu.Unlock()
+	if mini != nil {
+		return mini.m.Restart()
+	}
+	s.redisMu.Lock()
+	u := s.redisURL
+	s.redisMu.Unlock()
+	if u == "" {
+		return fmt.Errorf("stack: no Redis server ran (StartRedis)")
+	}
+	parsed, err := url.Parse(u)
+	if err != nil {
+		return err
+	}
+	port, _ := strconv.Atoi(parsed.Port())
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(s.dir, "redis")
+	return s.runRedis(ctx, exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes", "--dir", dir), port)
 }
 
 // startEmbeddedRedis serves the Redis protocol from this process on a
@@ -277,6 +403,10 @@ func (s *Local) stopExtras() {
 	if s.miniRedis != nil {
 		s.miniRedis.Close()
 		s.miniRedis = nil
+	}
+	if s.sentinels != nil {
+		s.sentinels.Close()
+		s.sentinels = nil
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/mcp-proxy/mcp-proxy/internal/clientmeta"
@@ -48,21 +49,40 @@ func newShared(ca *testca.CA, dir string) shared {
 }
 
 // asSettings are the remote authorization server's settings in the stack:
-// it fetches the route hosts' Client ID Metadata Documents, and has the
-// clients the Troubleshooting page's pre-registration examples name.
-func asSettings() mockas.Config {
-	return mockas.Config{
-		Issuer:       "https://" + ASHost,
-		TrustedHosts: []string{ProxyHost, InnerProxyHost},
-		Clients:      UpstreamClients(),
+// it fetches the stack's Client ID Metadata Documents, and has the
+// clients the Troubleshooting and Token Binding pages' pre-registration
+// examples name.
+func (sh *shared) asSettings() (mockas.Config, error) {
+	key, err := sh.serviceKey()
+	if err != nil {
+		return mockas.Config{}, err
 	}
+	return mockas.Config{
+		Issuer: "https://" + ASHost,
+		// The routes' documents, and the MCP clients' at ClientHost for a
+		// client that uses this server without the proxy (the official
+		// suite's authorization baseline).
+		TrustedHosts: []string{ProxyHost, InnerProxyHost, ClientHost},
+		Clients:      UpstreamClients(key.Public()),
+	}, nil
+}
+
+// serviceKey is the private key of UpstreamServiceClient: derived from the
+// run's seed as the MCP clients' keys are, so the remote authorization
+// server (in process or in a container) and the proxy's key file agree.
+func (sh *shared) serviceKey() (*ecdsa.PrivateKey, error) {
+	return clientmeta.SigningKey(sh.keySeed, "upstream "+UpstreamServiceClient)
 }
 
 // idpSettings are the identity provider's settings in the stack: the
 // proxy's client, with the sign-in redirect of every route host the docs
-// use.
-func (sh *shared) idpSettings() mockas.Config {
-	return idp.Config(IdPHost, sh.idpSecret, ProxyHost, InnerProxyHost)
+// use, and of the other route origins given (https://localhost:24443).
+func (sh *shared) idpSettings(origins ...string) mockas.Config {
+	hosts := []string{ProxyHost, InnerProxyHost}
+	for _, o := range origins {
+		hosts = append(hosts, strings.TrimPrefix(o, "https://"))
+	}
+	return idp.Config(IdPHost, sh.idpSecret, hosts...)
 }
 
 // CACertPEM implements Stack.

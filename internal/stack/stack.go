@@ -9,6 +9,7 @@ package stack
 
 import (
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/rand"
 	"encoding/hex"
@@ -45,13 +46,21 @@ const (
 	UpstreamClientSecret = "upstream-secret-for-the-conformance-stack"
 )
 
+// UpstreamServiceClient is the client registered for the proxy at the
+// remote authorization server with a public key, as the Token Binding
+// page's client credentials example names it: it authenticates with
+// private_key_jwt.
+const UpstreamServiceClient = "mcp-proxy-service"
+
 // UpstreamClients are the pre-registered clients of the remote
-// authorization server: both redirect to the proxy's upstream callback.
-func UpstreamClients() []mockas.Client {
+// authorization server: all redirect to the proxy's upstream callback;
+// serviceKey is the public key of UpstreamServiceClient.
+func UpstreamClients(serviceKey crypto.PublicKey) []mockas.Client {
 	cb := []string{"https://" + ProxyHost + "/.mcp-proxy/upstream/callback"}
 	return []mockas.Client{
 		{ID: UpstreamPublicClient, Name: "mcp-proxy (public)", RedirectURIs: cb},
 		{ID: UpstreamConfidentialClient, Secret: UpstreamClientSecret, Name: "mcp-proxy (confidential)", RedirectURIs: cb},
+		{ID: UpstreamServiceClient, PublicKey: serviceKey, Name: "mcp-proxy (service account)", RedirectURIs: cb},
 	}
 }
 

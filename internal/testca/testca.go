@@ -70,12 +70,18 @@ func New() (*CA, error) {
 	}, nil
 }
 
-// Pool returns a pool holding only this CA.
+// Pool returns the pool of this CA and the roots added with AddRoot.
 func (ca *CA) Pool() *x509.CertPool { return ca.pool }
 
 // CertPEM returns the CA certificate in PEM form, for components that read a
 // CA file.
 func (ca *CA) CertPEM() []byte { return bytes.Clone(ca.certPEM) }
+
+// AddRoot makes the run trust another root (an ACME server's, whose
+// certificates the proxy then serves): it joins Pool, which every party of
+// the stack verifies with. Call it before anything connects to a server
+// holding a certificate it issued.
+func (ca *CA) AddRoot(cert *x509.Certificate) { ca.pool.AddCert(cert) }
 
 // Leaf is an issued server certificate with its key.
 type Leaf struct {

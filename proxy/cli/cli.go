@@ -248,6 +248,15 @@ func serve(ctx context.Context, args []string, env Env) int {
 		fmt.Fprintf(env.Stderr, "mcp-proxy serve: listen on %s: %v\n", addr, err)
 		return ExitFailed
 	}
+	if a := cfg.TLS.ACME; a != nil && a.HTTPListen != "" {
+		hln, err := listenFn("tcp", a.HTTPListen)
+		if err != nil {
+			ln.Close()
+			fmt.Fprintf(env.Stderr, "mcp-proxy serve: tls.acme.http_listen on %s: %v\n", a.HTTPListen, err)
+			return ExitFailed
+		}
+		p.SetChallengeListener(hln)
+	}
 	adminAddr := cfg.AdminListen()
 	if *adminListen != "" {
 		adminAddr = *adminListen

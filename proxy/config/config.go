@@ -27,7 +27,8 @@ type Config struct {
 	// Default ":443".
 	Listen string `yaml:"listen"`
 
-	// TLS is the certificate the proxy presents for its routes' hosts.
+	// TLS is the certificate the proxy presents for its routes' hosts:
+	// files, or certificates it obtains with ACME.
 	TLS TLS `yaml:"tls"`
 
 	// IdentityProvider is the OpenID Connect provider your users sign in
@@ -96,16 +97,54 @@ type Storage struct {
 	// (AES-256-GCM). The file store creates it with mode 0600 on first
 	// start (default mcp-proxy.key beside the configuration file) and
 	// refuses one that others can read. With redis it is optional: set it
-	// to seal values in Redis too.
+	// to seal values in Redis too, and to key the hash that Redis key
+	// names are made of (every replica needs the same file).
 	KeyFile string `yaml:"key_file"`
 
 	// RedisURL is the Redis server of the redis store, such as
 	// redis://:${REDIS_PASSWORD}@redis.internal:6379/0. Several proxies
-	// sharing it share tokens.
+	// sharing it share tokens. Set this or redis_sentinel.
 	RedisURL string `yaml:"redis_url"`
+
+	// RedisSentinel is a Redis run the highly available way, a primary
+	// with replicas watched by Redis Sentinel: the proxy asks the
+	// Sentinels which server is the primary and follows a failover. Set
+	// this or redis_url.
+	RedisSentinel *RedisSentinel `yaml:"redis_sentinel"`
 
 	// Prefix starts every Redis key. Default mcp-proxy.
 	Prefix string `yaml:"prefix"`
+}
+
+// RedisSentinel names the Sentinels of the redis store and how to sign
+// in to them and to the Redis servers they watch.
+type RedisSentinel struct {
+	// MasterName is the name the Sentinels watch the primary under, as
+	// in their sentinel monitor lines.
+	MasterName string `yaml:"master_name"`
+
+	// Addresses are the Sentinels' host:port addresses, such as
+	// sentinel-1.internal:26379. List all of them (three or more, so a
+	// majority outlives one); the proxy asks the first that answers.
+	Addresses []string `yaml:"addresses"`
+
+	// Username is the Redis servers' ACL user, for servers with ACL users.
+	Username string `yaml:"username"`
+
+	// Password is the Redis servers' password (their requirepass, or the
+	// username's), such as ${REDIS_PASSWORD}.
+	Password string `yaml:"password"`
+
+	// SentinelUsername is the Sentinels' own ACL user, for Sentinels with
+	// ACL users.
+	SentinelUsername string `yaml:"sentinel_username"`
+
+	// SentinelPassword is the Sentinels' own password (their
+	// requirepass), when they have one.
+	SentinelPassword string `yaml:"sentinel_password"`
+
+	// DB is the Redis database number. Default 0.
+	DB int `yaml:"db"`
 }
 
 // Audit configures the audit log.
@@ -170,7 +209,8 @@ func (c *Config) AdminListen() string {
 	return c.Admin.Listen
 }
 
-// TLS names a certificate and its key, as PEM files.
+// TLS is where the certificate for the routes' hosts comes from: PEM
+// files (cert_file and key_file), or an ACME certificate authority (acme).
 type TLS struct {
 	// CertFile is the PEM certificate chain, valid for every route's host.
 	// A relative path is read from the configuration file's directory.
@@ -178,6 +218,73 @@ type TLS struct {
 
 	// KeyFile is the PEM private key of the certificate.
 	KeyFile string `yaml:"key_file"`
+
+	// ACME obtains a certificate for each route's host from an ACME
+	// certificate authority (Let's Encrypt unless directory_url says
+	// otherwise) and renews it before it expires, instead of cert_file and
+	// key_file. Certificates, their keys and the ACME account are kept in
+	// storage, so replicas on one Redis share them. Setting it agrees to
+	// the CA's subscriber agreement.
+	ACME *ACME `yaml:"acme"`
+}
+
+// ACME configures certificates from an ACME certificate authority (RFC
+// 8555).
+type ACME struct {
+	// Email is the contact address of the proxy's ACME account: the CA
+	// writes to it about problems with the certificates. Required.
+	Email string `yaml:"email"`
+
+	// DirectoryURL is the CA's ACME directory, such as Let's Encrypt's
+	// staging directory https://acme-staging-v02.api.letsencrypt.org/directory
+	// (untrusted certificates, generous rate limits) while you try a setup.
+	// Default Let's Encrypt's production directory,
+	// https://acme-v02.api.letsencrypt.org/directory.
+	DirectoryURL string `yaml:"directory_url"`
+
+	// CAFile is a PEM file of CA certificates to trust for the ACME
+	// server's own HTTPS, for a private CA (step-ca, Pebble). Default: the
+	// system's roots.
+	CAFile string `yaml:"ca_file"`
+
+	// Challenges are the ACME challenge types the proxy answers, from
+	// tls-alpn-01 (answered on listen: the CA connects to port 443 of each
+	// route's host) and http-01 (answered on http_listen: the CA connects
+	// to port 80). Default: tls-alpn-01, and http-01 when http_listen is
+	// set.
+	Challenges []string `yaml:"challenges"`
+
+	// HTTPListen is the address of a plain HTTP listener, such as ":80",
+	// that answers http-01 challenges and redirects every other request to
+	// https. Default: none (only tls-alpn-01). A reload cannot change it.
+	HTTPListen string `yaml:"http_listen"`
+}
+
+// ACME challenge types (tls.acme.challenges).
+const (
+	ChallengeTLSALPN = "tls-alpn-01"
+	ChallengeHTTP    = "http-01"
+)
+
+// DefaultACMEDirectory is tls.acme.directory_url when it is not set: Let's
+// Encrypt's production directory.
+const DefaultACMEDirectory = "https://acme-v02.api.letsencrypt.org/directory"
+
+// Directory returns directory_url or its default.
+func (a *ACME) Directory() string {
+	if a.DirectoryURL == "" {
+		return DefaultACMEDirectory
+	}
+	return a.DirectoryURL
+}
+
+// Answers reports whether the proxy answers the challenge type: the listed
+// ones, or by default tls-alpn-01 and, with http_listen, http-01.
+func (a *ACME) Answers(challenge string) bool {
+	if len(a.Challenges) > 0 {
+		return slices.Contains(a.Challenges, challenge)
+	}
+	return challenge == ChallengeTLSALPN || (challenge == ChallengeHTTP && a.HTTPListen != "")
 }
 
 // IdentityProvider configures user sign-in with OpenID Connect.

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"sort"
@@ -76,7 +77,17 @@ type decoder struct {
 	nodes     map[string]*yaml.Node // field path → its value node
 	errs      ErrorList
 	errPaths  map[string]bool
-	hasAudit  bool // audit.file is set, for the rules that need it
+	hasAudit  bool   // audit.file is set, for the rules that need it
+	dir       string // the configuration file's directory, for the files it names
+}
+
+// resolve returns a file the configuration names, relative to its
+// directory when it is not absolute.
+func (d *decoder) resolve(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(d.dir, p)
 }
 
 func (d *decoder) parse(data []byte) (*yaml.Node, error) {

@@ -33,7 +33,7 @@ func load(name, dir string, data []byte, lookupEnv func(string) (string, bool)) 
 		lookupEnv = os.LookupEnv
 	}
 	var cfg Config
-	d := &decoder{file: name, lookupEnv: lookupEnv}
+	d := &decoder{file: name, lookupEnv: lookupEnv, dir: dir}
 	root, err := d.parse(data)
 	if err != nil {
 		return nil, err

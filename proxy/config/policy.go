@@ -48,8 +48,8 @@ type Subject struct {
 	// provider marks email_verified.
 	Emails []string `yaml:"emails"`
 
-	// EmailDomains are domains of verified email addresses (example.com
-	// matches alice@example.com, not alice@sub.example.com).
+	// EmailDomains are domains of verified email addresses (`example.com`
+	// matches `alice@example.com`, not `alice@sub.example.com`).
 	EmailDomains []string `yaml:"email_domains"`
 
 	// Groups match when one of the user's groups is listed

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto"
 	"net/url"
 	"strings"
 	"time"
@@ -126,7 +127,8 @@ type ServiceAccount struct {
 	Admin string `yaml:"admin"`
 
 	// ClientCredentials gets the token with the client credentials grant,
-	// as upstream_oauth2.client_id with its client_secret, without a user.
+	// as upstream_oauth2.client_id with its client_secret or
+	// private_key_file, without a user.
 	ClientCredentials bool `yaml:"client_credentials"`
 }
 
@@ -141,6 +143,19 @@ type UpstreamOAuth2 struct {
 	// ClientSecret makes the client confidential. Write it as ${NAME} to
 	// read it from the environment. Empty: a public client.
 	ClientSecret string `yaml:"client_secret"`
+
+	// PrivateKeyFile makes the client confidential without a shared
+	// secret: the proxy authenticates with client assertions signed with
+	// this key (private_key_jwt, RFC 7523), whose public half the remote
+	// authorization server holds. A PEM file with an EC P-256 key (ES256)
+	// or an RSA key of at least 2048 bits (RS256), unencrypted, relative
+	// to the configuration file. Not with client_secret.
+	PrivateKeyFile string `yaml:"private_key_file"`
+
+	// PrivateKeyID is the kid of the client assertions' header: the key's
+	// id in the key set the remote authorization server has for the
+	// client. Empty: no kid. Only with private_key_file.
+	PrivateKeyID string `yaml:"private_key_id"`
 
 	// Endpoint names the authorization server's endpoints directly. When
 	// both are set, the proxy discovers nothing.
@@ -160,6 +175,18 @@ type UpstreamOAuth2 struct {
 	// authorization servers that refuse it (Microsoft Entra ID). A deviation
 	// from the MCP authorization specification. Default false.
 	OmitResource bool `yaml:"omit_resource"`
+
+	// Set by provisioning, once the route is valid.
+	privateKey crypto.Signer
+}
+
+// PrivateKey is the key of private_key_file, once the configuration is
+// valid; nil without one.
+func (u *UpstreamOAuth2) PrivateKey() crypto.Signer {
+	if u == nil {
+		return nil
+	}
+	return u.privateKey
 }
 
 // Registered reports whether the block names a pre-registered client; a

@@ -1,11 +1,20 @@
 package config
 
 import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
+	"net/mail"
 	"net/url"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -46,8 +55,13 @@ func validate(c *Config, d *decoder) {
 func (t *TLS) validate(c *Config, d *decoder) {
 	root := d.root
 	switch {
+	case t.ACME != nil:
+		if t.CertFile != "" || t.KeyFile != "" {
+			d.errorf(d.pos("tls.acme"), "tls.acme", "cert_file and key_file do not apply with acme, which obtains the certificates itself; remove one or the other")
+		}
+		t.ACME.validate(c, d)
 	case c.TLS.CertFile == "" && c.TLS.KeyFile == "":
-		d.errorf(root, "tls", "missing; name the certificate and key the proxy serves, as tls.cert_file and tls.key_file")
+		d.errorf(root, "tls", "missing; name the certificate and key the proxy serves, as tls.cert_file and tls.key_file, or obtain them with tls.acme")
 	case c.TLS.CertFile == "":
 		d.errorf(d.pos("tls"), "tls.cert_file", "missing; name the PEM certificate for the routes' hosts")
 	case c.TLS.KeyFile == "":
@@ -58,6 +72,47 @@ func (t *TLS) validate(c *Config, d *decoder) {
 				d.errorf(d.pos(f.path), f.path, "cannot read %s: %v", f.value, errors.Unwrap(err))
 			}
 		}
+	}
+}
+
+func (a *ACME) validate(c *Config, d *decoder) {
+	const p = "tls.acme"
+	switch {
+	case a.Email == "" && !d.failed(p+".email"):
+		d.errorf(d.pos(p), p+".email", "missing; set the address the certificate authority writes to about your certificates, such as ops@example.com")
+	case a.Email != "":
+		if _, err := mail.ParseAddress(a.Email); err != nil || strings.ContainsAny(a.Email, "<> ") {
+			d.errorf(d.pos(p+".email"), p+".email", "%q is not an email address, such as ops@example.com", a.Email)
+		}
+	}
+	if a.DirectoryURL != "" {
+		if _, msg := parseServiceURL(a.DirectoryURL); msg != "" {
+			d.errorf(d.pos(p+".directory_url"), p+".directory_url", "%s", msg)
+		}
+	}
+	if a.CAFile != "" {
+		if _, err := os.Stat(c.Path(a.CAFile)); err != nil {
+			d.errorf(d.pos(p+".ca_file"), p+".ca_file", "cannot read %s: %v", a.CAFile, errors.Unwrap(err))
+		}
+	}
+	if a.HTTPListen != "" {
+		if _, _, err := net.SplitHostPort(a.HTTPListen); err != nil {
+			d.errorf(d.pos(p+".http_listen"), p+".http_listen", "%q is not a host:port address, such as :80", a.HTTPListen)
+		}
+	}
+	for i, ch := range a.Challenges {
+		cp := fmt.Sprintf("%s.challenges[%d]", p, i)
+		switch {
+		case ch != ChallengeTLSALPN && ch != ChallengeHTTP:
+			d.errorf(d.pos(cp), cp, "%q is not a challenge the proxy answers; use tls-alpn-01 or http-01", ch)
+		case slices.Index(a.Challenges, ch) < i:
+			d.errorf(d.pos(cp), cp, "%s is listed twice; keep one", ch)
+		case ch == ChallengeHTTP && a.HTTPListen == "":
+			d.errorf(d.pos(cp), cp, "http-01 is answered on a plain HTTP listener: set tls.acme.http_listen, such as \":80\"")
+		}
+	}
+	if _, present := d.nodes[p+".challenges"]; present && len(a.Challenges) == 0 {
+		d.errorf(d.pos(p+".challenges"), p+".challenges", "empty; list tls-alpn-01, http-01 or both, or leave it out for the default")
 	}
 }
 
@@ -91,17 +146,59 @@ func (s *Storage) validate(c *Config, d *decoder) {
 		if c.Storage.RedisURL != "" || c.Storage.Prefix != "" {
 			d.errorf(d.pos("storage"), "storage", "redis_url and prefix only apply to type: redis")
 		}
+		if c.Storage.RedisSentinel != nil {
+			d.errorf(d.pos("storage.redis_sentinel"), "storage.redis_sentinel", "only applies to type: redis")
+		}
 	case StorageRedis:
-		if c.Storage.RedisURL == "" && !d.failed("storage.redis_url") {
-			d.errorf(d.pos("storage"), "storage.redis_url", "missing; the redis store needs the server's URL, such as redis://redis.internal:6379/0")
-		} else if u, err := url.Parse(c.Storage.RedisURL); c.Storage.RedisURL != "" && (err != nil || (u.Scheme != "redis" && u.Scheme != "rediss")) {
-			d.errorf(d.pos("storage.redis_url"), "storage.redis_url", "%q is not a redis:// or rediss:// URL", redactURL(c.Storage.RedisURL))
+		switch {
+		case c.Storage.RedisURL != "" && c.Storage.RedisSentinel != nil:
+			d.errorf(d.pos("storage.redis_sentinel"), "storage.redis_sentinel", "set redis_url (one Redis server) or redis_sentinel (a primary and replicas watched by Sentinels), not both")
+		case c.Storage.RedisSentinel != nil:
+			c.Storage.RedisSentinel.validate(d)
+		case c.Storage.RedisURL == "" && !d.failed("storage.redis_url"):
+			d.errorf(d.pos("storage"), "storage.redis_url", "missing; the redis store needs the server's URL, such as redis://redis.internal:6379/0, or redis_sentinel with the Sentinels' addresses")
+		default:
+			if u, err := url.Parse(c.Storage.RedisURL); c.Storage.RedisURL != "" && (err != nil || (u.Scheme != "redis" && u.Scheme != "rediss")) {
+				d.errorf(d.pos("storage.redis_url"), "storage.redis_url", "%q is not a redis:// or rediss:// URL", redactURL(c.Storage.RedisURL))
+			}
 		}
 		if c.Storage.Path != "" {
 			d.errorf(d.pos("storage.path"), "storage.path", "only applies to type: file")
 		}
 	default:
 		d.errorf(d.pos("storage.type"), "storage.type", "%q is not a store; use memory, file or redis", c.Storage.Type)
+	}
+}
+
+func (r *RedisSentinel) validate(d *decoder) {
+	const p = "storage.redis_sentinel"
+	// A misspelt field is reported already; "missing" beside it is noise.
+	misspelt := d.failedUnder(p)
+	if r.MasterName == "" && !misspelt {
+		d.errorf(d.pos(p), p+".master_name", "missing; set the name the Sentinels watch the primary under (their sentinel monitor <name> ...)")
+	}
+	if len(r.Addresses) == 0 && !misspelt {
+		d.errorf(d.pos(p), p+".addresses", "missing; list the Sentinels' host:port addresses, such as [sentinel-1.internal:26379, sentinel-2.internal:26379, sentinel-3.internal:26379]")
+	}
+	seen := map[string]int{}
+	for i, a := range r.Addresses {
+		ap := fmt.Sprintf("%s.addresses[%d]", p, i)
+		if d.failed(ap) {
+			continue
+		}
+		host, port, err := net.SplitHostPort(a)
+		if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
+			d.errorf(d.pos(ap), ap, "%q is not a host:port address, such as sentinel-1.internal:26379", a)
+			continue
+		}
+		if j, dup := seen[a]; dup {
+			d.errorf(d.pos(ap), ap, "%s is listed twice (also as addresses[%d]); list each Sentinel once", a, j)
+			continue
+		}
+		seen[a] = i
+	}
+	if r.DB < 0 {
+		d.errorf(d.pos(p+".db"), p+".db", "%d is not a database number; use 0 or more", r.DB)
 	}
 }
 
@@ -154,10 +251,11 @@ func (s *MCPServer) validate(p string, d *decoder) {
 func (u *UpstreamOAuth2) validate(p string, s *MCPServer, d *decoder) {
 	{
 		up := p + ".upstream_oauth2"
-		onlyRequestShape := u.ClientSecret == "" && u.Endpoint == nil && len(u.Scopes) == 0 && (len(u.Audience) > 0 || u.OmitResource)
+		onlyRequestShape := u.ClientSecret == "" && u.PrivateKeyFile == "" && u.Endpoint == nil && len(u.Scopes) == 0 && (len(u.Audience) > 0 || u.OmitResource)
 		if u.ClientID == "" && !onlyRequestShape && !d.failed(up+".client_id") {
 			d.errorf(d.pos(up), up+".client_id", "missing; set the client id the remote authorization server issued, or remove upstream_oauth2 for auto-discovery")
 		}
+		u.validateKey(up, d)
 		if e := u.Endpoint; e != nil {
 			ep := up + ".endpoint"
 			for _, f := range []struct{ name, value string }{{"auth_url", e.AuthURL}, {"token_url", e.TokenURL}} {
@@ -207,8 +305,8 @@ func (s *MCPServer) validateBinding(p string, d *decoder) {
 			d.errorf(d.pos(bp), p+".service_account", "missing; say where the shared token comes from: service_account.admin (a user who consents once for everyone) or service_account.client_credentials: true")
 		case sa.Admin != "" && sa.ClientCredentials:
 			d.errorf(d.pos(p+".service_account"), p+".service_account", "admin and client_credentials are two sources of the shared token; set one")
-		case sa.ClientCredentials && (s.UpstreamOAuth2 == nil || s.UpstreamOAuth2.ClientSecret == ""):
-			d.errorf(d.pos(p+".service_account.client_credentials"), p+".service_account.client_credentials", "needs upstream_oauth2.client_id and client_secret: the client credentials grant authenticates the proxy's registered client")
+		case sa.ClientCredentials && (s.UpstreamOAuth2 == nil || s.UpstreamOAuth2.ClientSecret == "" && s.UpstreamOAuth2.PrivateKeyFile == ""):
+			d.errorf(d.pos(p+".service_account.client_credentials"), p+".service_account.client_credentials", "needs upstream_oauth2.client_id and its client_secret or private_key_file: the client credentials grant authenticates the proxy's registered client")
 		}
 	default:
 		d.errorf(d.pos(bp), bp, "%q is not a binding mode; use per_user, per_session or service_account", s.UpstreamTokenBinding)
@@ -236,5 +334,77 @@ func (s *MCPServer) validateHTTP(p string, d *decoder) {
 	}
 	if s.MaxRequestBytes < 0 {
 		d.errorf(d.pos(p+".max_request_bytes"), p+".max_request_bytes", "%d is negative; omit it for the default of %d", s.MaxRequestBytes, DefaultMaxRequestBytes)
+	}
+}
+
+// validateKey checks private_key_file and private_key_id, and provisions
+// the key: a configuration names a key the proxy can sign with, or it is
+// refused now rather than at the first token request.
+func (u *UpstreamOAuth2) validateKey(up string, d *decoder) {
+	kp := up + ".private_key_file"
+	switch {
+	case u.PrivateKeyFile == "":
+		if u.PrivateKeyID != "" {
+			d.errorf(d.pos(up+".private_key_id"), up+".private_key_id", "only applies with private_key_file")
+		}
+		return
+	case u.ClientSecret != "":
+		d.errorf(d.pos(kp), up, "client_secret and private_key_file are two ways for the proxy to authenticate; set one")
+		return
+	}
+	b, err := os.ReadFile(d.resolve(u.PrivateKeyFile))
+	if err != nil {
+		d.errorf(d.pos(kp), kp, "cannot read %s: %v", u.PrivateKeyFile, errors.Unwrap(err))
+		return
+	}
+	key, msg := parsePrivateKey(b)
+	if msg != "" {
+		d.errorf(d.pos(kp), kp, "%s %s", u.PrivateKeyFile, msg)
+		return
+	}
+	u.privateKey = key
+}
+
+// parsePrivateKey reads an unencrypted PEM private key (PKCS #8, SEC 1 or
+// PKCS #1) of a kind the proxy signs client assertions with (the keys
+// upstream.SigningAlgorithm takes); msg says what is wrong otherwise, after
+// the file's name.
+func parsePrivateKey(b []byte) (crypto.Signer, string) {
+	for rest := b; ; {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			return nil, "holds no PEM private key; write the key as -----BEGIN PRIVATE KEY----- (PKCS #8), EC PRIVATE KEY or RSA PRIVATE KEY"
+		}
+		var key any
+		var err error
+		switch block.Type {
+		case "PRIVATE KEY":
+			key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
+		case "EC PRIVATE KEY":
+			key, err = x509.ParseECPrivateKey(block.Bytes)
+		case "RSA PRIVATE KEY":
+			key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
+		case "ENCRYPTED PRIVATE KEY":
+			return nil, "holds an encrypted private key; the proxy needs it unencrypted (protect the file with its permissions)"
+		default:
+			continue // a certificate or parameters beside the key
+		}
+		if err != nil {
+			return nil, fmt.Sprintf("holds a %s block that does not parse: %v", block.Type, err)
+		}
+		switch k := key.(type) {
+		case *ecdsa.PrivateKey:
+			if k.Curve != elliptic.P256() {
+				return nil, fmt.Sprintf("holds an EC key on %s; use an EC P-256 key (ES256) or an RSA key of at least 2048 bits (RS256)", k.Curve.Params().Name)
+			}
+			return k, ""
+		case *rsa.PrivateKey:
+			if k.N.BitLen() < 2048 {
+				return nil, fmt.Sprintf("holds an RSA key of %d bits; RSA keys need at least 2048 bits", k.N.BitLen())
+			}
+			return k, ""
+		}
+		return nil, fmt.Sprintf("holds a %T key; use an EC P-256 key (ES256) or an RSA key of at least 2048 bits (RS256)", key)
 	}
 }

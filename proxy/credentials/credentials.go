@@ -1,6 +1,6 @@
 // Package credentials holds a route's own client credentials at remote
-// authorization servers: the secret of a pre-registered client, from the
-// configuration, and the client a dynamic registration (RFC 7591) returned,
+// authorization servers: the secret or private key of a pre-registered
+// client, from the configuration, and the client a dynamic registration (RFC 7591) returned,
 // from the store. connect registers and authorizes with them; tokens
 // refreshes and revokes with them. A Client ID Metadata Document client
 // has no secret.
@@ -46,22 +46,23 @@ func (s *Store) SaveRegistration(ctx context.Context, issuer string, reg *Regist
 	return s.Records.Put(ctx, s.key(issuer), reg, time.Time{})
 }
 
-// Secret returns the secret of the client a grant uses: from the
-// configuration for a registered client, from the registration for a
-// dynamically registered one, none for a Client ID Metadata Document. A
-// store failure reads as no secret: the authorization server then refuses
-// the request, which the caller reports.
-func (s *Store) Secret(ctx context.Context, g *upstream.Grant) string {
+// Auth returns how the client a grant uses authenticates: a registered
+// client as the configuration says (its secret or its private key), a
+// dynamically registered one with the secret its registration returned, a
+// Client ID Metadata Document client not at all. A store failure reads as
+// no secret: the authorization server then refuses the request, which the
+// caller reports.
+func (s *Store) Auth(ctx context.Context, g *upstream.Grant) upstream.ClientAuth {
 	switch g.Method {
 	case upstream.MethodPreregistered, upstream.MethodStatic:
 		if pre := s.Route.Server().UpstreamOAuth2; pre != nil && pre.ClientID == g.ClientID {
-			return pre.ClientSecret
+			return upstream.ClientAuth{Secret: pre.ClientSecret, Key: pre.PrivateKey(), KeyID: pre.PrivateKeyID}
 		}
 	case upstream.MethodDCR:
 		reg, err := s.Registration(context.WithoutCancel(ctx), g.Issuer)
 		if err == nil && reg != nil && reg.ClientID == g.ClientID {
-			return reg.Secret
+			return upstream.ClientAuth{Secret: reg.Secret}
 		}
 	}
-	return ""
+	return upstream.ClientAuth{}
 }

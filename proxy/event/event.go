@@ -15,38 +15,43 @@ func (n Name) Attr() slog.Attr { return slog.String("event", string(n)) }
 
 // The events.
 const (
-	ProxyStarted          Name = "proxy_started"
-	AdminStarted          Name = "admin_started"
-	ProxyStopped          Name = "proxy_stopped"
-	ProxyFailed           Name = "proxy_failed"
-	RequestFailed         Name = "request_failed"
-	LoginSucceeded        Name = "login_succeeded"
-	DiscoveryCompleted    Name = "discovery_completed"
-	DiscoveryFailed       Name = "discovery_failed"
-	ClientRegistered      Name = "client_registered"
-	MCPClientRegistered   Name = "mcp_client_registered"
-	AuthorizationFailed   Name = "authorization_failed"
-	AuthorizationRefused  Name = "authorization_refused"
-	TokenRequestRefused   Name = "token_request_refused"
-	TokenAcquired         Name = "token_acquired"
-	TokenRefreshed        Name = "token_refreshed"
-	TokenRefreshRefused   Name = "token_refresh_refused"
-	TokenRefreshFailed    Name = "token_refresh_failed"
-	TokenRefreshRecovered Name = "token_refresh_recovered"
-	TokenRejected         Name = "token_rejected"
-	ScopeStepUp           Name = "scope_step_up"
-	ConnectionRemoved     Name = "connection_removed"
-	TokenRevocationFailed Name = "token_revocation_failed"
-	PolicyDenied          Name = "policy_denied"
-	ConfigReloaded        Name = "config_reloaded"
-	ReloadFailed          Name = "reload_failed"
-	TracingEnabled        Name = "tracing_enabled"
-	TraceExportFailed     Name = "trace_export_failed"
-	TraceExportRecovered  Name = "trace_export_recovered"
-	AuditFailed           Name = "audit_failed"
-	StoreSweepFailed      Name = "store_sweep_failed"
-	RedisClient           Name = "redis_client"
-	HttpLibrary           Name = "http_library"
+	ProxyStarted           Name = "proxy_started"
+	AdminStarted           Name = "admin_started"
+	ProxyStopped           Name = "proxy_stopped"
+	ProxyFailed            Name = "proxy_failed"
+	RequestFailed          Name = "request_failed"
+	LoginSucceeded         Name = "login_succeeded"
+	DiscoveryCompleted     Name = "discovery_completed"
+	DiscoveryFailed        Name = "discovery_failed"
+	ClientRegistered       Name = "client_registered"
+	MCPClientRegistered    Name = "mcp_client_registered"
+	AuthorizationFailed    Name = "authorization_failed"
+	AuthorizationRefused   Name = "authorization_refused"
+	TokenRequestRefused    Name = "token_request_refused"
+	TokenAcquired          Name = "token_acquired"
+	TokenRefreshed         Name = "token_refreshed"
+	TokenRefreshRefused    Name = "token_refresh_refused"
+	TokenRefreshFailed     Name = "token_refresh_failed"
+	TokenRefreshRecovered  Name = "token_refresh_recovered"
+	TokenRejected          Name = "token_rejected"
+	ScopeStepUp            Name = "scope_step_up"
+	ConnectionRemoved      Name = "connection_removed"
+	TokenRevocationFailed  Name = "token_revocation_failed"
+	PolicyDenied           Name = "policy_denied"
+	ConfigReloaded         Name = "config_reloaded"
+	ReloadFailed           Name = "reload_failed"
+	TracingEnabled         Name = "tracing_enabled"
+	TraceExportFailed      Name = "trace_export_failed"
+	TraceExportRecovered   Name = "trace_export_recovered"
+	CertificateObtained    Name = "certificate_obtained"
+	CertificateFailed      Name = "certificate_failed"
+	CertificateUnavailable Name = "certificate_unavailable"
+	ACMELibrary            Name = "acme_library"
+	AuditFailed            Name = "audit_failed"
+	StoreSweepFailed       Name = "store_sweep_failed"
+	StoreMigrated          Name = "store_migrated"
+	RedisClient            Name = "redis_client"
+	HttpLibrary            Name = "http_library"
 )
 
 // Doc describes one log event: its stable name, its level, the keys it
@@ -85,6 +90,10 @@ func Catalog() []Doc {
 		{ConnectionRemoved, "INFO", []string{"route", "user", "binding", "upstream", "revoked_upstream", "request_id"}, "A user disconnected a remote server."},
 		{ConfigReloaded, "INFO", []string{"trigger", "routes"}, "The proxy reloaded its configuration (trigger: SIGHUP, or a file changed); routes are the new routes. Requests in flight finished on the old ones."},
 		{ReloadFailed, "ERROR", []string{"trigger", "error"}, "A reload was refused: error has validate's errors (file:line:column), or names a setting only a restart applies. The running configuration stays."},
+		{CertificateObtained, "INFO", []string{"host", "renewal", "serial", "not_after"}, "ACME (tls.acme) obtained a certificate for a route's host, or renewed it (renewal: true); serial (hex) and not_after are the new certificate's. Handshakes use it from now on."},
+		{CertificateFailed, "WARN", []string{"host", "renewal", "error"}, "An attempt to obtain or renew a route's certificate with ACME failed; error is the CA's answer or why it could not be reached. Attempts go on in the background, after 1, 2, 2, 5 and 10 minutes and then less often; a renewal keeps the old certificate in use meanwhile."},
+		{CertificateUnavailable, "WARN", []string{"host", "error"}, "A TLS handshake for a route's host found no certificate, because ACME has not obtained one yet: the client's connection fails. Logged once a minute per host while it lasts."},
+		{ACMELibrary, "WARN or ERROR", []string{"logger", "details"}, "A warning or error of certmagic, the ACME library, such as a failed attempt and when it retries; details holds its fields as JSON."},
 		{PolicyDenied, "INFO", []string{"route", "user", "method", "name", "rule", "request_id"}, "The access policy refused the user the route (at authorization or on a request; no method then) or a tool, prompt, resource or method; rule names the rule that decided, such as policy.tools[0]."},
 		{TokenRevocationFailed, "WARN", []string{"route", "user", "request_id", "error"}, "Revoking a token at the remote authorization server failed; it is deleted at the proxy anyway."},
 		{TracingEnabled, "INFO", []string{"endpoint", "protocol", "sampler", "service_name", "settings_from"}, "The proxy sends OpenTelemetry traces to endpoint; settings_from names where each setting came from: the file's field, an OTEL_* variable, or the default."},
@@ -92,6 +101,7 @@ func Catalog() []Doc {
 		{TraceExportRecovered, "INFO", []string{"endpoint", "failed_exports", "failed_for"}, "Sending spans works again after a failure streak of failed_exports exports over failed_for (a Go duration)."},
 		{AuditFailed, "ERROR", []string{"action", "request_id"}, "An audit line could not be written."},
 		{StoreSweepFailed, "WARN", []string{"error"}, "Removing expired records from the store failed."},
+		{StoreMigrated, "INFO", []string{"store", "moved", "left"}, "At start, the Redis store moved the records an earlier version wrote under key names in the clear to hashed names (once per storage.prefix); left counts keys that looked like such records but do not open with this key file, and were left in place."},
 		{RedisClient, "WARN", nil, "A message of the Redis client library."},
 		{HttpLibrary, "WARN", []string{"route"}, "A message of Go's HTTP server or reverse proxy, such as a client that went away mid-answer or a stream the remote server closed; route is set for forwarding."},
 	}

@@ -39,6 +39,7 @@ const (
 	NameRegistrations         = "mcp_proxy_registrations_total"
 	NameBuildInfo             = "mcp_proxy_build_info"
 	NamePolicyDecisions       = "mcp_proxy_policy_decisions_total"
+	NameStoreStaleReads       = "mcp_proxy_store_stale_reads_total"
 )
 
 // PolicyDecision is how an access policy decided a request.
@@ -153,6 +154,8 @@ func Catalog() []Description {
 			"Client registrations with upstream authorization servers, by method: cimd, preregistered or dcr.", nil},
 		{NamePolicyDecisions, "counter", []string{"route", "decision"},
 			"Access policy decisions on routes with a policy, one per request and authorization, by decision: allowed or denied.", nil},
+		{NameStoreStaleReads, "counter", []string{"namespace"},
+			"Records of the request path served from the proxy's memory because the store could not be reached, by namespace: access (an MCP client's token) or upstream (a remote token). Each had been read from the store within the last 15 minutes; an expired one is refused all the same.", nil},
 		{NameBuildInfo, "gauge", []string{"version"},
 			"Always 1; the version label is the running mcp-proxy's version.", nil},
 	}
@@ -172,6 +175,7 @@ type Metrics struct {
 	registrations    *prometheus.CounterVec
 	buildInfo        *prometheus.GaugeVec
 	policy           *prometheus.CounterVec
+	staleReads       *prometheus.CounterVec
 
 	mu     sync.RWMutex
 	routes map[string]*routeSeries
@@ -208,12 +212,14 @@ func New() *Metrics {
 			m.registrations = counter(d)
 		case NamePolicyDecisions:
 			m.policy = counter(d)
+		case NameStoreStaleReads:
+			m.staleReads = counter(d)
 		case NameBuildInfo:
 			m.buildInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: d.Name, Help: d.Help}, d.Labels)
 		}
 	}
 	m.reg.MustRegister(m.tokenCache, m.authDuration, m.upstreamDuration, m.errors, m.discovery, m.refreshes,
-		m.registrations, m.buildInfo, m.policy,
+		m.registrations, m.buildInfo, m.policy, m.staleReads,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -329,6 +335,12 @@ func (m *Metrics) Refresh(route string, result RefreshResult) {
 // server.
 func (m *Metrics) Registration(method RegistrationMethod) {
 	m.registrations.WithLabelValues(string(method)).Inc()
+}
+
+// StoreStaleRead counts a record of namespace served from memory while
+// the store could not be reached.
+func (m *Metrics) StoreStaleRead(namespace string) {
+	m.staleReads.WithLabelValues(namespace).Inc()
 }
 
 // BuildInfo sets mcp_proxy_build_info{version} to 1, replacing any earlier

@@ -156,6 +156,7 @@ func TestCatalogMatchesRegistry(t *testing.T) {
 	m.Refresh(route, metrics.RefreshSuccess)
 	m.Registration(metrics.RegistrationDCR)
 	m.BuildInfo("v1")
+	m.StoreStaleRead("access")
 	mfs, err := m.Registry().Gather()
 	if err != nil {
 		t.Fatal(err)

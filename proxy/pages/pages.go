@@ -67,8 +67,12 @@ Give the request id to the operator of {{.Host}}: it finds the matching line in 
 // [apierror.Responder.Page].
 func Error(host string) func(w http.ResponseWriter, e *apierror.Error, requestID string) {
 	return func(w http.ResponseWriter, e *apierror.Error, requestID string) {
+		title := "Authorization failed"
+		if e.Code == apierror.CodePolicyDenied {
+			title = "Access denied"
+		}
 		Render(w, e.Status, errorTemplate, map[string]any{
-			"Title": "Authorization failed", "Code": e.Code, "Message": e.Message,
+			"Title": title, "Code": e.Code, "Message": e.Message,
 			"RequestID": requestID, "Host": host,
 		})
 	}

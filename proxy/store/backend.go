@@ -25,9 +25,12 @@ var (
 // Backend stores records by namespace and key; values are opaque bytes (the
 // proxy JSON-encodes its records).
 //
-// Keys are stored as given, in the clear, and never appear in an error: a
-// key that is itself a secret (a session id, a state) must be hashed by the
-// caller, as the proxy already does for the tokens and codes it issues.
+// Keys never appear in an error. The file and Redis backends store them
+// only under a keyed hash, with the key itself sealed beside the value
+// (Scan must return it); the memory backend holds them as given, and
+// Redis without a key file keeps them readable in its values. So a key
+// that is itself a secret (a session id, a state) must still be hashed by
+// the caller, as the proxy does for the tokens and codes it issues.
 // Values may be secrets; backends that write to disk or to the network seal
 // them (see filestore and redisstore).
 //

@@ -79,7 +79,10 @@ func (r Records[T]) Scan(ctx context.Context, prefix string) ([]*T, error) {
 
 // Cached is Get through the hot cache: a record read within the cache's
 // TTL is not read again. Writes through r apply at once; writes by another
-// replica are seen within the TTL.
+// replica are seen within the TTL. While the backend is unavailable, a
+// record read within the cache's Stale window is served from memory (the
+// caller still checks that it is valid, by its own expiry), so that a
+// store outage does not fail requests the proxy can answer.
 func (r Records[T]) Cached(ctx context.Context, key string) (*T, error) {
 	if r.Hot == nil {
 		return r.Get(ctx, key)
@@ -90,8 +93,20 @@ func (r Records[T]) Cached(ctx context.Context, key string) (*T, error) {
 		return t, nil
 	}
 	v, err := r.Get(ctx, key)
-	if err != nil || v == nil {
-		return v, err
+	switch {
+	case errors.Is(err, ErrUnavailable):
+		if old, ok := r.Hot.stale(ck); ok {
+			t, _ := old.(*T)
+			return t, nil
+		}
+		return nil, err
+	case err != nil:
+		return nil, err
+	case v == nil:
+		// Gone from the store (deleted by another replica, expired):
+		// no outage may bring it back.
+		r.Hot.forget(ck)
+		return nil, nil
 	}
 	r.Hot.put(ck, v)
 	return v, nil
@@ -124,6 +139,12 @@ type HotCache struct {
 	TTL time.Duration
 	Max int
 	Now func() time.Time
+	// Stale is how long after it was read from the store an entry may
+	// still be served while the store is unavailable; zero: never.
+	Stale time.Duration
+	// OnStale, when set, is called for every record served stale, with
+	// its namespace.
+	OnStale func(Namespace)
 
 	mu      sync.Mutex
 	entries map[hotKey]*list.Element
@@ -138,9 +159,9 @@ type hotKey struct {
 }
 
 type hotEntry struct {
-	key   hotKey
-	v     any
-	until time.Time
+	key  hotKey
+	v    any
+	read time.Time // when it was read from the store
 }
 
 // NewHotCache returns a cache of at most max entries, each kept for ttl.
@@ -155,6 +176,8 @@ func (c *HotCache) Len() int {
 	return len(c.entries)
 }
 
+// get returns an entry read within the TTL. An older one is kept for
+// stale while it is within the Stale window.
 func (c *HotCache) get(key hotKey) (any, bool) {
 	now := c.Now()
 	c.mu.Lock()
@@ -164,28 +187,51 @@ func (c *HotCache) get(key hotKey) (any, bool) {
 		return nil, false
 	}
 	e := el.Value.(*hotEntry)
-	if !now.Before(e.until) {
+	if now.Before(e.read.Add(c.TTL)) {
+		c.order.MoveToFront(el)
+		return e.v, true
+	}
+	if !now.Before(e.read.Add(max(c.TTL, c.Stale))) {
 		c.order.Remove(el)
 		delete(c.entries, key)
-		return nil, false
 	}
-	c.order.MoveToFront(el)
-	return e.v, true
+	return nil, false
+}
+
+// stale returns an entry read within the Stale window, for a store that
+// cannot be reached.
+func (c *HotCache) stale(key hotKey) (any, bool) {
+	now := c.Now()
+	c.mu.Lock()
+	el, ok := c.entries[key]
+	var v any
+	if ok {
+		e := el.Value.(*hotEntry)
+		if ok = now.Before(e.read.Add(c.Stale)); ok {
+			v = e.v
+			c.order.MoveToFront(el)
+		}
+	}
+	c.mu.Unlock()
+	if ok && c.OnStale != nil {
+		c.OnStale(key.ns)
+	}
+	return v, ok
 }
 
 func (c *HotCache) put(key hotKey, v any) {
-	until := c.Now().Add(c.TTL)
+	read := c.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.entries == nil {
 		c.entries = make(map[hotKey]*list.Element)
 	}
 	if el, ok := c.entries[key]; ok {
-		el.Value = &hotEntry{key: key, v: v, until: until}
+		el.Value = &hotEntry{key: key, v: v, read: read}
 		c.order.MoveToFront(el)
 		return
 	}
-	c.entries[key] = c.order.PushFront(&hotEntry{key: key, v: v, until: until})
+	c.entries[key] = c.order.PushFront(&hotEntry{key: key, v: v, read: read})
 	for c.Max > 0 && len(c.entries) > c.Max {
 		last := c.order.Back()
 		c.order.Remove(last)

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -77,5 +78,63 @@ func TestCachedSeesOwnWrites(t *testing.T) {
 	now = now.Add(2 * time.Second)
 	if v, _ := r.Cached(ctx, "k"); v.N != 3 {
 		t.Fatalf("after the TTL Cached = %v, want 3", v)
+	}
+}
+
+// down is a backend whose reads fail with ErrUnavailable while it is down,
+// as an unreachable Redis's do.
+type down struct {
+	Backend
+	down bool
+}
+
+func (b *down) Get(ctx context.Context, ns, key string) ([]byte, error) {
+	if b.down {
+		return nil, fmt.Errorf("down: %w", ErrUnavailable)
+	}
+	return b.Backend.Get(ctx, ns, key)
+}
+
+// TestCachedServesStaleWhileUnavailable: while the store cannot be reached,
+// a record read within the Stale window is served from memory, and counted;
+// an older one is not, nor one the store no longer had when last asked.
+func TestCachedServesStaleWhileUnavailable(t *testing.T) {
+	ctx := context.Background()
+	now := time.Unix(0, 0)
+	clock := func() time.Time { return now }
+	b := &down{Backend: NewMemoryClock(clock)}
+	hot := NewHotCache(2*time.Second, 10, clock)
+	hot.Stale = time.Minute
+	var stale []Namespace
+	hot.OnStale = func(ns Namespace) { stale = append(stale, ns) }
+	r := Records[rec]{B: b, NS: "things", Hot: hot}
+	_ = r.Put(ctx, "k", &rec{N: 1}, time.Time{})
+	_ = r.Put(ctx, "gone", &rec{N: 2}, time.Time{})
+	for _, k := range []string{"k", "gone"} {
+		if v, err := r.Cached(ctx, k); err != nil || v == nil {
+			t.Fatalf("Cached(%s) = %v, %v", k, v, err)
+		}
+	}
+	// Another replica deletes "gone"; this one asks again after the TTL.
+	_ = b.Backend.Delete(ctx, "things", "gone")
+	now = now.Add(3 * time.Second)
+	if v, err := r.Cached(ctx, "gone"); v != nil || err != nil {
+		t.Fatalf("Cached(gone) after another replica deleted it = %v, %v; want nil", v, err)
+	}
+
+	b.down = true
+	now = now.Add(30 * time.Second)
+	if v, err := r.Cached(ctx, "k"); err != nil || v == nil || v.N != 1 {
+		t.Fatalf("Cached(k) with the store down, read 33s ago = %v, %v; want the record from memory", v, err)
+	}
+	if len(stale) != 1 || stale[0] != "things" {
+		t.Errorf("OnStale calls %v, want [things]", stale)
+	}
+	if v, err := r.Cached(ctx, "gone"); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("Cached(gone) with the store down = %v, %v; want ErrUnavailable, never a deleted record", v, err)
+	}
+	now = now.Add(time.Minute)
+	if v, err := r.Cached(ctx, "k"); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("Cached(k) with the store down, read past the Stale window = %v, %v; want ErrUnavailable", v, err)
 	}
 }

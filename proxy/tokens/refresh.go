@@ -186,7 +186,7 @@ func (s *Source) refresh(ctx context.Context, key string, t *upstream.Token) (*u
 		}
 		return nil, s.Records.Delete(ctx, key)
 	}
-	tok, err := cur.Grant.Refresh(ctx, s.HTTP, cur.RefreshToken, s.Credentials.Secret(ctx, &cur.Grant), s.Now())
+	tok, err := cur.Grant.Refresh(ctx, s.HTTP, cur.RefreshToken, s.Credentials.Auth(ctx, &cur.Grant), s.Now())
 	if err != nil {
 		if upstream.IsRefused(err) {
 			s.streaks.drop(key)

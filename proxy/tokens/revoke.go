@@ -14,11 +14,11 @@ import (
 // deletes t here whatever the answer. revoked reports whether the remote
 // server confirmed both; the error is a store failure (nothing deleted).
 func (s *Source) Revoke(ctx context.Context, t *upstream.Token) (revoked bool, err error) {
-	secret := s.Credentials.Secret(ctx, &t.Grant)
+	auth := s.Credentials.Auth(ctx, &t.Grant)
 	revoked = t.Grant.RevocationURL != ""
 	// The refresh token first: it is the one that outlives the other.
 	for _, v := range []struct{ value, hint string }{{t.RefreshToken, "refresh_token"}, {t.AccessToken, "access_token"}} {
-		if err := t.Grant.Revoke(ctx, s.HTTP, v.value, v.hint, secret); err != nil {
+		if err := t.Grant.Revoke(ctx, s.HTTP, v.value, v.hint, auth); err != nil {
 			revoked = false
 			s.Log.Warn("revocation failed; the token is deleted here anyway", event.TokenRevocationFailed.Attr(),
 				slog.String("user", t.Subject), slog.String("request_id", apierror.RequestID(ctx)), slog.Any("error", err))

@@ -103,7 +103,7 @@ func (s *Source) Acquired(ctx context.Context, t *upstream.Token, grant string) 
 // ClientCredentials runs the client credentials grant (RFC 6749 §4.4) of
 // g, for a service account route's shared token acting for actor.
 func (s *Source) ClientCredentials(ctx context.Context, g *upstream.Grant, key, actor string) (*upstream.Token, *apierror.Error) {
-	tok, err := g.ClientCredentials(ctx, s.HTTP, s.Credentials.Secret(ctx, g), s.Now())
+	tok, err := g.ClientCredentials(ctx, s.HTTP, s.Credentials.Auth(ctx, g), s.Now())
 	if err != nil {
 		if upstream.IsRefused(err) {
 			return nil, apierror.Wrap(err, apierror.CodeUpstreamAuthorization, "The remote authorization server %s refused the route's client credentials.", ASName(g))

@@ -381,11 +381,18 @@ func (c *Discoverer) protectedResourceMetadata(ctx context.Context, hint, mcpURL
 	cands = append(cands, candidate{origin + "/.well-known/oauth-protected-resource", origin})
 
 	var tried []string
-	for _, cand := range cands {
+	for i, cand := range cands {
 		tried = append(tried, cand.url)
 		prm, status, err := c.fetchPRM(ctx, cand.url)
 		if status >= 400 && status < 500 {
 			continue // not here; try the next location
+		}
+		var notJSON *notJSONError
+		if errors.As(err, &notJSON) && (hint == "" || i > 0) {
+			// A well-known location that answers with something else (a
+			// catch-all handler's event stream, a web page) has no
+			// metadata; a location the server named itself must.
+			continue
 		}
 		if err != nil {
 			return nil, "", tried, sentencef("The protected resource metadata at %s could not be read: %v", cand.url, err)
@@ -396,6 +403,13 @@ func (c *Discoverer) protectedResourceMetadata(ctx context.Context, hint, mcpURL
 		return prm, cand.url, tried, nil
 	}
 	return nil, "", tried, &noMetadataError{}
+}
+
+// notJSONError is an answer that is not JSON, so not a metadata document.
+type notJSONError struct{ mediaType string }
+
+func (e *notJSONError) Error() string {
+	return fmt.Sprintf("content type %q is not application/json", e.mediaType)
 }
 
 // maxMetadata bounds a metadata document.
@@ -416,7 +430,7 @@ func (c *Discoverer) fetchPRM(ctx context.Context, u string) (*oauthex.Protected
 		return nil, resp.StatusCode, fmt.Errorf("it answered %s", resp.Status)
 	}
 	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "application/json" {
-		return nil, resp.StatusCode, fmt.Errorf("content type %q is not application/json", mt)
+		return nil, resp.StatusCode, &notJSONError{mt}
 	}
 	var prm oauthex.ProtectedResourceMetadata
 	if err := json.NewDecoder(io.LimitReader(resp.Body, maxMetadata)).Decode(&prm); err != nil {

@@ -243,6 +243,63 @@ var discoverCases = []discoverCase{
 		},
 	},
 	{
+		// A server that answers every GET with an event stream (a
+		// catch-all handler, as the official conformance suite's
+		// servers have) publishes no metadata at the well-known
+		// locations; it answered without a token, so it needs none.
+		name: "event streams at the well-known locations are no metadata",
+		setup: func(w *world) {
+			w.handle("mcp.test/mcp", func(rw http.ResponseWriter, _ *http.Request) { rw.WriteHeader(http.StatusOK) })
+			sse := func(rw http.ResponseWriter, _ *http.Request) {
+				rw.Header().Set("Content-Type", "text/event-stream")
+				rw.WriteHeader(http.StatusOK)
+				_, _ = rw.Write([]byte(": stream\n\n"))
+			}
+			w.handle("mcp.test/.well-known/oauth-protected-resource/mcp", sse)
+			w.handle("mcp.test/.well-known/oauth-protected-resource", sse)
+		},
+		want: func(t *testing.T, d *Discovery) {
+			if !d.NoAuth {
+				t.Errorf("got %+v, want NoAuth", d)
+			}
+		},
+	},
+	{
+		// SEP-2575: a server that refuses the version of the first
+		// request with -32022 names the ones it supports; a 2026-07-28
+		// client asks again with one of them. An initialize, without
+		// the per-request _meta, would be a request the server did not
+		// ask for.
+		name: "server/discover again with a version the server names in its -32022 answer",
+		setup: func(w *world) {
+			var mu sync.Mutex
+			refused := false
+			w.handle("mcp.test/mcp", func(rw http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				defer mu.Unlock()
+				if r.Header.Get("Mcp-Method") != "server/discover" {
+					w.t.Errorf("the probe sent %s (MCP-Protocol-Version %s) after the server named the versions it supports", r.Header.Get("Mcp-Method"), r.Header.Get("MCP-Protocol-Version"))
+					rw.WriteHeader(http.StatusBadRequest)
+					return
+				}
+				if !refused {
+					refused = true
+					rw.Header().Set("Content-Type", "application/json")
+					rw.WriteHeader(http.StatusBadRequest)
+					_, _ = rw.Write([]byte(`{"jsonrpc":"2.0","id":1,"error":{"code":-32022,"message":"Unsupported protocol version","data":{"supported":["2026-07-28"],"requested":"2026-07-28"}}}`))
+					return
+				}
+				rw.Header().Set("Content-Type", "application/json")
+				_, _ = rw.Write([]byte(`{"jsonrpc":"2.0","id":1,"result":{"supportedVersions":["2026-07-28"],"capabilities":{},"serverInfo":{"name":"s","version":"1"}}}`))
+			})
+		},
+		want: func(t *testing.T, d *Discovery) {
+			if !d.NoAuth {
+				t.Errorf("got %+v, want NoAuth", d)
+			}
+		},
+	},
+	{
 		// A 2026-07-28 server checks the request's shape first: an
 		// initialize without its headers gets 400, server/discover the
 		// challenge. An older server is the other way round.

@@ -22,11 +22,11 @@ func TestTokenResponsesTolerateStringExpiresIn(t *testing.T) {
 		}))
 		now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 		g := &Grant{TokenURL: srv.URL, ClientID: "c"}
-		tok, err := g.Refresh(context.Background(), srv.Client(), "r", "", now)
+		tok, err := g.Refresh(context.Background(), srv.Client(), "r", ClientAuth{}, now)
 		if err != nil || !tok.Expiry.Equal(now.Add(time.Hour)) {
 			t.Errorf("refresh of %s: %v, expiry %v", body, err, tok)
 		}
-		tok, err = g.ClientCredentials(context.Background(), srv.Client(), "s", now)
+		tok, err = g.ClientCredentials(context.Background(), srv.Client(), ClientAuth{Secret: "s"}, now)
 		if err != nil || !tok.Expiry.Equal(now.Add(time.Hour)) {
 			t.Errorf("client credentials of %s: %v, expiry %v", body, err, tok)
 		}

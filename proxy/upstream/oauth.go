@@ -69,8 +69,8 @@ func (g *Grant) authCodeOptions() []oauth2.AuthCodeOption {
 }
 
 // config builds the x/oauth2 configuration. secret is the client secret
-// of a confidential client, read from configuration at each use rather
-// than stored with the tokens.
+// of a confidential client that authenticates with it, read from
+// configuration at each use rather than stored with the tokens.
 func (g *Grant) config(redirectURL, secret string) *oauth2.Config {
 	style := oauth2.AuthStyleInParams // a public client sends its client_id in the body
 	if secret != "" && !g.SecretInBody {
@@ -95,11 +95,22 @@ func (g *Grant) AuthCodeURL(redirectURL, state, verifier string) string {
 
 // Exchange redeems an authorization code with golang.org/x/oauth2, sending
 // the PKCE verifier, the resource indicator and the audience as
-// AuthCodeURL does. A refusal is an *oauth2.RetrieveError whose quoted
-// answer is redacted.
-func (g *Grant) Exchange(ctx context.Context, hc *http.Client, redirectURL, code, verifier, secret string) (*oauth2.Token, error) {
+// AuthCodeURL does, and the client's authentication. A refusal is an
+// *oauth2.RetrieveError whose quoted answer is redacted.
+func (g *Grant) Exchange(ctx context.Context, hc *http.Client, redirectURL, code, verifier string, auth ClientAuth) (*oauth2.Token, error) {
 	ctx = context.WithValue(ctx, oauth2.HTTPClient, hc)
 	opts := append([]oauth2.AuthCodeOption{oauth2.VerifierOption(verifier)}, g.authCodeOptions()...)
+	secret := auth.Secret
+	if auth.Key != nil {
+		// x/oauth2 knows no client assertions: the client is public to it,
+		// and the assertion goes in as two more parameters.
+		secret = ""
+		assertion, err := g.assertion(auth)
+		if err != nil {
+			return nil, fmt.Errorf("signing the client assertion: %w", err)
+		}
+		opts = append(opts, oauth2.SetAuthURLParam("client_assertion_type", AssertionType), oauth2.SetAuthURLParam("client_assertion", assertion))
+	}
 	tok, err := g.config(redirectURL, secret).Exchange(ctx, code, opts...)
 	return tok, redactError(err)
 }
@@ -112,11 +123,11 @@ const maxTokenResponse = 1 << 20
 // request, so this one request is written here; its answer is parsed into
 // the same types x/oauth2 uses. A refusal is an *oauth2.RetrieveError.
 // now is the time the request is sent, from which expires_in counts.
-func (g *Grant) Refresh(ctx context.Context, hc *http.Client, refreshToken, secret string, now time.Time) (*oauth2.Token, error) {
+func (g *Grant) Refresh(ctx context.Context, hc *http.Client, refreshToken string, auth ClientAuth, now time.Time) (*oauth2.Token, error) {
 	form := g.params()
 	form.Set("grant_type", "refresh_token")
 	form.Set("refresh_token", refreshToken)
-	resp, err := g.post(ctx, hc, g.TokenURL, form, secret)
+	resp, err := g.post(ctx, hc, g.TokenURL, form, auth)
 	if err != nil {
 		return nil, err
 	}
@@ -169,18 +180,11 @@ func readToken(resp *http.Response, tokenURL, keepRefresh string, now time.Time)
 }
 
 // post sends a form to an endpoint of the authorization server with the
-// client's authentication: client_id in the body for a public client, the
-// secret in HTTP Basic or the body for a confidential one.
-func (g *Grant) post(ctx context.Context, hc *http.Client, endpoint string, form url.Values, secret string) (*http.Response, error) {
-	var basic bool
-	switch {
-	case secret == "":
-		form.Set("client_id", g.ClientID)
-	case g.SecretInBody:
-		form.Set("client_id", g.ClientID)
-		form.Set("client_secret", secret)
-	default:
-		basic = true
+// client's authentication (ClientAuth).
+func (g *Grant) post(ctx context.Context, hc *http.Client, endpoint string, form url.Values, auth ClientAuth) (*http.Response, error) {
+	basic, err := g.authenticate(form, auth)
+	if err != nil {
+		return nil, err
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
@@ -189,7 +193,7 @@ func (g *Grant) post(ctx context.Context, hc *http.Client, endpoint string, form
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
 	if basic {
-		req.SetBasicAuth(url.QueryEscape(g.ClientID), url.QueryEscape(secret))
+		req.SetBasicAuth(url.QueryEscape(g.ClientID), url.QueryEscape(auth.Secret))
 	}
 	return hc.Do(req)
 }
@@ -197,11 +201,11 @@ func (g *Grant) post(ctx context.Context, hc *http.Client, endpoint string, form
 // Revoke revokes token at the authorization server (RFC 7009). hint is
 // "refresh_token" or "access_token". A server without a revocation
 // endpoint is not an error: there is nothing to call.
-func (g *Grant) Revoke(ctx context.Context, hc *http.Client, token, hint, secret string) error {
+func (g *Grant) Revoke(ctx context.Context, hc *http.Client, token, hint string, auth ClientAuth) error {
 	if g.RevocationURL == "" || token == "" {
 		return nil
 	}
-	resp, err := g.post(ctx, hc, g.RevocationURL, url.Values{"token": {token}, "token_type_hint": {hint}}, secret)
+	resp, err := g.post(ctx, hc, g.RevocationURL, url.Values{"token": {token}, "token_type_hint": {hint}}, auth)
 	if err != nil {
 		return err
 	}
@@ -214,14 +218,16 @@ func (g *Grant) Revoke(ctx context.Context, hc *http.Client, token, hint, secret
 }
 
 // ClientCredentials gets a token for the client itself (RFC 6749 §4.4),
-// with the resource indicator (unless OmitResource) and the audience. Used by service account routes.
-func (g *Grant) ClientCredentials(ctx context.Context, hc *http.Client, secret string, now time.Time) (*oauth2.Token, error) {
+// with the resource indicator (unless OmitResource) and the audience,
+// authenticated with a secret or a client assertion (the MCP client
+// credentials extension's two ways). Used by service account routes.
+func (g *Grant) ClientCredentials(ctx context.Context, hc *http.Client, auth ClientAuth, now time.Time) (*oauth2.Token, error) {
 	form := g.params()
 	form.Set("grant_type", "client_credentials")
 	if len(g.Scopes) > 0 {
 		form.Set("scope", strings.Join(g.Scopes, " "))
 	}
-	resp, err := g.post(ctx, hc, g.TokenURL, form, secret)
+	resp, err := g.post(ctx, hc, g.TokenURL, form, auth)
 	if err != nil {
 		return nil, err
 	}

@@ -86,12 +86,12 @@ func TestGrantAudienceAndResource(t *testing.T) {
 				t.Error("AuthCodeURL lost PKCE")
 			}
 
-			if _, err := g.Exchange(ctx, ts.Client(), "https://mcp.example.com/cb", "code", "verifier", ""); err != nil {
+			if _, err := g.Exchange(ctx, ts.Client(), "https://mcp.example.com/cb", "code", "verifier", ClientAuth{}); err != nil {
 				t.Fatalf("Exchange: %v", err)
 			}
 			check(t, "Exchange", ts.last(), tt.wantResource, tt.wantAudience)
 
-			if _, err := g.Refresh(ctx, ts.Client(), "rt", "", now); err != nil {
+			if _, err := g.Refresh(ctx, ts.Client(), "rt", ClientAuth{}, now); err != nil {
 				t.Fatalf("Refresh: %v", err)
 			}
 			check(t, "Refresh", ts.last(), tt.wantResource, tt.wantAudience)
@@ -99,7 +99,7 @@ func TestGrantAudienceAndResource(t *testing.T) {
 				t.Errorf("Refresh sent %v", ts.last())
 			}
 
-			if _, err := g.ClientCredentials(ctx, ts.Client(), "secret", now); err != nil {
+			if _, err := g.ClientCredentials(ctx, ts.Client(), ClientAuth{Secret: "secret"}, now); err != nil {
 				t.Fatalf("ClientCredentials: %v", err)
 			}
 			check(t, "ClientCredentials", ts.last(), tt.wantResource, tt.wantAudience)
@@ -128,12 +128,12 @@ func TestTokenErrorsAreRedacted(t *testing.T) {
 			g := Grant{TokenURL: ts.URL + "/token", AuthURL: ts.URL + "/auth", ClientID: "c", Resource: "https://r.example/mcp"}
 			calls := map[string]func() error{
 				"Exchange": func() error {
-					_, err := g.Exchange(ctx, ts.Client(), "https://mcp.example.com/cb", "code", "v", "")
+					_, err := g.Exchange(ctx, ts.Client(), "https://mcp.example.com/cb", "code", "v", ClientAuth{})
 					return err
 				},
-				"Refresh": func() error { _, err := g.Refresh(ctx, ts.Client(), "rt", "", time.Now()); return err },
+				"Refresh": func() error { _, err := g.Refresh(ctx, ts.Client(), "rt", ClientAuth{}, time.Now()); return err },
 				"ClientCredentials": func() error {
-					_, err := g.ClientCredentials(ctx, ts.Client(), "s", time.Now())
+					_, err := g.ClientCredentials(ctx, ts.Client(), ClientAuth{Secret: "s"}, time.Now())
 					return err
 				},
 			}

@@ -11,8 +11,13 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httputil"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -45,11 +50,27 @@ type Run struct {
 }
 
 // ScenarioContext is the part of MCP_CONFORMANCE_CONTEXT a client auth
-// scenario uses.
+// scenario uses: a pre-registered client, with a secret or, for
+// auth/client-credentials-jwt, a private key.
 type ScenarioContext struct {
 	ClientID     string `json:"client_id"`
 	ClientSecret string `json:"client_secret"`
 	Issuer       string `json:"issuer"`
+	// PrivateKeyPEM is a PKCS #8 key to sign client assertions with, and
+	// SigningAlgorithm their algorithm (ES256).
+	PrivateKeyPEM    string `json:"private_key_pem"`
+	SigningAlgorithm string `json:"signing_algorithm"`
+}
+
+// Auth reports whether a scenario is a client auth scenario (auth/...),
+// which the harness's own clients run; the suite's other client scenarios
+// run the MCP Go SDK's everything-client.
+func Auth(scenario string) bool { return strings.HasPrefix(scenario, "auth/") }
+
+// ClientCredentials reports whether a scenario is one of the client
+// credentials extension's, which a service_account route runs.
+func ClientCredentials(scenario string) bool {
+	return strings.HasPrefix(scenario, "auth/client-credentials-")
 }
 
 // RunFromEnv reads a Run from the command line's server URL and the
@@ -94,11 +115,19 @@ func callTool(ctx context.Context, sess *mcp.ClientSession) error {
 	return nil
 }
 
-// Direct runs the scenario with the plain MCP Go SDK client, no proxy in
-// between: the baseline a client that is not an intermediary scores. The
-// headless browser follows the suite's authorization server, which
-// approves at once, to the redirect URL.
-func Direct(ctx context.Context, r Run) error {
+// Direct runs the scenario without a proxy in between: the baseline a
+// client that is not an intermediary scores. An auth scenario runs the
+// plain MCP Go SDK client, whose headless browser follows the suite's
+// authorization server, which approves at once, to the redirect URL; any
+// other runs everythingClient, the MCP Go SDK's conformance client, with
+// the suite's environment.
+func Direct(ctx context.Context, r Run, everythingClient string) error {
+	if !Auth(r.Scenario) {
+		return runEverythingClient(ctx, everythingClient, r.ServerURL)
+	}
+	if ClientCredentials(r.Scenario) {
+		return fmt.Errorf("%s: the MCP Go SDK client has no client credentials grant (its conformance baseline lists the scenario): nothing to run", r.Scenario)
+	}
 	b := browser.New(http.DefaultTransport, "", "")
 	cfg := &auth.AuthorizationCodeHandlerConfig{
 		RedirectURL: directRedirectURL,
@@ -143,14 +172,35 @@ func Direct(ctx context.Context, r Run) error {
 	return callTool(ctx, sess)
 }
 
+// runEverythingClient runs the MCP Go SDK's conformance client against
+// serverURL; it reads the scenario from the environment the suite set,
+// which it inherits.
+func runEverythingClient(ctx context.Context, bin, serverURL string) error {
+	if bin == "" {
+		return errors.New("no everything-client binary (make mcp-conformance builds it)")
+	}
+	cmd := exec.CommandContext(ctx, bin, serverURL)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s %s: %w", filepath.Base(bin), serverURL, err)
+	}
+	return nil
+}
+
 // Proxied runs the scenario through mcp-proxy: the in-process stack runs
 // the proxy with one route whose to is the scenario's server, and mockas
 // as the identity provider; alice's MCP client (the SDK client with its
 // Client ID Metadata Document at the stack's client host) signs in at the
-// proxy and consents there, and her browser then follows the proxy to the
-// scenario's authorization server, which approves at once, and back.
-// log, when set, receives the proxy's log after the run.
-func Proxied(ctx context.Context, r Run, log func(string)) (err error) {
+// proxy and consents there. In an auth scenario her browser then follows
+// the proxy to the scenario's authorization server, which approves at
+// once, and back (or, for the client credentials scenarios, the proxy gets
+// the route's shared token itself), and her MCP client calls the
+// scenario's tool. In any other scenario, once she holds the proxy's
+// token, everythingClient (the MCP Go SDK's conformance client, the same
+// client the baseline runs) runs the scenario through the route, its
+// requests carrying her token. log, when set, receives the proxy's log
+// after the run.
+func Proxied(ctx context.Context, r Run, everythingClient string, log func(string)) (err error) {
 	s, err := stack.NewLocal()
 	if err != nil {
 		return err
@@ -166,7 +216,12 @@ func Proxied(ctx context.Context, r Run, log func(string)) (err error) {
 	// authorization server on a port the proxy learns from the resource
 	// metadata.
 	s.TrustLoopbackHost(u.Hostname())
-	cfg, err := ProxyConfig(r)
+	keyDir, err := os.MkdirTemp("", "mcp-conformance-key-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(keyDir)
+	cfg, err := ProxyConfig(r, keyDir)
 	if err != nil {
 		return err
 	}
@@ -183,17 +238,70 @@ func Proxied(ctx context.Context, r Run, log func(string)) (err error) {
 	}
 	c.AskVersion = r.ProtocolVersion
 	endpoint := "https://" + stack.ProxyHost + u.EscapedPath()
-	if err := c.Connect(ctx, endpoint); err != nil {
-		return err
-	}
-	defer c.Close()
-	if err := callTool(ctx, c.Session()); err != nil {
-		return fmt.Errorf("%w (browser: %s)", err, c.History())
+	if Auth(r.Scenario) {
+		if err := c.Connect(ctx, endpoint); err != nil {
+			return err
+		}
+		defer c.Close()
+		if err := callTool(ctx, c.Session()); err != nil {
+			return fmt.Errorf("%w (browser: %s)", err, c.History())
+		}
+	} else {
+		if err := c.Authorize(ctx, endpoint); err != nil {
+			return err
+		}
+		tok, err := c.Token(ctx)
+		if err != nil {
+			return err
+		}
+		fwd, err := forward(s.Transport(), "https://"+stack.ProxyHost, tok)
+		if err != nil {
+			return err
+		}
+		defer fwd.Close()
+		if err := runEverythingClient(ctx, everythingClient, "http://"+fwd.Addr+u.EscapedPath()); err != nil {
+			return err
+		}
 	}
 	if d := s.RefusedDials(); len(d) > 0 {
 		return fmt.Errorf("the stack refused dials outside loopback: %s", strings.Join(d, "; "))
 	}
 	return nil
+}
+
+// forwarder is a loopback listener that passes every request on to a
+// route of the proxy with an MCP client's token: the suite's clients
+// cannot be given one.
+type forwarder struct {
+	Addr string
+	srv  *http.Server
+}
+
+func (f *forwarder) Close() error { return f.srv.Close() }
+
+// forward starts a forwarder to origin (https://mcp.example.com) through
+// transport that adds token as the bearer and changes nothing else but
+// the Host; event streams are passed on as they come.
+func forward(transport http.RoundTripper, origin, token string) (*forwarder, error) {
+	target, err := url.Parse(origin)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.Out.Header.Set("Authorization", "Bearer "+token)
+		},
+		Transport:     transport,
+		FlushInterval: -1,
+	}
+	f := &forwarder{Addr: ln.Addr().String(), srv: &http.Server{Handler: rp, ReadHeaderTimeout: 10 * time.Second}}
+	go f.srv.Serve(ln)
+	return f, nil
 }
 
 // ProxyConfig is the operator configuration of a proxied run: the Quick
@@ -202,8 +310,12 @@ func Proxied(ctx context.Context, r Run, log func(string)) (err error) {
 // (as an operator who registered the proxy would write it) when it has
 // one, else dynamic client registration allowed (the suite's
 // authorization servers register clients that way unless they accept
-// Client ID Metadata Documents).
-func ProxyConfig(r Run) (string, error) {
+// Client ID Metadata Documents). A client credentials scenario's route is
+// a service_account route that gets its token with the client credentials
+// grant, with the scenario's secret or its private key, which is written
+// to keyDir. A scenario without auth has a route without options: its
+// server needs no authorization.
+func ProxyConfig(r Run, keyDir string) (string, error) {
 	u, err := url.Parse(r.ServerURL)
 	if err != nil {
 		return "", err
@@ -221,22 +333,46 @@ identity_provider:
 
 storage:
   type: memory
-
+%s
 routes:
   - from: https://%s
     to: %s
     mcp:
       server:
-`, stack.IdPHost, stack.IdPClientSecretEnv, stack.ProxyHost, to)
-	if r.Context.ClientID == "" {
+`, stack.IdPHost, stack.IdPClientSecretEnv, auditFor(r), stack.ProxyHost, to)
+	switch {
+	case !Auth(r.Scenario):
+		return strings.TrimSuffix(b.String(), "\n") + " {}\n", nil
+	case r.Context.ClientID == "":
 		b.WriteString("        dynamic_client_registration: true\n")
 		return b.String(), nil
+	case ClientCredentials(r.Scenario):
+		b.WriteString("        upstream_token_binding: service_account\n        service_account:\n          client_credentials: true\n")
 	}
 	fmt.Fprintf(&b, "        upstream_oauth2:\n          client_id: %s\n", yamlString(r.Context.ClientID))
 	if r.Context.ClientSecret != "" {
 		fmt.Fprintf(&b, "          client_secret: %s\n", yamlString(r.Context.ClientSecret))
 	}
+	if r.Context.PrivateKeyPEM != "" {
+		if alg := r.Context.SigningAlgorithm; alg != "" && alg != "ES256" {
+			return "", fmt.Errorf("the scenario signs with %s; the proxy signs client assertions with an EC P-256 key (ES256) or RSA (RS256), and its key decides", alg)
+		}
+		key := filepath.Join(keyDir, "client-key.pem")
+		if err := os.WriteFile(key, []byte(r.Context.PrivateKeyPEM), 0o600); err != nil {
+			return "", err
+		}
+		fmt.Fprintf(&b, "          private_key_file: %s\n", yamlString(key))
+	}
 	return b.String(), nil
+}
+
+// auditFor is the audit block of a scenario's configuration: a
+// service_account route must audit every use.
+func auditFor(r Run) string {
+	if ClientCredentials(r.Scenario) {
+		return "\naudit:\n  file: audit.log\n"
+	}
+	return ""
 }
 
 func yamlString(s string) string {
@@ -266,4 +402,4 @@ func isLoopbackHost(h string) bool {
 }
 
 // ErrUsage is returned for a bad command line.
-var ErrUsage = errors.New("usage: mcp-conformance-client -mode proxy|direct <server-url>")
+var ErrUsage = errors.New("usage: mcp-conformance-client -mode proxy|direct [-everything-client PATH] <server-url>")

@@ -2,19 +2,31 @@
 // tokens through one Redis (6.2 or newer), and the refresh lock is a lease
 // in Redis, so exactly one replica refreshes a token.
 //
-// Layout: a value lives at "<prefix>:<ns>:<key>" with Redis's own expiry
-// (PX); a lease lives at "<prefix>:!lock:<name>" and a marker that records
-// how values are sealed at "<prefix>:!meta:seal" ('!' cannot appear in a
-// namespace, so neither collides with a value).
+// Layout: a record lives at "<prefix>:<ns>#<hash>" with Redis's own expiry
+// (PX), where hash is the hex HMAC-SHA256 of ns and the record's key: Redis
+// shows which namespaces hold how many records, never whose they are or
+// which client or remote server they name. The HMAC key is derived from
+// Options.Key, so every replica with the same key file computes the same
+// names; without a key, names are hashed under a fixed key (every replica
+// agrees, and the values, in the clear then, hold their keys anyway). The
+// value holds the record's key beside its value, so Scan, which cannot
+// narrow a prefix of hashed names, reads a namespace's records and keeps
+// those whose keys start with the prefix, as the file store does. A lease
+// lives at "<prefix>:!lock:<hash of its name>"; markers at
+// "<prefix>:!meta:seal" (how values are sealed) and "<prefix>:!meta:layout"
+// ('!' and '#' cannot appear in a namespace, so none collides with a
+// record). Records of the earlier layout, "<prefix>:<ns>:<key>" with the
+// key in the clear, are moved to their hashed names by the first replica
+// that opens the prefix (see migrate.go).
 //
 // Sealing: with Options.Key set (every replica must have the same key
-// file), values are sealed with AES-256-GCM, with ns+"\x00"+key as
-// additional data, so a value copied to another key does not open; Redis,
-// its dumps and its replication stream then never hold a token in the
-// clear. Without a key, values are stored as given, for a Redis that is
-// itself trusted with secrets. The marker makes the choice stick: Open
-// refuses a key that differs from the one the prefix was first used with,
-// and refuses to mix sealed and unsealed replicas.
+// file), keys and values are sealed with AES-256-GCM, with ns and the name
+// hash as additional data, so a value copied under another name does not
+// open; Redis, its dumps and its replication stream then never hold a
+// token in the clear. Without a key, values are stored as given, for a
+// Redis that is itself trusted with secrets. The marker makes the choice
+// stick: Open refuses a key that differs from the one the prefix was first
+// used with, and refuses to mix sealed and unsealed replicas.
 //
 // Leases (Lock): SET name token NX PX ttl, retried with capped, jittered
 // exponential backoff (2ms doubling to 100ms) until it succeeds or the
@@ -52,12 +64,6 @@ import (
 // DefaultPrefix is the key prefix when Options.Prefix is empty.
 const DefaultPrefix = "mcp-proxy"
 
-// Value formats: the first byte of every stored value.
-const (
-	formatPlain  = 0
-	formatSealed = 1
-)
-
 const (
 	markerPlain  = "plain v1"
 	markerSealed = "mcp-proxy redisstore: this value opens with the right key"
@@ -80,10 +86,14 @@ type Options struct {
 // Store is a store.Backend in Redis.
 type Store struct {
 	rdb    *redis.Client
-	addr   string // for errors; never the URL (it may hold a password)
+	at     string // "Redis at host:port", for errors; never the URL (it may hold a password)
+	hint   string // what to check when Redis does not answer
 	prefix string
 	sealer *store.Sealer
+	names  []byte // the HMAC key of record names
 	now    func() time.Time
+
+	migration Migration
 
 	closeOnce sync.Once
 }
@@ -94,9 +104,10 @@ var _ store.Backend = (*Store)(nil)
 var unlockScript = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end return 0`)
 
 // Open connects to the Redis at rawURL (redis://[user:password@]host:port[/db]
-// or rediss:// for TLS), checks that it answers and is 6.2 or newer, and
-// checks the sealing marker. It fails with an error naming the address
-// (never the password) when Redis cannot be reached.
+// or rediss:// for TLS), checks that it answers and is 6.2 or newer, checks
+// the sealing marker, and moves records of the earlier layout. It fails
+// with an error naming the address (never the password) when Redis cannot
+// be reached.
 func Open(ctx context.Context, rawURL string, o Options) (*Store, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") {
@@ -115,44 +126,91 @@ func Open(ctx context.Context, rawURL string, o Options) (*Store, error) {
 	}
 	ro.DialerRetries = 2
 	if ro.DialTimeout == 0 {
-		ro.DialTimeout = 2 * time.Second
+		ro.DialTimeout = dialTimeout
 	}
 	ro.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+	return open(ctx, redis.NewClient(ro), "Redis at "+ro.Addr, "check that it runs and that the URL's address, user and password are right", o)
+}
+
+// dialTimeout bounds one connection attempt to Redis (or a Sentinel).
+const dialTimeout = 2 * time.Second
+
+// Sentinel names a Redis primary watched by Redis Sentinel, and how to
+// sign in to the Sentinels and to the servers they watch.
+type Sentinel struct {
+	// MasterName is the name the Sentinels watch the primary under.
+	MasterName string
+	// Addrs are the Sentinels' host:port addresses.
+	Addrs []string
+	// Username and Password sign in to the Redis servers.
+	Username, Password string
+	// SentinelUsername and SentinelPassword sign in to the Sentinels.
+	SentinelUsername, SentinelPassword string
+	// DB is the database number.
+	DB int
+}
+
+// OpenSentinel is Open for a Redis run with Sentinel: the store asks the
+// Sentinels for the primary's address, and when they fail it over to a
+// replica, follows the new primary (go-redis's failover client: a new
+// connection asks the Sentinels again, and a +switch-master message
+// closes the connections to the old primary). While the primary is down
+// and until the Sentinels have agreed on a new one, operations fail with
+// store.ErrUnavailable, as with a Redis that is down.
+func OpenSentinel(ctx context.Context, sn Sentinel, o Options) (*Store, error) {
+	if sn.MasterName == "" || len(sn.Addrs) == 0 {
+		return nil, errors.New("redisstore: Sentinel: name the primary and at least one Sentinel address")
+	}
+	fo := &redis.FailoverOptions{
+		MasterName: sn.MasterName, SentinelAddrs: sn.Addrs,
+		Username: sn.Username, Password: sn.Password,
+		SentinelUsername: sn.SentinelUsername, SentinelPassword: sn.SentinelPassword,
+		DB: sn.DB, DisableIdentity: true,
+		// As for one server (see Open): fail fast, and let the next
+		// request find the new primary.
+		MaxRetries: 1, DialerRetries: 2, DialTimeout: dialTimeout,
+	}
+	at := fmt.Sprintf("the Redis primary %q of the Sentinels at %s", sn.MasterName, strings.Join(sn.Addrs, ", "))
+	hint := "check that the Sentinels run and watch a primary of that name (SENTINEL GET-MASTER-ADDR-BY-NAME), and that the passwords are right"
+	return open(ctx, redis.NewFailoverClient(fo), at, hint, o)
+}
+
+// open is what Open and OpenSentinel share, once the client is made.
+func open(ctx context.Context, rdb *redis.Client, at, hint string, o Options) (*Store, error) {
 	if o.Prefix == "" {
 		o.Prefix = DefaultPrefix
 	}
 	if strings.ContainsAny(o.Prefix, " \t\r\n") {
+		rdb.Close()
 		return nil, fmt.Errorf("redisstore: prefix %q: use no white space", o.Prefix)
 	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	s := &Store{rdb: redis.NewClient(ro), addr: ro.Addr, prefix: o.Prefix, now: o.Now}
+	s := &Store{rdb: rdb, at: at, hint: hint, prefix: o.Prefix, now: o.Now, names: nameKey(o.Key)}
 	if o.Key != nil {
+		var err error
 		if s.sealer, err = store.NewSealer(o.Key); err != nil {
 			s.rdb.Close()
 			return nil, fmt.Errorf("redisstore: %w", err)
 		}
 	}
-	if err := s.checkServer(ctx); err != nil {
-		s.rdb.Close()
-		return nil, err
-	}
-	if err := s.checkMarker(ctx); err != nil {
-		s.rdb.Close()
-		return nil, err
+	for _, step := range []func(context.Context) error{s.checkServer, s.checkMarker, s.migrate} {
+		if err := step(ctx); err != nil {
+			s.rdb.Close()
+			return nil, err
+		}
 	}
 	return s, nil
 }
 
 func (s *Store) checkServer(ctx context.Context) error {
 	if err := s.rdb.Ping(ctx).Err(); err != nil {
-		return fmt.Errorf("redisstore: Redis at %s does not answer: %w: %w; check that it runs and that the URL's address, user and password are right",
-			s.addr, store.ErrUnavailable, err)
+		return fmt.Errorf("redisstore: %s does not answer: %w: %w; %s", s.at, store.ErrUnavailable, err, s.hint)
 	}
 	info, err := s.rdb.Info(ctx, "server").Result()
 	if err != nil {
-		return fmt.Errorf("redisstore: Redis at %s: INFO server: %w: %w", s.addr, store.ErrUnavailable, err)
+		return fmt.Errorf("redisstore: %s: INFO server: %w: %w", s.at, store.ErrUnavailable, err)
 	}
 	for line := range strings.SplitSeq(info, "\n") {
 		v, ok := strings.CutPrefix(strings.TrimSpace(line), "redis_version:")
@@ -166,7 +224,7 @@ func (s *Store) checkServer(ctx context.Context) error {
 			minor, _ = strconv.Atoi(parts[1])
 		}
 		if major < 6 || major == 6 && minor < 2 {
-			return fmt.Errorf("redisstore: Redis at %s is version %s; mcp-proxy needs 6.2 or newer (GETDEL)", s.addr, v)
+			return fmt.Errorf("redisstore: %s is version %s; mcp-proxy needs 6.2 or newer (GETDEL)", s.at, v)
 		}
 	}
 	return nil
@@ -174,9 +232,9 @@ func (s *Store) checkServer(ctx context.Context) error {
 
 func (s *Store) checkMarker(ctx context.Context) error {
 	k := s.prefix + ":!meta:seal"
-	want := s.encode("!meta", "seal", []byte(markerPlain))
+	want := s.encodeV1("!meta", "seal", []byte(markerPlain))
 	if s.sealer != nil {
-		want = s.encode("!meta", "seal", []byte(markerSealed))
+		want = s.encodeV1("!meta", "seal", []byte(markerSealed))
 	}
 	if err := s.rdb.SetNX(ctx, k, want, 0).Err(); err != nil {
 		return s.fail("open", "", err)
@@ -187,47 +245,15 @@ func (s *Store) checkMarker(ctx context.Context) error {
 	}
 	switch {
 	case len(got) > 0 && got[0] == formatSealed && s.sealer == nil:
-		return fmt.Errorf("redisstore: prefix %q at %s holds sealed values: give this replica the key file the others use", s.prefix, s.addr)
+		return fmt.Errorf("redisstore: prefix %q in %s holds sealed values: give this replica the key file the others use", s.prefix, s.at)
 	case len(got) > 0 && got[0] == formatPlain && s.sealer != nil:
-		return fmt.Errorf("redisstore: prefix %q at %s holds unsealed values: give every replica the key file, with a new prefix (the old values are not migrated)", s.prefix, s.addr)
+		return fmt.Errorf("redisstore: prefix %q in %s holds unsealed values: give every replica the key file, with a new prefix (the old values are not migrated)", s.prefix, s.at)
 	case s.sealer != nil:
-		if v, err := s.decode("!meta", "seal", got); err != nil || string(v) != markerSealed {
-			return fmt.Errorf("redisstore: prefix %q at %s was written with another key file: give every replica the same key file", s.prefix, s.addr)
+		if v, err := s.decodeV1("!meta", "seal", got); err != nil || string(v) != markerSealed {
+			return fmt.Errorf("redisstore: prefix %q in %s was written with another key file: give every replica the same key file", s.prefix, s.at)
 		}
 	}
 	return nil
-}
-
-func (s *Store) redisKey(ns, key string) string { return s.prefix + ":" + ns + ":" + key }
-
-func (s *Store) encode(ns, key string, v []byte) []byte {
-	if s.sealer == nil {
-		out := make([]byte, 0, 1+len(v))
-		return append(append(out, formatPlain), v...)
-	}
-	out := make([]byte, 1, 1+s.sealer.Overhead()+len(v))
-	out[0] = formatSealed
-	return s.sealer.Seal(out, v, []byte(ns+"\x00"+key))
-}
-
-func (s *Store) decode(ns, key string, raw []byte) ([]byte, error) {
-	switch {
-	case len(raw) == 0:
-		return nil, fmt.Errorf("redisstore: a value in namespace %s is empty: it was not written by mcp-proxy", ns)
-	case raw[0] == formatPlain && s.sealer == nil:
-		return raw[1:], nil
-	case raw[0] == formatSealed && s.sealer != nil:
-		v, err := s.sealer.Open(nil, raw[1:], []byte(ns+"\x00"+key))
-		if err != nil {
-			return nil, fmt.Errorf("redisstore: a value in namespace %s: %w", ns, err)
-		}
-		if v == nil {
-			v = []byte{}
-		}
-		return v, nil
-	default:
-		return nil, fmt.Errorf("redisstore: a value in namespace %s: %w (format %d)", ns, store.ErrUnsealable, raw[0])
-	}
 }
 
 // fail wraps an error from Redis: every one means the storage cannot be
@@ -236,7 +262,7 @@ func (s *Store) fail(op, ns string, err error) error {
 	if ns != "" {
 		op += " " + ns
 	}
-	return fmt.Errorf("redisstore: %s: Redis at %s: %w: %w", op, s.addr, store.ErrUnavailable, err)
+	return fmt.Errorf("redisstore: %s: %s: %w: %w", op, s.at, store.ErrUnavailable, err)
 }
 
 func notFound(op, ns string) error {
@@ -248,14 +274,15 @@ func (s *Store) Get(ctx context.Context, ns, key string) ([]byte, error) {
 	if err := store.CheckNamespace(ns); err != nil {
 		return nil, err
 	}
-	raw, err := s.rdb.Get(ctx, s.redisKey(ns, key)).Bytes()
+	name, hash := s.recordName(ns, key)
+	raw, err := s.rdb.Get(ctx, name).Bytes()
 	switch {
 	case errors.Is(err, redis.Nil):
 		return nil, notFound("get", ns)
 	case err != nil:
 		return nil, s.fail("get", ns, err)
 	}
-	return s.decode(ns, key, raw)
+	return s.record(ns, key, hash, raw)
 }
 
 // Put implements store.Backend.
@@ -275,7 +302,8 @@ func (s *Store) Put(ctx context.Context, ns, key string, value []byte, expires t
 		// PX counts milliseconds; round up so a value never expires early.
 		ttl = (ttl + time.Millisecond - 1).Truncate(time.Millisecond)
 	}
-	if err := s.rdb.Set(ctx, s.redisKey(ns, key), s.encode(ns, key, value), ttl).Err(); err != nil {
+	name, hash := s.recordName(ns, key)
+	if err := s.rdb.Set(ctx, name, s.encodeRecord(ns, hash, key, value), ttl).Err(); err != nil {
 		return s.fail("put", ns, err)
 	}
 	return nil
@@ -289,14 +317,15 @@ func (s *Store) Take(ctx context.Context, ns, key string) ([]byte, error) {
 	if err := store.CheckNamespace(ns); err != nil {
 		return nil, err
 	}
-	raw, err := s.rdb.GetDel(ctx, s.redisKey(ns, key)).Bytes()
+	name, hash := s.recordName(ns, key)
+	raw, err := s.rdb.GetDel(ctx, name).Bytes()
 	switch {
 	case errors.Is(err, redis.Nil):
 		return nil, notFound("take", ns)
 	case err != nil:
 		return nil, s.fail("take", ns, err)
 	}
-	return s.decode(ns, key, raw)
+	return s.record(ns, key, hash, raw)
 }
 
 // Delete implements store.Backend.
@@ -304,7 +333,8 @@ func (s *Store) Delete(ctx context.Context, ns, key string) error {
 	if err := store.CheckNamespace(ns); err != nil {
 		return err
 	}
-	if err := s.rdb.Del(ctx, s.redisKey(ns, key)).Err(); err != nil {
+	name, _ := s.recordName(ns, key)
+	if err := s.rdb.Del(ctx, name).Err(); err != nil {
 		return s.fail("delete", ns, err)
 	}
 	return nil
@@ -325,24 +355,28 @@ func globEscape(s string) string {
 	return b.String()
 }
 
-// Scan implements store.Backend with SCAN MATCH (the prefix escaped) and
-// MGET, 100 keys a round trip. Redis may return a key twice during a scan;
-// Scan visits it once.
+// Scan implements store.Backend. Names are hashed, so a prefix cannot
+// narrow the SCAN: it reads every record of the namespace (SCAN MATCH on
+// the namespace, MGET, 100 keys a round trip), opens each, and calls fn
+// for those whose keys start with prefix. Its cost grows with the
+// namespace, not with what it finds; the proxy scans on a user's
+// connections page and when counting registrations, never on the request
+// path. Redis may return a key twice during a scan; Scan visits it once.
 func (s *Store) Scan(ctx context.Context, ns, prefix string, fn func(key string, value []byte) error) error {
 	if err := store.CheckNamespace(ns); err != nil {
 		return err
 	}
-	base := s.redisKey(ns, "")
-	pattern := globEscape(base+prefix) + "*"
+	base := s.nsBase(ns)
+	pattern := globEscape(base) + "*"
 	seen := make(map[string]struct{})
 	var cursor uint64
 	for {
-		keys, next, err := s.rdb.Scan(ctx, cursor, pattern, 100).Result()
+		names, next, err := s.rdb.Scan(ctx, cursor, pattern, 100).Result()
 		if err != nil {
 			return s.fail("scan", ns, err)
 		}
-		fresh := keys[:0]
-		for _, k := range keys {
+		fresh := names[:0]
+		for _, k := range names {
 			if _, dup := seen[k]; !dup {
 				seen[k] = struct{}{}
 				fresh = append(fresh, k)
@@ -358,10 +392,12 @@ func (s *Store) Scan(ctx context.Context, ns, prefix string, fn func(key string,
 				if !ok { // expired or deleted since SCAN saw it
 					continue
 				}
-				key := strings.TrimPrefix(fresh[i], base)
-				val, err := s.decode(ns, key, []byte(str))
+				key, val, err := s.decodeRecord(ns, strings.TrimPrefix(fresh[i], base), []byte(str))
 				if err != nil {
 					return err
+				}
+				if !strings.HasPrefix(key, prefix) {
+					continue
 				}
 				if err := fn(key, val); err != nil {
 					return err
@@ -381,7 +417,17 @@ func (s *Store) Lock(ctx context.Context, name string, ttl time.Duration) (func(
 	if err := store.CheckTTL(ttl); err != nil {
 		return nil, err
 	}
-	k := s.prefix + ":!lock:" + name
+	k := s.leaseName(name)
+	token, err := s.lease(ctx, k, ttl)
+	if err != nil {
+		return nil, err
+	}
+	return func() { s.unlock(k, token) }, nil
+}
+
+// lease takes the lease at Redis key k for ttl, waiting while another
+// holder has it, and returns this holder's token.
+func (s *Store) lease(ctx context.Context, k string, ttl time.Duration) (string, error) {
 	tok := make([]byte, 16)
 	_, _ = crand.Read(tok)
 	token := hex.EncodeToString(tok)
@@ -390,11 +436,11 @@ func (s *Store) Lock(ctx context.Context, name string, ttl time.Duration) (func(
 		ok, err := s.rdb.SetNX(ctx, k, token, ttl).Result()
 		switch {
 		case err != nil && ctx.Err() != nil:
-			return nil, fmt.Errorf("redisstore: lock: held by another holder until it unlocks or its ttl passes: %w", ctx.Err())
+			return "", fmt.Errorf("redisstore: lock: held by another holder until it unlocks or its ttl passes: %w", ctx.Err())
 		case err != nil:
-			return nil, s.fail("lock", "", err)
+			return "", s.fail("lock", "", err)
 		case ok:
-			return func() { s.unlock(k, token) }, nil
+			return token, nil
 		}
 		// Jitter spreads replicas that wait for the same lease.
 		d := wait/2 + rand.N(wait)
@@ -402,7 +448,7 @@ func (s *Store) Lock(ctx context.Context, name string, ttl time.Duration) (func(
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, fmt.Errorf("redisstore: lock: held by another holder until it unlocks or its ttl passes: %w", ctx.Err())
+			return "", fmt.Errorf("redisstore: lock: held by another holder until it unlocks or its ttl passes: %w", ctx.Err())
 		case <-t.C:
 		}
 		wait = min(2*wait, 100*time.Millisecond)

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
+	"sort"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -156,27 +158,100 @@ func raw(t *testing.T, url string) *redis.Client {
 	return c
 }
 
+// keys lists every key in Redis.
+func keys(t *testing.T, rc *redis.Client) []string {
+	t.Helper()
+	ks, err := rc.Keys(ctx, "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
 func TestValuesSealedInRedis(t *testing.T) {
 	srv := redistest.Start(t)
 	s := open(t, srv.URL(), redisstore.Options{Prefix: "p", Key: newKey()})
 	secret := "upstream-access-token-0123456789"
 	s.Put(ctx, "tokens", "alice", []byte(secret), time.Time{})
-	s.Put(ctx, "tokens", "bob", []byte("bob-token"), time.Now().Add(time.Hour))
 	rc := raw(t, srv.URL())
-	v, err := rc.Get(ctx, "p:tokens:alice").Bytes()
+	names := keys(t, rc)
+	s.Put(ctx, "tokens", "bob", []byte("bob-token"), time.Now().Add(time.Hour))
+	var alice, bob string
+	for _, k := range keys(t, rc) {
+		switch {
+		case strings.HasPrefix(k, "p:tokens#") && slices.Contains(names, k):
+			alice = k
+		case strings.HasPrefix(k, "p:tokens#"):
+			bob = k
+		}
+	}
+	if alice == "" || bob == "" {
+		t.Fatalf("keys in Redis: %q; want two records under p:tokens#", keys(t, rc))
+	}
+	v, err := rc.Get(ctx, alice).Bytes()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(string(v), secret) {
-		t.Fatal("Redis holds the value in the clear")
+	if strings.Contains(string(v), secret) || strings.Contains(string(v), "alice") {
+		t.Fatal("Redis holds the value or its key in the clear")
 	}
-	if ttl := rc.PTTL(ctx, "p:tokens:bob").Val(); ttl <= 59*time.Minute || ttl > time.Hour {
+	if ttl := rc.PTTL(ctx, bob).Val(); ttl <= 59*time.Minute || ttl > time.Hour {
 		t.Errorf("PTTL of a value expiring in an hour = %v", ttl)
 	}
 	// Moving alice's sealed token to bob's key must not give bob a token.
-	rc.Set(ctx, "p:tokens:bob", v, 0)
+	rc.Set(ctx, bob, v, 0)
 	if got, err := s.Get(ctx, "tokens", "bob"); !errors.Is(err, store.ErrUnsealable) {
 		t.Errorf("Get of a moved value = %q, %v; want ErrUnsealable", got, err)
+	}
+}
+
+// Key names do not show the store keys, which name users, MCP clients and
+// remote servers (issue 26): only the prefix and the namespace are in the
+// clear. Two stores with the same key file agree on the names; another key
+// file gives other names.
+func TestKeyNamesHashed(t *testing.T) {
+	srv := redistest.Start(t)
+	rc := raw(t, srv.URL())
+	key := newKey()
+	storeKey := "per_user\x00mcp.example.com\x00alice@example.com\x00https://remote-mcp.provider.com/mcp"
+	for _, c := range []struct {
+		prefix string
+		key    []byte
+	}{{"sealed", key}, {"plain", nil}} {
+		s := open(t, srv.URL(), redisstore.Options{Prefix: c.prefix, Key: c.key})
+		if err := s.Put(ctx, "upstream", storeKey, []byte("v"), time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		unlock, err := s.Lock(ctx, "refresh:"+storeKey, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range keys(t, rc) {
+			for _, clear := range []string{"alice", "example.com", "remote-mcp", "refresh"} {
+				if strings.Contains(k, clear) {
+					t.Errorf("prefix %s: Redis key %q shows %q", c.prefix, k, clear)
+				}
+			}
+		}
+		unlock()
+	}
+	var sealedNames []string
+	for _, k := range keys(t, rc) {
+		if strings.HasPrefix(k, "sealed:upstream#") {
+			sealedNames = append(sealedNames, k)
+		}
+	}
+	other := open(t, srv.URL(), redisstore.Options{Prefix: "other", Key: newKey()})
+	other.Put(ctx, "upstream", storeKey, []byte("v"), time.Time{})
+	for _, k := range keys(t, rc) {
+		if h, ok := strings.CutPrefix(k, "other:upstream#"); ok && slices.ContainsFunc(sealedNames, func(n string) bool { return strings.HasSuffix(n, h) }) {
+			t.Errorf("two key files gave the same name %q", h)
+		}
+	}
+	replica := open(t, srv.URL(), redisstore.Options{Prefix: "sealed", Key: key})
+	if v, err := replica.Get(ctx, "upstream", storeKey); err != nil || string(v) != "v" {
+		t.Errorf("a replica with the same key file reads %q, %v; want v", v, err)
 	}
 }
 
@@ -216,11 +291,20 @@ func TestLeaseLivesInRedis(t *testing.T) {
 		t.Fatal(err)
 	}
 	rc := raw(t, srv.URL())
-	if ttl := rc.PTTL(ctx, "p:!lock:refresh:k").Val(); ttl <= 0 || ttl > 5*time.Second {
+	var leases []string
+	for _, k := range keys(t, rc) {
+		if strings.HasPrefix(k, "p:!lock:") {
+			leases = append(leases, k)
+		}
+	}
+	if len(leases) != 1 {
+		t.Fatalf("lease keys %q, want one under p:!lock:", leases)
+	}
+	if ttl := rc.PTTL(ctx, leases[0]).Val(); ttl <= 0 || ttl > 5*time.Second {
 		t.Errorf("lease PTTL = %v, want within (0, 5s]", ttl)
 	}
 	unlock()
-	if n := rc.Exists(ctx, "p:!lock:refresh:k").Val(); n != 0 {
+	if n := rc.Exists(ctx, leases[0]).Val(); n != 0 {
 		t.Errorf("after unlock the lease key still exists")
 	}
 }

