@@ -39,6 +39,10 @@ const (
 	ExchangeResult attribute.Key = "mcp_proxy.exchange.result"
 )
 
+// ErrorAborted is the error.type of a request whose answer was cut off
+// mid-stream.
+const ErrorAborted = "aborted"
+
 // The spans the proxy starts, by name. A request's span is named after
 // its MCP method and target, such as "tools/call echo", or after its HTTP
 // method when it carries no JSON-RPC request the proxy read.
@@ -77,7 +81,7 @@ func Attributes() []AttributeDoc {
 		{ServerPort, "upstream call", "The remote server's port."},
 		{NetworkProtocolVersion, req, "The client leg's HTTP version: 1.1 or 2."},
 		{UserAgentOriginal, req, "The MCP client's User-Agent header."},
-		{ErrorType, "request, upstream call, upstream discovery", "The error code of the catalog the proxy answered with (see Troubleshooting), or the HTTP status of a failed answer."},
+		{ErrorType, "request, upstream call, upstream discovery", "The error code of the catalog the proxy answered with (see Troubleshooting), the HTTP status of a failed answer, or aborted (request) when the answer was cut off mid-stream because the MCP client or the remote server went away."},
 		{Route, req, "The route's host: the route label of the metrics."},
 		{RequestID, req, "The request id of the log lines and of the error the user sees."},
 		{Binding, "upstream token", "The route's token binding mode."},

@@ -8,6 +8,7 @@ import (
 
 	"github.com/go-json-experiment/json"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
@@ -45,11 +46,28 @@ func (t *Tracer) Serve(w http.ResponseWriter, r *http.Request, route, requestID 
 	}
 	HeaderAttributes(span, r.Header)
 	rec := &statusRecorder{ResponseWriter: w}
+	defer rec.finish(span)
 	next(rec, r.WithContext(context.WithValue(ctx, requestSpanKey{}, span)))
-	if rec.code == 0 {
-		rec.code = http.StatusOK
+}
+
+// finish records the answer's status on the request's span, also when the
+// handler panicked: ReverseProxy aborts with http.ErrAbortHandler when an
+// answer is cut off mid-stream (the MCP client or the remote server went
+// away), after the client got its status. The panic goes on to the
+// server.
+func (s *statusRecorder) finish(span trace.Span) {
+	v := recover()
+	switch {
+	case s.code != 0:
+		SetStatus(span, s.code, false)
+	case v == nil:
+		SetStatus(span, http.StatusOK, false)
 	}
-	SetStatus(span, rec.code, false)
+	if v != nil {
+		span.SetStatus(codes.Error, "the answer was cut off")
+		span.SetAttributes(ErrorType.String(ErrorAborted))
+		panic(v)
+	}
 }
 
 // HeaderAttributes puts the MCP attributes of a request's headers on

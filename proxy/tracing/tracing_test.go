@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	semconv "go.opentelemetry.io/otel/semconv/v1.41.0"
 	"go.opentelemetry.io/otel/trace"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
@@ -318,5 +320,47 @@ func TestExportFailuresAreLoggedOnce(t *testing.T) {
 	}
 	if !bytes.Contains([]byte(out), []byte(`"event":"tracing_enabled"`)) {
 		t.Errorf("no tracing_enabled line:\n%s", out)
+	}
+}
+
+// TestServeRecordsACutOffAnswer: a handler that panics after answering
+// (ReverseProxy's http.ErrAbortHandler when an answer is cut off
+// mid-stream) leaves the status the client got on the request's span,
+// marked aborted, and the panic goes on to the server.
+func TestServeRecordsACutOffAnswer(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tr, err := New(context.Background(), &config.TracingSettings{Endpoint: &url.URL{Scheme: "https", Host: "otel.test"},
+		Protocol: config.TracingHTTP, Sampler: config.Sampler{Name: "always_on"}, ServiceName: "mcp-proxy"},
+		Options{Log: slog.New(slog.DiscardHandler), Exporter: exp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Shutdown(context.Background()) })
+	func() {
+		defer func() {
+			if v := recover(); v != http.ErrAbortHandler {
+				t.Errorf("the handler's panic reached the server as %v, want http.ErrAbortHandler", v)
+			}
+		}()
+		r := httptest.NewRequest(http.MethodPost, "https://mcp.test/mcp", nil)
+		tr.Serve(httptest.NewRecorder(), r, "mcp.test", "rid", func(w http.ResponseWriter, _ *http.Request) {
+			w.WriteHeader(http.StatusOK)
+			panic(http.ErrAbortHandler)
+		})
+	}()
+	if err := tr.ForceFlush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	spans := exp.GetSpans()
+	if len(spans) != 1 {
+		t.Fatalf("%d spans exported, want the request's", len(spans))
+	}
+	got := map[attribute.Key]string{}
+	for _, kv := range spans[0].Attributes {
+		got[kv.Key] = kv.Value.Emit()
+	}
+	if got[HTTPResponseStatusCode] != "200" || got[ErrorType] != ErrorAborted || spans[0].Status.Code != codes.Error {
+		t.Errorf("the cut-off request's span: status code %q, error.type %q, status %v; want 200, %s, Error",
+			got[HTTPResponseStatusCode], got[ErrorType], spans[0].Status, ErrorAborted)
 	}
 }
