@@ -36,7 +36,7 @@ Feature: Traces: a tool call followed from the MCP client through the proxy to t
     And in Jaeger the span "upstream token (internal)" has the attributes
       | mcp_proxy.token.cache | hit |
     And the remote MCP server received alice's trace in the traceparent of the span "tools/call echo (client)"
-    And no span in Jaeger holds a token alice's MCP client or the remote server received
+    And no span in Jaeger holds a token or code of alice's sign-in, consent or calls
 
   Scenario: The OTEL_* variables alone send spans over OTLP/gRPC
     Given the proxy's environment has the documented variables "tracing-env"
@@ -49,5 +49,9 @@ Feature: Traces: a tool call followed from the MCP client through the proxy to t
       | tools/call echo | server   | alice's MCP client       |
       | upstream token  | internal | tools/call echo (server) |
       | tools/call echo | client   | tools/call echo (server) |
+    And Jaeger has these spans of the service "mcp-proxy-eu" from alice's consent, each under a request's span
+      | span                   | kind     | attribute                 | value   |
+      | upstream discovery     | internal | mcp_proxy.discovery.cache | miss    |
+      | upstream code exchange | internal | mcp_proxy.exchange.result | success |
     And the remote MCP server received alice's trace in the traceparent of the span "tools/call echo (client)"
-    And no span in Jaeger holds a token alice's MCP client or the remote server received
+    And no span in Jaeger holds a token or code of alice's sign-in, consent or calls

@@ -66,8 +66,9 @@ func tracingSteps(w *world, sc *godog.ScenarioContext) {
 	sc.Step(`^(\w+)'s MCP client calls the tool "([^"]+)" with the text "([^"]*)" in a trace of its own$`, w.callInTrace)
 	sc.Step(`^Jaeger has (\w+)'s trace with these spans of the service "([^"]+)"$`, w.jaegerHasTrace)
 	sc.Step(`^in Jaeger the span "([^"]+)" has the attributes$`, w.spanAttributes)
+	sc.Step(`^Jaeger has these spans of the service "([^"]+)" from alice's consent, each under a request's span$`, w.consentSpans)
 	sc.Step(`^the remote MCP server received (\w+)'s trace in the traceparent of the span "([^"]+)"$`, w.remoteReceivedTrace)
-	sc.Step(`^no span in Jaeger holds a token (\w+)'s MCP client or the remote server received$`, w.noTokenInSpans)
+	sc.Step(`^no span in Jaeger holds a token or code of (\w+)'s sign-in, consent or calls$`, w.noTokenInSpans)
 }
 
 func (w *world) jaegerRunning(ctx context.Context) error {
@@ -250,6 +251,46 @@ func (w *world) spanAttributes(ref string, table *godog.Table) error {
 	return nil
 }
 
+// consentSpans reads every span Jaeger holds and checks that for each row
+// (span, kind, attribute, value) the service has such a span whose parent
+// is a server span of the same service and trace: the request of the
+// consent (sign-in, authorization, callback) that did the work.
+func (w *world) consentSpans(ctx context.Context, service string, table *godog.Table) error {
+	tw, err := w.traces()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := stepContext(ctx)
+	defer cancel()
+	spans, err := tw.jaeger.AllSpans(ctx)
+	if err != nil {
+		return err
+	}
+	byID := map[string]stack.Span{}
+	for _, s := range spans {
+		byID[s.TraceID+"/"+s.SpanID] = s
+	}
+	for _, row := range table.Rows[1:] {
+		ref, k, want := row.Cells[0].Value+" ("+row.Cells[1].Value+")", row.Cells[2].Value, row.Cells[3].Value
+		var seen []string
+		found := false
+		for _, s := range spans {
+			if s.Service != service || spanRef(s) != ref {
+				continue
+			}
+			p, ok := byID[s.TraceID+"/"+s.ParentSpanID]
+			seen = append(seen, fmt.Sprintf("%s=%q under %q", k, s.Attributes[k], spanRef(p)))
+			if s.Attributes[k] == want && ok && p.Service == service && kindNames[p.Kind] == "server" {
+				found = true
+			}
+		}
+		if !found {
+			return fmt.Errorf("no span %s of %s with %s = %q under a request's span; seen: %v; Jaeger has %s", ref, service, k, want, seen, describeSpans(spans))
+		}
+	}
+	return nil
+}
+
 // remoteReceivedTrace checks that the mock MCP server recorded the user's
 // tool call with a traceparent of the user's trace whose parent is the
 // span ref of the proxy.
@@ -285,33 +326,19 @@ func (w *world) remoteReceivedTrace(ctx context.Context, user, ref string) error
 	return fmt.Errorf("the remote MCP server received no tools/call with traceparent %s; its tools/call traceparents: %q", want, seen)
 }
 
-// noTokenInSpans reads every span of every trace Jaeger holds for the
-// proxy's service and looks for the tokens the user's MCP client holds and
-// the remote authorization server issued (by fingerprint, as the doubles
-// record them) in their names and attribute values.
+// noTokenInSpans reads every span of every trace Jaeger holds, of every
+// service, and looks in their names and attribute values for the tokens
+// the user's MCP client holds and those the remote authorization server
+// and the identity provider issued or received (codes, refresh tokens),
+// by fingerprint, as the doubles record them.
 func (w *world) noTokenInSpans(ctx context.Context, user string) error {
 	tw, err := w.traces()
 	if err != nil {
 		return err
 	}
-	mine, err := w.clientToken(ctx, user)
+	secrets, err := w.issuedSecrets(ctx, user)
 	if err != nil {
 		return err
-	}
-	secrets := map[string]bool{mine: true}
-	evs, err := w.events(ctx, stack.ASHost, "token")
-	if err != nil {
-		return err
-	}
-	for _, e := range evs {
-		for _, k := range []string{"access_token", "refresh_token", "id_token", "code"} {
-			if fp := e.Detail[k]; fp != "" {
-				secrets[fp] = true
-			}
-			if fp := e.Params[k]; fp != "" {
-				secrets[fp] = true
-			}
-		}
 	}
 	ctx, cancel := stepContext(ctx)
 	defer cancel()
@@ -322,17 +349,61 @@ func (w *world) noTokenInSpans(ctx context.Context, user string) error {
 	if len(spans) < 3 {
 		return fmt.Errorf("Jaeger holds only %d spans", len(spans))
 	}
-	words := regexp.MustCompile(`[A-Za-z0-9_.~+/=-]{20,}`)
 	for _, s := range spans {
 		text := []string{s.Name}
 		for k, v := range s.Attributes {
 			text = append(text, k, v)
 		}
-		for _, word := range words.FindAllString(strings.Join(text, " "), -1) {
+		for _, word := range tokenCandidates(strings.Join(text, " ")) {
 			if secrets[control.Fingerprint(word)] {
 				return fmt.Errorf("the span %s holds a token (%s…)", spanRef(s), word[:6])
 			}
 		}
 	}
 	return nil
+}
+
+// issuedSecrets are the fingerprints of the user's downstream token and of
+// every token and code the remote authorization server and the identity
+// provider issued or were sent.
+func (w *world) issuedSecrets(ctx context.Context, user string) (map[string]bool, error) {
+	mine, err := w.clientToken(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	secrets := map[string]bool{mine: true}
+	for _, host := range []string{stack.ASHost, stack.IdPHost} {
+		evs, err := w.events(ctx, host, "")
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range evs {
+			for _, k := range []string{"access_token", "refresh_token", "id_token", "code"} {
+				for _, fp := range []string{e.Detail[k], e.Params[k]} {
+					if fp != "" {
+						secrets[fp] = true
+					}
+				}
+			}
+		}
+	}
+	return secrets, nil
+}
+
+// tokenWords split a span's text into words a token could be, several
+// ways: a JWT keeps its dots, a token in a query or a header value stands
+// after = or a space.
+var tokenWords = []*regexp.Regexp{
+	regexp.MustCompile(`[A-Za-z0-9_.~+/=-]{16,}`),
+	regexp.MustCompile(`[A-Za-z0-9_.~+/-]{16,}`),
+	regexp.MustCompile(`[A-Za-z0-9_.~-]{16,}`),
+	regexp.MustCompile(`[A-Za-z0-9_~-]{16,}`),
+}
+
+func tokenCandidates(text string) []string {
+	var out []string
+	for _, re := range tokenWords {
+		out = append(out, re.FindAllString(text, -1)...)
+	}
+	return out
 }
