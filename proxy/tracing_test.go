@@ -122,7 +122,7 @@ func flushed(t *testing.T, p *Proxy, exp *tracetest.InMemoryExporter) tracetest.
 func attrOf(s tracetest.SpanStub, k attribute.Key) string {
 	for _, kv := range s.Attributes {
 		if kv.Key == k {
-			return kv.Value.Emit()
+			return kv.Value.String()
 		}
 	}
 	return ""
@@ -219,12 +219,12 @@ func TestTracingCarriesNoSecret(t *testing.T) {
 	for _, s := range spans {
 		text := []string{s.Name, s.Status.Description}
 		for _, kv := range append(append([]attribute.KeyValue(nil), s.Attributes...), s.Resource.Attributes()...) {
-			text = append(text, string(kv.Key), kv.Value.Emit())
+			text = append(text, string(kv.Key), kv.Value.String())
 		}
 		for _, e := range s.Events {
 			text = append(text, e.Name)
 			for _, kv := range e.Attributes {
-				text = append(text, string(kv.Key), kv.Value.Emit())
+				text = append(text, string(kv.Key), kv.Value.String())
 			}
 		}
 		all := strings.Join(text, "\x00")

@@ -134,7 +134,8 @@ func TestAttributesIsTheConstants(t *testing.T) {
 // TestOffCostsNothing: with no span in the context (tracing off), the
 // helpers the request path calls allocate nothing.
 func TestOffCostsNothing(t *testing.T) {
-	ctx := context.WithValue(context.Background(), struct{}{}, "request scope")
+	type scopeKey struct{}
+	ctx := context.WithValue(context.Background(), scopeKey{}, "request scope")
 	m := &jsonrpc.Message{Method: "tools/call", Params: jsonrpc.Params{Name: "echo"}}
 	h := http.Header{}
 	allocs := testing.AllocsPerRun(100, func() {
@@ -357,7 +358,7 @@ func TestServeRecordsACutOffAnswer(t *testing.T) {
 	}
 	got := map[attribute.Key]string{}
 	for _, kv := range spans[0].Attributes {
-		got[kv.Key] = kv.Value.Emit()
+		got[kv.Key] = kv.Value.String()
 	}
 	if got[HTTPResponseStatusCode] != "200" || got[ErrorType] != ErrorAborted || spans[0].Status.Code != codes.Error {
 		t.Errorf("the cut-off request's span: status code %q, error.type %q, status %v; want 200, %s, Error",
