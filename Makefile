@@ -208,8 +208,11 @@ demo:
 # SDK echo server and a canned answer, over HTTP/1.1 and HTTP/2 on the
 # client leg; the table gives medians of 5 rounds, the budget's checks
 # follow. Every answer is checked, and so are the proxy's token cache hits.
-# About four minutes; BENCHFLAGS=-h lists the knobs (-strict fails on a
-# missed budget).
+# On the canned answer two more mcp-proxy processes with tracing on
+# (sampling ratio 0.1 and 1.0, OTLP/HTTP to a receiver on 127.0.0.1) show
+# what tracing costs. About six minutes; BENCHFLAGS=-h lists the knobs
+# (-strict fails on a missed budget; -targets proxy,trace0.1,trace1
+# -upstream canned runs the tracing comparison alone, about two).
 BENCHFLAGS ?=
 bench:
 	@mkdir -p $(BUILD)/bench/bin
