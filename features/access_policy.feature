@@ -63,7 +63,7 @@ Feature: Access policy: who may use a route, and which tools behind it
     And alice has connected an MCP client to "https://mcp.example.com/mcp"
     When alice's MCP client posts a "tools/call" of "whoami" with the header Mcp-Method "tools/list"
     Then the answer is the documented "answer-mcp-header-mismatch"
-    And the answer has status 400 and is the documented error "err-mcp-header-mismatch"
+    And the answer is the documented JSON-RPC error "err-mcp-header-mismatch"
 
   Scenario: A CEL expression decides what a list cannot say
     Given the operator configuration "policy-cel"

@@ -68,6 +68,7 @@ Feature: Advanced topics: multi-hop, scope pass-through, connections, cache inva
     Then the tool answers with the text "before"
     When the operator changes the configuration to "policy-tools"
     Then the proxy logs the documented event "log-config-reloaded" within 15 seconds
+    And the metric "mcp_proxy_config_reloads_total" with result "success" is at least 1
     When bob's MCP client calls the tool "echo" and is refused
     Then the refusal names the error "policy_denied"
 
@@ -77,5 +78,6 @@ Feature: Advanced topics: multi-hop, scope pass-through, connections, cache inva
     And alice has connected an MCP client to "https://mcp.example.com/mcp"
     When the operator changes the configuration to "quickstart-typo"
     Then the proxy logs the documented event "log-reload-failed" within 15 seconds
+    And the metric "mcp_proxy_config_reloads_total" with result "failure" is at least 1
     When alice's MCP client calls the tool "whoami"
     Then the tool answers with the subject "alice" and the audience "https://remote-mcp.provider.com/mcp"

@@ -92,6 +92,7 @@ func policySteps(w *world, sc *godog.ScenarioContext) {
 		return nil
 	})
 	sc.Step(`^(\w+)'s MCP client posts a "([^"]+)" of "([^"]+)" with the header ([\w-]+) "([^"]+)"$`, w.postsWithHeader)
+	sc.Step(`^the answer is the documented JSON-RPC error "([^"]+)"$`, w.answerIsDocumentedRPCError)
 	sc.Step(`^the operator saves the documented "([^"]+)" as "([^"]+)"$`, func(id, name string) error {
 		e, err := w.example(id)
 		if err != nil {
@@ -210,4 +211,43 @@ func (w *world) postsWithHeader(ctx context.Context, user, method, name, header,
 	req.Header.Set("Accept", "application/json, text/event-stream")
 	req.Header.Set(header, value)
 	return w.send(req)
+}
+
+// answerIsDocumentedRPCError compares the last answer's body with a
+// documented JSON-RPC error: the same id and code, the message and data
+// as documented ("<...>" stands for any text), and a request id in data
+// that is the answer's X-Request-Id.
+func (w *world) answerIsDocumentedRPCError(id string) error {
+	e, err := w.example(id)
+	if err != nil {
+		return err
+	}
+	type rpcAnswer struct {
+		JSONRPC string          `json:"jsonrpc"`
+		ID      json.RawMessage `json:"id"`
+		Error   struct {
+			Code    int64             `json:"code"`
+			Message string            `json:"message"`
+			Data    map[string]string `json:"data"`
+		} `json:"error"`
+	}
+	var doc, got rpcAnswer
+	if err := json.Unmarshal([]byte(e.Body), &doc); err != nil {
+		return fmt.Errorf("example %q: %v", id, err)
+	}
+	if err := json.Unmarshal(w.body, &got); err != nil || got.JSONRPC != "2.0" {
+		return fmt.Errorf("the answer is not a JSON-RPC error (%v): %s", err, w.body)
+	}
+	if string(got.ID) != string(doc.ID) || got.Error.Code != doc.Error.Code || !placeholders(doc.Error.Message).MatchString(got.Error.Message) {
+		return fmt.Errorf("the answer is %s; the docs say %s", w.body, e.Body)
+	}
+	for k, v := range doc.Error.Data {
+		if got.Error.Data[k] == "" || !placeholders(v).MatchString(got.Error.Data[k]) {
+			return fmt.Errorf("the answer's data %v; the docs say %v", got.Error.Data, doc.Error.Data)
+		}
+	}
+	if rid := w.resp.Header.Get("X-Request-Id"); rid == "" || got.Error.Data["request_id"] != rid {
+		return fmt.Errorf("the answer's request_id %q is not its X-Request-Id %q", got.Error.Data["request_id"], rid)
+	}
+	return nil
 }

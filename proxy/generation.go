@@ -144,7 +144,7 @@ func restartOnly(running, next *config.Config) error {
 		{"admin.listen", running.AdminListen() == next.AdminListen()},
 		{"storage", running.StorageType() == next.StorageType() && running.StoragePath() == next.StoragePath() &&
 			running.StorageKeyFile() == next.StorageKeyFile() && running.Storage.RedisURL == next.Storage.RedisURL &&
-			running.Storage.Prefix == next.Storage.Prefix},
+			running.Storage.Prefix == next.Storage.Prefix && reflect.DeepEqual(running.Storage.RedisSentinel, next.Storage.RedisSentinel)},
 		{"audit.file", running.Path(running.Audit.File) == next.Path(next.Audit.File)},
 		// One certificate manager for the process: turning ACME on or off,
 		// or moving its http-01 listener, takes a restart.

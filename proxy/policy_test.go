@@ -192,22 +192,20 @@ func TestToolPolicyWaysAround(t *testing.T) {
 		code   string
 		hdr    []string
 	}{
-		"a batch":                  {`[` + call("whoami") + `,` + call("echo") + `]`, 400, "request_not_inspectable", nil},
-		"a name twice":             {`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"whoami","name":"echo"}}`, 400, "request_not_inspectable", nil},
-		"a method in two cases":    {`{"jsonrpc":"2.0","id":7,"method":"tools/list","METHOD":"tools/call","params":{"name":"echo"}}`, 400, "request_not_inspectable", nil},
-		"the header lies":          {call("whoami"), 400, "mcp_header_mismatch", []string{"Mcp-Method", "tools/list"}},
-		"the name header lies":     {call("whoami"), 400, "mcp_header_mismatch", []string{"Mcp-Method", "tools/call", "Mcp-Name", "echo"}},
-		"a compressed body":        {call("echo"), 415, "request_not_inspectable", []string{"Content-Encoding", "gzip"}},
-		"a body too large to read": {`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo","pad":"` + strings.Repeat("x", 1<<20) + `"}}`, 413, "request_not_inspectable", nil},
-		"a notification refused":   {`{"jsonrpc":"2.0","method":"notifications/roots/list_changed"}`, 403, "policy_denied", nil},
+		"a batch":                      {`[` + call("whoami") + `,` + call("echo") + `]`, 400, "request_not_inspectable", nil},
+		"a name twice":                 {`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"whoami","name":"echo"}}`, 400, "request_not_inspectable", nil},
+		"a method in two cases":        {`{"jsonrpc":"2.0","id":7,"method":"tools/list","METHOD":"tools/call","params":{"name":"echo"}}`, 400, "request_not_inspectable", nil},
+		"the header lies":              {call("whoami"), 400, "mcp_header_mismatch", []string{"Mcp-Method", "tools/list"}},
+		"the name header lies":         {call("whoami"), 400, "mcp_header_mismatch", []string{"Mcp-Method", "tools/call", "Mcp-Name", "echo"}},
+		"a compressed body":            {call("echo"), 415, "request_not_inspectable", []string{"Content-Encoding", "gzip"}},
+		"a body too large to read":     {`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo","pad":"` + strings.Repeat("x", 1<<20) + `"}}`, 413, "request_not_inspectable", nil},
+		"a notification refused":       {`{"jsonrpc":"2.0","method":"notifications/roots/list_changed"}`, 403, "policy_denied", nil},
+		"a notification's header lies": {`{"jsonrpc":"2.0","method":"notifications/initialized"}`, 400, "mcp_header_mismatch", []string{"Mcp-Method", "notifications/cancelled"}},
+		"the task header lies":         {`{"jsonrpc":"2.0","id":7,"method":"tasks/get","params":{"taskId":"t-1"}}`, 400, "mcp_header_mismatch", []string{"Mcp-Method", "tasks/get", "Mcp-Name", "t-2"}},
 	} {
 		rec := pp.post(t, "alice", tc.body, tc.hdr...)
-		var b struct {
-			Error     string `json:"error"`
-			RequestID string `json:"request_id"`
-		}
-		_ = json.Unmarshal(rec.Body.Bytes(), &b)
-		if rec.Code != tc.status || b.Error != tc.code || b.RequestID == "" {
+		code, rid := refusal(rec.Body.Bytes())
+		if rec.Code != tc.status || code != tc.code || rid == "" {
 			t.Errorf("%s: got %d %s, want %d %s", name, rec.Code, rec.Body, tc.status, tc.code)
 		}
 	}
@@ -350,4 +348,27 @@ func TestServiceAccountPolicyIsTheCallers(t *testing.T) {
 	if err != nil || !strings.Contains(string(b), `"user":"bob"`) || !strings.Contains(string(b), `"action":"policy_denied","decision":"denied"`) {
 		t.Errorf("the audit log lacks bob's refusal (%v):\n%s", err, b)
 	}
+}
+
+// refusal reads the catalog code and the request id of a refusal: the
+// proxy's JSON error, or a JSON-RPC error with them in data.
+func refusal(body []byte) (code, requestID string) {
+	var rpc struct {
+		JSONRPC string `json:"jsonrpc"`
+		Error   struct {
+			Data struct {
+				Error     string `json:"error"`
+				RequestID string `json:"request_id"`
+			} `json:"data"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(body, &rpc) == nil && rpc.JSONRPC == "2.0" {
+		return rpc.Error.Data.Error, rpc.Error.Data.RequestID
+	}
+	var plain struct {
+		Error     string `json:"error"`
+		RequestID string `json:"request_id"`
+	}
+	_ = json.Unmarshal(body, &plain)
+	return plain.Error, plain.RequestID
 }

@@ -103,3 +103,31 @@ func TestReloadSwapsRoutesAndKeepsRequests(t *testing.T) {
 		t.Error("the refused reload replaced the running configuration")
 	}
 }
+
+// TestRestartOnlyStorage: a reload that moves the redis store, to another
+// server, another key prefix or other Sentinels, is refused; the same
+// storage written again is no change.
+func TestRestartOnlyStorage(t *testing.T) {
+	sentinel := func(addrs ...string) *config.Config {
+		return &config.Config{Storage: config.Storage{Type: config.StorageRedis,
+			RedisSentinel: &config.RedisSentinel{MasterName: "mymaster", Addresses: addrs}}}
+	}
+	url := func(u string) *config.Config {
+		return &config.Config{Storage: config.Storage{Type: config.StorageRedis, RedisURL: u}}
+	}
+	for _, tc := range []struct {
+		name          string
+		running, next *config.Config
+		refused       bool
+	}{
+		{"the same Sentinels", sentinel("s1:26379", "s2:26379"), sentinel("s1:26379", "s2:26379"), false},
+		{"other Sentinels", sentinel("s1:26379", "s2:26379"), sentinel("s3:26379"), true},
+		{"from one server to Sentinels", url("redis://r:6379"), sentinel("s1:26379"), true},
+		{"another server", url("redis://r:6379"), url("redis://r2:6379"), true},
+	} {
+		err := restartOnly(tc.running, tc.next)
+		if refused := err != nil && strings.Contains(err.Error(), "storage changed"); refused != tc.refused {
+			t.Errorf("%s: refused %v, want %v (%v)", tc.name, refused, tc.refused, err)
+		}
+	}
+}

@@ -349,11 +349,7 @@ func benchPolicy() string {
 }
 
 func (h *Harness) startProxy() error {
-	leaf, err := h.ca.Issue(ProxyHosts...)
-	if err != nil {
-		return err
-	}
-	if err := leaf.WriteFiles(h.path("proxy.crt"), h.path("proxy.key")); err != nil {
+	if _, err := h.writeProxyCert(0); err != nil {
 		return err
 	}
 	addr, err := freeAddr()

@@ -101,3 +101,24 @@ func ValidRules(s Summary, after string) []string {
 	}
 	return nil
 }
+
+// ReloadRules: under reloads not one request failed, at least one reload
+// was sent, the proxy counted every one sent as a success (a file change
+// it noticed on its own may add more) and none as a failure, and every
+// reload was served in time (missed lists those that were not).
+func ReloadRules(s Summary, sent int, success, failure float64, missed []string) []string {
+	var out []string
+	if s.Errors > 0 {
+		out = append(out, fmt.Sprintf("%d of %d requests failed while the configuration was reloaded", s.Errors, s.Requests))
+	}
+	if s.Requests == 0 {
+		out = append(out, "no request was answered")
+	}
+	if sent == 0 {
+		out = append(out, "no reload was sent")
+	}
+	if success < float64(sent) || failure > 0 {
+		out = append(out, fmt.Sprintf("the proxy counted %.0f reloads as success and %.0f as failure; %d were sent, all valid", success, failure, sent))
+	}
+	return append(out, missed...)
+}

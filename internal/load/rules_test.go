@@ -122,3 +122,28 @@ func TestWindowedAndRecovery(t *testing.T) {
 		t.Errorf("recovery with no failure after the event = %v, want 0", got)
 	}
 }
+
+func TestReloadRules(t *testing.T) {
+	ok := Summary{Requests: 100}
+	if f := ReloadRules(ok, 14, 15, 0, nil); len(f) != 0 {
+		t.Errorf("every reload counted, one more from the file watch: %v", f)
+	}
+	for _, c := range []struct {
+		s                Summary
+		sent             int
+		success, failure float64
+		missed           []string
+		want             string
+	}{
+		{Summary{Requests: 100, Errors: 1}, 14, 14, 0, nil, "1 of 100 requests failed while the configuration was reloaded"},
+		{ok, 0, 0, 0, nil, "no reload was sent"},
+		{ok, 14, 13, 0, nil, "the proxy counted 13 reloads as success and 0 as failure; 14 were sent"},
+		{ok, 14, 14, 1, nil, "the proxy counted 14 reloads as success and 1 as failure"},
+		{ok, 14, 14, 0, []string{"reload 3 at 6.0s: not applied within 2s"}, "reload 3 at 6.0s"},
+	} {
+		f := ReloadRules(c.s, c.sent, c.success, c.failure, c.missed)
+		if len(f) != 1 || !strings.Contains(f[0], c.want) {
+			t.Errorf("%+v sent %d, %v/%v: %q, want %q", c.s, c.sent, c.success, c.failure, f, c.want)
+		}
+	}
+}

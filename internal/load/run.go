@@ -10,7 +10,9 @@
 // heap read before and after (a leak fails the run); the upstream
 // restarted under load; the remote authorization server slow, then down,
 // while short-lived tokens come due for refresh; and the proxy restarted
-// onto its file store under load. Each reports what the clients saw.
+// onto its file store under load; the configuration and the certificate
+// changed and reloaded every two seconds under load. Each reports what the
+// clients saw.
 package load
 
 import (
@@ -41,6 +43,9 @@ type Options struct {
 	// while the remote token the proxy holds for its user is still valid;
 	// off, that count is only reported.
 	ServeWhileValid bool
+	// Reload is the reload phase, and ReloadEvery how often it changes the
+	// configuration and sends SIGHUP (reload.go).
+	Reload, ReloadEvery time.Duration
 	// Redis runs the Redis phases after the others (redis.go).
 	Redis bool
 	// RedisOutage is how long redis-server is stopped; RedisPhase is the
@@ -123,6 +128,7 @@ func Run(ctx context.Context, h *bench.Harness, o Options) (*Report, error) {
 	rep.Phases = append(rep.Phases, as)
 	all := append(append([]*client{}, clients...), cohort...)
 	rep.Phases = append(rep.Phases, proxyPhase(ctx, h, o, all))
+	rep.Phases = append(rep.Phases, reloadPhase(ctx, h, o, all))
 
 	for _, c := range all {
 		c.mc.Close()

@@ -1,6 +1,7 @@
 package apierror
 
 import (
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -78,4 +79,38 @@ func (rs *Responder) count(e *Error) {
 func MethodNotAllowed(r *http.Request, allow ...string) *Error {
 	return New(CodeMethodNotAllowed, "%s is not a method of %s; use %s.", r.Method, r.URL.Path, strings.Join(allow, " or ")).
 		WithHeader("Allow", strings.Join(allow, ", "))
+}
+
+// RPCBody is a JSON-RPC error answer: the request's id, the JSON-RPC code,
+// and in data the catalog's code and the request id.
+type RPCBody struct {
+	JSONRPC string          `json:"jsonrpc"`
+	ID      json.RawMessage `json:"id"`
+	Error   RPCError        `json:"error"`
+}
+
+// RPCError is the error member of an [RPCBody].
+type RPCError struct {
+	Code    int               `json:"code"`
+	Message string            `json:"message"`
+	Data    map[string]string `json:"data"`
+}
+
+// WriteRPC answers err to the JSON-RPC request whose id is id with a
+// JSON-RPC error of code, at err's HTTP status: for refusals an MCP client
+// must read as it reads the server's own. It logs and counts err as Write
+// does.
+func (rs *Responder) WriteRPC(w http.ResponseWriter, r *http.Request, id json.RawMessage, code int, err error) {
+	e := logged(r, rs.Log, err)
+	rs.count(e)
+	for k, v := range e.Header {
+		w.Header()[k] = v
+	}
+	rid := RequestID(r.Context())
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(e.Status)
+	_ = json.NewEncoder(w).Encode(RPCBody{JSONRPC: "2.0", ID: id,
+		Error: RPCError{Code: code, Message: e.Message, Data: map[string]string{"error": string(e.Code), "request_id": rid}}})
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/mcp-proxy/mcp-proxy/proxy"
 	"github.com/mcp-proxy/mcp-proxy/proxy/config"
 	"github.com/mcp-proxy/mcp-proxy/proxy/event"
+	"github.com/mcp-proxy/mcp-proxy/proxy/metrics"
 )
 
 // DefaultWatchInterval is how often serve looks at the configuration file
@@ -90,10 +91,12 @@ func (rl *reloader) reload(why string) {
 		err = rl.p.Reload(cfg)
 	}
 	if err != nil {
+		rl.p.Metrics().Reload(metrics.ReloadFailure)
 		rl.log.Error("the configuration was not reloaded; the running one stays", event.ReloadFailed.Attr(),
 			slog.String("trigger", why), slog.String("error", err.Error()))
 		return
 	}
+	rl.p.Metrics().Reload(metrics.ReloadSuccess)
 	rl.seen = rl.stamps() // the files the new configuration names
 	routes := make([]string, 0, len(cfg.Routes))
 	for _, r := range cfg.Routes {

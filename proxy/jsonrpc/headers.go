@@ -20,15 +20,35 @@ type HeaderError struct{ Reason string }
 func (e *HeaderError) Error() string { return e.Reason }
 
 // Named returns what the message's Mcp-Name header mirrors: the tool or
-// prompt name, or the resource URI, of the methods that carry one.
+// prompt name, or the resource URI, of the methods that carry one, and
+// the task id of the tasks extension's methods on a task (SEP-2663).
 func (m *Message) Named() (string, bool) {
 	switch m.Method {
 	case "tools/call", "prompts/get":
 		return m.Params.Name, true
 	case "resources/read":
 		return m.Params.URI, true
+	case "tasks/get", "tasks/update", "tasks/cancel":
+		return m.Params.TaskID, true
 	}
 	return "", false
+}
+
+// namesNothing are the protocol's methods whose requests name nothing an
+// Mcp-Name header could mirror. A method outside it and outside Named's
+// (an extension's) is the server's to check.
+var namesNothing = map[string]bool{
+	"initialize": true, "ping": true, "server/discover": true, "subscriptions/listen": true,
+	"tools/list": true, "prompts/list": true, "resources/list": true, "resources/templates/list": true,
+	"resources/subscribe": true, "resources/unsubscribe": true, "completion/complete": true,
+	"logging/setLevel": true,
+}
+
+// mayName reports whether a request of method may carry Mcp-Name as far
+// as the proxy can tell: every method but the protocol's that name
+// nothing, and its notifications.
+func mayName(method string) bool {
+	return !namesNothing[method] && !strings.HasPrefix(method, "notifications/")
 }
 
 // CheckHeaders checks that the mirrored headers h carries agree with m: the
@@ -36,7 +56,7 @@ func (m *Message) Named() (string, bool) {
 // disagree, since one that routed or decided on the header would act on
 // something else than the server. A header that is absent is not checked
 // (the server requires them of 2026-07-28 clients; older clients send
-// none).
+// none), and so is Mcp-Name on a method the proxy does not know.
 func CheckHeaders(h http.Header, m *Message) error {
 	if v := h.Values(MethodHeader); len(v) > 0 {
 		if len(v) > 1 {
@@ -57,8 +77,11 @@ func CheckHeaders(h http.Header, m *Message) error {
 		return &HeaderError{"The Mcp-Name header appears more than once; send it once, mirroring the body's name."}
 	}
 	named, ok := m.Named()
+	if !ok && mayName(m.Method) {
+		return nil
+	}
 	if !ok {
-		return &HeaderError{fmt.Sprintf("The Mcp-Name header says %q but the request's method %q names nothing; send Mcp-Name only with tools/call, prompts/get and resources/read.", v[0], m.Method)}
+		return &HeaderError{fmt.Sprintf("The Mcp-Name header says %q but the request's method %q names nothing; send Mcp-Name only with tools/call, prompts/get, resources/read and the tasks methods.", v[0], m.Method)}
 	}
 	if got := decodeHeader(v[0]); got != named {
 		return &HeaderError{fmt.Sprintf("The Mcp-Name header says %q but the request body names %q; the headers must mirror the body.", got, named)}

@@ -70,6 +70,9 @@ func TestParseRefusesWhatReadersCouldDisagreeOn(t *testing.T) {
 func TestCheckHeaders(t *testing.T) {
 	call, _ := Parse([]byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}`))
 	list, _ := Parse([]byte(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`))
+	task, _ := Parse([]byte(`{"jsonrpc":"2.0","id":1,"method":"tasks/get","params":{"taskId":"t-1"}}`))
+	ext, _ := Parse([]byte(`{"jsonrpc":"2.0","id":1,"method":"example/lookup","params":{"key":"k"}}`))
+	note, _ := Parse([]byte(`{"jsonrpc":"2.0","method":"notifications/initialized"}`))
 	for _, tc := range []struct {
 		m      *Message
 		h      http.Header
@@ -81,7 +84,14 @@ func TestCheckHeaders(t *testing.T) {
 		{call, http.Header{"Mcp-Method": {"tools/list"}}, `The Mcp-Method header says "tools/list" but the request body's method is "tools/call"; the headers must mirror the body.`},
 		{call, http.Header{"Mcp-Name": {"whoami"}}, `The Mcp-Name header says "whoami" but the request body names "echo"; the headers must mirror the body.`},
 		{call, http.Header{"Mcp-Method": {"tools/call", "tools/list"}}, "The Mcp-Method header appears more than once; send it once, mirroring the body's method."},
-		{list, http.Header{"Mcp-Name": {"echo"}}, `The Mcp-Name header says "echo" but the request's method "tools/list" names nothing; send Mcp-Name only with tools/call, prompts/get and resources/read.`},
+		{list, http.Header{"Mcp-Name": {"echo"}}, `The Mcp-Name header says "echo" but the request's method "tools/list" names nothing; send Mcp-Name only with tools/call, prompts/get, resources/read and the tasks methods.`},
+		{note, http.Header{"Mcp-Name": {"x"}}, `The Mcp-Name header says "x" but the request's method "notifications/initialized" names nothing; send Mcp-Name only with tools/call, prompts/get, resources/read and the tasks methods.`},
+		// The tasks extension's Mcp-Name is the task id (SEP-2663).
+		{task, http.Header{"Mcp-Method": {"tasks/get"}, "Mcp-Name": {"t-1"}}, ""},
+		{task, http.Header{"Mcp-Name": {"t-2"}}, `The Mcp-Name header says "t-2" but the request body names "t-1"; the headers must mirror the body.`},
+		// A method the proxy does not know: the server checks its headers.
+		{ext, http.Header{"Mcp-Method": {"example/lookup"}, "Mcp-Name": {"k"}}, ""},
+		{ext, http.Header{"Mcp-Method": {"tools/call"}}, `The Mcp-Method header says "tools/call" but the request body's method is "example/lookup"; the headers must mirror the body.`},
 	} {
 		err := CheckHeaders(tc.h, tc.m)
 		got := ""

@@ -43,6 +43,9 @@ type Params struct {
 	URI string
 	// Ref is params.ref (completion/complete).
 	Ref Ref
+	// TaskID is params.taskId (the tasks extension's tasks/get,
+	// tasks/update and tasks/cancel).
+	TaskID string
 }
 
 // Ref is a completion's reference: a prompt by name or a resource by URI.
@@ -132,6 +135,8 @@ func readParams(d *jsontext.Decoder, p *Params) error {
 			return readString(d, "params.name", &p.Name)
 		case "uri":
 			return readString(d, "params.uri", &p.URI)
+		case "taskid":
+			return readString(d, "params.taskId", &p.TaskID)
 		case "ref":
 			if d.PeekKind() != '{' {
 				return notInspectable("params.ref is not an object")

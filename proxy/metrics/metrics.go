@@ -40,6 +40,7 @@ const (
 	NameBuildInfo             = "mcp_proxy_build_info"
 	NamePolicyDecisions       = "mcp_proxy_policy_decisions_total"
 	NameStoreStaleReads       = "mcp_proxy_store_stale_reads_total"
+	NameConfigReloads         = "mcp_proxy_config_reloads_total"
 )
 
 // PolicyDecision is how an access policy decided a request.
@@ -49,6 +50,16 @@ type PolicyDecision string
 const (
 	PolicyAllowed PolicyDecision = "allowed"
 	PolicyDenied  PolicyDecision = "denied"
+)
+
+// ReloadResult is how a configuration reload ended.
+type ReloadResult string
+
+// Reload results.
+const (
+	ReloadSuccess ReloadResult = "success"
+	// ReloadFailure: the file was refused; the running configuration stays.
+	ReloadFailure ReloadResult = "failure"
 )
 
 // CacheResult is how a token cache lookup was answered.
@@ -156,6 +167,8 @@ func Catalog() []Description {
 			"Access policy decisions on routes with a policy, one per request and authorization, by decision: allowed or denied.", nil},
 		{NameStoreStaleReads, "counter", []string{"namespace"},
 			"Records of the request path served from the proxy's memory because the store could not be reached, by namespace: access (an MCP client's token) or upstream (a remote token). Each had been read from the store within the last 15 minutes; an expired one is refused all the same.", nil},
+		{NameConfigReloads, "counter", []string{"result"},
+			"Configuration reloads (SIGHUP, or a changed configuration or certificate file), by result: success, or failure when the file was refused and the running configuration stayed.", nil},
 		{NameBuildInfo, "gauge", []string{"version"},
 			"Always 1; the version label is the running mcp-proxy's version.", nil},
 	}
@@ -176,6 +189,7 @@ type Metrics struct {
 	buildInfo        *prometheus.GaugeVec
 	policy           *prometheus.CounterVec
 	staleReads       *prometheus.CounterVec
+	reloads          *prometheus.CounterVec
 
 	mu     sync.RWMutex
 	routes map[string]*routeSeries
@@ -214,12 +228,14 @@ func New() *Metrics {
 			m.policy = counter(d)
 		case NameStoreStaleReads:
 			m.staleReads = counter(d)
+		case NameConfigReloads:
+			m.reloads = counter(d)
 		case NameBuildInfo:
 			m.buildInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: d.Name, Help: d.Help}, d.Labels)
 		}
 	}
 	m.reg.MustRegister(m.tokenCache, m.authDuration, m.upstreamDuration, m.errors, m.discovery, m.refreshes,
-		m.registrations, m.buildInfo, m.policy, m.staleReads,
+		m.registrations, m.buildInfo, m.policy, m.staleReads, m.reloads,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -341,6 +357,11 @@ func (m *Metrics) Registration(method RegistrationMethod) {
 // the store could not be reached.
 func (m *Metrics) StoreStaleRead(namespace string) {
 	m.staleReads.WithLabelValues(namespace).Inc()
+}
+
+// Reload counts a configuration reload.
+func (m *Metrics) Reload(result ReloadResult) {
+	m.reloads.WithLabelValues(string(result)).Inc()
 }
 
 // BuildInfo sets mcp_proxy_build_info{version} to 1, replacing any earlier

@@ -157,6 +157,7 @@ func TestCatalogMatchesRegistry(t *testing.T) {
 	m.Registration(metrics.RegistrationDCR)
 	m.BuildInfo("v1")
 	m.StoreStaleRead("access")
+	m.Reload(metrics.ReloadSuccess)
 	mfs, err := m.Registry().Gather()
 	if err != nil {
 		t.Fatal(err)

@@ -48,7 +48,18 @@ func (s *Step) Handler(next http.Handler) http.Handler {
 			return
 		}
 		m, err := s.read(r)
-		if err != nil {
+		var mismatch *jsonrpc.HeaderError
+		switch {
+		case errors.As(err, &mismatch) && m.ID != nil:
+			// Answered as the transport has servers answer it, so that
+			// MCP clients read it as they read the server's own.
+			s.Responder.WriteRPC(w, r, json.RawMessage(m.ID), HeaderMismatchCode,
+				apierror.New(apierror.CodeHeaderMismatch, "%s", mismatch.Reason))
+			return
+		case errors.As(err, &mismatch):
+			s.Responder.Write(w, r, apierror.New(apierror.CodeHeaderMismatch, "%s", mismatch.Reason))
+			return
+		case err != nil:
 			s.Responder.Write(w, r, err)
 			return
 		}
@@ -148,10 +159,8 @@ func (s *Step) read(r *http.Request) (*jsonrpc.Message, error) {
 	case err != nil:
 		return nil, err
 	}
-	if err := jsonrpc.CheckHeaders(r.Header, m); err != nil {
-		return nil, apierror.New(apierror.CodeHeaderMismatch, "%s", err.Error())
-	}
-	return m, nil
+	// The message comes back with the mismatch: its id is the answer's.
+	return m, jsonrpc.CheckHeaders(r.Header, m)
 }
 
 // inspect reads r's body in full (it stays r's Body, read once) and parses
@@ -238,6 +247,11 @@ func (s *Step) refuseMessage(w http.ResponseWriter, r *http.Request, sc *request
 	w.WriteHeader(http.StatusOK)
 	_ = json.NewEncoder(w).Encode(answer)
 }
+
+// HeaderMismatchCode is the JSON-RPC error code of a request whose
+// mirrored headers disagree with its body: HeaderMismatch, as the
+// 2026-07-28 transport has servers answer it.
+const HeaderMismatchCode = -32020
 
 // deniedCode is the JSON-RPC error code of a refused request: invalid
 // params, as MCP answers a tool it does not have (and as Pomerium answers a

@@ -47,6 +47,8 @@ func run() error {
 	flag.IntVar(&o.Cohort, "cohort", 0, "users added for the refresh phase, with short-lived remote tokens (default a quarter of -clients)")
 	flag.DurationVar(&o.Warm, "duration", 60*time.Second, "the warm phase (at most 10m)")
 	flag.DurationVar(&o.Restart, "restart-phase", 20*time.Second, "each restart phase; the restart comes at a quarter of it")
+	flag.DurationVar(&o.Reload, "reload-phase", 30*time.Second, "the reload phase")
+	flag.DurationVar(&o.ReloadEvery, "reload-every", 2*time.Second, "how often the reload phase changes the configuration and sends SIGHUP")
 	flag.DurationVar(&o.TTL, "ttl", 16*time.Second, "the refresh cohort's remote token lifetime")
 	flag.DurationVar(&o.SlowBy, "slow-by", 2*time.Second, "how long a token request waits while the authorization server is slow")
 	flag.IntVar(&o.Parallel, "parallel", 8, "users authorized at a time")
@@ -71,6 +73,8 @@ func run() error {
 		return fmt.Errorf("-duration %s, -restart-phase %s: want 1s to 10m and 4s to 10m", o.Warm, o.Restart)
 	case o.TTL < 4*time.Second || o.TTL > 5*time.Minute || o.SlowBy <= 0 || o.SlowBy >= o.TTL/2:
 		return fmt.Errorf("-ttl %s, -slow-by %s: want a TTL of 4s to 5m and a delay under half of it", o.TTL, o.SlowBy)
+	case o.ReloadEvery < 500*time.Millisecond || o.Reload < 2*o.ReloadEvery || o.Reload > 10*time.Minute:
+		return fmt.Errorf("-reload-phase %s, -reload-every %s: want at least 500ms between reloads, a phase of two of them to 10m", o.Reload, o.ReloadEvery)
 	case o.Parallel < 1:
 		return fmt.Errorf("-parallel %d: want at least 1", o.Parallel)
 	case o.Redis && (o.RedisOutage < time.Second || o.RedisOutage > 10*time.Minute || o.RedisPhase < 8*time.Second || o.RedisPhase > 10*time.Minute):
@@ -79,7 +83,7 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	// The whole run is bounded too: setup, phases and settling.
-	limit := o.Warm + 2*o.Restart + 2*o.TTL + 5*time.Minute
+	limit := o.Warm + 2*o.Restart + 2*o.TTL + o.Reload + 5*time.Minute
 	if o.Redis {
 		limit += o.RedisOutage + 2*o.RedisPhase + 4*time.Minute
 	}
