@@ -23,8 +23,9 @@
 #                      each beside a baseline without the proxy
 #   make mcp-remote-install  install mcp-remote (npm, pinned) and its Node into
 #                      build/mcp-remote; make conformance does it when npm is there
-#   make real-servers  build Dex, Ory Hydra and Pebble (once per pinned version)
-#                      and run the @real-servers scenarios against Dex and Hydra
+#   make real-servers  build Dex, Ory Hydra, Pebble and Jaeger (once per pinned
+#                      version) and run the @real-servers scenarios against Dex
+#                      and Hydra
 
 SHELL        := /bin/bash
 GO           ?= go
@@ -54,6 +55,11 @@ REQUIRE_REAL ?=
 # Pebble is not built, instead of leaving them out (make test sets it; its
 # real-servers-build step builds Pebble first).
 REQUIRE_PEBBLE ?=
+
+# REQUIRE_JAEGER=1 makes the @jaeger scenarios (traces read back from
+# Jaeger, docs/observability.md) required in the same way (make test sets
+# it; its real-servers-build step builds Jaeger first).
+REQUIRE_JAEGER ?=
 
 # REQUIRE_MCP_REMOTE=1 makes the @mcp-remote scenarios required: make
 # conformance then fails when npm is missing or mcp-remote does not install,
@@ -86,6 +92,11 @@ conformance:
 		if [ "$(REQUIRE_PEBBLE)" = 1 ]; then echo "conformance: the @acme scenarios are required (REQUIRE_PEBBLE=1) but Pebble is not built in $(REALSERVERS) (make real-servers-build builds it)"; exit 1; fi; \
 		echo "conformance: leaves out the @acme scenarios: Pebble is not built in $(REALSERVERS) (make real-servers-build builds it)"; \
 		export TAGS="$${TAGS:+$$TAGS && }~@acme"; \
+	fi; \
+	if ! ./internal/realservers/build.sh --check-jaeger $(REALSERVERS); then \
+		if [ "$(REQUIRE_JAEGER)" = 1 ]; then echo "conformance: the @jaeger scenarios are required (REQUIRE_JAEGER=1) but Jaeger is not built in $(REALSERVERS) (make real-servers-build builds it)"; exit 1; fi; \
+		echo "conformance: leaves out the @jaeger scenarios: Jaeger is not built in $(REALSERVERS) (make real-servers-build builds it)"; \
+		export TAGS="$${TAGS:+$$TAGS && }~@jaeger"; \
 	fi; \
 	if ! command -v $(NPM) >/dev/null; then \
 		if [ "$(REQUIRE_MCP_REMOTE)" = 1 ]; then echo "conformance: the @mcp-remote scenarios are required (REQUIRE_MCP_REMOTE=1) but npm is not on this machine"; exit 1; fi; \
@@ -128,9 +139,9 @@ test:
 	step unit $(MAKE) --no-print-directory unit; \
 	step fuzz $(MAKE) --no-print-directory fuzz-short; \
 	step real-servers-build $(MAKE) --no-print-directory real-servers-build; \
-	step conformance $(MAKE) --no-print-directory conformance GOTESTFLAGS=-race REQUIRE_REAL=redis-server REQUIRE_MCP_REMOTE=1 REQUIRE_PEBBLE=1; \
+	step conformance $(MAKE) --no-print-directory conformance GOTESTFLAGS=-race REQUIRE_REAL=redis-server REQUIRE_MCP_REMOTE=1 REQUIRE_PEBBLE=1 REQUIRE_JAEGER=1; \
 	if grep -q '^    "stack": "containers' $(REPORTS)/manifest.json 2>/dev/null; then \
-		step conformance-local $(MAKE) --no-print-directory conformance STACK=local GOTESTFLAGS=-race REQUIRE_REAL=redis-server REQUIRE_MCP_REMOTE=1 REQUIRE_PEBBLE=1 REPORTS=$(BUILD)/conformance-local; \
+		step conformance-local $(MAKE) --no-print-directory conformance STACK=local GOTESTFLAGS=-race REQUIRE_REAL=redis-server REQUIRE_MCP_REMOTE=1 REQUIRE_PEBBLE=1 REQUIRE_JAEGER=1 REPORTS=$(BUILD)/conformance-local; \
 	else echo "make test: the scenarios ran on the local stack only (STACK=$(STACK); containers need a Docker engine)"; fi; \
 	step mcp-conformance $(MAKE) --no-print-directory mcp-conformance; \
 	step load $(MAKE) --no-print-directory load; \
@@ -197,8 +208,11 @@ demo:
 # SDK echo server and a canned answer, over HTTP/1.1 and HTTP/2 on the
 # client leg; the table gives medians of 5 rounds, the budget's checks
 # follow. Every answer is checked, and so are the proxy's token cache hits.
-# About four minutes; BENCHFLAGS=-h lists the knobs (-strict fails on a
-# missed budget).
+# On the canned answer two more mcp-proxy processes with tracing on
+# (sampling ratio 0.1 and 1.0, OTLP/HTTP to a receiver on 127.0.0.1) show
+# what tracing costs. About six minutes; BENCHFLAGS=-h lists the knobs
+# (-strict fails on a missed budget; -targets proxy,trace0.1,trace1
+# -upstream canned runs the tracing comparison alone, about two).
 BENCHFLAGS ?=
 bench:
 	@mkdir -p $(BUILD)/bench/bin
@@ -340,18 +354,20 @@ $(MCPREMOTE_DIR)/node_modules/.package-lock.json: $(MCPREMOTE_CLIENT)/package.js
 mcp-remote-install: $(MCPREMOTE_DIR)/node_modules/.package-lock.json
 
 # Real servers (docs/tested-authorization-servers.md): Dex as the identity
-# provider and Ory Hydra as the remote authorization server, and Pebble as
-# the ACME server (docs/certificates.md), built from the Go module proxy
-# into $(REALSERVERS) once per pinned version (the versions are in
+# provider and Ory Hydra as the remote authorization server, Pebble as the
+# ACME server (docs/certificates.md) and Jaeger as the trace receiver
+# (docs/observability.md), built from the Go module proxy into
+# $(REALSERVERS) once per pinned version (the versions are in
 # internal/realservers/build.sh), then the @real-servers scenarios alone on
 # the local stack (reports in $(BUILD)/real-servers). make conformance runs
-# the @real-servers and @acme scenarios only when the binaries are already
-# built.
+# the @real-servers, @acme and @jaeger scenarios only when the binaries are
+# already built. On empty caches Jaeger is the longest of the builds
+# (minutes).
 REALSERVERS ?= $(BUILD)/realservers
 
 real-servers-build:
 	@start=$$(date +%s); ./internal/realservers/build.sh $(REALSERVERS) && \
-	echo "real-servers: Dex, Hydra and Pebble ready in $(REALSERVERS) ($$(( $$(date +%s) - start ))s)"
+	echo "real-servers: Dex, Hydra, Pebble and Jaeger ready in $(REALSERVERS) ($$(( $$(date +%s) - start ))s)"
 
 real-servers: real-servers-build
 	@$(MAKE) --no-print-directory conformance STACK=local TAGS=@real-servers REPORTS=$(BUILD)/real-servers

@@ -121,7 +121,7 @@
 // Path, Status; Authorization is the fingerprint of the bearer token (of the
 // whole header value for another scheme), never the token. Detail holds the
 // Detail* keys of this package, such as mcp_method, tool_name,
-// mcp_session_id, sub, jti, iss, error and error_description.
+// mcp_session_id, traceparent, sub, jti, iss, error and error_description.
 //
 // Logs use log/slog: one "request" line per recorded event with the same
 // keys, plus jwks_fetched, jwks_fetch_failed, jwks_stale, settings_changed,

@@ -44,6 +44,7 @@ const (
 	DetailLastEventID        = "last_event_id"        // Last-Event-ID request header
 	DetailMCPMethodHeader    = "mcp_method_header"    // Mcp-Method request header (2026-07-28)
 	DetailMCPNameHeader      = "mcp_name_header"      // Mcp-Name request header (2026-07-28)
+	DetailTraceparent        = "traceparent"          // W3C traceparent request header: the trace a proxy continued
 	DetailAssignedSessionID  = "assigned_session_id"  // Mcp-Session-Id the response assigned
 	DetailBodyInspected      = "body_inspected"       // "false" when a POST body exceeded 1 MiB and was not parsed
 	DetailSub                = "sub"                  // verified token's sub
@@ -369,6 +370,7 @@ func (s *Server) noteMCPRequest(r *http.Request, ev *control.Event) (calls []rpc
 		DetailLastEventID:        "Last-Event-ID",
 		DetailMCPMethodHeader:    "Mcp-Method",
 		DetailMCPNameHeader:      "Mcp-Name",
+		DetailTraceparent:        "Traceparent",
 	} {
 		if v := r.Header.Get(header); v != "" {
 			ev.Detail[key] = v

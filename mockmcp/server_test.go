@@ -756,3 +756,17 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		t.Errorf("loopback http: %v", err)
 	}
 }
+
+// TestTraceparentIsRecorded: the W3C traceparent a request carries is in
+// its event, so a scenario can prove which trace reached the server.
+func TestTraceparentIsRecorded(t *testing.T) {
+	e := newEnv(t)
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	if resp, b := e.post("Bearer "+e.valid(), initializeBody, "Traceparent", tp); resp.StatusCode != http.StatusOK {
+		t.Fatalf("initialize: %d %s", resp.StatusCode, b)
+	}
+	evs := e.srv.Recorder().Events()
+	if len(evs) != 1 || evs[0].Detail[DetailTraceparent] != tp {
+		t.Errorf("events %+v, want one with traceparent %s", evs, tp)
+	}
+}

@@ -150,6 +150,10 @@ func restartOnly(running, next *config.Config) error {
 		// or moving its http-01 listener, takes a restart.
 		{"tls.acme", (running.TLS.ACME == nil) == (next.TLS.ACME == nil)},
 		{"tls.acme.http_listen", running.TLS.ACME == nil || next.TLS.ACME == nil || running.TLS.ACME.HTTPListen == next.TLS.ACME.HTTPListen},
+		// One tracer and exporter for the process (its batch processor
+		// holds spans not sent yet): turning tracing on, off or elsewhere,
+		// by the file or the OTEL_* variables, takes a restart.
+		{"tracing", reflect.DeepEqual(running.TracingSettings(), next.TracingSettings())},
 	} {
 		if !s.same {
 			return fmt.Errorf("%s changed, which a reload cannot apply: restart the proxy for it; the running configuration stays", s.name)

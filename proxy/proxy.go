@@ -35,6 +35,7 @@ import (
 	"time"
 
 	"github.com/mholt/acmez/v3"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/mcp-proxy/mcp-proxy/proxy/acme"
 	"github.com/mcp-proxy/mcp-proxy/proxy/apierror"
@@ -48,6 +49,7 @@ import (
 	"github.com/mcp-proxy/mcp-proxy/proxy/metrics"
 	"github.com/mcp-proxy/mcp-proxy/proxy/netguard"
 	"github.com/mcp-proxy/mcp-proxy/proxy/store"
+	"github.com/mcp-proxy/mcp-proxy/proxy/tracing"
 )
 
 // hotTTL is how long a replica reuses a record of the request path (an
@@ -105,6 +107,12 @@ type Options struct {
 	// checked for renewal. Zero means every 10 minutes; tests with
 	// certificates that live a minute shorten it.
 	ACMERenewCheckInterval time.Duration
+	// Version is the proxy's version, the service.version of its spans.
+	Version string
+	// SpanExporter replaces the OTLP exporter of the configuration's
+	// tracing block (tests). Tracing stays off unless the configuration
+	// turns it on.
+	SpanExporter sdktrace.SpanExporter
 }
 
 // Proxy is a running configuration. What outlives a reload (the store,
@@ -127,6 +135,9 @@ type Proxy struct {
 	audit   *audit.Log
 	streams forward.Streams
 	stop    chan struct{}
+	// tracer is nil when tracing is off; the configuration it came from
+	// is only applied by a restart.
+	tracer *tracing.Tracer
 
 	// acme obtains and renews the certificates under tls.acme (nil
 	// without it); it outlives reloads, so there is one renewal loop.
@@ -164,11 +175,21 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 			return nil, fmt.Errorf("audit.file: %w", err)
 		}
 	}
+	if p.tracer, err = p.newTracer(cfg); err != nil {
+		if p.audit != nil {
+			p.audit.Close()
+		}
+		p.backend.Close()
+		return nil, err
+	}
 	if cfg.TLS.ACME != nil {
 		p.acme = acme.NewManager(acme.Options{Logger: p.log, Backend: p.backend, RootCAs: opts.RootCAs,
 			RenewCheckInterval: opts.ACMERenewCheckInterval, Now: p.now})
 		if err := p.acme.Apply(cfg); err != nil {
 			p.acme.Stop()
+			if p.tracer != nil {
+				p.tracer.Shutdown(context.Background())
+			}
 			if p.audit != nil {
 				p.audit.Close()
 			}
@@ -201,6 +222,13 @@ func (p *Proxy) Close() error {
 		p.acme.Stop()
 	}
 	var errs []error
+	if p.tracer != nil {
+		// The spans not sent yet go now, bounded: a receiver that does not
+		// answer must not hold up the shutdown.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		errs = append(errs, p.tracer.Shutdown(ctx))
+		cancel()
+	}
 	if p.audit != nil {
 		errs = append(errs, p.audit.Close())
 	}
@@ -263,15 +291,45 @@ func (p *Proxy) Handler() http.Handler { return apierror.WithRequestID(p) }
 
 // ServeHTTP dispatches on the Host header to a route. A host that names no
 // route gets an error and nothing else: no metadata or client document is
-// ever rendered for a host the operator did not configure.
+// ever rendered for a host the operator did not configure. With tracing
+// on, the request is served inside its span.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt := p.current().routes[hostname.Key("https", r.Host)]
+	if p.tracer != nil {
+		var route string
+		if rt != nil {
+			route = rt.cfg.Key()
+		}
+		p.tracer.Serve(w, r, route, apierror.RequestID(r.Context()), func(w http.ResponseWriter, r *http.Request) { p.serve(rt, w, r) })
+		return
+	}
+	p.serve(rt, w, r)
+}
+
+func (p *Proxy) serve(rt *route, w http.ResponseWriter, r *http.Request) {
 	if rt == nil {
 		apierror.Write(w, r, p.log, apierror.New(apierror.CodeUnknownHost,
 			"No route answers for host %q; check the from of your routes.", r.Host))
 		return
 	}
 	rt.ServeHTTP(w, r)
+}
+
+// newTracer starts the tracer of cfg's tracing settings; nil when tracing
+// is off. Its exporter dials as the proxy does everywhere: through the
+// SSRF guard, which trusts the receiver as a host the configuration
+// names.
+func (p *Proxy) newTracer(cfg *config.Config) (*tracing.Tracer, error) {
+	s := cfg.TracingSettings()
+	if s == nil {
+		return nil, nil
+	}
+	o := p.opts
+	guard := &netguard.Guard{Resolver: o.Resolver, AllowLoopback: o.AllowLoopback, Dial: o.Dial}
+	guard.Trust(o.TrustedHosts...)
+	guard.Trust(cfg.NamedHosts()...)
+	return tracing.New(context.Background(), s, tracing.Options{Version: o.Version, Log: p.log, Dial: guard.DialContext,
+		RootCAs: o.RootCAs, Exporter: o.SpanExporter})
 }
 
 // Serve accepts connections on ln, terminates TLS and serves until ctx is

@@ -66,6 +66,13 @@ routes:
 // newTestProxySource runs a test proxy on the configuration src.
 func newTestProxySource(t testing.TB, src string, transport http.RoundTripper, wrap func(store.Backend) store.Backend) (*Proxy, *time.Time) {
 	t.Helper()
+	return newTestProxyOptions(t, src, Options{Transport: transport}, wrap)
+}
+
+// newTestProxyOptions runs a test proxy on the configuration src with the
+// options o, whose logger, clock and store it sets.
+func newTestProxyOptions(t testing.TB, src string, o Options, wrap func(store.Backend) store.Backend) (*Proxy, *time.Time) {
+	t.Helper()
 	dir := t.TempDir()
 	ca, err := testca.New()
 	if err != nil {
@@ -90,8 +97,11 @@ func newTestProxySource(t testing.TB, src string, transport http.RoundTripper, w
 	if wrap != nil {
 		b = wrap(b)
 	}
-	p, err := New(cfg, Options{Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return now },
-		Backend: b, Transport: transport})
+	o.Now, o.Backend = func() time.Time { return now }, b
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	p, err := New(cfg, o)
 	if err != nil {
 		t.Fatal(err)
 	}

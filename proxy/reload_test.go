@@ -93,6 +93,12 @@ func TestReloadSwapsRoutesAndKeepsRequests(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "storage changed") {
 		t.Errorf("a reload that changes the storage: %v", err)
 	}
+	// The tracer (and its exporter's connections) live as long as the
+	// process: tracing is a setting a restart applies.
+	err = p.Reload(reloadConfig(t, p, "tracing: {endpoint: https://otel.test}\n"+moved))
+	if err == nil || !strings.Contains(err.Error(), "tracing changed") {
+		t.Errorf("a reload that turns tracing on: %v", err)
+	}
 	if _, ok := p.current().routes["mcp2.test"]; !ok {
 		t.Error("the refused reload replaced the running configuration")
 	}

@@ -250,7 +250,7 @@ func (c *MCPClient) connect(ctx context.Context, endpoint string) error {
 	client := mcp.NewClient(&mcp.Implementation{Name: c.Name, Version: "1.0.0"}, nil)
 	sess, err := client.Connect(ctx, &mcp.StreamableClientTransport{
 		Endpoint:     endpoint,
-		HTTPClient:   &http.Client{Transport: c.transport},
+		HTTPClient:   &http.Client{Transport: traceparentTransport{c.transport}},
 		OAuthHandler: c.handler,
 		// The SDK's default retries: a stream broken by a restarted proxy is
 		// resumed, as a real client would.
@@ -260,6 +260,26 @@ func (c *MCPClient) connect(ctx context.Context, endpoint string) error {
 	}
 	c.session = sess
 	return nil
+}
+
+type traceparentKey struct{}
+
+// WithTraceparent returns ctx whose MCP requests carry the W3C traceparent
+// header tp, as an MCP client instrumented with OpenTelemetry sends the
+// trace its call belongs to.
+func WithTraceparent(ctx context.Context, tp string) context.Context {
+	return context.WithValue(ctx, traceparentKey{}, tp)
+}
+
+// traceparentTransport adds the traceparent of a request's context.
+type traceparentTransport struct{ base http.RoundTripper }
+
+func (t traceparentTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if tp, ok := r.Context().Value(traceparentKey{}).(string); ok {
+		r = r.Clone(r.Context())
+		r.Header.Set("Traceparent", tp)
+	}
+	return t.base.RoundTrip(r)
 }
 
 // Token returns the access token the MCP client holds (issued by the

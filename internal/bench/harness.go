@@ -64,6 +64,9 @@ type Harness struct {
 	// LoadSet, when set, makes Start run `make load`'s set instead of the
 	// bench's (see startLoad).
 	LoadSet *LoadSetup
+	// Traced starts the traced proxies (see startTracedProxies) for the
+	// tracing targets.
+	Traced bool
 
 	ca     *testca.CA
 	hosts  *hostmap.Map
@@ -75,6 +78,7 @@ type Harness struct {
 	done        map[*exec.Cmd]chan struct{} // closed when the process has exited
 	addrs       map[string]string           // host → 127.0.0.1:port
 	args        map[string][]string         // key → the binary and arguments it was started with
+	traced      []*tracedProxy
 
 	// The mock authorization servers, in this process (make load's).
 	as, idp *mockas.Server
@@ -119,14 +123,15 @@ func (h *Harness) Start(ctx context.Context) (err error) {
 		Clients: []mockas.Client{
 			{ID: proxyClient, Name: "mcp-proxy (bench)", RedirectURIs: []string{
 				"https://" + ProxyHost + "/.mcp-proxy/upstream/callback", "https://" + ProxyCannedHost + "/.mcp-proxy/upstream/callback",
-				"https://" + ProxyPolicyHost + "/.mcp-proxy/upstream/callback"}},
+				"https://" + ProxyPolicyHost + "/.mcp-proxy/upstream/callback",
+				"https://" + Trace10Host + "/.mcp-proxy/upstream/callback", "https://" + Trace100Host + "/.mcp-proxy/upstream/callback"}},
 			{ID: directClient, Secret: directSecret, Name: "bench direct", RedirectURIs: []string{"https://" + ClientHost + "/unused"}},
 		},
 	})
 	if err != nil {
 		return err
 	}
-	idpConfig := idp.Config(IdPHost, idpSecretText, ProxyHosts...)
+	idpConfig := idp.Config(IdPHost, idpSecretText, append(append([]string(nil), ProxyHosts...), TraceHosts...)...)
 	idpConfig.Logger = quiet
 	idpServer, err := mockas.New(idpConfig)
 	if err != nil {
@@ -160,7 +165,12 @@ func (h *Harness) Start(ctx context.Context) (err error) {
 	if err := h.startProxy(); err != nil {
 		return err
 	}
-	for _, host := range ProxyHosts {
+	if h.Traced {
+		if err := h.startTracedProxies(); err != nil {
+			return err
+		}
+	}
+	for _, host := range h.RouteHosts() {
 		if h.ProxyTokens[host], err = h.authorize(ctx, host); err != nil {
 			return err
 		}
@@ -289,9 +299,15 @@ func (h *Harness) clientCredentials(ctx context.Context) (string, error) {
 // load's one route to mockmcp and the file store beside the configuration
 // file, so that a restarted proxy finds its records.
 func proxyConfig(admin, storage string, routes ...[2]string) string {
+	return proxyConfigNamed("proxy", admin, storage, routes...)
+}
+
+// proxyConfigNamed is proxyConfig with the certificate and key in
+// name.crt and name.key.
+func proxyConfigNamed(name, admin, storage string, routes ...[2]string) string {
 	config := `tls:
-  cert_file: proxy.crt
-  key_file: proxy.key
+  cert_file: ` + name + `.crt
+  key_file: ` + name + `.key
 identity_provider:
   issuer: https://` + IdPHost + `
   client_id: ` + idp.ClientID + `
@@ -409,7 +425,7 @@ func (h *Harness) ProxyLog() string {
 // TokenCache reads mcp-proxy's token cache counters (hit, miss, refresh)
 // for route host from its admin listener.
 func (h *Harness) TokenCache(host string) (map[string]float64, error) {
-	resp, err := http.Get("http://" + h.adminAddr + "/metrics")
+	resp, err := http.Get("http://" + h.adminOf(host) + "/metrics")
 	if err != nil {
 		return nil, err
 	}

@@ -15,8 +15,10 @@ type Options struct {
 	Concurrency []int
 	Protos      []string // h1, h2: the client leg
 	Upstreams   []string // sdk, canned
-	Warmup      time.Duration
-	Duration    time.Duration
+	// Targets are the targets measured (nil: all of Targets).
+	Targets  []string
+	Warmup   time.Duration
+	Duration time.Duration
 	// Progress receives a line per measurement.
 	Progress io.Writer
 }
@@ -32,10 +34,24 @@ const (
 )
 
 // Targets are measured in this order, rotated by one each round.
-var Targets = []string{Direct, BareHop, Proxy, ProxyPolicy}
+var Targets = []string{Direct, BareHop, Proxy, ProxyPolicy, ProxyTrace10, ProxyTrace100}
 
-// measures reports whether target is measured against upstream.
-func measures(upstream, target string) bool { return target != ProxyPolicy || upstream == "canned" }
+// TargetKeys name the targets on bench's command line (-targets).
+var TargetKeys = map[string]string{"direct": Direct, "bare": BareHop, "proxy": Proxy, "policy": ProxyPolicy,
+	"trace0.1": ProxyTrace10, "trace1": ProxyTrace100}
+
+// measures reports whether target is measured against upstream in a run
+// of o: the policy and tracing targets have routes to the canned answer
+// only.
+func (o Options) measures(upstream, target string) bool {
+	if o.Targets != nil && !slices.Contains(o.Targets, target) {
+		return false
+	}
+	return upstream == "canned" || (target != ProxyPolicy && target != ProxyTrace10 && target != ProxyTrace100)
+}
+
+// proxyTarget reports whether target is one of mcp-proxy's routes.
+func proxyTarget(target string) bool { return target != Direct && target != BareHop }
 
 // Cell is one (upstream, protocol, concurrency) of the table.
 type Cell struct {
@@ -65,6 +81,8 @@ type Results struct {
 	ProxyRequests map[string]int64
 	CacheHits     map[string]float64
 	CacheOther    map[string]float64
+	// Traces are what the traced proxies' receivers got, by route host.
+	Traces map[string]TraceCount
 }
 
 func (h *Harness) targetHost(upstream, target string) string {
@@ -81,23 +99,20 @@ func (h *Harness) targetHost(upstream, target string) string {
 		return BareCannedHost
 	case target == ProxyPolicy:
 		return ProxyPolicyHost
+	case target == ProxyTrace10:
+		return Trace10Host
+	case target == ProxyTrace100:
+		return Trace100Host
 	default:
 		return ProxyCannedHost
 	}
-}
-
-// upstreamOf is the upstream a proxy route host leads to.
-func upstreamOf(host string) string {
-	if host == ProxyHost {
-		return "sdk"
-	}
-	return "canned"
 }
 
 // Run measures every cell for every target, Rounds times.
 func (h *Harness) Run(ctx context.Context, o Options) (*Results, error) {
 	res := &Results{Opts: o, Samples: map[Cell]map[string][]Sample{}, ProxyRequests: map[string]int64{},
 		CacheHits: map[string]float64{}, CacheOther: map[string]float64{}}
+	hosts := h.RouteHosts()
 	for _, u := range o.Upstreams {
 		for _, p := range o.Protos {
 			for _, c := range o.Concurrency {
@@ -108,23 +123,24 @@ func (h *Harness) Run(ctx context.Context, o Options) (*Results, error) {
 		}
 	}
 	before := map[string]map[string]float64{}
-	for _, host := range ProxyHosts {
+	for _, host := range hosts {
 		m, err := h.TokenCache(host)
 		if err != nil {
 			return nil, err
 		}
 		before[host] = m
 	}
+	h.resetTracing()
 	for round := range o.Rounds {
 		for _, cell := range res.Cells {
 			for i := range Targets {
 				target := Targets[(i+round)%len(Targets)]
-				if !measures(cell.Upstream, target) {
+				if !o.measures(cell.Upstream, target) {
 					continue
 				}
 				host := h.targetHost(cell.Upstream, target)
 				token := h.DirectToken
-				if target == Proxy || target == ProxyPolicy {
+				if proxyTarget(target) {
 					token = h.ProxyTokens[host]
 				}
 				upHost := h.targetHost(cell.Upstream, Direct)
@@ -143,7 +159,7 @@ func (h *Harness) Run(ctx context.Context, o Options) (*Results, error) {
 				s := Sample{RPS: n / lr.Seconds, HopCPU: lr.CPU["hop"] * 1e6 / n,
 					UpstreamCPU: lr.CPU["upstream"] * 1e6 / n, LoadgenCPU: lr.CPU["loadgen"] * 1e6 / n}
 				res.Samples[cell][target] = append(res.Samples[cell][target], s)
-				if target == Proxy || target == ProxyPolicy {
+				if proxyTarget(target) {
 					res.ProxyRequests[host] += lr.Requests
 				}
 				if o.Progress != nil {
@@ -153,13 +169,17 @@ func (h *Harness) Run(ctx context.Context, o Options) (*Results, error) {
 			}
 		}
 	}
-	for _, host := range ProxyHosts {
+	for _, host := range hosts {
 		m, err := h.TokenCache(host)
 		if err != nil {
 			return nil, err
 		}
 		res.CacheHits[host] = m["hit"] - before[host]["hit"]
 		res.CacheOther[host] = m["miss"] + m["refresh"] - before[host]["miss"] - before[host]["refresh"]
+	}
+	var err error
+	if res.Traces, err = h.finishTracing(res.CacheHits); err != nil {
+		return nil, err
 	}
 	return res, nil
 }
@@ -247,6 +267,8 @@ func (r *Results) Checks() []Check {
 	for _, row := range r.Rows() {
 		byCell[row.Cell] = row
 		switch {
+		case row.BareCPU == 0 || row.ProxyCPU == 0 || row.DirectRPS == 0:
+			// A run of part of the targets (-targets): no budget check.
 		case row.Upstream == "canned" && (row.C == 16 || row.C == 64):
 			out = append(out, Check{fmt.Sprintf("canned %s c=%d: mcp-proxy CPU %.2fx the bare hop's (budget <= 0.80x)", row.Proto, row.C, row.ProxyVsBareCPU), row.ProxyVsBareCPU <= 0.8})
 		case row.Upstream == "sdk" && row.C == 64:
@@ -261,7 +283,7 @@ func (r *Results) Checks() []Check {
 			continue
 		}
 		h1, ok := byCell[Cell{cell.Upstream, "h1", cell.C}]
-		if !ok || h1.ProxyCPU == 0 || cell.C == 1 {
+		if !ok || h1.ProxyCPU == 0 || h1.BareCPU == 0 || cell.C == 1 {
 			continue
 		}
 		h2 := byCell[cell]
@@ -271,11 +293,11 @@ func (r *Results) Checks() []Check {
 		pd, bd := h2.ProxyCPU-h1.ProxyCPU, h2.BareCPU-h1.BareCPU
 		out = append(out, Check{fmt.Sprintf("%s c=%d: HTTP/2 over HTTP/1.1 costs mcp-proxy %+.0f us, the bare hop %+.0f us (budget: the proxy adds nothing of its own, 10 us noise)", cell.Upstream, cell.C, pd, bd), pd <= bd+10})
 	}
-	for _, host := range ProxyHosts {
-		if !slices.Contains(r.Opts.Upstreams, upstreamOf(host)) {
+	for _, host := range append(append([]string(nil), ProxyHosts...), TraceHosts...) {
+		n, ok := r.ProxyRequests[host]
+		if !ok {
 			continue // not measured in this run
 		}
-		n := r.ProxyRequests[host]
 		out = append(out, Check{fmt.Sprintf("%s: %d measured requests, %.0f token cache hits, %.0f misses or refreshes (the warm path ran)", host, n, r.CacheHits[host], r.CacheOther[host]),
 			n > 0 && r.CacheHits[host] >= float64(n) && r.CacheOther[host] == 0})
 	}
@@ -288,6 +310,33 @@ func (r *Results) WriteTable(w io.Writer) {
 	fmt.Fprintf(w, "\nbench: medians of %d alternating rounds, %v measured after %v of warm-up per target; HTTPS on the client leg; CPU from /proc per process\n",
 		o.Rounds, o.Duration, o.Warmup)
 	fmt.Fprintln(w, "bench: rps ÷ direct and CPU ÷ bare hop are medians of each round's ratio (measured next to each other)")
+	if r.Opts.measuresAny(Direct, BareHop) {
+		r.writeMain(w)
+	}
+	if r.Opts.measuresAny(ProxyPolicy) {
+		r.writePolicy(w)
+	}
+	r.writeTracing(w)
+	for _, c := range append(r.Checks(), r.TraceChecks()...) {
+		verdict := "ok  "
+		if !c.OK {
+			verdict = "MISS"
+		}
+		fmt.Fprintf(w, "bench: %s %s\n", verdict, c.What)
+	}
+}
+
+// measuresAny reports whether a run of o measures one of targets.
+func (o Options) measuresAny(targets ...string) bool {
+	for _, t := range targets {
+		if o.Targets == nil || slices.Contains(o.Targets, t) {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *Results) writeMain(w io.Writer) {
 	head := "| upstream | client leg | c | direct rps | bare hop rps | bare ÷ direct | bare hop CPU µs/req | mcp-proxy rps | mcp-proxy ÷ direct | mcp-proxy CPU µs/req | mcp-proxy CPU ÷ bare hop |"
 	fmt.Fprintln(w, head)
 	fmt.Fprintln(w, "|"+strings.Repeat("---|", strings.Count(head, "|")-1))
@@ -297,6 +346,9 @@ func (r *Results) WriteTable(w io.Writer) {
 			row.Upstream, proto, row.C, row.DirectRPS, row.BareRPS, row.BareVsDirect, row.BareCPU,
 			row.ProxyRPS, row.ProxyVsDirect, row.ProxyCPU, row.ProxyVsBareCPU)
 	}
+}
+
+func (r *Results) writePolicy(w io.Writer) {
 	fmt.Fprintln(w, "\n| upstream | client leg | c | mcp-proxy CPU µs/req | with a 20-rule tool policy | policy ÷ none |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|")
 	for _, row := range r.Rows() {
@@ -304,12 +356,5 @@ func (r *Results) WriteTable(w io.Writer) {
 			proto := map[string]string{"h1": "HTTP/1.1", "h2": "HTTP/2"}[row.Proto]
 			fmt.Fprintf(w, "| %s | %s | %d | %.0f | %.0f | %.2f× |\n", row.Upstream, proto, row.C, row.ProxyCPU, row.PolicyCPU, row.PolicyVsProxyCPU)
 		}
-	}
-	for _, c := range r.Checks() {
-		verdict := "ok  "
-		if !c.OK {
-			verdict = "MISS"
-		}
-		fmt.Fprintf(w, "bench: %s %s\n", verdict, c.What)
 	}
 }

@@ -8,8 +8,10 @@ import (
 	"strings"
 
 	"github.com/mcp-proxy/mcp-proxy/proxy/apierror"
+	"github.com/mcp-proxy/mcp-proxy/proxy/config"
 	"github.com/mcp-proxy/mcp-proxy/proxy/event"
 	"github.com/mcp-proxy/mcp-proxy/proxy/metrics"
+	"github.com/mcp-proxy/mcp-proxy/proxy/tracing"
 )
 
 // ErrorCodes renders the error catalog (apierror.Catalog).
@@ -38,6 +40,42 @@ func LogEvents(string) (string, error) {
 	b.WriteString("| Event | Level | Keys | Meaning |\n|---|---|---|---|\n")
 	for _, e := range event.Catalog() {
 		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", e.Event, e.Level, codeList(e.Keys), e.Meaning)
+	}
+	return b.String(), nil
+}
+
+// TraceSpans renders the spans the proxy starts (tracing.Spans).
+func TraceSpans(string) (string, error) {
+	var b strings.Builder
+	b.WriteString("| Span | Kind | What it covers |\n|---|---|---|\n")
+	for _, s := range tracing.Spans() {
+		fmt.Fprintf(&b, "| %s | %s | %s |\n", s.Name, s.Kind, s.Meaning)
+	}
+	return b.String(), nil
+}
+
+// TraceAttributes renders the attributes of the proxy's spans
+// (tracing.Attributes).
+func TraceAttributes(string) (string, error) {
+	var b strings.Builder
+	b.WriteString("| Attribute | Spans | Value |\n|---|---|---|\n")
+	for _, a := range tracing.Attributes() {
+		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", a.Key, a.Spans, a.Meaning)
+	}
+	return b.String(), nil
+}
+
+// TracingVariables renders the OTEL_* variables the proxy reads
+// (config.TracingVariables).
+func TracingVariables(string) (string, error) {
+	var b strings.Builder
+	b.WriteString("| Variable | Fills in | Meaning |\n|---|---|---|\n")
+	for _, v := range config.TracingVariables() {
+		setting := v.Setting
+		if setting != "—" {
+			setting = "`" + setting + "`"
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", v.Name, setting, v.Meaning)
 	}
 	return b.String(), nil
 }

@@ -19,12 +19,15 @@ type Generator func(root string) (string, error)
 // one must appear in some page: a table that vanished from the docs is an
 // error, as is a block naming a generator that does not exist.
 var Generators = map[string]Generator{
-	"config-reference": ConfigReference,
-	"feature-files":    FeatureTable,
-	"error-codes":      ErrorCodes,
-	"metrics":          MetricsTable,
-	"log-events":       LogEvents,
-	"dashboard-panels": DashboardPanels,
+	"config-reference":  ConfigReference,
+	"feature-files":     FeatureTable,
+	"error-codes":       ErrorCodes,
+	"metrics":           MetricsTable,
+	"log-events":        LogEvents,
+	"dashboard-panels":  DashboardPanels,
+	"trace-spans":       TraceSpans,
+	"trace-attributes":  TraceAttributes,
+	"tracing-variables": TracingVariables,
 }
 
 // UpdateCommand is what a person runs to rewrite the generated blocks.

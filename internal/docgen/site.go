@@ -246,6 +246,7 @@ var prerequisiteTags = map[string]struct{ needs, command string }{
 	"@real-servers": {"Dex and Ory Hydra, which the run that made these results had not built", "make real-servers"},
 	"@mcp-remote":   {"mcp-remote (npm), which the run that made these results could not install", "make mcp-remote-install && make conformance"},
 	"@acme":         {"Pebble, Let's Encrypt's test ACME server, which the run that made these results had not built", "make real-servers-build && make conformance"},
+	"@jaeger":       {"Jaeger, which the run that made these results had not built", "make real-servers-build && make conformance"},
 }
 
 // leftOutFor says why the run r did not select a scenario tagged tags when

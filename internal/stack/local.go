@@ -73,6 +73,10 @@ type Local struct {
 	challengeAddr netip.AddrPort
 	httpListen    string            // the configuration's tls.acme.http_listen
 	redisEnv      map[string]string // the Sentinel example's variables
+
+	// proxyEnv are variables of the proxy's environment a scenario set
+	// (SetProxyEnv), under redisMu.
+	proxyEnv map[string]string
 }
 
 // acmeRenewCheck is how often the proxy checks its ACME certificates for
@@ -418,21 +422,20 @@ func (s *Local) env() func(string) (string, bool) {
 		if k == UpstreamClientSecretEnv {
 			return UpstreamClientSecret, true
 		}
+		// Not s.mu: StartProxy holds it while the proxy reads its
+		// configuration.
+		s.redisMu.Lock()
+		defer s.redisMu.Unlock()
 		if k == ACMEDirectoryEnv {
-			s.redisMu.Lock()
-			defer s.redisMu.Unlock()
 			return s.acmeDirectory, s.acmeDirectory != ""
 		}
 		if k == RedisURLEnv {
-			// Not s.mu: StartProxy holds it while the proxy reads its
-			// configuration.
-			s.redisMu.Lock()
-			defer s.redisMu.Unlock()
 			return s.redisURL, s.redisURL != ""
 		}
-		s.redisMu.Lock()
-		defer s.redisMu.Unlock()
-		v, ok := s.redisEnv[k]
+		if v, ok := s.redisEnv[k]; ok {
+			return v, true
+		}
+		v, ok := s.proxyEnv[k]
 		return v, ok
 	}
 }
@@ -452,6 +455,19 @@ func (s *Local) trustFlags() ([]string, error) {
 		flags = append(flags, "-allow-loopback")
 	}
 	return flags, nil
+}
+
+// SetProxyEnv puts a variable into the environment of the proxies the
+// stack starts from now on (as the operator would export it before
+// mcp-proxy serve), such as the OTEL_* variables of the docs' tracing
+// examples.
+func (s *Local) SetProxyEnv(k, v string) {
+	s.redisMu.Lock()
+	defer s.redisMu.Unlock()
+	if s.proxyEnv == nil {
+		s.proxyEnv = map[string]string{}
+	}
+	s.proxyEnv[k] = v
 }
 
 // TrustLoopbackHost makes host resolve to 127.0.0.1 on every port, for the

@@ -21,6 +21,7 @@ import (
 	"sync"
 
 	"github.com/mcp-proxy/mcp-proxy/proxy/event"
+	"github.com/mcp-proxy/mcp-proxy/proxy/tracing"
 )
 
 // Code is a stable error code. Codes never change meaning once published.
@@ -223,6 +224,7 @@ func logged(r *http.Request, log *slog.Logger, err error) *Error {
 		attrs = append(attrs, slog.String("cause", e.Err.Error()))
 	}
 	log.LogAttrs(r.Context(), level, e.Message, attrs...)
+	tracing.SetError(r.Context(), string(e.Code))
 	return e
 }
 

@@ -209,6 +209,7 @@ func serve(ctx context.Context, args []string, env Env) int {
 	}
 	opts := env.Network
 	opts.Logger = log
+	opts.Version = Version()
 	opts.TrustedHosts = append(append([]string(nil), opts.TrustedHosts...), private...)
 	opts.AllowLoopback = opts.AllowLoopback || *allowLoopback
 	if len(resolve) > 0 {

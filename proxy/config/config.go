@@ -48,6 +48,11 @@ type Config struct {
 	// Admin is the listener for metrics and health checks.
 	Admin Admin `yaml:"admin"`
 
+	// Tracing exports OpenTelemetry traces of the requests the proxy
+	// serves. Off unless this block or the "OTEL_EXPORTER_OTLP_ENDPOINT"
+	// variable names a receiver.
+	Tracing Tracing `yaml:"tracing"`
+
 	// AllowedClientIDDomains limits which MCP clients may connect: a client
 	// whose client id is a metadata document URL must have its host in
 	// this list. Entries are host names or "*.example.com" wildcards (which
@@ -377,6 +382,9 @@ func (c *Config) NamedHosts() []string {
 		}
 	}
 	add(c.IdentityProvider.Issuer)
+	if t := c.TracingSettings(); t != nil {
+		add(t.Endpoint.String())
+	}
 	for _, r := range c.Routes {
 		add(r.From)
 		add(r.To)

@@ -39,6 +39,7 @@ func validate(c *Config, d *decoder) {
 			d.errorf(d.pos("admin.listen"), "admin.listen", "%q is not a host:port address, such as 127.0.0.1:9464 (or off)", a)
 		}
 	}
+	c.Tracing.validate(d)
 	validateDomains(c.AllowedClientIDDomains, "allowed_client_id_domains", d)
 	validateDomains(c.AllowedMetadataDomains, "allowed_metadata_domains", d)
 

@@ -6,9 +6,13 @@ import (
 	"net/url"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/oauth2"
+
 	"github.com/mcp-proxy/mcp-proxy/proxy/apierror"
 	"github.com/mcp-proxy/mcp-proxy/proxy/store"
 	"github.com/mcp-proxy/mcp-proxy/proxy/tokens"
+	"github.com/mcp-proxy/mcp-proxy/proxy/tracing"
 	"github.com/mcp-proxy/mcp-proxy/proxy/upstream"
 )
 
@@ -90,7 +94,7 @@ func (f *Flow) redeem(ctx context.Context, p *Pending, q url.Values) (*upstream.
 		return nil, fail(apierror.New(apierror.CodeUpstreamAuthorization,
 			"The remote authorization server %s did not grant access: %s %s", p.Grant.Issuer, e, q.Get("error_description")).WithStatus(http.StatusForbidden))
 	}
-	tok, err := p.Grant.Exchange(ctx, f.HTTP, p.RedirectURL, q.Get("code"), p.Verifier, f.Credentials.Auth(ctx, &p.Grant))
+	tok, err := f.exchange(ctx, p, q.Get("code"))
 	if err != nil {
 		if upstream.IsRefused(err) {
 			return nil, fail(apierror.Wrap(err, apierror.CodeUpstreamAuthorization,
@@ -112,4 +116,31 @@ func (f *Flow) redeem(ctx context.Context, p *Pending, q url.Values) (*upstream.
 		Issued:       f.Now(),
 		Scopes:       tokens.GrantedScopes(tok, p.Grant.Scopes),
 	}, nil
+}
+
+// exchange exchanges the code of p's authorization for the upstream token,
+// in a span of its own.
+func (f *Flow) exchange(ctx context.Context, p *Pending, code string) (*oauth2.Token, error) {
+	ctx, span := tracing.Start(ctx, tracing.SpanCodeExchange, trace.SpanKindInternal)
+	defer span.End()
+	tok, err := p.Grant.Exchange(ctx, f.HTTP, p.RedirectURL, code, p.Verifier, f.Credentials.Auth(ctx, &p.Grant))
+	if span.IsRecording() {
+		result := "success"
+		switch {
+		case upstream.IsRefused(err):
+			result = "refused"
+		case err != nil:
+			result = "failed"
+		}
+		span.SetAttributes(tracing.ExchangeResult.String(result), tracing.ServerAddress.String(hostOf(p.Grant.TokenURL)))
+	}
+	return tok, err
+}
+
+// hostOf is the host of a URL, for a span: never its path or query.
+func hostOf(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		return u.Hostname()
+	}
+	return ""
 }

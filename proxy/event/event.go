@@ -40,6 +40,9 @@ const (
 	PolicyDenied           Name = "policy_denied"
 	ConfigReloaded         Name = "config_reloaded"
 	ReloadFailed           Name = "reload_failed"
+	TracingEnabled         Name = "tracing_enabled"
+	TraceExportFailed      Name = "trace_export_failed"
+	TraceExportRecovered   Name = "trace_export_recovered"
 	CertificateObtained    Name = "certificate_obtained"
 	CertificateFailed      Name = "certificate_failed"
 	CertificateUnavailable Name = "certificate_unavailable"
@@ -93,6 +96,9 @@ func Catalog() []Doc {
 		{ACMELibrary, "WARN or ERROR", []string{"logger", "details"}, "A warning or error of certmagic, the ACME library, such as a failed attempt and when it retries; details holds its fields as JSON."},
 		{PolicyDenied, "INFO", []string{"route", "user", "method", "name", "rule", "request_id"}, "The access policy refused the user the route (at authorization or on a request; no method then) or a tool, prompt, resource or method; rule names the rule that decided, such as policy.tools[0]."},
 		{TokenRevocationFailed, "WARN", []string{"route", "user", "request_id", "error"}, "Revoking a token at the remote authorization server failed; it is deleted at the proxy anyway."},
+		{TracingEnabled, "INFO", []string{"endpoint", "protocol", "sampler", "service_name", "settings_from"}, "The proxy sends OpenTelemetry traces to endpoint; settings_from names where each setting came from: the file's field, an OTEL_* variable, or the default."},
+		{TraceExportFailed, "WARN", []string{"endpoint", "spans", "error"}, "Sending spans to the trace receiver failed; they are dropped (requests are not affected). Written once per failure streak, at its first export."},
+		{TraceExportRecovered, "INFO", []string{"endpoint", "failed_exports", "failed_for"}, "Sending spans works again after a failure streak of failed_exports exports over failed_for (a Go duration)."},
 		{AuditFailed, "ERROR", []string{"action", "request_id"}, "An audit line could not be written."},
 		{StoreSweepFailed, "WARN", []string{"error"}, "Removing expired records from the store failed."},
 		{StoreMigrated, "INFO", []string{"store", "moved", "left"}, "At start, the Redis store moved the records an earlier version wrote under key names in the clear to hashed names (once per storage.prefix); left counts keys that looked like such records but do not open with this key file, and were left in place."},

@@ -14,18 +14,22 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/mcp-proxy/mcp-proxy/proxy/apierror"
 	"github.com/mcp-proxy/mcp-proxy/proxy/config"
 	"github.com/mcp-proxy/mcp-proxy/proxy/event"
+	"github.com/mcp-proxy/mcp-proxy/proxy/jsonrpc"
 	"github.com/mcp-proxy/mcp-proxy/proxy/metrics"
 	"github.com/mcp-proxy/mcp-proxy/proxy/request"
 	"github.com/mcp-proxy/mcp-proxy/proxy/tokens"
+	"github.com/mcp-proxy/mcp-proxy/proxy/tracing"
 	"github.com/mcp-proxy/mcp-proxy/proxy/upstream"
 )
 
@@ -97,12 +101,50 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.forwardError(w, r, err)
 		return
 	}
+	if trace.SpanFromContext(r.Context()).IsRecording() {
+		var span trace.Span
+		r, span = h.traced(r)
+		defer span.End()
+	}
 	if r.Method == http.MethodGet {
 		ctx, cancel := context.WithCancel(r.Context())
 		defer h.o.Streams.track(r, cancel)()
 		r = r.WithContext(ctx)
 	}
 	h.rp.ServeHTTP(w, r)
+}
+
+// traced starts the span of the call to the remote server, a child of the
+// request's, and puts the MCP attributes of the request's JSON-RPC message
+// on both: the message the policy step read, else the body readSmallBody
+// read (what is forwarded does not change).
+func (h *Handler) traced(r *http.Request) (*http.Request, trace.Span) {
+	ctx, span := tracing.Start(r.Context(), r.Method, trace.SpanKindClient)
+	port, _ := strconv.Atoi(h.to.Port())
+	if port == 0 {
+		port = 443
+		if h.to.Scheme == "http" {
+			port = 80
+		}
+	}
+	span.SetAttributes(tracing.HTTPRequestMethod.String(r.Method), tracing.ServerAddress.String(h.to.Hostname()), tracing.ServerPort.Int(port))
+	tracing.HeaderAttributes(span, r.Header)
+	tracing.Message(ctx, span, message(r))
+	return r.WithContext(ctx), span
+}
+
+// message is the JSON-RPC message of r, when the policy step read it or r
+// is a POST whose body was read whole; nil otherwise.
+func message(r *http.Request) *jsonrpc.Message {
+	if sc := request.From(r.Context()); sc != nil && sc.Message != nil {
+		return sc.Message
+	}
+	if b, ok := r.Body.(*request.Body); ok && r.Method == http.MethodPost {
+		if m, err := jsonrpc.Parse(b.Bytes()); err == nil {
+			return m
+		}
+	}
+	return nil
 }
 
 const upstreamAuthHdr = "Authorization"
@@ -118,6 +160,11 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 		pr.Out.Header.Set(upstreamAuthHdr, h.auth.value(sc.Token))
 	}
 	stripProxyCookies(pr.Out.Header)
+	ctx := pr.In.Context()
+	tracing.Inject(ctx, pr.Out.Header)
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.SetAttributes(tracing.URLPath.String(pr.Out.URL.Path))
+	}
 }
 
 // stripProxyCookies removes the proxy's own cookies from a request that
@@ -151,6 +198,9 @@ func stripProxyCookies(h http.Header) {
 // authorization asks the user for them (bounded by MaxStepUps).
 func (h *Handler) modifyResponse(resp *http.Response) error {
 	ctx := resp.Request.Context()
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		tracing.SetStatus(span, resp.StatusCode, true)
+	}
 	sc := request.From(ctx)
 	var t *upstream.Token
 	if sc != nil {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/go-json-experiment/json/jsontext"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/mcp-proxy/mcp-proxy/proxy/apierror"
 	"github.com/mcp-proxy/mcp-proxy/proxy/audit"
@@ -16,6 +17,7 @@ import (
 	"github.com/mcp-proxy/mcp-proxy/proxy/jsonrpc"
 	"github.com/mcp-proxy/mcp-proxy/proxy/metrics"
 	"github.com/mcp-proxy/mcp-proxy/proxy/request"
+	"github.com/mcp-proxy/mcp-proxy/proxy/tracing"
 )
 
 // MaxInspected is the largest request body the proxy reads to decide on
@@ -60,6 +62,9 @@ func (s *Step) Handler(next http.Handler) http.Handler {
 		case err != nil:
 			s.Responder.Write(w, r, err)
 			return
+		}
+		if m != nil {
+			tracing.Message(r.Context(), trace.SpanFromContext(r.Context()), m)
 		}
 		if m != nil && s.Policy.InspectsMessages() {
 			d := s.Policy.Message(sc.Identity, m)

@@ -6,10 +6,13 @@ import (
 	"net/http"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/mcp-proxy/mcp-proxy/proxy/apierror"
 	"github.com/mcp-proxy/mcp-proxy/proxy/config"
 	"github.com/mcp-proxy/mcp-proxy/proxy/event"
 	"github.com/mcp-proxy/mcp-proxy/proxy/request"
+	"github.com/mcp-proxy/mcp-proxy/proxy/tracing"
 	"github.com/mcp-proxy/mcp-proxy/proxy/upstream"
 )
 
@@ -27,7 +30,12 @@ func (s *Source) Inject(rs *apierror.Responder, next http.Handler) http.Handler 
 			next.ServeHTTP(w, r)
 			return
 		}
-		t, err := s.Token(r.Context(), sc.BindingKey)
+		ctx, span := tracing.Start(r.Context(), tracing.SpanUpstreamToken, trace.SpanKindInternal)
+		if span.IsRecording() {
+			span.SetAttributes(tracing.Binding.String(string(s.Route.Server().Binding())))
+		}
+		t, err := s.Token(ctx, sc.BindingKey)
+		span.End()
 		if err != nil {
 			rs.Write(w, r, err)
 			return

@@ -5,11 +5,14 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/mcp-proxy/mcp-proxy/proxy/apierror"
 	"github.com/mcp-proxy/mcp-proxy/proxy/config"
 	"github.com/mcp-proxy/mcp-proxy/proxy/event"
 	"github.com/mcp-proxy/mcp-proxy/proxy/metrics"
 	"github.com/mcp-proxy/mcp-proxy/proxy/store"
+	"github.com/mcp-proxy/mcp-proxy/proxy/tracing"
 	"github.com/mcp-proxy/mcp-proxy/proxy/upstream"
 )
 
@@ -68,18 +71,17 @@ func (s *Source) Token(ctx context.Context, key string) (*upstream.Token, error)
 	if err != nil {
 		return nil, storageError(err)
 	}
-	route := s.Route.Key()
 	if t == nil {
-		s.Metrics.TokenCache(route, metrics.CacheMiss)
+		s.cache(ctx, metrics.CacheMiss)
 		return nil, nil
 	}
 	now := s.Now()
 	d := dueAt(t, now)
 	if d == dueFresh {
-		s.Metrics.TokenCache(route, metrics.CacheHit)
+		s.cache(ctx, metrics.CacheHit)
 		return t, nil
 	}
-	s.Metrics.TokenCache(route, metrics.CacheRefresh)
+	s.cache(ctx, metrics.CacheRefresh)
 	if d == dueWindow {
 		if s.renewable(t) && s.streaks.startBehind(key, now) {
 			s.behind.Go(func() {
@@ -105,6 +107,23 @@ func (s *Source) Token(ctx context.Context, key string) (*upstream.Token, error)
 	}
 }
 
+// cache counts a token cache lookup, and notes its result on the token
+// step's span.
+func (s *Source) cache(ctx context.Context, result metrics.CacheResult) {
+	s.Metrics.TokenCache(s.Route.Key(), result)
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.SetAttributes(tracing.TokenCache.String(string(result)))
+	}
+}
+
+// refreshed counts a refresh's result, and notes it on the refresh's span.
+func (s *Source) refreshed(ctx context.Context, result metrics.RefreshResult) {
+	s.Metrics.Refresh(s.Route.Key(), result)
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.SetAttributes(tracing.RefreshResult.String(string(result)))
+	}
+}
+
 // renewable reports whether the proxy can renew t: with its refresh
 // token, or with the route's client credentials.
 func (s *Source) renewable(t *upstream.Token) bool {
@@ -122,6 +141,8 @@ func (s *Source) clientCredentials() bool {
 func (s *Source) attempt(ctx context.Context, key string, t *upstream.Token) (*upstream.Token, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshTimeout)
 	defer cancel()
+	ctx, span := tracing.Start(ctx, tracing.SpanUpstreamRefresh, trace.SpanKindInternal)
+	defer span.End()
 	return s.refresh(ctx, key, t)
 }
 
@@ -145,6 +166,9 @@ func (s *Source) refresh(ctx context.Context, key string, t *upstream.Token) (*u
 		return nil, nil
 	}
 	if cur.AccessToken != t.AccessToken || dueAt(cur, s.Now()) == dueFresh {
+		if span := trace.SpanFromContext(ctx); span.IsRecording() {
+			span.SetAttributes(tracing.RefreshResult.String("joined"))
+		}
 		s.recovered(ctx, key, cur)
 		return cur, nil
 	}
@@ -193,7 +217,7 @@ func (s *Source) renewed(ctx context.Context, key string, cur, next *upstream.To
 	if err := s.Records.Put(ctx, key, next, time.Time{}); err != nil {
 		return nil, storageError(err)
 	}
-	s.Metrics.Refresh(s.Route.Key(), metrics.RefreshSuccess)
+	s.refreshed(ctx, metrics.RefreshSuccess)
 	s.Log.Info("upstream token refreshed", event.TokenRefreshed.Attr(), slog.String("user", cur.Subject),
 		slog.String("binding", string(s.Route.Server().Binding())), slog.String("request_id", apierror.RequestID(ctx)))
 	s.Audit.Try(ctx, cur.Subject, key, "token_refreshed", "allowed", nil)
@@ -207,7 +231,7 @@ func (s *Source) refused(ctx context.Context, key string, cur *upstream.Token, e
 	if err := s.Records.Delete(ctx, key); err != nil {
 		return storageError(err)
 	}
-	s.Metrics.Refresh(s.Route.Key(), metrics.RefreshRefused)
+	s.refreshed(ctx, metrics.RefreshRefused)
 	s.Log.Info("the remote authorization server refused the refresh; the user must consent again",
 		event.TokenRefreshRefused.Attr(), slog.String("user", cur.Subject),
 		slog.String("binding", string(s.Route.Server().Binding())), slog.String("request_id", apierror.RequestID(ctx)), slog.Any("error", err))
@@ -220,7 +244,7 @@ func (s *Source) refused(ctx context.Context, key string, cur *upstream.Token, e
 // and the first failure of a streak is logged. reply is what a request
 // whose token has expired gets until the next attempt.
 func (s *Source) failed(ctx context.Context, key string, cur *upstream.Token, cause error, reply *apierror.Error) error {
-	s.Metrics.Refresh(s.Route.Key(), metrics.RefreshFailed)
+	s.refreshed(ctx, metrics.RefreshFailed)
 	if s.streaks.fail(key, s.Now(), cur, reply, s.jitter()) == 1 {
 		s.Log.Warn("token refresh failed", event.TokenRefreshFailed.Attr(), slog.String("user", cur.Subject),
 			slog.String("binding", string(s.Route.Server().Binding())), slog.String("request_id", apierror.RequestID(ctx)),

@@ -20,6 +20,10 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/mcp-proxy/mcp-proxy/proxy/tracing"
 )
 
 // DiscoveryTTL is how long a successful discovery is reused. Metadata changes
@@ -112,6 +116,34 @@ func (c *Discoverer) Invalidate(url string) {
 // server to use if the remote server publishes no protected resource
 // metadata. The bool reports a cache hit.
 func (c *Discoverer) Discover(ctx context.Context, url, fallbackIssuer string) (*Discovery, bool, error) {
+	ctx, span := tracing.Start(ctx, tracing.SpanDiscovery, trace.SpanKindInternal)
+	defer span.End()
+	d, hit, err := c.lookup(ctx, url, fallbackIssuer)
+	if span.IsRecording() {
+		cache := "miss"
+		if hit {
+			cache = "hit"
+		}
+		span.SetAttributes(tracing.DiscoveryCache.String(cache))
+		span.SetAttributes(tracing.ServerAddress.String(hostOf(url)))
+		var de *Error
+		if errors.As(err, &de) {
+			span.SetAttributes(tracing.ErrorType.String("discovery_failed"), tracing.DiscoveryStep.String(de.Step))
+			span.SetStatus(codes.Error, "")
+		}
+	}
+	return d, hit, err
+}
+
+// hostOf is the host of a URL, for a span: never its path or query.
+func hostOf(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		return u.Hostname()
+	}
+	return ""
+}
+
+func (c *Discoverer) lookup(ctx context.Context, url, fallbackIssuer string) (*Discovery, bool, error) {
 	key := url + "\x00" + fallbackIssuer
 	c.mu.Lock()
 	if e, ok := c.cache[key]; ok && c.now().Before(e.expires) {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -33,6 +34,7 @@ func run() error {
 	concs := flag.String("c", "1,16,64", "comma-separated concurrencies")
 	protos := flag.String("proto", "h1,h2", "comma-separated client legs: h1, h2")
 	ups := flag.String("upstream", "sdk,canned", "comma-separated upstreams: sdk, canned")
+	targets := flag.String("targets", "direct,bare,proxy,policy,trace0.1,trace1", "comma-separated targets: direct, bare (the bare hop), proxy, policy (a route with a 20-rule tool policy), trace0.1 and trace1 (tracing on, sampling ratio 0.1 and 1.0; compared with proxy)")
 	warmup := flag.Duration("warmup", 300*time.Millisecond, "load before each measured window")
 	dur := flag.Duration("duration", time.Second, "each measured window")
 	keep := flag.Bool("keep", false, "keep the working directory (logs, certificates)")
@@ -46,6 +48,14 @@ func run() error {
 			return fmt.Errorf("-c %q: want positive integers", *concs)
 		}
 		cs = append(cs, n)
+	}
+	var ts []string
+	for _, k := range strings.Split(*targets, ",") {
+		t, ok := bench.TargetKeys[strings.TrimSpace(k)]
+		if !ok {
+			return fmt.Errorf("-targets %q: %q is not a target (direct, bare, proxy, policy, trace0.1, trace1)", *targets, k)
+		}
+		ts = append(ts, t)
 	}
 	if *rounds < 1 {
 		return fmt.Errorf("-rounds %d: want at least 1", *rounds)
@@ -66,7 +76,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	h := &bench.Harness{Bin: abs, Dir: dir}
+	h := &bench.Harness{Bin: abs, Dir: dir, Traced: slices.Contains(ts, bench.ProxyTrace10) || slices.Contains(ts, bench.ProxyTrace100)}
 	if *profile != "" {
 		if h.ProfileDir, err = filepath.Abs(*profile); err != nil {
 			return err
@@ -79,9 +89,9 @@ func run() error {
 		return err
 	}
 	defer h.Close()
-	fmt.Printf("bench: started in %.1fs; mcp-proxy authorized on %s\n", time.Since(start).Seconds(), strings.Join(bench.ProxyHosts, ", "))
+	fmt.Printf("bench: started in %.1fs; mcp-proxy authorized on %s\n", time.Since(start).Seconds(), strings.Join(h.RouteHosts(), ", "))
 	res, err := h.Run(ctx, bench.Options{Rounds: *rounds, Concurrency: cs, Protos: strings.Split(*protos, ","),
-		Upstreams: strings.Split(*ups, ","), Warmup: *warmup, Duration: *dur, Progress: os.Stdout})
+		Upstreams: strings.Split(*ups, ","), Targets: ts, Warmup: *warmup, Duration: *dur, Progress: os.Stdout})
 	if err != nil {
 		return err
 	}
@@ -92,7 +102,7 @@ func run() error {
 	}
 	fmt.Printf("bench: %.0fs in all\n", time.Since(start).Seconds())
 	if *strict {
-		for _, c := range res.Checks() {
+		for _, c := range append(res.Checks(), res.TraceChecks()...) {
 			if !c.OK {
 				return fmt.Errorf("a check of the budget missed")
 			}
