@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -38,6 +39,10 @@ func run() error {
 	keep := flag.Bool("keep", false, "keep the working directory (logs, certificates)")
 	profile := flag.String("profile", "", "run mcp-proxy as profproxy and write its CPU and allocation profiles to this `directory`")
 	strict := flag.Bool("strict", false, "exit 1 when a check of the budget misses")
+	parts := flag.String("parts", "cpu,streams", "comma-separated parts: cpu (the table of CPU per request), streams (idle event streams)")
+	streamsH1 := flag.Int("streams-h1", maxH1Streams(), "idle streams over HTTP/1.1 client legs (default: the most that fit the open-files limit with a connection per stream on both legs)")
+	streamsH2 := flag.Int("streams-h2", 10000, "idle streams over HTTP/2 client legs")
+	rate := flag.Int("stream-rate", 2000, "events a second, one per stream")
 	flag.Parse()
 	var cs []int
 	for _, s := range strings.Split(*concs, ",") {
@@ -80,23 +85,47 @@ func run() error {
 	}
 	defer h.Close()
 	fmt.Printf("bench: started in %.1fs; mcp-proxy authorized on %s\n", time.Since(start).Seconds(), strings.Join(bench.ProxyHosts, ", "))
-	res, err := h.Run(ctx, bench.Options{Rounds: *rounds, Concurrency: cs, Protos: strings.Split(*protos, ","),
-		Upstreams: strings.Split(*ups, ","), Warmup: *warmup, Duration: *dur, Progress: os.Stdout})
-	if err != nil {
-		return err
+	var checks []bench.Check
+	if slices.Contains(strings.Split(*parts, ","), "cpu") {
+		res, err := h.Run(ctx, bench.Options{Rounds: *rounds, Concurrency: cs, Protos: strings.Split(*protos, ","),
+			Upstreams: strings.Split(*ups, ","), Warmup: *warmup, Duration: *dur, Progress: os.Stdout})
+		if err != nil {
+			return err
+		}
+		res.WriteTable(os.Stdout)
+		checks = append(checks, res.Checks()...)
 	}
-	res.WriteTable(os.Stdout)
+	if slices.Contains(strings.Split(*parts, ","), "streams") {
+		rows, err := h.RunStreams(ctx, bench.StreamsOptions{H1: *streamsH1, H2: *streamsH2, Rate: *rate, Progress: os.Stdout})
+		if err != nil {
+			return err
+		}
+		bench.WriteStreams(os.Stdout, rows, *rate)
+		checks = append(checks, bench.StreamsChecks(rows)...)
+	}
 	if h.ProfileDir != "" {
 		h.Close()
 		fmt.Printf("bench: mcp-proxy's profiles are in %s (go tool pprof -top %s/cpu.pprof)\n", h.ProfileDir, h.ProfileDir)
 	}
 	fmt.Printf("bench: %.0fs in all\n", time.Since(start).Seconds())
 	if *strict {
-		for _, c := range res.Checks() {
+		for _, c := range checks {
 			if !c.OK {
 				return fmt.Errorf("a check of the budget missed")
 			}
 		}
 	}
 	return nil
+}
+
+// maxH1Streams is the most idle streams over HTTP/1.1 that fit this
+// process's hard limit of open files in a hop with a connection per
+// stream on each leg (two files per stream, and a thousand to spare),
+// at most 10,000.
+func maxH1Streams() int {
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil || l.Max > 1<<30 {
+		return 10000
+	}
+	return min(10000, int(l.Max-1000)/2)
 }
