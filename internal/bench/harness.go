@@ -93,6 +93,8 @@ type Harness struct {
 	// MCP clients, by route host.
 	DirectToken string
 	ProxyTokens map[string]string
+	// Peers are the peers that run (Caddy, nginx: those installed).
+	Peers []string
 }
 
 // Start runs the doubles in this process, the upstreams, the bare hop and
@@ -157,6 +159,9 @@ func (h *Harness) Start(ctx context.Context) (err error) {
 		return err
 	}
 	if err := h.startHops(); err != nil {
+		return err
+	}
+	if h.Peers, err = h.startPeers(); err != nil {
 		return err
 	}
 	if err := h.startProxy(); err != nil {
@@ -284,7 +289,10 @@ func (h *Harness) exec(key, binary string, args ...string) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(filepath.Join(h.Bin, binary), args...)
+	if !filepath.IsAbs(binary) {
+		binary = filepath.Join(h.Bin, binary)
+	}
+	cmd := exec.Command(binary, args...)
 	cmd.Dir, cmd.Stdout, cmd.Stderr = h.Dir, logf, logf
 	ownProcess(cmd)
 	if h.ProfileDir != "" {

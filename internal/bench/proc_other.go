@@ -5,6 +5,7 @@ package bench
 import (
 	"errors"
 	"os/exec"
+	"time"
 )
 
 // ownProcess: only Linux has a parent-death signal.
@@ -14,4 +15,8 @@ func killProcess(cmd *exec.Cmd) error { return cmd.Process.Kill() }
 
 func groupRSS(int) (int64, error) {
 	return 0, errors.New("bench: resident memory is read from Linux's /proc")
+}
+
+func GroupCPU(int) (time.Duration, error) {
+	return 0, errors.New("bench: CPU time is read from Linux's /proc")
 }

@@ -39,7 +39,18 @@ type StreamsEvents struct {
 	P50      int64   `json:"p50_us"`
 	P99      int64   `json:"p99_us"`
 	Max      int64   `json:"max_us"`
+	// The reference streams' events (straight to the upstream, sent
+	// among the others): what the latency is without the hop, measured
+	// in the same window.
+	RefReceived int64 `json:"ref_received"`
+	RefP50      int64 `json:"ref_p50_us"`
+	RefP99      int64 `json:"ref_p99_us"`
 }
+
+// AddedP50 and AddedP99 are what the hop adds to an event's latency: its
+// streams' percentile minus the reference streams' in the same window.
+func (e StreamsEvents) AddedP50() int64 { return e.P50 - e.RefP50 }
+func (e StreamsEvents) AddedP99() int64 { return e.P99 - e.RefP99 }
 
 // Percentiles are the 50th and 99th percentiles and the largest of xs
 // (nearest rank).
@@ -58,7 +69,8 @@ func Percentiles(xs []int64) (p50, p99, largest int64) {
 const PooledHop = "pooled hop"
 
 // StreamsTargets are the hops the streams benchmark measures, in order.
-var StreamsTargets = []string{Direct, BareHop, PooledHop, Proxy}
+// (Direct is in every measurement: the reference streams.)
+var StreamsTargets = []string{BareHop, PooledHop, Proxy}
 
 // StreamsOptions choose what the streams benchmark measures.
 type StreamsOptions struct {
@@ -79,7 +91,33 @@ type StreamsRow struct {
 	// before the streams were opened and once they all were.
 	RSSBefore, RSSAfter     int64
 	GoroutinesBefore, After int
-	Events                  StreamsEvents
+	// Heap in use and goroutine stacks (bytes) of a Go hop, before and
+	// after: where the resident memory went.
+	Before, AfterMem GoMem
+	Events           StreamsEvents
+}
+
+// GoMem is what a Go process's runtime says it holds, in bytes (-1:
+// unknown).
+type GoMem struct{ HeapInuse, StackInuse int64 }
+
+// perStream is the growth from a to b per open stream, in KiB (-1:
+// unknown).
+func (r StreamsRow) perStream(a, b int64) float64 {
+	if a < 0 || b < 0 || r.Opened.Opened == 0 {
+		return -1
+	}
+	return float64(b-a) / float64(r.Opened.Opened) / 1024
+}
+
+// HeapPerStream and StackPerStream split PerStream: the heap in use and
+// the goroutine stacks each stream added (-1: unknown).
+func (r StreamsRow) HeapPerStream() float64 {
+	return r.perStream(r.Before.HeapInuse, r.AfterMem.HeapInuse)
+}
+
+func (r StreamsRow) StackPerStream() float64 {
+	return r.perStream(r.Before.StackInuse, r.AfterMem.StackInuse)
 }
 
 // PerStream is the hop's resident memory growth per open stream, in KiB.
@@ -99,13 +137,14 @@ func (r StreamsRow) GoroutinesPerStream() float64 {
 	return float64(r.After-r.GoroutinesBefore) / float64(r.Opened.Opened)
 }
 
-func (h *Harness) streamsHost(target string) string {
-	return map[string]string{Direct: StreamsHost, BareHop: BareStreamsHost, PooledHop: PooledStreamsHost, Proxy: ProxyStreamsHost}[target]
-}
+func (h *Harness) streamsHost(target string) string { return routeHosts[target][2] }
 
 // hopKey is the key of the process serving target ("" for direct).
 func hopKey(target string) string {
-	return map[string]string{BareHop: BareHost, PooledHop: PooledHost, Proxy: ProxyHost}[target]
+	if target == Direct {
+		return ""
+	}
+	return routeHosts[target][0]
 }
 
 // RunStreams measures every target over each client leg, each in a fresh
@@ -119,15 +158,18 @@ func (h *Harness) RunStreams(ctx context.Context, o StreamsOptions) ([]StreamsRo
 		if leg.n == 0 {
 			continue
 		}
-		for _, target := range StreamsTargets {
+		for _, target := range append(slices.Clone(StreamsTargets), h.Peers...) {
 			row, err := h.measureStreams(ctx, target, leg.proto, leg.n, o.Rate)
 			if err != nil {
 				return nil, fmt.Errorf("streams %s %s: %w", target, leg.proto, err)
 			}
 			if o.Progress != nil {
-				fmt.Fprintf(o.Progress, "bench: streams %s %-10s %d opened in %.1fs, %.1f KiB and %.2f goroutines each; %d/%d events, p50 %.2f ms, p99 %.2f ms; %d still open\n",
+				fmt.Fprintf(o.Progress, "bench: streams %s %-10s %d opened in %.1fs, %.1f KiB and %.2f goroutines each; %d/%d events, p50 %.2f ms, p99 %.2f ms (direct %.2f, %.2f); %d still open\n",
 					leg.proto, target, row.Opened.Opened, row.Opened.Seconds, row.PerStream(), row.GoroutinesPerStream(),
-					row.Events.Received, row.Events.Streams, float64(row.Events.P50)/1e3, float64(row.Events.P99)/1e3, row.Events.Open)
+					row.Events.Received, row.Events.Streams, ms(row.Events.P50), ms(row.Events.P99), ms(row.Events.RefP50), ms(row.Events.RefP99), row.Events.Open)
+			}
+			if o.Progress != nil && row.Opened.Failed > 0 {
+				fmt.Fprintf(o.Progress, "bench: streams %s %s: %d failed to open; the first: %s\n", leg.proto, target, row.Opened.Failed, row.Opened.FirstError)
 			}
 			rows = append(rows, row)
 		}
@@ -162,6 +204,7 @@ func (h *Harness) measureStreams(ctx context.Context, target, proto string, n, r
 			return err
 		}
 		row.After = h.goroutines(key)
+		row.AfterMem = h.goMem(key)
 		if h.ProfileDir != "" && key != "" {
 			h.saveProfiles(key, fmt.Sprintf("streams-%s-%s", proto, strings.ReplaceAll(target, " ", "")))
 		}
@@ -171,6 +214,7 @@ func (h *Harness) measureStreams(ctx context.Context, target, proto string, n, r
 		return row, err
 	}
 	row.GoroutinesBefore = h.goroutines(key)
+	row.Before = h.goMem(key)
 	row.Opened, row.Events, err = h.streamgen(ctx, target, proto, n, rate, peak)
 	return row, err
 }
@@ -188,7 +232,8 @@ func (h *Harness) streamgen(ctx context.Context, target, proto string, n, rate i
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(h.Bin, "streamgen"), "-url", "https://"+host+"/mcp", "-addr", h.addrs[host],
 		"-ca-file", h.path("ca.pem"), "-bearer", token, "-proto", proto, "-n", strconv.Itoa(n), "-rate", strconv.Itoa(rate),
-		"-notify-url", "https://"+StreamsHost+"/bench/notify", "-notify-addr", h.addrs[StreamsHost])
+		"-notify-url", "https://"+StreamsHost+"/bench/notify", "-notify-addr", h.addrs[StreamsHost],
+		"-ref-url", "https://"+StreamsHost+"/mcp", "-ref-addr", h.addrs[StreamsHost], "-ref-n", strconv.Itoa(refStreams(n)))
 	ownProcess(cmd)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
@@ -227,6 +272,10 @@ func (h *Harness) streamgen(ctx context.Context, target, proto string, n, rate i
 	}
 	return op, ev, nil
 }
+
+// refStreams is how many reference streams go straight to the upstream
+// beside n through a hop: a tenth, at least 20.
+func refStreams(n int) int { return max(20, n/10) }
 
 // rss is the resident memory of key's process group (nginx: its master
 // and workers), in bytes; 0 for direct.
@@ -282,4 +331,34 @@ func (h *Harness) saveProfiles(key, name string) {
 		}
 		resp.Body.Close()
 	}
+}
+
+// goMem reads a Go hop's heap in use and stacks: mcp-proxy's from its
+// metrics, a Go hop's from expvar's memstats on its debug listener.
+func (h *Harness) goMem(key string) GoMem {
+	unknown := GoMem{-1, -1}
+	if key == ProxyHost {
+		m, err := h.AdminMetrics()
+		if err != nil || m["go_memstats_heap_inuse_bytes"] == nil || m["go_memstats_stack_inuse_bytes"] == nil {
+			return unknown
+		}
+		return GoMem{int64(m["go_memstats_heap_inuse_bytes"].Metric[0].GetGauge().GetValue()),
+			int64(m["go_memstats_stack_inuse_bytes"].Metric[0].GetGauge().GetValue())}
+	}
+	addr := h.debugAddrs[key]
+	if addr == "" {
+		return unknown
+	}
+	resp, err := http.Get("http://" + addr + "/debug/vars")
+	if err != nil {
+		return unknown
+	}
+	defer resp.Body.Close()
+	var v struct {
+		Memstats struct{ HeapInuse, StackInuse int64 } `json:"memstats"`
+	}
+	if json.NewDecoder(resp.Body).Decode(&v) != nil {
+		return unknown
+	}
+	return GoMem{v.Memstats.HeapInuse, v.Memstats.StackInuse}
 }

@@ -4,14 +4,15 @@
 // client's. It has the defaults of the standard library (no buffer pool, no
 // flush interval) and the proxy's outbound transport settings; -pool gives
 // it a pool of 32 KiB copy buffers (the pooled hop). -debug-listen serves
-// net/http/pprof on a loopback address, so that the bench can count its
-// goroutines and read its heap.
+// net/http/pprof and expvar on a loopback address, so that the bench can
+// count its goroutines and read its heap and stacks.
 package main
 
 import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	_ "expvar" // for -debug-listen: memstats at /debug/vars
 	"flag"
 	"fmt"
 	"io"

@@ -92,7 +92,7 @@ func run() error {
 		if err != nil {
 			return err
 		}
-		res.WriteTable(os.Stdout)
+		res.WriteTable(os.Stdout, h.Targets())
 		checks = append(checks, res.Checks()...)
 	}
 	if slices.Contains(strings.Split(*parts, ","), "streams") {

@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/rand"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"sync"
@@ -65,6 +66,9 @@ func (s *streamServer) hold(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
+	// The priming event MCP servers send first (an id to resume from,
+	// no data), as the Go SDK's server does.
+	io.WriteString(w, "id: 0\ndata:\n\n")
 	rc := http.NewResponseController(w)
 	if rc.Flush() != nil {
 		return

@@ -45,7 +45,8 @@ func main() {
 type options struct {
 	url, addr, bearer, proto string
 	notifyURL, notifyAddr    string
-	n, openC, rate           int
+	refURL, refAddr          string
+	n, refN, openC, rate     int
 	timeout                  time.Duration
 }
 
@@ -62,6 +63,9 @@ func run(args []string) error {
 	fs.StringVar(&o.notifyURL, "notify-url", "", "the upstream's notify `URL` (https)")
 	fs.StringVar(&o.notifyAddr, "notify-addr", "", "connect there for -notify-url")
 	fs.IntVar(&o.rate, "rate", 2000, "events a second")
+	fs.StringVar(&o.refURL, "ref-url", "", "the upstream's own MCP endpoint `URL`, for the reference streams")
+	fs.StringVar(&o.refAddr, "ref-addr", "", "connect there for -ref-url")
+	fs.IntVar(&o.refN, "ref-n", 0, "reference streams straight to the upstream, open alongside, whose events are sent among the others': the latency without the hop, measured in the same window")
 	fs.DurationVar(&o.timeout, "timeout", 2*time.Minute, "bound of each step")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -81,6 +85,17 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	var ref *gen
+	if o.refN > 0 {
+		ro := o
+		ro.url, ro.addr, ro.n = o.refURL, o.refAddr, o.refN
+		if ref, err = newGen(ro, roots); err != nil {
+			return err
+		}
+		if op := ref.open(); op.Failed > 0 {
+			return fmt.Errorf("the reference streams: %d failed: %s", op.Failed, op.FirstError)
+		}
+	}
 	opened := g.open()
 	if err := json.NewEncoder(os.Stdout).Encode(opened); err != nil {
 		return err
@@ -88,7 +103,7 @@ func run(args []string) error {
 	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
 		return fmt.Errorf("waiting for the go: %w", err)
 	}
-	ev, err := g.events(roots)
+	ev, err := g.events(roots, ref)
 	if err != nil {
 		return err
 	}
@@ -250,9 +265,28 @@ func (g *gen) record(us int64) {
 	}
 }
 
-// events asks the upstream for one event on every open stream and waits
-// for them.
-func (g *gen) events(roots *x509.CertPool) (bench.StreamsEvents, error) {
+// expect sets how many events g waits for: one per open stream.
+func (g *gen) expect() int64 {
+	want := g.live.Load()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.want = want
+	if int64(len(g.lat)) >= want {
+		close(g.all)
+	}
+	return want
+}
+
+// latencies are the latencies recorded so far.
+func (g *gen) latencies() []int64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return slices.Clone(g.lat)
+}
+
+// events asks the upstream for one event on every open stream (g's and
+// ref's) and waits for them.
+func (g *gen) events(roots *x509.CertPool, ref *gen) (bench.StreamsEvents, error) {
 	var d net.Dialer
 	hc := &http.Client{Timeout: g.o.timeout, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
@@ -260,10 +294,10 @@ func (g *gen) events(roots *x509.CertPool) (bench.StreamsEvents, error) {
 		},
 		TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
 	}}
-	want := g.live.Load()
-	g.mu.Lock()
-	g.want = want
-	g.mu.Unlock()
+	want := g.expect()
+	if ref != nil {
+		ref.expect()
+	}
 	start := time.Now()
 	resp, err := hc.Post(g.o.notifyURL+"?rate="+strconv.Itoa(g.o.rate), "text/plain", nil)
 	if err != nil {
@@ -275,14 +309,23 @@ func (g *gen) events(roots *x509.CertPool) (bench.StreamsEvents, error) {
 	if resp.StatusCode != http.StatusOK || err != nil {
 		return bench.StreamsEvents{}, fmt.Errorf("notify: %s: %s", resp.Status, b)
 	}
-	select {
-	case <-g.all:
-	case <-time.After(10 * time.Second):
+	deadline := time.After(10 * time.Second)
+	for _, x := range []*gen{g, ref} {
+		if x == nil {
+			continue
+		}
+		select {
+		case <-x.all:
+		case <-deadline:
+		}
 	}
-	g.mu.Lock()
-	lat := slices.Clone(g.lat)
-	g.mu.Unlock()
+	lat := g.latencies()
 	ev := bench.StreamsEvents{Streams: want, Sent: sent, Received: int64(len(lat)), Open: g.live.Load(), Seconds: time.Since(start).Seconds()}
 	ev.P50, ev.P99, ev.Max = bench.Percentiles(lat)
+	if ref != nil {
+		rl := ref.latencies()
+		ev.RefReceived = int64(len(rl))
+		ev.RefP50, ev.RefP99, _ = bench.Percentiles(rl)
+	}
 	return ev, nil
 }
