@@ -39,7 +39,8 @@ func run() error {
 	keep := flag.Bool("keep", false, "keep the working directory (logs, certificates)")
 	profile := flag.String("profile", "", "run mcp-proxy as profproxy and write its CPU and allocation profiles to this `directory`")
 	strict := flag.Bool("strict", false, "exit 1 when a check of the budget misses")
-	parts := flag.String("parts", "cpu,streams", "comma-separated parts: cpu (the table of CPU per request), streams (idle event streams)")
+	parts := flag.String("parts", "cpu,streams,large", "comma-separated parts: cpu (the table of CPU per request), streams (idle event streams), large (large answers' throughput and memory)")
+	largeRounds := flag.Int("large-rounds", 3, "alternating rounds of the large answers")
 	streamsH1 := flag.Int("streams-h1", maxH1Streams(), "idle streams over HTTP/1.1 client legs (default: the most that fit the open-files limit with a connection per stream on both legs)")
 	streamsH2 := flag.Int("streams-h2", 10000, "idle streams over HTTP/2 client legs")
 	rate := flag.Int("stream-rate", 2000, "events a second, one per stream")
@@ -102,6 +103,14 @@ func run() error {
 		}
 		bench.WriteStreams(os.Stdout, rows, *rate)
 		checks = append(checks, bench.StreamsChecks(rows)...)
+	}
+	if slices.Contains(strings.Split(*parts, ","), "large") {
+		rows, err := h.RunLarge(ctx, *largeRounds, os.Stdout)
+		if err != nil {
+			return err
+		}
+		bench.WriteLarge(os.Stdout, rows, *largeRounds)
+		checks = append(checks, bench.LargeChecks(rows)...)
 	}
 	if h.ProfileDir != "" {
 		h.Close()

@@ -124,6 +124,10 @@ func canned(w http.ResponseWriter, r *http.Request) {
 	hdr := w.Header()
 	hdr["Content-Type"] = []string{"application/json"}
 	switch {
+	case bytes.Contains(body, []byte(`"name":"`+bench.LargeTool+`"`)):
+		large(w, bench.LargeToolBytes, false)
+	case bytes.Contains(body, []byte(`"uri":"`+bench.LargeResource+`"`)):
+		large(w, bench.LargeResourceBytes, true)
 	case bytes.Contains(body, []byte(`"tools/call"`)):
 		hdr["Content-Length"] = []string{strconv.Itoa(len(bench.CannedAnswer))}
 		w.Write(bench.CannedAnswer)
