@@ -133,7 +133,7 @@ worker_processes 1;
 worker_rlimit_nofile 20000;
 pid %[1]s/nginx.pid;
 error_log %[1]s/nginx-error.log warn;
-events { worker_connections 19500; }
+events { worker_connections 19900; }
 http {
 	access_log off;
 	client_body_temp_path %[1]s/nginx-body;
