@@ -201,7 +201,7 @@ demo:
 # event streams: thousands of MCP sessions' GET streams through each hop,
 # memory and goroutines per stream, one event each and its latency. The
 # budget's checks follow each part. Every answer is checked, and so are the
-# proxy's token cache hits. About fifteen minutes; BENCHFLAGS=-h lists the
+# proxy's token cache hits. About twenty minutes; BENCHFLAGS=-h lists the
 # knobs (-parts, -streams-h1, -streams-h2; -strict fails on a missed budget).
 BENCHFLAGS ?=
 CADDY_VERSION ?= v2.11.9
