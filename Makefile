@@ -202,21 +202,29 @@ demo:
 	$(GO) run ./cmd/mcp-stack $(DEMOFLAGS)
 
 # What one warm request costs, in one run on this machine (docs/performance.md):
-# the load generator, the upstream, the bare Go TLS hop and mcp-proxy are
-# separate processes, each one's CPU read from /proc. Direct, the bare hop
-# and mcp-proxy alternate, at concurrency 1, 16 and 64, against the MCP Go
-# SDK echo server and a canned answer, over HTTP/1.1 and HTTP/2 on the
-# client leg; the table gives medians of 5 rounds, the budget's checks
-# follow. Every answer is checked, and so are the proxy's token cache hits.
-# On the canned answer two more mcp-proxy processes with tracing on
-# (sampling ratio 0.1 and 1.0, OTLP/HTTP to a receiver on 127.0.0.1) show
-# what tracing costs. About six minutes; BENCHFLAGS=-h lists the knobs
-# (-strict fails on a missed budget; -targets proxy,trace0.1,trace1
-# -upstream canned runs the tracing comparison alone, about two).
+# the load generator, the upstream and each hop are separate processes, each
+# one's CPU read from /proc. Direct, the bare Go TLS hop, the pooled hop (the
+# bare hop with a buffer pool), mcp-proxy and the peers users would pick
+# (Caddy, built here from the Go module proxy at CADDY_VERSION; nginx, when
+# installed: .ci/run installs Debian's) alternate, at concurrency 1, 16 and 64,
+# against the MCP Go SDK echo server and a canned answer, over HTTP/1.1 and
+# HTTP/2 on the client leg; the table gives medians of 5 rounds. On the canned
+# answer two more mcp-proxy processes with tracing on (sampling ratio 0.1 and
+# 1.0, OTLP/HTTP to a receiver on 127.0.0.1) show what tracing costs. Then the
+# idle event streams: thousands of MCP sessions' GET streams through each hop,
+# memory and goroutines per stream, one event each and its latency; then large
+# answers. The budget's checks follow each part. Every answer is checked, and
+# so are the proxy's token cache hits. About twenty minutes; BENCHFLAGS=-h
+# lists the knobs (-parts, -streams-h1, -streams-h2; -strict fails on a missed
+# budget; -parts cpu -targets proxy,trace0.1,trace1 -upstream canned runs the
+# tracing comparison alone, about two).
 BENCHFLAGS ?=
+CADDY_VERSION ?= v2.11.9
 bench:
 	@mkdir -p $(BUILD)/bench/bin
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BUILD)/bench/bin/ ./cmd/mcp-proxy ./internal/bench/cmd/...
+	@GOBIN=$(BUILD)/bench/bin CGO_ENABLED=0 $(GO) install -trimpath github.com/caddyserver/caddy/v2/cmd/caddy@$(CADDY_VERSION) \
+		|| { echo "bench: Caddy $(CADDY_VERSION) could not be built; measuring without it"; rm -f $(BUILD)/bench/bin/caddy; }
 	@set -o pipefail; $(BUILD)/bench/bin/bench -bin $(BUILD)/bench/bin $(BENCHFLAGS) | tee $(BUILD)/bench.txt
 
 # The load test (issue 13; docs/performance.md, "Under load"): LOAD_CLIENTS

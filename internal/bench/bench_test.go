@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"fmt"
 	"os"
 	"runtime"
 	"strings"
@@ -90,10 +91,13 @@ func TestRatiosAreOfPairs(t *testing.T) {
 }
 
 func TestChecks(t *testing.T) {
-	cells := []Cell{{"canned", "h1", 16}, {"sdk", "h1", 64}}
+	cells := []Cell{{"canned", "h1", 16}, {"canned", "h2", 16}, {"sdk", "h1", 64}}
 	r := &Results{Opts: Options{Upstreams: []string{"sdk", "canned"}}, Cells: cells, Samples: map[Cell]map[string][]Sample{
-		cells[0]: {Direct: {{RPS: 1000}}, BareHop: {{RPS: 400, HopCPU: 100}}, Proxy: {{RPS: 450, HopCPU: 70}}, ProxyPolicy: {{RPS: 440, HopCPU: 80}}},
-		cells[1]: {Direct: {{RPS: 1000}}, BareHop: {{RPS: 700, HopCPU: 200}}, Proxy: {{RPS: 800, HopCPU: 150}}},
+		cells[0]: {Direct: {{RPS: 1000}}, PooledHop: {{RPS: 400, HopCPU: 100}}, Proxy: {{RPS: 450, HopCPU: 105}},
+			ProxyPolicy: {{RPS: 440, HopCPU: 120}}, Caddy: {{RPS: 300, HopCPU: 180}}},
+		cells[1]: {Direct: {{RPS: 1000}}, PooledHop: {{RPS: 400, HopCPU: 110}}, Proxy: {{RPS: 450, HopCPU: 130}},
+			Caddy: {{RPS: 300, HopCPU: 120}}},
+		cells[2]: {Direct: {{RPS: 1000}}, PooledHop: {{RPS: 700, HopCPU: 200}}, Proxy: {{RPS: 800, HopCPU: 150}}},
 	}, ProxyRequests: map[string]int64{ProxyHost: 10, ProxyCannedHost: 10, ProxyPolicyHost: 0},
 		CacheHits: map[string]float64{ProxyHost: 12, ProxyCannedHost: 9}, CacheOther: map[string]float64{}}
 	var ok, missed []string
@@ -104,7 +108,9 @@ func TestChecks(t *testing.T) {
 			missed = append(missed, c.What)
 		}
 	}
-	want := []string{"canned h1 c=16: a 20-rule tool policy costs mcp-proxy 1.14x", "sdk h1 c=64: mcp-proxy 0.80x direct",
+	want := []string{"canned HTTP/1.1 c=16: a 20-rule tool policy costs mcp-proxy 1.14x",
+		"canned HTTP/2 c=16: mcp-proxy CPU 1.18x the pooled hop's", "canned HTTP/2 c=16: mcp-proxy CPU 130 us, Caddy's 120 us",
+		"canned c=16: HTTP/2 over HTTP/1.1 costs mcp-proxy +25 us, the pooled hop +10 us",
 		ProxyCannedHost + ": 10 measured requests, 9 token cache hits", ProxyPolicyHost + ": 0 measured requests"}
 	if len(missed) != len(want) {
 		t.Fatalf("missed %q, want %d", missed, len(want))
@@ -114,7 +120,57 @@ func TestChecks(t *testing.T) {
 			t.Errorf("missed[%d] = %q, want it to start %q", i, missed[i], w)
 		}
 	}
-	if len(ok) != 2 || !strings.HasPrefix(ok[0], "canned h1 c=16: mcp-proxy CPU 0.70x") {
+	if len(ok) != 3 || !strings.HasPrefix(ok[0], "canned HTTP/1.1 c=16: mcp-proxy CPU 1.05x the pooled hop's") ||
+		!strings.HasPrefix(ok[1], "canned HTTP/1.1 c=16: mcp-proxy CPU 105 us, Caddy's 180 us") {
 		t.Errorf("ok = %q", ok)
+	}
+}
+
+func TestStreamsChecks(t *testing.T) {
+	open := StreamsOpened{Opened: 100}
+	rows := []StreamsRow{
+		{Proto: "h2", Target: PooledHop, N: 100, Opened: open, RSSBefore: 0, RSSAfter: 100 * 90 << 10},
+		{Proto: "h2", Target: Proxy, N: 100, Opened: open, RSSBefore: 10 << 20, RSSAfter: 10<<20 + 100*40<<10,
+			Events: StreamsEvents{Streams: 100, Received: 100, Open: 100, P99: 2500, RefP99: 1000}},
+	}
+	var got []string
+	for _, c := range StreamsChecks(rows) {
+		got = append(got, fmt.Sprint(c.OK, " ", c.What))
+	}
+	want := []string{"true streams HTTP/2 at 100: mcp-proxy 40.0 KiB per idle stream",
+		"false streams HTTP/2 at 100: mcp-proxy adds 1.50 ms to an event's p99",
+		"true streams HTTP/2 at 100: 100 opened, 0 failed, 100 events delivered, 100 still open"}
+	if len(got) != len(want) {
+		t.Fatalf("checks %q, want %d", got, len(want))
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(got[i], w) {
+			t.Errorf("check %d = %q, want it to start %q", i, got[i], w)
+		}
+	}
+	if p50, p99, top := Percentiles([]int64{5, 1, 4, 2, 3}); p50 != 3 || p99 != 5 || top != 5 {
+		t.Errorf("Percentiles = %d, %d, %d; want 3, 5, 5", p50, p99, top)
+	}
+}
+
+// A run of part of the targets (-targets proxy,trace0.1,trace1) has no
+// budget check that needs a target it left out, and none that divides by
+// one: only the warm path's.
+func TestChecksPartOfTheTargets(t *testing.T) {
+	cells := []Cell{{"canned", "h1", 16}, {"canned", "h2", 16}}
+	r := &Results{Opts: Options{Upstreams: []string{"canned"}, Targets: []string{Proxy, ProxyTrace10, ProxyTrace100}}, Cells: cells,
+		Samples: map[Cell]map[string][]Sample{
+			cells[0]: {Proxy: {{RPS: 450, HopCPU: 105}}, ProxyTrace10: {{RPS: 440, HopCPU: 110}}, ProxyTrace100: {{RPS: 300, HopCPU: 160}}},
+			cells[1]: {Proxy: {{RPS: 450, HopCPU: 130}}, ProxyTrace10: {{RPS: 440, HopCPU: 140}}, ProxyTrace100: {{RPS: 300, HopCPU: 190}}},
+		}, ProxyRequests: map[string]int64{ProxyCannedHost: 10, Trace10Host: 10, Trace100Host: 10},
+		CacheHits: map[string]float64{ProxyCannedHost: 12, Trace10Host: 12, Trace100Host: 12}, CacheOther: map[string]float64{}}
+	checks := r.Checks()
+	if len(checks) != 3 {
+		t.Fatalf("checks %v, want the warm path's of the three hosts", checks)
+	}
+	for _, c := range checks {
+		if !c.OK || !strings.Contains(c.What, "the warm path ran") {
+			t.Errorf("check %q (ok %v), want only the warm path's, passing", c.What, c.OK)
+		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -32,16 +33,22 @@ import (
 
 // The bench's host names; every one of them is a 127.0.0.1 port.
 const (
-	ProxyHost       = "mcp.example.com"               // mcp-proxy's route to the SDK server
-	ProxyCannedHost = "canned-mcp.example.com"        // mcp-proxy's route to the canned answer
-	ProxyPolicyHost = "policy-canned-mcp.example.com" // the same, through a route with a 20-rule tool policy
-	SDKHost         = "remote-mcp.provider.com"       // the SDK echo server
-	CannedHost      = "canned.provider.com"           // the canned answer
-	BareHost        = "bare-hop.example.com"          // the bare hop to the SDK server
-	BareCannedHost  = "bare-hop-canned.example.com"   // the bare hop to the canned answer
-	ASHost          = "auth.provider.com"             // the remote authorization server (mockas)
-	IdPHost         = "idp.example.com"               // the operator's identity provider (mockas)
-	ClientHost      = "client.example.net"            // MCP clients' metadata documents
+	ProxyHost         = "mcp.example.com"                // mcp-proxy's route to the SDK server
+	ProxyCannedHost   = "canned-mcp.example.com"         // mcp-proxy's route to the canned answer
+	ProxyPolicyHost   = "policy-canned-mcp.example.com"  // the same, through a route with a 20-rule tool policy
+	SDKHost           = "remote-mcp.provider.com"        // the SDK echo server
+	CannedHost        = "canned.provider.com"            // the canned answer
+	BareHost          = "bare-hop.example.com"           // the bare hop to the SDK server
+	BareCannedHost    = "bare-hop-canned.example.com"    // the bare hop to the canned answer
+	StreamsHost       = "streams.provider.com"           // idle event streams (benchupstream -mode streams)
+	ProxyStreamsHost  = "streams-mcp.example.com"        // mcp-proxy's route to the streams upstream
+	BareStreamsHost   = "bare-hop-streams.example.com"   // the bare hop to the streams upstream
+	PooledHost        = "pooled-hop.example.com"         // the pooled hop (a bare hop with a buffer pool) to the SDK server
+	PooledCannedHost  = "pooled-hop-canned.example.com"  // the pooled hop to the canned answer
+	PooledStreamsHost = "pooled-hop-streams.example.com" // the pooled hop to the streams upstream
+	ASHost            = "auth.provider.com"              // the remote authorization server (mockas)
+	IdPHost           = "idp.example.com"                // the operator's identity provider (mockas)
+	ClientHost        = "client.example.net"             // MCP clients' metadata documents
 )
 
 // The remote authorization server's clients: the proxy's (public, both
@@ -77,6 +84,7 @@ type Harness struct {
 	procs       map[string]*exec.Cmd
 	done        map[*exec.Cmd]chan struct{} // closed when the process has exited
 	addrs       map[string]string           // host → 127.0.0.1:port
+	debugAddrs  map[string]string           // a Go hop's key → its net/http/pprof listener
 	args        map[string][]string         // key → the binary and arguments it was started with
 	traced      []*tracedProxy
 
@@ -89,6 +97,8 @@ type Harness struct {
 	// MCP clients, by route host.
 	DirectToken string
 	ProxyTokens map[string]string
+	// Peers are the peers that run (Caddy, nginx: those installed).
+	Peers []string
 }
 
 // Start runs the doubles in this process, the upstreams, the bare hop and
@@ -97,7 +107,7 @@ type Harness struct {
 // load meets.
 func (h *Harness) Start(ctx context.Context) (err error) {
 	h.procs, h.addrs, h.ProxyTokens = map[string]*exec.Cmd{}, map[string]string{}, map[string]string{}
-	h.done, h.args = map[*exec.Cmd]chan struct{}{}, map[string][]string{}
+	h.done, h.args, h.debugAddrs = map[*exec.Cmd]chan struct{}{}, map[string][]string{}, map[string]string{}
 	defer func() {
 		if err != nil {
 			h.Close()
@@ -121,17 +131,14 @@ func (h *Harness) Start(ctx context.Context) (err error) {
 	as, err := mockas.New(mockas.Config{
 		Issuer: "https://" + ASHost, Logger: quiet, DisableCIMD: true,
 		Clients: []mockas.Client{
-			{ID: proxyClient, Name: "mcp-proxy (bench)", RedirectURIs: []string{
-				"https://" + ProxyHost + "/.mcp-proxy/upstream/callback", "https://" + ProxyCannedHost + "/.mcp-proxy/upstream/callback",
-				"https://" + ProxyPolicyHost + "/.mcp-proxy/upstream/callback",
-				"https://" + Trace10Host + "/.mcp-proxy/upstream/callback", "https://" + Trace100Host + "/.mcp-proxy/upstream/callback"}},
+			{ID: proxyClient, Name: "mcp-proxy (bench)", RedirectURIs: upstreamCallbacks(append(allProxyHosts(), TraceHosts...))},
 			{ID: directClient, Secret: directSecret, Name: "bench direct", RedirectURIs: []string{"https://" + ClientHost + "/unused"}},
 		},
 	})
 	if err != nil {
 		return err
 	}
-	idpConfig := idp.Config(IdPHost, idpSecretText, append(append([]string(nil), ProxyHosts...), TraceHosts...)...)
+	idpConfig := idp.Config(IdPHost, idpSecretText, append(allProxyHosts(), TraceHosts...)...)
 	idpConfig.Logger = quiet
 	idpServer, err := mockas.New(idpConfig)
 	if err != nil {
@@ -144,7 +151,7 @@ func (h *Harness) Start(ctx context.Context) (err error) {
 	}
 
 	// The processes.
-	for _, u := range []struct{ host, mode string }{{SDKHost, "sdk"}, {CannedHost, "canned"}} {
+	for _, u := range []struct{ host, mode string }{{SDKHost, "sdk"}, {CannedHost, "canned"}, {StreamsHost, "streams"}} {
 		if err := h.spawn(u.host, "benchupstream", []string{u.host}, "-mode", u.mode); err != nil {
 			return err
 		}
@@ -155,13 +162,12 @@ func (h *Harness) Start(ctx context.Context) (err error) {
 	if err := os.WriteFile(h.path("bearer"), []byte(h.DirectToken), 0o600); err != nil {
 		return err
 	}
-	if err := h.spawn(BareHost, "barehop", []string{BareHost, BareCannedHost},
-		"-ca-file", h.path("ca.pem"), "-bearer-file", h.path("bearer"),
-		"-route", BareHost+"=https://"+SDKHost, "-route", BareCannedHost+"=https://"+CannedHost,
-		"-resolve", SDKHost+":443="+h.addrs[SDKHost], "-resolve", CannedHost+":443="+h.addrs[CannedHost]); err != nil {
+	if err := h.startHops(); err != nil {
 		return err
 	}
-	h.addrs[BareCannedHost], h.procs[BareCannedHost] = h.addrs[BareHost], h.procs[BareHost]
+	if h.Peers, err = h.startPeers(); err != nil {
+		return err
+	}
 	if err := h.startProxy(); err != nil {
 		return err
 	}
@@ -170,9 +176,54 @@ func (h *Harness) Start(ctx context.Context) (err error) {
 			return err
 		}
 	}
+	return h.authorizeAll(ctx)
+}
+
+// authorizeAll authorizes an MCP client on each route of every mcp-proxy
+// that runs.
+func (h *Harness) authorizeAll(ctx context.Context) (err error) {
 	for _, host := range h.RouteHosts() {
 		if h.ProxyTokens[host], err = h.authorize(ctx, host); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// upstreamCallbacks are the upstream callback URLs of mcp-proxy's routes.
+func upstreamCallbacks(hosts []string) []string {
+	var out []string
+	for _, h := range hosts {
+		out = append(out, "https://"+h+"/.mcp-proxy/upstream/callback")
+	}
+	return out
+}
+
+// startHops starts the bare hop and the pooled hop (the bare hop with a
+// buffer pool), each with a route to every upstream.
+func (h *Harness) startHops() error {
+	for _, hop := range []struct {
+		key    string
+		routes [3]string // to the SDK server, the canned answer, the streams upstream
+		args   []string
+	}{
+		{BareHost, [3]string{BareHost, BareCannedHost, BareStreamsHost}, nil},
+		{PooledHost, [3]string{PooledHost, PooledCannedHost, PooledStreamsHost}, []string{"-pool"}},
+	} {
+		debug, err := freeAddr()
+		if err != nil {
+			return err
+		}
+		args := append([]string{"-ca-file", h.path("ca.pem"), "-bearer-file", h.path("bearer"), "-debug-listen", debug}, hop.args...)
+		for i, up := range []string{SDKHost, CannedHost, StreamsHost} {
+			args = append(args, "-route", hop.routes[i]+"=https://"+up, "-resolve", up+":443="+h.addrs[up])
+		}
+		if err := h.spawn(hop.key, "barehop", hop.routes[:], args...); err != nil {
+			return err
+		}
+		h.debugAddrs[hop.key] = debug
+		for _, r := range hop.routes[1:] {
+			h.addrs[r], h.procs[r] = h.addrs[hop.key], h.procs[hop.key]
 		}
 	}
 	return nil
@@ -248,11 +299,22 @@ func (h *Harness) exec(key, binary string, args ...string) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(filepath.Join(h.Bin, binary), args...)
+	if !filepath.IsAbs(binary) {
+		binary = filepath.Join(h.Bin, binary)
+	}
+	cmd := exec.Command(binary, args...)
 	cmd.Dir, cmd.Stdout, cmd.Stderr = h.Dir, logf, logf
 	ownProcess(cmd)
 	if h.ProfileDir != "" {
 		cmd.Env = append(os.Environ(), "BENCH_PROFILE_DIR="+h.ProfileDir)
+		if key == ProxyHost {
+			if h.debugAddrs[key] == "" {
+				if h.debugAddrs[key], err = freeAddr(); err != nil {
+					return err
+				}
+			}
+			cmd.Env = append(cmd.Env, "BENCH_DEBUG_ADDR="+h.debugAddrs[key])
+		}
 	}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
@@ -333,8 +395,12 @@ routes:
 	return config
 }
 
-// ProxyHosts are mcp-proxy's route hosts.
+// ProxyHosts are mcp-proxy's route hosts that the CPU table measures.
 var ProxyHosts = []string{ProxyHost, ProxyCannedHost, ProxyPolicyHost}
+
+// allProxyHosts are every route host of mcp-proxy: ProxyHosts and the
+// streams benchmark's.
+func allProxyHosts() []string { return append(slices.Clone(ProxyHosts), ProxyStreamsHost) }
 
 // benchPolicy is the policy of ProxyPolicyHost's route (the last one): 20
 // tool rules, none of which names the tool the load generator calls, so
@@ -360,7 +426,7 @@ func (h *Harness) startProxy() error {
 		return err
 	}
 	config := proxyConfig(h.adminAddr, "type: memory", [2]string{ProxyHost, SDKHost}, [2]string{ProxyCannedHost, CannedHost},
-		[2]string{ProxyPolicyHost, CannedHost}) + benchPolicy()
+		[2]string{ProxyStreamsHost, StreamsHost}, [2]string{ProxyPolicyHost, CannedHost}) + benchPolicy()
 	if h.LoadSet != nil {
 		config = proxyConfig(h.adminAddr, "type: file\n  path: proxy.db", [2]string{ProxyHost, SDKHost})
 	}
@@ -379,7 +445,7 @@ func (h *Harness) startProxy() error {
 		return err
 	}
 	ap := netip.MustParseAddrPort(addr)
-	for _, host := range ProxyHosts {
+	for _, host := range allProxyHosts() {
 		h.addrs[host], h.procs[host] = addr, h.procs[ProxyHost]
 		h.hosts.Set(host, 443, ap)
 	}
@@ -391,7 +457,7 @@ func (h *Harness) startProxy() error {
 func (h *Harness) proxyArgs(config, addr string) []string {
 	args := []string{"serve", "-config", config, "-listen", addr, "-ca-file", "ca.pem",
 		"-allow-private-host", ClientHost, "-log-level", "warn"}
-	for _, host := range []string{ASHost, IdPHost, ClientHost, SDKHost, CannedHost} {
+	for _, host := range []string{ASHost, IdPHost, ClientHost, SDKHost, CannedHost, StreamsHost} {
 		if h.addrs[host] != "" {
 			args = append(args, "-resolve", host+":443:"+h.addrs[host])
 		}

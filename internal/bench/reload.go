@@ -23,7 +23,7 @@ import (
 // the files the configuration names, are links into tls. It returns the
 // certificate's serial number.
 func (h *Harness) writeProxyCert(gen int) (*big.Int, error) {
-	leaf, err := h.ca.Issue(ProxyHosts...)
+	leaf, err := h.ca.Issue(allProxyHosts()...)
 	if err != nil {
 		return nil, err
 	}

@@ -43,7 +43,7 @@ func (h *Harness) StartReplicas(n int, storage string) (*Replicas, error) {
 		if err := h.stop(c, 15*time.Second); err != nil {
 			return nil, err
 		}
-		for _, host := range ProxyHosts {
+		for _, host := range allProxyHosts() {
 			delete(h.procs, host)
 		}
 	}

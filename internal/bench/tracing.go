@@ -89,7 +89,7 @@ func (h *Harness) startTracedProxies() error {
 
 // RouteHosts are the route hosts of every mcp-proxy the harness runs.
 func (h *Harness) RouteHosts() []string {
-	hosts := append([]string(nil), ProxyHosts...)
+	hosts := allProxyHosts()
 	for _, t := range h.traced {
 		hosts = append(hosts, t.host)
 	}
@@ -119,7 +119,7 @@ type TraceCount struct {
 // finishTracing stops the traced proxies gracefully, so that each sends
 // the spans its batch processor still holds, and reads what their
 // receivers got since resetTracing; requests are each host's token cache
-// hits over the same time.
+// hits over the same time. Only the first Run measures them.
 func (h *Harness) finishTracing(requests map[string]float64) (map[string]TraceCount, error) {
 	out := map[string]TraceCount{}
 	for _, t := range h.traced {
@@ -130,6 +130,9 @@ func (h *Harness) finishTracing(requests map[string]float64) (map[string]TraceCo
 		c.Ratio, c.Requests = t.ratio, requests[t.host]
 		out[t.host] = c
 	}
+	// They no longer run: RouteHosts leaves them out, and so does
+	// authorizeAll when the streams part restarts mcp-proxy.
+	h.traced = nil
 	return out, nil
 }
 

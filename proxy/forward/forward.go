@@ -57,30 +57,41 @@ type Options struct {
 
 // Handler forwards one route's requests.
 type Handler struct {
-	o    Options
-	to   *url.URL
-	rp   *httputil.ReverseProxy
-	auth authHeaders
-	// out is the route's own transport (a clone of the proxy's), whose idle
-	// connections Close releases.
-	out http.RoundTripper
+	o  Options
+	to *url.URL
+	// rp forwards requests (POSTs: JSON-RPC messages and their answers);
+	// streams forwards GETs, the long-lived event streams, with small
+	// copy buffers and over HTTP/2 where the remote server speaks it.
+	rp, streams *httputil.ReverseProxy
+	auth        authHeaders
+	// out and streamOut are the route's own transports (clones of the
+	// proxy's), whose idle connections Close releases.
+	out, streamOut http.RoundTripper
 }
 
 // CloseIdleConnections releases the route's idle connections to the remote
 // server.
 func (h *Handler) CloseIdleConnections() {
-	if c, ok := h.out.(interface{ CloseIdleConnections() }); ok {
-		c.CloseIdleConnections()
+	for _, t := range []http.RoundTripper{h.out, h.streamOut} {
+		if c, ok := t.(interface{ CloseIdleConnections() }); ok {
+			c.CloseIdleConnections()
+		}
 	}
 }
 
 // New returns the forwarder of a route.
 func New(o Options) *Handler {
-	h := &Handler{o: o, to: o.Route.ToURL(), out: forwardingTransport(o.Transport)}
-	route := o.Route.Key()
-	h.rp = &httputil.ReverseProxy{
+	h := &Handler{o: o, to: o.Route.ToURL(), out: forwardingTransport(o.Transport), streamOut: streamTransport(o.Transport)}
+	h.rp = h.reverseProxy(h.out, copyBuffers)
+	h.streams = h.reverseProxy(h.streamOut, eventBuffers)
+	return h
+}
+
+func (h *Handler) reverseProxy(out http.RoundTripper, pool httputil.BufferPool) *httputil.ReverseProxy {
+	route, o := h.o.Route.Key(), h.o
+	return &httputil.ReverseProxy{
 		Rewrite: h.rewrite,
-		Transport: headerTimeout{base: h.out, d: o.Route.Server().Timeout(), now: o.Now,
+		Transport: headerTimeout{base: out, d: o.Route.Server().Timeout(), now: o.Now,
 			observe: func(code int, d time.Duration) { o.Metrics.UpstreamRequest(route, code, d) }},
 		ModifyResponse: h.modifyResponse,
 		ErrorHandler:   h.forwardError,
@@ -89,9 +100,8 @@ func New(o Options) *Handler {
 		// they are written; server-sent events (and answers of unknown
 		// length that collectAnswer leaves as they are) are flushed after
 		// every write, as ReverseProxy does for them.
-		BufferPool: copyBuffers,
+		BufferPool: pool,
 	}
-	return h
 }
 
 // ServeHTTP forwards r; a GET (a server-sent event stream) is tracked so
@@ -109,7 +119,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodGet {
 		ctx, cancel := context.WithCancel(r.Context())
 		defer h.o.Streams.track(r, cancel)()
-		r = r.WithContext(ctx)
+		h.streams.ServeHTTP(w, r.WithContext(ctx))
+		return
 	}
 	h.rp.ServeHTTP(w, r)
 }

@@ -2,13 +2,17 @@
 // bare httputil.ReverseProxy over TLS that only sends each request on to
 // the upstream its Host names, with a fixed bearer token in place of the
 // client's. It has the defaults of the standard library (no buffer pool, no
-// flush interval) and the proxy's outbound transport settings.
+// flush interval) and the proxy's outbound transport settings; -pool gives
+// it a pool of 32 KiB copy buffers (the pooled hop). -debug-listen serves
+// net/http/pprof and expvar on a loopback address, so that the bench can
+// count its goroutines and read its heap and stacks.
 package main
 
 import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	_ "expvar" // for -debug-listen: memstats at /debug/vars
 	"flag"
 	"fmt"
 	"io"
@@ -16,12 +20,14 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	_ "net/http/pprof" // for -debug-listen
 	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mcp-proxy/mcp-proxy/proxy/netguard"
@@ -38,6 +44,8 @@ func main() {
 	keyFile := flag.String("tls-key", "", "TLS key `file` (PEM)")
 	caFile := flag.String("ca-file", "", "PEM `file` of the CA the upstreams' certificates come from")
 	bearerFile := flag.String("bearer-file", "", "`file` holding the bearer token to inject")
+	pool := flag.Bool("pool", false, "copy answers through pooled 32 KiB buffers")
+	debug := flag.String("debug-listen", "", "`address` (loopback) to serve net/http/pprof on")
 	var routes, resolve list
 	flag.Var(&routes, "route", "`HOST=URL`: requests for HOST go to URL (repeatable)")
 	flag.Var(&resolve, "resolve", "`host:port=addr:port`: connect there for host:port (repeatable)")
@@ -85,6 +93,12 @@ func main() {
 		Transport: netguard.NewTransport(dial, netguard.TransportOptions{RootCAs: roots}),
 		ErrorLog:  log.New(os.Stderr, "barehop: ", 0),
 	}
+	if *pool {
+		rp.BufferPool = &bufferPool{}
+	}
+	if *debug != "" {
+		go func() { fail(http.ListenAndServe(*debug, nil)) }() // net/http/pprof's handlers
+	}
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if targets[r.Host] == nil {
 			http.Error(w, "no route for "+r.Host, http.StatusNotFound)
@@ -100,7 +114,11 @@ func main() {
 	// Under make bench -profile, the hop is profiled too, until it is
 	// interrupted, for a side-by-side look at what the hop alone costs.
 	if dir := os.Getenv("BENCH_PROFILE_DIR"); dir != "" {
-		f, err := os.Create(filepath.Join(dir, "barehop-cpu.pprof"))
+		name := "barehop-cpu.pprof"
+		if *pool {
+			name = "pooledhop-cpu.pprof"
+		}
+		f, err := os.Create(filepath.Join(dir, name))
 		if err != nil {
 			fail(err)
 		}
@@ -118,5 +136,22 @@ func main() {
 	}
 	if err := srv.ListenAndServeTLS(*certFile, *keyFile); err != nil {
 		fail(err)
+	}
+}
+
+// bufferPool lends the ReverseProxy 32 KiB copy buffers, the size it
+// allocates for each answer without a pool.
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte {
+	if v, ok := b.p.Get().(*[32 << 10]byte); ok {
+		return v[:]
+	}
+	return new([32 << 10]byte)[:]
+}
+
+func (b *bufferPool) Put(buf []byte) {
+	if cap(buf) >= 32<<10 {
+		b.p.Put((*[32 << 10]byte)(buf[:32<<10]))
 	}
 }

@@ -37,7 +37,7 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:8443", "`address` to listen on")
 	certFile := flag.String("tls-cert", "", "TLS certificate `file` (PEM)")
 	keyFile := flag.String("tls-key", "", "TLS key `file` (PEM)")
-	mode := flag.String("mode", "sdk", "sdk (the MCP Go SDK echo server), canned (a fixed JSON answer) or mockmcp (the mock MCP server, checking tokens)")
+	mode := flag.String("mode", "sdk", "sdk (the MCP Go SDK echo server), canned (a fixed JSON answer), streams (idle event streams, see streamServer) or mockmcp (the mock MCP server, checking tokens)")
 	resource := flag.String("resource", "", "-mode mockmcp: the resource `URL`")
 	issuer := flag.String("as", "", "-mode mockmcp: the `issuer` whose tokens are accepted")
 	asAddr := flag.String("as-addr", "", "-mode mockmcp: the issuer's `host:port` on this machine")
@@ -49,6 +49,8 @@ func main() {
 		h = sdkServer()
 	case "canned":
 		h = http.HandlerFunc(canned)
+	case "streams":
+		h = newStreamServer()
 	case "mockmcp":
 		var err error
 		if h, err = mockServer(*resource, *issuer, *asAddr, *caFile); err != nil {
@@ -56,7 +58,7 @@ func main() {
 			os.Exit(2)
 		}
 	default:
-		fmt.Fprintf(os.Stderr, "benchupstream: -mode %q: use sdk or canned\n", *mode)
+		fmt.Fprintf(os.Stderr, "benchupstream: -mode %q: use sdk, canned, streams or mockmcp\n", *mode)
 		os.Exit(2)
 	}
 	srv := &http.Server{
@@ -122,6 +124,10 @@ func canned(w http.ResponseWriter, r *http.Request) {
 	hdr := w.Header()
 	hdr["Content-Type"] = []string{"application/json"}
 	switch {
+	case bytes.Contains(body, []byte(`"name":"`+bench.LargeTool+`"`)):
+		large(w, bench.LargeToolBytes, false)
+	case bytes.Contains(body, []byte(`"uri":"`+bench.LargeResource+`"`)):
+		large(w, bench.LargeResourceBytes, true)
 	case bytes.Contains(body, []byte(`"tools/call"`)):
 		hdr["Content-Length"] = []string{strconv.Itoa(len(bench.CannedAnswer))}
 		w.Write(bench.CannedAnswer)

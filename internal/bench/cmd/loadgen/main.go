@@ -175,7 +175,7 @@ func cpuOf(pids pidList) (map[string]time.Duration, error) {
 	}
 	out["loadgen"] = self
 	for name, pid := range pids {
-		d, err := bench.ProcessCPU(pid)
+		d, err := bench.GroupCPU(pid) // a hop's process and any workers of its own (nginx)
 		if err != nil {
 			return nil, fmt.Errorf("the CPU time of %s (pid %d): %w", name, pid, err)
 		}

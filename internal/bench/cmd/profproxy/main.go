@@ -2,12 +2,16 @@
 // `make bench BENCHFLAGS=-profile DIR` only (the shipped binary has no
 // profiler): it runs the same command line, profiling from start until
 // it is interrupted, and writes $BENCH_PROFILE_DIR/cpu.pprof and
-// allocs.pprof.
+// allocs.pprof. With $BENCH_DEBUG_ADDR set it also serves net/http/pprof
+// there, so that the streams benchmark can read its heap and goroutines
+// with every stream open.
 package main
 
 import (
 	"context"
 	"fmt"
+	"net/http"
+	_ "net/http/pprof" // for $BENCH_DEBUG_ADDR
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -33,6 +37,9 @@ func main() {
 	if err := pprof.StartCPUProfile(f); err != nil {
 		fmt.Fprintln(os.Stderr, "profproxy:", err)
 		os.Exit(1)
+	}
+	if addr := os.Getenv("BENCH_DEBUG_ADDR"); addr != "" {
+		go http.ListenAndServe(addr, nil) // net/http/pprof's handlers
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := cli.Run(ctx, os.Args[1:], cli.Env{})
