@@ -151,11 +151,15 @@ func (m *Manager) manage(old []string) {
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	m.stop = stop
-	m.magic = certmagic.New(m.cache, certmagic.Config{
+	var magic *certmagic.Config
+	magic = certmagic.New(m.cache, certmagic.Config{
 		Storage: m.storage,
 		Logger:  zapLogger(m.log),
-		OnEvent: m.onEvent,
+		OnEvent: func(ctx context.Context, name string, data map[string]any) error {
+			return m.onEvent(ctx, magic, name, data)
+		},
 	})
+	m.magic = magic
 	m.issuer = certmagic.NewACMEIssuer(m.magic, m.issuerTemplate())
 	m.magic.Issuers = []certmagic.Issuer{m.issuer}
 	var gone []certmagic.SubjectIssuer
@@ -280,12 +284,24 @@ func (m *Manager) Stop() {
 	m.cache.Stop()
 }
 
-// onEvent turns certmagic's events into the proxy's log events.
-func (m *Manager) onEvent(ctx context.Context, name string, data map[string]any) error {
+// onEvent turns certmagic's events into the proxy's log events; magic is
+// the configuration whose event it is.
+func (m *Manager) onEvent(ctx context.Context, magic *certmagic.Config, name string, data map[string]any) error {
 	host, _ := data["identifier"].(string)
 	renewal, _ := data["renewal"].(bool)
 	switch name {
 	case "cert_obtained":
+		if !renewal && magic != nil {
+			// certmagic tells of a first certificate before it puts it in
+			// the cache handshakes read, so a handshake in between found
+			// none (tls: internal error). Cache it first: from this line
+			// on, handshakes get it, as the event's description says. A
+			// renewal replaces a certificate that still serves.
+			if _, err := magic.CacheManagedCertificate(ctx, host); err != nil {
+				m.log.Warn("a certificate was obtained but could not be loaded; certmagic loads it again", event.CertificateFailed.Attr(),
+					slog.String("host", host), slog.Bool("renewal", false), slog.String("error", err.Error()))
+			}
+		}
 		attrs := []slog.Attr{event.CertificateObtained.Attr(), slog.String("host", host), slog.Bool("renewal", renewal)}
 		if path, ok := data["certificate_path"].(string); ok {
 			attrs = append(attrs, m.describe(ctx, path)...)
