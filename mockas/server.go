@@ -39,11 +39,11 @@ type Server struct {
 	// idjagIssuers are the trusted enterprise identity providers (ID-JAGs).
 	idjagIssuers map[string]crypto.PublicKey
 	// idjag, when set, makes this server an enterprise identity provider.
-	idjag *IDJAGIssuing
-	scopes          map[string]bool // nil: any valid scope
-	advertised      []string        // scopes_supported
-	hint            []User          // accounts the login page lists: the defaults only
-	alg             jose.SignatureAlgorithm
+	idjag      *IDJAGIssuing
+	scopes     map[string]bool // nil: any valid scope
+	advertised []string        // scopes_supported
+	hint       []User          // accounts the login page lists: the defaults only
+	alg        jose.SignatureAlgorithm
 
 	now      func() time.Time
 	log      *slog.Logger

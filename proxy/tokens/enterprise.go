@@ -105,4 +105,3 @@ func (s *Source) reexchange(ctx context.Context, key string, cur *upstream.Token
 	next.Acquired, next.Client, next.StepUps = cur.Acquired, cur.Client, cur.StepUps
 	return s.renewed(ctx, key, cur, next)
 }
-
