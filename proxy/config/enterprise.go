@@ -3,9 +3,10 @@ package config
 // Enterprise is an enterprise route's exchange at the identity provider
 // (enterprise-managed authorization, SEP-990).
 type Enterprise struct {
-	// TokenEndpoint is where the proxy exchanges a user's ID token for an
-	// identity assertion (RFC 8693 token exchange). Default: the token
-	// endpoint of identity_provider's discovery document.
+	// The identity provider's endpoint where the proxy exchanges a user's
+	// ID token for an identity assertion (RFC 8693 token exchange).
+	// Default: the token endpoint of identity_provider's discovery
+	// document.
 	TokenEndpoint string `yaml:"token_endpoint"`
 
 	// ClientID is the proxy's client at the identity provider for the
@@ -13,8 +14,8 @@ type Enterprise struct {
 	// client_secret.
 	ClientID string `yaml:"client_id"`
 
-	// ClientSecret authenticates ClientID (HTTP Basic). Empty with a
-	// ClientID of its own: a public client, which sends only its id.
+	// Authenticates client_id (HTTP Basic). Empty beside a client_id of
+	// its own: a public client, which sends only its id.
 	ClientSecret string `yaml:"client_secret"`
 }
 
