@@ -3,8 +3,13 @@ package mockas
 import (
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/x509"
+	"encoding/base64"
+	"fmt"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -222,4 +227,53 @@ func idjagTrust(issuers []WorkloadIssuer) (map[string]crypto.PublicKey, bool) {
 		m[wi.Issuer] = wi.PublicKey
 	}
 	return m, true
+}
+
+// IDJAGKeyFlag is the value of cmd/mockas's -id-jag-key flag for key: its
+// PKCS #8 DER in base64url.
+func IDJAGKeyFlag(key *ecdsa.PrivateKey) (string, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(der), nil
+}
+
+// ParseIDJAGKeyFlag parses -id-jag-key: an EC P-256 private key, PKCS #8
+// DER in base64url.
+func ParseIDJAGKeyFlag(v string) (*ecdsa.PrivateKey, error) {
+	der, err := base64.RawURLEncoding.DecodeString(v)
+	if err != nil {
+		return nil, fmt.Errorf("the ID-JAG key is not base64url: %v", err)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(der)
+	if err != nil {
+		return nil, fmt.Errorf("the ID-JAG key is not a PKCS #8 private key: %v", err)
+	}
+	ec, ok := k.(*ecdsa.PrivateKey)
+	if !ok || ec.Curve != elliptic.P256() {
+		return nil, fmt.Errorf("the ID-JAG key must be EC P-256 (ES256)")
+	}
+	return ec, nil
+}
+
+// IDJAGAccessFlag is the value of cmd/mockas's -id-jag-access flag for a:
+// AUDIENCE=CLIENT_ID[,USER...].
+func IDJAGAccessFlag(a IDJAGAccess) string {
+	return strings.Join(append([]string{a.Audience + "=" + a.ClientID}, a.Users...), ",")
+}
+
+// ParseIDJAGAccessFlag parses -id-jag-access: AUDIENCE=CLIENT_ID, then
+// the users who may reach it (none listed: every user).
+func ParseIDJAGAccessFlag(v string) (IDJAGAccess, error) {
+	parts := strings.Split(v, ",")
+	aud, client, ok := strings.Cut(parts[0], "=")
+	if !ok || aud == "" || client == "" {
+		return IDJAGAccess{}, fmt.Errorf("ID-JAG access %q is not AUDIENCE=CLIENT_ID[,USER...]", v)
+	}
+	a := IDJAGAccess{Audience: aud, ClientID: client}
+	if len(parts) > 1 {
+		a.Users = parts[1:]
+	}
+	return a, nil
 }
