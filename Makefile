@@ -303,7 +303,8 @@ clean:
 #   client         every client scenario the suite's requirements/2026-07-28.yaml
 #                  scores, and the client credentials and workload
 #                  identity extension scenarios (through service_account
-#                  routes), marked "not scored: extension";
+#                  routes) and enterprise-managed authorization (through
+#                  an enterprise route), marked "not scored: extension";
 #   authorization  the authorization mode against the proxy's own
 #                  authorization server, signed in headlessly through the
 #                  real pages;

@@ -1,5 +1,5 @@
 @doc:advanced
-Feature: Advanced topics: multi-hop, scope pass-through, workload identity, connections, cache invalidation
+Feature: Advanced topics: multi-hop, scope pass-through, workload identity, enterprise-managed authorization, connections, cache invalidation
 
   Scenario: A route in front of another mcp-proxy route reaches the remote server through both
     Given the operator configuration "advanced-multi-hop"
@@ -119,3 +119,26 @@ Feature: Advanced topics: multi-hop, scope pass-through, workload identity, conn
     When bob tries to connect an MCP client to "https://mcp.example.com/mcp"
     Then bob's browser shows the documented error "err-workload-token-expired", each <...> standing for any text
     And "auth.provider.com" received 0 token requests, each with the JWT bearer grant and no client authentication
+
+  @enterprise
+  Scenario: An enterprise route gets the user's remote token from the identity provider's assertion, with no consent screen
+    Given the operator configuration "advanced-enterprise"
+    And the proxy is running
+    When alice connects an MCP client to "https://mcp.example.com/mcp"
+    And alice's MCP client calls the tool "whoami"
+    Then the tool answers with the subject "alice" and the audience "https://remote-mcp.provider.com/mcp"
+    And alice was never sent to "auth.provider.com"
+    And "idp.example.com" received 1 token exchange of an ID token for an ID-JAG naming "https://auth.provider.com"
+    And "auth.provider.com" received 1 token request, each with the JWT bearer grant as the client "mcp-proxy-confidential"
+    And the audit log has a line like the documented "audit-line-enterprise"
+
+  @doc:troubleshooting @enterprise
+  Scenario: The identity provider refuses the exchange: the user sees why, and nothing reaches the remote authorization server
+    Given the operator configuration "advanced-enterprise"
+    And the proxy is running
+    When bob tries to connect an MCP client to "https://mcp.example.com/mcp"
+    Then bob's browser shows the documented error "err-enterprise-exchange-refused", each <...> standing for any text
+    And the proxy logged the documented event "log-enterprise-exchange-refused" for that page
+    And "idp.example.com" received one token exchange for an ID-JAG naming "https://auth.provider.com" per authorization of bob's MCP client, each refused
+    And "auth.provider.com" received 0 token requests, each with the JWT bearer grant as the client "mcp-proxy-confidential"
+    And bob was never sent to "auth.provider.com"

@@ -174,6 +174,14 @@ type Config struct {
 	// server accepts as authorization grants with the JWT bearer grant
 	// (RFC 7523 §2.1, SEP-1933). Nil means none: the grant is refused.
 	WorkloadIssuers []WorkloadIssuer
+	// IDJAGIssuers are the enterprise identity providers whose ID-JAGs
+	// (typ oauth-id-jag+jwt) this server accepts with the JWT bearer grant
+	// from an authenticated client (SEP-990). Nil means none.
+	IDJAGIssuers []WorkloadIssuer
+	// IDJAG makes this server an enterprise identity provider that
+	// exchanges the ID tokens it issued for ID-JAGs (RFC 8693). Nil: token
+	// exchange is refused.
+	IDJAG *IDJAGIssuing
 	// Logger receives one structured line per request, never a token, code,
 	// verifier, password or secret. Nil means no logging.
 	Logger *slog.Logger

@@ -91,8 +91,11 @@ func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request, doc stri
 // when it trusts a workload issuer.
 func (s *Server) grantTypes() []string {
 	g := []string{"authorization_code", "refresh_token", "client_credentials"}
-	if len(s.workloadIssuers) > 0 {
+	if len(s.workloadIssuers) > 0 || len(s.idjagIssuers) > 0 {
 		g = append(g, grantTypeJWTBearer)
+	}
+	if s.idjag != nil {
+		g = append(g, grantTypeTokenExchange)
 	}
 	return g
 }

@@ -36,10 +36,14 @@ type Server struct {
 	clients    map[string]*clientInfo
 	// workloadIssuers are the trusted issuers of JWT bearer grants.
 	workloadIssuers map[string]crypto.PublicKey
-	scopes          map[string]bool // nil: any valid scope
-	advertised      []string        // scopes_supported
-	hint            []User          // accounts the login page lists: the defaults only
-	alg             jose.SignatureAlgorithm
+	// idjagIssuers are the trusted enterprise identity providers (ID-JAGs).
+	idjagIssuers map[string]crypto.PublicKey
+	// idjag, when set, makes this server an enterprise identity provider.
+	idjag      *IDJAGIssuing
+	scopes     map[string]bool // nil: any valid scope
+	advertised []string        // scopes_supported
+	hint       []User          // accounts the login page lists: the defaults only
+	alg        jose.SignatureAlgorithm
 
 	now      func() time.Time
 	log      *slog.Logger
@@ -169,6 +173,17 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("mockas: workload issuer %q: needs an issuer and an EC P-256 or RSA (2048 bits or more) public key", wi.Issuer)
 		}
 		s.workloadIssuers[wi.Issuer] = wi.PublicKey
+	}
+
+	var ok bool
+	if s.idjagIssuers, ok = idjagTrust(cfg.IDJAGIssuers); !ok {
+		return nil, fmt.Errorf("mockas: an ID-JAG issuer needs an issuer and an EC P-256 or RSA (2048 bits or more) public key")
+	}
+	if cfg.IDJAG != nil {
+		if cfg.IDJAG.Key == nil {
+			return nil, fmt.Errorf("mockas: IDJAG needs a signing key")
+		}
+		s.idjag = cfg.IDJAG
 	}
 
 	s.cimdHTTP = newFetchGuard(cfg).client(cfg.RootCAs, cimdFetchTimeout)
@@ -452,7 +467,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 var secretParams = map[string]bool{
 	"code": true, "code_verifier": true, "refresh_token": true, "client_secret": true,
 	"token": true, "password": true, "csrf_token": true, "access_token": true,
-	"client_assertion": true, "assertion": true,
+	"client_assertion": true, "assertion": true, "subject_token": true,
 }
 
 // newEvent starts the event of one request.

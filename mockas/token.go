@@ -27,6 +27,8 @@ type tokenResponse struct {
 	RefreshToken string `json:"refresh_token,omitempty"`
 	Scope        string `json:"scope,omitempty"`
 	IDToken      string `json:"id_token,omitempty"`
+	// IssuedTokenType is a token exchange's (RFC 8693 §2.2.1).
+	IssuedTokenType string `json:"issued_token_type,omitempty"`
 }
 
 // tokenParams are the token request parameters a token event records;
@@ -34,6 +36,7 @@ type tokenResponse struct {
 var tokenParams = []string{
 	"grant_type", "client_id", "resource", "scope", "redirect_uri",
 	"code", "code_verifier", "refresh_token", "client_secret", "client_assertion", "assertion",
+	"audience", "requested_token_type", "subject_token_type", "subject_token",
 }
 
 // writeOAuthError answers with an RFC 6749 §5.2 error: 400, or 401 with a
@@ -251,10 +254,16 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		resp, iss, e = s.grantRefresh(form, client, now)
 	case "client_credentials":
 		resp, iss, e = s.grantClientCredentials(form, client, now)
+	case grantTypeTokenExchange:
+		resp, iss, e = s.grantTokenExchange(form, client, now)
+	case grantTypeJWTBearer:
+		// With client authentication: an enterprise identity provider's
+		// ID-JAG (SEP-990), not a workload's JWT.
+		resp, iss, e = s.grantIDJAG(form, client, now)
 	case "":
 		e = errf("invalid_request", "grant_type is missing")
 	default:
-		e = errf("unsupported_grant_type", "grant_type %q is not supported (authorization_code, refresh_token, client_credentials, %s)", gt, grantTypeJWTBearer)
+		e = errf("unsupported_grant_type", "grant_type %q is not supported (authorization_code, refresh_token, client_credentials, %s, %s)", gt, grantTypeJWTBearer, grantTypeTokenExchange)
 	}
 	if e != nil {
 		fail(e)

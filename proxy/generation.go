@@ -73,6 +73,7 @@ func (p *Proxy) route(g *generation) {
 		sh.regLimit = &registration.Limiter{Now: p.now}
 	}
 	sh.sessions = &login.Sessions{Records: store.Records[login.Session]{B: p.backend, NS: login.NSSessions}, Now: p.now}
+	sh.idTokens = &login.IDTokens{Records: store.Records[login.IDToken]{B: p.backend, NS: login.NSIDTokens}, Now: p.now}
 	sh.idp = &login.Provider{
 		Issuer: cfg.IdentityProvider.Issuer, ClientID: cfg.IdentityProvider.ClientID, ClientSecret: cfg.IdentityProvider.ClientSecret,
 		Scopes: cfg.IDPScopes(), GroupsClaim: cfg.IdentityProvider.GroupsClaim, HTTP: sh.hc, Now: p.now,

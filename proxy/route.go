@@ -41,6 +41,7 @@ type shared struct {
 	regLimit *registration.Limiter
 	idp      *login.Provider
 	sessions *login.Sessions
+	idTokens *login.IDTokens
 }
 
 // route is one configured route: its authorization server, and the
@@ -67,6 +68,7 @@ func (p *Proxy) newRoute(g *generation, rc *config.Route, sh *shared) *route {
 	src := &tokens.Source{
 		Route: rc, Records: store.Records[upstream.Token]{B: p.backend, NS: tokens.NSUpstream, Hot: sh.hot},
 		Locks: p.backend, HTTP: sh.hc, Now: p.now, Metrics: p.metrics, Log: log, Audit: rec, Credentials: creds,
+		IDTokens: sh.idTokens, IdP: sh.idp,
 	}
 	flow := &connect.Flow{
 		Route: rc, Discovery: sh.discovery, HTTP: sh.hc, Tokens: src, Credentials: creds, Sessions: sh.sessions,
@@ -76,7 +78,7 @@ func (p *Proxy) newRoute(g *generation, rc *config.Route, sh *shared) *route {
 	pol := policy.New(rc, sh.idp.Source(), g.cfg.IdentityProvider.ClaimsMaxAgeDuration(), p.now)
 	as := authserver.New(authserver.Options{
 		Route: rc, AllowedClientIDDomains: g.cfg.AllowedClientIDDomains, Backend: p.backend, Access: p.access,
-		Tokens: src, Upstream: flow, Sessions: sh.sessions, Policy: pol, Clients: sh.clients,
+		Tokens: src, Upstream: flow, Sessions: sh.sessions, IDTokens: sh.idTokens, Policy: pol, Clients: sh.clients,
 		Registry: sh.registry, RegistrationLimit: sh.regLimit, IdP: sh.idp, Metrics: p.metrics, Audit: rec,
 		Log: log, Now: p.now, Responder: rs, FormKey: sh.formKey,
 	})

@@ -48,6 +48,8 @@ type options struct {
 	signingAlg, logLevel                    *string
 	trustHosts, clients, users              listFlag
 	workloadIssuers                         listFlag
+	idjagIssuers, idjagAccess               listFlag
+	idjagKey                                *string
 }
 
 // newFlagSet declares every flag with the text -h prints for it.
@@ -73,6 +75,9 @@ func newFlagSet(stderr io.Writer) (*flag.FlagSet, *options) {
 	}
 	fs.Var(&o.trustHosts, "trust-host", "host `name` allowed to resolve to private or loopback addresses when fetching Client ID Metadata Documents, such as the stack's client.example.net (repeatable)")
 	fs.Var(&o.clients, "client", "pre-registered client as a `spec`: id=ID,secret=S,redirect=URI[,redirect=URI][,name=NAME]; omit secret for a public client, or give key=PUBLIC (the public key's PKIX DER in base64url) instead for a private_key_jwt client; a client with a secret or key may also use the client_credentials grant (repeatable)")
+	fs.Var(&o.idjagIssuers, "id-jag-issuer", "enterprise identity provider whose ID-JAGs the JWT bearer grant accepts from an authenticated client (SEP-990), as `ISSUER=KEY`, KEY the public key's PKIX DER in base64url (repeatable)")
+	o.idjagKey = fs.String("id-jag-key", "", "act as an enterprise identity provider: exchange the ID tokens this server issued for ID-JAGs (RFC 8693) signed with this `KEY`, an EC P-256 private key's PKCS #8 DER in base64url")
+	fs.Var(&o.idjagAccess, "id-jag-access", "with -id-jag-key, an authorization server the enterprise connected, as `AUDIENCE=CLIENT_ID[,USER...]`: its issuer, the client the ID-JAG names there, the users who may reach it (none: all) (repeatable)")
 	fs.Var(&o.workloadIssuers, "workload-issuer", "issuer of workload JWTs accepted with the JWT bearer grant (RFC 7523), as `ISSUER=KEY`, KEY the public key's PKIX DER in base64url (repeatable)")
 	fs.Var(&o.users, "user", "user `name:password` that can sign in (repeatable); replaces the default users alice:alice-password and bob:bob-password")
 	fs.Usage = func() {
@@ -209,6 +214,27 @@ func config(o *options, logger *slog.Logger) (mockas.Config, error) {
 			return mockas.Config{}, fmt.Errorf("-workload-issuer: %v", err)
 		}
 		cfg.WorkloadIssuers = append(cfg.WorkloadIssuers, wi)
+	}
+	for _, v := range o.idjagIssuers {
+		wi, err := mockas.ParseWorkloadIssuerFlag(v)
+		if err != nil {
+			return mockas.Config{}, fmt.Errorf("-id-jag-issuer: %v", err)
+		}
+		cfg.IDJAGIssuers = append(cfg.IDJAGIssuers, wi)
+	}
+	if *o.idjagKey != "" {
+		k, err := mockas.ParseIDJAGKeyFlag(*o.idjagKey)
+		if err != nil {
+			return mockas.Config{}, fmt.Errorf("-id-jag-key: %v", err)
+		}
+		cfg.IDJAG = &mockas.IDJAGIssuing{Key: k}
+		for _, v := range o.idjagAccess {
+			a, err := mockas.ParseIDJAGAccessFlag(v)
+			if err != nil {
+				return mockas.Config{}, fmt.Errorf("-id-jag-access: %v", err)
+			}
+			cfg.IDJAG.Access = append(cfg.IDJAG.Access, a)
+		}
 	}
 	for _, v := range o.users {
 		u, err := mockas.ParseUserFlag(v)

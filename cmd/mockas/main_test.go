@@ -2,6 +2,9 @@ package main
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"errors"
 	"flag"
 	"strings"
@@ -67,6 +70,13 @@ func TestRunRefuses(t *testing.T) {
 
 // TestConfigFromFlags checks that each switch reaches the server's
 // configuration.
+// The ID-JAG flags' values, as the container stack writes them.
+var (
+	idjagPriv, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	idjagKey, _  = mockas.IDJAGKeyFlag(idjagPriv)
+	idjagPub, _  = mockas.ClientKeyFlag(&idjagPriv.PublicKey)
+)
+
 func TestConfigFromFlags(t *testing.T) {
 	for _, tc := range []struct {
 		args  []string
@@ -86,6 +96,11 @@ func TestConfigFromFlags(t *testing.T) {
 		}},
 		{[]string{"-user", "carol:pw"}, func(c mockas.Config) bool { return len(c.Users) == 1 && c.Users[0].Subject == "carol" }},
 		{[]string{"-control-secret", "s3"}, func(c mockas.Config) bool { return c.ControlSecret == "s3" }},
+		{[]string{"-id-jag-key", idjagKey, "-id-jag-access", "https://auth.provider.com=mcp-proxy-confidential,alice", "-id-jag-issuer", "https://idp.example.com=" + idjagPub},
+			func(c mockas.Config) bool {
+				return c.IDJAG != nil && c.IDJAG.Key.Equal(idjagPriv) && len(c.IDJAG.Access) == 1 && c.IDJAG.Access[0].ClientID == "mcp-proxy-confidential" &&
+					strings.Join(c.IDJAG.Access[0].Users, ",") == "alice" && len(c.IDJAGIssuers) == 1 && c.IDJAGIssuers[0].Issuer == "https://idp.example.com"
+			}},
 	} {
 		fs, o := newFlagSet(&bytes.Buffer{})
 		if err := fs.Parse(append([]string{"-issuer", "https://auth.provider.com"}, tc.args...)); err != nil {

@@ -359,9 +359,14 @@ var ClientCredentialsScenarios = []string{"auth/client-credentials-basic", "auth
 // route with workload_identity does.
 var WorkloadScenarios = []string{"auth/wif-jwt-bearer"}
 
+// EnterpriseScenarios are the enterprise-managed authorization
+// extension's (io.modelcontextprotocol/enterprise-managed-authorization,
+// SEP-990): what an enterprise route does.
+var EnterpriseScenarios = []string{"auth/enterprise-managed-authorization"}
+
 // ExtensionScenarios are the extension scenarios the client leg runs
 // beside the scored ones, marked "extension" in its table.
-var ExtensionScenarios = append(slices.Clone(ClientCredentialsScenarios), WorkloadScenarios...)
+var ExtensionScenarios = slices.Concat(ClientCredentialsScenarios, WorkloadScenarios, EnterpriseScenarios)
 
 // Config is one whole run.
 type Config struct {

@@ -236,6 +236,19 @@ func mockasFlags(cfg mockas.Config, extra ...string) []string {
 			flags = append(flags, "-workload-issuer", wi.Issuer+"="+k)
 		}
 	}
+	for _, wi := range cfg.IDJAGIssuers {
+		if k, err := mockas.ClientKeyFlag(wi.PublicKey); err == nil {
+			flags = append(flags, "-id-jag-issuer", wi.Issuer+"="+k)
+		}
+	}
+	if ij := cfg.IDJAG; ij != nil {
+		if k, err := mockas.IDJAGKeyFlag(ij.Key); err == nil {
+			flags = append(flags, "-id-jag-key", k)
+		}
+		for _, a := range ij.Access {
+			flags = append(flags, "-id-jag-access", mockas.IDJAGAccessFlag(a))
+		}
+	}
 	if cfg.DisableCIMD {
 		flags = append(flags, "-disable-cimd")
 	}

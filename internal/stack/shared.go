@@ -64,6 +64,10 @@ func (sh *shared) asSettings() (mockas.Config, error) {
 	if err != nil {
 		return mockas.Config{}, err
 	}
+	jk, err := sh.idjagKey()
+	if err != nil {
+		return mockas.Config{}, err
+	}
 	return mockas.Config{
 		Issuer: "https://" + ASHost,
 		// The routes' documents, and the MCP clients' at ClientHost for a
@@ -74,7 +78,22 @@ func (sh *shared) asSettings() (mockas.Config, error) {
 		// The cluster the proxy's workload runs in: its service account
 		// tokens are JWT bearer grants here.
 		WorkloadIssuers: []mockas.WorkloadIssuer{{Issuer: WorkloadIssuer, PublicKey: wk.Public()}},
+		// The operator's identity provider is the enterprise's: its
+		// ID-JAGs are JWT bearer grants here (enterprise routes).
+		IDJAGIssuers: []mockas.WorkloadIssuer{{Issuer: "https://" + IdPHost, PublicKey: jk.Public()}},
 	}, nil
+}
+
+// EnterpriseUsers are the users the stack's identity provider vouches for
+// at the remote authorization server (enterprise-managed authorization):
+// alice; bob is refused, as a user the enterprise has not given the server.
+var EnterpriseUsers = []string{"alice"}
+
+// idjagKey signs the stack's identity provider's ID-JAGs: derived from the
+// run's seed, so the remote authorization server (in process or in a
+// container) knows it.
+func (sh *shared) idjagKey() (*ecdsa.PrivateKey, error) {
+	return clientmeta.SigningKey(sh.keySeed, "id-jag https://"+IdPHost)
 }
 
 // WorkloadIssuer is the issuer of the stack's workload tokens: the
@@ -129,7 +148,15 @@ func (sh *shared) idpSettings(origins ...string) mockas.Config {
 	for _, o := range origins {
 		hosts = append(hosts, strings.TrimPrefix(o, "https://"))
 	}
-	return idp.Config(IdPHost, sh.idpSecret, hosts...)
+	cfg := idp.Config(IdPHost, sh.idpSecret, hosts...)
+	if k, err := sh.idjagKey(); err == nil {
+		// The enterprise has connected the remote authorization server,
+		// where the proxy's client for enterprise access is the
+		// confidential one, for EnterpriseUsers.
+		cfg.IDJAG = &mockas.IDJAGIssuing{Key: k, Access: []mockas.IDJAGAccess{
+			{Audience: "https://" + ASHost, ClientID: UpstreamConfidentialClient, Users: EnterpriseUsers}}}
+	}
+	return cfg
 }
 
 // CACertPEM implements Stack.

@@ -65,6 +65,17 @@ func (s *Server) Resume(w http.ResponseWriter, r *http.Request, res connect.Resu
 // session's claims are too old, or from other sign-in settings, for the
 // policy to decide on: the user signs in again.
 func (s *Server) admit(r *http.Request, sess *login.Session) (fresh bool, err error) {
+	if s.enterprise() {
+		// An enterprise route exchanges the user's ID token: without a
+		// valid one, the user signs in again to get one.
+		t, err := s.o.IDTokens.Valid(r.Context(), sess.Subject)
+		if err != nil {
+			return false, storageError(err)
+		}
+		if t == nil {
+			return false, nil
+		}
+	}
 	p := s.o.Policy
 	if p == nil {
 		return true, nil
@@ -83,3 +94,7 @@ func (s *Server) admit(r *http.Request, sess *login.Session) (fresh bool, err er
 }
 
 var _ connect.Resumer = (*Server)(nil)
+
+// enterprise reports whether the route gets remote tokens by
+// enterprise-managed authorization, from the user's ID token.
+func (s *Server) enterprise() bool { return s.o.Route.Server().Enterprise != nil }

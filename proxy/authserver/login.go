@@ -120,10 +120,16 @@ func (s *Server) loginCallback(w http.ResponseWriter, r *http.Request) error {
 		return apierror.New(apierror.CodeLoginFailed,
 			"The identity provider did not sign you in: %s %s.", e, q.Get("error_description")).WithStatus(http.StatusForbidden)
 	}
-	id, err := s.o.IdP.Finish(r.Context(), s.origin+PathLoginCB, q.Get("code"), ls.Verifier, ls.Nonce)
+	id, idt, err := s.o.IdP.Finish(r.Context(), s.origin+PathLoginCB, q.Get("code"), ls.Verifier, ls.Nonce)
 	if err != nil {
 		return apierror.Wrap(err, apierror.CodeLoginFailed,
 			"Signing in at %s failed; try again, and if it keeps failing the proxy log has the cause.", s.o.IdP.Issuer)
+	}
+	if s.enterprise() {
+		// Only an enterprise route exchanges it; others keep the claims.
+		if err := s.o.IDTokens.Keep(r.Context(), id.Subject, idt); err != nil {
+			return storageError(err)
+		}
 	}
 	sess, err := s.o.Sessions.Start(r.Context(), w, id)
 	if err != nil {

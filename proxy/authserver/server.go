@@ -80,6 +80,9 @@ type Options struct {
 	// Upstream is the upstream leg, to which the authorization is handed.
 	Upstream *connect.Flow
 	Sessions *login.Sessions
+	// IDTokens keep the users' ID tokens for an enterprise route's
+	// exchange; used only when the route is one.
+	IDTokens *login.IDTokens
 	// Policy is the route's access policy; nil: the route has none.
 	Policy  *policy.Policy
 	Clients *clientid.Resolver

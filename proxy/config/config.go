@@ -390,6 +390,9 @@ func (c *Config) NamedHosts() []string {
 		add(r.To)
 		s := r.Server()
 		add(s.AuthorizationServerURL)
+		if e := s.Enterprise; e != nil {
+			add(e.TokenEndpoint)
+		}
 		if u := s.UpstreamOAuth2; u != nil && u.Endpoint != nil {
 			add(u.Endpoint.AuthURL)
 			add(u.Endpoint.TokenURL)

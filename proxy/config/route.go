@@ -67,6 +67,15 @@ type MCPServer struct {
 	// comes from.
 	ServiceAccount *ServiceAccount `yaml:"service_account"`
 
+	// Enterprise gets each user's remote token without a consent screen
+	// (enterprise-managed authorization, SEP-990): the user's ID token
+	// from their sign-in is exchanged at the identity provider for an
+	// identity assertion (ID-JAG, RFC 8693), which the proxy presents at
+	// the remote authorization server with the JWT bearer grant (RFC 7523)
+	// as upstream_oauth2's client. An empty block uses the identity
+	// provider's token endpoint and the proxy's client there.
+	Enterprise *Enterprise `yaml:"enterprise"`
+
 	// PassScopes sends the scopes the MCP client asked the proxy for on to
 	// the remote authorization server, instead of the scopes the remote
 	// server advertises. upstream_oauth2.scopes, when set, wins. Default

@@ -246,6 +246,9 @@ func (s *MCPServer) validate(p string, d *decoder) {
 	}
 	s.validateBinding(p, d)
 	s.validateHTTP(p, d)
+	if s.Enterprise != nil {
+		s.Enterprise.validate(p, s, d)
+	}
 }
 
 func (u *UpstreamOAuth2) validate(p string, s *MCPServer, d *decoder) {

@@ -77,6 +77,15 @@ func (f *Flow) Authorize(w http.ResponseWriter, r *http.Request, req Request) (*
 		done.BindingKey = ""
 		return done, nil
 	}
+	if f.Route.Server().Enterprise != nil {
+		if existing != nil {
+			grant.Scopes = tokens.UnionScopes(grant.Scopes, existing.Scopes, existing.NeedScopes)
+		}
+		if err := f.enterprise(ctx, grant, req); err != nil {
+			return failed(err)
+		}
+		return done, nil
+	}
 	if f.Route.Server().Binding() == config.BindingServiceAccount {
 		if sa := f.Route.Server().ServiceAccount; sa.ClientCredentials {
 			if err := f.clientCredentials(ctx, grant, req); err != nil {

@@ -126,6 +126,11 @@ func (f *Flow) Plan(ctx context.Context, upstreamURL, scope, subject string) (g 
 		if err := f.workloadGrant(ctx, d, g, subject); err != nil {
 			return nil, false, err
 		}
+	case srv.Enterprise != nil && pre.Registered():
+		if err := f.enterpriseGrant(ctx, d, subject); err != nil {
+			return nil, false, err
+		}
+		fallthrough
 	case pre.Registered():
 		g.ClientID, g.Method = pre.ClientID, upstream.MethodPreregistered
 		g.SecretInBody = pre.ClientSecret != "" && !slices.Contains(d.AS.TokenEndpointAuthMethodsSupported, "client_secret_basic") &&

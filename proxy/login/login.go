@@ -73,32 +73,42 @@ func (p *Provider) AuthURL(ctx context.Context, redirectURL, state, nonce, verif
 
 // Finish redeems the code and verifies the ID token (signature, issuer,
 // audience, expiry and nonce), and returns the user with the token's
-// claims. When the ID token lacks the groups claim and the provider has a
+// claims, and the ID token itself (for an enterprise route's exchange;
+// the caller decides whether to keep it). When the ID token lacks the groups claim and the provider has a
 // userinfo endpoint, the groups come from there (Okta and some Keycloak
 // setups put them only there).
-func (p *Provider) Finish(ctx context.Context, redirectURL, code, verifier, nonce string) (*request.Identity, error) {
+func (p *Provider) Finish(ctx context.Context, redirectURL, code, verifier, nonce string) (*request.Identity, *IDToken, error) {
+	id, raw, exp, err := p.finish(ctx, redirectURL, code, verifier, nonce)
+	if err != nil {
+		return nil, nil, err
+	}
+	return id, &IDToken{Raw: raw, Issuer: p.Issuer, Expiry: exp}, nil
+}
+
+func (p *Provider) finish(ctx context.Context, redirectURL, code, verifier, nonce string) (*request.Identity, string, time.Time, error) {
+	fail := func(err error) (*request.Identity, string, time.Time, error) { return nil, "", time.Time{}, err }
 	op, err := p.discover(ctx)
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
 	tok, err := p.config(op, redirectURL).Exchange(oidc.ClientContext(ctx, p.HTTP), code, oauth2.VerifierOption(verifier))
 	if err != nil {
-		return nil, fmt.Errorf("redeeming the sign-in code: %w", err)
+		return fail(fmt.Errorf("redeeming the sign-in code: %w", err))
 	}
 	raw, ok := tok.Extra("id_token").(string)
 	if !ok || raw == "" {
-		return nil, errors.New("the identity provider returned no id_token")
+		return fail(errors.New("the identity provider returned no id_token"))
 	}
 	idt, err := op.Verifier(&oidc.Config{ClientID: p.ClientID, Now: p.now}).Verify(ctx, raw)
 	if err != nil {
-		return nil, fmt.Errorf("verifying the ID token: %w", err)
+		return fail(fmt.Errorf("verifying the ID token: %w", err))
 	}
 	if idt.Nonce != nonce {
-		return nil, errors.New("the ID token's nonce does not match this sign-in")
+		return fail(errors.New("the ID token's nonce does not match this sign-in"))
 	}
 	var claims map[string]any
 	if err := idt.Claims(&claims); err != nil {
-		return nil, fmt.Errorf("reading ID token claims: %w", err)
+		return fail(fmt.Errorf("reading ID token claims: %w", err))
 	}
 	if _, has := claims[p.groupsClaim()]; !has && op.UserInfoEndpoint() != "" {
 		if g, ok := p.userinfoGroups(ctx, op, tok); ok {
@@ -106,7 +116,7 @@ func (p *Provider) Finish(ctx context.Context, redirectURL, code, verifier, nonc
 		}
 	}
 	claims["sub"] = idt.Subject
-	return p.Identity(claims), nil
+	return p.Identity(claims), raw, idt.Expiry, nil
 }
 
 // userinfoGroups asks the userinfo endpoint for the groups claim.
@@ -135,4 +145,15 @@ func (p *Provider) now() time.Time {
 		return time.Now()
 	}
 	return p.Now()
+}
+
+// TokenEndpoint is the identity provider's token endpoint, from its
+// discovery document: where an enterprise route exchanges ID tokens by
+// default.
+func (p *Provider) TokenEndpoint(ctx context.Context) (string, error) {
+	op, err := p.discover(ctx)
+	if err != nil {
+		return "", err
+	}
+	return op.Endpoint().TokenURL, nil
 }

@@ -125,9 +125,10 @@ func (s *Source) refreshed(ctx context.Context, result metrics.RefreshResult) {
 }
 
 // renewable reports whether the proxy can renew t: with its refresh
-// token, or with the route's client credentials.
+// token, with the route's client credentials or workload token, or, on an
+// enterprise route, with a new exchange.
 func (s *Source) renewable(t *upstream.Token) bool {
-	return t.RefreshToken != "" || s.clientCredentials() || s.workload()
+	return t.RefreshToken != "" || s.clientCredentials() || s.workload() || s.enterprise()
 }
 
 func (s *Source) clientCredentials() bool {
@@ -187,6 +188,9 @@ func (s *Source) refresh(ctx context.Context, key string, t *upstream.Token) (*u
 		}
 		next.Acquired, next.Client = cur.Acquired, cur.Client
 		return s.renewed(ctx, key, cur, next)
+	}
+	if s.enterprise() {
+		return s.reexchange(ctx, key, cur)
 	}
 	if cur.RefreshToken == "" {
 		if s.Now().Before(cur.Expiry) {

@@ -25,6 +25,7 @@ import (
 	"github.com/mcp-proxy/mcp-proxy/proxy/config"
 	"github.com/mcp-proxy/mcp-proxy/proxy/credentials"
 	"github.com/mcp-proxy/mcp-proxy/proxy/event"
+	"github.com/mcp-proxy/mcp-proxy/proxy/login"
 	"github.com/mcp-proxy/mcp-proxy/proxy/metrics"
 	"github.com/mcp-proxy/mcp-proxy/proxy/store"
 	"github.com/mcp-proxy/mcp-proxy/proxy/upstream"
@@ -48,6 +49,10 @@ type Source struct {
 	// authorization servers, for refresh, client credentials and
 	// revocation.
 	Credentials *credentials.Store
+	// IDTokens keep the users' ID tokens, and IdP is the identity
+	// provider: an enterprise route's exchange.
+	IDTokens *login.IDTokens
+	IdP      *login.Provider
 	// Jitter returns a number in [0, 1) that shortens each backoff wait;
 	// nil: math/rand/v2's Float64.
 	Jitter func() float64

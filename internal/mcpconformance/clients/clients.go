@@ -47,6 +47,10 @@ type Run struct {
 	// ProtocolVersion is the MCP protocol version to speak
 	// (MCP_CONFORMANCE_PROTOCOL_VERSION).
 	ProtocolVersion string
+	// ExchangeURL is where an enterprise route exchanges ID tokens in a
+	// proxied run: the harness's subject token adapter (exchange.go) in
+	// front of the scenario's identity provider.
+	ExchangeURL string
 }
 
 // ScenarioContext is the part of MCP_CONFORMANCE_CONTEXT a client auth
@@ -65,6 +69,14 @@ type ScenarioContext struct {
 	// wrong_audience_jwt and expired_jwt are for clients that test their
 	// own refusals; the proxy's are tested against mockas.)
 	ValidJWT string `json:"valid_jwt"`
+	// The enterprise identity provider of
+	// auth/enterprise-managed-authorization: the proxy's client there, the
+	// ID token it accepts (its own, for demo-user@example.com), its issuer
+	// and its token endpoint.
+	IdPClientID      string `json:"idp_client_id"`
+	IdPIDToken       string `json:"idp_id_token"`
+	IdPIssuer        string `json:"idp_issuer"`
+	IdPTokenEndpoint string `json:"idp_token_endpoint"`
 }
 
 // Auth reports whether a scenario is a client auth scenario (auth/...),
@@ -81,6 +93,10 @@ func ClientCredentials(scenario string) bool {
 // Workload reports whether a scenario is the workload identity
 // extension's (SEP-1933), which a workload identity route runs.
 func Workload(scenario string) bool { return scenario == "auth/wif-jwt-bearer" }
+
+// Enterprise reports whether a scenario is the enterprise-managed
+// authorization extension's (SEP-990), which an enterprise route runs.
+func Enterprise(scenario string) bool { return scenario == "auth/enterprise-managed-authorization" }
 
 // ServiceAccount reports whether a scenario runs through a
 // service_account route: the route's own token, with no user's consent.
@@ -138,8 +154,8 @@ func Direct(ctx context.Context, r Run, everythingClient string) error {
 	if !Auth(r.Scenario) {
 		return runEverythingClient(ctx, everythingClient, r.ServerURL)
 	}
-	if ServiceAccount(r.Scenario) {
-		return fmt.Errorf("%s: the MCP Go SDK client has neither the client credentials nor the JWT bearer grant (its conformance baseline lists the scenario): nothing to run", r.Scenario)
+	if ServiceAccount(r.Scenario) || Enterprise(r.Scenario) {
+		return fmt.Errorf("%s: the MCP Go SDK client has neither the client credentials nor the JWT bearer grant nor enterprise-managed authorization (its conformance baseline lists the scenario): nothing to run", r.Scenario)
 	}
 	b := browser.New(http.DefaultTransport, "", "")
 	cfg := &auth.AuthorizationCodeHandlerConfig{
@@ -234,6 +250,14 @@ func Proxied(ctx context.Context, r Run, everythingClient string, log func(strin
 		return err
 	}
 	defer os.RemoveAll(keyDir)
+	if Enterprise(r.Scenario) {
+		a, err := startExchangeAdapter(r.Context.IdPTokenEndpoint, r.Context.IdPIDToken)
+		if err != nil {
+			return err
+		}
+		defer a.Close()
+		r.ExchangeURL = a.URL
+	}
 	cfg, err := ProxyConfig(r, keyDir)
 	if err != nil {
 		return err
@@ -367,6 +391,8 @@ routes:
 			return "", err
 		}
 		fmt.Fprintf(&b, "        upstream_token_binding: service_account\n        service_account:\n          workload_identity:\n            token_file: %s\n", yamlString(token))
+	case Enterprise(r.Scenario):
+		fmt.Fprintf(&b, "        enterprise:\n          token_endpoint: %s\n          client_id: %s\n", yamlString(r.ExchangeURL), yamlString(r.Context.IdPClientID))
 	case ClientCredentials(r.Scenario):
 		b.WriteString("        upstream_token_binding: service_account\n        service_account:\n          client_credentials: true\n")
 	}

@@ -54,6 +54,9 @@ func TestProxyConfigLoads(t *testing.T) {
 			[]string{"upstream_token_binding: service_account", "private_key_file: "}},
 		{Run{ServerURL: "http://localhost:4000/mcp", Scenario: "auth/wif-jwt-bearer", Context: ScenarioContext{ClientID: "conformance-wif-workload", ValidJWT: "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ3In0.c2ln"}},
 			[]string{"upstream_token_binding: service_account", "workload_identity:\n            token_file: ", `client_id: "conformance-wif-workload"`, "audit:\n  file: audit.log"}},
+		{Run{ServerURL: "http://localhost:4000/mcp", Scenario: "auth/enterprise-managed-authorization", ExchangeURL: "http://127.0.0.1:4001/token",
+			Context: ScenarioContext{ClientID: "conformance-test-xaa-client", ClientSecret: "s", IdPClientID: "conformance-test-idp-client"}},
+			[]string{"enterprise:\n          token_endpoint: \"http://127.0.0.1:4001/token\"\n          client_id: \"conformance-test-idp-client\"", `client_id: "conformance-test-xaa-client"`, `client_secret: "s"`}},
 	} {
 		t.Run(tc.run.Scenario, func(t *testing.T) {
 			dir := t.TempDir()

@@ -142,6 +142,9 @@ func notRunByBaseline() map[string]string {
 	for _, sc := range mcpconformance.ClientCredentialsScenarios {
 		m[sc] = "the MCP Go SDK's clients have no client credentials grant (go-sdk conformance/baseline.yml lists the scenario); only the proxy runs it"
 	}
+	for _, sc := range mcpconformance.EnterpriseScenarios {
+		m[sc] = "the MCP Go SDK's clients have no enterprise-managed authorization (go-sdk conformance/baseline.yml lists the scenario); only the proxy runs it"
+	}
 	for _, sc := range mcpconformance.WorkloadScenarios {
 		m[sc] = "the MCP Go SDK's clients have no JWT bearer grant (go-sdk conformance/baseline.yml lists the scenario); only the proxy runs it"
 	}
