@@ -2,9 +2,7 @@ package connect
 
 import (
 	"context"
-	"slices"
 
-	"github.com/mcp-proxy/mcp-proxy/proxy/apierror"
 	"github.com/mcp-proxy/mcp-proxy/proxy/upstream"
 )
 
@@ -13,15 +11,8 @@ import (
 // lists its grant types without the JWT bearer grant is refused before
 // the identity provider is asked.
 func (f *Flow) enterpriseGrant(ctx context.Context, d *upstream.Discovery, subject string) error {
-	if gt := d.AS.GrantTypesSupported; len(gt) > 0 && !slices.Contains(gt, upstream.GrantTypeJWTBearer) {
-		f.Discovery.Invalidate(d.URL)
-		e := apierror.New(apierror.CodeUpstreamAuthorization,
-			"The remote authorization server %s does not offer the JWT bearer grant (its grant_types_supported are %v), which this route's enterprise-managed authorization needs. Ask its operator to accept identity assertions (%s) from your identity provider, or remove enterprise from the route to have users consent there.",
-			d.Issuer, gt, upstream.GrantTypeJWTBearer)
-		f.Failed(ctx, subject, e.Code, d.Issuer, nil)
-		return e
-	}
-	return nil
+	return f.requireJWTBearer(ctx, d, subject,
+		"this route's enterprise-managed authorization needs. Ask its operator to accept identity assertions ("+upstream.GrantTypeJWTBearer+") from your identity provider, or remove enterprise from the route to have users consent there.")
 }
 
 // enterprise gets the signed-in user's token on an enterprise route: the

@@ -19,15 +19,25 @@ func (f *Flow) workloadGrant(ctx context.Context, d *upstream.Discovery, g *upst
 	if pre := f.Route.Server().UpstreamOAuth2; pre.Registered() {
 		g.ClientID = pre.ClientID
 	}
-	if gt := d.AS.GrantTypesSupported; len(gt) > 0 && !slices.Contains(gt, upstream.GrantTypeJWTBearer) {
-		f.Discovery.Invalidate(d.URL)
-		e := apierror.New(apierror.CodeUpstreamAuthorization,
-			"The remote authorization server %s does not offer the JWT bearer grant (its grant_types_supported are %v), which this route's workload_identity needs. Ask its operator to accept %s for your workload's tokens; the proxy tries no other grant.",
-			d.Issuer, gt, upstream.GrantTypeJWTBearer)
-		f.Failed(ctx, subject, e.Code, d.Issuer, nil)
-		return e
+	return f.requireJWTBearer(ctx, d, subject,
+		"this route's workload_identity needs. Ask its operator to accept "+upstream.GrantTypeJWTBearer+" for your workload's tokens; the proxy tries no other grant.")
+}
+
+// requireJWTBearer refuses a remote authorization server whose metadata
+// lists its grant types without the JWT bearer grant, before any request;
+// needs completes the refusal: what the route needs it for, and what to
+// do.
+func (f *Flow) requireJWTBearer(ctx context.Context, d *upstream.Discovery, subject, needs string) error {
+	gt := d.AS.GrantTypesSupported
+	if len(gt) == 0 || slices.Contains(gt, upstream.GrantTypeJWTBearer) {
+		return nil
 	}
-	return nil
+	f.Discovery.Invalidate(d.URL)
+	e := apierror.New(apierror.CodeUpstreamAuthorization,
+		"The remote authorization server %s does not offer the JWT bearer grant (its grant_types_supported are %v), which %s",
+		d.Issuer, gt, needs)
+	f.Failed(ctx, subject, e.Code, d.Issuer, nil)
+	return e
 }
 
 // jwtBearer gets a workload identity route's shared token with the JWT
