@@ -217,18 +217,9 @@ func describeSpans(spans []stack.Span) string {
 // spanAttributes checks attributes of a span of the last trace read: a
 // value, "(any)" for any value, or "(USER's MCP session)".
 func (w *world) spanAttributes(ref string, table *godog.Table) error {
-	tw, err := w.traces()
+	s, err := w.lastSpan(ref)
 	if err != nil {
 		return err
-	}
-	var s *stack.Span
-	for i := range tw.spans {
-		if spanRef(tw.spans[i]) == ref {
-			s = &tw.spans[i]
-		}
-	}
-	if s == nil {
-		return fmt.Errorf("the last trace read has no span %s: %s", ref, describeSpans(tw.spans))
 	}
 	session := regexp.MustCompile(`^\((\w+)'s MCP session\)$`)
 	for _, row := range table.Rows {
@@ -299,14 +290,9 @@ func (w *world) remoteReceivedTrace(ctx context.Context, user, ref string) error
 	if err != nil {
 		return err
 	}
-	var span *stack.Span
-	for i := range tw.spans {
-		if spanRef(tw.spans[i]) == ref {
-			span = &tw.spans[i]
-		}
-	}
-	if span == nil {
-		return fmt.Errorf("the last trace read has no span %s", ref)
+	span, err := w.lastSpan(ref)
+	if err != nil {
+		return err
 	}
 	evs, err := w.events(ctx, stack.UpstreamHost, mockmcp.KindMCP)
 	if err != nil {
@@ -406,4 +392,22 @@ func tokenCandidates(text string) []string {
 		out = append(out, re.FindAllString(text, -1)...)
 	}
 	return out
+}
+
+// lastSpan is the span ref ("name (kind)") of the last trace read.
+func (w *world) lastSpan(ref string) (*stack.Span, error) {
+	tw, err := w.traces()
+	if err != nil {
+		return nil, err
+	}
+	var s *stack.Span // the last with that name, as the trace lists them
+	for i := range tw.spans {
+		if spanRef(tw.spans[i]) == ref {
+			s = &tw.spans[i]
+		}
+	}
+	if s != nil {
+		return s, nil
+	}
+	return nil, fmt.Errorf("the last trace read has no span %s: %s", ref, describeSpans(tw.spans))
 }
