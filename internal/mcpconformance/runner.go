@@ -364,9 +364,14 @@ var WorkloadScenarios = []string{"auth/wif-jwt-bearer"}
 // SEP-990): what an enterprise route does.
 var EnterpriseScenarios = []string{"auth/enterprise-managed-authorization"}
 
+// DPoPScenarios are the DPoP extension's (io.modelcontextprotocol/auth/dpop,
+// SEP-1932): what a route whose remote server asks for DPoP-bound tokens
+// does, without a nonce and with the nonces of both servers.
+var DPoPScenarios = []string{"auth/dpop", "auth/dpop-nonce"}
+
 // ExtensionScenarios are the extension scenarios the client leg runs
 // beside the scored ones, marked "extension" in its table.
-var ExtensionScenarios = slices.Concat(ClientCredentialsScenarios, WorkloadScenarios, EnterpriseScenarios)
+var ExtensionScenarios = slices.Concat(ClientCredentialsScenarios, WorkloadScenarios, EnterpriseScenarios, DPoPScenarios)
 
 // Config is one whole run.
 type Config struct {

@@ -57,6 +57,7 @@ const (
 	CodeASUnreachable            Code = "authorization_server_unreachable"
 	CodeInsufficientScope        Code = "insufficient_scope"
 	CodeScopeExhausted           Code = "upstream_scope_exhausted"
+	CodeDPoPNonce                Code = "upstream_dpop_nonce"
 	CodeServiceAccountMissing    Code = "service_account_not_connected"
 	CodeStorageUnavailable       Code = "storage_unavailable"
 	CodeUpstreamUnreachable      Code = "upstream_unreachable"
@@ -105,6 +106,7 @@ func Catalog() []Entry {
 		{CodeASUnreachable, 502, "The remote authorization server could not be reached; a stored token is kept.", nil},
 		{CodeInsufficientScope, 403, "The remote MCP server needs more scope than the user consented to; the MCP client authorizes again and the user is asked for it.", nil},
 		{CodeScopeExhausted, 403, "The remote MCP server kept asking for more scope after the proxy asked the user several times; the remote server or its authorization server is misconfigured.", nil},
+		{CodeDPoPNonce, 502, "The remote MCP server refused the proxy's DPoP proof for want of a fresh nonce again after the proxy sent the nonce it asked for; the token is kept. Try again; if it repeats, the remote server does not accept its own nonces.", nil},
 		{CodeServiceAccountMissing, 503, "A service_account route has no shared token yet, and the user is not its administrator; the administrator connects once.", nil},
 		{CodeStorageUnavailable, 503, "The token store (file or Redis) cannot be reached; nothing was changed.", nil},
 		{CodeUpstreamUnreachable, 502, "The remote MCP server could not be reached.", nil},

@@ -469,3 +469,35 @@ func TestPrivateKeyFile(t *testing.T) {
 		}
 	}
 }
+
+// TestDPoPOption: upstream_oauth2.dpop takes auto, required or off, may
+// stand alone in the block, defaults to auto, and names its position and
+// the values it takes when it is anything else; with a pre-registered
+// client, dynamic_client_registration is still refused.
+func TestDPoPOption(t *testing.T) {
+	dir := writeTLS(t)
+	load := func(block string) (*Config, error) {
+		y := head + "routes: [{from: https://a.test, to: https://b.test, mcp: {server: {dynamic_client_registration: true" + block + "}}}]\n"
+		return Load(filepath.Join(dir, "config.yaml"), []byte(y), env(map[string]string{"SECRET": "x"}))
+	}
+	for _, tc := range []struct {
+		block string
+		want  DPoPMode
+	}{{"", DPoPAuto}, {", upstream_oauth2: {dpop: auto}", DPoPAuto}, {", upstream_oauth2: {dpop: required}", DPoPRequired}, {", upstream_oauth2: {dpop: off}", DPoPOff}} {
+		cfg, err := load(tc.block)
+		if err != nil {
+			t.Fatalf("%q: %v", tc.block, err)
+		}
+		if got := cfg.Routes[0].Server().UpstreamOAuth2.DPoPMode(); got != tc.want {
+			t.Errorf("%q: mode %s, want %s", tc.block, got, tc.want)
+		}
+	}
+	_, err := load(", upstream_oauth2: {dpop: yes}")
+	if err == nil || !strings.Contains(err.Error(), `routes[0].mcp.server.upstream_oauth2.dpop: "yes" is not a DPoP mode; use auto (DPoP when the remote server asks for it), required or off`) {
+		t.Errorf("dpop: yes: %v", err)
+	}
+	_, err = load(", upstream_oauth2: {client_id: c, dpop: required}")
+	if err == nil || !strings.Contains(err.Error(), "dynamic_client_registration: has no effect with upstream_oauth2.client_id") {
+		t.Errorf("client_id, dpop and dynamic_client_registration: %v", err)
+	}
+}

@@ -226,6 +226,12 @@ type UpstreamOAuth2 struct {
 	// from the MCP authorization specification. Default false.
 	OmitResource bool `yaml:"omit_resource"`
 
+	// DPoP says when the proxy asks for tokens bound to a key of its own
+	// (RFC 9449): auto (the default) when the remote server asks for them,
+	// required always (a token the remote authorization server does not
+	// bind is refused), off never.
+	DPoP DPoPMode `yaml:"dpop"`
+
 	// Set by provisioning, once the route is valid.
 	privateKey crypto.Signer
 }
@@ -239,8 +245,26 @@ func (u *UpstreamOAuth2) PrivateKey() crypto.Signer {
 	return u.privateKey
 }
 
+// DPoPMode is upstream_oauth2.dpop.
+type DPoPMode string
+
+// The values of upstream_oauth2.dpop.
+const (
+	DPoPAuto     DPoPMode = "auto"
+	DPoPRequired DPoPMode = "required"
+	DPoPOff      DPoPMode = "off"
+)
+
+// DPoPMode is the route's upstream_oauth2.dpop, auto when unset.
+func (u *UpstreamOAuth2) DPoPMode() DPoPMode {
+	if u == nil || u.DPoP == "" {
+		return DPoPAuto
+	}
+	return u.DPoP
+}
+
 // Registered reports whether the block names a pre-registered client; a
-// block with only audience or omit_resource does not.
+// block with only audience, omit_resource or dpop does not.
 func (u *UpstreamOAuth2) Registered() bool { return u != nil && u.ClientID != "" }
 
 // Endpoint is a remote authorization server's endpoints.

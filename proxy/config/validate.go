@@ -254,7 +254,7 @@ func (s *MCPServer) validate(p string, d *decoder) {
 func (u *UpstreamOAuth2) validate(p string, s *MCPServer, d *decoder) {
 	{
 		up := p + ".upstream_oauth2"
-		onlyRequestShape := u.ClientSecret == "" && u.PrivateKeyFile == "" && u.Endpoint == nil && len(u.Scopes) == 0 && (len(u.Audience) > 0 || u.OmitResource)
+		onlyRequestShape := u.ClientSecret == "" && u.PrivateKeyFile == "" && u.Endpoint == nil && len(u.Scopes) == 0 && (len(u.Audience) > 0 || u.OmitResource || u.DPoP != "")
 		if u.ClientID == "" && !onlyRequestShape && !d.failed(up+".client_id") {
 			d.errorf(d.pos(up), up+".client_id", "missing; set the client id the remote authorization server issued, or remove upstream_oauth2 for auto-discovery")
 		}
@@ -284,7 +284,12 @@ func (u *UpstreamOAuth2) validate(p string, s *MCPServer, d *decoder) {
 				d.errorf(d.pos(ap), ap, "%q is not an audience; write one value per list entry, without spaces", a)
 			}
 		}
-		if s.DynamicClientRegistration && !onlyRequestShape {
+		switch u.DPoP {
+		case "", DPoPAuto, DPoPRequired, DPoPOff:
+		default:
+			d.errorf(d.pos(up+".dpop"), up+".dpop", "%q is not a DPoP mode; use auto (DPoP when the remote server asks for it), required or off", u.DPoP)
+		}
+		if s.DynamicClientRegistration && (u.ClientID != "" || !onlyRequestShape) {
 			d.errorf(d.pos(p+".dynamic_client_registration"), p+".dynamic_client_registration",
 				"has no effect with upstream_oauth2.client_id: the proxy uses the registered client; remove one of them")
 		}

@@ -102,6 +102,12 @@ func (f *Flow) Plan(ctx context.Context, upstreamURL, scope, subject string) (g 
 		if pre != nil {
 			g.Audience, g.OmitResource = pre.Audience, pre.OmitResource
 		}
+		switch pre.DPoPMode() {
+		case config.DPoPRequired:
+			g.DPoP, g.DPoPRequired = true, true
+		case config.DPoPOff:
+			g.DPoP = false
+		}
 		return g
 	}
 	if pre.Registered() && pre.Endpoint != nil {
@@ -120,6 +126,7 @@ func (f *Flow) Plan(ctx context.Context, upstreamURL, scope, subject string) (g 
 		Resource:      d.Resource,
 		Scopes:        d.Scopes,
 		IssRequired:   d.AS.AuthorizationResponseIssParameterSupported,
+		DPoP:          d.DPoP,
 	}
 	switch {
 	case srv.ServiceAccount != nil && srv.ServiceAccount.WorkloadIdentity != nil:

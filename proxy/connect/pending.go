@@ -10,6 +10,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/mcp-proxy/mcp-proxy/proxy/apierror"
+	"github.com/mcp-proxy/mcp-proxy/proxy/dpop"
 	"github.com/mcp-proxy/mcp-proxy/proxy/store"
 	"github.com/mcp-proxy/mcp-proxy/proxy/tokens"
 	"github.com/mcp-proxy/mcp-proxy/proxy/tracing"
@@ -94,7 +95,11 @@ func (f *Flow) redeem(ctx context.Context, p *Pending, q url.Values) (*upstream.
 		return nil, fail(apierror.New(apierror.CodeUpstreamAuthorization,
 			"The remote authorization server %s did not grant access: %s %s", p.Grant.Issuer, e, q.Get("error_description")).WithStatus(http.StatusForbidden))
 	}
-	tok, err := f.exchange(ctx, p, q.Get("code"))
+	k, e := f.Tokens.ProofKey(&p.Grant, nil)
+	if e != nil {
+		return nil, fail(e)
+	}
+	tok, err := f.exchange(ctx, p, q.Get("code"), k)
 	if err != nil {
 		if upstream.IsRefused(err) {
 			return nil, fail(apierror.Wrap(err, apierror.CodeUpstreamAuthorization,
@@ -103,7 +108,7 @@ func (f *Flow) redeem(ctx context.Context, p *Pending, q url.Values) (*upstream.
 		return nil, fail(apierror.Wrap(err, apierror.CodeASUnreachable,
 			"The remote authorization server %s could not be reached to exchange the code. Try again shortly.", p.Grant.Issuer))
 	}
-	return &upstream.Token{
+	t := &upstream.Token{
 		Key:          p.BindingKey,
 		AccessToken:  tok.AccessToken,
 		RefreshToken: tok.RefreshToken,
@@ -115,15 +120,19 @@ func (f *Flow) redeem(ctx context.Context, p *Pending, q url.Values) (*upstream.
 		Acquired:     f.Now(),
 		Issued:       f.Now(),
 		Scopes:       tokens.GrantedScopes(tok, p.Grant.Scopes),
-	}, nil
+	}
+	if e := tokens.Bind(t, k, &p.Grant); e != nil {
+		return nil, fail(e)
+	}
+	return t, nil
 }
 
 // exchange exchanges the code of p's authorization for the upstream token,
 // in a span of its own.
-func (f *Flow) exchange(ctx context.Context, p *Pending, code string) (*oauth2.Token, error) {
+func (f *Flow) exchange(ctx context.Context, p *Pending, code string, k *dpop.Key) (*oauth2.Token, error) {
 	ctx, span := tracing.Start(ctx, tracing.SpanCodeExchange, trace.SpanKindInternal)
 	defer span.End()
-	tok, err := p.Grant.Exchange(ctx, f.HTTP, p.RedirectURL, code, p.Verifier, f.Credentials.Auth(ctx, &p.Grant))
+	tok, err := p.Grant.Exchange(ctx, f.Tokens.Sender(k), p.RedirectURL, code, p.Verifier, f.Credentials.Auth(ctx, &p.Grant))
 	if span.IsRecording() {
 		result := "success"
 		switch {

@@ -24,6 +24,7 @@ import (
 
 	"github.com/mcp-proxy/mcp-proxy/proxy/apierror"
 	"github.com/mcp-proxy/mcp-proxy/proxy/config"
+	"github.com/mcp-proxy/mcp-proxy/proxy/dpop"
 	"github.com/mcp-proxy/mcp-proxy/proxy/event"
 	"github.com/mcp-proxy/mcp-proxy/proxy/jsonrpc"
 	"github.com/mcp-proxy/mcp-proxy/proxy/metrics"
@@ -91,7 +92,7 @@ func (h *Handler) reverseProxy(out http.RoundTripper, pool httputil.BufferPool) 
 	route, o := h.o.Route.Key(), h.o
 	return &httputil.ReverseProxy{
 		Rewrite: h.rewrite,
-		Transport: headerTimeout{base: out, d: o.Route.Server().Timeout(), now: o.Now,
+		Transport: headerTimeout{base: h.proofs(out), d: o.Route.Server().Timeout(), now: o.Now,
 			observe: func(code int, d time.Duration) { o.Metrics.UpstreamRequest(route, code, d) }},
 		ModifyResponse: h.modifyResponse,
 		ErrorHandler:   h.forwardError,
@@ -102,6 +103,17 @@ func (h *Handler) reverseProxy(out http.RoundTripper, pool httputil.BufferPool) 
 		// every write, as ReverseProxy does for them.
 		BufferPool: pool,
 	}
+}
+
+// proofs adds a DPoP proof to each request that presents a DPoP-bound
+// token, and answers the remote server's nonce challenges (dpop.Transport).
+func (h *Handler) proofs(out http.RoundTripper) http.RoundTripper {
+	return &dpop.Transport{Base: out, Nonces: h.o.Tokens.Nonces(), Now: h.o.Now, Key: func(r *http.Request) *dpop.Key {
+		if sc := request.From(r.Context()); sc != nil && sc.Token != nil && sc.Token.Bound() {
+			return h.auth.key(sc.Token)
+		}
+		return nil
+	}}
 }
 
 // ServeHTTP forwards r; a GET (a server-sent event stream) is tracked so
@@ -217,6 +229,9 @@ func (h *Handler) modifyResponse(resp *http.Response) error {
 	if sc != nil {
 		t = sc.Token
 	}
+	if resp.StatusCode == http.StatusUnauthorized && t != nil && t.Bound() && dpop.NonceChallenge(resp) {
+		return errNonceRefused // the token is good; the nonce was not
+	}
 	if resp.StatusCode == http.StatusUnauthorized {
 		// The remote server's own challenge never reaches the MCP client: it
 		// would point the client at the remote server's metadata.
@@ -256,7 +271,7 @@ func insufficientScope(h http.Header) ([]string, bool) {
 		return nil, false
 	}
 	for _, c := range cs {
-		if c.Scheme == "bearer" && c.Params["error"] == "insufficient_scope" {
+		if (c.Scheme == "bearer" || c.Scheme == "dpop") && c.Params["error"] == "insufficient_scope" {
 			return strings.Fields(c.Params["scope"]), true
 		}
 	}
@@ -273,6 +288,7 @@ var (
 	errUpstreamRejected   = errors.New("the remote server refused the upstream token")
 	errUpstreamChallenged = errors.New("the remote server asks for authorization")
 	errScopeExhausted     = errors.New("the remote server keeps asking for more scope")
+	errNonceRefused       = errors.New("the remote server refused the DPoP nonce it asked for")
 )
 
 // forwardError answers a failed forward: 502 when the remote server could
@@ -302,6 +318,9 @@ func (h *Handler) answer(r *http.Request, err error) error {
 	case errors.Is(err, errScopeExhausted):
 		return apierror.New(apierror.CodeScopeExhausted,
 			"The remote MCP server %s kept asking for more scope after %d consents; the proxy stopped asking. Check the scopes the remote server and its authorization server expect.", h.to.Host, MaxStepUps)
+	case errors.Is(err, errNonceRefused):
+		return apierror.New(apierror.CodeDPoPNonce,
+			"The remote MCP server %s asked for a fresh DPoP nonce again after the proxy sent the one it asked for. Your authorization is kept; try again.", h.to.Host)
 	case errors.As(err, &mb):
 		return apierror.TooLarge(h.o.Route.MaxRequestBytes())
 	case errors.Is(err, errNotFiltered):

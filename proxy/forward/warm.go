@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/mcp-proxy/mcp-proxy/proxy/dpop"
 	"github.com/mcp-proxy/mcp-proxy/proxy/request"
 	"github.com/mcp-proxy/mcp-proxy/proxy/upstream"
 )
@@ -180,21 +181,35 @@ type authHeaders struct {
 	n atomic.Int64
 }
 
-type authHeader struct{ token, value string }
+type authHeader struct {
+	token, value string
+	key          *dpop.Key // a DPoP-bound token's key, parsed once
+}
 
 const maxAuthHeaders = 4096
 
-func (a *authHeaders) value(t *upstream.Token) string {
+func (a *authHeaders) value(t *upstream.Token) string { return a.get(t).value }
+
+// key is the key of a DPoP-bound token (upstream.Token.Bound), nil for a
+// bearer token.
+func (a *authHeaders) key(t *upstream.Token) *dpop.Key { return a.get(t).key }
+
+func (a *authHeaders) get(t *upstream.Token) authHeader {
 	if v, ok := a.m.Load(t); ok {
 		if h := v.(authHeader); h.token == t.AccessToken {
-			return h.value
+			return h
 		}
 	}
-	v := "Bearer " + t.AccessToken
+	h := authHeader{token: t.AccessToken, value: "Bearer " + t.AccessToken}
+	if t.Bound() {
+		if k, err := dpop.ParseKey(t.DPoPKey); err == nil {
+			h.value, h.key = dpop.Scheme+" "+t.AccessToken, k
+		}
+	}
 	if a.n.Add(1) > maxAuthHeaders {
 		a.m.Clear()
 		a.n.Store(1)
 	}
-	a.m.Store(t, authHeader{token: t.AccessToken, value: v})
-	return v
+	a.m.Store(t, h)
+	return h
 }

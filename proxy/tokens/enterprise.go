@@ -76,7 +76,11 @@ func (s *Source) Enterprise(ctx context.Context, g *upstream.Grant, key, subject
 		}
 		return nil, apierror.Wrap(err, apierror.CodeASUnreachable, "The identity provider %s could not be reached to vouch for you at %s; try again shortly.", s.idpName(), ASName(g))
 	}
-	tok, err := g.JWTBearer(ctx, s.HTTP, jag, s.Credentials.Auth(ctx, g), s.Now())
+	k, e := s.ProofKey(g, nil)
+	if e != nil {
+		return nil, e
+	}
+	tok, err := g.JWTBearer(ctx, s.Sender(k), jag, s.Credentials.Auth(ctx, g), s.Now())
 	if err != nil {
 		if upstream.IsRefused(err) {
 			return nil, apierror.Wrap(err, apierror.CodeUpstreamAuthorization,
@@ -85,8 +89,12 @@ func (s *Source) Enterprise(ctx context.Context, g *upstream.Grant, key, subject
 		}
 		return nil, apierror.Wrap(err, apierror.CodeASUnreachable, "The remote authorization server %s could not be reached for your token; try again shortly.", ASName(g))
 	}
-	return &upstream.Token{Key: key, AccessToken: tok.AccessToken, TokenType: tok.TokenType, Expiry: tok.Expiry,
-		Grant: *g, Subject: subject, Acquired: s.Now(), Issued: s.Now(), Scopes: GrantedScopes(tok, g.Scopes)}, nil
+	t := &upstream.Token{Key: key, AccessToken: tok.AccessToken, TokenType: tok.TokenType, Expiry: tok.Expiry,
+		Grant: *g, Subject: subject, Acquired: s.Now(), Issued: s.Now(), Scopes: GrantedScopes(tok, g.Scopes)}
+	if e := Bind(t, k, g); e != nil {
+		return nil, e
+	}
+	return t, nil
 }
 
 // reexchange renews an enterprise route's token under key with a new

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcp-proxy/mcp-proxy/internal/syncbuf"
 	"github.com/mcp-proxy/mcp-proxy/proxy/apierror"
 	"github.com/mcp-proxy/mcp-proxy/proxy/config"
 	"github.com/mcp-proxy/mcp-proxy/proxy/credentials"
@@ -157,6 +158,8 @@ func TestEnterpriseRefreshIsANewExchange(t *testing.T) {
 		t.Fatalf("the identity provider got %d exchanges, want 2", n)
 	}
 	c.set(t0.Add(3 * time.Hour))
+	var log syncbuf.Buffer
+	src.Log = slog.New(slog.NewTextHandler(&log, nil))
 	got, err = src.Token(context.Background(), "k")
 	if got != nil {
 		t.Fatalf("with the ID token expired, Token = %+v, %v; want none", got, err)
@@ -166,5 +169,8 @@ func TestEnterpriseRefreshIsANewExchange(t *testing.T) {
 	}
 	if left, _ := src.Get(context.Background(), "k"); left != nil {
 		t.Errorf("the token was kept after the exchange could not be made")
+	}
+	if l := log.String(); !strings.Contains(l, "the user must sign in again") || strings.Contains(l, "consent") {
+		t.Errorf("the refusal's log line %q should send the user to sign in (there is no consent on an enterprise route)", l)
 	}
 }

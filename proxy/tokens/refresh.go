@@ -198,7 +198,11 @@ func (s *Source) refresh(ctx context.Context, key string, t *upstream.Token) (*u
 		}
 		return nil, s.Records.Delete(ctx, key)
 	}
-	tok, err := cur.Grant.Refresh(ctx, s.HTTP, cur.RefreshToken, s.Credentials.Auth(ctx, &cur.Grant), s.Now())
+	k, e := s.ProofKey(&cur.Grant, cur.DPoPKey)
+	if e != nil {
+		return nil, s.failed(ctx, key, cur, e.Err, e)
+	}
+	tok, err := cur.Grant.Refresh(ctx, s.Sender(k), cur.RefreshToken, s.Credentials.Auth(ctx, &cur.Grant), s.Now())
 	if err != nil {
 		if upstream.IsRefused(err) {
 			s.streaks.drop(key)
@@ -211,6 +215,10 @@ func (s *Source) refresh(ctx context.Context, key string, t *upstream.Token) (*u
 	next.Scopes = GrantedScopes(tok, cur.Scopes)
 	if tok.TokenType != "" {
 		next.TokenType = tok.TokenType
+	}
+	if e := Bind(&next, k, &cur.Grant); e != nil {
+		s.streaks.drop(key)
+		return nil, s.refused(ctx, key, cur, e)
 	}
 	return s.renewed(ctx, key, cur, &next)
 }
@@ -236,8 +244,13 @@ func (s *Source) refused(ctx context.Context, key string, cur *upstream.Token, e
 		return storageError(err)
 	}
 	s.refreshed(ctx, metrics.RefreshRefused)
-	s.Log.Info("the remote authorization server refused the refresh; the user must consent again",
-		event.TokenRefreshRefused.Attr(), slog.String("user", cur.Subject),
+	msg := "the remote authorization server refused the refresh; the user must consent again"
+	if s.enterprise() {
+		// No consent on an enterprise route: the next connection signs in
+		// and exchanges the new ID token.
+		msg = "the identity provider or the remote authorization server refused the renewal; the user must sign in again"
+	}
+	s.Log.Info(msg, event.TokenRefreshRefused.Attr(), slog.String("user", cur.Subject),
 		slog.String("binding", string(s.Route.Server().Binding())), slog.String("request_id", apierror.RequestID(ctx)), slog.Any("error", err))
 	s.Audit.Try(ctx, cur.Subject, key, "token_refresh_refused", "denied", nil)
 	return nil

@@ -24,6 +24,7 @@ import (
 	"github.com/mcp-proxy/mcp-proxy/proxy/audit"
 	"github.com/mcp-proxy/mcp-proxy/proxy/config"
 	"github.com/mcp-proxy/mcp-proxy/proxy/credentials"
+	"github.com/mcp-proxy/mcp-proxy/proxy/dpop"
 	"github.com/mcp-proxy/mcp-proxy/proxy/event"
 	"github.com/mcp-proxy/mcp-proxy/proxy/login"
 	"github.com/mcp-proxy/mcp-proxy/proxy/metrics"
@@ -60,6 +61,7 @@ type Source struct {
 	refreshes   singleflight.Group
 	streaks     streaks
 	refusedJWTs refusedAssertions // workload tokens refused, never sent again
+	nonces      dpop.Nonces       // the remote servers' DPoP nonces
 	behind      sync.WaitGroup    // background refreshes, for tests to wait on
 }
 
@@ -109,15 +111,23 @@ func (s *Source) Acquired(ctx context.Context, t *upstream.Token, grant string) 
 // ClientCredentials runs the client credentials grant (RFC 6749 §4.4) of
 // g, for a service account route's shared token acting for actor.
 func (s *Source) ClientCredentials(ctx context.Context, g *upstream.Grant, key, actor string) (*upstream.Token, *apierror.Error) {
-	tok, err := g.ClientCredentials(ctx, s.HTTP, s.Credentials.Auth(ctx, g), s.Now())
+	k, e := s.ProofKey(g, nil)
+	if e != nil {
+		return nil, e
+	}
+	tok, err := g.ClientCredentials(ctx, s.Sender(k), s.Credentials.Auth(ctx, g), s.Now())
 	if err != nil {
 		if upstream.IsRefused(err) {
 			return nil, apierror.Wrap(err, apierror.CodeUpstreamAuthorization, "The remote authorization server %s refused the route's client credentials.", ASName(g))
 		}
 		return nil, apierror.Wrap(err, apierror.CodeASUnreachable, "The remote authorization server %s could not be reached for the route's shared token; try again shortly.", ASName(g))
 	}
-	return &upstream.Token{Key: key, AccessToken: tok.AccessToken, TokenType: tok.TokenType, Expiry: tok.Expiry,
-		Grant: *g, Subject: actor, Acquired: s.Now(), Issued: s.Now(), Scopes: GrantedScopes(tok, g.Scopes)}, nil
+	t := &upstream.Token{Key: key, AccessToken: tok.AccessToken, TokenType: tok.TokenType, Expiry: tok.Expiry,
+		Grant: *g, Subject: actor, Acquired: s.Now(), Issued: s.Now(), Scopes: GrantedScopes(tok, g.Scopes)}
+	if e := Bind(t, k, g); e != nil {
+		return nil, e
+	}
+	return t, nil
 }
 
 // GrantedScopes returns the scope of a token response, or the scopes asked

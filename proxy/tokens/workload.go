@@ -76,7 +76,11 @@ func (s *Source) JWTBearer(ctx context.Context, g *upstream.Grant, key, actor st
 	if prev := s.refusedJWTs.get(h); prev != nil {
 		return nil, prev
 	}
-	tok, err := g.JWTBearer(ctx, s.HTTP, assertion, s.Credentials.Auth(ctx, g), s.Now())
+	k, e := s.ProofKey(g, nil)
+	if e != nil {
+		return nil, e
+	}
+	tok, err := g.JWTBearer(ctx, s.Sender(k), assertion, s.Credentials.Auth(ctx, g), s.Now())
 	if err != nil {
 		if upstream.IsRefused(err) {
 			e := apierror.Wrap(err, apierror.CodeUpstreamAuthorization,
@@ -87,8 +91,12 @@ func (s *Source) JWTBearer(ctx context.Context, g *upstream.Grant, key, actor st
 		}
 		return nil, apierror.Wrap(err, apierror.CodeASUnreachable, "The remote authorization server %s could not be reached for the route's shared token; try again shortly.", ASName(g))
 	}
-	return &upstream.Token{Key: key, AccessToken: tok.AccessToken, TokenType: tok.TokenType, Expiry: tok.Expiry,
-		Grant: *g, Subject: actor, Acquired: s.Now(), Issued: s.Now(), Scopes: GrantedScopes(tok, g.Scopes)}, nil
+	t := &upstream.Token{Key: key, AccessToken: tok.AccessToken, TokenType: tok.TokenType, Expiry: tok.Expiry,
+		Grant: *g, Subject: actor, Acquired: s.Now(), Issued: s.Now(), Scopes: GrantedScopes(tok, g.Scopes)}
+	if e := Bind(t, k, g); e != nil {
+		return nil, e
+	}
+	return t, nil
 }
 
 // readWorkloadToken reads the workload's JWT from path (file, as the

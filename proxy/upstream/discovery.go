@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/mcp-proxy/mcp-proxy/proxy/dpop"
 	"github.com/mcp-proxy/mcp-proxy/proxy/tracing"
 )
 
@@ -47,6 +49,10 @@ type Discovery struct {
 	// Issuer and the authorization server's metadata.
 	Issuer string
 	AS     *oauthex.AuthServerMeta
+	// DPoP is true when the remote server asks for DPoP-bound tokens
+	// (RFC 9449): its challenge uses the DPoP scheme, or its protected
+	// resource metadata requires them or lists ES256 for their proofs.
+	DPoP bool
 }
 
 // SupportsCIMD reports whether the authorization server accepts Client ID
@@ -196,8 +202,11 @@ func (c *Discoverer) discover(ctx context.Context, mcpURL, fallbackIssuer string
 	}
 	hint := ""
 	for _, ch := range challenges {
-		if ch.Scheme != "bearer" {
+		if ch.Scheme != "bearer" && ch.Scheme != "dpop" {
 			continue
+		}
+		if ch.Scheme == "dpop" {
+			d.DPoP = true
 		}
 		if u := ch.Params["resource_metadata"]; u != "" {
 			hint = u
@@ -217,6 +226,7 @@ func (c *Discoverer) discover(ctx context.Context, mcpURL, fallbackIssuer string
 	switch {
 	case err == nil:
 		d.Resource, d.MetadataURL = prm.Resource, prmURL
+		d.DPoP = d.DPoP || prm.DPOPBoundAccessTokensRequired || slices.Contains(prm.DPOPSigningAlgValuesSupported, dpop.Alg)
 		if len(d.Scopes) == 0 {
 			d.Scopes = prm.ScopesSupported
 		}

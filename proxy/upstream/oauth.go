@@ -45,6 +45,11 @@ type Grant struct {
 	// request, for servers that refuse it (Microsoft Entra ID answers
 	// AADSTS9010010 when resource and scope name different things).
 	OmitResource bool `json:"omit_resource,omitempty"`
+	// DPoP asks for tokens bound to a key of the proxy's (RFC 9449): every
+	// token request carries a proof of the token's key. DPoPRequired
+	// refuses a token the authorization server did not bind.
+	DPoP         bool `json:"dpop,omitempty"`
+	DPoPRequired bool `json:"dpop_required,omitempty"`
 }
 
 // params are the parameters the grant adds to every request it makes:

@@ -2,7 +2,10 @@ package upstream
 
 import (
 	"slices"
+	"strings"
 	"time"
+
+	"github.com/mcp-proxy/mcp-proxy/proxy/dpop"
 )
 
 // Token is a token a remote authorization server issued, with the grant
@@ -28,6 +31,16 @@ type Token struct {
 	// StepUps counts insufficient_scope challenges since the last answer
 	// that was not one; it bounds the step-up loop.
 	StepUps int
+	// DPoPKey is the key a DPoP-bound token is bound to (dpop.Key.Bytes),
+	// kept sealed with the token for as long as it and its refresh token
+	// live; nil for a bearer token.
+	DPoPKey []byte `json:",omitempty"`
+}
+
+// Bound reports whether the token is DPoP-bound: presented with the DPoP
+// scheme and a proof of its key on every request.
+func (t *Token) Bound() bool {
+	return len(t.DPoPKey) > 0 && strings.EqualFold(t.TokenType, dpop.Scheme)
 }
 
 // NeedsMoreScope reports whether the remote server asked for scopes the

@@ -135,8 +135,8 @@ func run() int {
 
 // notRunByBaseline are the client scenarios the baseline does not run: the
 // MCP Go SDK's clients implement neither the client credentials grant nor
-// the JWT bearer grant (the SDK's own conformance baseline lists these
-// scenarios).
+// the JWT bearer grant nor DPoP (the SDK's own conformance baseline lists
+// these scenarios).
 func notRunByBaseline() map[string]string {
 	m := map[string]string{}
 	for _, sc := range mcpconformance.ClientCredentialsScenarios {
@@ -144,6 +144,9 @@ func notRunByBaseline() map[string]string {
 	}
 	for _, sc := range mcpconformance.EnterpriseScenarios {
 		m[sc] = "the MCP Go SDK's clients have no enterprise-managed authorization (go-sdk conformance/baseline.yml lists the scenario); only the proxy runs it"
+	}
+	for _, sc := range mcpconformance.DPoPScenarios {
+		m[sc] = "the MCP Go SDK's clients have no DPoP (go-sdk conformance/baseline.yml lists the scenario); only the proxy runs it"
 	}
 	for _, sc := range mcpconformance.WorkloadScenarios {
 		m[sc] = "the MCP Go SDK's clients have no JWT bearer grant (go-sdk conformance/baseline.yml lists the scenario); only the proxy runs it"
