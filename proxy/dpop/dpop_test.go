@@ -254,3 +254,27 @@ func TestPresentedTokenGetsItsHash(t *testing.T) {
 		t.Error("a request without a key got a proof")
 	}
 }
+
+// TestSameNonceIsNotSentAgain: a server that refuses the very nonce the
+// proof carried is not asked again with it.
+func TestSameNonceIsNotSentAgain(t *testing.T) {
+	n := 0
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n++
+		w.Header().Set("DPoP-Nonce", "n-1")
+		w.Header().Set("WWW-Authenticate", `DPoP error="use_dpop_nonce"`)
+		w.WriteHeader(http.StatusUnauthorized)
+	}))
+	defer ts.Close()
+	k, _ := dpop.NewKey()
+	nonces := &dpop.Nonces{}
+	nonces.Set(ts.URL, "n-1")
+	resp, err := dpop.Client(ts.Client(), k, nonces, time.Now).Get(ts.URL + "/mcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if n != 1 || resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("%d requests, answer %d: want one, and the challenge passed on", n, resp.StatusCode)
+	}
+}

@@ -152,6 +152,48 @@ type discoverCase struct {
 
 var discoverCases = []discoverCase{
 	{
+		// RFC 9449 §7.1: a server that wants DPoP-bound tokens challenges
+		// with the DPoP scheme, whose parameters are read as a Bearer
+		// challenge's are.
+		name: "a DPoP challenge asks for DPoP-bound tokens and names the metadata",
+		setup: func(w *world) {
+			w.challenge(`DPoP algs="ES256", resource_metadata="https://mcp.test/custom/prm.json", scope="read"`)
+			w.json("mcp.test/custom/prm.json", map[string]any{"resource": discoverMCPURL, "authorization_servers": []string{"https://as.test"}})
+			w.json("as.test/.well-known/oauth-authorization-server", asMeta("https://as.test"))
+		},
+		want: func(t *testing.T, d *Discovery) {
+			if !d.DPoP || d.MetadataURL != "https://mcp.test/custom/prm.json" || strings.Join(d.Scopes, " ") != "read" {
+				t.Errorf("got %+v, want DPoP with the challenge's metadata and scope", d)
+			}
+		},
+	},
+	{
+		name: "metadata that requires DPoP-bound tokens",
+		setup: func(w *world) {
+			w.challenge(`Bearer`)
+			w.json("mcp.test/.well-known/oauth-protected-resource/mcp", map[string]any{"resource": discoverMCPURL, "authorization_servers": []string{"https://as.test"}, "dpop_bound_access_tokens_required": true})
+			w.json("as.test/.well-known/oauth-authorization-server", asMeta("https://as.test"))
+		},
+		want: func(t *testing.T, d *Discovery) {
+			if !d.DPoP {
+				t.Errorf("got %+v, want DPoP", d)
+			}
+		},
+	},
+	{
+		name: "metadata that takes ES256 proofs",
+		setup: func(w *world) {
+			w.challenge(`Bearer`)
+			w.json("mcp.test/.well-known/oauth-protected-resource/mcp", map[string]any{"resource": discoverMCPURL, "authorization_servers": []string{"https://as.test"}, "dpop_signing_alg_values_supported": []string{"RS256", "ES256"}})
+			w.json("as.test/.well-known/oauth-authorization-server", asMeta("https://as.test"))
+		},
+		want: func(t *testing.T, d *Discovery) {
+			if !d.DPoP {
+				t.Errorf("got %+v, want DPoP", d)
+			}
+		},
+	},
+	{
 		name: "metadata from the challenge's resource_metadata",
 		setup: func(w *world) {
 			w.challenge(`Bearer resource_metadata="https://mcp.test/custom/prm.json", scope="read write"`)
@@ -167,6 +209,9 @@ var discoverCases = []discoverCase{
 			}
 			if !d.SupportsCIMD() {
 				t.Error("CIMD support not read")
+			}
+			if d.DPoP {
+				t.Error("a Bearer challenge and plain metadata asked for DPoP")
 			}
 		},
 	},
