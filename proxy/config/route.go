@@ -227,9 +227,9 @@ type UpstreamOAuth2 struct {
 	OmitResource bool `yaml:"omit_resource"`
 
 	// DPoP says when the proxy asks for tokens bound to a key of its own
-	// (RFC 9449): auto (the default) when the remote server asks for them,
-	// required always (a token the remote authorization server does not
-	// bind is refused), off never.
+	// (RFC 9449): auto when the remote server asks for them, required
+	// always (a token the remote authorization server does not bind is
+	// refused), off never. Default "auto".
 	DPoP DPoPMode `yaml:"dpop"`
 
 	// Set by provisioning, once the route is valid.
