@@ -41,6 +41,7 @@ const (
 	NamePolicyDecisions       = "mcp_proxy_policy_decisions_total"
 	NameStoreStaleReads       = "mcp_proxy_store_stale_reads_total"
 	NameConfigReloads         = "mcp_proxy_config_reloads_total"
+	NameTokensAcquired        = "mcp_proxy_upstream_tokens_acquired_total"
 )
 
 // PolicyDecision is how an access policy decided a request.
@@ -161,6 +162,8 @@ func Catalog() []Description {
 			"Lookups of discovered upstream authorization metadata, by result: hit or miss.", nil},
 		{NameTokenRefreshes, "counter", []string{"route", "result"},
 			"Upstream token refresh attempts, by result: success, refused (the user must consent again) or failed (every attempt of a failure streak counts).", nil},
+		{NameTokensAcquired, "counter", []string{"route", "grant", "proof"},
+			"Upstream tokens the proxy obtained (not refreshes), by grant: authorization_code (the user consented), client_credentials, jwt_bearer (a workload's JWT) or enterprise (an identity provider's assertion); and by proof: dpop for a token bound to the proxy's key, bearer otherwise.", nil},
 		{NameRegistrations, "counter", []string{"method"},
 			"Client registrations with upstream authorization servers, by method: cimd, preregistered or dcr.", nil},
 		{NamePolicyDecisions, "counter", []string{"route", "decision"},
@@ -186,6 +189,7 @@ type Metrics struct {
 	discovery        *prometheus.CounterVec
 	refreshes        *prometheus.CounterVec
 	registrations    *prometheus.CounterVec
+	acquired         *prometheus.CounterVec
 	buildInfo        *prometheus.GaugeVec
 	policy           *prometheus.CounterVec
 	staleReads       *prometheus.CounterVec
@@ -224,6 +228,8 @@ func New() *Metrics {
 			m.refreshes = counter(d)
 		case NameRegistrations:
 			m.registrations = counter(d)
+		case NameTokensAcquired:
+			m.acquired = counter(d)
 		case NamePolicyDecisions:
 			m.policy = counter(d)
 		case NameStoreStaleReads:
@@ -234,7 +240,7 @@ func New() *Metrics {
 			m.buildInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: d.Name, Help: d.Help}, d.Labels)
 		}
 	}
-	m.reg.MustRegister(m.tokenCache, m.authDuration, m.upstreamDuration, m.errors, m.discovery, m.refreshes,
+	m.reg.MustRegister(m.tokenCache, m.authDuration, m.upstreamDuration, m.errors, m.discovery, m.refreshes, m.acquired,
 		m.registrations, m.buildInfo, m.policy, m.staleReads, m.reloads,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -345,6 +351,17 @@ func (m *Metrics) DiscoveryCache(result DiscoveryResult) {
 // Refresh counts an upstream token refresh for route.
 func (m *Metrics) Refresh(route string, result RefreshResult) {
 	m.refreshes.WithLabelValues(route, string(result)).Inc()
+}
+
+// TokenAcquired counts an upstream token obtained on route with grant
+// (authorization_code, client_credentials, jwt_bearer, enterprise);
+// bound says it is DPoP-bound.
+func (m *Metrics) TokenAcquired(route, grant string, bound bool) {
+	proof := "bearer"
+	if bound {
+		proof = "dpop"
+	}
+	m.acquired.WithLabelValues(route, grant, proof).Inc()
 }
 
 // Registration counts a client registration at an upstream authorization

@@ -155,6 +155,7 @@ func TestCatalogMatchesRegistry(t *testing.T) {
 	m.DiscoveryCache(metrics.DiscoveryHit)
 	m.Refresh(route, metrics.RefreshSuccess)
 	m.Registration(metrics.RegistrationDCR)
+	m.TokenAcquired(route, "enterprise", true)
 	m.BuildInfo("v1")
 	m.StoreStaleRead("access")
 	m.Reload(metrics.ReloadSuccess)

@@ -133,3 +133,45 @@ func TestDPoPRequiredRefusesABearerToken(t *testing.T) {
 		t.Errorf("auto with a bearer answer: %+v, %v; want a bearer token without a key", tok, e)
 	}
 }
+
+// TestAcquiredCountsGrantAndProof: each token obtained counts once under
+// its grant (authorization_code when the caller names none) and proof.
+func TestAcquiredCountsGrantAndProof(t *testing.T) {
+	src, as, _ := dpopFixture(t)
+	bound, e := src.ClientCredentials(context.Background(), &upstream.Grant{TokenURL: as.srv.URL, ClientID: "c", DPoP: true}, "k1", "alice")
+	if e != nil {
+		t.Fatal(e)
+	}
+	plain, e := src.ClientCredentials(context.Background(), &upstream.Grant{TokenURL: as.srv.URL, ClientID: "c"}, "k2", "alice")
+	if e != nil {
+		t.Fatal(e)
+	}
+	for _, a := range []struct {
+		tok   *upstream.Token
+		grant string
+	}{{bound, "enterprise"}, {plain, ""}, {plain, ""}} {
+		if err := src.Acquired(context.Background(), a.tok, a.grant); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mfs, err := src.Metrics.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != metrics.NameTokensAcquired {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			l := map[string]string{}
+			for _, p := range m.GetLabel() {
+				l[p.GetName()] = p.GetValue()
+			}
+			got[l["grant"]+"/"+l["proof"]] = m.GetCounter().GetValue()
+		}
+	}
+	if want := map[string]float64{"enterprise/dpop": 1, "authorization_code/bearer": 2}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("%s = %v, want %v", metrics.NameTokensAcquired, got, want)
+	}
+}

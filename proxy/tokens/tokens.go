@@ -103,7 +103,10 @@ func (s *Source) Acquired(ctx context.Context, t *upstream.Token, grant string) 
 	var detail map[string]string
 	if grant != "" {
 		detail = map[string]string{"grant": grant}
+	} else {
+		grant = "authorization_code"
 	}
+	s.Metrics.TokenAcquired(s.Route.Key(), grant, t.Bound())
 	s.Audit.Try(ctx, t.Subject, t.Key, "token_acquired", "allowed", detail)
 	return nil
 }
