@@ -1,5 +1,5 @@
 @doc:advanced
-Feature: Advanced topics: multi-hop, scope pass-through, workload identity, enterprise-managed authorization, connections, cache invalidation
+Feature: Advanced topics: multi-hop, scope pass-through, workload identity, enterprise-managed authorization, DPoP, connections, cache invalidation
 
   Scenario: A route in front of another mcp-proxy route reaches the remote server through both
     Given the operator configuration "advanced-multi-hop"
@@ -142,3 +142,40 @@ Feature: Advanced topics: multi-hop, scope pass-through, workload identity, ente
     And "idp.example.com" received one token exchange for an ID-JAG naming "https://auth.provider.com" per authorization of bob's MCP client, each refused
     And "auth.provider.com" received 0 token requests, each with the JWT bearer grant as the client "mcp-proxy-confidential"
     And bob was never sent to "auth.provider.com"
+
+  @dpop
+  Scenario: A remote server that asks for DPoP-bound tokens gets them, with no setting, and a stolen token or proof is refused there
+    Given the operator configuration "quickstart-minimal"
+    And the remote authorization server binds tokens to DPoP keys
+    And the remote MCP server requires DPoP-bound tokens
+    And the proxy is running
+    When alice connects an MCP client to "https://mcp.example.com/mcp"
+    And alice's MCP client calls the tool "whoami"
+    Then the tool answers with the subject "alice" and the audience "https://remote-mcp.provider.com/mcp"
+    And every token request the remote authorization server received carried a DPoP proof
+    And every request the remote MCP server received presented a DPoP-bound token with a fresh proof
+    And replaying the last request the remote MCP server accepted is refused with "invalid_dpop_proof"
+    And the upstream token presented without its key is refused with "invalid_token"
+
+  @dpop
+  Scenario: Nonces the remote servers ask for are sent once they are asked for
+    Given the operator configuration "quickstart-minimal"
+    And the remote authorization server binds tokens to DPoP keys
+    And the remote authorization server requires a DPoP nonce
+    And the remote MCP server requires DPoP-bound tokens
+    And the remote MCP server requires a DPoP nonce
+    And the proxy is running
+    When alice connects an MCP client to "https://mcp.example.com/mcp"
+    And alice's MCP client calls the tool "whoami"
+    Then the tool answers with the subject "alice" and the audience "https://remote-mcp.provider.com/mcp"
+    And the remote authorization server asked for a DPoP nonce and the proxy's next proof carried it
+    And the remote MCP server asked for a DPoP nonce and the proxy's next proof carried it
+    And every request the remote MCP server received presented a DPoP-bound token with a fresh proof
+
+  @doc:troubleshooting @dpop
+  Scenario: A route that requires DPoP refuses a bearer token from the remote authorization server
+    Given the operator configuration "advanced-dpop-required"
+    And the proxy is running
+    When alice tries to connect an MCP client to "https://mcp.example.com/mcp"
+    Then alice's browser shows the documented error "err-dpop-not-bound", each <...> standing for any text
+    And the remote MCP server never received a call of the tool "whoami"
