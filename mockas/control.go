@@ -18,8 +18,9 @@ func (s *Server) controlMux() *http.ServeMux {
 	mux.HandleFunc(control.PathPrefix+"rotate-key", s.serveRotateKey)
 	mux.HandleFunc(control.PathPrefix+"revoke-user", s.serveRevokeUser)
 	mux.HandleFunc(control.PathPrefix+"counters", s.serveCounters)
+	mux.HandleFunc(control.PathPrefix+"rotate-dpop-nonce", s.serveRotateDPoPNonce)
 	mux.HandleFunc(control.PathPrefix, func(w http.ResponseWriter, r *http.Request) {
-		controlError(w, http.StatusNotFound, "not_found", "%s is not a control endpoint (events, faults, settings, rotate-key, revoke-user, counters)", r.URL.Path)
+		controlError(w, http.StatusNotFound, "not_found", "%s is not a control endpoint (events, faults, settings, rotate-key, revoke-user, counters, rotate-dpop-nonce)", r.URL.Path)
 	})
 	return mux
 }

@@ -250,12 +250,12 @@ func (f *fixture) settingsOf(t *testing.T) map[string]any {
 // checks their effect on tokens, codes and the metadata.
 func TestSettingsControlAPI(t *testing.T) {
 	f := ctlFixture(t, nil)
-	want := map[string]any{"access_token_ttl": "1h0m0s", "refresh_token_ttl": "24h0m0s", "code_ttl": "1m0s", "cimd": true, "dcr": false}
+	want := map[string]any{"access_token_ttl": "1h0m0s", "refresh_token_ttl": "24h0m0s", "code_ttl": "1m0s", "cimd": true, "dcr": false, "dpop": false, "dpop_nonce": false}
 	if diff := cmp.Diff(want, f.settingsOf(t)); diff != "" {
 		t.Fatalf("defaults (-want +got):\n%s", diff)
 	}
 	s, got := f.ctlJSON(t, http.MethodPatch, "/.test/settings", `{"access_token_ttl":"90s","code_ttl":"10s","refresh_token_ttl":"2m","cimd":false,"dcr":true}`)
-	want = map[string]any{"access_token_ttl": "1m30s", "refresh_token_ttl": "2m0s", "code_ttl": "10s", "cimd": false, "dcr": true}
+	want = map[string]any{"access_token_ttl": "1m30s", "refresh_token_ttl": "2m0s", "code_ttl": "10s", "cimd": false, "dcr": true, "dpop": false, "dpop_nonce": false}
 	if s != 200 {
 		t.Fatalf("PATCH: %d %v", s, got)
 	}
@@ -339,6 +339,7 @@ func TestSettingsRefusals(t *testing.T) {
 		{"two objects", http.MethodPatch, `{"cimd":false}{"dcr":true}`, 400, "more than one JSON value"},
 		{"empty body", http.MethodPatch, ``, 400, "the body is empty"},
 		{"PUT", http.MethodPut, `{"cimd":false}`, 405, "GET and PATCH"},
+		{"nonce without DPoP", http.MethodPatch, `{"dpop_nonce":true}`, 400, "dpop_nonce needs dpop"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			status, b := f.ctlJSON(t, tc.method, "/.test/settings", tc.body)

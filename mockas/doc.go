@@ -42,6 +42,7 @@
 //	POST         /.test/rotate-key   [Server.RotateKey]
 //	POST         /.test/revoke-user  {"subject":"alice"}: [Server.RevokeUser]; 404 for an unknown subject
 //	GET          /.test/counters     events recorded so far, by kind
+//	POST         /.test/rotate-dpop-nonce  a new DPoP nonce ([Server.RotateDPoPNonce]), answered as {"dpop_nonce":"..."}
 //
 // # Clients
 //
@@ -96,8 +97,11 @@
 //	            response). Detail: error, or client_name and cache_seconds
 //	token       Params: grant_type, client_id, resource, scope, redirect_uri and fingerprints of
 //	            code, code_verifier, refresh_token, client_secret. Detail: auth_method, and
-//	            access_token, refresh_token, id_token (fingerprints), jti, sub, aud, scope; or
-//	            error, error_description
+//	            access_token, refresh_token, id_token (fingerprints), jti, sub, aud, scope,
+//	            token_type (Bearer or DPoP); or error, error_description. With a DPoP header:
+//	            dpop_proof (valid, invalid, or unverified while DPoP is off), dpop_jkt and
+//	            dpop_jti (once the proof's signature verified), dpop_nonce ("sent" when the
+//	            proof carried a nonce)
 //	revoke      Params: token (fingerprint), token_type_hint, client_id. Detail: revoked, jti, error
 //	jwks        Detail: keys (how many)
 //	userinfo    Authorization: the token's fingerprint. Detail: sub, jti, or error
@@ -118,4 +122,21 @@
 // name (profile scope). Both are signed with the current key of
 // [Server.JWKS]; [Server.RotateKey] adds a key and keeps the old ones
 // published.
+//
+// # DPoP
+//
+// While [Settings].DPoP is on (RFC 9449), the metadata offers
+// dpop_signing_alg_values_supported ["ES256"] and the token endpoint
+// verifies the DPoP header of every grant's request with package
+// internal/dpopcheck: one ES256 proof of typ dpop+jwt carrying its public
+// jwk, htm POST, htu {issuer}/token, iat within 60 s, a jti not used before.
+// A valid proof binds what is issued to its key: the access token carries
+// cnf.jkt, token_type is DPoP, and a refresh token can be redeemed only with
+// a proof of the same key ("the refresh token is bound to another key"); an
+// unbound grant refreshed with a proof becomes bound. A request without a
+// DPoP header still gets a Bearer token. A bad proof is refused with 400
+// invalid_dpop_proof. While [Settings].DPoPNonce is on too, a proof without
+// the current nonce gets 400 use_dpop_nonce with the nonce in DPoP-Nonce,
+// and every successful answer names it in DPoP-Nonce as well. Off, a DPoP
+// header is ignored (only noted in the event).
 package mockas

@@ -150,7 +150,7 @@ func (s *Server) verifyOwnIDToken(raw, client string, now time.Time) (*idClaims,
 // aud this server's issuer, client_id the authenticating client, not
 // expired, with a sub; a resource in the request must be the ID-JAG's.
 // No refresh token: the client asks the identity provider again.
-func (s *Server) grantIDJAG(form url.Values, c *clientInfo, now time.Time) (*tokenResponse, *issued, *oauthError) {
+func (s *Server) grantIDJAG(form url.Values, c *clientInfo, jkt string, now time.Time) (*tokenResponse, *issued, *oauthError) {
 	raw := form.Get("assertion")
 	if raw == "" {
 		return nil, nil, errf("invalid_request", "assertion is missing (RFC 7523 §2.1)")
@@ -208,7 +208,7 @@ func (s *Server) grantIDJAG(form url.Values, c *clientInfo, now time.Time) (*tok
 	famID := randomID()
 	client := *c
 	client.NoRefresh = true
-	fam := &family{client: &client, sub: cl.Subject, resource: resource, scopes: scopes}
+	fam := &family{client: &client, sub: cl.Subject, resource: resource, scopes: scopes, jkt: jkt}
 	resp, iss, oe := s.issueLocked(famID, fam, scopes, "", now)
 	if oe != nil {
 		return nil, nil, oe

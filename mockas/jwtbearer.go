@@ -29,7 +29,7 @@ func presentsClientAuth(r *http.Request, form url.Values) bool {
 // its audience the requested resource; there is no refresh token: the
 // workload presents its JWT again. endpoint is the URL that received the
 // request.
-func (s *Server) grantJWTBearer(form url.Values, endpoint string, now time.Time) (*tokenResponse, *issued, *oauthError) {
+func (s *Server) grantJWTBearer(form url.Values, endpoint, jkt string, now time.Time) (*tokenResponse, *issued, *oauthError) {
 	raw := form.Get("assertion")
 	if raw == "" {
 		return nil, nil, errf("invalid_request", "assertion is missing (RFC 7523 §2.1)")
@@ -92,7 +92,7 @@ func (s *Server) grantJWTBearer(form url.Values, endpoint string, now time.Time)
 	defer s.mu.Unlock()
 	s.st.sweep(now, s.Settings().RefreshTokenTTL)
 	famID := randomID()
-	fam := &family{client: &clientInfo{ID: id, NoRefresh: true}, sub: c.Subject, resource: resource, scopes: scopes, clientCredentials: true}
+	fam := &family{client: &clientInfo{ID: id, NoRefresh: true}, sub: c.Subject, resource: resource, scopes: scopes, clientCredentials: true, jkt: jkt}
 	resp, iss, oe := s.issueLocked(famID, fam, scopes, "", now)
 	if oe != nil {
 		return nil, nil, oe

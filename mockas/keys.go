@@ -127,6 +127,13 @@ type accessClaims struct {
 	Scope    string `json:"scope,omitempty"`
 	ClientID string `json:"client_id"`
 	AuthTime int64  `json:"auth_time,omitempty"`
+	// Cnf binds a DPoP-bound token to its key (RFC 9449 §6.1).
+	Cnf *confirmation `json:"cnf,omitempty"`
+}
+
+// confirmation is RFC 7800's cnf claim with RFC 9449 §6.1's jkt member.
+type confirmation struct {
+	JKT string `json:"jkt"`
 }
 
 // idClaims are the claims of an ID token (OpenID Connect Core §2) beyond

@@ -3,6 +3,8 @@ package mockas
 import (
 	"net/http"
 
+	"github.com/go-jose/go-jose/v4"
+
 	"github.com/mcp-proxy/mcp-proxy/internal/control"
 )
 
@@ -30,18 +32,26 @@ type Metadata struct {
 	IDTokenSigningAlgValuesSupported           []string `json:"id_token_signing_alg_values_supported"`
 	ClaimsSupported                            []string `json:"claims_supported"`
 	PromptValuesSupported                      []string `json:"prompt_values_supported"`
+	// DPoPSigningAlgValuesSupported is RFC 9449 §5.1's, present while
+	// Settings.DPoP is on.
+	DPoPSigningAlgValuesSupported []string `json:"dpop_signing_alg_values_supported,omitempty"`
 }
 
 // Metadata returns the server's metadata document. It follows the
 // run-time [Settings]: registration_endpoint only while dynamic client
 // registration is on, client_id_metadata_document_supported only while
-// Client ID Metadata Documents are.
+// Client ID Metadata Documents are, dpop_signing_alg_values_supported only
+// while DPoP is.
 func (s *Server) Metadata() Metadata {
 	auth := []string{"none", "client_secret_basic", "client_secret_post", "private_key_jwt"}
 	set := s.Settings()
 	var registration string
 	if set.DCR {
 		registration = s.endpoint("/register")
+	}
+	var dpopAlgs []string
+	if set.DPoP {
+		dpopAlgs = []string{string(jose.ES256)}
 	}
 	return Metadata{
 		Issuer:                                     s.issuer,
@@ -66,6 +76,7 @@ func (s *Server) Metadata() Metadata {
 		IDTokenSigningAlgValuesSupported:           []string{string(s.alg)},
 		ClaimsSupported:                            []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp", "email", "email_verified", "name", "groups"},
 		PromptValuesSupported:                      []string{"none", "login", "consent"},
+		DPoPSigningAlgValuesSupported:              dpopAlgs,
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/mcp-proxy/mcp-proxy/internal/control"
+	"github.com/mcp-proxy/mcp-proxy/internal/dpopcheck"
 	"github.com/mcp-proxy/mcp-proxy/internal/faults"
 )
 
@@ -66,6 +67,11 @@ type Server struct {
 
 	keyMu sync.RWMutex
 	keys  []*signingKey // the last one signs
+
+	// dpop verifies token requests' DPoP proofs, remembering their jtis.
+	dpop      *dpopcheck.Verifier
+	nonceMu   sync.Mutex
+	dpopNonce string // required in proofs while Settings.DPoPNonce is on
 
 	mu sync.Mutex
 	st state
@@ -145,6 +151,8 @@ func New(cfg Config) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.dpop = &dpopcheck.Verifier{Now: s.now, Replay: &dpopcheck.ReplayCache{Now: s.now}}
+	s.dpopNonce = randomToken()
 	for name, d := range map[string]time.Duration{"access token TTL": cfg.AccessTokenTTL, "refresh token TTL": cfg.RefreshTokenTTL, "code TTL": cfg.CodeTTL} {
 		if d < 0 {
 			return nil, fmt.Errorf("mockas: %s %v is negative", name, d)

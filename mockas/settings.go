@@ -29,6 +29,14 @@ type Settings struct {
 	// registration_endpoint in the metadata. Clients registered while it
 	// was on stay registered.
 	DCR bool
+	// DPoP turns DPoP (RFC 9449) on: the metadata offers
+	// dpop_signing_alg_values_supported, a token request's DPoP proof is
+	// verified and binds the tokens issued to its key. A request without a
+	// proof still gets a Bearer token, unless its refresh token is bound.
+	DPoP bool
+	// DPoPNonce makes the token endpoint require a server-chosen nonce in
+	// every proof (RFC 9449 §8). It needs DPoP.
+	DPoPNonce bool
 }
 
 // Settings returns the current settings.
@@ -59,6 +67,9 @@ func (st Settings) validate() error {
 			return fmt.Errorf("%s %v must be positive", d.name, d.v)
 		}
 	}
+	if st.DPoPNonce && !st.DPoP {
+		return errors.New("dpop_nonce needs dpop: a nonce is part of a DPoP proof")
+	}
 	return nil
 }
 
@@ -70,12 +81,14 @@ type settingsJSON struct {
 	CodeTTL         string `json:"code_ttl"`
 	CIMD            bool   `json:"cimd"`
 	DCR             bool   `json:"dcr"`
+	DPoP            bool   `json:"dpop"`
+	DPoPNonce       bool   `json:"dpop_nonce"`
 }
 
 func (st Settings) wire() settingsJSON {
 	return settingsJSON{
 		AccessTokenTTL: st.AccessTokenTTL.String(), RefreshTokenTTL: st.RefreshTokenTTL.String(),
-		CodeTTL: st.CodeTTL.String(), CIMD: st.CIMD, DCR: st.DCR,
+		CodeTTL: st.CodeTTL.String(), CIMD: st.CIMD, DCR: st.DCR, DPoP: st.DPoP, DPoPNonce: st.DPoPNonce,
 	}
 }
 
@@ -87,6 +100,8 @@ type settingsPatch struct {
 	CodeTTL         *string `json:"code_ttl"`
 	CIMD            *bool   `json:"cimd"`
 	DCR             *bool   `json:"dcr"`
+	DPoP            *bool   `json:"dpop"`
+	DPoPNonce       *bool   `json:"dpop_nonce"`
 }
 
 // apply returns st changed by p.
@@ -109,11 +124,13 @@ func (p settingsPatch) apply(st Settings) (Settings, error) {
 		}
 		*d.dst = v
 	}
-	if p.CIMD != nil {
-		st.CIMD = *p.CIMD
-	}
-	if p.DCR != nil {
-		st.DCR = *p.DCR
+	for _, b := range []struct {
+		patch *bool
+		dst   *bool
+	}{{p.CIMD, &st.CIMD}, {p.DCR, &st.DCR}, {p.DPoP, &st.DPoP}, {p.DPoPNonce, &st.DPoPNonce}} {
+		if b.patch != nil {
+			*b.dst = *b.patch
+		}
 	}
 	return st, st.validate()
 }
@@ -163,7 +180,7 @@ func (s *Server) serveSettings(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.log.Info("mockas_settings_changed", "access_token_ttl", st.AccessTokenTTL.String(), "refresh_token_ttl", st.RefreshTokenTTL.String(),
-			"code_ttl", st.CodeTTL.String(), "cimd", st.CIMD, "dcr", st.DCR)
+			"code_ttl", st.CodeTTL.String(), "cimd", st.CIMD, "dcr", st.DCR, "dpop", st.DPoP, "dpop_nonce", st.DPoPNonce)
 		control.WriteJSON(w, http.StatusOK, st.wire())
 	default:
 		w.Header().Set("Allow", "GET, PATCH")

@@ -95,6 +95,10 @@ type family struct {
 	// clientCredentials marks a grant of the client_credentials grant
 	// type: its subject is the client, and it has no refresh token.
 	clientCredentials bool
+	// jkt is the thumbprint of the DPoP key the grant is bound to (RFC
+	// 9449 §5): its access tokens name it in cnf, and a refresh must prove
+	// possession of it. "" for an unbound grant.
+	jkt string
 }
 
 // refreshRecord is one refresh token of a family.

@@ -215,11 +215,16 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	setParams(ev, form, tokenParams...)
+	jkt, e := s.checkTokenDPoP(w, r, ev)
+	if e != nil {
+		fail(e)
+		return
+	}
 	if form.Get("grant_type") == grantTypeJWTBearer && !presentsClientAuth(r, form) {
 		// A workload presents its JWT alone (SEP-1933): the assertion is
 		// the only credential.
 		ev.Detail["auth_method"] = "none"
-		resp, iss, e := s.grantJWTBearer(form, s.endpoint(strings.TrimPrefix(r.URL.Path, s.prefix)), s.now())
+		resp, iss, e := s.grantJWTBearer(form, s.endpoint(strings.TrimPrefix(r.URL.Path, s.prefix)), jkt, s.now())
 		if e != nil {
 			fail(e)
 			return
@@ -249,17 +254,17 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	var iss *issued
 	switch gt := form.Get("grant_type"); gt {
 	case "authorization_code":
-		resp, iss, e = s.grantCode(form, client, now)
+		resp, iss, e = s.grantCode(form, client, jkt, now)
 	case "refresh_token":
-		resp, iss, e = s.grantRefresh(form, client, now)
+		resp, iss, e = s.grantRefresh(form, client, jkt, now)
 	case "client_credentials":
-		resp, iss, e = s.grantClientCredentials(form, client, now)
+		resp, iss, e = s.grantClientCredentials(form, client, jkt, now)
 	case grantTypeTokenExchange:
 		resp, iss, e = s.grantTokenExchange(form, client, now)
 	case grantTypeJWTBearer:
 		// With client authentication: an enterprise identity provider's
 		// ID-JAG (SEP-990), not a workload's JWT.
-		resp, iss, e = s.grantIDJAG(form, client, now)
+		resp, iss, e = s.grantIDJAG(form, client, jkt, now)
 	case "":
 		e = errf("invalid_request", "grant_type is missing")
 	default:
@@ -279,11 +284,15 @@ func (s *Server) answerToken(ctx context.Context, w http.ResponseWriter, ev *con
 	ev.Detail["sub"] = iss.sub
 	ev.Detail["aud"] = iss.aud
 	ev.Detail["scope"] = resp.Scope
+	ev.Detail[detailTokenType] = resp.TokenType
 	if resp.RefreshToken != "" {
 		ev.Detail["refresh_token"] = control.Fingerprint(resp.RefreshToken)
 	}
 	if resp.IDToken != "" {
 		ev.Detail["id_token"] = control.Fingerprint(resp.IDToken)
+	}
+	if set := s.Settings(); set.DPoP && set.DPoPNonce {
+		w.Header().Set("DPoP-Nonce", s.DPoPNonce())
 	}
 	w.Header().Set("Pragma", "no-cache")
 	control.WriteJSON(w, http.StatusOK, resp) // Cache-Control: no-store (RFC 6749 §5.1)
@@ -293,8 +302,9 @@ func (s *Server) answerToken(ctx context.Context, w http.ResponseWriter, ev *con
 // issued names what one token response issued, for the token event.
 type issued struct{ jti, sub, aud string }
 
-// grantCode redeems an authorization code.
-func (s *Server) grantCode(form url.Values, c *clientInfo, now time.Time) (*tokenResponse, *issued, *oauthError) {
+// grantCode redeems an authorization code; jkt, when not empty, binds the
+// grant to a DPoP key.
+func (s *Server) grantCode(form url.Values, c *clientInfo, jkt string, now time.Time) (*tokenResponse, *issued, *oauthError) {
 	code := form.Get("code")
 	if code == "" {
 		return nil, nil, errf("invalid_request", "code is missing")
@@ -342,7 +352,7 @@ func (s *Server) grantCode(form url.Values, c *clientInfo, now time.Time) (*toke
 		return nil, nil, errf("invalid_target", "resource %q differs from %q of the authorization request (RFC 8707 §2.2)", res[0], ac.resource)
 	}
 	famID := randomID()
-	fam := &family{client: ac.client, sub: ac.sub, resource: ac.resource, scopes: ac.scopes, authTime: ac.authTime}
+	fam := &family{client: ac.client, sub: ac.sub, resource: ac.resource, scopes: ac.scopes, authTime: ac.authTime, jkt: jkt}
 	resp, iss, err := s.issueLocked(famID, fam, ac.scopes, ac.nonce, now)
 	if err != nil {
 		return nil, nil, err
@@ -355,8 +365,9 @@ func (s *Server) grantCode(form url.Values, c *clientInfo, now time.Time) (*toke
 
 // grantRefresh rotates a refresh token (OAuth 2.1 §4.3.1): the presented
 // token is spent, a new one is issued; presenting a spent one revokes the
-// whole family.
-func (s *Server) grantRefresh(form url.Values, c *clientInfo, now time.Time) (*tokenResponse, *issued, *oauthError) {
+// whole family. A grant bound to a DPoP key needs a proof of that key; an
+// unbound grant refreshed with a proof becomes bound to its key.
+func (s *Server) grantRefresh(form url.Values, c *clientInfo, jkt string, now time.Time) (*tokenResponse, *issued, *oauthError) {
 	rt := form.Get("refresh_token")
 	if rt == "" {
 		return nil, nil, errf("invalid_request", "refresh_token is missing")
@@ -374,6 +385,13 @@ func (s *Server) grantRefresh(form url.Values, c *clientInfo, now time.Time) (*t
 		return nil, nil, errf("invalid_grant", "the refresh token is unknown or expired")
 	case fam.client.ID != c.ID:
 		return nil, nil, errf("invalid_grant", "the refresh token was issued to another client")
+	}
+	// Before the rotation check: a thief without the key must not be able
+	// to revoke the grant by replaying a rotated token (RFC 9449 §1).
+	if e := checkRefreshBinding(fam, jkt); e != nil {
+		return nil, nil, e
+	}
+	switch {
 	case fam.revoked:
 		return nil, nil, errf("invalid_grant", "the refresh token was revoked: %s", fam.revokedWhy)
 	case rec.used:
@@ -401,6 +419,9 @@ func (s *Server) grantRefresh(form url.Values, c *clientInfo, now time.Time) (*t
 		}
 		return nil, nil, errf("invalid_target", "resource %q differs from %q of the grant (RFC 8707 §2.2)", res[0], fam.resource)
 	}
+	if fam.jkt == "" {
+		fam.jkt = jkt
+	}
 	resp, iss, err := s.issueLocked(rec.family, fam, scopes, "", now)
 	if err != nil {
 		return nil, nil, err
@@ -413,7 +434,7 @@ func (s *Server) grantRefresh(form url.Values, c *clientInfo, now time.Time) (*t
 // for itself (RFC 6749 §4.4): sub is the client id, aud the requested
 // resource (else the client id), and there is no refresh token (§4.4.3).
 // OpenID scopes are refused: they need a signed-in user.
-func (s *Server) grantClientCredentials(form url.Values, c *clientInfo, now time.Time) (*tokenResponse, *issued, *oauthError) {
+func (s *Server) grantClientCredentials(form url.Values, c *clientInfo, jkt string, now time.Time) (*tokenResponse, *issued, *oauthError) {
 	switch {
 	case !c.confidential():
 		return nil, nil, errf("unauthorized_client", "client %q is a public client; the client_credentials grant is only for confidential clients, which authenticate (RFC 6749 §4.4)", c.ID)
@@ -440,7 +461,7 @@ func (s *Server) grantClientCredentials(form url.Values, c *clientInfo, now time
 	defer s.mu.Unlock()
 	s.st.sweep(now, s.Settings().RefreshTokenTTL)
 	famID := randomID()
-	fam := &family{client: c, sub: c.ID, resource: resource, scopes: scopes, clientCredentials: true}
+	fam := &family{client: c, sub: c.ID, resource: resource, scopes: scopes, clientCredentials: true, jkt: jkt}
 	resp, iss, err := s.issueLocked(famID, fam, scopes, "", now)
 	if err != nil {
 		return nil, nil, err
@@ -466,7 +487,8 @@ func validVerifier(v string) bool {
 
 // issueLocked mints an access token (RFC 9068), a refresh token unless the
 // client opted out of the grant or the grant is client_credentials, and an ID token when openid was granted.
-// It stores them under the family famID; s.mu must be held.
+// The access token is bound to the family's DPoP key, if any (cnf.jkt,
+// token_type DPoP). It stores them under the family famID; s.mu must be held.
 func (s *Server) issueLocked(famID string, fam *family, scopes []string, nonce string, now time.Time) (*tokenResponse, *issued, *oauthError) {
 	jti := randomID()
 	aud := fam.resource
@@ -480,17 +502,22 @@ func (s *Server) issueLocked(famID string, fam *family, scopes []string, nonce s
 	if !fam.authTime.IsZero() {
 		authTime = fam.authTime.Unix()
 	}
+	var cnf *confirmation
+	tokenType := "Bearer"
+	if fam.jkt != "" {
+		cnf, tokenType = &confirmation{JKT: fam.jkt}, "DPoP"
+	}
 	at, err := s.signAccess(accessClaims{
 		Claims: jwt.Claims{
 			Issuer: s.issuer, Subject: fam.sub, Audience: jwt.Audience{aud},
 			Expiry: numericDate(exp), IssuedAt: numericDate(now), NotBefore: numericDate(now), ID: jti,
 		},
-		Scope: scope, ClientID: fam.client.ID, AuthTime: authTime,
+		Scope: scope, ClientID: fam.client.ID, AuthTime: authTime, Cnf: cnf,
 	})
 	if err != nil {
 		return nil, nil, &oauthError{Code: "server_error", Description: "signing the access token failed: " + err.Error(), Status: http.StatusInternalServerError}
 	}
-	resp := &tokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: int64(set.AccessTokenTTL / time.Second), Scope: scope}
+	resp := &tokenResponse{AccessToken: at, TokenType: tokenType, ExpiresIn: int64(set.AccessTokenTTL / time.Second), Scope: scope}
 	if slices.Contains(scopes, "openid") {
 		u := s.usersBySub[fam.sub]
 		c := idClaims{

@@ -220,6 +220,9 @@ func checkSettings(st Settings, haveAS bool, prefix string) []error {
 	default:
 		errs = append(errs, fmt.Errorf("%s: unknown location %d", name("PRM", "prm"), int(st.PRM)))
 	}
+	if st.DPoPNonce && !st.DPoP {
+		errs = append(errs, fmt.Errorf("%s needs %s: a nonce is part of a DPoP proof", name("DPoPNonce", "dpop_nonce"), name("DPoP", "dpop")))
+	}
 	if !st.NoAuth && !haveAS && prefix == "json" {
 		errs = append(errs, errors.New("no_auth: false needs authorization servers, and this server was started without any (-as)"))
 	}

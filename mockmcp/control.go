@@ -36,6 +36,14 @@ type Settings struct {
 	ToolScopes map[string][]string `json:"tool_scopes"`
 	// NoAuth turns every token check off, as [Config.NoAuth] does.
 	NoAuth bool `json:"no_auth"`
+	// DPoP makes the server require DPoP-bound tokens (RFC 9449 §7): the
+	// Authorization scheme DPoP, a DPoP proof of the key the token's
+	// cnf.jkt names, and challenges of the DPoP scheme. Off, the server
+	// accepts Bearer tokens only, as it always did.
+	DPoP bool `json:"dpop"`
+	// DPoPNonce makes every proof carry the server's current nonce (RFC
+	// 9449 §9). It needs DPoP.
+	DPoPNonce bool `json:"dpop_nonce"`
 }
 
 func (st Settings) clone() Settings {
@@ -58,6 +66,20 @@ type settingsPatch struct {
 	ChallengeScopes *[]string            `json:"challenge_scopes"`
 	ToolScopes      *map[string][]string `json:"tool_scopes"`
 	NoAuth          *bool                `json:"no_auth"`
+	DPoP            *bool                `json:"dpop"`
+	DPoPNonce       *bool                `json:"dpop_nonce"`
+}
+
+// applySwitches copies the patch's booleans into st.
+func (p settingsPatch) applySwitches(st *Settings) {
+	for _, b := range []struct {
+		patch *bool
+		dst   *bool
+	}{{p.NoAuth, &st.NoAuth}, {p.DPoP, &st.DPoP}, {p.DPoPNonce, &st.DPoPNonce}} {
+		if b.patch != nil {
+			*b.dst = *b.patch
+		}
+	}
 }
 
 // Settings returns the current settings.
@@ -93,7 +115,7 @@ func (s *Server) setSettingsLocked(st Settings) error {
 func (s *Server) logSettings(msg string, st Settings) {
 	tools := slices.Sorted(maps.Keys(st.ToolScopes))
 	s.log.Info(msg, "prm", st.PRM.String(), "no_auth", st.NoAuth,
-		"challenge_scopes", st.ChallengeScopes, "tool_scopes_for", tools)
+		"challenge_scopes", st.ChallengeScopes, "tool_scopes_for", tools, "dpop", st.DPoP, "dpop_nonce", st.DPoPNonce)
 }
 
 // serveSettings serves GET (read), PATCH (change the fields given) and
@@ -119,9 +141,7 @@ func (s *Server) serveSettings(w http.ResponseWriter, r *http.Request) {
 		if p.ToolScopes != nil {
 			st.ToolScopes = *p.ToolScopes
 		}
-		if p.NoAuth != nil {
-			st.NoAuth = *p.NoAuth
-		}
+		p.applySwitches(&st)
 		err := s.setSettingsLocked(st)
 		s.settingsMu.Unlock()
 		if err != nil {

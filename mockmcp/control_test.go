@@ -466,6 +466,13 @@ func TestSettings(t *testing.T) {
 			name: "unknown field", patch: `{"prm":"root","no_ath":true}`, status: 400,
 			want: startup, prm: map[string]int{prmPathURL: 200, prmRootURL: 404}, challenge: missingHdr,
 		},
+		{
+			name: "DPoP", patch: `{"dpop":true}`, status: 200,
+			want:      with(func(s *Settings) { s.DPoP = true }),
+			challenge: `DPoP algs="ES256", resource_metadata="` + prmPathURL + `", ` + scopeParam,
+			audiences: map[string]int{resourceURL: 401},
+		},
+		{name: "DPoP nonce without DPoP", patch: `{"dpop_nonce":true}`, status: 400, want: startup},
 		{name: "unknown location", patch: `{"prm":"sideways"}`, status: 400, want: startup},
 		{name: "bad scope", patch: `{"challenge_scopes":["a\"b"]}`, status: 400, want: startup},
 		{name: "tool without scopes", patch: `{"tool_scopes":{"echo":[]}}`, status: 400, want: startup},

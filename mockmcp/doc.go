@@ -39,6 +39,11 @@
 //   - /.test/tokens: GET the revoked and the seen token ids ([TokenIDs]),
 //     POST adds revocations ([Revocation]), PUT replaces them, DELETE
 //     clears them.
+//   - /.test/last-dpop: GET the method, URL and raw Authorization and DPoP
+//     headers of the last request accepted with a DPoP-bound token
+//     ([LastDPoP]), so a scenario can replay it; 404 before there is one.
+//   - /.test/rotate-dpop-nonce: POST replaces the DPoP nonce
+//     ([Server.RotateDPoPNonce]).
 //
 // Fault rules apply to every request but the control API, /healthz
 // included. A request a rule answered or dropped is still recorded, with
@@ -111,6 +116,27 @@
 //     priming event and each notification are flushed as they happen; it
 //     holds a response stream open for a proxy to relay.
 //
+// # DPoP
+//
+// While Settings.DPoP is on (RFC 9449 §7), a token must be DPoP-bound
+// (cnf.jkt) and presented as "Authorization: DPoP <token>" with one DPoP
+// header: an ES256 proof of typ dpop+jwt with its public jwk, htm the
+// request's method (POST, GET and DELETE alike), htu this server's URL of
+// the request, ath the token's hash, iat within 60 s, a jti not used
+// before, and a key whose thumbprint is the token's cnf.jkt. Package
+// internal/dpopcheck verifies it. Every challenge then uses the DPoP scheme
+// with algs="ES256":
+//
+//	401 WWW-Authenticate: DPoP algs="ES256", resource_metadata="<PRM URL>", scope="<challenge scopes>"
+//	401 WWW-Authenticate: DPoP error="invalid_dpop_proof", error_description="<reason>", algs="ES256", ...
+//
+// A bound token presented as a bearer token, a Bearer presentation at all,
+// and an unbound token presented with DPoP get invalid_token. While
+// Settings.DPoPNonce is on too, a proof without the current nonce gets 401
+// error="use_dpop_nonce" with the nonce in DPoP-Nonce, and every accepted
+// request's answer names it in DPoP-Nonce as well. Off, nothing changes:
+// Bearer only, and the DPoP scheme counts as no credentials.
+//
 // # Events
 //
 // Every request except /healthz and the control API is recorded as a
@@ -121,10 +147,13 @@
 // Path, Status; Authorization is the fingerprint of the bearer token (of the
 // whole header value for another scheme), never the token. Detail holds the
 // Detail* keys of this package, such as mcp_method, tool_name,
-// mcp_session_id, traceparent, sub, jti, iss, error and error_description.
+// mcp_session_id, traceparent, sub, jti, iss, error and error_description;
+// while DPoP is on, also auth_scheme, token_jkt, dpop_proof, dpop_jkt,
+// dpop_jti, dpop_nonce and dpop_ath (see [DetailAuthScheme]). The
+// Authorization of a DPoP presentation is the fingerprint of its token.
 //
 // Logs use log/slog: one "request" line per recorded event with the same
 // keys, plus jwks_fetched, jwks_fetch_failed, jwks_stale, settings_changed,
-// settings_reset, tokens_revoked and revocations_cleared.
+// settings_reset, tokens_revoked, revocations_cleared and dpop_nonce_rotated.
 // They never contain a token.
 package mockmcp

@@ -16,11 +16,13 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/mcp-proxy/mcp-proxy/internal/control"
-	"github.com/mcp-proxy/mcp-proxy/internal/faults"
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
+
+	"github.com/mcp-proxy/mcp-proxy/internal/control"
+	"github.com/mcp-proxy/mcp-proxy/internal/dpopcheck"
+	"github.com/mcp-proxy/mcp-proxy/internal/faults"
 )
 
 // Event kinds this server records.
@@ -98,6 +100,7 @@ type Server struct {
 	rec    *control.Recorder
 	faults *faults.Injector
 	host   string // canonical host[:port] of ResourceURL
+	origin string // scheme://host[:port] of ResourceURL, the start of every htu
 
 	mcpPath  string
 	prm      map[PRMLocation]prmSite // PRMPathSuffixed and PRMRoot
@@ -112,9 +115,15 @@ type Server struct {
 	settings   atomic.Pointer[Settings] // never modified once stored
 	settingsMu sync.Mutex               // serializes read-modify-write of settings
 
-	mu       sync.Mutex
-	revoked  map[string]bool
-	seenJTIs map[string]bool
+	// dpop verifies DPoP proofs while Settings.DPoP is on, remembering
+	// their jtis.
+	dpop *dpopcheck.Verifier
+
+	mu        sync.Mutex
+	revoked   map[string]bool
+	seenJTIs  map[string]bool
+	dpopNonce string    // what proofs must carry while Settings.DPoPNonce is on
+	lastDPoP  *LastDPoP // the last request accepted with a DPoP-bound token
 
 	// stepHook, when set, is called by the slow tool at its start (step 0)
 	// and after each step's progress notification. Tests use it to hold the
@@ -146,6 +155,8 @@ func New(cfg Config) (*Server, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.dpop = &dpopcheck.Verifier{Now: s.now, Replay: &dpopcheck.ReplayCache{Now: s.now}}
+	s.dpopNonce = newNonce()
 	s.mcpPath = resource.Path
 	if s.mcpPath == "" {
 		s.mcpPath = "/"
@@ -159,6 +170,7 @@ func New(cfg Config) (*Server, error) {
 	s.settings.Store(&st)
 
 	origin := resource.Scheme + "://" + resource.Host
+	s.origin = origin
 	name := cfg.ResourceName
 	if name == "" {
 		name = "Mock MCP server"
@@ -248,6 +260,8 @@ func New(cfg Config) (*Server, error) {
 	mux.Handle(control.PathPrefix+"faults", s.faults.ControlHandler())
 	mux.HandleFunc(control.PathPrefix+"settings", s.serveSettings)
 	mux.HandleFunc(control.PathPrefix+"tokens", s.serveTokens)
+	mux.HandleFunc(control.PathPrefix+"last-dpop", s.serveLastDPoP)
+	mux.HandleFunc(control.PathPrefix+"rotate-dpop-nonce", s.serveRotateDPoPNonce)
 	s.control = control.Guard(cfg.ControlSecret, mux)
 	return s, nil
 }
@@ -428,7 +442,7 @@ func (s *Server) serveMCP(w http.ResponseWriter, r *http.Request, req *request) 
 		s.sdk.ServeHTTP(w, r)
 		return
 	}
-	tok, fail := s.extractToken(r)
+	tok, scheme, fail := s.extractToken(r, st)
 	if fail != nil {
 		s.challenge(w, req, fail)
 		return
@@ -446,6 +460,12 @@ func (s *Server) serveMCP(w http.ResponseWriter, r *http.Request, req *request) 
 	case err != nil:
 		s.refuse(w, ev, http.StatusServiceUnavailable, "temporarily_unavailable", "cannot verify the token now: "+err.Error(), "")
 		return
+	}
+	if st.DPoP {
+		if f := s.checkDPoP(r, req, scheme, tok, id); f != nil {
+			s.challenge(w, req, f)
+			return
+		}
 	}
 	id.Fingerprint = control.Fingerprint(tok)
 	ev.Detail[DetailSub] = id.Subject
@@ -488,42 +508,57 @@ func (s *Server) serveMCP(w http.ResponseWriter, r *http.Request, req *request) 
 			return
 		}
 	}
+	if st.DPoP {
+		s.acceptedDPoP(r)
+		if st.DPoPNonce {
+			w.Header().Set("DPoP-Nonce", s.DPoPNonce())
+		}
+		// The SDK's middleware reads Bearer credentials only; the token
+		// was verified above, so it gets it under that name.
+		r = r.Clone(r.Context())
+		r.Header.Set("Authorization", schemeBearer+" "+tok)
+	}
 	s.sdkAuth.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityCtxKey{}, id)))
 }
 
-// authFailure is a refused request that gets a Bearer challenge.
+// authFailure is a refused request that gets a Bearer (or, while
+// Settings.DPoP is on, a DPoP) challenge.
 type authFailure struct {
 	status int
 	code   string // "" for a request without credentials (RFC 6750 section 3.1)
 	desc   string
 	scopes []string // nil = the challenge scopes
+	nonce  bool     // use_dpop_nonce: the answer names the nonce in DPoP-Nonce
 }
 
-// extractToken takes the bearer token from the Authorization header, the one
-// method this server supports (RFC 6750 §2.1; MCP forbids the query).
-func (s *Server) extractToken(r *http.Request) (string, *authFailure) {
+// extractToken takes the token from the Authorization header, the one
+// method this server supports (RFC 6750 §2.1; MCP forbids the query), and
+// the scheme it came with: Bearer, or DPoP while Settings.DPoP is on (RFC
+// 9449 §7.1).
+func (s *Server) extractToken(r *http.Request, st *Settings) (tok, scheme string, f *authFailure) {
 	if r.URL.Query().Has("access_token") {
-		return "", &authFailure{status: http.StatusBadRequest, code: "invalid_request",
-			desc: "access tokens in the URI query are not accepted; send Authorization: Bearer (RFC 6750 section 2.1, MCP authorization)"}
+		return "", "", &authFailure{status: http.StatusBadRequest, code: "invalid_request",
+			desc: "access tokens in the URI query are not accepted; send Authorization: " + challengeScheme(st) + " (RFC 6750 section 2.1, MCP authorization)"}
 	}
 	vals := r.Header.Values("Authorization")
 	switch {
 	case len(vals) == 0:
-		return "", &authFailure{status: http.StatusUnauthorized, desc: "no access token"}
+		return "", "", &authFailure{status: http.StatusUnauthorized, desc: "no access token"}
 	case len(vals) > 1:
-		return "", &authFailure{status: http.StatusBadRequest, code: "invalid_request", desc: "more than one Authorization header"}
+		return "", "", &authFailure{status: http.StatusBadRequest, code: "invalid_request", desc: "more than one Authorization header"}
 	}
-	scheme, cred, _ := strings.Cut(vals[0], " ")
-	if !strings.EqualFold(scheme, "Bearer") {
+	sent, cred, _ := strings.Cut(vals[0], " ")
+	scheme = canonicalScheme(st, sent)
+	if scheme == "" {
 		// An unsupported method counts as no credentials: no error code.
-		return "", &authFailure{status: http.StatusUnauthorized, desc: "the Authorization scheme is not Bearer"}
+		return "", "", &authFailure{status: http.StatusUnauthorized, desc: "the Authorization scheme is not " + challengeScheme(st)}
 	}
 	cred = strings.TrimLeft(cred, " ")
 	if !isToken68(cred) {
-		return "", &authFailure{status: http.StatusBadRequest, code: "invalid_request",
-			desc: "the Bearer credentials are malformed: want one b64token (RFC 6750 section 2.1)"}
+		return "", "", &authFailure{status: http.StatusBadRequest, code: "invalid_request",
+			desc: "the " + scheme + " credentials are malformed: want one b64token (RFC 6750 section 2.1)"}
 	}
-	return cred, nil
+	return cred, scheme, nil
 }
 
 // isToken68 matches the b64token of RFC 6750 §2.1.
@@ -550,7 +585,9 @@ func isToken68(s string) bool {
 	return true
 }
 
-// challenge answers with a Bearer challenge (RFC 6750 §3, RFC 9728 §5.1).
+// challenge answers with a Bearer challenge (RFC 6750 §3, RFC 9728 §5.1),
+// or a DPoP one naming the accepted algorithms while Settings.DPoP is on
+// (RFC 9449 §7.1).
 func (s *Server) challenge(w http.ResponseWriter, req *request, f *authFailure) {
 	scopes := f.scopes
 	if scopes == nil {
@@ -562,20 +599,31 @@ func (s *Server) challenge(w http.ResponseWriter, req *request, f *authFailure) 
 	if f.code != "" {
 		params = append(params, `error="`+f.code+`"`, `error_description="`+desc+`"`)
 	}
+	scheme := challengeScheme(req.st)
+	if scheme == schemeDPoP {
+		params = append(params, `algs="`+dpopAlgs+`"`)
+	}
+	if f.nonce {
+		w.Header().Set("DPoP-Nonce", s.DPoPNonce())
+	}
 	if prmURL != "" {
 		params = append(params, `resource_metadata="`+prmURL+`"`)
 	}
 	if len(scopes) > 0 {
 		params = append(params, `scope="`+strings.Join(scopes, " ")+`"`)
 	}
-	value := "Bearer"
+	value := scheme
 	if len(params) > 0 {
 		value += " " + strings.Join(params, ", ")
 	}
 	bodyCode := f.code
 	if bodyCode == "" {
 		bodyCode = "unauthorized"
-		desc = "a bearer token is required (" + desc + ")"
+		if scheme == schemeDPoP {
+			desc = "a DPoP-bound token is required (" + desc + ")"
+		} else {
+			desc = "a bearer token is required (" + desc + ")"
+		}
 		if prmURL != "" {
 			desc += "; see resource_metadata in WWW-Authenticate"
 		}
@@ -634,11 +682,16 @@ func canonicalHost(scheme, host string) string {
 	return host
 }
 
-// fingerprintAuthorization fingerprints the bearer token, or the whole
-// header value for another scheme, so nothing secret is ever stored.
+// fingerprintAuthorization fingerprints the token of the Bearer or DPoP
+// scheme (so that a DPoP-bound token has the fingerprint the authorization
+// server recorded when it issued it), or the whole header value for another
+// scheme, so nothing secret is ever stored.
 func fingerprintAuthorization(h string) string {
 	if tok := bearerToken(h); tok != "" {
 		return control.Fingerprint(tok)
+	}
+	if scheme, tok, ok := strings.Cut(h, " "); ok && strings.EqualFold(scheme, schemeDPoP) && strings.TrimSpace(tok) != "" {
+		return control.Fingerprint(strings.TrimSpace(tok))
 	}
 	return control.Fingerprint(h)
 }

@@ -42,6 +42,9 @@ type Identity struct {
 	TokenID   string
 	Scopes    []string
 	ExpiresAt time.Time
+	// JKT is the thumbprint of the DPoP key the token is bound to (cnf.jkt,
+	// RFC 9449 §6.1); "" for an unbound token.
+	JKT string
 	// Fingerprint is control.Fingerprint of the token.
 	Fingerprint string
 }
@@ -64,6 +67,10 @@ type accessTokenClaims struct {
 	// Scp is the array Ory Hydra puts its scopes in; read only for an
 	// external issuer.
 	Scp []string `json:"scp"`
+	// Cnf names the key a DPoP-bound token is bound to (RFC 9449 §6.1).
+	Cnf *struct {
+		JKT string `json:"jkt"`
+	} `json:"cnf"`
 }
 
 // rawPayload keeps the verified claims set as bytes, so that a malformed
@@ -217,6 +224,9 @@ func identity(claims *jwt.Claims, extra *accessTokenClaims, external bool) *Iden
 		TokenID:   claims.ID,
 		Scopes:    []string{},
 		ExpiresAt: claims.Expiry.Time(),
+	}
+	if extra.Cnf != nil {
+		id.JKT = extra.Cnf.JKT
 	}
 	if extra.Scope != nil {
 		id.Scopes = strings.Fields(*extra.Scope)
