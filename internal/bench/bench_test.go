@@ -2,8 +2,12 @@ package bench
 
 import (
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -223,6 +227,30 @@ func TestLargeChecks(t *testing.T) {
 	} {
 		if !strings.Contains(out.String(), line) {
 			t.Errorf("WriteLarge printed\n%s\nwithout %q", out.String(), line)
+		}
+	}
+}
+
+// The streams' profiles: the heap as text (its MemStats as memory was
+// read), then the heap profile after a collection (gc=1: a profile of the
+// last collection may predate the last streams), then the goroutines,
+// each to its file.
+func TestSaveProfiles(t *testing.T) {
+	var got []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = append(got, r.URL.RequestURI())
+		fmt.Fprint(w, r.URL.RequestURI())
+	}))
+	t.Cleanup(srv.Close)
+	h := &Harness{ProfileDir: t.TempDir(), debugAddrs: map[string]string{"hop": strings.TrimPrefix(srv.URL, "http://")}}
+	h.saveProfiles("hop", "streams-h1-hop")
+	want := []string{"/debug/pprof/heap?debug=1", "/debug/pprof/heap?gc=1", "/debug/pprof/goroutine"}
+	if !slices.Equal(got, want) {
+		t.Errorf("requests %q, want %q", got, want)
+	}
+	for file, body := range map[string]string{"streams-h1-hop-heap.txt": want[0], "streams-h1-hop-heap.pprof": want[1], "streams-h1-hop-goroutine.pprof": want[2]} {
+		if b, err := os.ReadFile(filepath.Join(h.ProfileDir, file)); err != nil || string(b) != body {
+			t.Errorf("%s = %q, %v; want %q", file, b, err, body)
 		}
 	}
 }
