@@ -2,8 +2,12 @@ package bench
 
 import (
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -171,6 +175,82 @@ func TestChecksPartOfTheTargets(t *testing.T) {
 	for _, c := range checks {
 		if !c.OK || !strings.Contains(c.What, "the warm path ran") {
 			t.Errorf("check %q (ok %v), want only the warm path's, passing", c.What, c.OK)
+		}
+	}
+}
+
+// The large answers' throughput budget is against the pooled hop, the
+// median of each round's ratio (not the ratio of the medians): a round
+// that was slow for both does not count against the proxy. Direct's ratio
+// is printed, not checked; without the pooled hop there is no throughput
+// check, only memory's.
+func TestLargeChecks(t *testing.T) {
+	rows := []LargeRow{
+		{What: "5 MB tool result", Proto: "h1", Target: Direct, MBps: []float64{700, 700, 700}, VsDirect: []float64{1, 1, 1}},
+		{What: "5 MB tool result", Proto: "h1", Target: PooledHop, MBps: []float64{300, 100, 300}, VsDirect: []float64{0.43, 0.14, 0.43}},
+		// Rounds 0.9, 0.95, 0.8: median 0.9, within the budget, though
+		// the ratio of the medians (240/300 = 0.8) is not.
+		{What: "5 MB tool result", Proto: "h1", Target: Proxy, MBps: []float64{270, 95, 240}, VsDirect: []float64{0.39, 0.14, 0.34}, PeakGrowth: 1 << 20},
+		{What: "5 MB tool result", Proto: "h2", Target: PooledHop, MBps: []float64{200, 200, 200}},
+		{What: "5 MB tool result", Proto: "h2", Target: Proxy, MBps: []float64{170, 180, 175}, PeakGrowth: MaxLargeGrowth + 1},
+		// A run without the pooled hop for this answer: memory only.
+		{What: "50 MB resource stream", Proto: "h1", Target: Proxy, MBps: []float64{300}, VsDirect: []float64{0.5}},
+	}
+	var got []string
+	for _, c := range LargeChecks(rows) {
+		got = append(got, fmt.Sprint(c.OK, " ", c.What))
+	}
+	want := []string{
+		"true large 5 MB tool result HTTP/1.1: mcp-proxy 0.90x the pooled hop's throughput (budget >= 0.90x)",
+		"true large 5 MB tool result HTTP/1.1: mcp-proxy's memory rose 1.0 MiB at most",
+		"false large 5 MB tool result HTTP/2: mcp-proxy 0.88x the pooled hop's throughput (budget >= 0.90x)",
+		"false large 5 MB tool result HTTP/2: mcp-proxy's memory rose 8.0 MiB at most",
+		"true large 50 MB resource stream HTTP/1.1: mcp-proxy's memory rose 0.0 MiB at most",
+	}
+	if len(got) != len(want) {
+		t.Fatalf("checks %q, want %d", got, len(want))
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(got[i], w) {
+			t.Errorf("check %d = %q, want it to start %q", i, got[i], w)
+		}
+	}
+	var out strings.Builder
+	WriteLarge(&out, rows, 3)
+	for _, line := range []string{
+		"| 5 MB tool result | HTTP/1.1 | mcp-proxy | 240 | 0.34× | 0.90× | 1.0 |",
+		"| 5 MB tool result | HTTP/1.1 | direct | 700 | 1.00× | 2.33× | 0.0 |",
+		"| 50 MB resource stream | HTTP/1.1 | mcp-proxy | 300 | 0.50× | — | 0.0 |",
+		"bench: info large 5 MB tool result HTTP/1.1: mcp-proxy 0.34x direct throughput (no budget: direct has no hop)\n",
+		"bench: PASS large 5 MB tool result HTTP/1.1: mcp-proxy 0.90x the pooled hop's throughput",
+		"bench: MISS large 5 MB tool result HTTP/2: mcp-proxy 0.88x the pooled hop's throughput",
+	} {
+		if !strings.Contains(out.String(), line) {
+			t.Errorf("WriteLarge printed\n%s\nwithout %q", out.String(), line)
+		}
+	}
+}
+
+// The streams' profiles: the heap as text (its MemStats as memory was
+// read), then the heap profile after a collection (gc=1: a profile of the
+// last collection may predate the last streams), then the goroutines,
+// each to its file.
+func TestSaveProfiles(t *testing.T) {
+	var got []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = append(got, r.URL.RequestURI())
+		fmt.Fprint(w, r.URL.RequestURI())
+	}))
+	t.Cleanup(srv.Close)
+	h := &Harness{ProfileDir: t.TempDir(), debugAddrs: map[string]string{"hop": strings.TrimPrefix(srv.URL, "http://")}}
+	h.saveProfiles("hop", "streams-h1-hop")
+	want := []string{"/debug/pprof/heap?debug=1", "/debug/pprof/heap?gc=1", "/debug/pprof/goroutine"}
+	if !slices.Equal(got, want) {
+		t.Errorf("requests %q, want %q", got, want)
+	}
+	for file, body := range map[string]string{"streams-h1-hop-heap.txt": want[0], "streams-h1-hop-heap.pprof": want[1], "streams-h1-hop-goroutine.pprof": want[2]} {
+		if b, err := os.ReadFile(filepath.Join(h.ProfileDir, file)); err != nil || string(b) != body {
+			t.Errorf("%s = %q, %v; want %q", file, b, err, body)
 		}
 	}
 }

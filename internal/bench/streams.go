@@ -320,12 +320,22 @@ func (h *Harness) saveProfiles(key, name string) {
 	if addr == "" {
 		return
 	}
-	for _, p := range []string{"heap", "goroutine"} {
+	// First the heap as text, which ends with the runtime's MemStats as
+	// they are (heap idle and released, stacks, metadata: the rest of the
+	// resident memory); then the heap profile, which is of the last
+	// collection, and that may have run before the last streams opened:
+	// collect first (gc=1), now that memory has been read.
+	for _, p := range []string{"heap?debug=1", "heap?gc=1", "goroutine"} {
 		resp, err := http.Get("http://" + addr + "/debug/pprof/" + p)
 		if err != nil {
 			continue
 		}
-		if f, err := os.Create(filepath.Join(h.ProfileDir, name+"-"+p+".pprof")); err == nil {
+		kind, _, _ := strings.Cut(p, "?")
+		file := name + "-" + kind + ".pprof"
+		if strings.HasSuffix(p, "debug=1") {
+			file = name + "-" + kind + ".txt"
+		}
+		if f, err := os.Create(filepath.Join(h.ProfileDir, file)); err == nil {
 			io.Copy(f, resp.Body)
 			f.Close()
 		}
