@@ -14,13 +14,13 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"sync"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
-	"github.com/go-jose/go-jose/v4/jwt"
 )
 
 // Alg is the one algorithm the proxy signs proofs with: ES256, which RFC
@@ -105,7 +105,15 @@ func (k *Key) Proof(method string, target *url.URL, accessToken, nonce string, n
 		sum := sha256.Sum256([]byte(accessToken))
 		c.ATH = base64.RawURLEncoding.EncodeToString(sum[:])
 	}
-	return jwt.Signed(s).Claims(c).Serialize()
+	payload, err := json.Marshal(c)
+	if err != nil {
+		return "", err
+	}
+	jws, err := s.Sign(payload)
+	if err != nil {
+		return "", err
+	}
+	return jws.CompactSerialize()
 }
 
 type proofClaims struct {
