@@ -303,8 +303,10 @@ clean:
 #   client         every client scenario the suite's requirements/2026-07-28.yaml
 #                  scores, and the client credentials and workload
 #                  identity extension scenarios (through service_account
-#                  routes) and enterprise-managed authorization (through
-#                  an enterprise route), marked "not scored: extension";
+#                  routes), enterprise-managed authorization (through
+#                  an enterprise route) and DPoP (auth/dpop, auth/dpop-nonce,
+#                  through the Quick Start's route), marked "not scored:
+#                  extension";
 #   authorization  the authorization mode against the proxy's own
 #                  authorization server, signed in headlessly through the
 #                  real pages;
