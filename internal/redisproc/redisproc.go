@@ -493,7 +493,23 @@ func (st *Set) Failover(ctx context.Context) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := Command(ctx, st.Sentinels[0].Addr, "", "SENTINEL", "FAILOVER", st.MasterName); err != nil {
+	// A Sentinel answers INPROG while an earlier failover is still being
+	// completed (its replicas reconfigured), which on a busy machine can
+	// outlast the promotion the caller waited for: ask again until it is
+	// done. Any other refusal is the caller's error.
+	var refused error
+	err = waitFor(ctx, 30*time.Second, func() (bool, error) {
+		_, err := Command(ctx, st.Sentinels[0].Addr, "", "SENTINEL", "FAILOVER", st.MasterName)
+		if err != nil && strings.HasPrefix(err.Error(), "INPROG") {
+			return false, err
+		}
+		refused = err
+		return true, nil
+	})
+	if err == nil {
+		err = refused
+	}
+	if err != nil {
 		return nil, err
 	}
 	return st.WaitPrimary(ctx, old, 30*time.Second)

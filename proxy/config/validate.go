@@ -272,27 +272,33 @@ func (u *UpstreamOAuth2) validate(p string, s *MCPServer, d *decoder) {
 				}
 			}
 		}
-		for i, sc := range u.Scopes {
-			if strings.TrimSpace(sc) == "" || strings.ContainsAny(sc, " \"\\") {
-				sp := fmt.Sprintf("%s.scopes[%d]", up, i)
-				d.errorf(d.pos(sp), sp, "%q is not a scope; write one scope per list entry", sc)
-			}
-		}
-		for i, a := range u.Audience {
-			if strings.TrimSpace(a) == "" || strings.ContainsAny(a, " \"\\") {
-				ap := fmt.Sprintf("%s.audience[%d]", up, i)
-				d.errorf(d.pos(ap), ap, "%q is not an audience; write one value per list entry, without spaces", a)
-			}
-		}
-		switch u.DPoP {
-		case "", DPoPAuto, DPoPRequired, DPoPOff:
-		default:
-			d.errorf(d.pos(up+".dpop"), up+".dpop", "%q is not a DPoP mode; use auto (DPoP when the remote server asks for it), required or off", u.DPoP)
-		}
+		u.validateRequestShape(up, d)
 		if s.DynamicClientRegistration && (u.ClientID != "" || !onlyRequestShape) {
 			d.errorf(d.pos(p+".dynamic_client_registration"), p+".dynamic_client_registration",
 				"has no effect with upstream_oauth2.client_id: the proxy uses the registered client; remove one of them")
 		}
+	}
+}
+
+// validateRequestShape checks the options that shape the proxy's requests
+// to the remote authorization server: scopes, audience and dpop.
+func (u *UpstreamOAuth2) validateRequestShape(up string, d *decoder) {
+	for i, sc := range u.Scopes {
+		if strings.TrimSpace(sc) == "" || strings.ContainsAny(sc, " \"\\") {
+			sp := fmt.Sprintf("%s.scopes[%d]", up, i)
+			d.errorf(d.pos(sp), sp, "%q is not a scope; write one scope per list entry", sc)
+		}
+	}
+	for i, a := range u.Audience {
+		if strings.TrimSpace(a) == "" || strings.ContainsAny(a, " \"\\") {
+			ap := fmt.Sprintf("%s.audience[%d]", up, i)
+			d.errorf(d.pos(ap), ap, "%q is not an audience; write one value per list entry, without spaces", a)
+		}
+	}
+	switch u.DPoP {
+	case "", DPoPAuto, DPoPRequired, DPoPOff:
+	default:
+		d.errorf(d.pos(up+".dpop"), up+".dpop", "%q is not a DPoP mode; use auto (DPoP when the remote server asks for it), required or off", u.DPoP)
 	}
 }
 
