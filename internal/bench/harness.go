@@ -68,6 +68,10 @@ type Harness struct {
 	// ProfileDir, when set, runs mcp-proxy with profiles (cmd/profproxy)
 	// written there when the harness closes.
 	ProfileDir string
+	// CPUWindows, with ProfileDir, profiles each Go hop's CPU over each
+	// measured window of the cpu part instead of over its whole life (Go
+	// runs one CPU profile at a time): see Options.CPUWindows.
+	CPUWindows bool
 	// LoadSet, when set, makes Start run `make load`'s set instead of the
 	// bench's (see startLoad).
 	LoadSet *LoadSetup
@@ -307,6 +311,9 @@ func (h *Harness) exec(key, binary string, args ...string) error {
 	ownProcess(cmd)
 	if h.ProfileDir != "" {
 		cmd.Env = append(os.Environ(), "BENCH_PROFILE_DIR="+h.ProfileDir)
+		if h.CPUWindows {
+			cmd.Env = append(cmd.Env, "BENCH_CPU_WINDOWS=1")
+		}
 		if key == ProxyHost {
 			if h.debugAddrs[key] == "" {
 				if h.debugAddrs[key], err = freeAddr(); err != nil {
@@ -519,11 +526,20 @@ func (h *Harness) TokenCache(host string) (map[string]float64, error) {
 	return out, sc.Err()
 }
 
-// Load runs one loadgen process against host and returns its result.
-func (h *Harness) Load(ctx context.Context, host, token, upstream, proto string, c int, warmup, dur time.Duration, pids map[string]int) (*LoadResult, error) {
+// WindowProfile is a CPU profile of a hop over one measured window: the
+// loadgen asks URL (the hop's net/http/pprof profile endpoint) for it as
+// the window opens and writes it to File.
+type WindowProfile struct{ URL, File string }
+
+// Load runs one loadgen process against host and returns its result;
+// with prof, the hop's CPU profile over the measured window too.
+func (h *Harness) Load(ctx context.Context, host, token, upstream, proto string, c int, warmup, dur time.Duration, pids map[string]int, prof *WindowProfile) (*LoadResult, error) {
 	args := []string{"-url", "https://" + host + "/mcp", "-addr", h.addrs[host], "-ca-file", h.path("ca.pem"),
 		"-bearer", token, "-c", strconv.Itoa(c), "-proto", proto, "-upstream", upstream,
 		"-warmup", warmup.String(), "-duration", dur.String()}
+	if prof != nil {
+		args = append(args, "-cpu-profile-url", prof.URL, "-cpu-profile-out", prof.File)
+	}
 	for name, pid := range pids {
 		args = append(args, "-pid", name+"="+strconv.Itoa(pid))
 	}

@@ -2,8 +2,11 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -21,6 +24,15 @@ type Options struct {
 	Duration time.Duration
 	// Progress receives a line per measurement.
 	Progress io.Writer
+	// CPUWindows, with Harness.CPUWindows, writes a CPU profile of each
+	// Go hop (the bare and pooled hops, mcp-proxy, Caddy) over each
+	// measured window to the profile directory,
+	// cpu-UPSTREAM-PROTO-cC-TARGET-rROUND.pprof, and a line per window to
+	// its windows.tsv (the file, the requests served in the window, its
+	// seconds, the hop's CPU µs per request from /proc), so that a
+	// profile's samples can be divided by the requests they served.
+	// Duration must be whole seconds: the profile endpoint takes seconds.
+	CPUWindows bool
 }
 
 // Target names.
@@ -159,7 +171,8 @@ func (h *Harness) Run(ctx context.Context, o Options) (*Results, error) {
 				if target != Direct {
 					pids["hop"] = h.PID(host)
 				}
-				lr, err := h.Load(ctx, host, token, cell.Upstream, cell.Proto, cell.C, o.Warmup, o.Duration, pids)
+				prof := h.windowProfile(o, cell, target, round)
+				lr, err := h.Load(ctx, host, token, cell.Upstream, cell.Proto, cell.C, o.Warmup, o.Duration, pids, prof)
 				if err != nil {
 					return nil, err
 				}
@@ -169,6 +182,11 @@ func (h *Harness) Run(ctx context.Context, o Options) (*Results, error) {
 				n := float64(lr.Requests)
 				s := Sample{RPS: n / lr.Seconds, HopCPU: lr.CPU["hop"] * 1e6 / n,
 					UpstreamCPU: lr.CPU["upstream"] * 1e6 / n, LoadgenCPU: lr.CPU["loadgen"] * 1e6 / n}
+				if prof != nil {
+					if err := h.logWindow(prof, lr, s); err != nil {
+						return nil, err
+					}
+				}
 				res.Samples[cell][target] = append(res.Samples[cell][target], s)
 				if proxyTarget(target) {
 					res.ProxyRequests[host] += lr.Requests
@@ -193,6 +211,33 @@ func (h *Harness) Run(ctx context.Context, o Options) (*Results, error) {
 		return nil, err
 	}
 	return res, nil
+}
+
+// windowKeys are the Go hops whose CPU can be profiled per window: the
+// process behind each target, by its key in Harness.debugAddrs.
+var windowKeys = map[string]string{BareHop: BareHost, PooledHop: PooledHost, Proxy: ProxyHost, ProxyPolicy: ProxyHost, Caddy: CaddyHost}
+
+// windowProfile is the profile to take of target's hop in this window
+// (nil: none).
+func (h *Harness) windowProfile(o Options, cell Cell, target string, round int) *WindowProfile {
+	addr := h.debugAddrs[windowKeys[target]]
+	if !o.CPUWindows || !h.CPUWindows || h.ProfileDir == "" || addr == "" {
+		return nil
+	}
+	name := fmt.Sprintf("cpu-%s-%s-c%d-%s-r%d.pprof", cell.Upstream, cell.Proto, cell.C, strings.ReplaceAll(target, " ", ""), round+1)
+	secs := int(o.Duration.Round(time.Second) / time.Second)
+	return &WindowProfile{URL: fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, max(secs, 1)),
+		File: filepath.Join(h.ProfileDir, name)}
+}
+
+// logWindow appends the window of prof to windows.tsv.
+func (h *Harness) logWindow(prof *WindowProfile, lr *LoadResult, s Sample) error {
+	f, err := os.OpenFile(filepath.Join(h.ProfileDir, "windows.tsv"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(f, "%s\t%d\t%.3f\t%.1f\n", filepath.Base(prof.File), lr.Requests, lr.Seconds, s.HopCPU)
+	return errors.Join(err, f.Close())
 }
 
 func median(xs []float64) float64 {

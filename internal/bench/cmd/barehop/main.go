@@ -112,8 +112,10 @@ func main() {
 		ErrorLog:  log.New(io.Discard, "", 0),
 	}
 	// Under make bench -profile, the hop is profiled too, until it is
-	// interrupted, for a side-by-side look at what the hop alone costs.
-	if dir := os.Getenv("BENCH_PROFILE_DIR"); dir != "" {
+	// interrupted, for a side-by-side look at what the hop alone costs;
+	// under -cpu-windows the bench takes a profile of each measured window
+	// from -debug-listen instead (Go runs one CPU profile at a time).
+	if dir := os.Getenv("BENCH_PROFILE_DIR"); dir != "" && os.Getenv("BENCH_CPU_WINDOWS") == "" {
 		name := "barehop-cpu.pprof"
 		if *pool {
 			name = "pooledhop-cpu.pprof"

@@ -42,6 +42,7 @@ func run() error {
 	dur := flag.Duration("duration", time.Second, "each measured window")
 	keep := flag.Bool("keep", false, "keep the working directory (logs, certificates)")
 	profile := flag.String("profile", "", "run mcp-proxy as profproxy and write its CPU and allocation profiles to this `directory`")
+	cpuWindows := flag.Bool("cpu-windows", false, "with -profile: a CPU profile of each Go hop over each measured window of the cpu part (DIR/cpu-UPSTREAM-PROTO-cC-TARGET-rROUND.pprof), and DIR/windows.tsv with the requests each served, instead of the whole-run CPU profiles; -duration in whole seconds")
 	strict := flag.Bool("strict", false, "exit 1 when a check of the budget misses")
 	parts := flag.String("parts", "cpu,streams,large", "comma-separated parts: cpu (the table of CPU per request), streams (idle event streams), large (large answers' throughput and memory)")
 	largeRounds := flag.Int("large-rounds", 3, "alternating rounds of the large answers")
@@ -60,6 +61,9 @@ func run() error {
 	ts, err := parseTargets(*targets)
 	if err != nil {
 		return err
+	}
+	if *cpuWindows && (*profile == "" || *dur < time.Second || *dur%time.Second != 0) {
+		return fmt.Errorf("-cpu-windows wants -profile DIR and a -duration of whole seconds (the profile endpoint counts in seconds), not %v", *dur)
 	}
 	if *rounds < 1 {
 		return fmt.Errorf("-rounds %d: want at least 1", *rounds)
@@ -82,7 +86,7 @@ func run() error {
 	}
 	partList := strings.Split(*parts, ",")
 	traced := slices.Contains(ts, bench.ProxyTrace10) || slices.Contains(ts, bench.ProxyTrace100)
-	h := &bench.Harness{Bin: abs, Dir: dir, Traced: traced && slices.Contains(partList, "cpu")}
+	h := &bench.Harness{Bin: abs, Dir: dir, Traced: traced && slices.Contains(partList, "cpu"), CPUWindows: *cpuWindows}
 	if *profile != "" {
 		if h.ProfileDir, err = filepath.Abs(*profile); err != nil {
 			return err
@@ -99,7 +103,7 @@ func run() error {
 	var checks []bench.Check
 	if slices.Contains(partList, "cpu") {
 		res, err := h.Run(ctx, bench.Options{Rounds: *rounds, Concurrency: cs, Protos: strings.Split(*protos, ","),
-			Upstreams: strings.Split(*ups, ","), Targets: ts, Warmup: *warmup, Duration: *dur, Progress: os.Stdout})
+			Upstreams: strings.Split(*ups, ","), Targets: ts, Warmup: *warmup, Duration: *dur, Progress: os.Stdout, CPUWindows: *cpuWindows})
 		if err != nil {
 			return err
 		}

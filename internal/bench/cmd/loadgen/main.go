@@ -67,6 +67,8 @@ func run(args []string) error {
 	maxReq := fs.Int64("max-requests", 5_000_000, "stop a worker's loop after this many requests in all, whatever the time")
 	pids := pidList{}
 	fs.Var(pids, "pid", "read the CPU time of process `NAME=PID` over the window (repeatable)")
+	profURL := fs.String("cpu-profile-url", "", "as the window opens, get this `URL` (a hop's net/http/pprof profile endpoint, ?seconds= the window's length) and write what it answers to -cpu-profile-out")
+	profOut := fs.String("cpu-profile-out", "", "the `file` -cpu-profile-url's answer is written to")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -146,13 +148,23 @@ func run(args []string) error {
 		return err
 	}
 	t0 := time.Now()
+	profiled := make(chan error, 1)
+	if *profURL != "" {
+		go func() { profiled <- saveProfile(*profURL, *profOut) }()
+	} else {
+		profiled <- nil
+	}
 	time.Sleep(*dur)
 	n1 := count.Load()
 	cpu1, err := cpuOf(pids)
 	elapsed := time.Since(t0)
+	// The hop answers the profile when its seconds are up, a moment after
+	// the window closes; the load goes on until then, as it did before
+	// the window closed.
+	perr := <-profiled
 	done.Store(true)
 	wg.Wait()
-	if err != nil {
+	if err := errors.Join(err, perr); err != nil {
 		return err
 	}
 	if failed.Load() > 0 {
@@ -163,6 +175,26 @@ func run(args []string) error {
 		res.CPU[name] = (cpu1[name] - cpu0[name]).Seconds()
 	}
 	return json.NewEncoder(os.Stdout).Encode(res)
+}
+
+// saveProfile gets url and writes its answer to file.
+func saveProfile(url, file string) error {
+	if file == "" {
+		return errors.New("-cpu-profile-url wants -cpu-profile-out")
+	}
+	resp, err := http.Get(url)
+	if err != nil {
+		return fmt.Errorf("the hop's CPU profile: %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("the hop's CPU profile: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("the hop's CPU profile: status %d: %.200s", resp.StatusCode, b)
+	}
+	return os.WriteFile(file, b, 0o644)
 }
 
 // cpuOf reads the CPU time of every process in pids and of this one

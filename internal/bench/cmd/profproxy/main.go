@@ -2,7 +2,8 @@
 // `make bench BENCHFLAGS=-profile DIR` only (the shipped binary has no
 // profiler): it runs the same command line, profiling from start until
 // it is interrupted, and writes $BENCH_PROFILE_DIR/cpu.pprof and
-// allocs.pprof. With $BENCH_DEBUG_ADDR set it also serves net/http/pprof
+// allocs.pprof (with $BENCH_CPU_WINDOWS set, the allocation profile only:
+// the bench takes the CPU profiles, one per measured window). With $BENCH_DEBUG_ADDR set it also serves net/http/pprof
 // there, so that the streams benchmark can read its heap and goroutines
 // with every stream open.
 package main
@@ -28,15 +29,20 @@ func main() {
 		fmt.Fprintln(os.Stderr, "profproxy: set BENCH_PROFILE_DIR")
 		os.Exit(2)
 	}
-	f, err := os.Create(filepath.Join(dir, "cpu.pprof"))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "profproxy:", err)
-		os.Exit(1)
-	}
 	runtime.MemProfileRate = 64 << 10
-	if err := pprof.StartCPUProfile(f); err != nil {
-		fmt.Fprintln(os.Stderr, "profproxy:", err)
-		os.Exit(1)
+	// Under bench -cpu-windows the bench asks for a CPU profile of each
+	// measured window at $BENCH_DEBUG_ADDR, and Go runs one at a time.
+	var f *os.File
+	if os.Getenv("BENCH_CPU_WINDOWS") == "" {
+		var err error
+		if f, err = os.Create(filepath.Join(dir, "cpu.pprof")); err != nil {
+			fmt.Fprintln(os.Stderr, "profproxy:", err)
+			os.Exit(1)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "profproxy:", err)
+			os.Exit(1)
+		}
 	}
 	if addr := os.Getenv("BENCH_DEBUG_ADDR"); addr != "" {
 		go http.ListenAndServe(addr, nil) // net/http/pprof's handlers
@@ -44,8 +50,10 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := cli.Run(ctx, os.Args[1:], cli.Env{})
 	stop()
-	pprof.StopCPUProfile()
-	f.Close()
+	if f != nil {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
 	if m, err := os.Create(filepath.Join(dir, "allocs.pprof")); err == nil {
 		pprof.Lookup("allocs").WriteTo(m, 0)
 		m.Close()
