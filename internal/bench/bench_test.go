@@ -233,8 +233,8 @@ func TestLargeChecks(t *testing.T) {
 
 // The streams' profiles: the heap as text (its MemStats as memory was
 // read), then the heap profile after a collection (gc=1: a profile of the
-// last collection may predate the last streams), then the goroutines,
-// each to its file.
+// last collection may predate the last streams), then the goroutines
+// (a profile, and as text), each to its file.
 func TestSaveProfiles(t *testing.T) {
 	var got []string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -244,13 +244,35 @@ func TestSaveProfiles(t *testing.T) {
 	t.Cleanup(srv.Close)
 	h := &Harness{ProfileDir: t.TempDir(), debugAddrs: map[string]string{"hop": strings.TrimPrefix(srv.URL, "http://")}}
 	h.saveProfiles("hop", "streams-h1-hop")
-	want := []string{"/debug/pprof/heap?debug=1", "/debug/pprof/heap?gc=1", "/debug/pprof/goroutine"}
+	want := []string{"/debug/pprof/heap?debug=1", "/debug/pprof/heap?gc=1", "/debug/pprof/goroutine", "/debug/pprof/goroutine?debug=2"}
 	if !slices.Equal(got, want) {
 		t.Errorf("requests %q, want %q", got, want)
 	}
-	for file, body := range map[string]string{"streams-h1-hop-heap.txt": want[0], "streams-h1-hop-heap.pprof": want[1], "streams-h1-hop-goroutine.pprof": want[2]} {
+	for file, body := range map[string]string{"streams-h1-hop-heap.txt": want[0], "streams-h1-hop-heap.pprof": want[1],
+		"streams-h1-hop-goroutine.pprof": want[2], "streams-h1-hop-goroutine.txt": want[3]} {
 		if b, err := os.ReadFile(filepath.Join(h.ProfileDir, file)); err != nil || string(b) != body {
 			t.Errorf("%s = %q, %v; want %q", file, b, err, body)
 		}
+	}
+}
+
+// The event phase's execution trace: asked for long enough to hold the
+// events, written to its file once the trace handler has answered.
+func TestSaveTrace(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, r.URL.RequestURI())
+	}))
+	t.Cleanup(srv.Close)
+	h := &Harness{ProfileDir: t.TempDir(), debugAddrs: map[string]string{"hop": strings.TrimPrefix(srv.URL, "http://")}}
+	<-h.saveTrace("hop", "streams-h1-hop", 3*time.Second)
+	want := "/debug/pprof/trace?seconds=3"
+	if b, err := os.ReadFile(filepath.Join(h.ProfileDir, "streams-h1-hop-trace.out")); err != nil || string(b) != want {
+		t.Errorf("trace = %q, %v; want %q", b, err, want)
+	}
+	// A hop without a debug listener (nginx) has no trace, and nothing
+	// to wait for.
+	<-h.saveTrace("nginx", "streams-h1-nginx", time.Second)
+	if _, err := os.Stat(filepath.Join(h.ProfileDir, "streams-h1-nginx-trace.out")); err == nil {
+		t.Error("a trace of a hop without a debug listener")
 	}
 }

@@ -199,6 +199,9 @@ func (h *Harness) measureStreams(ctx context.Context, target, proto string, n, r
 		return row, fmt.Errorf("warming up: %w", err)
 	}
 	var err error
+	traced := make(chan struct{})
+	close(traced)
+	name := fmt.Sprintf("streams-%s-%s", proto, strings.ReplaceAll(target, " ", ""))
 	peak := func() error {
 		if row.RSSAfter, err = h.rss(key); err != nil {
 			return err
@@ -206,7 +209,10 @@ func (h *Harness) measureStreams(ctx context.Context, target, proto string, n, r
 		row.After = h.goroutines(key)
 		row.AfterMem = h.goMem(key)
 		if h.ProfileDir != "" && key != "" {
-			h.saveProfiles(key, fmt.Sprintf("streams-%s-%s", proto, strings.ReplaceAll(target, " ", "")))
+			h.saveProfiles(key, name)
+			// The events are asked for as soon as this returns: trace
+			// the hop while they pass, and a second after.
+			traced = h.saveTrace(key, name, time.Duration(n/max(rate, 1))*time.Second+2*time.Second)
 		}
 		return nil
 	}
@@ -216,7 +222,40 @@ func (h *Harness) measureStreams(ctx context.Context, target, proto string, n, r
 	row.GoroutinesBefore = h.goroutines(key)
 	row.Before = h.goMem(key)
 	row.Opened, row.Events, err = h.streamgen(ctx, target, proto, n, rate, peak)
+	<-traced
 	return row, err
+}
+
+// saveTrace writes an execution trace (runtime/trace, through the
+// hop's net/http/pprof listener) of key's process for d to the profile
+// directory; the channel is closed when it is written. The trace
+// handler answers nothing until the trace has grown, so its start is
+// waited for by a short sleep: what comes after saveTrace returns is in
+// the trace.
+func (h *Harness) saveTrace(key, name string, d time.Duration) chan struct{} {
+	done := make(chan struct{})
+	addr := h.debugAddrs[key]
+	if addr == "" {
+		close(done)
+		return done
+	}
+	f, err := os.Create(filepath.Join(h.ProfileDir, name+"-trace.out"))
+	if err != nil {
+		close(done)
+		return done
+	}
+	go func() {
+		defer close(done)
+		defer f.Close()
+		resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/trace?seconds=%g", addr, d.Seconds()))
+		if err != nil {
+			return
+		}
+		defer resp.Body.Close()
+		io.Copy(f, resp.Body)
+	}()
+	time.Sleep(200 * time.Millisecond)
+	return done
 }
 
 // streamgen runs one streamgen process through target: it opens n
@@ -324,15 +363,16 @@ func (h *Harness) saveProfiles(key, name string) {
 	// they are (heap idle and released, stacks, metadata: the rest of the
 	// resident memory); then the heap profile, which is of the last
 	// collection, and that may have run before the last streams opened:
-	// collect first (gc=1), now that memory has been read.
-	for _, p := range []string{"heap?debug=1", "heap?gc=1", "goroutine"} {
+	// collect first (gc=1), now that memory has been read. The goroutines
+	// also as text (debug=2), each with its frames and their arguments.
+	for _, p := range []string{"heap?debug=1", "heap?gc=1", "goroutine", "goroutine?debug=2"} {
 		resp, err := http.Get("http://" + addr + "/debug/pprof/" + p)
 		if err != nil {
 			continue
 		}
 		kind, _, _ := strings.Cut(p, "?")
 		file := name + "-" + kind + ".pprof"
-		if strings.HasSuffix(p, "debug=1") {
+		if strings.Contains(p, "debug=") {
 			file = name + "-" + kind + ".txt"
 		}
 		if f, err := os.Create(filepath.Join(h.ProfileDir, file)); err == nil {

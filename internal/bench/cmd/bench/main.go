@@ -41,7 +41,7 @@ func run() error {
 	warmup := flag.Duration("warmup", 300*time.Millisecond, "load before each measured window")
 	dur := flag.Duration("duration", time.Second, "each measured window")
 	keep := flag.Bool("keep", false, "keep the working directory (logs, certificates)")
-	profile := flag.String("profile", "", "run mcp-proxy as profproxy and write its CPU and allocation profiles to this `directory`")
+	profile := flag.String("profile", "", "run mcp-proxy as profproxy and write its CPU and allocation profiles to this `directory`, with the streams part's heap and goroutine profiles and execution traces of each Go hop")
 	cpuWindows := flag.Bool("cpu-windows", false, "with -profile: a CPU profile of each Go hop over each measured window of the cpu part (DIR/cpu-UPSTREAM-PROTO-cC-TARGET-rROUND.pprof), and DIR/windows.tsv with the requests each served, instead of the whole-run CPU profiles; -duration in whole seconds")
 	strict := flag.Bool("strict", false, "exit 1 when a check of the budget misses")
 	parts := flag.String("parts", "cpu,streams,large", "comma-separated parts: cpu (the table of CPU per request), streams (idle event streams), large (large answers' throughput and memory)")
