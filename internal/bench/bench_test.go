@@ -124,7 +124,7 @@ func TestChecks(t *testing.T) {
 			t.Errorf("missed[%d] = %q, want it to start %q", i, missed[i], w)
 		}
 	}
-	if len(ok) != 3 || !strings.HasPrefix(ok[0], "canned HTTP/1.1 c=16: mcp-proxy CPU 1.05x the pooled hop's") ||
+	if len(ok) != 3 || ok[0] != `canned HTTP/1.1 c=16: mcp-proxy CPU 1.05x the pooled hop's (budget <= 1.10x; against "pooled hop", the only pooled target measured)` ||
 		!strings.HasPrefix(ok[1], "canned HTTP/1.1 c=16: mcp-proxy CPU 105 us, Caddy's 180 us") {
 		t.Errorf("ok = %q", ok)
 	}
@@ -154,6 +154,81 @@ func TestStreamsChecks(t *testing.T) {
 	}
 	if p50, p99, top := Percentiles([]int64{5, 1, 4, 2, 3}); p50 != 3 || p99 != 5 || top != 5 {
 		t.Errorf("Percentiles = %d, %d, %d; want 3, 5, 5", p50, p99, top)
+	}
+}
+
+// The pooled target of a cell is the one with the least median CPU per
+// request among those measured (the first of PooledTargets on a tie).
+func TestBestPooled(t *testing.T) {
+	cpu := func(us ...float64) []Sample {
+		var s []Sample
+		for _, u := range us {
+			s = append(s, Sample{HopCPU: u})
+		}
+		return s
+	}
+	for _, tc := range []struct {
+		name    string
+		samples map[string][]Sample
+		want    string
+	}{
+		{"none measured", map[string][]Sample{Proxy: cpu(100)}, ""},
+		{"no rounds", map[string][]Sample{PooledHop: nil, PooledH1Hop: {}}, ""},
+		{"only the HTTP/2 upstream", map[string][]Sample{PooledHop: cpu(140), Proxy: cpu(100)}, PooledHop},
+		{"only the HTTP/1.1 upstream", map[string][]Sample{PooledH1Hop: cpu(140), Proxy: cpu(100)}, PooledH1Hop},
+		{"HTTP/1.1 upstream cheaper", map[string][]Sample{PooledHop: cpu(140, 150, 145), PooledH1Hop: cpu(110, 120, 115)}, PooledH1Hop},
+		{"HTTP/2 upstream cheaper", map[string][]Sample{PooledHop: cpu(170, 160, 165), PooledH1Hop: cpu(175, 180, 170)}, PooledHop},
+		// Medians, not means: one slow round does not make a target dearer.
+		{"by the median", map[string][]Sample{PooledHop: cpu(100, 100, 400), PooledH1Hop: cpu(120, 120, 120)}, PooledHop},
+		{"a tie", map[string][]Sample{PooledHop: cpu(120), PooledH1Hop: cpu(120)}, PooledHop},
+	} {
+		if got := bestPooled(tc.samples); got != tc.want {
+			t.Errorf("%s: bestPooled = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+// With both pooled targets measured, each cell's checks compare with the
+// cheaper one and say which; against the other, every verdict here would
+// be the opposite (the HTTP/1.1 row would pass at 0.89x, the HTTP/2 rows'
+// deltas would be +30 and +50 us). The table prints both pooled targets.
+func TestChecksAgainstTheCheaperPooledHop(t *testing.T) {
+	cells := []Cell{{"canned", "h1", 16}, {"canned", "h2", 16}, {"canned", "h1", 64}, {"canned", "h2", 64}}
+	targets := []string{PooledHop, PooledH1Hop, Proxy}
+	samples := func(h2, h1, proxy float64) map[string][]Sample {
+		return map[string][]Sample{PooledHop: {{RPS: 400, HopCPU: h2}}, PooledH1Hop: {{RPS: 400, HopCPU: h1}}, Proxy: {{RPS: 400, HopCPU: proxy}}}
+	}
+	r := &Results{Opts: Options{Upstreams: []string{"canned"}, Targets: targets, Rounds: 1}, Cells: cells, Samples: map[Cell]map[string][]Sample{
+		cells[0]: samples(140, 110, 125), cells[1]: samples(170, 175, 180),
+		cells[2]: samples(150, 120, 118), cells[3]: samples(200, 180, 215),
+	}}
+	var got []string
+	for _, c := range r.Checks() {
+		got = append(got, fmt.Sprint(c.OK, " ", c.What))
+	}
+	h1, h2 := `"pooled hop, HTTP/1.1 upstream", the cheaper pooled target`, `"pooled hop", the cheaper pooled target`
+	want := []string{
+		"false canned HTTP/1.1 c=16: mcp-proxy CPU 1.14x the pooled hop's (budget <= 1.10x; against " + h1 + ")",
+		"true canned HTTP/2 c=16: mcp-proxy CPU 1.06x the pooled hop's (budget <= 1.10x; against " + h2 + ")",
+		"true canned HTTP/1.1 c=64: mcp-proxy CPU 0.98x the pooled hop's (budget <= 1.10x; against " + h1 + ")",
+		"false canned HTTP/2 c=64: mcp-proxy CPU 1.19x the pooled hop's (budget <= 1.10x; against " + h1 + ")",
+		"true canned c=16: HTTP/2 over HTTP/1.1 costs mcp-proxy +55 us, the pooled hop +60 us (budget: no more, 10 us noise; against " + h1 + " over HTTP/1.1, " + h2 + " over HTTP/2)",
+		"false canned c=64: HTTP/2 over HTTP/1.1 costs mcp-proxy +97 us, the pooled hop +60 us (budget: no more, 10 us noise; against " + h1 + " on both legs)",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("checks\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	var out strings.Builder
+	r.WriteTable(&out, append([]string{Direct, BareHop}, targets...))
+	for _, line := range []string{
+		"| upstream | client leg | c | pooled hop | pooled hop, HTTP/1.1 upstream | mcp-proxy | mcp-proxy ÷ the cheaper pooled hop |\n",
+		"| canned | HTTP/1.1 | 16 | 140 | 110 | 125 | 1.14× (pooled hop, HTTP/1.1 upstream) |\n",
+		"| canned | HTTP/2 | 16 | 170 | 175 | 180 | 1.06× (pooled hop) |\n",
+		"bench: MISS canned HTTP/1.1 c=16: mcp-proxy CPU 1.14x the pooled hop's (budget <= 1.10x; against " + h1 + ")\n",
+	} {
+		if !strings.Contains(out.String(), line) {
+			t.Errorf("WriteTable printed\n%s\nwithout %q", out.String(), line)
+		}
 	}
 }
 

@@ -106,6 +106,13 @@ func TestWindowProfile(t *testing.T) {
 	if got == nil || *got != want {
 		t.Errorf("got %+v, want %+v", got, want)
 	}
+	// A target's name in a file name: no spaces, commas or slashes.
+	h.debugAddrs[PooledH1Host] = "127.0.0.1:2"
+	got = h.windowProfile(o, Cell{"canned", "h1", 16}, PooledH1Hop, 2)
+	want = WindowProfile{URL: "http://127.0.0.1:2/debug/pprof/profile?seconds=2", File: "/p/cpu-canned-h1-c16-pooledhopHTTP1.1upstream-r3.pprof"}
+	if got == nil || *got != want {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
 	if got := h.windowProfile(o, Cell{"canned", "h2", 16}, PooledHop, 0); got != nil {
 		t.Errorf("a hop without a debug listener: got %+v, want none", got)
 	}

@@ -49,6 +49,11 @@ const (
 	ASHost            = "auth.provider.com"              // the remote authorization server (mockas)
 	IdPHost           = "idp.example.com"                // the operator's identity provider (mockas)
 	ClientHost        = "client.example.net"             // MCP clients' metadata documents
+
+	// The pooled hop forwarding over HTTP/1.1 only, as mcp-proxy does.
+	PooledH1Host        = "pooled-h1-hop.example.com"         // to the SDK server
+	PooledH1CannedHost  = "pooled-h1-hop-canned.example.com"  // to the canned answer
+	PooledH1StreamsHost = "pooled-h1-hop-streams.example.com" // to the streams upstream
 )
 
 // The remote authorization server's clients: the proxy's (public, both
@@ -203,8 +208,9 @@ func upstreamCallbacks(hosts []string) []string {
 	return out
 }
 
-// startHops starts the bare hop and the pooled hop (the bare hop with a
-// buffer pool), each with a route to every upstream.
+// startHops starts the bare hop, the pooled hop (the bare hop with a
+// buffer pool) and the pooled hop forwarding over HTTP/1.1 only, each with
+// a route to every upstream.
 func (h *Harness) startHops() error {
 	for _, hop := range []struct {
 		key    string
@@ -213,6 +219,7 @@ func (h *Harness) startHops() error {
 	}{
 		{BareHost, [3]string{BareHost, BareCannedHost, BareStreamsHost}, nil},
 		{PooledHost, [3]string{PooledHost, PooledCannedHost, PooledStreamsHost}, []string{"-pool"}},
+		{PooledH1Host, [3]string{PooledH1Host, PooledH1CannedHost, PooledH1StreamsHost}, []string{"-pool", "-upstream-h1"}},
 	} {
 		debug, err := freeAddr()
 		if err != nil {

@@ -3,7 +3,9 @@
 // the upstream its Host names, with a fixed bearer token in place of the
 // client's. It has the defaults of the standard library (no buffer pool, no
 // flush interval) and the proxy's outbound transport settings; -pool gives
-// it a pool of 32 KiB copy buffers (the pooled hop). -debug-listen serves
+// it a pool of 32 KiB copy buffers (the pooled hop), and -upstream-h1 makes
+// it forward over HTTP/1.1 only, as mcp-proxy forwards requests (otherwise
+// it speaks HTTP/2 to an upstream that offers it). -debug-listen serves
 // net/http/pprof and expvar on a loopback address, so that the bench can
 // count its goroutines and read its heap and stacks.
 package main
@@ -45,6 +47,7 @@ func main() {
 	caFile := flag.String("ca-file", "", "PEM `file` of the CA the upstreams' certificates come from")
 	bearerFile := flag.String("bearer-file", "", "`file` holding the bearer token to inject")
 	pool := flag.Bool("pool", false, "copy answers through pooled 32 KiB buffers")
+	upstreamH1 := flag.Bool("upstream-h1", false, "forward over HTTP/1.1 only, as mcp-proxy forwards requests")
 	debug := flag.String("debug-listen", "", "`address` (loopback) to serve net/http/pprof on")
 	var routes, resolve list
 	flag.Var(&routes, "route", "`HOST=URL`: requests for HOST go to URL (repeatable)")
@@ -90,7 +93,7 @@ func main() {
 			pr.Out.Host = ""
 			pr.Out.Header.Set("Authorization", auth)
 		},
-		Transport: netguard.NewTransport(dial, netguard.TransportOptions{RootCAs: roots}),
+		Transport: upstreamTransport(dial, roots, *upstreamH1),
 		ErrorLog:  log.New(os.Stderr, "barehop: ", 0),
 	}
 	if *pool {
@@ -117,8 +120,13 @@ func main() {
 	// from -debug-listen instead (Go runs one CPU profile at a time).
 	if dir := os.Getenv("BENCH_PROFILE_DIR"); dir != "" && os.Getenv("BENCH_CPU_WINDOWS") == "" {
 		name := "barehop-cpu.pprof"
-		if *pool {
+		switch {
+		case *pool && *upstreamH1:
+			name = "pooledh1hop-cpu.pprof"
+		case *pool:
 			name = "pooledhop-cpu.pprof"
+		case *upstreamH1:
+			name = "bareh1hop-cpu.pprof"
 		}
 		f, err := os.Create(filepath.Join(dir, name))
 		if err != nil {
@@ -139,6 +147,23 @@ func main() {
 	if err := srv.ListenAndServeTLS(*certFile, *keyFile); err != nil {
 		fail(err)
 	}
+}
+
+// upstreamTransport is the proxy's outbound transport (netguard's), which
+// speaks HTTP/2 to an upstream that offers it; with h1Only, HTTP/1.1 only,
+// set exactly as proxy/forward's forwardingTransport sets it for the
+// requests mcp-proxy forwards, so that the two hops can be compared on the
+// same upstream protocol (docs/performance.md: Go's HTTP/2 client starts a
+// goroutine for each request, its HTTP/1.1 client does not).
+func upstreamTransport(dial func(ctx context.Context, network, addr string) (net.Conn, error), roots *x509.CertPool, h1Only bool) *http.Transport {
+	t := netguard.NewTransport(dial, netguard.TransportOptions{RootCAs: roots})
+	if h1Only {
+		var p http.Protocols
+		p.SetHTTP1(true)
+		t.Protocols = &p
+		t.TLSClientConfig.NextProtos = []string{"http/1.1"}
+	}
+	return t
 }
 
 // bufferPool lends the ReverseProxy 32 KiB copy buffers, the size it

@@ -1,8 +1,8 @@
 // Command bench is `make bench`: it starts the bench processes (see
-// package bench), measures direct, the bare and the pooled hop, mcp-proxy
-// (with tracing on too) and the peers side by side, then the idle event
-// streams and the large answers, and prints each part's tables with the
-// budget's checks.
+// package bench), measures direct, the bare hop, the pooled hop (forwarding
+// over HTTP/2 and over HTTP/1.1), mcp-proxy (with tracing on too) and the
+// peers side by side, then the idle event streams and the large answers,
+// and prints each part's tables with the budget's checks.
 //
 //	bench -bin build/bench/bin -rounds 3 -c 1,16,64 -proto h1,h2 -upstream sdk,canned
 package main
@@ -37,7 +37,7 @@ func run() error {
 	concs := flag.String("c", "1,16,64", "comma-separated concurrencies")
 	protos := flag.String("proto", "h1,h2", "comma-separated client legs: h1, h2")
 	ups := flag.String("upstream", "sdk,canned", "comma-separated upstreams: sdk, canned")
-	targets := flag.String("targets", "direct,bare,pooled,proxy,policy,caddy,nginx,trace0.1,trace1", "comma-separated targets of the cpu part: direct, bare (the bare hop), pooled (the pooled hop), proxy, policy (a route with a 20-rule tool policy), caddy and nginx (when they run), trace0.1 and trace1 (tracing on, sampling ratio 0.1 and 1.0; compared with proxy)")
+	targets := flag.String("targets", "direct,bare,pooled,pooledh1,proxy,policy,caddy,nginx,trace0.1,trace1", "comma-separated targets of the cpu part: direct, bare (the bare hop), pooled (the pooled hop), pooledh1 (the pooled hop forwarding over HTTP/1.1 only, as mcp-proxy does; the budget compares with the cheaper of pooled and pooledh1), proxy, policy (a route with a 20-rule tool policy), caddy and nginx (when they run), trace0.1 and trace1 (tracing on, sampling ratio 0.1 and 1.0; compared with proxy)")
 	warmup := flag.Duration("warmup", 300*time.Millisecond, "load before each measured window")
 	dur := flag.Duration("duration", time.Second, "each measured window")
 	keep := flag.Bool("keep", false, "keep the working directory (logs, certificates)")
