@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strings"
 
+	"golang.org/x/oauth2"
+
 	"github.com/mcp-proxy/mcp-proxy/proxy/apierror"
 	"github.com/mcp-proxy/mcp-proxy/proxy/dpop"
 	"github.com/mcp-proxy/mcp-proxy/proxy/upstream"
@@ -41,6 +43,18 @@ func (s *Source) ProofKey(g *upstream.Grant, keep []byte) (*dpop.Key, *apierror.
 // the proxy's own client when k is nil.
 func (s *Source) Sender(k *dpop.Key) *http.Client {
 	return dpop.Client(s.HTTP, k, &s.nonces, s.Now)
+}
+
+// obtained is the upstream token of a token response to a grant the
+// route itself runs (client credentials, workload, enterprise) for
+// subject under key, bound to k when the server bound it.
+func (s *Source) obtained(tok *oauth2.Token, g *upstream.Grant, key, subject string, k *dpop.Key) (*upstream.Token, *apierror.Error) {
+	t := &upstream.Token{Key: key, AccessToken: tok.AccessToken, TokenType: tok.TokenType, Expiry: tok.Expiry,
+		Grant: *g, Subject: subject, Acquired: s.Now(), Issued: s.Now(), Scopes: GrantedScopes(tok, g.Scopes)}
+	if e := Bind(t, k, g); e != nil {
+		return nil, e
+	}
+	return t, nil
 }
 
 // Bind keeps k with t when the authorization server bound t to it

@@ -89,12 +89,7 @@ func (s *Source) Enterprise(ctx context.Context, g *upstream.Grant, key, subject
 		}
 		return nil, apierror.Wrap(err, apierror.CodeASUnreachable, "The remote authorization server %s could not be reached for your token; try again shortly.", ASName(g))
 	}
-	t := &upstream.Token{Key: key, AccessToken: tok.AccessToken, TokenType: tok.TokenType, Expiry: tok.Expiry,
-		Grant: *g, Subject: subject, Acquired: s.Now(), Issued: s.Now(), Scopes: GrantedScopes(tok, g.Scopes)}
-	if e := Bind(t, k, g); e != nil {
-		return nil, e
-	}
-	return t, nil
+	return s.obtained(tok, g, key, subject, k)
 }
 
 // reexchange renews an enterprise route's token under key with a new

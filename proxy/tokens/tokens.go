@@ -125,12 +125,7 @@ func (s *Source) ClientCredentials(ctx context.Context, g *upstream.Grant, key, 
 		}
 		return nil, apierror.Wrap(err, apierror.CodeASUnreachable, "The remote authorization server %s could not be reached for the route's shared token; try again shortly.", ASName(g))
 	}
-	t := &upstream.Token{Key: key, AccessToken: tok.AccessToken, TokenType: tok.TokenType, Expiry: tok.Expiry,
-		Grant: *g, Subject: actor, Acquired: s.Now(), Issued: s.Now(), Scopes: GrantedScopes(tok, g.Scopes)}
-	if e := Bind(t, k, g); e != nil {
-		return nil, e
-	}
-	return t, nil
+	return s.obtained(tok, g, key, actor, k)
 }
 
 // GrantedScopes returns the scope of a token response, or the scopes asked
