@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/cucumber/godog"
+
+	"github.com/mcp-proxy/mcp-proxy/internal/control"
 )
 
 func init() { moreSteps = append(moreSteps, enterpriseSteps) }
@@ -82,22 +84,10 @@ func (w *world) tokenExchanges(ctx context.Context, host string, want int, audie
 // want token requests, all the JWT bearer grant with an assertion,
 // authenticated as client: no consent, no other grant.
 func (w *world) idjagRequests(ctx context.Context, host string, want int, client string) error {
-	evs, err := w.events(ctx, host, "token")
-	if err != nil {
-		return err
-	}
-	if len(evs) != want {
-		return fmt.Errorf("%s received %d token requests, want %d", host, len(evs), want)
-	}
-	for i, e := range evs {
-		switch {
-		case e.Params["grant_type"] != jwtBearer:
-			return fmt.Errorf("token request %d used the grant %q, want only %s", i+1, e.Params["grant_type"], jwtBearer)
-		case e.Params["assertion"] == "":
-			return fmt.Errorf("token request %d carried no assertion", i+1)
-		case e.Params["client_id"] != client || e.Detail["auth_method"] == "none" || e.Detail["auth_method"] == "":
+	return w.assertionRequests(ctx, host, want, func(i int, e control.Event) error {
+		if e.Params["client_id"] != client || e.Detail["auth_method"] == "none" || e.Detail["auth_method"] == "" {
 			return fmt.Errorf("token request %d came from %q authenticated by %q, want %s authenticated", i+1, e.Params["client_id"], e.Detail["auth_method"], client)
 		}
-	}
-	return nil
+		return nil
+	})
 }

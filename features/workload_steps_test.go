@@ -11,6 +11,7 @@ import (
 	"github.com/cucumber/godog"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/mcp-proxy/mcp-proxy/internal/control"
 	"github.com/mcp-proxy/mcp-proxy/internal/stack"
 )
 
@@ -88,6 +89,18 @@ func (w *world) writeWorkloadToken(audience string, expiry time.Time) error {
 // them the JWT bearer grant with an assertion and without any client
 // authentication: no other grant was tried.
 func (w *world) jwtBearerRequests(ctx context.Context, host string, want int) error {
+	return w.assertionRequests(ctx, host, want, func(i int, e control.Event) error {
+		if e.Detail["auth_method"] != "none" || e.Params["client_secret"] != "" || e.Params["client_assertion"] != "" {
+			return fmt.Errorf("token request %d authenticated the client (%q); a workload presents its JWT alone", i+1, e.Detail["auth_method"])
+		}
+		return nil
+	})
+}
+
+// assertionRequests checks that host received want token requests, each
+// the JWT bearer grant with an assertion and nothing else, and each as
+// client says.
+func (w *world) assertionRequests(ctx context.Context, host string, want int, client func(i int, e control.Event) error) error {
 	evs, err := w.events(ctx, host, "token")
 	if err != nil {
 		return err
@@ -101,8 +114,9 @@ func (w *world) jwtBearerRequests(ctx context.Context, host string, want int) er
 			return fmt.Errorf("token request %d used the grant %q, want only %s", i+1, e.Params["grant_type"], jwtBearer)
 		case e.Params["assertion"] == "":
 			return fmt.Errorf("token request %d carried no assertion", i+1)
-		case e.Detail["auth_method"] != "none" || e.Params["client_secret"] != "" || e.Params["client_assertion"] != "":
-			return fmt.Errorf("token request %d authenticated the client (%q); a workload presents its JWT alone", i+1, e.Detail["auth_method"])
+		}
+		if err := client(i, e); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -151,13 +151,9 @@ func (s *Server) verifyOwnIDToken(raw, client string, now time.Time) (*idClaims,
 // expired, with a sub; a resource in the request must be the ID-JAG's.
 // No refresh token: the client asks the identity provider again.
 func (s *Server) grantIDJAG(form url.Values, c *clientInfo, jkt string, now time.Time) (*tokenResponse, *issued, *oauthError) {
-	raw := form.Get("assertion")
-	if raw == "" {
-		return nil, nil, errf("invalid_request", "assertion is missing (RFC 7523 §2.1)")
-	}
-	tok, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.ES256, jose.RS256})
-	if err != nil {
-		return nil, nil, errf("invalid_grant", "the assertion is not a JWT signed with ES256 or RS256: %v", err)
+	tok, oe := parseAssertion(form)
+	if oe != nil {
+		return nil, nil, oe
 	}
 	if typ, _ := tok.Headers[0].ExtraHeaders[jose.HeaderType].(string); typ != typIDJAG {
 		return nil, nil, errf("invalid_grant", "the assertion's typ is %q, not %s: present an ID-JAG", typ, typIDJAG)

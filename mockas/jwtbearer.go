@@ -30,13 +30,9 @@ func presentsClientAuth(r *http.Request, form url.Values) bool {
 // workload presents its JWT again. endpoint is the URL that received the
 // request.
 func (s *Server) grantJWTBearer(form url.Values, endpoint, jkt string, now time.Time) (*tokenResponse, *issued, *oauthError) {
-	raw := form.Get("assertion")
-	if raw == "" {
-		return nil, nil, errf("invalid_request", "assertion is missing (RFC 7523 §2.1)")
-	}
-	tok, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.ES256, jose.RS256})
-	if err != nil {
-		return nil, nil, errf("invalid_grant", "the assertion is not a JWT signed with ES256 or RS256: %v", err)
+	tok, oe := parseAssertion(form)
+	if oe != nil {
+		return nil, nil, oe
 	}
 	var unverified jwt.Claims
 	if err := tok.UnsafeClaimsWithoutVerification(&unverified); err != nil {
@@ -99,4 +95,19 @@ func (s *Server) grantJWTBearer(form url.Values, endpoint, jkt string, now time.
 	}
 	s.st.families[famID] = fam
 	return resp, iss, nil
+}
+
+// parseAssertion reads the assertion of a JWT bearer grant request (RFC
+// 7523 §2.1): present, and a JWT signed with ES256 or RS256. Its claims
+// are the grant's to check.
+func parseAssertion(form url.Values) (*jwt.JSONWebToken, *oauthError) {
+	raw := form.Get("assertion")
+	if raw == "" {
+		return nil, errf("invalid_request", "assertion is missing (RFC 7523 §2.1)")
+	}
+	tok, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.ES256, jose.RS256})
+	if err != nil {
+		return nil, errf("invalid_grant", "the assertion is not a JWT signed with ES256 or RS256: %v", err)
+	}
+	return tok, nil
 }
