@@ -132,7 +132,7 @@ func (f *Flow) redeem(ctx context.Context, p *Pending, q url.Values) (*upstream.
 func (f *Flow) exchange(ctx context.Context, p *Pending, code string, k *dpop.Key) (*oauth2.Token, error) {
 	ctx, span := tracing.Start(ctx, tracing.SpanCodeExchange, trace.SpanKindInternal)
 	defer span.End()
-	tok, err := p.Grant.Exchange(ctx, f.Tokens.Sender(k), p.RedirectURL, code, p.Verifier, f.Credentials.Auth(ctx, &p.Grant))
+	tok, err := p.Grant.Exchange(ctx, dpop.Client(f.HTTP, k, f.Tokens.Nonces(), f.Now), p.RedirectURL, code, p.Verifier, f.Credentials.Auth(ctx, &p.Grant))
 	if span.IsRecording() {
 		result := "success"
 		switch {

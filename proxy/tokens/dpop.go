@@ -39,9 +39,9 @@ func (s *Source) ProofKey(g *upstream.Grant, keep []byte) (*dpop.Key, *apierror.
 	return k, nil
 }
 
-// Sender is the HTTP client of a token request proving possession of k;
+// sender is the HTTP client of a token request proving possession of k;
 // the proxy's own client when k is nil.
-func (s *Source) Sender(k *dpop.Key) *http.Client {
+func (s *Source) sender(k *dpop.Key) *http.Client {
 	return dpop.Client(s.HTTP, k, &s.nonces, s.Now)
 }
 

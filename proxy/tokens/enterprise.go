@@ -80,7 +80,7 @@ func (s *Source) Enterprise(ctx context.Context, g *upstream.Grant, key, subject
 	if e != nil {
 		return nil, e
 	}
-	tok, err := g.JWTBearer(ctx, s.Sender(k), jag, s.Credentials.Auth(ctx, g), s.Now())
+	tok, err := g.JWTBearer(ctx, s.sender(k), jag, s.Credentials.Auth(ctx, g), s.Now())
 	if err != nil {
 		if upstream.IsRefused(err) {
 			return nil, apierror.Wrap(err, apierror.CodeUpstreamAuthorization,

@@ -202,7 +202,7 @@ func (s *Source) refresh(ctx context.Context, key string, t *upstream.Token) (*u
 	if e != nil {
 		return nil, s.failed(ctx, key, cur, e.Err, e)
 	}
-	tok, err := cur.Grant.Refresh(ctx, s.Sender(k), cur.RefreshToken, s.Credentials.Auth(ctx, &cur.Grant), s.Now())
+	tok, err := cur.Grant.Refresh(ctx, s.sender(k), cur.RefreshToken, s.Credentials.Auth(ctx, &cur.Grant), s.Now())
 	if err != nil {
 		if upstream.IsRefused(err) {
 			s.streaks.drop(key)

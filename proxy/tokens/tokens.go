@@ -118,7 +118,7 @@ func (s *Source) ClientCredentials(ctx context.Context, g *upstream.Grant, key, 
 	if e != nil {
 		return nil, e
 	}
-	tok, err := g.ClientCredentials(ctx, s.Sender(k), s.Credentials.Auth(ctx, g), s.Now())
+	tok, err := g.ClientCredentials(ctx, s.sender(k), s.Credentials.Auth(ctx, g), s.Now())
 	if err != nil {
 		if upstream.IsRefused(err) {
 			return nil, apierror.Wrap(err, apierror.CodeUpstreamAuthorization, "The remote authorization server %s refused the route's client credentials.", ASName(g))

@@ -80,7 +80,7 @@ func (s *Source) JWTBearer(ctx context.Context, g *upstream.Grant, key, actor st
 	if e != nil {
 		return nil, e
 	}
-	tok, err := g.JWTBearer(ctx, s.Sender(k), assertion, s.Credentials.Auth(ctx, g), s.Now())
+	tok, err := g.JWTBearer(ctx, s.sender(k), assertion, s.Credentials.Auth(ctx, g), s.Now())
 	if err != nil {
 		if upstream.IsRefused(err) {
 			e := apierror.Wrap(err, apierror.CodeUpstreamAuthorization,
