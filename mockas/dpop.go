@@ -27,20 +27,11 @@ const (
 
 // DPoPNonce returns the nonce the token endpoint requires while
 // Settings.DPoPNonce is on.
-func (s *Server) DPoPNonce() string {
-	s.nonceMu.Lock()
-	defer s.nonceMu.Unlock()
-	return s.dpopNonce
-}
+func (s *Server) DPoPNonce() string { return s.dpopNonce.Get() }
 
 // RotateDPoPNonce replaces the nonce; proofs carrying the old one get
 // use_dpop_nonce from now on.
-func (s *Server) RotateDPoPNonce() string {
-	s.nonceMu.Lock()
-	defer s.nonceMu.Unlock()
-	s.dpopNonce = randomToken()
-	return s.dpopNonce
-}
+func (s *Server) RotateDPoPNonce() string { return s.dpopNonce.Rotate() }
 
 // checkTokenDPoP verifies the DPoP proof of a token request while DPoP is
 // on (RFC 9449 §5) and returns the thumbprint of its key, which the tokens

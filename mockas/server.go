@@ -70,8 +70,7 @@ type Server struct {
 
 	// dpop verifies token requests' DPoP proofs, remembering their jtis.
 	dpop      *dpopcheck.Verifier
-	nonceMu   sync.Mutex
-	dpopNonce string // required in proofs while Settings.DPoPNonce is on
+	dpopNonce dpopcheck.Nonce // required in proofs while Settings.DPoPNonce is on
 
 	mu sync.Mutex
 	st state
@@ -152,7 +151,7 @@ func New(cfg Config) (*Server, error) {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	s.dpop = &dpopcheck.Verifier{Now: s.now, Replay: &dpopcheck.ReplayCache{Now: s.now}}
-	s.dpopNonce = randomToken()
+	s.dpopNonce.Rotate()
 	for name, d := range map[string]time.Duration{"access token TTL": cfg.AccessTokenTTL, "refresh token TTL": cfg.RefreshTokenTTL, "code TTL": cfg.CodeTTL} {
 		if d < 0 {
 			return nil, fmt.Errorf("mockas: %s %v is negative", name, d)

@@ -1,7 +1,6 @@
 package mockmcp
 
 import (
-	"crypto/rand"
 	"errors"
 	"net/http"
 	"strings"
@@ -38,20 +37,11 @@ type LastDPoP struct {
 
 // DPoPNonce returns the nonce proofs must carry while Settings.DPoPNonce is
 // on.
-func (s *Server) DPoPNonce() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.dpopNonce
-}
+func (s *Server) DPoPNonce() string { return s.dpopNonce.Get() }
 
 // RotateDPoPNonce replaces the nonce; proofs carrying the old one get
 // use_dpop_nonce from now on.
-func (s *Server) RotateDPoPNonce() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.dpopNonce = newNonce()
-	return s.dpopNonce
-}
+func (s *Server) RotateDPoPNonce() string { return s.dpopNonce.Rotate() }
 
 // checkDPoP checks a verified token's presentation while Settings.DPoP is
 // on (RFC 9449 §7): the DPoP scheme, a token bound to a key, and a proof of
@@ -163,6 +153,3 @@ func canonicalScheme(st *Settings, scheme string) string {
 	}
 	return ""
 }
-
-// newNonce is a fresh server-chosen nonce (RFC 9449 §8.1: unpredictable).
-func newNonce() string { return rand.Text() }

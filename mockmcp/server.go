@@ -122,8 +122,8 @@ type Server struct {
 	mu        sync.Mutex
 	revoked   map[string]bool
 	seenJTIs  map[string]bool
-	dpopNonce string    // what proofs must carry while Settings.DPoPNonce is on
-	lastDPoP  *LastDPoP // the last request accepted with a DPoP-bound token
+	dpopNonce dpopcheck.Nonce // what proofs must carry while Settings.DPoPNonce is on
+	lastDPoP  *LastDPoP       // the last request accepted with a DPoP-bound token
 
 	// stepHook, when set, is called by the slow tool at its start (step 0)
 	// and after each step's progress notification. Tests use it to hold the
@@ -156,7 +156,7 @@ func New(cfg Config) (*Server, error) {
 		s.now = time.Now
 	}
 	s.dpop = &dpopcheck.Verifier{Now: s.now, Replay: &dpopcheck.ReplayCache{Now: s.now}}
-	s.dpopNonce = newNonce()
+	s.dpopNonce.Rotate()
 	s.mcpPath = resource.Path
 	if s.mcpPath == "" {
 		s.mcpPath = "/"

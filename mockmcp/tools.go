@@ -6,8 +6,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mcp-proxy/mcp-proxy/internal/control"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcp-proxy/mcp-proxy/internal/control"
 )
 
 // WhoAmI is the structured output of the whoami tool: what the server saw in
