@@ -33,6 +33,7 @@ type dpopAS struct {
 	mu         sync.Mutex
 	keys       []string
 	bearerOnly bool
+	dpopAlways bool // answers token_type DPoP even without a proof
 }
 
 func newDPoPAS(t *testing.T) *dpopAS {
@@ -50,7 +51,7 @@ func newDPoPAS(t *testing.T) *dpopAS {
 		}
 		a.mu.Lock()
 		a.keys = append(a.keys, thumb)
-		n, bearer := len(a.keys), a.bearerOnly || thumb == ""
+		n, bearer := len(a.keys), a.bearerOnly || thumb == "" && !a.dpopAlways
 		a.mu.Unlock()
 		typ := "DPoP"
 		if bearer {
@@ -173,5 +174,17 @@ func TestAcquiredCountsGrantAndProof(t *testing.T) {
 	}
 	if want := map[string]float64{"enterprise/dpop": 1, "authorization_code/bearer": 2}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("%s = %v, want %v", metrics.NameTokensAcquired, got, want)
+	}
+}
+
+// TestDPoPTokenWithoutAProofIsRefused: a token the authorization server
+// calls DPoP-bound although the proxy proved no key is refused: the proxy
+// could never present it.
+func TestDPoPTokenWithoutAProofIsRefused(t *testing.T) {
+	src, as, _ := dpopFixture(t)
+	as.dpopAlways = true
+	_, e := src.ClientCredentials(context.Background(), &upstream.Grant{TokenURL: as.srv.URL, ClientID: "c"}, "k", "alice")
+	if e == nil || e.Code != apierror.CodeUpstreamAuthorization || !strings.Contains(e.Message, "issued a DPoP-bound token although the proxy sent no DPoP proof") {
+		t.Fatalf("error %v", e)
 	}
 }
